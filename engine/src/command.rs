@@ -1,0 +1,78 @@
+//! What callers ask of the engine, and why it can refuse.
+
+use flashsale_protocol::{BuyerId, IdempotencyKey, ReservationId, SkuId};
+
+use crate::view::ReservationStatus;
+
+/// A request to hold stock for a buyer: one or more lines, all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveRequest {
+    /// Who is buying.
+    pub buyer: BuyerId,
+    /// `(sku, qty)` lines; at most [`flashsale_protocol::MAX_LINES`], no SKU twice, qty ≥ 1.
+    pub lines: Vec<(SkuId, u32)>,
+    /// Makes retries return the original reservation.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// Why the engine refused a command. Maps one-to-one onto the HTTP contract's problem types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// Unknown SKU.
+    #[error("unknown SKU {0}")]
+    SkuNotFound(SkuId),
+    /// Unknown reservation.
+    #[error("unknown reservation {0}")]
+    ReservationNotFound(ReservationId),
+    /// Unknown order.
+    #[error("unknown order {0}")]
+    OrderNotFound(String),
+    /// Not enough stock for a line.
+    #[error("SKU {sku} is sold out ({available} available)")]
+    SoldOut {
+        /// The SKU that ran out.
+        sku: SkuId,
+        /// Units available when refused.
+        available: u64,
+    },
+    /// Outside the SKU's sale window.
+    #[error("the sale of {sku} is not open")]
+    SaleNotOpen {
+        /// The SKU.
+        sku: SkuId,
+        /// Window start, Unix ms.
+        starts_at_ms: Option<u64>,
+        /// Window end, Unix ms.
+        ends_at_ms: Option<u64>,
+    },
+    /// The buyer would exceed the SKU's per-buyer limit (held + bought + requested).
+    #[error("buyer limit of {limit} for {sku} reached ({already} held or bought)")]
+    BuyerLimit {
+        /// The SKU.
+        sku: SkuId,
+        /// The limit.
+        limit: u32,
+        /// Units the buyer already holds or bought.
+        already: u64,
+    },
+    /// The reservation is not in a state that allows this (e.g. confirm after expiry).
+    #[error("reservation {id} is {}", status.as_str())]
+    InvalidState {
+        /// The reservation.
+        id: ReservationId,
+        /// Its status.
+        status: ReservationStatus,
+    },
+    /// The idempotency key was used before with a different request.
+    #[error("Idempotency-Key was already used with a different request")]
+    IdempotencyMismatch,
+    /// Well-formed but invalid input (qty 0, duplicate lines, stock below committed units…).
+    #[error("{0}")]
+    Invalid(String),
+    /// The log cannot be made durable right now; nothing was acknowledged.
+    #[error("log unavailable: {0}")]
+    Unavailable(String),
+    /// The engine is shutting down or a shard queue is full.
+    #[error("engine busy: {0}")]
+    Busy(String),
+}

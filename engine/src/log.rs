@@ -1,0 +1,85 @@
+//! The interface between shards and a durable write-ahead log.
+//!
+//! Backends live in `flashsale-persistence` (segment files, Postgres); [`memory`] is an
+//! in-process backend for tests. A shard's log is opened and used only on that shard's executor
+//! thread, so its futures need not be `Send`.
+//!
+//! Group commit is driven by the shard runtime: while one `flush` runs, new records wait in the
+//! runtime's buffer; when it returns, everything that arrived meanwhile is appended and flushed
+//! with one more `flush`. A command's result is released only after the flush covering its
+//! records returned `Ok`.
+
+pub mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use flashsale_protocol::ShardId;
+
+/// A boxed future that may hold thread-local state (runs on one executor).
+pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Why the log could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// An I/O error (disk full, permission, …).
+    #[error("log I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The backend (e.g. Postgres) is unreachable or refused the write.
+    #[error("log backend unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data is corrupt beyond the torn tail that recovery cuts.
+    #[error("log corrupt: {0}")]
+    Corrupt(String),
+    /// A record passed to replay could not be applied.
+    #[error("replay failed at seq {seq}: {reason}")]
+    Replay {
+        /// The record's sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Opens each shard's log. Shared by all shards; `open` is called on the shard's own thread.
+pub trait LogBackend: Send + Sync + 'static {
+    /// Opens (creating if needed) the log of `shard` out of `shard_count`.
+    fn open(
+        &self,
+        shard: ShardId,
+        shard_count: u16,
+    ) -> LocalBoxFuture<'static, Result<Box<dyn ShardLog>, LogError>>;
+
+    /// A one-line description for start-up output, e.g. `embedded log in ./flashsale-data`.
+    fn describe(&self) -> String;
+}
+
+/// One shard's write-ahead log and snapshots.
+pub trait ShardLog {
+    /// The latest snapshot: the last sequence number it covers and its bytes.
+    fn load_snapshot(&mut self) -> LocalBoxFuture<'_, Result<Option<(u64, Vec<u8>)>, LogError>>;
+
+    /// Calls `apply(seq, record)` for every durable record with `seq > after`, in order, and
+    /// returns the last sequence number seen (`after` if none). A torn or corrupt tail is cut
+    /// here (never replayed, never fatal); corruption before the tail is an error.
+    fn replay<'a>(
+        &'a mut self,
+        after: u64,
+        apply: &'a mut dyn FnMut(u64, &[u8]) -> Result<(), LogError>,
+    ) -> LocalBoxFuture<'a, Result<u64, LogError>>;
+
+    /// Buffers one encoded record (not durable yet). Sequence numbers are consecutive.
+    fn append(&mut self, seq: u64, record: &[u8]);
+
+    /// Makes every appended record durable. On error the records stay buffered and the next
+    /// `flush` tries them again (the backend must not lose or duplicate them).
+    fn flush(&mut self) -> LocalBoxFuture<'_, Result<(), LogError>>;
+
+    /// Stores a snapshot covering every record up to and including `seq`; records it covers
+    /// may then be removed.
+    fn write_snapshot<'a>(
+        &'a mut self,
+        seq: u64,
+        snapshot: &'a [u8],
+    ) -> LocalBoxFuture<'a, Result<(), LogError>>;
+}

@@ -1,0 +1,4 @@
+//! Atomics used by the lock-free structures. `loom-tests` swaps in loom's by including those
+//! files with its own `sync` module.
+
+pub(crate) use std::sync::atomic;

@@ -1,0 +1,5 @@
+//! `flashsale-loadgen` (being written: see the loadgen issue).
+
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("not written yet")
+}

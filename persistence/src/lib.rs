@@ -1,0 +1,1 @@
+//! Write-ahead log backends (being written: see the persistence issue).

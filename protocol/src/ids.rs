@@ -1,0 +1,316 @@
+//! Identifiers: SKU ids, buyer ids, reservation and order ids, idempotency keys.
+
+use std::fmt;
+
+/// Why a string was refused as an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The identifier is empty.
+    #[error("{kind} must not be empty")]
+    Empty {
+        /// Which kind of identifier.
+        kind: &'static str,
+    },
+    /// The identifier is longer than allowed.
+    #[error("{kind} is longer than {max} bytes")]
+    TooLong {
+        /// Which kind of identifier.
+        kind: &'static str,
+        /// The maximum length in bytes.
+        max: usize,
+    },
+    /// The identifier holds a character outside its alphabet.
+    #[error("{kind} holds a character outside {alphabet}")]
+    BadChar {
+        /// Which kind of identifier.
+        kind: &'static str,
+        /// The allowed alphabet, for the error message.
+        alphabet: &'static str,
+    },
+    /// An opaque id (reservation, order) did not parse.
+    #[error("{kind} is not a valid id")]
+    Malformed {
+        /// Which kind of identifier.
+        kind: &'static str,
+    },
+}
+
+/// Index of a shard (an engine executor owning a subset of SKUs).
+pub type ShardId = u16;
+
+/// A stock-keeping unit id: `[A-Za-z0-9._-]{1,64}`.
+#[derive(
+    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct SkuId(String);
+
+impl SkuId {
+    /// Longest SKU id in bytes.
+    pub const MAX_LEN: usize = 64;
+
+    /// Validates and wraps a SKU id.
+    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        const KIND: &str = "sku";
+        if s.is_empty() {
+            return Err(IdError::Empty { kind: KIND });
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(IdError::TooLong {
+                kind: KIND,
+                max: Self::MAX_LEN,
+            });
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(IdError::BadChar {
+                kind: KIND,
+                alphabet: "[A-Za-z0-9._-]",
+            });
+        }
+        Ok(SkuId(s))
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A buyer id chosen by the storefront (or the JWT `sub`): 1..=128 printable ASCII bytes.
+#[derive(
+    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct BuyerId(String);
+
+impl BuyerId {
+    /// Longest buyer id in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// Validates and wraps a buyer id.
+    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        const KIND: &str = "buyer";
+        if s.is_empty() {
+            return Err(IdError::Empty { kind: KIND });
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(IdError::TooLong {
+                kind: KIND,
+                max: Self::MAX_LEN,
+            });
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(IdError::BadChar {
+                kind: KIND,
+                alphabet: "printable ASCII without spaces",
+            });
+        }
+        Ok(BuyerId(s))
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client-chosen key that makes `POST /v1/reservations` safe to retry: 1..=255 printable bytes.
+#[derive(
+    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Longest key in bytes.
+    pub const MAX_LEN: usize = 255;
+
+    /// Validates and wraps an idempotency key.
+    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        const KIND: &str = "Idempotency-Key";
+        if s.is_empty() {
+            return Err(IdError::Empty { kind: KIND });
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(IdError::TooLong {
+                kind: KIND,
+                max: Self::MAX_LEN,
+            });
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(IdError::BadChar {
+                kind: KIND,
+                alphabet: "printable ASCII without spaces",
+            });
+        }
+        Ok(IdempotencyKey(s))
+    }
+
+    /// The key as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! opaque_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        ///
+        /// Shown to clients as an opaque string (`prefix` + 16 hex digits); the top 16 bits
+        /// name the shard that allocated it.
+        #[derive(
+            Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+        )]
+        #[rkyv(derive(Debug))]
+        pub struct $name(pub u64);
+
+        impl $name {
+            /// Builds an id from the allocating shard and that shard's counter.
+            pub fn compose(shard: ShardId, counter: u64) -> Self {
+                debug_assert!(counter < (1 << 48), "id counter overflow");
+                $name(((shard as u64) << 48) | (counter & ((1 << 48) - 1)))
+            }
+
+            /// The shard that allocated this id (and owns it).
+            pub fn shard(self) -> ShardId {
+                (self.0 >> 48) as ShardId
+            }
+
+            /// The allocating shard's counter value.
+            pub fn counter(self) -> u64 {
+                self.0 & ((1 << 48) - 1)
+            }
+
+            /// Parses the opaque string form.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                let hex = s.strip_prefix($prefix).ok_or(IdError::Malformed { kind: $kind })?;
+                if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(IdError::Malformed { kind: $kind });
+                }
+                u64::from_str_radix(hex, 16)
+                    .map($name)
+                    .map_err(|_| IdError::Malformed { kind: $kind })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{:016x}"), self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+    };
+}
+
+opaque_id!(
+    /// A reservation: stock held for a buyer until confirmed, cancelled or expired.
+    ReservationId, "res_", "reservation id"
+);
+opaque_id!(
+    /// An order: a confirmed reservation.
+    OrderId, "ord_", "order id"
+);
+
+macro_rules! string_id_impls {
+    ($($name:ident),*) => {$(
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", self.0)
+            }
+        }
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                $name::new(s)
+            }
+        }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::new(s).map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+string_id_impls!(SkuId, BuyerId, IdempotencyKey);
+
+macro_rules! opaque_id_serde {
+    ($($name:ident),*) => {$(
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+opaque_id_serde!(ReservationId, OrderId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sku_ids_follow_the_contract_alphabet() {
+        assert!(SkuId::new("tee-XL_2026.red").is_ok());
+        assert_eq!(SkuId::new(""), Err(IdError::Empty { kind: "sku" }));
+        assert!(matches!(SkuId::new("a/b"), Err(IdError::BadChar { .. })));
+        assert!(matches!(
+            SkuId::new("x".repeat(65)),
+            Err(IdError::TooLong { .. })
+        ));
+        assert!(SkuId::new("x".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn opaque_ids_round_trip_and_name_their_shard() {
+        let id = ReservationId::compose(3, 42);
+        assert_eq!(id.shard(), 3);
+        assert_eq!(id.counter(), 42);
+        let s = id.to_string();
+        assert_eq!(s, "res_000300000000002a");
+        assert_eq!(ReservationId::parse(&s), Ok(id));
+        assert!(ReservationId::parse("ord_000300000000002a").is_err());
+        assert!(ReservationId::parse("res_xyz").is_err());
+        assert!(OrderId::parse("ord_").is_err());
+    }
+
+    #[test]
+    fn buyer_ids_refuse_control_characters() {
+        assert!(BuyerId::new("alice@example.com").is_ok());
+        assert!(BuyerId::new("a b").is_err());
+        assert!(BuyerId::new("a\nb").is_err());
+    }
+}

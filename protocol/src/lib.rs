@@ -1,0 +1,15 @@
+//! Domain types and wire formats shared by the write-ahead log and the QUIC stock stream.
+//!
+//! This crate is pure: no I/O, no clock, no crate of ours. Everything that crosses a process
+//! boundary (log records on disk or in Postgres, stream frames) is defined and validated here.
+
+pub mod codec;
+pub mod event;
+pub mod ids;
+
+pub use codec::{decode_record, encode_record, DecodeError, RECORD_VERSION};
+pub use event::{Event, Line, LogRecord, ReleaseReason, SkuSpec};
+pub use ids::{BuyerId, IdError, IdempotencyKey, OrderId, ReservationId, ShardId, SkuId};
+
+/// Maximum number of lines in one reservation.
+pub const MAX_LINES: usize = 32;

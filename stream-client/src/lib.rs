@@ -1,0 +1,1 @@
+//! QUIC stock stream client (being written: see the stream issue).

@@ -1,12 +1,13 @@
-//! Encoding of log records: a version tag followed by an rkyv archive, validated on decode.
+//! Encoding of log records: a header (version tag, archive length) followed by an rkyv archive,
+//! validated on decode.
 
 use crate::event::LogRecord;
 
 /// Version of the log record layout. Bump when [`LogRecord`] changes shape.
 pub const RECORD_VERSION: u16 = 1;
 
-/// Length of the version header in front of the archive.
-const HEADER_LEN: usize = 2;
+/// Length of the header in front of the archive: version (u16 LE) and archive length (u32 LE).
+const HEADER_LEN: usize = 6;
 
 /// Why bytes could not be decoded into a record.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,14 @@ pub enum DecodeError {
         /// The version found.
         found: u16,
     },
+    /// The archive is not as long as its header says (truncated or padded).
+    #[error("record length {actual} does not match its header ({header})")]
+    Length {
+        /// Length from the header.
+        header: usize,
+        /// Bytes actually present after the header.
+        actual: usize,
+    },
     /// The archive failed validation (corrupt or truncated bytes).
     #[error("invalid record archive: {0}")]
     Invalid(String),
@@ -38,7 +47,9 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) -> Result<(), Encode
     let archive =
         rkyv::to_bytes::<rkyv::rancor::Error>(record).map_err(|e| EncodeError(e.to_string()))?;
     out.reserve(HEADER_LEN + archive.len());
+    let len = u32::try_from(archive.len()).map_err(|_| EncodeError("record too large".into()))?;
     out.extend_from_slice(&RECORD_VERSION.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&archive);
     Ok(())
 }
@@ -51,6 +62,13 @@ pub fn decode_record(bytes: &[u8]) -> Result<LogRecord, DecodeError> {
     let found = u16::from_le_bytes([bytes[0], bytes[1]]);
     if found != RECORD_VERSION {
         return Err(DecodeError::Version { found });
+    }
+    let len = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize;
+    if bytes.len() - HEADER_LEN != len {
+        return Err(DecodeError::Length {
+            header: len,
+            actual: bytes.len() - HEADER_LEN,
+        });
     }
     // rkyv needs the archive aligned; copying into an aligned buffer keeps any input safe.
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len() - HEADER_LEN);

@@ -55,6 +55,9 @@ pub enum ReleaseReason {
 pub struct Group {
     /// Bit `i` set = shard `i` holds a part of this reservation. The home shard is `id.shard()`.
     pub shards_mask: u64,
+    /// Bit `i` set = line `i` of the original request is held by this part (lines of a part
+    /// are stored in request order), so the full reservation can be reassembled in request order.
+    pub line_positions: u64,
 }
 
 /// A fact logged by a shard. Applying the same events in the same order yields the same state.

@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod event;
 pub mod ids;
+pub mod stream;
 
 pub use codec::{decode_record, encode_record, DecodeError, RECORD_VERSION};
 pub use event::{Event, Line, LogRecord, ReleaseReason, SkuSpec};

@@ -1,0 +1,252 @@
+//! The quinn endpoint: accepts connections and runs a session task per connection.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flashsale_protocol::stream::ErrorCode;
+use quinn::crypto::rustls::QuicServerConfig;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::session::{run_connection, Shared};
+use super::{StockHub, StreamConfig, StreamError, TlsIdentity};
+use crate::auth::Tokens;
+
+/// How long connections get to say goodbye at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Live counters of a stream server (shared with its connections).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) active: AtomicU64,
+    pub(crate) refused_busy: AtomicU64,
+    pub(crate) unauthorized: AtomicU64,
+    pub(crate) protocol_errors: AtomicU64,
+    pub(crate) updates_sent: AtomicU64,
+    pub(crate) coalesced_batches: AtomicU64,
+    pub(crate) heartbeats_sent: AtomicU64,
+    pub(crate) snapshots_sent: AtomicU64,
+    pub(crate) resumes: AtomicU64,
+}
+
+/// A copy of [`ServerStats`] at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerStatsSnapshot {
+    /// Connections accepted (handshake started).
+    pub accepted: u64,
+    /// Connections currently open.
+    pub active: u64,
+    /// Connections refused because `max_connections` was reached.
+    pub refused_busy: u64,
+    /// Handshakes refused for an unknown token.
+    pub unauthorized: u64,
+    /// Connections closed for a malformed, oversized or unexpected frame.
+    pub protocol_errors: u64,
+    /// Update frames sent.
+    pub updates_sent: u64,
+    /// Times a lagging connection was served the latest value per SKU.
+    pub coalesced_batches: u64,
+    /// Heartbeats sent.
+    pub heartbeats_sent: u64,
+    /// Snapshots sent (handshakes without a usable resume point).
+    pub snapshots_sent: u64,
+    /// Handshakes resumed from the history.
+    pub resumes: u64,
+}
+
+impl ServerStats {
+    /// The current values.
+    pub fn snapshot(&self) -> ServerStatsSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ServerStatsSnapshot {
+            accepted: l(&self.accepted),
+            active: l(&self.active),
+            refused_busy: l(&self.refused_busy),
+            unauthorized: l(&self.unauthorized),
+            protocol_errors: l(&self.protocol_errors),
+            updates_sent: l(&self.updates_sent),
+            coalesced_batches: l(&self.coalesced_batches),
+            heartbeats_sent: l(&self.heartbeats_sent),
+            snapshots_sent: l(&self.snapshots_sent),
+            resumes: l(&self.resumes),
+        }
+    }
+}
+
+/// A bound stream server: its address and certificate fingerprint are known; call
+/// [`StreamServer::run`] to serve.
+#[derive(Debug)]
+pub struct StreamServer {
+    endpoint: quinn::Endpoint,
+    local_addr: SocketAddr,
+    identity: TlsIdentity,
+    config: StreamConfig,
+    stats: Arc<ServerStats>,
+}
+
+fn transport(config: &StreamConfig) -> Result<quinn::TransportConfig, StreamError> {
+    let mut t = quinn::TransportConfig::default();
+    let idle = quinn::IdleTimeout::try_from(config.idle_timeout)
+        .map_err(|_| StreamError::Config("idle timeout too large".into()))?;
+    let window = |v: u64| {
+        quinn::VarInt::from_u64(v).map_err(|_| StreamError::Config("window too large".into()))
+    };
+    // Clients send a handful of small frames; one stream each.
+    let recv_window = (config.max_frame_len as u64 + 4).clamp(64 << 10, 4 << 20);
+    t.max_concurrent_bidi_streams(1u8.into())
+        .max_concurrent_uni_streams(0u8.into())
+        .stream_receive_window(window(recv_window)?)
+        .receive_window(window(recv_window)?)
+        .send_window(config.send_window_bytes.max(16 << 10))
+        .max_idle_timeout(Some(idle))
+        .keep_alive_interval(Some(config.idle_timeout / 4));
+    Ok(t)
+}
+
+impl StreamServer {
+    /// Loads or generates the certificate and binds the UDP socket. Must run inside a tokio
+    /// runtime.
+    pub fn bind(config: StreamConfig) -> Result<StreamServer, StreamError> {
+        if config.heartbeat.is_zero() {
+            return Err(StreamError::Config("heartbeat interval must be > 0".into()));
+        }
+        let identity = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => TlsIdentity::from_pem_files(cert, key)?,
+            (None, None) => {
+                let mut names = vec!["localhost".to_string()];
+                let ip = config.addr.ip();
+                if ip.is_unspecified() {
+                    names.push("127.0.0.1".into());
+                    names.push("::1".into());
+                } else {
+                    names.push(ip.to_string());
+                }
+                names.extend(config.self_signed_names.iter().cloned());
+                TlsIdentity::self_signed(names)?
+            }
+            _ => {
+                return Err(StreamError::Config(
+                    "--tls-cert and --tls-key must be given together".into(),
+                ))
+            }
+        };
+        let crypto = QuicServerConfig::try_from(identity.server_crypto()?)
+            .map_err(|e| StreamError::Tls(e.to_string()))?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        server_config.transport_config(Arc::new(transport(&config)?));
+        let endpoint = quinn::Endpoint::server(server_config, config.addr).map_err(|source| {
+            StreamError::Bind {
+                addr: config.addr,
+                source,
+            }
+        })?;
+        let local_addr = endpoint.local_addr().map_err(|source| StreamError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        Ok(StreamServer {
+            endpoint,
+            local_addr,
+            identity,
+            config,
+            stats: Arc::new(ServerStats::default()),
+        })
+    }
+
+    /// The UDP address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// SHA-256 of the server certificate (lowercase hex), for `flashsale watch --fingerprint`.
+    pub fn fingerprint(&self) -> String {
+        self.identity.fingerprint()
+    }
+
+    /// Whether the certificate was generated at start.
+    pub fn is_self_signed(&self) -> bool {
+        self.identity.self_signed
+    }
+
+    /// The server certificate chain as PEM (usable as a client `--ca` file).
+    pub fn certificate_pem(&self) -> String {
+        self.identity.certificate_pem()
+    }
+
+    /// Live counters; stays valid after `run` consumed the server.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection with
+    /// [`ErrorCode::ServerShutdown`] (clients reconnect and resume elsewhere or later) and waits
+    /// briefly for them to go.
+    pub async fn run(
+        self,
+        hub: Arc<StockHub>,
+        tokens: Tokens,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), StreamError> {
+        let pump = hub.spawn_pump();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            hub,
+            tokens,
+            config: self.config.clone(),
+            stop: stop_rx,
+            stats: Arc::clone(&self.stats),
+        });
+        let mut sessions = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    if sessions.len() >= self.config.max_connections {
+                        self.stats.refused_busy.fetch_add(1, Ordering::Relaxed);
+                        incoming.refuse();
+                        continue;
+                    }
+                    sessions.spawn(run_connection(incoming, Arc::clone(&shared)));
+                }
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            }
+        }
+        tracing::info!("stock stream shutting down");
+        self.endpoint.set_server_config(None);
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            sessions.abort_all();
+        }
+        self.endpoint.close(
+            ErrorCode::ServerShutdown.as_u32().into(),
+            b"server shutting down",
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        pump.abort();
+        Ok(())
+    }
+}
+
+/// Binds and runs a stream server until `shutdown` completes (see [`StreamServer`] to print the
+/// address and fingerprint first).
+pub async fn serve(
+    config: StreamConfig,
+    hub: Arc<StockHub>,
+    tokens: Tokens,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let server = StreamServer::bind(config)?;
+    tracing::info!(addr = %server.local_addr(), fingerprint = %server.fingerprint(), "stock stream listening");
+    server.run(hub, tokens, shutdown).await?;
+    Ok(())
+}

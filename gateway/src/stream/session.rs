@@ -1,0 +1,382 @@
+//! One client connection: handshake, snapshot or resume, then updates and heartbeats.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flashsale_protocol::stream::{
+    encode_frame, ClientFrame, ErrorCode, FrameDecoder, ServerFrame, Subscription,
+    PROTOCOL_VERSION, SNAPSHOT_CHUNK,
+};
+use quinn::{RecvStream, SendStream};
+use tokio::sync::watch;
+
+use super::hub::unix_micros;
+use super::server::ServerStats;
+use super::{StockHub, StreamConfig};
+use crate::auth::Tokens;
+
+/// History entries a connection scans per hub read (bounds lock hold time and batch size).
+const MAX_SCAN: usize = 1024;
+
+/// Largest frame accepted before the client authenticated (a `Hello` with a maximal token is
+/// ~1.1 KiB), so unauthenticated peers cannot make the server buffer much.
+const MAX_HELLO_LEN: usize = 8 << 10;
+
+/// How long the server tries to deliver an `Error` frame before closing anyway.
+const ERROR_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// State shared by every connection of a server.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) hub: Arc<StockHub>,
+    pub(crate) tokens: Tokens,
+    pub(crate) config: StreamConfig,
+    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) stats: Arc<ServerStats>,
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+struct End {
+    code: ErrorCode,
+    message: String,
+    /// Whether the peer can still be told (false when the connection is already gone).
+    tell_peer: bool,
+}
+
+impl End {
+    fn new(code: ErrorCode, message: impl Into<String>) -> End {
+        End {
+            code,
+            message: message.into(),
+            tell_peer: true,
+        }
+    }
+
+    fn gone(message: impl Into<String>) -> End {
+        End {
+            code: ErrorCode::Normal,
+            message: message.into(),
+            tell_peer: false,
+        }
+    }
+}
+
+/// Reads client frames from the stream through the sans-IO decoder.
+struct FrameReader {
+    recv: RecvStream,
+    decoder: FrameDecoder<ClientFrame>,
+    buf: Box<[u8]>,
+}
+
+impl FrameReader {
+    /// The next frame, or `None` when the client finished its side of the stream.
+    async fn next(&mut self) -> Result<Option<ClientFrame>, End> {
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(frame)) => return Ok(Some(frame)),
+                Ok(None) => {}
+                Err(e) => return Err(End::new(e.code(), e.to_string())),
+            }
+            match self.recv.read(&mut self.buf).await {
+                Ok(Some(n)) => {
+                    let Some(bytes) = self.buf.get(..n) else {
+                        return Err(End::new(ErrorCode::Internal, "read past buffer"));
+                    };
+                    self.decoder.feed(bytes);
+                }
+                Ok(None) => {
+                    if self.decoder.buffered() > 0 {
+                        return Err(End::new(
+                            ErrorCode::MalformedFrame,
+                            "stream ended inside a frame",
+                        ));
+                    }
+                    return Ok(None);
+                }
+                Err(e) => return Err(End::gone(format!("read failed: {e}"))),
+            }
+        }
+    }
+}
+
+fn encode(frame: &ServerFrame) -> Result<Vec<u8>, End> {
+    let mut out = Vec::new();
+    encode_frame(frame, flashsale_protocol::stream::MAX_FRAME_LEN, &mut out)
+        .map_err(|e| End::new(ErrorCode::Internal, format!("cannot encode a frame: {e}")))?;
+    Ok(out)
+}
+
+async fn write(send: &mut SendStream, bytes: &[u8]) -> Result<(), End> {
+    send.write_all(bytes)
+        .await
+        .map_err(|e| End::gone(format!("write failed: {e}")))
+}
+
+/// Accepts the connection, runs the session, closes with the session's code.
+pub(crate) async fn run_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::debug!(%remote, error = %e, "stream handshake failed");
+            return;
+        }
+    };
+    shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+    shared.stats.active.fetch_add(1, Ordering::Relaxed);
+    let end = session(&conn, &shared).await;
+    shared.stats.active.fetch_sub(1, Ordering::Relaxed);
+    match end.code {
+        ErrorCode::MalformedFrame | ErrorCode::FrameTooLarge | ErrorCode::ProtocolViolation => {
+            shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        ErrorCode::Unauthorized => {
+            shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+    tracing::debug!(%remote, code = %end.code, message = %end.message, "stream connection ended");
+    let mut reason = end.message.into_bytes();
+    reason.truncate(512);
+    conn.close(end.code.as_u32().into(), &reason);
+}
+
+async fn session(conn: &quinn::Connection, shared: &Shared) -> End {
+    let timeout = shared.config.handshake_timeout;
+    let (mut send, recv) = match tokio::time::timeout(timeout, conn.accept_bi()).await {
+        Err(_) => {
+            return End::new(ErrorCode::HandshakeTimeout, "no stream opened in time");
+        }
+        Ok(Err(e)) => return End::gone(format!("connection lost: {e}")),
+        Ok(Ok(streams)) => streams,
+    };
+    let mut reader = FrameReader {
+        recv,
+        decoder: FrameDecoder::new(MAX_HELLO_LEN.min(shared.config.max_frame_len)),
+        buf: vec![0u8; 16 << 10].into_boxed_slice(),
+    };
+    let end = converse(&mut send, &mut reader, shared).await;
+    if end.tell_peer && end.code != ErrorCode::Normal {
+        // Best effort: the close code and reason carry the same information.
+        if let Ok(bytes) = encode(&ServerFrame::Error {
+            code: end.code.as_u32(),
+            message: end.message.clone(),
+        }) {
+            let _ = tokio::time::timeout(ERROR_FLUSH_TIMEOUT, send.write_all(&bytes)).await;
+            let _ = send.finish();
+            let _ = tokio::time::timeout(ERROR_FLUSH_TIMEOUT, send.stopped()).await;
+        }
+    }
+    end
+}
+
+async fn with_timeout<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, End>>,
+) -> Result<T, End> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| End::new(ErrorCode::HandshakeTimeout, format!("no {what} in time")))?
+}
+
+async fn converse(send: &mut SendStream, reader: &mut FrameReader, shared: &Shared) -> End {
+    match converse_inner(send, reader, shared).await {
+        Ok(end) | Err(end) => end,
+    }
+}
+
+async fn converse_inner(
+    send: &mut SendStream,
+    reader: &mut FrameReader,
+    shared: &Shared,
+) -> Result<End, End> {
+    let hub = &shared.hub;
+    let limit = shared.config.handshake_timeout;
+
+    // 1. Hello.
+    let (version, resume_from) = match with_timeout(limit, "Hello", reader.next()).await? {
+        None => return Ok(End::gone("client left before Hello")),
+        Some(ClientFrame::Hello {
+            version,
+            token,
+            resume_from,
+        }) => {
+            if version == 0 {
+                return Err(End::new(
+                    ErrorCode::UnsupportedVersion,
+                    format!(
+                        "version {version} is not supported (server speaks {PROTOCOL_VERSION})"
+                    ),
+                ));
+            }
+            if shared.tokens.role_of(&token).is_none() {
+                return Err(End::new(ErrorCode::Unauthorized, "unknown token"));
+            }
+            reader.decoder.set_max_len(shared.config.max_frame_len);
+            (version.min(PROTOCOL_VERSION), resume_from)
+        }
+        Some(other) => {
+            return Err(End::new(
+                ErrorCode::ProtocolViolation,
+                format!("expected Hello, got {}", frame_name(&other)),
+            ))
+        }
+    };
+    let heartbeat_ms = u32::try_from(shared.config.heartbeat.as_millis()).unwrap_or(u32::MAX);
+    write(
+        send,
+        &encode(&ServerFrame::Welcome {
+            version,
+            epoch: hub.epoch(),
+            head_seq: hub.head_seq(),
+            heartbeat_ms,
+        })?,
+    )
+    .await?;
+
+    // 2. Subscribe.
+    let subscription = match with_timeout(limit, "Subscribe", reader.next()).await? {
+        None => return Ok(End::gone("client left before Subscribe")),
+        Some(ClientFrame::Subscribe { subscription }) => subscription,
+        Some(other) => {
+            return Err(End::new(
+                ErrorCode::ProtocolViolation,
+                format!("expected Subscribe, got {}", frame_name(&other)),
+            ))
+        }
+    };
+
+    // 3. Resume or snapshot.
+    let resumable = resume_from
+        .filter(|rp| rp.epoch == hub.epoch() && hub.can_resume_from(rp.seq))
+        .map(|rp| rp.seq);
+    let (cursor, replaying) = match resumable {
+        Some(seq) => {
+            shared.stats.resumes.fetch_add(1, Ordering::Relaxed);
+            write(send, &encode(&ServerFrame::Resumed { seq })?).await?;
+            (seq, true)
+        }
+        None => {
+            let snap = hub.snapshot(&subscription);
+            let mut parts = snap.entries.chunks(SNAPSHOT_CHUNK).peekable();
+            if parts.peek().is_none() {
+                write(
+                    send,
+                    &encode(&ServerFrame::Snapshot {
+                        seq: snap.seq,
+                        levels: Vec::new(),
+                        last: true,
+                    })?,
+                )
+                .await?;
+            }
+            while let Some(part) = parts.next() {
+                let frame = ServerFrame::Snapshot {
+                    seq: snap.seq,
+                    levels: part.iter().map(|e| e.level()).collect(),
+                    last: parts.peek().is_none(),
+                };
+                write(send, &encode(&frame)?).await?;
+            }
+            shared.stats.snapshots_sent.fetch_add(1, Ordering::Relaxed);
+            (snap.seq, false)
+        }
+    };
+
+    // 4. Stream until the client misbehaves or leaves, or the server stops.
+    let mut stop = shared.stop.clone();
+    let mut client_done = false;
+    let writer = stream_updates(send, shared, &subscription, cursor, replaying);
+    tokio::pin!(writer);
+    loop {
+        tokio::select! {
+            end = &mut writer => return end,
+            frame = reader.next(), if !client_done => match frame? {
+                // The client half-closed its side; keep streaming until it closes the connection.
+                None => client_done = true,
+                Some(other) => {
+                    return Err(End::new(
+                        ErrorCode::ProtocolViolation,
+                        format!("unexpected {} after Subscribe", frame_name(&other)),
+                    ))
+                }
+            },
+            _ = stop.wait_for(|stopped| *stopped) => {
+                return Ok(End::new(ErrorCode::ServerShutdown, "server shutting down"));
+            }
+        }
+    }
+}
+
+fn frame_name(frame: &ClientFrame) -> &'static str {
+    match frame {
+        ClientFrame::Hello { .. } => "Hello",
+        ClientFrame::Subscribe { .. } => "Subscribe",
+    }
+}
+
+/// Sends every update after `cursor` (coalesced when the client lags), and heartbeats when idle.
+async fn stream_updates(
+    send: &mut SendStream,
+    shared: &Shared,
+    subscription: &Subscription,
+    mut cursor: u64,
+    mut replaying: bool,
+) -> Result<End, End> {
+    let hub = &shared.hub;
+    let stats = &shared.stats;
+    let mut head_rx = hub.subscribe_head();
+    let mut ticker = tokio::time::interval(shared.config.heartbeat);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut sent_since_tick = false;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    loop {
+        head_rx.borrow_and_update();
+        loop {
+            let lag_limit = (!replaying).then_some(shared.config.lag_limit);
+            let batch = hub.read_since(cursor, subscription, lag_limit, MAX_SCAN);
+            if batch.coalesced {
+                stats.coalesced_batches.fetch_add(1, Ordering::Relaxed);
+            }
+            debug_assert!(batch.entries.iter().all(|e| e.seq > cursor));
+            debug_assert!(batch.entries.windows(2).all(|w| w[0].seq < w[1].seq));
+            if !batch.entries.is_empty() {
+                chunks.clear();
+                chunks.extend(batch.entries.iter().map(|e| e.frame.clone()));
+                let n = chunks.len() as u64;
+                send.write_all_chunks(&mut chunks)
+                    .await
+                    .map_err(|e| End::gone(format!("write failed: {e}")))?;
+                stats.updates_sent.fetch_add(n, Ordering::Relaxed);
+                sent_since_tick = true;
+            }
+            let progressed = batch.cursor > cursor;
+            cursor = batch.cursor;
+            if !progressed {
+                // Caught up with the head.
+                replaying = false;
+                break;
+            }
+        }
+        tokio::select! {
+            changed = head_rx.changed() => {
+                if changed.is_err() {
+                    return Ok(End::new(ErrorCode::ServerShutdown, "stock hub stopped"));
+                }
+            }
+            _ = ticker.tick() => {
+                if !sent_since_tick {
+                    let beat = encode(&ServerFrame::Heartbeat { seq: cursor, server_time_us: unix_micros() })?;
+                    write(send, &beat).await?;
+                    stats.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                sent_since_tick = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! One connection to the stream server: handshake, snapshot or resume, then frames.
+
+use std::time::Duration;
+
+use flashsale_protocol::stream::{
+    encode_frame, ClientFrame, FrameDecoder, LevelEntry, ResumePoint, ServerFrame, PROTOCOL_VERSION,
+};
+
+use crate::{ClientError, ClientOptions, Connector};
+
+/// How a session started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionStart {
+    /// A full picture of the subscribed SKUs as of `seq` (replaces any state the caller had).
+    Snapshot {
+        /// Every change up to this sequence number is reflected.
+        seq: u64,
+        /// Counts per SKU, sorted by SKU.
+        levels: Vec<LevelEntry>,
+    },
+    /// The server still had the resume point: updates after `seq` follow, nothing was missed.
+    Resumed {
+        /// The resume point, echoed.
+        seq: u64,
+    },
+}
+
+/// An open, subscribed connection.
+#[derive(Debug)]
+pub struct Session {
+    conn: quinn::Connection,
+    // Kept open: finishing it is allowed but dropping it early would reset it.
+    _send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    decoder: FrameDecoder<ServerFrame>,
+    buf: Box<[u8]>,
+    epoch: u64,
+    head_at_welcome: u64,
+    silence_limit: Duration,
+}
+
+impl Session {
+    /// Connects, authenticates and subscribes per `options`, resuming after `resume` if given.
+    pub async fn open(
+        connector: &Connector,
+        options: &ClientOptions,
+        resume: Option<ResumePoint>,
+    ) -> Result<(Session, SessionStart), ClientError> {
+        tokio::time::timeout(
+            options.connect_timeout,
+            Self::open_inner(connector, options, resume),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout("the connection and handshake"))?
+    }
+
+    async fn open_inner(
+        connector: &Connector,
+        options: &ClientOptions,
+        resume: Option<ResumePoint>,
+    ) -> Result<(Session, SessionStart), ClientError> {
+        let addr = options.resolve().await?;
+        let conn = connector.connect(addr, &options.tls_name()).await?;
+        let (mut send, recv) = conn.open_bi().await?;
+        let mut out = Vec::new();
+        let frames = [
+            ClientFrame::Hello {
+                version: PROTOCOL_VERSION,
+                token: options.token.clone(),
+                resume_from: resume,
+            },
+            ClientFrame::Subscribe {
+                subscription: options.subscription.clone(),
+            },
+        ];
+        for frame in &frames {
+            encode_frame(frame, options.max_frame_len, &mut out)
+                .map_err(|e| ClientError::Config(e.to_string()))?;
+        }
+        send.write_all(&out).await.map_err(write_error)?;
+        let mut session = Session {
+            conn,
+            _send: send,
+            recv,
+            decoder: FrameDecoder::new(options.max_frame_len),
+            buf: vec![0u8; 64 << 10].into_boxed_slice(),
+            epoch: 0,
+            head_at_welcome: 0,
+            silence_limit: options.connect_timeout,
+        };
+        match session.next_frame().await? {
+            ServerFrame::Welcome {
+                epoch,
+                head_seq,
+                heartbeat_ms,
+                ..
+            } => {
+                session.epoch = epoch;
+                session.head_at_welcome = head_seq;
+                // Three missed heartbeats (plus slack) mean the server is gone.
+                session.silence_limit =
+                    Duration::from_millis(u64::from(heartbeat_ms).saturating_mul(3))
+                        + Duration::from_secs(2);
+            }
+            other => return Err(unexpected("Welcome", &other)),
+        }
+        let start = match session.next_frame().await? {
+            ServerFrame::Resumed { seq } => SessionStart::Resumed { seq },
+            ServerFrame::Snapshot { seq, levels, last } => {
+                let mut all = levels;
+                let mut done = last;
+                while !done {
+                    match session.next_frame().await? {
+                        ServerFrame::Snapshot {
+                            seq: part_seq,
+                            levels,
+                            last,
+                        } if part_seq == seq => {
+                            all.extend(levels);
+                            done = last;
+                        }
+                        other => return Err(unexpected("the rest of the Snapshot", &other)),
+                    }
+                }
+                SessionStart::Snapshot { seq, levels: all }
+            }
+            other => return Err(unexpected("Snapshot or Resumed", &other)),
+        };
+        if let (Some(rp), SessionStart::Resumed { seq }) = (resume, &start) {
+            if rp.seq != *seq {
+                return Err(ClientError::Protocol(format!(
+                    "asked to resume after {} but the server resumed after {seq}",
+                    rp.seq
+                )));
+            }
+        }
+        Ok((session, start))
+    }
+
+    /// The server's sequence epoch (part of a [`ResumePoint`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The server's newest sequence number when it welcomed this session.
+    pub fn head_at_welcome(&self) -> u64 {
+        self.head_at_welcome
+    }
+
+    /// The underlying connection (for stats).
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
+    /// The next frame. An `Error` frame or a close from the server becomes
+    /// [`ClientError::Closed`]; silence for three heartbeat intervals a [`ClientError::Timeout`].
+    pub async fn next_frame(&mut self) -> Result<ServerFrame, ClientError> {
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(ServerFrame::Error { code, message })) => {
+                    return Err(ClientError::closed(u64::from(code), message))
+                }
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => {}
+                Err(e) => {
+                    let err = ClientError::Protocol(e.to_string());
+                    self.conn
+                        .close(e.code().as_u32().into(), e.to_string().as_bytes());
+                    return Err(err);
+                }
+            }
+            let read = tokio::time::timeout(self.silence_limit, self.recv.read(&mut self.buf))
+                .await
+                .map_err(|_| ClientError::Timeout("a frame or heartbeat from the server"))?;
+            match read {
+                Ok(Some(n)) => {
+                    let bytes = self
+                        .buf
+                        .get(..n)
+                        .ok_or_else(|| ClientError::Protocol("read past buffer".into()))?;
+                    self.decoder.feed(bytes);
+                }
+                Ok(None) => {
+                    // The server finished its side: the close (with its code) follows.
+                    let reason =
+                        tokio::time::timeout(Duration::from_secs(2), self.conn.closed()).await;
+                    return Err(match reason {
+                        Ok(e) => e.into(),
+                        Err(_) => ClientError::Protocol("server ended the stream".into()),
+                    });
+                }
+                Err(quinn::ReadError::ConnectionLost(e)) => return Err(e.into()),
+                Err(e) => return Err(ClientError::Connection(e.to_string())),
+            }
+        }
+    }
+
+    /// Closes the connection politely.
+    pub fn close(&self) {
+        self.conn.close(0u8.into(), b"bye");
+    }
+}
+
+fn write_error(e: quinn::WriteError) -> ClientError {
+    match e {
+        quinn::WriteError::ConnectionLost(e) => e.into(),
+        other => ClientError::Connection(other.to_string()),
+    }
+}
+
+fn unexpected(wanted: &str, got: &ServerFrame) -> ClientError {
+    let name = match got {
+        ServerFrame::Welcome { .. } => "Welcome",
+        ServerFrame::Error { .. } => "Error",
+        ServerFrame::Snapshot { .. } => "Snapshot",
+        ServerFrame::Resumed { .. } => "Resumed",
+        ServerFrame::Update(_) => "Update",
+        ServerFrame::Heartbeat { .. } => "Heartbeat",
+    };
+    ClientError::Protocol(format!("expected {wanted}, got {name}"))
+}

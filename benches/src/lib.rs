@@ -1,1 +1,86 @@
-//! Criterion benchmarks live in `benches/`; this library holds shared fixtures.
+//! Fixtures shared by the criterion benchmarks in `benches/`: SKU specs, shards and engines set up
+//! the same way for every measurement.
+
+use std::sync::Arc;
+
+use flashsale_engine::log::memory::MemoryBackend;
+use flashsale_engine::shard::{shard_of, EventSink, NullSink, Shard};
+use flashsale_engine::{Engine, EngineConfig, SystemClock};
+use flashsale_protocol::{encode_record, BuyerId, LogRecord, SkuId, SkuSpec};
+
+/// A SKU id, built from a literal the benches know to be valid.
+pub fn sku(s: &str) -> SkuId {
+    match SkuId::new(s) {
+        Ok(id) => id,
+        Err(e) => panic!("bench fixture sku {s:?}: {e}"),
+    }
+}
+
+/// A buyer id, built from a literal the benches know to be valid.
+pub fn buyer(s: &str) -> BuyerId {
+    match BuyerId::new(s) {
+        Ok(id) => id,
+        Err(e) => panic!("bench fixture buyer {s:?}: {e}"),
+    }
+}
+
+/// Settings of a bench SKU: `stock` units, no per-buyer limit, always on sale, 10-minute TTL.
+pub fn spec(id: &SkuId, stock: u64) -> SkuSpec {
+    SkuSpec {
+        sku: id.clone(),
+        name: format!("bench {id}"),
+        price_cents: 1999,
+        stock,
+        per_buyer_limit: None,
+        sale_starts_at_ms: None,
+        sale_ends_at_ms: None,
+        reservation_ttl_ms: 600_000,
+    }
+}
+
+/// A shard owning one SKU with `stock` units.
+pub fn shard_with(id: &SkuId, stock: u64) -> Shard {
+    let mut shard = Shard::new(0);
+    if let Err(e) = shard.upsert_sku(0, spec(id, stock), &mut NullSink) {
+        panic!("bench fixture upsert: {e}");
+    }
+    shard
+}
+
+/// An event sink that encodes every record as the runtime does before logging it.
+#[derive(Debug, Default)]
+pub struct EncodingSink {
+    /// Encoded bytes of the records since the last `clear`.
+    pub bytes: Vec<u8>,
+}
+
+impl EventSink for EncodingSink {
+    fn record(&mut self, record: &LogRecord) {
+        if let Err(e) = encode_record(record, &mut self.bytes) {
+            panic!("bench encode: {e}");
+        }
+    }
+}
+
+/// Starts an engine with `shards` shards on the in-memory log (durable = appended in memory).
+pub fn engine(shards: usize) -> Engine {
+    let mut config = EngineConfig::new(Arc::new(MemoryBackend::new()), Arc::new(SystemClock));
+    config.shards = shards;
+    match Engine::start(config) {
+        Ok(e) => e,
+        Err(e) => panic!("bench engine start: {e}"),
+    }
+}
+
+/// Two SKU ids that live on different shards of a `shards`-shard engine.
+pub fn skus_on_two_shards(shards: usize) -> (SkuId, SkuId) {
+    let first = sku("cross-0");
+    let home = shard_of(&first, shards);
+    for i in 1..10_000 {
+        let other = sku(&format!("cross-{i}"));
+        if shard_of(&other, shards) != home {
+            return (first, other);
+        }
+    }
+    panic!("no two SKUs on different shards among 10,000 candidates")
+}

@@ -19,6 +19,12 @@ use flashsale_protocol::ShardId;
 /// A boxed future that may hold thread-local state (runs on one executor).
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
+/// A stored snapshot: the last sequence number it covers and its bytes.
+pub type StoredSnapshot = (u64, Vec<u8>);
+
+/// The callback replay feeds each record to: `(seq, encoded record)`.
+pub type ReplayFn<'a> = dyn FnMut(u64, &[u8]) -> Result<(), LogError> + 'a;
+
 /// Why the log could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -57,7 +63,7 @@ pub trait LogBackend: Send + Sync + 'static {
 /// One shard's write-ahead log and snapshots.
 pub trait ShardLog {
     /// The latest snapshot: the last sequence number it covers and its bytes.
-    fn load_snapshot(&mut self) -> LocalBoxFuture<'_, Result<Option<(u64, Vec<u8>)>, LogError>>;
+    fn load_snapshot(&mut self) -> LocalBoxFuture<'_, Result<Option<StoredSnapshot>, LogError>>;
 
     /// Calls `apply(seq, record)` for every durable record with `seq > after`, in order, and
     /// returns the last sequence number seen (`after` if none). A torn or corrupt tail is cut
@@ -65,7 +71,7 @@ pub trait ShardLog {
     fn replay<'a>(
         &'a mut self,
         after: u64,
-        apply: &'a mut dyn FnMut(u64, &[u8]) -> Result<(), LogError>,
+        apply: &'a mut ReplayFn<'a>,
     ) -> LocalBoxFuture<'a, Result<u64, LogError>>;
 
     /// Buffers one encoded record (not durable yet). Sequence numbers are consecutive.

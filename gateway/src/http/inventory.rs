@@ -1,0 +1,119 @@
+//! What the HTTP layer needs from the engine, as a trait: the real [`Engine`] implements it, and
+//! tests implement it with a small in-memory fake so that handlers are tested without shards.
+
+use std::future::Future;
+
+use flashsale_engine::{
+    CommandError, Engine, OrderView, ReservationView, ReserveRequest, SkuView, StatsSnapshot,
+};
+use flashsale_protocol::{OrderId, ReservationId, SkuId, SkuSpec};
+
+/// The engine operations the API calls. Mirrors [`Engine`]'s methods one to one.
+pub trait Inventory: Send + Sync + 'static {
+    /// See [`Engine::upsert_sku`].
+    fn upsert_sku(
+        &self,
+        spec: SkuSpec,
+    ) -> impl Future<Output = Result<(SkuView, bool), CommandError>> + Send;
+    /// See [`Engine::restock`].
+    fn restock(
+        &self,
+        sku: SkuId,
+        qty: u64,
+    ) -> impl Future<Output = Result<SkuView, CommandError>> + Send;
+    /// See [`Engine::sku`].
+    fn sku(&self, sku: SkuId) -> impl Future<Output = Result<SkuView, CommandError>> + Send;
+    /// See [`Engine::list_skus`].
+    fn list_skus(
+        &self,
+        after: Option<SkuId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<SkuView>, CommandError>> + Send;
+    /// See [`Engine::reserve`].
+    fn reserve(
+        &self,
+        request: ReserveRequest,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send;
+    /// See [`Engine::reservation`].
+    fn reservation(
+        &self,
+        id: ReservationId,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send;
+    /// See [`Engine::confirm`].
+    fn confirm(
+        &self,
+        id: ReservationId,
+        payment_ref: String,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send;
+    /// See [`Engine::cancel`].
+    fn cancel(
+        &self,
+        id: ReservationId,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send;
+    /// See [`Engine::order`].
+    fn order(&self, id: OrderId) -> impl Future<Output = Result<OrderView, CommandError>> + Send;
+    /// See [`Engine::ready`].
+    fn ready(&self) -> bool;
+    /// See [`Engine::stats`]; `None` if the implementation keeps none.
+    fn stats(&self) -> Option<StatsSnapshot>;
+}
+
+impl Inventory for Engine {
+    fn upsert_sku(
+        &self,
+        spec: SkuSpec,
+    ) -> impl Future<Output = Result<(SkuView, bool), CommandError>> + Send {
+        Engine::upsert_sku(self, spec)
+    }
+    fn restock(
+        &self,
+        sku: SkuId,
+        qty: u64,
+    ) -> impl Future<Output = Result<SkuView, CommandError>> + Send {
+        Engine::restock(self, sku, qty)
+    }
+    fn sku(&self, sku: SkuId) -> impl Future<Output = Result<SkuView, CommandError>> + Send {
+        Engine::sku(self, sku)
+    }
+    fn list_skus(
+        &self,
+        after: Option<SkuId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<SkuView>, CommandError>> + Send {
+        Engine::list_skus(self, after, limit)
+    }
+    fn reserve(
+        &self,
+        request: ReserveRequest,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
+        Engine::reserve(self, request)
+    }
+    fn reservation(
+        &self,
+        id: ReservationId,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
+        Engine::reservation(self, id)
+    }
+    fn confirm(
+        &self,
+        id: ReservationId,
+        payment_ref: String,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
+        Engine::confirm(self, id, payment_ref)
+    }
+    fn cancel(
+        &self,
+        id: ReservationId,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
+        Engine::cancel(self, id)
+    }
+    fn order(&self, id: OrderId) -> impl Future<Output = Result<OrderView, CommandError>> + Send {
+        Engine::order(self, id)
+    }
+    fn ready(&self) -> bool {
+        Engine::ready(self)
+    }
+    fn stats(&self) -> Option<StatsSnapshot> {
+        Some(Engine::stats(self))
+    }
+}

@@ -1,0 +1,20 @@
+//! The HTTP checkout API (hyper 1.x): storefronts and admins call it; see `docs/openapi.yaml`.
+//!
+//! - [`routes`]: the route table and matcher (the OpenAPI sync test reads [`routes::ROUTES`]).
+//! - [`app`]: request → response: credentials, limits, JSON, engine calls, problem mapping.
+//! - [`server`]: sockets: the accept loop, connection cap, timeouts, graceful drain.
+//! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each.
+
+pub mod app;
+pub mod inventory;
+pub mod jwt;
+pub mod metrics;
+pub mod problem;
+pub mod rate_limit;
+pub mod routes;
+pub mod server;
+pub mod wire;
+
+pub use app::{ApiConfig, App, Caller};
+pub use inventory::Inventory;
+pub use server::{serve, ServerConfig};

@@ -1,0 +1,416 @@
+//! RFC 9457 problem details: the one error shape of the API, with stable `type` URIs.
+
+use bytes::Bytes;
+use flashsale_engine::CommandError;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Response, StatusCode};
+use serde_json::{Map, Value};
+
+use super::wire::format_ms;
+
+/// Prefix of every problem `type` URI.
+pub const TYPE_BASE: &str = "https://flashsale.dev/problems/";
+
+/// The kinds of problem the API reports; each has a fixed status and `type` suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// 400: the body (or query) is not valid for the endpoint.
+    Malformed,
+    /// 401: missing or invalid credentials.
+    Unauthenticated,
+    /// 403: valid credentials, wrong role.
+    Forbidden,
+    /// 403: outside the SKU's sale window.
+    SaleNotOpen,
+    /// 404: unknown route, SKU, reservation or order.
+    NotFound,
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed,
+    /// 408: the body did not arrive in time.
+    Timeout,
+    /// 409: not enough stock.
+    SoldOut,
+    /// 409: the reservation's state forbids this.
+    InvalidState,
+    /// 409: an Idempotency-Key reused with another body.
+    IdempotencyMismatch,
+    /// 413: body above the limit.
+    TooLarge,
+    /// 422: well-formed but invalid.
+    Invalid,
+    /// 429: per-buyer limit of the SKU reached.
+    BuyerLimit,
+    /// 429: request rate limit.
+    RateLimited,
+    /// 500: a bug; details are logged, not shown.
+    Internal,
+    /// 503: the log cannot be made durable right now, or the engine is saturated.
+    Unavailable,
+}
+
+/// Every kind, for documentation checks.
+pub const ALL_KINDS: &[ProblemKind] = &[
+    ProblemKind::Malformed,
+    ProblemKind::Unauthenticated,
+    ProblemKind::Forbidden,
+    ProblemKind::SaleNotOpen,
+    ProblemKind::NotFound,
+    ProblemKind::MethodNotAllowed,
+    ProblemKind::Timeout,
+    ProblemKind::SoldOut,
+    ProblemKind::InvalidState,
+    ProblemKind::IdempotencyMismatch,
+    ProblemKind::TooLarge,
+    ProblemKind::Invalid,
+    ProblemKind::BuyerLimit,
+    ProblemKind::RateLimited,
+    ProblemKind::Internal,
+    ProblemKind::Unavailable,
+];
+
+impl ProblemKind {
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProblemKind::Malformed => StatusCode::BAD_REQUEST,
+            ProblemKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ProblemKind::Forbidden | ProblemKind::SaleNotOpen => StatusCode::FORBIDDEN,
+            ProblemKind::NotFound => StatusCode::NOT_FOUND,
+            ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProblemKind::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ProblemKind::SoldOut | ProblemKind::InvalidState | ProblemKind::IdempotencyMismatch => {
+                StatusCode::CONFLICT
+            }
+            ProblemKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProblemKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ProblemKind::BuyerLimit | ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ProblemKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable suffix of the `type` URI.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            ProblemKind::Malformed => "malformed",
+            ProblemKind::Unauthenticated => "unauthenticated",
+            ProblemKind::Forbidden => "forbidden",
+            ProblemKind::SaleNotOpen => "sale-not-open",
+            ProblemKind::NotFound => "not-found",
+            ProblemKind::MethodNotAllowed => "method-not-allowed",
+            ProblemKind::Timeout => "timeout",
+            ProblemKind::SoldOut => "sold-out",
+            ProblemKind::InvalidState => "invalid-state",
+            ProblemKind::IdempotencyMismatch => "idempotency-mismatch",
+            ProblemKind::TooLarge => "too-large",
+            ProblemKind::Invalid => "invalid",
+            ProblemKind::BuyerLimit => "buyer-limit",
+            ProblemKind::RateLimited => "rate-limited",
+            ProblemKind::Internal => "internal",
+            ProblemKind::Unavailable => "unavailable",
+        }
+    }
+
+    /// A short human title, the same for every occurrence.
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemKind::Malformed => "Malformed request",
+            ProblemKind::Unauthenticated => "Authentication required",
+            ProblemKind::Forbidden => "Forbidden",
+            ProblemKind::SaleNotOpen => "Sale not open",
+            ProblemKind::NotFound => "Not found",
+            ProblemKind::MethodNotAllowed => "Method not allowed",
+            ProblemKind::Timeout => "Request timeout",
+            ProblemKind::SoldOut => "Sold out",
+            ProblemKind::InvalidState => "Invalid state",
+            ProblemKind::IdempotencyMismatch => "Idempotency key mismatch",
+            ProblemKind::TooLarge => "Request body too large",
+            ProblemKind::Invalid => "Invalid request",
+            ProblemKind::BuyerLimit => "Buyer limit reached",
+            ProblemKind::RateLimited => "Rate limited",
+            ProblemKind::Internal => "Internal error",
+            ProblemKind::Unavailable => "Service unavailable",
+        }
+    }
+
+    /// The full `type` URI.
+    pub fn type_uri(self) -> String {
+        format!("{TYPE_BASE}{}", self.suffix())
+    }
+}
+
+/// One problem to report: its kind, a detail for humans, extension members and extra headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// What went wrong.
+    pub kind: ProblemKind,
+    /// This occurrence, explained.
+    pub detail: String,
+    /// Extension members (e.g. `sku`, `available` for sold-out).
+    pub extra: Map<String, Value>,
+    /// `Retry-After` in seconds, when the client should retry later.
+    pub retry_after_s: Option<u64>,
+    /// `Allow` header for 405.
+    pub allow: Option<String>,
+    /// Whether the connection should be closed after this answer (e.g. an unread body).
+    pub close: bool,
+}
+
+impl Problem {
+    /// A problem of `kind` with a detail.
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Problem {
+            kind,
+            detail: detail.into(),
+            extra: Map::new(),
+            retry_after_s: None,
+            allow: None,
+            close: false,
+        }
+    }
+
+    /// 400 malformed.
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::Malformed, detail)
+    }
+
+    /// 422 invalid.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::Invalid, detail)
+    }
+
+    /// 404 not found.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(ProblemKind::NotFound, detail)
+    }
+
+    /// 429 rate-limited, with `Retry-After`.
+    pub fn rate_limited(scope: &str, retry_after_s: u64) -> Self {
+        let mut p = Self::new(
+            ProblemKind::RateLimited,
+            format!("too many requests for this {scope}; retry after {retry_after_s} s"),
+        );
+        p.retry_after_s = Some(retry_after_s);
+        p.extra
+            .insert("retry_after_s".into(), Value::from(retry_after_s));
+        p
+    }
+
+    /// Adds an extension member.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::from(self.kind.type_uri()));
+        m.insert("title".into(), Value::from(self.kind.title()));
+        m.insert("status".into(), Value::from(self.kind.status().as_u16()));
+        m.insert("detail".into(), Value::from(self.detail.clone()));
+        for (k, v) in &self.extra {
+            m.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        Value::Object(m)
+    }
+
+    /// The HTTP response (security headers are added by the caller for every response).
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let mut res = Response::new(Full::new(Bytes::from(body)));
+        *res.status_mut() = self.kind.status();
+        let h = res.headers_mut();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(s) = self.retry_after_s {
+            h.insert(RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.kind == ProblemKind::Unauthenticated {
+            h.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"flashsale\""),
+            );
+        }
+        if let Some(allow) = self.allow.as_deref() {
+            if let Ok(v) = HeaderValue::from_str(allow) {
+                h.insert(ALLOW, v);
+            }
+        }
+        if self.close {
+            h.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        res
+    }
+}
+
+impl From<CommandError> for Problem {
+    fn from(e: CommandError) -> Self {
+        let detail = e.to_string();
+        match e {
+            CommandError::SkuNotFound(sku) => Problem::not_found(detail).with("sku", sku.as_str()),
+            CommandError::ReservationNotFound(id) => {
+                Problem::not_found(detail).with("id", id.to_string())
+            }
+            CommandError::OrderNotFound(id) => Problem::not_found(detail).with("id", id),
+            CommandError::SoldOut { sku, available } => Problem::new(ProblemKind::SoldOut, detail)
+                .with("sku", sku.as_str())
+                .with("available", available),
+            CommandError::SaleNotOpen {
+                sku,
+                starts_at_ms,
+                ends_at_ms,
+            } => Problem::new(ProblemKind::SaleNotOpen, detail)
+                .with("sku", sku.as_str())
+                .with("sale_starts_at", starts_at_ms.map(format_ms))
+                .with("sale_ends_at", ends_at_ms.map(format_ms)),
+            CommandError::BuyerLimit {
+                sku,
+                limit,
+                already,
+            } => Problem::new(ProblemKind::BuyerLimit, detail)
+                .with("sku", sku.as_str())
+                .with("limit", limit)
+                .with("already", already),
+            CommandError::InvalidState { id, status } => {
+                Problem::new(ProblemKind::InvalidState, detail)
+                    .with("id", id.to_string())
+                    .with("reservation_status", status.as_str())
+            }
+            CommandError::IdempotencyMismatch => {
+                Problem::new(ProblemKind::IdempotencyMismatch, detail)
+            }
+            CommandError::Invalid(_) => Problem::invalid(detail),
+            CommandError::Unavailable(_) => {
+                let mut p = Problem::new(
+                    ProblemKind::Unavailable,
+                    format!("{detail}; nothing was acknowledged, retry later"),
+                );
+                p.retry_after_s = Some(1);
+                p
+            }
+            CommandError::Busy(_) => {
+                let mut p = Problem::new(ProblemKind::Unavailable, detail);
+                p.retry_after_s = Some(1);
+                p
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flashsale_engine::ReservationStatus;
+    use flashsale_protocol::{ReservationId, SkuId};
+
+    fn sku(s: &str) -> SkuId {
+        SkuId::new(s).unwrap()
+    }
+
+    #[test]
+    fn engine_errors_map_onto_the_contract() {
+        let id = ReservationId::compose(0, 1);
+        let cases: Vec<(CommandError, u16, &str)> = vec![
+            (CommandError::SkuNotFound(sku("a")), 404, "not-found"),
+            (CommandError::ReservationNotFound(id), 404, "not-found"),
+            (
+                CommandError::OrderNotFound("ord_x".into()),
+                404,
+                "not-found",
+            ),
+            (
+                CommandError::SoldOut {
+                    sku: sku("a"),
+                    available: 0,
+                },
+                409,
+                "sold-out",
+            ),
+            (
+                CommandError::SaleNotOpen {
+                    sku: sku("a"),
+                    starts_at_ms: Some(0),
+                    ends_at_ms: None,
+                },
+                403,
+                "sale-not-open",
+            ),
+            (
+                CommandError::BuyerLimit {
+                    sku: sku("a"),
+                    limit: 1,
+                    already: 1,
+                },
+                429,
+                "buyer-limit",
+            ),
+            (
+                CommandError::InvalidState {
+                    id,
+                    status: ReservationStatus::Expired,
+                },
+                409,
+                "invalid-state",
+            ),
+            (
+                CommandError::IdempotencyMismatch,
+                409,
+                "idempotency-mismatch",
+            ),
+            (CommandError::Invalid("qty".into()), 422, "invalid"),
+            (CommandError::Unavailable("disk".into()), 503, "unavailable"),
+            (CommandError::Busy("queue".into()), 503, "unavailable"),
+        ];
+        for (err, status, suffix) in cases {
+            let p = Problem::from(err.clone());
+            assert_eq!(p.kind.status().as_u16(), status, "{err:?}");
+            assert_eq!(p.kind.suffix(), suffix, "{err:?}");
+            let body = p.body();
+            assert_eq!(body["status"], status);
+            assert_eq!(body["type"], format!("{TYPE_BASE}{suffix}"));
+            assert!(!body["detail"].as_str().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn sold_out_names_sku_and_available() {
+        let p = Problem::from(CommandError::SoldOut {
+            sku: sku("tee"),
+            available: 3,
+        });
+        let res = p.clone().into_response();
+        assert_eq!(res.status(), 409);
+        assert_eq!(res.headers()[CONTENT_TYPE], "application/problem+json");
+        let body = p.body();
+        assert_eq!(body["sku"], "tee");
+        assert_eq!(body["available"], 3);
+        assert_eq!(body["title"], "Sold out");
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_after() {
+        let res = Problem::rate_limited("buyer", 2).into_response();
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()[RETRY_AFTER], "2");
+        let res = Problem::new(ProblemKind::Unauthenticated, "no token").into_response();
+        assert!(res.headers().contains_key(WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn extensions_never_override_standard_members() {
+        let body = Problem::invalid("x").with("status", 1).body();
+        assert_eq!(body["status"], 422);
+    }
+
+    #[test]
+    fn kinds_have_unique_suffixes() {
+        let mut seen = std::collections::HashSet::new();
+        for k in ALL_KINDS {
+            assert!(seen.insert(k.suffix()), "{k:?}");
+        }
+    }
+}

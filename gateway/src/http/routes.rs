@@ -1,0 +1,280 @@
+//! The route table: every endpoint the HTTP API serves, and matching a request onto it.
+//!
+//! The table is data ([`ROUTES`]) so that the OpenAPI document can be checked against it.
+
+use hyper::Method;
+
+/// One endpoint of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    /// `PUT /v1/skus/{sku}`: create or replace a SKU (admin).
+    PutSku,
+    /// `POST /v1/skus/{sku}/restock`: add stock (admin).
+    Restock,
+    /// `GET /v1/skus/{sku}`: one SKU's view.
+    GetSku,
+    /// `GET /v1/skus`: the SKU list, paginated.
+    ListSkus,
+    /// `POST /v1/reservations`: hold stock for a buyer.
+    Reserve,
+    /// `GET /v1/reservations/{id}`: a reservation's view.
+    GetReservation,
+    /// `POST /v1/reservations/{id}/confirm`: turn a reservation into an order.
+    Confirm,
+    /// `POST /v1/reservations/{id}/cancel`: release a reservation.
+    Cancel,
+    /// `GET /v1/orders/{order_id}`: an order's view.
+    GetOrder,
+    /// `GET /health`: liveness.
+    Health,
+    /// `GET /ready`: readiness (log writable).
+    Ready,
+    /// `GET /metrics`: Prometheus text.
+    Metrics,
+}
+
+/// A route's method, path template and metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Which endpoint.
+    pub id: RouteId,
+    /// Its HTTP method, upper case.
+    pub method: &'static str,
+    /// Its path template, with `{name}` placeholders as in the OpenAPI document.
+    pub path: &'static str,
+    /// Short name used as the `route` label in `/metrics` and in logs.
+    pub name: &'static str,
+}
+
+/// Every route the router serves, in a fixed order (the index is [`RouteId::index`]).
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        id: RouteId::PutSku,
+        method: "PUT",
+        path: "/v1/skus/{sku}",
+        name: "put_sku",
+    },
+    RouteSpec {
+        id: RouteId::Restock,
+        method: "POST",
+        path: "/v1/skus/{sku}/restock",
+        name: "restock",
+    },
+    RouteSpec {
+        id: RouteId::GetSku,
+        method: "GET",
+        path: "/v1/skus/{sku}",
+        name: "get_sku",
+    },
+    RouteSpec {
+        id: RouteId::ListSkus,
+        method: "GET",
+        path: "/v1/skus",
+        name: "list_skus",
+    },
+    RouteSpec {
+        id: RouteId::Reserve,
+        method: "POST",
+        path: "/v1/reservations",
+        name: "reserve",
+    },
+    RouteSpec {
+        id: RouteId::GetReservation,
+        method: "GET",
+        path: "/v1/reservations/{id}",
+        name: "get_reservation",
+    },
+    RouteSpec {
+        id: RouteId::Confirm,
+        method: "POST",
+        path: "/v1/reservations/{id}/confirm",
+        name: "confirm",
+    },
+    RouteSpec {
+        id: RouteId::Cancel,
+        method: "POST",
+        path: "/v1/reservations/{id}/cancel",
+        name: "cancel",
+    },
+    RouteSpec {
+        id: RouteId::GetOrder,
+        method: "GET",
+        path: "/v1/orders/{order_id}",
+        name: "get_order",
+    },
+    RouteSpec {
+        id: RouteId::Health,
+        method: "GET",
+        path: "/health",
+        name: "health",
+    },
+    RouteSpec {
+        id: RouteId::Ready,
+        method: "GET",
+        path: "/ready",
+        name: "ready",
+    },
+    RouteSpec {
+        id: RouteId::Metrics,
+        method: "GET",
+        path: "/metrics",
+        name: "metrics",
+    },
+];
+
+/// Number of routes (metrics keep one slot per route plus one for unmatched requests).
+pub const ROUTE_COUNT: usize = 12;
+
+impl RouteId {
+    /// Position of this route in [`ROUTES`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The route's table entry.
+    pub fn spec(self) -> &'static RouteSpec {
+        &ROUTES[self.index()]
+    }
+
+    /// The route's metrics label.
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+/// A request matched onto a route, with its one path parameter (if the route has one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matched<'a> {
+    /// The route.
+    pub route: RouteId,
+    /// The `{…}` segment of the path, raw (not yet validated).
+    pub param: Option<&'a str>,
+}
+
+/// Why no route matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// No route has this path.
+    NotFound,
+    /// The path exists but not with this method; the allowed methods are listed.
+    MethodNotAllowed(Vec<&'static str>),
+}
+
+/// Matches `method path` onto the table. The path must not contain the query string.
+pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Miss> {
+    let mut allowed: Vec<&'static str> = Vec::new();
+    for spec in ROUTES {
+        if let Some(param) = match_template(spec.path, path) {
+            if spec.method == method.as_str() {
+                return Ok(Matched {
+                    route: spec.id,
+                    param,
+                });
+            }
+            allowed.push(spec.method);
+        }
+    }
+    if allowed.is_empty() {
+        Err(Miss::NotFound)
+    } else {
+        allowed.dedup();
+        Err(Miss::MethodNotAllowed(allowed))
+    }
+}
+
+/// Matches `path` against `template`; `Some(param)` on a match (param = the placeholder segment).
+fn match_template<'a>(template: &str, path: &'a str) -> Option<Option<&'a str>> {
+    let mut param = None;
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(param),
+            (Some(ts), Some(ps)) => {
+                if ts.starts_with('{') {
+                    if ps.is_empty() {
+                        return None;
+                    }
+                    param = Some(ps);
+                } else if ts != ps {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_index_matches_route_ids() {
+        assert_eq!(ROUTES.len(), ROUTE_COUNT);
+        for (i, spec) in ROUTES.iter().enumerate() {
+            assert_eq!(spec.id.index(), i, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn every_route_resolves() {
+        let cases = [
+            ("PUT", "/v1/skus/tee", RouteId::PutSku, Some("tee")),
+            (
+                "POST",
+                "/v1/skus/tee/restock",
+                RouteId::Restock,
+                Some("tee"),
+            ),
+            ("GET", "/v1/skus/tee", RouteId::GetSku, Some("tee")),
+            ("GET", "/v1/skus", RouteId::ListSkus, None),
+            ("POST", "/v1/reservations", RouteId::Reserve, None),
+            (
+                "GET",
+                "/v1/reservations/res_1",
+                RouteId::GetReservation,
+                Some("res_1"),
+            ),
+            (
+                "POST",
+                "/v1/reservations/res_1/confirm",
+                RouteId::Confirm,
+                Some("res_1"),
+            ),
+            (
+                "POST",
+                "/v1/reservations/res_1/cancel",
+                RouteId::Cancel,
+                Some("res_1"),
+            ),
+            ("GET", "/v1/orders/ord_1", RouteId::GetOrder, Some("ord_1")),
+            ("GET", "/health", RouteId::Health, None),
+            ("GET", "/ready", RouteId::Ready, None),
+            ("GET", "/metrics", RouteId::Metrics, None),
+        ];
+        for (m, p, route, param) in cases {
+            let method = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(resolve(&method, p), Ok(Matched { route, param }), "{m} {p}");
+        }
+    }
+
+    #[test]
+    fn misses_are_told_apart() {
+        assert_eq!(resolve(&Method::GET, "/v1/nope"), Err(Miss::NotFound));
+        assert_eq!(resolve(&Method::GET, "/v1/skus/"), Err(Miss::NotFound));
+        assert_eq!(resolve(&Method::GET, "/v1/skus/a/b"), Err(Miss::NotFound));
+        assert_eq!(
+            resolve(&Method::GET, "/v1/skus/a/restock"),
+            Err(Miss::MethodNotAllowed(vec!["POST"]))
+        );
+        assert_eq!(
+            resolve(&Method::DELETE, "/v1/skus/a"),
+            Err(Miss::MethodNotAllowed(vec!["PUT", "GET"]))
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/health"),
+            Err(Miss::MethodNotAllowed(vec!["GET"]))
+        );
+    }
+}

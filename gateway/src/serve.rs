@@ -1,0 +1,364 @@
+//! `flashsale serve`: its flags, and the wiring of log → engine → HTTP API (+ QUIC stream) with
+//! a clean start (addresses and generated tokens printed once) and a graceful stop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use flashsale_engine::{Engine, EngineConfig, LogBackend, SystemClock};
+use tokio::net::TcpListener;
+
+use crate::auth::{Role, Tokens};
+use crate::http::jwt::JwtVerifier;
+use crate::http::rate_limit::Rate;
+use crate::http::{ApiConfig, App, ServerConfig};
+
+/// Flags of `flashsale serve`. Every flag also reads the env var `FLASHSALE_<FLAG>`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP API (HTTP/1.1 and h2c).
+    #[arg(long, env = "FLASHSALE_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+
+    /// Address of the QUIC stock stream (UDP).
+    #[arg(long, env = "FLASHSALE_QUIC", default_value = "127.0.0.1:8443")]
+    pub quic: SocketAddr,
+
+    /// Directory of the embedded write-ahead log and snapshots (the default backend).
+    #[arg(long, env = "FLASHSALE_DATA_DIR", default_value = "./flashsale-data")]
+    pub data_dir: PathBuf,
+
+    /// Use Postgres as the write-ahead log instead, e.g. postgres://postgres@127.0.0.1/test.
+    #[arg(long, env = "FLASHSALE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Number of engine shards (one pinned executor each) [default: number of cores].
+    #[arg(long, env = "FLASHSALE_SHARDS")]
+    pub shards: Option<usize>,
+
+    /// Admin token (SKU management). Repeatable; the env var takes a comma-separated list.
+    /// If no admin token is given, one is generated and printed at start.
+    #[arg(
+        long = "admin-token",
+        env = "FLASHSALE_ADMIN_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_tokens: Vec<String>,
+
+    /// Storefront token (reserve, confirm, cancel for buyers). Repeatable; comma-separated in
+    /// the env var. If none is given, one is generated and printed at start.
+    #[arg(
+        long = "storefront-token",
+        env = "FLASHSALE_STOREFRONT_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub storefront_tokens: Vec<String>,
+
+    /// Partner token (read-only stock: the QUIC stream and GET /v1/skus). Repeatable;
+    /// comma-separated in the env var. None by default.
+    #[arg(
+        long = "partner-token",
+        env = "FLASHSALE_PARTNER_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub partner_tokens: Vec<String>,
+
+    /// Secret (≥ 32 bytes) enabling buyer JWTs (HS256; `sub` = buyer, `exp` required).
+    /// Without it, only admin/storefront/partner tokens are accepted.
+    #[arg(long, env = "FLASHSALE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM certificate chain of the QUIC stream [default: a self-signed certificate].
+    #[arg(long, env = "FLASHSALE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of the QUIC stream (with --tls-cert).
+    #[arg(long, env = "FLASHSALE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Most open HTTP connections; beyond it new connections get 503 and are closed.
+    #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Largest request body in bytes (413 above).
+    #[arg(long, env = "FLASHSALE_BODY_LIMIT_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(256..))]
+    pub body_limit_bytes: u32,
+
+    /// Longest time to receive a request head, in ms; also how long an idle keep-alive
+    /// connection is kept (slow-loris protection).
+    #[arg(long, env = "FLASHSALE_HEADER_TIMEOUT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+
+    /// Longest time to receive a request body, in ms (408 after).
+    #[arg(long, env = "FLASHSALE_BODY_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+
+    /// On SIGINT/SIGTERM, how long to let in-flight requests finish, in ms.
+    #[arg(long, env = "FLASHSALE_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Requests per second per client IP on /v1 routes (token bucket); 0 = no limit.
+    /// Off by default: behind a proxy or in a load test all clients share few addresses.
+    #[arg(long, env = "FLASHSALE_RATE_LIMIT_IP_RPS", default_value_t = 0.0)]
+    pub rate_limit_ip_rps: f64,
+
+    /// Burst size of the per-IP limit.
+    #[arg(long, env = "FLASHSALE_RATE_LIMIT_IP_BURST", default_value_t = 100.0)]
+    pub rate_limit_ip_burst: f64,
+
+    /// Reservations per second per buyer (token bucket); 0 = no limit.
+    #[arg(long, env = "FLASHSALE_RATE_LIMIT_BUYER_RPS", default_value_t = 10.0)]
+    pub rate_limit_buyer_rps: f64,
+
+    /// Burst size of the per-buyer limit.
+    #[arg(long, env = "FLASHSALE_RATE_LIMIT_BUYER_BURST", default_value_t = 20.0)]
+    pub rate_limit_buyer_burst: f64,
+
+    /// Most keys (IPs, buyers) each rate limiter tracks; bounds its memory.
+    #[arg(long, env = "FLASHSALE_RATE_LIMIT_MAX_KEYS", default_value_t = 100_000)]
+    pub rate_limit_max_keys: usize,
+
+    /// Bound of each shard's command queue (a full queue answers 503). Keep it at least
+    /// --max-connections so that a whole crowd on one hot SKU queues instead of being refused.
+    #[arg(long, env = "FLASHSALE_QUEUE_DEPTH", default_value_t = 20_480)]
+    pub queue_depth: usize,
+
+    /// Period of the reservation expiry tick, in ms.
+    #[arg(long, env = "FLASHSALE_EXPIRY_TICK_MS", default_value_t = 100)]
+    pub expiry_tick_ms: u64,
+
+    /// Do not pin shard executors to cores.
+    #[arg(long, env = "FLASHSALE_NO_PIN_CORES")]
+    pub no_pin_cores: bool,
+}
+
+/// A rate from `rps`/`burst` flags; `None` when `rps` is 0.
+fn rate(name: &str, rps: f64, burst: f64) -> anyhow::Result<Option<Rate>> {
+    if rps == 0.0 {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        rps.is_finite() && rps > 0.0,
+        "--rate-limit-{name}-rps must be ≥ 0"
+    );
+    anyhow::ensure!(
+        burst.is_finite() && burst >= 1.0,
+        "--rate-limit-{name}-burst must be ≥ 1"
+    );
+    Ok(Some(Rate { per_s: rps, burst }))
+}
+
+/// A fresh random token (256 bits, hex).
+fn generate_token() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The configured tokens, generating (and printing once) admin and storefront tokens if none.
+fn tokens(args: &ServeArgs) -> anyhow::Result<Tokens> {
+    let mut t = Tokens::new();
+    for (list, role, name) in [
+        (&args.admin_tokens, Role::Admin, "admin"),
+        (&args.storefront_tokens, Role::Storefront, "storefront"),
+        (&args.partner_tokens, Role::Partner, "partner"),
+    ] {
+        for token in list {
+            let token = token.trim();
+            anyhow::ensure!(!token.is_empty(), "an empty --{name}-token was given");
+            anyhow::ensure!(
+                token.bytes().all(|b| b.is_ascii_graphic()),
+                "--{name}-token must be printable ASCII without spaces"
+            );
+            t.add(token, role);
+        }
+    }
+    for (role, name, flag) in [
+        (Role::Admin, "admin", "FLASHSALE_ADMIN_TOKEN"),
+        (Role::Storefront, "storefront", "FLASHSALE_STOREFRONT_TOKEN"),
+    ] {
+        if !t.has(role) {
+            let token = generate_token();
+            println!(
+                "generated {name} token: {token} (set --{name}-token or {flag} to choose one)"
+            );
+            t.add(token, role);
+        }
+    }
+    Ok(t)
+}
+
+/// Opens the write-ahead log the flags ask for: Postgres with `--database-url`, else the
+/// embedded segment files in `--data-dir` (created if missing).
+fn open_log(args: &ServeArgs) -> anyhow::Result<Arc<dyn LogBackend>> {
+    if let Some(url) = &args.database_url {
+        let backend = flashsale_persistence::PostgresBackend::new(url)
+            .context("--database-url: cannot use the Postgres log")?;
+        return Ok(Arc::new(backend));
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create --data-dir {}", args.data_dir.display()))?;
+    let backend =
+        flashsale_persistence::EmbeddedBackend::open(&args.data_dir).with_context(|| {
+            format!(
+                "cannot open the log in --data-dir {}",
+                args.data_dir.display()
+            )
+        })?;
+    Ok(Arc::new(backend))
+}
+
+/// Raises the soft open-files limit to the hard limit (10K+ connections need it).
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit struct for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `want` is a valid rlimit struct; raising the soft limit up to the hard limit
+        // needs no privilege and affects only this process.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } != 0 {
+            tracing::warn!("cannot raise the open-files limit");
+        }
+    }
+}
+
+/// Accept backlog of the HTTP listener (the kernel caps it at `net.core.somaxconn`): a crowd
+/// connecting at once should queue, not be dropped.
+pub const HTTP_BACKLOG: u32 = 8192;
+
+/// Binds the HTTP listener with SO_REUSEADDR and a deep accept backlog.
+pub fn bind_http(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(HTTP_BACKLOG)
+}
+
+/// Resolves when SIGINT or SIGTERM arrives. Installing the handlers happens up front so that
+/// a failure is reported at start, not at shutdown.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
+}
+
+/// Runs `flashsale serve` until SIGINT/SIGTERM; returns once drained and stopped.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let stop = shutdown_signal()?;
+    let tokens = tokens(&args)?;
+    let jwt = args
+        .jwt_secret
+        .as_deref()
+        .map(|s| JwtVerifier::new(s.as_bytes()))
+        .transpose()
+        .context("--jwt-secret")?;
+    let api = ApiConfig {
+        tokens: tokens.clone(),
+        jwt,
+        body_limit_bytes: args.body_limit_bytes as usize,
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        ip_rate: rate("ip", args.rate_limit_ip_rps, args.rate_limit_ip_burst)?,
+        buyer_rate: rate(
+            "buyer",
+            args.rate_limit_buyer_rps,
+            args.rate_limit_buyer_burst,
+        )?,
+        rate_limit_max_keys: args.rate_limit_max_keys,
+    };
+    let server = ServerConfig {
+        max_connections: args.max_connections as usize,
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        ..ServerConfig::default()
+    };
+
+    // Bind first: a taken port is reported before the engine replays its log.
+    let http =
+        bind_http(args.http).with_context(|| format!("cannot listen on --http {}", args.http))?;
+    let http_addr = http
+        .local_addr()
+        .context("local address of the HTTP listener")?;
+
+    let log = open_log(&args)?;
+    let shards = match args.shards {
+        Some(0) => anyhow::bail!("--shards must be ≥ 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // STREAM WIRING (1/2): create the stock hub here and hand it to the engine, e.g.
+    //   let hub = Arc::new(crate::stream::StockHub::new(..));
+    //   observer: Some(hub.clone()),
+    let observer = None;
+    let config = EngineConfig {
+        shards,
+        pin_cores: !args.no_pin_cores,
+        queue_depth: args.queue_depth,
+        expiry_tick_ms: args.expiry_tick_ms,
+        expiry_batch: 1024,
+        snapshot_every_events: 100_000,
+        log,
+        clock: Arc::new(SystemClock),
+        observer,
+    };
+    let engine = tokio::task::spawn_blocking(move || Engine::start(config))
+        .await
+        .context("engine start task")?
+        .context("cannot start the engine")?;
+
+    // STREAM WIRING (2/2): start the QUIC stock stream here with `args.quic`, `args.tls_cert`,
+    // `args.tls_key`, `tokens` (Tokens::role_of), `hub` and `engine.clone()` (stock_levels for
+    // snapshots); print "quic listening on {addr}" and keep its handle to stop it after the HTTP
+    // drain below.
+    let _ = (&args.quic, &args.tls_cert, &args.tls_key, &tokens);
+    println!(
+        "quic stream not started (not wired in this build); --quic {}",
+        args.quic
+    );
+    println!("http listening on {http_addr}");
+
+    let app = Arc::new(App::new(engine.clone(), api));
+    let outcome = crate::http::serve(http, app, server, async move {
+        let sig = stop.await;
+        tracing::info!(signal = sig, "stopping");
+    })
+    .await;
+    if !outcome.drained {
+        tracing::warn!(
+            forced = outcome.forced,
+            "some connections were closed before finishing"
+        );
+    }
+    // STREAM WIRING: stop the stream server here, before the engine.
+    tokio::task::spawn_blocking(move || engine.shutdown())
+        .await
+        .context("engine shutdown task")?;
+    tracing::info!("stopped");
+    Ok(())
+}

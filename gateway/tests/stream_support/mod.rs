@@ -1,0 +1,142 @@
+//! Helpers shared by the stream tests: a server on loopback fed directly through the hub.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flashsale_engine::observer::{StockLevel, StockObserver};
+use flashsale_gateway::auth::{Role, Tokens};
+use flashsale_gateway::stream::{ServerStats, StockHub, StreamConfig, StreamServer};
+use flashsale_protocol::SkuId;
+use flashsale_stream_client::{ClientOptions, StreamEvent, Subscriber, Subscription, Trust};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const TOKEN: &str = "partner-secret";
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub fingerprint: String,
+    pub hub: Arc<StockHub>,
+    pub stats: Arc<ServerStats>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(hub: Arc<StockHub>, tweak: impl FnOnce(&mut StreamConfig)) -> TestServer {
+        let mut config = StreamConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.heartbeat = Duration::from_millis(200);
+        tweak(&mut config);
+        // A just-stopped server on the same port may hold its socket while connections drain.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let server = loop {
+            match StreamServer::bind(config.clone()) {
+                Ok(server) => break server,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("bind: {e}"),
+            }
+        };
+        let addr = server.local_addr();
+        let fingerprint = server.fingerprint();
+        let stats = server.stats();
+        let mut tokens = Tokens::new();
+        tokens.add(TOKEN, Role::Partner);
+        tokens.add("shop-token", Role::Storefront);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let hub2 = Arc::clone(&hub);
+        let task = tokio::spawn(async move {
+            server
+                .run(hub2, tokens, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("server run");
+        });
+        TestServer {
+            addr,
+            fingerprint,
+            hub,
+            stats,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn options(&self) -> ClientOptions {
+        let trust = Trust::from_fingerprint_hex(&self.fingerprint).expect("fingerprint");
+        let mut o = ClientOptions::new(self.addr.to_string(), TOKEN, trust);
+        o.backoff_min = Duration::from_millis(10);
+        o.backoff_max = Duration::from_millis(100);
+        o
+    }
+
+    pub fn subscriber(&self, subscription: Subscription) -> Subscriber {
+        let mut o = self.options();
+        o.subscription = subscription;
+        Subscriber::connect(o).expect("subscriber")
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("server stops in time")
+                .expect("server task");
+        }
+    }
+}
+
+pub fn sku(s: &str) -> SkuId {
+    SkuId::new(s).expect("sku")
+}
+
+pub fn level(s: &str, available: u64, sold: u64) -> StockLevel {
+    StockLevel {
+        sku: sku(s),
+        available,
+        reserved: 0,
+        sold,
+    }
+}
+
+/// Feeds a change the way the engine does, and waits until the hub has numbered it. Returns
+/// the head sequence number after it.
+pub async fn feed(hub: &StockHub, level: StockLevel) -> u64 {
+    let start = hub.head_seq();
+    let mut head = hub.subscribe_head();
+    hub.stock_changed(&level);
+    // The pump task runs concurrently; wait for it to publish.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while *head.borrow_and_update() <= start {
+            if head.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("hub publishes");
+    hub.head_seq()
+}
+
+/// The next event that is not a heartbeat, within 5 s.
+pub async fn next_non_heartbeat(sub: &mut Subscriber) -> StreamEvent {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), sub.next_event())
+            .await
+            .expect("event in time")
+            .expect("no fatal error");
+        if !matches!(ev, StreamEvent::Heartbeat { .. }) {
+            return ev;
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Starts the real `flashsale` binary on a free loopback port with a temporary data dir.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The admin token the tests configure.
+pub const ADMIN: &str = "test-admin-token";
+/// The storefront token the tests configure.
+pub const SHOP: &str = "test-storefront-token";
+/// The partner token the tests configure.
+pub const PARTNER: &str = "test-partner-token";
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Everything printed on stdout before it listened.
+    pub banner: Vec<String>,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts with the test tokens and `extra` flags in a fresh data dir.
+    pub fn start(extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, extra, true);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts in `dir` (kept by the caller); with or without the test tokens.
+    pub fn start_in(dir: &Path, extra: &[&str], with_tokens: bool) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flashsale"));
+        cmd.arg("serve")
+            .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--shards", "2", "--no-pin-cores", "--expiry-tick-ms", "50"])
+            .args(["--shutdown-grace-ms", "5000"]);
+        if with_tokens {
+            cmd.args([
+                "--admin-token",
+                ADMIN,
+                "--storefront-token",
+                SHOP,
+                "--partner-token",
+                PARTNER,
+            ]);
+        }
+        cmd.args(extra)
+            .env_remove("RUST_LOG")
+            .env("FLASHSALE_LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("FLASHSALE_") && k != "FLASHSALE_LOG_LEVEL" {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn flashsale");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut banner = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(a) = line.strip_prefix("http listening on ") {
+                        break a.trim().to_owned();
+                    }
+                    banner.push(line);
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("server did not start: {e:?}; stdout so far: {banner:?}");
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Server {
+            child: Some(child),
+            addr,
+            banner,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The data dir's parent.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Sends SIGTERM (no unsafe: the `kill` tool).
+    pub fn sigterm(&self) {
+        let pid = self.child.as_ref().unwrap().id();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.sigterm();
+        self.wait(Duration::from_secs(30))
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A JSON answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body as JSON (or a string if not JSON).
+    pub body: Value,
+}
+
+impl Reply {
+    /// The problem `type` suffix.
+    pub fn problem(&self) -> &str {
+        self.body["type"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("https://flashsale.dev/problems/"))
+            .unwrap_or_else(|| panic!("not a problem: {} {}", self.status, self.body))
+    }
+}
+
+/// A small client for the API.
+#[derive(Clone)]
+pub struct Api {
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    /// A client for `server`.
+    pub fn new(server: &Server) -> Api {
+        Api {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            base: server.url(""),
+        }
+    }
+
+    /// Sends `method path` with `token` and a raw `body`, plus `headers`.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Sends a JSON body.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.raw(method, path, token, body.map(|b| b.to_string()), &[])
+            .await
+    }
+
+    /// `GET path` with `token`.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send("GET", path, Some(token), None).await
+    }
+
+    /// Creates a SKU (admin); panics unless 201/200.
+    pub async fn put_sku(&self, sku: &str, body: Value) -> Reply {
+        let r = self
+            .send("PUT", &format!("/v1/skus/{sku}"), Some(ADMIN), Some(body))
+            .await;
+        assert!(
+            r.status == 201 || r.status == 200,
+            "{} {}",
+            r.status,
+            r.body
+        );
+        r
+    }
+
+    /// Reserves `qty` of `sku` for `buyer` (storefront token).
+    pub async fn reserve(&self, buyer: &str, sku: &str, qty: i64) -> Reply {
+        let body = serde_json::json!({"buyer": buyer, "lines": [{"sku": sku, "qty": qty}]});
+        self.send("POST", "/v1/reservations", Some(SHOP), Some(body))
+            .await
+    }
+
+    /// Asserts the SKU's counts add up and returns `(available, reserved, sold)`.
+    pub async fn counts(&self, sku: &str) -> (u64, u64, u64) {
+        let r = self.get(&format!("/v1/skus/{sku}"), SHOP).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let n = |k: &str| r.body[k].as_u64().unwrap();
+        assert_eq!(
+            n("available") + n("reserved") + n("sold"),
+            n("total"),
+            "{}",
+            r.body
+        );
+        (n("available"), n("reserved"), n("sold"))
+    }
+}

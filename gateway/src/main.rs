@@ -20,8 +20,8 @@ struct Cli {
 enum Command {
     /// Run the engine, the HTTP API and the QUIC stock stream until SIGINT/SIGTERM.
     Serve(Box<flashsale_gateway::serve::ServeArgs>),
-    // The `watch` subcommand (QUIC client) is added here by the stream work:
-    // Watch(flashsale_gateway::watch::WatchArgs),
+    /// Print live stock from the QUIC stock stream, one line per update.
+    Watch(flashsale_gateway::watch::WatchArgs),
 }
 
 fn init_tracing(level: Option<&str>) -> anyhow::Result<()> {
@@ -43,5 +43,6 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(cli.log_level.as_deref())?;
     match cli.command {
         Command::Serve(args) => flashsale_gateway::serve::run(*args).await,
+        Command::Watch(args) => flashsale_gateway::watch::run(args).await,
     }
 }

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use flashsale_engine::{Engine, EngineConfig, LogBackend, SystemClock};
+use flashsale_engine::{Engine, EngineConfig, LogBackend, StockObserver, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::auth::{Role, Tokens};
 use crate::http::jwt::JwtVerifier;
 use crate::http::rate_limit::Rate;
 use crate::http::{ApiConfig, App, ServerConfig};
+use crate::stream::{StockHub, StreamConfig, StreamServer};
 
 /// Flags of `flashsale serve`. Every flag also reads the env var `FLASHSALE_<FLAG>`.
 #[derive(Debug, Clone, Args)]
@@ -312,10 +313,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    // STREAM WIRING (1/2): create the stock hub here and hand it to the engine, e.g.
-    //   let hub = Arc::new(crate::stream::StockHub::new(..));
-    //   observer: Some(hub.clone()),
-    let observer = None;
+    // The stock hub learns of every durable stock change from the shards (never blocking them)
+    // and feeds the QUIC stream. Bind the stream before the engine replays, like HTTP.
+    let mut stream_config = StreamConfig::new(args.quic);
+    stream_config.tls_cert = args.tls_cert.clone();
+    stream_config.tls_key = args.tls_key.clone();
+    let hub = StockHub::new(stream_config.history_capacity);
+    let observer: Option<Arc<dyn StockObserver>> = Some(hub.clone());
+    let quic = StreamServer::bind(stream_config)
+        .with_context(|| format!("cannot listen on --quic {}", args.quic))?;
     let config = EngineConfig {
         shards,
         pin_cores: !args.no_pin_cores,
@@ -332,15 +338,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("engine start task")?
         .context("cannot start the engine")?;
 
-    // STREAM WIRING (2/2): start the QUIC stock stream here with `args.quic`, `args.tls_cert`,
-    // `args.tls_key`, `tokens` (Tokens::role_of), `hub` and `engine.clone()` (stock_levels for
-    // snapshots); print "quic listening on {addr}" and keep its handle to stop it after the HTTP
-    // drain below.
-    let _ = (&args.quic, &args.tls_cert, &args.tls_key, &tokens);
+    hub.seed(&engine.stock_levels().await);
     println!(
-        "quic stream not started (not wired in this build); --quic {}",
-        args.quic
+        "quic listening on {} (certificate sha256 {}{})",
+        quic.local_addr(),
+        quic.fingerprint(),
+        if quic.is_self_signed() {
+            ", self-signed"
+        } else {
+            ""
+        }
     );
+    let (quic_stop, quic_stopped) = tokio::sync::oneshot::channel::<()>();
+    let quic_task = tokio::spawn(quic.run(hub.clone(), tokens.clone(), async move {
+        let _ = quic_stopped.await;
+    }));
     println!("http listening on {http_addr}");
 
     let app = Arc::new(App::new(engine.clone(), api));
@@ -355,7 +367,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "some connections were closed before finishing"
         );
     }
-    // STREAM WIRING: stop the stream server here, before the engine.
+    // Stop the stream before the engine, so partners see a clean close rather than silence.
+    let _ = quic_stop.send(());
+    match quic_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "stock stream stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "stock stream task failed"),
+    }
     tokio::task::spawn_blocking(move || engine.shutdown())
         .await
         .context("engine shutdown task")?;

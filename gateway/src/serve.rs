@@ -36,6 +36,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// Postgres schema holding the log, snapshots and read model (one per instance).
+    #[arg(long, env = "FLASHSALE_DATABASE_SCHEMA", default_value = flashsale_persistence::postgres::DEFAULT_SCHEMA)]
+    pub database_schema: String,
+
     /// Number of engine shards (one pinned executor each) [default: number of cores].
     #[arg(long, env = "FLASHSALE_SHARDS")]
     pub shards: Option<usize>,
@@ -200,8 +204,9 @@ fn tokens(args: &ServeArgs) -> anyhow::Result<Tokens> {
 /// embedded segment files in `--data-dir` (created if missing).
 fn open_log(args: &ServeArgs) -> anyhow::Result<Arc<dyn LogBackend>> {
     if let Some(url) = &args.database_url {
-        let backend = flashsale_persistence::PostgresBackend::new(url)
-            .context("--database-url: cannot use the Postgres log")?;
+        let backend =
+            flashsale_persistence::PostgresBackend::with_schema(url, &args.database_schema)
+                .context("--database-url: cannot use the Postgres log")?;
         return Ok(Arc::new(backend));
     }
     std::fs::create_dir_all(&args.data_dir)

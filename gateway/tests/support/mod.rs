@@ -127,6 +127,14 @@ impl Server {
         assert!(ok.success());
     }
 
+    /// SIGKILL: the process dies at once, mid-write if it was writing (crash tests).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
     /// SIGTERM, then waits (bounded) for the exit status.
     pub fn stop(mut self) -> ExitStatus {
         self.sigterm();

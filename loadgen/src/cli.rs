@@ -1,0 +1,538 @@
+//! Command-line flags and the validated run configuration derived from them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+use crate::target::{Target, TargetError};
+
+/// Longest run accepted (`--duration` + `--warmup`), a hard cap on every loop.
+pub const MAX_DURATION_S: u64 = 3_600;
+/// Most buyer connections accepted.
+pub const MAX_CONNECTIONS: usize = 200_000;
+/// Most stream subscribers accepted.
+pub const MAX_SUBSCRIBERS: usize = 100_000;
+/// Most SKUs a run may create.
+pub const MAX_SKUS: usize = 1_000_000;
+
+/// What the simulated crowd does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScenarioName {
+    /// Everyone reserves one unit of one SKU.
+    HotItem,
+    /// Buyers pick SKUs from a Zipf distribution over `--skus`.
+    Catalog,
+    /// Reserve, then confirm / cancel / abandon (to expiry) by the configured shares.
+    Checkout,
+    /// QUIC stock-stream subscribers measuring update delay.
+    Stream,
+}
+
+impl ScenarioName {
+    /// The kebab-case name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScenarioName::HotItem => "hot-item",
+            ScenarioName::Catalog => "catalog",
+            ScenarioName::Checkout => "checkout",
+            ScenarioName::Stream => "stream",
+        }
+    }
+}
+
+/// Which buyer id a reservation carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuyerIds {
+    /// `lg-<connection>`: one buyer per connection (per-buyer limits apply per connection).
+    PerConnection,
+    /// `lg-<connection>-<n>`: a new buyer for every arrival (each buyer tries once).
+    PerArrival,
+}
+
+/// `flashsale-loadgen`: a crowd of buyers (and stream subscribers) against any server speaking the
+/// flashsale HTTP contract, with honest latencies and an oversell check.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flashsale-loadgen", version, about, long_about = None)]
+pub struct Args {
+    /// Base URL of the server under test (loopback only unless --allow-remote).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+    /// Storefront bearer token used for reservations and reads.
+    #[arg(long, env = "FLASHSALE_STOREFRONT_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Admin bearer token used to create the SKUs (not needed with --use-existing).
+    #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Scenario to run.
+    #[arg(long, value_enum, default_value = "hot-item")]
+    pub scenario: ScenarioName,
+    /// Concurrent buyer connections, one keep-alive HTTP/1.1 connection each [default: 10000;
+    /// stream: 16 connections making the stock changes].
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Measured run time in seconds (after --warmup).
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Open loop: total arrival rate in requests per second, latency measured from the intended
+    /// send time. Without it the run is closed loop (each buyer waits for its answer)
+    /// [stream: default 200, each arrival a reserve then a cancel].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds of load before measuring starts (not counted in the report's latencies).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u64,
+    /// Write the JSON report to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write a self-contained HTML report (inline SVG plots) to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// SKU id (hot-item) or SKU id prefix (catalog, checkout); default `lg-<unix seconds>`,
+    /// unique per run.
+    #[arg(long)]
+    pub sku: Option<String>,
+    /// Number of SKUs [default: 1 for hot-item, 1000 for catalog, 100 for checkout].
+    #[arg(long)]
+    pub skus: Option<usize>,
+    /// Stock per SKU when creating SKUs.
+    #[arg(long, default_value_t = 10_000)]
+    pub stock: u64,
+    /// Price in cents of the created SKUs.
+    #[arg(long, default_value_t = 1_999)]
+    pub price_cents: u64,
+    /// Units per reservation line.
+    #[arg(long, default_value_t = 1)]
+    pub qty: u64,
+    /// Zipf exponent for picking SKUs (0 = uniform; larger = more skewed).
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf_exponent: f64,
+    /// checkout: share of held reservations that are confirmed.
+    #[arg(long, default_value_t = 0.6)]
+    pub confirm_share: f64,
+    /// checkout: share of held reservations that are cancelled (the rest are abandoned to expiry).
+    #[arg(long, default_value_t = 0.2)]
+    pub cancel_share: f64,
+    /// Reservation TTL set on created SKUs [default: 5 for checkout, otherwise longer than the run
+    /// so that the held+sold check is exact]. With --use-existing: the TTL the SKUs have (if
+    /// not given, holds are assumed to possibly expire and the check is bounded, not exact).
+    #[arg(long)]
+    pub reservation_ttl_s: Option<u64>,
+    /// Use existing SKUs (no admin calls); counts are compared as deltas from before the run.
+    #[arg(long)]
+    pub use_existing: bool,
+    /// Number of loopback source addresses (127.0.0.1, 127.0.0.2, …) to spread client sockets over
+    /// [default: automatic, one per 20000 connections].
+    #[arg(long)]
+    pub source_addrs: Option<usize>,
+    /// Per-request timeout in milliseconds (also the connect timeout).
+    #[arg(long, default_value_t = 5_000)]
+    pub timeout_ms: u64,
+    /// Connections opened concurrently while ramping up.
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: usize,
+    /// Buyer id of each reservation. Servers with per-buyer rate limits (flashsale serve:
+    /// --rate-limit-buyer-rps) throttle a fast per-connection buyer; use per-arrival or lift it.
+    #[arg(long, value_enum, default_value = "per-connection")]
+    pub buyer_ids: BuyerIds,
+    /// Send a unique Idempotency-Key with each reservation.
+    #[arg(long)]
+    pub idempotency_keys: bool,
+    /// Hard cap on the number of first requests (reservations) sent in the whole run.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    pub max_requests: u64,
+    /// Seconds to wait after the load before reading the server's counts (e.g. for expiry).
+    #[arg(long, default_value_t = 0)]
+    pub settle_s: u64,
+    /// Tokio worker threads [default: number of cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seed for the buyers' random choices (runs are reproducible up to scheduling).
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    /// Allow a non-loopback --target / --quic (our CI allows loopback only).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// stream: QUIC address of the stock stream.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub quic: String,
+    /// stream: SHA-256 fingerprint (hex) of the server certificate.
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// stream: accept any server certificate (loopback testing only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// stream: number of QUIC subscribers.
+    #[arg(long, default_value_t = 100)]
+    pub subscribers: usize,
+    /// Do not print the per-second progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Why the flags do not make a runnable configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The target URL was refused.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A flag is out of range or conflicts with another.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How arrivals are generated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LoadModel {
+    /// Each buyer sends its next request when the previous answer arrived.
+    Closed,
+    /// Requests are due at a fixed total rate, whatever the server does.
+    Open {
+        /// Arrivals per second over all connections.
+        rate_rps: f64,
+    },
+}
+
+/// The validated configuration of one run (echoed in the report).
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Target URL as given.
+    pub target_url: String,
+    /// Resolved target.
+    #[serde(skip)]
+    pub target: Target,
+    /// Storefront token.
+    #[serde(skip)]
+    pub token: String,
+    /// Admin token, if any.
+    #[serde(skip)]
+    pub admin_token: Option<String>,
+    /// Scenario.
+    pub scenario: ScenarioName,
+    /// Buyer connections.
+    pub connections: usize,
+    /// Measured duration.
+    pub duration_s: u64,
+    /// Warm-up before measuring.
+    pub warmup_s: u64,
+    /// Closed or open loop.
+    pub load_model: LoadModel,
+    /// SKU ids used by the run (first few shown in the report).
+    #[serde(skip)]
+    pub skus: Vec<String>,
+    /// Number of SKUs.
+    pub sku_count: usize,
+    /// First SKU id (or the only one).
+    pub sku_first: String,
+    /// Stock per created SKU.
+    pub stock: u64,
+    /// Price per created SKU.
+    pub price_cents: u64,
+    /// Units per reservation.
+    pub qty: u64,
+    /// Zipf exponent.
+    pub zipf_exponent: f64,
+    /// checkout confirm share.
+    pub confirm_share: f64,
+    /// checkout cancel share.
+    pub cancel_share: f64,
+    /// TTL set on created SKUs.
+    pub reservation_ttl_s: u64,
+    /// Whether the SKUs' TTL is known: created by this run, or `--reservation-ttl-s` given with
+    /// `--use-existing` (the SKU view does not show it). If not, expiry is assumed possible.
+    pub ttl_known: bool,
+    /// Whether SKUs were pre-existing.
+    pub use_existing: bool,
+    /// Source addresses for client sockets.
+    pub source_addrs: usize,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// Concurrent connects during ramp-up.
+    pub connect_concurrency: usize,
+    /// Buyer id scheme.
+    pub buyer_ids: BuyerIds,
+    /// Idempotency keys on reservations.
+    pub idempotency_keys: bool,
+    /// Hard cap on first requests.
+    pub max_requests: u64,
+    /// Wait before the final check.
+    pub settle_s: u64,
+    /// Seed.
+    pub seed: u64,
+    /// stream: QUIC address.
+    pub quic: String,
+    /// stream: resolved QUIC address.
+    pub quic_addr: Option<std::net::SocketAddr>,
+    /// stream: certificate fingerprint.
+    #[serde(skip)]
+    pub fingerprint: Option<String>,
+    /// stream: accept any certificate.
+    pub insecure: bool,
+    /// stream: subscribers.
+    pub subscribers: usize,
+    /// Allow non-loopback targets.
+    pub allow_remote: bool,
+    /// Suppress progress lines.
+    #[serde(skip)]
+    pub quiet: bool,
+}
+
+/// Default buyer connections of the stream scenario (they only make the stock move).
+pub const STREAM_CONNECTIONS: usize = 16;
+/// Default arrival rate of the stream scenario, reservations per second (each then cancelled).
+pub const STREAM_RATE_RPS: f64 = 200.0;
+
+/// Connections per loopback source address before another address is added automatically.
+pub const CONNECTIONS_PER_SOURCE_ADDR: usize = 20_000;
+
+impl Config {
+    /// Validates the flags and fills in scenario-dependent defaults.
+    pub fn from_args(args: Args, now_unix_s: u64) -> Result<Config, ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let target = Target::parse(&args.target, args.allow_remote)?;
+        let is_stream = args.scenario == ScenarioName::Stream;
+        let connections = args.connections.unwrap_or(if is_stream {
+            STREAM_CONNECTIONS
+        } else {
+            10_000
+        });
+        if connections == 0 || connections > MAX_CONNECTIONS {
+            return invalid(format!("--connections must be 1..={MAX_CONNECTIONS}"));
+        }
+        if args.duration == 0 || args.duration + args.warmup > MAX_DURATION_S {
+            return invalid(format!(
+                "--duration must be >= 1 and --duration + --warmup <= {MAX_DURATION_S} s"
+            ));
+        }
+        let load_model = match args.rate {
+            None if is_stream => LoadModel::Open {
+                rate_rps: STREAM_RATE_RPS,
+            },
+            None => LoadModel::Closed,
+            Some(r) if r.is_finite() && r > 0.0 && r <= 10_000_000.0 => {
+                LoadModel::Open { rate_rps: r }
+            }
+            Some(r) => return invalid(format!("--rate must be in (0, 1e7] requests/s, got {r}")),
+        };
+        if !(args.zipf_exponent.is_finite() && (0.0..=10.0).contains(&args.zipf_exponent)) {
+            return invalid("--zipf-exponent must be in [0, 10]".into());
+        }
+        let shares_ok = |s: f64| s.is_finite() && (0.0..=1.0).contains(&s);
+        if !shares_ok(args.confirm_share)
+            || !shares_ok(args.cancel_share)
+            || args.confirm_share + args.cancel_share > 1.0 + 1e-9
+        {
+            return invalid(
+                "--confirm-share and --cancel-share must be in [0, 1] with sum <= 1".into(),
+            );
+        }
+        if args.qty == 0 || args.qty > 1_000_000 {
+            return invalid("--qty must be 1..=1000000".into());
+        }
+        if args.timeout_ms == 0 || args.timeout_ms > 600_000 {
+            return invalid("--timeout-ms must be 1..=600000".into());
+        }
+        if args.connect_concurrency == 0 {
+            return invalid("--connect-concurrency must be >= 1".into());
+        }
+        if args.subscribers == 0 || args.subscribers > MAX_SUBSCRIBERS {
+            return invalid(format!("--subscribers must be 1..={MAX_SUBSCRIBERS}"));
+        }
+        if args.settle_s > MAX_DURATION_S {
+            return invalid(format!("--settle-s must be <= {MAX_DURATION_S}"));
+        }
+        if !args.use_existing && args.admin_token.is_none() {
+            return invalid(
+                "creating SKUs needs --admin-token (or FLASHSALE_ADMIN_TOKEN); \
+                 pass --use-existing to load existing SKUs instead"
+                    .into(),
+            );
+        }
+        let sku_count = args.skus.unwrap_or(match args.scenario {
+            ScenarioName::HotItem | ScenarioName::Stream => 1,
+            ScenarioName::Catalog => 1_000,
+            ScenarioName::Checkout => 100,
+        });
+        if sku_count == 0 || sku_count > MAX_SKUS {
+            return invalid(format!("--skus must be 1..={MAX_SKUS}"));
+        }
+        if args.scenario == ScenarioName::HotItem && sku_count != 1 {
+            return invalid("hot-item uses exactly one SKU (use catalog for several)".into());
+        }
+        let base = args
+            .sku
+            .clone()
+            .unwrap_or_else(|| format!("lg-{now_unix_s}"));
+        let skus: Vec<String> = if sku_count == 1 {
+            vec![base]
+        } else {
+            (0..sku_count).map(|i| format!("{base}-{i}")).collect()
+        };
+        for sku in skus.iter().take(1).chain(skus.last()) {
+            flashsale_protocol::ids::SkuId::new(sku.as_str())
+                .map_err(|e| ConfigError::Invalid(format!("SKU id {sku:?}: {e}")))?;
+        }
+        let reservation_ttl_s = args.reservation_ttl_s.unwrap_or(match args.scenario {
+            ScenarioName::Checkout => 5,
+            _ => args.duration + args.warmup + args.settle_s + 600,
+        });
+        if reservation_ttl_s == 0 {
+            return invalid("--reservation-ttl-s must be >= 1".into());
+        }
+        let quic_addr = if is_stream {
+            if args.fingerprint.is_none() && !args.insecure {
+                return invalid(
+                    "the stream scenario needs --fingerprint SHA256HEX (printed by flashsale serve) \
+                     or --insecure"
+                        .into(),
+                );
+            }
+            let t = Target::parse(&format!("http://{}", args.quic), args.allow_remote)
+                .map_err(|e| ConfigError::Invalid(format!("--quic {}: {e}", args.quic)))?;
+            if sku_count > flashsale_protocol::stream::MAX_SUBSCRIBED_SKUS {
+                return invalid(format!(
+                    "the stream scenario subscribes to at most {} SKUs",
+                    flashsale_protocol::stream::MAX_SUBSCRIBED_SKUS
+                ));
+            }
+            Some(t.addr)
+        } else {
+            None
+        };
+        let auto_sources = connections.div_ceil(CONNECTIONS_PER_SOURCE_ADDR);
+        let source_addrs = args.source_addrs.unwrap_or(auto_sources);
+        if source_addrs > 1 && !target.addr.is_ipv4() {
+            return invalid("--source-addrs > 1 needs an IPv4 loopback target".into());
+        }
+        if source_addrs > 1 && !target.addr.ip().is_loopback() {
+            return invalid("--source-addrs > 1 is for loopback targets only".into());
+        }
+        if source_addrs > 250 {
+            return invalid("--source-addrs must be <= 250".into());
+        }
+        Ok(Config {
+            target_url: args.target,
+            target,
+            token: args.token,
+            admin_token: args.admin_token,
+            scenario: args.scenario,
+            connections,
+            duration_s: args.duration,
+            warmup_s: args.warmup,
+            load_model,
+            sku_first: skus[0].clone(),
+            sku_count,
+            skus,
+            stock: args.stock,
+            price_cents: args.price_cents,
+            qty: args.qty,
+            zipf_exponent: args.zipf_exponent,
+            confirm_share: args.confirm_share,
+            cancel_share: args.cancel_share,
+            reservation_ttl_s,
+            ttl_known: !args.use_existing || args.reservation_ttl_s.is_some(),
+            use_existing: args.use_existing,
+            source_addrs: source_addrs.max(1),
+            timeout_ms: args.timeout_ms,
+            connect_concurrency: args.connect_concurrency,
+            buyer_ids: args.buyer_ids,
+            idempotency_keys: args.idempotency_keys,
+            max_requests: args.max_requests,
+            settle_s: args.settle_s,
+            seed: args.seed,
+            quic: args.quic,
+            quic_addr,
+            fingerprint: args.fingerprint,
+            insecure: args.insecure,
+            subscribers: args.subscribers,
+            allow_remote: args.allow_remote,
+            quiet: args.quiet,
+        })
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["flashsale-loadgen", "--token", "t", "--admin-token", "a"];
+        argv.extend_from_slice(extra);
+        Config::from_args(Args::try_parse_from(argv).unwrap(), 1_700_000_000)
+    }
+
+    #[test]
+    fn defaults_follow_the_scenario() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.connections, 10_000);
+        assert_eq!(c.skus, vec!["lg-1700000000".to_string()]);
+        assert_eq!(c.load_model, LoadModel::Closed);
+        assert_eq!(c.source_addrs, 1);
+        assert!(c.reservation_ttl_s > c.duration_s);
+        let c = parse(&[
+            "--scenario",
+            "catalog",
+            "--connections",
+            "50000",
+            "--rate",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(c.skus.len(), 1_000);
+        assert_eq!(c.skus[999], "lg-1700000000-999");
+        assert_eq!(c.source_addrs, 3);
+        assert_eq!(c.load_model, LoadModel::Open { rate_rps: 1000.0 });
+        let c = parse(&["--scenario", "checkout"]).unwrap();
+        assert_eq!(c.reservation_ttl_s, 5);
+        let c = parse(&[
+            "--scenario",
+            "stream",
+            "--insecure",
+            "--quic",
+            "localhost:9",
+        ])
+        .unwrap();
+        assert_eq!(c.connections, STREAM_CONNECTIONS);
+        assert_eq!(
+            c.load_model,
+            LoadModel::Open {
+                rate_rps: STREAM_RATE_RPS
+            }
+        );
+        assert_eq!(c.quic_addr, Some("127.0.0.1:9".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(parse(&["--target", "http://192.0.2.1:80"]).is_err());
+        assert!(parse(&["--rate", "0"]).is_err());
+        assert!(parse(&["--confirm-share", "0.8", "--cancel-share", "0.3"]).is_err());
+        assert!(parse(&["--scenario", "hot-item", "--skus", "3"]).is_err());
+        assert!(parse(&["--sku", "bad sku"]).is_err());
+        assert!(parse(&["--duration", "0"]).is_err());
+        assert!(
+            parse(&["--scenario", "stream"]).is_err(),
+            "no trust setting"
+        );
+        let remote = [
+            "--scenario",
+            "stream",
+            "--insecure",
+            "--quic",
+            "192.0.2.1:8443",
+        ];
+        assert!(parse(&remote).is_err());
+        let argv = ["flashsale-loadgen", "--token", "t"];
+        let no_admin = Config::from_args(Args::try_parse_from(argv).unwrap(), 0);
+        assert!(no_admin.is_err());
+    }
+}

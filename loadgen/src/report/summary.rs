@@ -1,0 +1,126 @@
+//! The summary table printed on stdout at the end of a run.
+
+use std::fmt::Write;
+
+use super::{KindReport, Report};
+use crate::cli::LoadModel;
+use crate::units::{fmt_count, fmt_us};
+
+fn row(out: &mut String, name: &str, k: &KindReport) {
+    let l = &k.latency_us;
+    let _ = writeln!(
+        out,
+        "{name:<14}{:>11}{:>10}{:>10}{:>8}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        k.requests,
+        k.ok,
+        k.sold_out,
+        k.errors,
+        fmt_count(k.throughput_rps),
+        fmt_us(l.p50),
+        fmt_us(l.p90),
+        fmt_us(l.p99),
+        fmt_us(l.p999),
+        fmt_us(l.max),
+    );
+}
+
+/// Renders the summary table.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let model = match r.config.load_model {
+        LoadModel::Closed => "closed loop".to_string(),
+        LoadModel::Open { rate_rps } => format!("open loop at {} req/s", fmt_count(rate_rps)),
+    };
+    let _ = writeln!(
+        out,
+        "flashsale-loadgen: {} against {}, {model}, {} connections ({} open at start), {:.1} s measured{}",
+        r.scenario,
+        r.config.target_url,
+        r.connections.requested,
+        r.connections.open_at_start,
+        r.duration_s,
+        if r.interrupted { " (interrupted)" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "{:<14}{:>11}{:>10}{:>10}{:>8}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "kind",
+        "requests",
+        "ok",
+        "sold_out",
+        "errors",
+        "req/s",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max"
+    );
+    for (name, k) in &r.per_kind {
+        row(&mut out, name, k);
+    }
+    row(&mut out, "all requests", &r.all_kinds());
+    if r.errors.is_empty() {
+        let _ = writeln!(out, "errors: none");
+    } else {
+        let list: Vec<String> = r.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        let _ = writeln!(out, "errors: {}", list.join(", "));
+        for (k, m) in &r.error_samples {
+            let _ = writeln!(out, "  e.g. {k}: {m}");
+        }
+    }
+    match (&r.check, &r.check_error) {
+        (Some(c), _) => {
+            let _ = writeln!(
+                out,
+                "check over {} SKU(s): oversold {} (server {}, client {}), invariant violations {}",
+                c.skus_checked,
+                c.oversold,
+                c.server_oversold,
+                c.client_oversold
+                    .map_or("n/a (expiry possible)".to_string(), |v| v.to_string()),
+                c.invariant_violations
+            );
+            let _ = writeln!(
+                out,
+                "  told: held {} confirmed {} cancelled {} (no answer: reserve {} confirm {} cancel {})",
+                c.told.held,
+                c.told.confirmed,
+                c.told.cancelled,
+                c.told.unknown_reserve,
+                c.told.unknown_confirm,
+                c.told.unknown_cancel
+            );
+            let _ = writeln!(
+                out,
+                "  server: sold +{} expected [{}, {}]; held+sold +{} expected [{}, {}] => {}{}",
+                c.server_sold_delta,
+                c.expected_sold.min,
+                c.expected_sold.max,
+                c.server_held_plus_sold_delta,
+                c.expected_held_plus_sold.min,
+                c.expected_held_plus_sold.max,
+                if c.counts_match { "MATCH" } else { "MISMATCH" },
+                if c.exact { " (exact)" } else { "" }
+            );
+            if c.abandoned > 0 && r.scenario == "checkout" {
+                let _ = writeln!(
+                    out,
+                    "  abandoned holds: {} units, of which released by expiry (inferred): {}",
+                    c.abandoned, c.expired_inferred
+                );
+            }
+            if !c.mismatched_skus.is_empty() {
+                let _ = writeln!(out, "  mismatched SKUs: {}", c.mismatched_skus.join(", "));
+            }
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(out, "check: NOT DONE: {e}");
+        }
+        (None, None) => {}
+    }
+    if let Some(s) = &r.stream {
+        let _ = writeln!(out, "stream: {s}");
+    }
+    out
+}

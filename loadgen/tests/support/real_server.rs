@@ -1,0 +1,137 @@
+//! Starting a real `flashsale serve` (the workspace's debug binary) on free loopback ports with
+//! a temporary data dir and known tokens; killed when dropped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flashsale_loadgen::api::{self, Api, SkuCounts};
+use flashsale_loadgen::conn::Conn;
+
+/// Admin token given to the server.
+pub const ADMIN: &str = "it-admin-token";
+/// Storefront token given to the server.
+pub const STOREFRONT: &str = "it-storefront-token";
+
+/// A running `flashsale serve`.
+pub struct RealServer {
+    child: Child,
+    /// HTTP address.
+    pub http: SocketAddr,
+    /// QUIC address.
+    pub quic: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+    }
+}
+
+/// The `flashsale` binary, built with `cargo build -p flashsale-gateway --bin flashsale` if it
+/// is not there yet.
+pub fn flashsale_binary() -> PathBuf {
+    let bin = target_dir().join("debug").join("flashsale");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "flashsale-gateway", "--bin", "flashsale"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("running cargo build for the flashsale binary");
+        assert!(status.success(), "cargo build -p flashsale-gateway failed");
+    }
+    assert!(bin.exists(), "{} missing after the build", bin.display());
+    bin
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl RealServer {
+    /// Starts the server with `extra` flags and waits until `GET /ready` answers 200.
+    pub async fn start(extra: &[&str]) -> RealServer {
+        let bin = flashsale_binary();
+        let data = tempfile::tempdir().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+        let quic: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("serve")
+            .args(["--http", &http.to_string(), "--quic", &quic.to_string()])
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--admin-token", ADMIN, "--storefront-token", STOREFRONT])
+            .args(extra)
+            .env_remove("FLASHSALE_ADMIN_TOKEN")
+            .env_remove("FLASHSALE_STOREFRONT_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let mut server = RealServer {
+            child,
+            http,
+            quic,
+            _data: data,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let api = Api::new(&self.http.to_string(), STOREFRONT, None).unwrap();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("flashsale serve exited early: {status}");
+            }
+            let mut conn = Conn::new(self.http, None, Duration::from_secs(2));
+            let mut req = api.get_sku("probe").unwrap();
+            *req.uri_mut() = "/ready".parse().unwrap();
+            if let Ok(a) = conn.send(req).await {
+                if a.status.is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "flashsale serve not ready after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The server's counts of `sku`, read with our own request.
+    pub async fn counts(&self, sku: &str) -> SkuCounts {
+        let api = Api::new(&self.http.to_string(), STOREFRONT, None).unwrap();
+        let mut conn = Conn::new(self.http, None, Duration::from_secs(5));
+        let a = conn.send(api.get_sku(sku).unwrap()).await.unwrap();
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        api::sku_counts(&a.body).unwrap()
+    }
+}
+
+impl Drop for RealServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

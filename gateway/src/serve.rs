@@ -211,13 +211,15 @@ fn open_log(args: &ServeArgs) -> anyhow::Result<Arc<dyn LogBackend>> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create --data-dir {}", args.data_dir.display()))?;
-    let backend =
-        flashsale_persistence::EmbeddedBackend::open(&args.data_dir).with_context(|| {
-            format!(
-                "cannot open the log in --data-dir {}",
-                args.data_dir.display()
-            )
-        })?;
+    // Absolute, so the shards' executors (and io_uring) never depend on the working directory.
+    let data_dir = std::fs::canonicalize(&args.data_dir)
+        .with_context(|| format!("cannot resolve --data-dir {}", args.data_dir.display()))?;
+    let backend = flashsale_persistence::EmbeddedBackend::open(&data_dir).with_context(|| {
+        format!(
+            "cannot open the log in --data-dir {}",
+            args.data_dir.display()
+        )
+    })?;
     Ok(Arc::new(backend))
 }
 

@@ -1,0 +1,384 @@
+//! Durable-append throughput and commit latency of the log backends, plus the classic
+//! row-lock baseline (pgbench), in one run.
+//!
+//! ```text
+//! cargo bench -p flashsale-persistence --bench log_throughput -- [embedded] [postgres] [baseline]
+//!     [--secs N] [--dir PATH] [--url URL]
+//! ```
+//! Embedded: an open-loop producer offers records at a fixed rate on one glommio shard; each
+//! flush takes every record that arrived during the previous flush (group commit, no sleep).
+//! Commit latency of a record = flush end − its arrival time. Postgres: two shards (two
+//! connections), each appending batches and flushing in a closed loop. Baseline: pgbench,
+//! 20 connections, one `UPDATE inventory … available >= 1` transaction per reservation.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use flashsale_engine::log::ShardLog;
+use flashsale_persistence::{EmbeddedBackend, EmbeddedOptions, PostgresBackend};
+use flashsale_protocol::{encode_record, BuyerId, Event, Line, LogRecord, ReservationId, SkuId};
+use glommio::{LocalExecutorBuilder, Placement};
+use hdrhistogram::Histogram;
+
+fn sample_record() -> Vec<u8> {
+    let ev = Event::Reserved {
+        id: ReservationId::compose(0, 123_456),
+        buyer: BuyerId::new("buyer-000123456").unwrap_or_else(|e| panic!("{e}")),
+        lines: vec![Line {
+            sku: SkuId::new("hot-item-2026").unwrap_or_else(|e| panic!("{e}")),
+            qty: 1,
+            unit_price_cents: 4999,
+        }],
+        expires_at_ms: 1_790_000_000_000,
+        idempotency_key: None,
+        request_hash: 0xdead_beef,
+        group: None,
+        at_ms: 1_789_999_400_000,
+    };
+    let mut out = Vec::new();
+    encode_record(
+        &LogRecord {
+            shard: 0,
+            seq: 1,
+            event: ev,
+        },
+        &mut out,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
+struct Args {
+    embedded: bool,
+    postgres: bool,
+    baseline: bool,
+    recovery: Option<u64>,
+    secs: u64,
+    zero_fill: bool,
+    dir: PathBuf,
+    url: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        embedded: false,
+        postgres: false,
+        baseline: false,
+        recovery: None,
+        secs: 5,
+        zero_fill: true,
+        dir: std::env::temp_dir().join("flashsale-log-bench"),
+        url: "postgres://postgres@127.0.0.1:5432/test".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "embedded" => a.embedded = true,
+            "postgres" => a.postgres = true,
+            "baseline" => a.baseline = true,
+            "recovery" => a.recovery = Some(10_000_000),
+            "--records" => a.recovery = it.next().and_then(|v| v.parse().ok()),
+            "--no-zero-fill" => a.zero_fill = false,
+            "--secs" => a.secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(5),
+            "--dir" => a.dir = it.next().map(PathBuf::from).unwrap_or(a.dir),
+            "--url" => a.url = it.next().unwrap_or(a.url),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    if !(a.embedded || a.postgres || a.baseline || a.recovery.is_some()) {
+        a.embedded = true;
+        a.postgres = true;
+        a.baseline = true;
+    }
+    a
+}
+
+/// One open-loop run at `rate` records/s; `None` rate = closed loop (as fast as possible,
+/// fixed batches of `batch`).
+fn embedded_run(dir: &PathBuf, zero_fill: bool, rate: Option<u64>, batch: usize, secs: u64) {
+    let _ = std::fs::remove_dir_all(dir);
+    let dir = dir.clone();
+    let rec = sample_record();
+    let res = LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(2 << 20)
+        .spawn(move || async move {
+            let options = EmbeddedOptions {
+                zero_fill_segments: zero_fill,
+                ..EmbeddedOptions::default()
+            };
+            let backend =
+                EmbeddedBackend::open_with(&dir, options).unwrap_or_else(|e| panic!("{e}"));
+            let mut log = backend
+                .open_shard(0, 1)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut noop = |_: u64, _: &[u8]| Ok(());
+            log.replay(0, &mut noop)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            // Warm-up: create the first segment and let the spare one be prepared.
+            log.append(1, &rec);
+            log.flush().await.unwrap_or_else(|e| panic!("{e}"));
+            glommio::timer::sleep(Duration::from_secs(2)).await;
+            let commits_before = log.commits();
+            let mut hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
+            let mut flush_hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
+            let mut seq = 1u64;
+            let start = Instant::now();
+            let end = start + Duration::from_secs(secs);
+            // Arrival time (ns since start) of the first record not yet appended.
+            let mut appended_until_ns = 0u64;
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                let now_ns = (now - start).as_nanos() as u64;
+                let (n, first_arrival_ns) = match rate {
+                    Some(r) => {
+                        let arrived = now_ns as u128 * r as u128 / 1_000_000_000;
+                        let n = (arrived as u64).saturating_sub(seq - 1);
+                        if n == 0 {
+                            // Nothing arrived: a real shard would park; spin briefly.
+                            glommio::yield_if_needed().await;
+                            continue;
+                        }
+                        (n, appended_until_ns)
+                    }
+                    None => (batch as u64, now_ns),
+                };
+                for _ in 0..n {
+                    seq += 1;
+                    log.append(seq, &rec);
+                }
+                let f0 = Instant::now();
+                log.flush().await.unwrap_or_else(|e| panic!("{e}"));
+                let done_ns = (Instant::now() - start).as_nanos() as u64;
+                flush_hist.record((Instant::now() - f0).as_micros() as u64).ok();
+                // Records arrived uniformly in [first_arrival, now]: sample their latencies.
+                let arrival_end = now_ns;
+                let samples = n.min(16);
+                for k in 0..samples {
+                    let arr = first_arrival_ns
+                        + (arrival_end - first_arrival_ns.min(arrival_end)) * k / samples.max(1);
+                    let lat_us = done_ns.saturating_sub(arr) / 1000;
+                    hist.record_n(lat_us.max(1), n / samples + u64::from(k < n % samples))
+                        .ok();
+                }
+                appended_until_ns = arrival_end;
+            }
+            let elapsed = start.elapsed().as_secs_f64();
+            println!(
+                "embedded {:>12} records/s offered, {:>12.0} durable records/s, {:>7} flushes, \
+                 commit latency p50 {:>6} us p99 {:>6} us max {:>7} us, flush p99 {:>6} us, record {} B",
+                rate.map_or_else(|| format!("closed/{batch}"), |r| r.to_string()),
+                (seq - 1) as f64 / elapsed,
+                log.commits() - commits_before,
+                hist.value_at_quantile(0.5),
+                hist.value_at_quantile(0.99),
+                hist.max(),
+                flush_hist.value_at_quantile(0.99),
+                rec.len()
+            );
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join();
+    if let Err(e) = res {
+        panic!("embedded bench: {e}");
+    }
+}
+
+/// Writes `n` records, reopens the log and times a full replay (read, checksum, callback).
+fn embedded_recovery(path: &PathBuf, n: u64) {
+    let _ = std::fs::remove_dir_all(path);
+    let dir = path.clone();
+    let rec = sample_record();
+    let res = LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(2 << 20)
+        .spawn(move || async move {
+            {
+                let backend = EmbeddedBackend::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+                let mut log = backend
+                    .open_shard(0, 1)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut noop = |_: u64, _: &[u8]| Ok(());
+                log.replay(0, &mut noop)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut seq = 0;
+                while seq < n {
+                    for _ in 0..10_000.min(n - seq) {
+                        seq += 1;
+                        log.append(seq, &rec);
+                    }
+                    log.flush().await.unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            let backend = EmbeddedBackend::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+            let mut log = backend
+                .open_shard(0, 1)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let start = Instant::now();
+            let mut count = 0u64;
+            let mut bytes = 0u64;
+            let mut apply = |_: u64, r: &[u8]| {
+                count += 1;
+                bytes += r.len() as u64;
+                Ok(())
+            };
+            log.replay(0, &mut apply)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "recovery scan of {count} records ({} MiB, {} segments): {secs:.2} s, {:.0} records/s \
+                 (log read + CRC only, no engine apply)",
+                bytes >> 20,
+                log.segment_firsts().len(),
+                count as f64 / secs
+            );
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join();
+    if let Err(e) = res {
+        panic!("recovery bench: {e}");
+    }
+    let _ = std::fs::remove_dir_all(path);
+}
+
+fn postgres_run(url: &str, shards: u16, batch: usize, secs: u64) -> f64 {
+    let schema = format!("bench_{}", std::process::id());
+    let backend = PostgresBackend::with_schema(url, &schema).unwrap_or_else(|e| panic!("{e}"));
+    let rec = sample_record();
+    let mut handles = Vec::new();
+    for shard in 0..shards {
+        let b = backend.clone();
+        let rec = rec.clone();
+        handles.push(
+            LocalExecutorBuilder::new(Placement::Unbound)
+                .io_memory(512 << 10)
+                .spawn(move || async move {
+                    let mut log = b
+                        .open_shard(shard, shards)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let mut hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
+                    let start = Instant::now();
+                    let mut seq = 0u64;
+                    while start.elapsed() < Duration::from_secs(secs) {
+                        for _ in 0..batch {
+                            seq += 1;
+                            log.append(seq, &rec);
+                        }
+                        let f0 = Instant::now();
+                        log.flush().await.unwrap_or_else(|e| panic!("{e}"));
+                        hist.record(f0.elapsed().as_micros() as u64).ok();
+                    }
+                    (
+                        seq,
+                        start.elapsed().as_secs_f64(),
+                        hist.value_at_quantile(0.99),
+                    )
+                })
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
+    let mut total = 0.0;
+    let mut p99 = 0;
+    for h in handles {
+        let (n, secs, p) = h.join().unwrap_or_else(|e| panic!("{e}"));
+        total += n as f64 / secs;
+        p99 = p99.max(p);
+    }
+    println!(
+        "postgres {shards} shards, batch {batch:>5}: {total:>10.0} durable records/s, flush p99 {p99} us"
+    );
+    drop(backend);
+    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    let _ = std::process::Command::new("psql")
+        .env("PGOPTIONS", "-c client_min_messages=warning")
+        .args(["-q", "-d", url, "-c", &sql])
+        .status();
+    total
+}
+
+fn baseline(url: &str, secs: u64, skus: u32) -> f64 {
+    let setup = format!(
+        "DROP TABLE IF EXISTS inventory; \
+         CREATE TABLE inventory (sku int PRIMARY KEY, available int NOT NULL); \
+         INSERT INTO inventory SELECT g, 1000000000 FROM generate_series(1, {skus}) g;"
+    );
+    let ok = std::process::Command::new("psql")
+        .args(["-q", "-d", url, "-c", &setup])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "psql setup of the baseline failed");
+    let script = std::env::temp_dir().join(format!("flashsale-baseline-{skus}.sql"));
+    std::fs::write(
+        &script,
+        format!(
+            "\\set sku random(1, {skus})\n\
+             UPDATE inventory SET available = available - 1 WHERE sku = :sku AND available >= 1;\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new("pgbench")
+        .args(["-n", "-c", "20", "-j", "2", "-T", &secs.to_string(), "-f"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .unwrap_or_else(|e| panic!("pgbench: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps ="))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no tps in pgbench output: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    println!("baseline pgbench 20 conns, {skus} SKU(s): {tps:>10.0} reservations/s (one UPDATE txn each)");
+    let _ = std::process::Command::new("psql")
+        .args(["-q", "-d", url, "-c", "DROP TABLE IF EXISTS inventory"])
+        .status();
+    tps
+}
+
+fn main() {
+    let a = args();
+    if a.embedded {
+        for rate in [100_000, 500_000, 1_000_000, 1_500_000, 2_000_000] {
+            embedded_run(&a.dir, a.zero_fill, Some(rate), 0, a.secs);
+        }
+        embedded_run(&a.dir, a.zero_fill, None, 4096, a.secs);
+        let _ = std::fs::remove_dir_all(&a.dir);
+    }
+    if let Some(n) = a.recovery {
+        embedded_recovery(&a.dir, n);
+    }
+    let mut best_pg = None;
+    if a.postgres {
+        let mut best: f64 = 0.0;
+        for batch in [1_000, 5_000, 20_000] {
+            best = best.max(postgres_run(&a.url, 2, batch, a.secs));
+        }
+        best_pg = Some(best);
+    }
+    if a.baseline {
+        let hot = baseline(&a.url, a.secs.max(5), 1);
+        let spread = baseline(&a.url, a.secs.max(5), 1000);
+        if let Some(pg) = best_pg {
+            println!(
+                "ratio postgres log / baseline: {:.1}x (hot SKU), {:.1}x (1000 SKUs)",
+                pg / hot,
+                pg / spread
+            );
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! One shard's embedded log: recovery (scan, torn-tail cut), group-commit writes, snapshots.
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use flashsale_engine::log::{LocalBoxFuture, LogError, ShardLog};
+use flashsale_protocol::ShardId;
+use glommio::io::DmaFile;
+
+use super::files::{self, segment_path, snapshot_path};
+use super::lock::DirLock;
+use crate::frame::{encode_frame, parse_frame, valid_frame_follows, Parsed};
+
+/// How far past the last good seq a frame found after a bad one may be and still count as
+/// "a valid record follows" (anything further is treated as noise).
+const FOLLOW_WINDOW: u64 = u32::MAX as u64;
+
+/// A segment being prepared in the background: a readiness flag and the task.
+type Spare = (Rc<Cell<bool>>, glommio::Task<std::io::Result<DmaFile>>);
+
+/// The replay callback.
+type Apply<'a> = dyn FnMut(u64, &[u8]) -> Result<(), LogError> + 'a;
+
+/// Name of the segment being prepared in the background.
+const SPARE: &str = "spare.tmp";
+
+/// Creates, pre-allocates, zero-fills and syncs a segment file at `path`.
+async fn prepare_segment(path: PathBuf, size: u64, zero_fill: bool) -> std::io::Result<DmaFile> {
+    let file = files::open_for_write(&path, true).await?;
+    let res = async {
+        file.pre_allocate(size, false).await?;
+        if zero_fill {
+            files::zero_fill(&file, size).await?;
+        }
+        file.fdatasync().await?;
+        Ok::<(), std::io::Error>(())
+    }
+    .await;
+    match res {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            let _ = file.close().await;
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
+}
+
+/// The segment currently written.
+struct Active {
+    file: DmaFile,
+    path: PathBuf,
+    first_seq: u64,
+    /// Logical end of durable data (bytes).
+    end: u64,
+    /// Bytes from `align_down(end)` to `end`: rewritten with the next flush (O_DIRECT writes
+    /// whole blocks).
+    tail: Vec<u8>,
+    /// A write or fdatasync failed: nothing more is written to this file.
+    poisoned: bool,
+}
+
+/// One shard's embedded write-ahead log (see the module docs of `embedded`).
+pub struct EmbeddedLog {
+    dir: PathBuf,
+    shard: ShardId,
+    segment_size: u64,
+    zero_fill: bool,
+    /// The next segment, being created and zero-filled in the background (`spare.tmp`), so
+    /// rotation costs only a rename.
+    spare: Option<Spare>,
+    _lock: Arc<DirLock>,
+    recovered: bool,
+    /// First seqs of the segments on disk, ascending.
+    segments: Vec<u64>,
+    active: Option<Active>,
+    /// Last durable sequence number, if any record is in the log.
+    last_durable: Option<u64>,
+    /// Framed records appended since the last successful flush.
+    pending: Vec<u8>,
+    pending_first: Option<u64>,
+    pending_last: Option<u64>,
+    /// Successful group commits (one fdatasync each).
+    commits: u64,
+}
+
+impl std::fmt::Debug for EmbeddedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedLog")
+            .field("dir", &self.dir)
+            .field("shard", &self.shard)
+            .field("segments", &self.segments)
+            .field("last_durable", &self.last_durable)
+            .field("pending_bytes", &self.pending.len())
+            .finish()
+    }
+}
+
+fn corrupt(msg: String) -> LogError {
+    LogError::Corrupt(msg)
+}
+
+impl EmbeddedLog {
+    pub(super) fn new(
+        dir: PathBuf,
+        shard: ShardId,
+        options: super::EmbeddedOptions,
+        lock: Arc<DirLock>,
+    ) -> EmbeddedLog {
+        EmbeddedLog {
+            dir,
+            shard,
+            segment_size: options.segment_size_bytes,
+            zero_fill: options.zero_fill_segments,
+            spare: None,
+            _lock: lock,
+            recovered: false,
+            segments: Vec::new(),
+            active: None,
+            last_durable: None,
+            pending: Vec::new(),
+            pending_first: None,
+            pending_last: None,
+            commits: 0,
+        }
+    }
+
+    /// Number of successful group commits (each one `fdatasync`) since open.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
+    /// First sequence numbers of the segment files on disk (after recovery), ascending.
+    pub fn segment_firsts(&self) -> &[u64] {
+        &self.segments
+    }
+
+    /// Last durable sequence number (after recovery), if any.
+    pub fn last_durable_seq(&self) -> Option<u64> {
+        self.last_durable
+    }
+
+    fn latest_snapshot_seq(&self) -> Result<u64, LogError> {
+        Ok(files::list_numbered(&self.dir, "snap")?
+            .last()
+            .map(|(s, _)| *s)
+            .unwrap_or(0))
+    }
+
+    /// Scans every segment, calls `apply` for valid records with `seq > after`, cuts a torn
+    /// tail of the last segment, and positions the writer after the last valid record.
+    async fn recover(&mut self, after: u64, apply: &mut Apply<'_>) -> Result<u64, LogError> {
+        let _ = std::fs::remove_file(self.dir.join("snapshot.tmp"));
+        if self.spare.is_none() {
+            let _ = std::fs::remove_file(self.dir.join(SPARE));
+        }
+        let segs = files::list_numbered(&self.dir, "seg")?;
+        let mut last: Option<u64> = None;
+        let mut writer_at: Option<(u64, PathBuf, usize, Vec<u8>, bool)> = None;
+        for (i, (first, path)) in segs.iter().enumerate() {
+            let first = *first;
+            let next = segs.get(i + 1).map(|(n, _)| *n);
+            if first == 0 {
+                return Err(corrupt(format!(
+                    "{}: segment starts at seq 0",
+                    path.display()
+                )));
+            }
+            // A gap between segments is fine only where a snapshot covers it.
+            if let Some(l) = last {
+                if first > l + 1 && first - 1 > after {
+                    return Err(corrupt(format!(
+                        "shard {}: records {}..{} missing before {}",
+                        self.shard,
+                        l + 1,
+                        first - 1,
+                        path.display()
+                    )));
+                }
+                if first > l + 1 {
+                    last = Some(first - 1);
+                }
+            }
+            let data = files::read_all(path).await?;
+            let mut pos = 0usize;
+            let mut bad_stop = false;
+            loop {
+                match parse_frame(&data[pos..]) {
+                    Parsed::Frame {
+                        seq,
+                        start,
+                        frame_len,
+                    } => {
+                        if next.is_some_and(|n| seq >= n) {
+                            // Superseded: rewritten into the next segment after a failed flush.
+                            break;
+                        }
+                        let expected = last.map_or(first, |l| l + 1);
+                        if seq != expected {
+                            return Err(corrupt(format!(
+                                "{} offset {pos}: expected seq {expected}, found {seq}",
+                                path.display()
+                            )));
+                        }
+                        if seq > after {
+                            apply(seq, &data[pos + start..pos + frame_len])?;
+                        }
+                        last = Some(seq);
+                        pos += frame_len;
+                    }
+                    Parsed::End => {
+                        bad_stop = !data[pos..].iter().all(|&b| b == 0);
+                        break;
+                    }
+                    Parsed::Invalid => {
+                        bad_stop = true;
+                        break;
+                    }
+                }
+            }
+            match next {
+                Some(n) => {
+                    let reached = last.map_or(first, |l| l + 1);
+                    if reached < n && n - 1 > after {
+                        return Err(corrupt(format!(
+                            "{} offset {pos}: unreadable record at seq {reached} before \
+                             later segment {n}",
+                            path.display()
+                        )));
+                    }
+                }
+                None => {
+                    let mut cut = false;
+                    if bad_stop {
+                        let good = last.unwrap_or(first - 1);
+                        if valid_frame_follows(&data[pos..], good, FOLLOW_WINDOW) {
+                            return Err(corrupt(format!(
+                                "{} offset {pos}: corrupt record after seq {good} followed by \
+                                 valid records",
+                                path.display()
+                            )));
+                        }
+                        tracing::warn!(
+                            shard = self.shard,
+                            segment = %path.display(),
+                            offset = pos,
+                            last_seq = good,
+                            "cutting torn or corrupt log tail (never acknowledged)"
+                        );
+                        cut = true;
+                    }
+                    writer_at = Some((first, path.clone(), pos, data, cut));
+                }
+            }
+        }
+        self.segments = segs.iter().map(|(n, _)| *n).collect();
+        if let Some((first, path, end, data, cut)) = writer_at {
+            let file = files::open_for_write(&path, false).await?;
+            let align = file.alignment() as usize;
+            let tail = data[end / align * align..end].to_vec();
+            drop(data);
+            let end = end as u64;
+            if cut {
+                file.truncate(end).await.map_err(std::io::Error::from)?;
+                file.pre_allocate(self.segment_size, false)
+                    .await
+                    .map_err(std::io::Error::from)?;
+                file.fdatasync().await.map_err(std::io::Error::from)?;
+            }
+            self.active = Some(Active {
+                file,
+                path,
+                first_seq: first,
+                end,
+                tail,
+                poisoned: false,
+            });
+        }
+        self.last_durable = last;
+        self.recovered = true;
+        Ok(last.unwrap_or(after).max(after))
+    }
+
+    async fn ensure_recovered(&mut self) -> Result<(), LogError> {
+        if !self.recovered {
+            let after = self.latest_snapshot_seq()?;
+            self.recover(after, &mut |_, _| Ok(())).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a fresh segment whose first record is `first`.
+    async fn start_segment(&mut self, first: u64) -> Result<(), LogError> {
+        let path = segment_path(&self.dir, first);
+        if let Some(old) = self.active.take() {
+            // Nothing acknowledged lives in an old segment that starts at `first` (everything
+            // from `first` on is still pending), nor in an empty one: drop either.
+            let _ = old.file.close().await;
+            if old.first_seq >= first || old.end == 0 {
+                let _ = std::fs::remove_file(&old.path);
+                self.segments.retain(|s| *s != old.first_seq);
+            }
+        }
+        let spare = match self.spare.take() {
+            // Never wait for a spare still being zero-filled (at high rates that would stall
+            // every commit): fall back to a pre-allocated segment below.
+            Some((ready, task)) if !ready.get() => {
+                drop(task);
+                None
+            }
+            Some((_, task)) => match task.await {
+                Ok(file) => match file.rename(&path).await {
+                    Ok(()) => Some(file),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot use spare segment");
+                        let _ = file.close().await;
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "spare segment preparation failed");
+                    None
+                }
+            },
+            None => None,
+        };
+        let file = match spare {
+            Some(f) => f,
+            None => prepare_segment(path.clone(), self.segment_size, false).await?,
+        };
+        if let Err(e) = files::sync_dir(&self.dir).await {
+            let _ = file.close().await;
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+        // Prepare the next one while this one fills.
+        let ready = Rc::new(Cell::new(false));
+        let flag = ready.clone();
+        let (spare_path, size, zero_fill) =
+            (self.dir.join(SPARE), self.segment_size, self.zero_fill);
+        let task = glommio::spawn_local(async move {
+            let res = prepare_segment(spare_path, size, zero_fill).await;
+            flag.set(true);
+            res
+        });
+        self.spare = Some((ready, task));
+        if !self.segments.contains(&first) {
+            self.segments.push(first);
+            self.segments.sort_unstable();
+        }
+        self.active = Some(Active {
+            file,
+            path,
+            first_seq: first,
+            end: 0,
+            tail: Vec::new(),
+            poisoned: false,
+        });
+        Ok(())
+    }
+
+    async fn flush_pending(&mut self) -> Result<(), LogError> {
+        let (Some(first), Some(last)) = (self.pending_first, self.pending_last) else {
+            return Ok(());
+        };
+        self.ensure_recovered().await?;
+        let pending_len = self.pending.len() as u64;
+        let need_new = match &self.active {
+            None => true,
+            Some(a) => {
+                a.poisoned
+                    || (a.end > 0 && a.end + pending_len > self.segment_size)
+                    || (a.end == 0 && a.first_seq != first)
+                    || self.last_durable.is_some_and(|l| l + 1 != first)
+            }
+        };
+        if need_new {
+            self.start_segment(first).await?;
+        }
+        let Some(a) = self.active.as_mut() else {
+            return Err(LogError::Io(std::io::Error::other("no active segment")));
+        };
+        let align = a.file.alignment();
+        let base = a.end / align * align;
+        debug_assert_eq!((a.end - base) as usize, a.tail.len());
+        let new_end = a.end + pending_len;
+        let new_base = new_end / align * align;
+        // The new partial block, kept for the next flush.
+        let mut new_tail = Vec::with_capacity((new_end - new_base) as usize);
+        {
+            let from = (new_base - base) as usize; // offset into tail ++ pending
+            if from < a.tail.len() {
+                new_tail.extend_from_slice(&a.tail[from..]);
+                new_tail.extend_from_slice(&self.pending);
+            } else {
+                new_tail.extend_from_slice(&self.pending[from - a.tail.len()..]);
+            }
+        }
+        let res = async {
+            files::write_padded(&a.file, base, &[&a.tail, &self.pending]).await?;
+            a.file.fdatasync().await?;
+            Ok::<(), std::io::Error>(())
+        }
+        .await;
+        if let Err(e) = res {
+            // Never trust this file again: the next flush rewrites the batch into a new one.
+            a.poisoned = true;
+            tracing::error!(shard = self.shard, error = %e, "log flush failed; will retry in a fresh segment");
+            return Err(LogError::Io(e));
+        }
+        a.end = new_end;
+        a.tail = new_tail;
+        self.commits += 1;
+        self.last_durable = Some(last);
+        self.pending.clear();
+        self.pending_first = None;
+        self.pending_last = None;
+        Ok(())
+    }
+
+    async fn load_snapshot_inner(&mut self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        let snaps = files::list_numbered(&self.dir, "snap")?;
+        let Some((name_seq, path)) = snaps.last() else {
+            return Ok(None);
+        };
+        let data = files::read_all(path).await?;
+        let (seq, body) = files::parse_snapshot(&data)
+            .map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
+        if seq != *name_seq {
+            return Err(corrupt(format!(
+                "{}: header says seq {seq}",
+                path.display()
+            )));
+        }
+        Ok(Some((seq, body.to_vec())))
+    }
+
+    async fn write_snapshot_inner(&mut self, seq: u64, snapshot: &[u8]) -> Result<(), LogError> {
+        self.ensure_recovered().await?;
+        let tmp = self.dir.join("snapshot.tmp");
+        let path = snapshot_path(&self.dir, seq);
+        let file = files::open_for_write(&tmp, true).await?;
+        let header = files::snapshot_header(seq, snapshot);
+        let res = async {
+            files::write_padded(&file, 0, &[&header, snapshot]).await?;
+            file.fdatasync().await?;
+            file.rename(&path).await?;
+            Ok::<(), std::io::Error>(())
+        }
+        .await;
+        let _ = file.close().await;
+        if let Err(e) = res {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        files::sync_dir(&self.dir).await?;
+        // The new snapshot is durable: drop older snapshots and fully covered segments.
+        for (s, p) in files::list_numbered(&self.dir, "snap")? {
+            if s < seq {
+                std::fs::remove_file(&p)?;
+            }
+        }
+        let active_first = self.active.as_ref().map(|a| a.first_seq);
+        let mut keep = Vec::with_capacity(self.segments.len());
+        for (i, first) in self.segments.iter().enumerate() {
+            let covered = self
+                .segments
+                .get(i + 1)
+                .is_some_and(|next| *next <= seq.saturating_add(1));
+            if covered && Some(*first) != active_first {
+                std::fs::remove_file(segment_path(&self.dir, *first))?;
+            } else {
+                keep.push(*first);
+            }
+        }
+        self.segments = keep;
+        files::sync_dir(&self.dir).await?;
+        Ok(())
+    }
+}
+
+impl ShardLog for EmbeddedLog {
+    fn load_snapshot(&mut self) -> LocalBoxFuture<'_, Result<Option<(u64, Vec<u8>)>, LogError>> {
+        Box::pin(self.load_snapshot_inner())
+    }
+
+    fn replay<'a>(
+        &'a mut self,
+        after: u64,
+        apply: &'a mut dyn FnMut(u64, &[u8]) -> Result<(), LogError>,
+    ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
+        Box::pin(async move {
+            if let Some(a) = self.active.take() {
+                let _ = a.file.close().await;
+            }
+            self.recover(after, apply).await
+        })
+    }
+
+    fn append(&mut self, seq: u64, record: &[u8]) {
+        if let Some(prev) = self.pending_last.or(self.last_durable) {
+            debug_assert_eq!(seq, prev + 1, "log sequence numbers must be consecutive");
+        }
+        if self.pending_first.is_none() {
+            self.pending_first = Some(seq);
+        }
+        self.pending_last = Some(seq);
+        encode_frame(seq, record, &mut self.pending);
+    }
+
+    fn flush(&mut self) -> LocalBoxFuture<'_, Result<(), LogError>> {
+        Box::pin(self.flush_pending())
+    }
+
+    fn write_snapshot<'a>(
+        &'a mut self,
+        seq: u64,
+        snapshot: &'a [u8],
+    ) -> LocalBoxFuture<'a, Result<(), LogError>> {
+        Box::pin(self.write_snapshot_inner(seq, snapshot))
+    }
+}

@@ -200,14 +200,24 @@ fn tokens(args: &ServeArgs) -> anyhow::Result<Tokens> {
     Ok(t)
 }
 
+/// The write-ahead log the flags ask for, and the Postgres backend when that is the log (the
+/// read model follows it).
+struct OpenedLog {
+    log: Arc<dyn LogBackend>,
+    postgres: Option<flashsale_persistence::PostgresBackend>,
+}
+
 /// Opens the write-ahead log the flags ask for: Postgres with `--database-url`, else the
 /// embedded segment files in `--data-dir` (created if missing).
-fn open_log(args: &ServeArgs) -> anyhow::Result<Arc<dyn LogBackend>> {
+fn open_log(args: &ServeArgs) -> anyhow::Result<OpenedLog> {
     if let Some(url) = &args.database_url {
         let backend =
             flashsale_persistence::PostgresBackend::with_schema(url, &args.database_schema)
                 .context("--database-url: cannot use the Postgres log")?;
-        return Ok(Arc::new(backend));
+        return Ok(OpenedLog {
+            log: Arc::new(backend.clone()),
+            postgres: Some(backend),
+        });
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create --data-dir {}", args.data_dir.display()))?;
@@ -220,7 +230,10 @@ fn open_log(args: &ServeArgs) -> anyhow::Result<Arc<dyn LogBackend>> {
             args.data_dir.display()
         )
     })?;
-    Ok(Arc::new(backend))
+    Ok(OpenedLog {
+        log: Arc::new(backend),
+        postgres: None,
+    })
 }
 
 /// Raises the soft open-files limit to the hard limit (10K+ connections need it).
@@ -314,7 +327,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .local_addr()
         .context("local address of the HTTP listener")?;
 
-    let log = open_log(&args)?;
+    let OpenedLog { log, postgres } = open_log(&args)?;
     let shards = match args.shards {
         Some(0) => anyhow::bail!("--shards must be ≥ 1"),
         Some(n) => n,
@@ -346,6 +359,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the engine")?;
 
     hub.seed(&engine.stock_levels().await);
+    // The read model (orders, order_lines, sku_stock) follows the committed Postgres log from
+    // its own connection: it never blocks or slows an acknowledgement.
+    let read_model = postgres.as_ref().map(|pg| {
+        let shard_count = u16::try_from(shards).unwrap_or(u16::MAX);
+        flashsale_persistence::spawn_read_model(
+            flashsale_persistence::ReadModelConfig::for_backend(pg, shard_count),
+        )
+    });
     println!(
         "quic listening on {} (certificate sha256 {}{})",
         quic.local_addr(),
@@ -373,6 +394,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             forced = outcome.forced,
             "some connections were closed before finishing"
         );
+    }
+    if let Some(rm) = read_model {
+        if let Err(e) = rm.stop().await {
+            tracing::warn!(error = %e, "read model stopped with an error");
+        }
     }
     // Stop the stream before the engine, so partners see a clean close rather than silence.
     let _ = quic_stop.send(());

@@ -58,7 +58,7 @@ fn reserve_confirm(c: &mut Criterion) {
                             shard.reserve(1, cmd, &mut NullSink)
                         };
                         let rid = match out {
-                            Ok(o) => o.part.view.id,
+                            Ok(o) => o.id,
                             Err(e) => panic!("reserve: {e}"),
                         };
                         let confirmed = if encode {

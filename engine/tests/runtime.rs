@@ -296,6 +296,148 @@ async fn restart_reaches_the_same_state() {
     engine.shutdown();
 }
 
+/// The contract: same key + same body returns the original reservation; same key + another
+/// body is refused, even when the other body's lines live on other shards than the first's;
+/// and this holds across a restart (recovery from snapshot + log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_is_global_across_shards_and_restarts() {
+    let backend = MemoryBackend::new();
+    let clock = Arc::new(ManualClock::new(50_000));
+    let engine = start(&backend, &clock, 3);
+    let names: Vec<String> = (0..60).map(|i| format!("idem-{i}")).collect();
+    let on = |s: usize| {
+        names
+            .iter()
+            .find(|n| engine.shard_of(&sku(n)) == s)
+            .unwrap()
+            .clone()
+    };
+    let (a, b, c) = (on(0), on(1), on(2));
+    for n in [&a, &b, &c] {
+        engine.upsert_sku(spec(n, 10)).await.unwrap();
+    }
+    // Several keys so that some hash to a shard owning none of the lines.
+    for k in 0..6 {
+        let key = format!("key-{k}");
+        let first = engine
+            .reserve(req("ann", &[(&a, 1)], Some(&key)))
+            .await
+            .unwrap();
+        assert_eq!(first.lines.len(), 1);
+        assert_eq!(first.lines[0].sku, sku(&a));
+        let again = engine
+            .reserve(req("ann", &[(&a, 1)], Some(&key)))
+            .await
+            .unwrap();
+        assert_eq!(again, first);
+        for other in [&b, &c] {
+            assert_eq!(
+                engine.reserve(req("ann", &[(other, 1)], Some(&key))).await,
+                Err(CommandError::IdempotencyMismatch),
+                "key {key} reused with a first line on another shard"
+            );
+        }
+        assert_eq!(
+            engine
+                .reserve(req("ann", &[(&b, 1), (&a, 1)], Some(&key)))
+                .await,
+            Err(CommandError::IdempotencyMismatch)
+        );
+    }
+    let va = engine.sku(sku(&a)).await.unwrap();
+    assert_eq!((va.available, va.reserved), (4, 6));
+    for other in [&b, &c] {
+        let v = engine.sku(sku(other)).await.unwrap();
+        assert_eq!(
+            (v.available, v.reserved),
+            (10, 0),
+            "nothing leaked on {other}"
+        );
+        assert_eq!(engine.available_now(&sku(other)), Some(10));
+    }
+    // Confirm one keyed reservation (its home may be a shard holding none of its lines).
+    let r0 = engine
+        .reserve(req("ann", &[(&a, 1)], Some("key-0")))
+        .await
+        .unwrap();
+    let conf = engine.confirm(r0.id, "pay-0".into()).await.unwrap();
+    let order = engine.order(conf.order.unwrap()).await.unwrap();
+    assert_eq!(order.lines, r0.lines);
+    engine.shutdown();
+
+    let engine = start(&backend, &clock, 3);
+    for k in 0..6 {
+        let key = format!("key-{k}");
+        let again = engine
+            .reserve(req("ann", &[(&a, 1)], Some(&key)))
+            .await
+            .unwrap();
+        assert_eq!(again.lines[0].sku, sku(&a));
+        assert_eq!(
+            engine.reserve(req("ann", &[(&c, 1)], Some(&key))).await,
+            Err(CommandError::IdempotencyMismatch),
+            "after restart, key {key}"
+        );
+    }
+    assert_eq!(
+        engine.order(conf.order.unwrap()).await.unwrap().lines,
+        r0.lines
+    );
+    let va = engine.sku(sku(&a)).await.unwrap();
+    assert_eq!((va.available, va.reserved, va.sold), (4, 5, 1));
+    engine.shutdown();
+}
+
+/// Released reservations and their keys are dropped once the retention period (default 24 h)
+/// has passed since their release; confirmed ones and their orders stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_reservations_are_forgotten_after_retention() {
+    let backend = MemoryBackend::new();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let engine = start(&backend, &clock, 2);
+    engine.upsert_sku(spec("ret", 10)).await.unwrap();
+    let kept = engine
+        .reserve(req("ann", &[("ret", 1)], Some("keep")))
+        .await
+        .unwrap();
+    let kept = engine.confirm(kept.id, "pay".into()).await.unwrap();
+    let gone = engine
+        .reserve(req("bob", &[("ret", 2)], Some("gone")))
+        .await
+        .unwrap();
+    engine.cancel(gone.id).await.unwrap();
+    clock.advance(flashsale_engine::shard::DEFAULT_RETENTION_MS - 1);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        engine.reservation(gone.id).await.unwrap().status,
+        ReservationStatus::Released
+    );
+    clock.advance(1);
+    let e = engine.clone();
+    let id = gone.id;
+    wait_for(|| futures::executor::block_on(e.reservation(id)).is_err()).await;
+    assert_eq!(
+        engine.reservation(gone.id).await,
+        Err(CommandError::ReservationNotFound(gone.id))
+    );
+    // The key is free again: the same body makes a new reservation.
+    let fresh = engine
+        .reserve(req("bob", &[("ret", 2)], Some("gone")))
+        .await
+        .unwrap();
+    assert_ne!(fresh.id, gone.id);
+    // Confirmed reservations and orders stay, also across a restart.
+    assert_eq!(engine.reservation(kept.id).await.unwrap(), kept);
+    engine.shutdown();
+    let engine = start(&backend, &clock, 2);
+    assert_eq!(engine.reservation(kept.id).await.unwrap(), kept);
+    assert!(engine.order(kept.order.unwrap()).await.is_ok());
+    assert!(engine.reservation(gone.id).await.is_err());
+    let v = engine.sku(sku("ret")).await.unwrap();
+    assert_eq!((v.available, v.reserved, v.sold), (7, 2, 1));
+    engine.shutdown();
+}
+
 #[test]
 fn concurrent_reservers_never_oversell() {
     let backend = MemoryBackend::new();

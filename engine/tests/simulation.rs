@@ -2,6 +2,11 @@
 //! snapshot + replay recovery and 1–4 shards, checked after every step against a plain
 //! reference model and the shard invariants.
 //!
+//! The model encodes the contract, not the implementation: an idempotency key is global (the
+//! same key with the same body returns the original reservation, with another body — whatever
+//! its lines and shards — it is refused), and released / expired reservations are forgotten
+//! (with their keys) once the retention period has passed since their release.
+//!
 //! Replay a failing seed with `FLASHSALE_SIM_SEED=<seed> cargo test -p flashsale-engine --test
 //! simulation`. `FLASHSALE_SIM_STEPS` overrides the number of steps per seed.
 
@@ -47,15 +52,17 @@ struct MRes {
     order: Option<OrderId>,
     payment_ref: String,
     confirmed_at: u64,
+    released_at: u64,
 }
 
 #[derive(Debug, Default)]
 struct Model {
     skus: BTreeMap<SkuId, MSku>,
     res: BTreeMap<ReservationId, MRes>,
-    /// Keys are scoped to the home shard (the shard of the first line): ADR 0003.
-    keys: BTreeMap<(u16, IdempotencyKey), ReservationId>,
-    shards: usize,
+    /// Idempotency keys, global as the contract says.
+    keys: BTreeMap<IdempotencyKey, ReservationId>,
+    /// Released / expired reservations are forgotten this long after their release.
+    retention_ms: u64,
     /// Units held or bought per (buyer, SKU).
     usage: BTreeMap<(BuyerId, SkuId), u64>,
     orders: BTreeMap<OrderId, ReservationId>,
@@ -76,10 +83,6 @@ impl Model {
             sale_ends_at_ms: s.spec.sale_ends_at_ms,
             reservation_ttl_ms: s.spec.reservation_ttl_ms,
         })
-    }
-
-    fn home(&self, req: &ReserveRequest) -> u16 {
-        flashsale_engine::shard::shard_of(&req.lines[0].0, self.shards)
     }
 
     fn used(&self, buyer: &BuyerId, sku: &SkuId) -> u64 {
@@ -145,7 +148,7 @@ impl Model {
             return Err(vec![CommandError::Invalid(String::new())]);
         }
         if let Some(key) = &req.idempotency_key {
-            if let Some(id) = self.keys.get(&(self.home(req), key.clone())) {
+            if let Some(id) = self.keys.get(key) {
                 let r = &self.res[id];
                 return if r.buyer == req.buyer && r.request == req.lines {
                     Ok(Some(*id))
@@ -211,7 +214,7 @@ impl Model {
             lines.push((sku.clone(), *qty, s.spec.price_cents));
         }
         if let Some(key) = &req.idempotency_key {
-            self.keys.insert((self.home(req), key.clone()), id);
+            self.keys.insert(key.clone(), id);
         }
         self.res.insert(
             id,
@@ -226,13 +229,15 @@ impl Model {
                 order: None,
                 payment_ref: String::new(),
                 confirmed_at: 0,
+                released_at: 0,
             },
         );
     }
 
-    fn release(&mut self, id: ReservationId, reason: ReleaseReason) {
+    fn release(&mut self, id: ReservationId, reason: ReleaseReason, now: u64) {
         let r = self.res.get_mut(&id).expect("known");
         assert_eq!(r.status, ReservationStatus::Held);
+        r.released_at = now;
         r.status = if reason == ReleaseReason::Expired {
             ReservationStatus::Expired
         } else {
@@ -296,7 +301,28 @@ impl Model {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            self.release(id, ReleaseReason::Expired);
+            self.release(id, ReleaseReason::Expired, now);
+        }
+        self.forget_due(now);
+    }
+
+    /// Drops released / expired reservations (and their keys) past the retention period.
+    fn forget_due(&mut self, now: u64) {
+        let retention = self.retention_ms;
+        let gone: Vec<_> = self
+            .res
+            .iter()
+            .filter(|(_, r)| {
+                matches!(
+                    r.status,
+                    ReservationStatus::Released | ReservationStatus::Expired
+                ) && r.released_at.saturating_add(retention) <= now
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.res.remove(&id);
+            self.keys.retain(|_, v| *v != id);
         }
     }
 }
@@ -318,6 +344,8 @@ trait Sut {
     fn tick(&mut self, now: u64) -> bool;
     fn crash(&mut self, now: u64, snapshot: bool) -> Result<(), String>;
     fn check(&mut self) -> Result<(), String>;
+    /// Asks for this retention of released reservations; returns the one in effect.
+    fn set_retention(&mut self, retention_ms: u64) -> u64;
 }
 
 struct PureSut(Cluster);
@@ -371,6 +399,10 @@ impl Sut for PureSut {
     }
     fn check(&mut self) -> Result<(), String> {
         self.0.check()
+    }
+    fn set_retention(&mut self, retention_ms: u64) -> u64 {
+        self.0.set_retention_ms(retention_ms);
+        retention_ms
     }
 }
 
@@ -461,6 +493,10 @@ impl Sut for EngineSut {
         }
         Ok(())
     }
+    fn set_retention(&mut self, _retention_ms: u64) -> u64 {
+        // The runtime keeps the default (the simulated time never reaches it).
+        flashsale_engine::shard::DEFAULT_RETENTION_MS
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -487,9 +523,11 @@ fn same_error(actual: &CommandError, expected: &CommandError) -> bool {
 }
 
 impl<S: Sut> Sim<S> {
-    fn new(seed: u64, sut: S, shards: usize, expiry: bool) -> Self {
+    fn new(seed: u64, mut sut: S, expiry: bool) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n_skus = rng.gen_range(3..14);
+        // At least the longest TTL (8 s), short enough to forget often within a run.
+        let retention_ms = sut.set_retention(rng.gen_range(8_000..40_000));
         Sim {
             sku_names: (0..n_skus)
                 .map(|i| SkuId::new(format!("sku-{i}")).expect("sku"))
@@ -503,7 +541,7 @@ impl<S: Sut> Sim<S> {
             rng,
             sut,
             model: Model {
-                shards,
+                retention_ms,
                 ..Model::default()
             },
             now: 1_000_000,
@@ -553,11 +591,32 @@ impl<S: Sut> Sim<S> {
             let i = self.rng.gen_range(0..self.requests.len());
             let mut req = self.requests[i].clone();
             if self.rng.gen_bool(0.2) && !req.lines.is_empty() {
-                // Same key, another body.
+                // Same key, another body (same first line).
                 req.lines[0].1 += 1;
+            } else if self.rng.gen_bool(0.2) {
+                // Same key, another body whose first line is (often) on another shard.
+                req.lines = self.random_lines();
             }
             return req;
         }
+        let lines = self.random_lines();
+        let buyer = self.buyers[self.rng.gen_range(0..self.buyers.len())].clone();
+        let key = self
+            .rng
+            .gen_bool(0.4)
+            .then(|| self.keys[self.rng.gen_range(0..self.keys.len())].clone());
+        let req = ReserveRequest {
+            buyer,
+            lines,
+            idempotency_key: key,
+        };
+        if req.idempotency_key.is_some() {
+            self.requests.push(req.clone());
+        }
+        req
+    }
+
+    fn random_lines(&mut self) -> Vec<(SkuId, u32)> {
         let n = if self.rng.gen_bool(0.6) {
             1
         } else {
@@ -582,20 +641,7 @@ impl<S: Sut> Sim<S> {
         if self.rng.gen_bool(0.03) {
             lines.push((SkuId::new("no-such-sku").expect("sku"), 1));
         }
-        let buyer = self.buyers[self.rng.gen_range(0..self.buyers.len())].clone();
-        let key = self
-            .rng
-            .gen_bool(0.4)
-            .then(|| self.keys[self.rng.gen_range(0..self.keys.len())].clone());
-        let req = ReserveRequest {
-            buyer,
-            lines,
-            idempotency_key: key,
-        };
-        if req.idempotency_key.is_some() {
-            self.requests.push(req.clone());
-        }
-        req
+        lines
     }
 
     fn pick_id(&mut self) -> ReservationId {
@@ -741,7 +787,7 @@ impl<S: Sut> Sim<S> {
                 match (&expected, &actual) {
                     (Ok(fresh), Ok(_)) => {
                         if *fresh {
-                            self.model.release(id, ReleaseReason::Cancelled);
+                            self.model.release(id, ReleaseReason::Cancelled, self.now);
                         }
                     }
                     (Err(e), Err(a)) if same_error(a, e) => {}
@@ -840,7 +886,7 @@ fn simulation_pure_shards_against_the_model() {
     let mut total = 0;
     for seed in seeds(0..44) {
         let shards = 1 + (seed % 4) as usize;
-        let mut sim = Sim::new(seed, PureSut(Cluster::new(shards, true)), shards, true);
+        let mut sim = Sim::new(seed, PureSut(Cluster::new(shards, true)), true);
         if let Err(e) = sim.run(steps) {
             panic!(
                 "simulation failed with seed {seed} ({shards} shards): {e}\n\
@@ -870,7 +916,7 @@ fn simulation_through_the_glommio_runtime() {
             clock,
             shards,
         };
-        let mut sim = Sim::new(seed, sut, shards, false);
+        let mut sim = Sim::new(seed, sut, false);
         let result = sim.run(steps);
         if let Some(e) = sim.sut.engine.take() {
             e.shutdown();

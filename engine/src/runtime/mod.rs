@@ -19,8 +19,8 @@ use self::directory::Directory;
 use self::metrics::Metrics;
 use self::shard_task::{Cmd, Ctx, GroupReserve, Reply};
 use crate::shard::{
-    assemble_order, assemble_reservation, plan, reconcile, request_hash, shard_of, validate_lines,
-    PartView, ReserveCommand,
+    assemble_order, assemble_reservation, plan, reconcile, request_hash, shard_of, shard_of_key,
+    validate_lines, PartView, ReserveCommand,
 };
 
 use crate::clock::Clock;
@@ -385,14 +385,14 @@ impl Engine {
     ///
     /// The calling thread first claims every line on its SKU's lock-free gate: an unknown or
     /// sold-out line is refused right there, without a shard hop (unless an idempotency key
-    /// is given: then the home shard is asked whether the key already has a reservation).
+    /// is given: then the key's shard is asked whether the key already has a reservation).
     /// Lines on one shard are reserved there; lines on several shards are coordinated by the
-    /// home shard (the shard of the first line), all or nothing (see ADR 0003).
+    /// home shard, all or nothing (see ADR 0003). The home is the idempotency key's shard for
+    /// a keyed request (so a key is checked in one place whatever the lines), else the shard
+    /// of the first line.
     pub async fn reserve(&self, request: ReserveRequest) -> Result<ReservationView, CommandError> {
         validate_lines(request.lines.iter().map(|(s, q)| (s, *q)))?;
         debug_assert!(request.lines.len() <= MAX_LINES);
-        let hash = request_hash(&request.buyer, &request.lines);
-        let now = self.inner.clock.now_ms();
         let mut claimed = 0usize;
         let mut min_ttl = u64::MAX;
         let mut failure = None;
@@ -423,45 +423,65 @@ impl Engine {
                 self.inner.metrics.sold_out();
             }
             if let Some(key) = request.idempotency_key {
-                let home = self.shard_of(&request.lines[0].0);
+                let hash = request_hash(&request.buyer, &request.lines);
+                let home = shard_of_key(&key, self.shard_count()) as usize;
                 if let Some(part) = self.ask(home, |tx| Cmd::Probe(key, hash, tx)).await? {
                     return self.assemble(part).await;
                 }
             }
             return Err(err);
         }
-        let plan = plan(request.lines, self.shard_count());
+        // Only requests that got past the gates pay for hashing and the clock.
+        let hash = request_hash(&request.buyer, &request.lines);
+        let now = self.inner.clock.now_ms();
+        let key_home = request
+            .idempotency_key
+            .as_ref()
+            .map(|k| shard_of_key(k, self.shard_count()));
+        let plan = plan(request.lines, self.shard_count(), key_home);
         let group = plan.is_group();
         let expires_at_ms = group.then(|| now.saturating_add(min_ttl));
         let mut key = request.idempotency_key;
+        let home = plan.home as usize;
+        if !group {
+            let Some(part) = plan.parts.into_iter().next() else {
+                return Err(CommandError::Invalid("empty reservation".into()));
+            };
+            let cmd = ReserveCommand {
+                buyer: request.buyer,
+                lines: part.lines,
+                idempotency_key: key,
+                request_hash: hash,
+                id: None,
+                expires_at_ms,
+                group: None,
+                claimed: true,
+            };
+            let part = self.ask(home, |tx| Cmd::Reserve(Box::new(cmd), tx)).await?;
+            return Ok(part.view);
+        }
+        let groups: Vec<_> = (0..plan.parts.len()).map(|i| plan.group(i)).collect();
         let commands: Vec<(ShardId, ReserveCommand)> = plan
             .parts
-            .iter()
+            .into_iter()
+            .zip(groups)
             .enumerate()
-            .map(|(i, p)| {
+            .map(|(i, (p, group))| {
                 (
                     p.shard,
                     ReserveCommand {
                         buyer: request.buyer.clone(),
-                        lines: p.lines.clone(),
+                        lines: p.lines,
                         idempotency_key: if i == 0 { key.take() } else { None },
                         request_hash: hash,
                         id: None,
                         expires_at_ms,
-                        group: plan.group(i),
+                        group,
                         claimed: true,
                     },
                 )
             })
             .collect();
-        let home = plan.home as usize;
-        if !group {
-            let Some((_, cmd)) = commands.into_iter().next() else {
-                return Err(CommandError::Invalid("empty reservation".into()));
-            };
-            let out = self.ask(home, |tx| Cmd::Reserve(Box::new(cmd), tx)).await?;
-            return Ok(out.part.view);
-        }
         let part = self
             .ask(home, |tx| {
                 Cmd::Group(Box::new(GroupReserve { parts: commands }), tx)

@@ -26,6 +26,12 @@ use crate::shard::{
     shard_of, Decision, EventSink, FollowAction, GroupState, PartView, ReserveCommand,
     ReserveOutcome, Shard,
 };
+
+fn part_or_bug(shard: &Shard, id: ReservationId) -> Result<PartView, CommandError> {
+    shard
+        .reservation(id)
+        .ok_or_else(|| CommandError::Invalid(format!("internal error: {id} missing after apply")))
+}
 use crate::view::{OrderView, SkuView};
 
 /// How long a caller waits for durability while the log fails before getting `Unavailable`.
@@ -48,7 +54,7 @@ pub(crate) enum Cmd {
     Restock(SkuId, u64, Reply<SkuView>),
     Sku(SkuId, Reply<SkuView>),
     List(Option<SkuId>, usize, Reply<Vec<SkuView>>),
-    Reserve(Box<ReserveCommand>, Reply<ReserveOutcome>),
+    Reserve(Box<ReserveCommand>, Reply<PartView>),
     Group(Box<GroupReserve>, Reply<PartView>),
     Probe(IdempotencyKey, u64, Reply<Option<PartView>>),
     Part(ReservationId, Reply<Option<PartView>>),
@@ -186,9 +192,7 @@ impl Core {
         let last_seq = p.index.last().map_or(self.durable_seq, |(s, _, _)| *s);
         let mut skus = p.dirty_skus;
         for id in &p.dirty_reservations {
-            if let Some(lines) = self.shard.reservation_lines(*id) {
-                skus.extend(lines.iter().map(|l| l.sku.clone()));
-            }
+            skus.extend(self.shard.reservation_skus(*id).cloned());
         }
         skus.sort_unstable();
         skus.dedup();
@@ -406,6 +410,7 @@ fn handle(ctx: &Rc<Ctx>, core: &CoreRef, cmd: Cmd) {
             let home = cmd.id.is_none();
             let r = shard.reserve(now, *cmd, pending);
             count_reserve(ctx, &r, home);
+            let r = r.and_then(|o| part_or_bug(shard, o.id));
             c.reply_durable(reply, r);
         }
         Cmd::Group(g, reply) => {
@@ -425,6 +430,7 @@ fn handle(ctx: &Rc<Ctx>, core: &CoreRef, cmd: Cmd) {
             if r.is_ok() && shard.seq() != before {
                 ctx.metrics.confirmed.fetch_add(1, Ordering::Relaxed);
             }
+            let r = r.and_then(|o| Ok((part_or_bug(shard, o.id)?, o.follow)));
             decided(ctx, core, &mut c, r, reply);
         }
         Cmd::Cancel(id, reply) => {
@@ -433,6 +439,7 @@ fn handle(ctx: &Rc<Ctx>, core: &CoreRef, cmd: Cmd) {
             if r.is_ok() && shard.seq() != before {
                 ctx.metrics.released.fetch_add(1, Ordering::Relaxed);
             }
+            let r = r.and_then(|o| Ok((part_or_bug(shard, o.id)?, o.follow)));
             decided(ctx, core, &mut c, r, reply);
         }
         Cmd::Follow(id, action, reply) => {
@@ -488,17 +495,16 @@ fn decided(
     ctx: &Rc<Ctx>,
     core: &CoreRef,
     c: &mut Core,
-    r: Result<crate::shard::DecideOutcome, CommandError>,
+    r: Result<(PartView, Option<Decision>), CommandError>,
     reply: Reply<PartView>,
 ) {
     match r {
         Err(e) => drop(reply.send(Err(e))),
-        Ok(out) => match out.follow {
-            None => c.reply_durable(reply, Ok(out.part)),
+        Ok((part, follow)) => match follow {
+            None => c.reply_durable(reply, Ok(part)),
             Some(d) => {
                 let (tx, rx) = oneshot::channel::<Result<usize, CommandError>>();
                 forward_after_durable(ctx, core, c, vec![d], Some((tx, 0)));
-                let part = out.part;
                 glommio::spawn_local(async move {
                     let r = match rx.await {
                         Ok(Ok(_)) => Ok(part),
@@ -613,17 +619,17 @@ async fn coordinate(ctx: Rc<Ctx>, core: CoreRef, g: GroupReserve, reply: Reply<P
     if let Err(e) = durable(&core).await {
         give_back_others(&others);
         if !home.replayed {
-            abort_local(&ctx, &core, home.part.view.id);
+            abort_local(&ctx, &core, home.id);
         }
         let _ = reply.send(Err(e));
         return;
     }
+    let id = home.id;
     if home.replayed {
         give_back_others(&others);
-        let _ = reply.send(Ok(home.part));
+        let _ = reply.send(part_or_bug(&core.borrow().shard, id));
         return;
     }
-    let id = home.part.view.id;
     let mut waits = Vec::new();
     for (s, mut cmd) in others {
         cmd.id = Some(id);
@@ -657,7 +663,7 @@ async fn coordinate(ctx: Rc<Ctx>, core: CoreRef, g: GroupReserve, reply: Reply<P
         }
     }
     let Some(err) = first_error else {
-        let _ = reply.send(Ok(home.part));
+        let _ = reply.send(part_or_bug(&core.borrow().shard, id));
         return;
     };
     // Roll back: parts that held, then the home. Stock returns to the gates on apply.

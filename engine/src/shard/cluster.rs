@@ -7,8 +7,8 @@
 use flashsale_protocol::{LogRecord, OrderId, ReservationId, SkuId, SkuSpec};
 
 use super::{
-    assemble_order, assemble_reservation, plan, reconcile, request_hash, shard_of, validate_lines,
-    EventSink, FollowAction, PartView, ReserveCommand, Shard,
+    assemble_order, assemble_reservation, plan, reconcile, request_hash, shard_of, shard_of_key,
+    validate_lines, EventSink, FollowAction, PartView, ReserveCommand, Shard,
 };
 use crate::command::{CommandError, ReserveRequest};
 use crate::gate::StockGate;
@@ -34,6 +34,7 @@ pub struct Cluster {
     logs: Vec<Vec<LogRecord>>,
     snapshots: Vec<Option<Vec<u8>>>,
     keep_log: bool,
+    retention_ms: u64,
 }
 
 impl Cluster {
@@ -45,6 +46,16 @@ impl Cluster {
             logs: vec![Vec::new(); n],
             snapshots: vec![None; n],
             keep_log,
+            retention_ms: super::DEFAULT_RETENTION_MS,
+        }
+    }
+
+    /// Sets every shard's retention of released / expired reservations (see
+    /// [`Shard::set_retention_ms`]); kept across simulated crashes.
+    pub fn set_retention_ms(&mut self, retention_ms: u64) {
+        self.retention_ms = retention_ms;
+        for s in &mut self.shards {
+            s.set_retention_ms(retention_ms);
         }
     }
 
@@ -148,8 +159,8 @@ impl Cluster {
             for (g, q) in claimed {
                 g.give_back(q);
             }
-            let home = req.lines.first().map_or(0, |(s, _)| self.owner(s));
             if let Some(key) = &req.idempotency_key {
+                let home = shard_of_key(key, self.shards.len()) as usize;
                 if let Some(found) = self.shards[home].lookup_key(key, hash) {
                     let part = found?;
                     return Ok(self.assemble(part));
@@ -157,7 +168,11 @@ impl Cluster {
             }
             return Err(err);
         }
-        let plan = plan(req.lines, self.shards.len());
+        let key_home = req
+            .idempotency_key
+            .as_ref()
+            .map(|k| shard_of_key(k, self.shards.len()));
+        let plan = plan(req.lines, self.shards.len(), key_home);
         let group = plan.is_group();
         let expires_at_ms = group.then(|| now_ms.saturating_add(min_ttl));
         let mut parts = plan.parts.iter().enumerate();
@@ -183,13 +198,13 @@ impl Cluster {
                 return Err(e);
             }
         };
+        let id = out.id;
         if out.replayed || !group {
             if out.replayed {
                 self.give_back_parts(&plan.parts[1..]);
             }
-            return Ok(self.assemble(out.part));
+            return self.reservation(id);
         }
-        let id = out.part.view.id;
         let mut first_error = None;
         let mut held = Vec::new();
         for (i, part) in parts {
@@ -220,7 +235,7 @@ impl Cluster {
             }
             return Err(err);
         }
-        Ok(self.assemble(out.part))
+        self.reservation(id)
     }
 
     fn give_back_parts(&self, parts: &[super::PlanPart]) {
@@ -357,6 +372,7 @@ impl Cluster {
                 Some(bytes) => Shard::restore(bytes).map_err(|e| e.to_string())?,
                 None => Shard::new(s as u16),
             };
+            shard.set_retention_ms(self.retention_ms);
             for rec in &self.logs[s] {
                 shard.apply_record(rec.clone()).map_err(|e| e.to_string())?;
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{
-    BuyerId, Line, OrderId, ReleaseReason, ReservationId, ShardId, SkuId, MAX_LINES,
+    BuyerId, IdempotencyKey, Line, OrderId, ReleaseReason, ReservationId, ShardId, SkuId, MAX_LINES,
 };
 
 use super::{total_cents, PartView};
@@ -27,6 +27,17 @@ fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
 pub fn shard_of(sku: &SkuId, shards: usize) -> ShardId {
     let h = fnv(FNV_OFFSET, sku.as_str().as_bytes());
     // Fold the high bits in so small shard counts use the whole hash.
+    let h = h ^ (h >> 32);
+    (h % shards.max(1) as u64) as ShardId
+}
+
+/// The shard that owns an idempotency key among `shards`: the home of every reservation made
+/// with that key, whatever its lines (FNV-1a of the key with its own salt, stable across builds).
+pub fn shard_of_key(key: &IdempotencyKey, shards: usize) -> ShardId {
+    let h = fnv(
+        fnv(FNV_OFFSET, b"idempotency-key\xff"),
+        key.as_str().as_bytes(),
+    );
     let h = h ^ (h >> 32);
     (h % shards.max(1) as u64) as ShardId
 }
@@ -54,7 +65,8 @@ pub struct PlanPart {
     pub line_positions: u64,
 }
 
-/// A request split by shard. `parts[0]` is the home part (the shard of the first line).
+/// A request split by shard. `parts[0]` is the home part: the idempotency key's shard for a
+/// keyed request (possibly holding no line), else the shard of the first line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// The home shard.
@@ -83,11 +95,21 @@ impl Plan {
     }
 }
 
-/// Splits `lines` (at most [`MAX_LINES`], at most 64 shards) by owning shard.
-pub fn plan(lines: Vec<(SkuId, u32)>, shards: usize) -> Plan {
+/// Splits `lines` (at most [`MAX_LINES`], at most 64 shards) by owning shard. `home` forces the
+/// home shard (a keyed request's [`shard_of_key`]); if it owns no line, its part is empty and
+/// the request becomes a cross-shard group.
+pub fn plan(lines: Vec<(SkuId, u32)>, shards: usize, home: Option<ShardId>) -> Plan {
     debug_assert!(lines.len() <= MAX_LINES && shards <= 64);
     let mut parts: Vec<PlanPart> = Vec::with_capacity(1);
     let mut mask = 0u64;
+    if let Some(h) = home {
+        mask |= 1u64 << (h % 64);
+        parts.push(PlanPart {
+            shard: h,
+            lines: Vec::new(),
+            line_positions: 0,
+        });
+    }
     for (i, (sku, qty)) in lines.into_iter().enumerate() {
         let shard = shard_of(&sku, shards);
         mask |= 1u64 << (shard % 64);
@@ -275,8 +297,19 @@ mod tests {
     #[test]
     fn plan_puts_home_first_and_marks_positions() {
         let lines: Vec<_> = (0..10).map(|i| (sku(&format!("s{i}")), 1)).collect();
-        let p = plan(lines.clone(), 3);
+        let p = plan(lines.clone(), 3, None);
         assert_eq!(p.home, shard_of(&lines[0].0, 3));
+        // A forced home that owns no line gets an empty part first.
+        let one = vec![(sku("s0"), 1)];
+        let owner = shard_of(&one[0].0, 3);
+        let other = (owner + 1) % 3;
+        let p = plan(one.clone(), 3, Some(other));
+        assert_eq!(p.home, other);
+        assert!(p.is_group() && p.parts[0].lines.is_empty());
+        assert_eq!(p.shards_mask, (1 << owner) | (1 << other));
+        let p1 = plan(one, 3, Some(owner));
+        assert!(!p1.is_group());
+        let p = plan(lines.clone(), 3, None);
         let all: u64 = p.parts.iter().map(|x| x.line_positions).sum();
         assert_eq!(all, (1 << 10) - 1);
         assert_eq!(request_hash(&BuyerId::new("b").unwrap(), &lines), {

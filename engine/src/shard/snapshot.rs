@@ -1,20 +1,27 @@
 //! Snapshots of a shard: a canonical rkyv archive (SKUs and reservations sorted by id) behind
-//! a magic tag. Derived indexes (per-buyer usage, idempotency keys, orders, expiry queue, gates)
-//! are rebuilt on restore, and the result is validated: bad bytes give an error, never a panic.
+//! a magic tag. Derived indexes (SKU index, per-buyer usage, idempotency keys, orders, expiry
+//! and retention queues, gates) are rebuilt on restore, and the result is validated: bad bytes
+//! give an error, never a panic.
+//!
+//! Format 2 (`FSSNAP02`) adds each reservation's release time (for retention). Format 1
+//! snapshots still load; their released reservations count as released at their expiry time.
 
 use std::cmp::Reverse;
 use std::sync::Arc;
+
+use rkyv::util::AlignedVec;
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{
     BuyerId, IdempotencyKey, Line, OrderId, ReleaseReason, ReservationId, ShardId, SkuSpec,
 };
 
-use super::{fast_map, validate_spec, Reservation, Shard, SkuState, MAX_STOCK};
+use super::{fast_map, validate_spec, CLine, Lines, Reservation, Shard, SkuState, MAX_STOCK};
 use crate::gate::StockGate;
 use crate::view::ReservationStatus;
 
-const MAGIC: &[u8; 8] = b"FSSNAP01";
+const MAGIC_V1: &[u8; 8] = b"FSSNAP01";
+const MAGIC: &[u8; 8] = b"FSSNAP02";
 
 /// Why snapshot bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +62,22 @@ struct SnapReservation {
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct SnapReservationV2 {
+    r: SnapReservation,
+    released_at_ms: u64,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct SnapV2 {
+    shard: ShardId,
+    seq: u64,
+    next_reservation: u64,
+    next_order: u64,
+    skus: Vec<SnapSku>,
+    reservations: Vec<SnapReservationV2>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct SnapV1 {
     shard: ShardId,
     seq: u64,
@@ -88,7 +111,7 @@ impl Shard {
     pub fn snapshot(&self) -> Vec<u8> {
         let mut skus: Vec<SnapSku> = self
             .skus
-            .values()
+            .iter()
             .map(|s| SnapSku {
                 spec: s.spec.clone(),
                 reserved: s.reserved,
@@ -96,27 +119,30 @@ impl Shard {
             })
             .collect();
         skus.sort_unstable_by(|a, b| a.spec.sku.cmp(&b.spec.sku));
-        let mut reservations: Vec<SnapReservation> = self
+        let mut reservations: Vec<SnapReservationV2> = self
             .reservations
-            .values()
-            .map(|r| SnapReservation {
-                id: r.id,
-                buyer: r.buyer.clone(),
-                lines: r.lines.clone(),
-                created_at_ms: r.created_at_ms,
-                expires_at_ms: r.expires_at_ms,
-                status: status_code(r.status),
-                release_reason: r.release_reason,
-                order: r.order,
-                payment_ref: r.payment_ref.clone(),
-                confirmed_at_ms: r.confirmed_at_ms,
-                idempotency_key: r.idempotency_key.clone(),
-                request_hash: r.request_hash,
-                group: r.group,
+            .iter()
+            .map(|r| SnapReservationV2 {
+                r: SnapReservation {
+                    id: r.id,
+                    buyer: r.buyer.clone(),
+                    lines: self.full_lines(&r.lines),
+                    created_at_ms: r.created_at_ms,
+                    expires_at_ms: r.expires_at_ms,
+                    status: status_code(r.status),
+                    release_reason: r.release_reason,
+                    order: r.order,
+                    payment_ref: r.payment_ref.clone(),
+                    confirmed_at_ms: r.confirmed_at_ms,
+                    idempotency_key: r.idempotency_key.clone(),
+                    request_hash: r.request_hash,
+                    group: r.group,
+                },
+                released_at_ms: r.released_at_ms,
             })
             .collect();
-        reservations.sort_unstable_by_key(|r| r.id);
-        let snap = SnapV1 {
+        reservations.sort_unstable_by_key(|r| r.r.id);
+        let snap = SnapV2 {
             shard: self.id,
             seq: self.seq,
             next_reservation: self.next_reservation,
@@ -135,13 +161,42 @@ impl Shard {
         out
     }
 
-    /// Rebuilds a shard from [`Shard::snapshot`] bytes, validating everything.
+    /// Rebuilds a shard from [`Shard::snapshot`] bytes (format 2, or format 1 of earlier
+    /// builds), validating everything. The retention is the default; set it afterwards.
     pub fn restore(bytes: &[u8]) -> Result<Shard, SnapshotError> {
-        let body = bytes.strip_prefix(MAGIC).ok_or(SnapshotError::Magic)?;
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(body.len());
-        aligned.extend_from_slice(body);
-        let snap = rkyv::from_bytes::<SnapV1, rkyv::rancor::Error>(&aligned)
-            .map_err(|e| SnapshotError::Archive(e.to_string()))?;
+        let aligned = |body: &[u8]| {
+            let mut v = AlignedVec::<16>::with_capacity(body.len());
+            v.extend_from_slice(body);
+            v
+        };
+        let snap = if let Some(body) = bytes.strip_prefix(MAGIC) {
+            rkyv::from_bytes::<SnapV2, rkyv::rancor::Error>(&aligned(body))
+                .map_err(|e| SnapshotError::Archive(e.to_string()))?
+        } else if let Some(body) = bytes.strip_prefix(MAGIC_V1) {
+            let v1 = rkyv::from_bytes::<SnapV1, rkyv::rancor::Error>(&aligned(body))
+                .map_err(|e| SnapshotError::Archive(e.to_string()))?;
+            SnapV2 {
+                shard: v1.shard,
+                seq: v1.seq,
+                next_reservation: v1.next_reservation,
+                next_order: v1.next_order,
+                skus: v1.skus,
+                reservations: v1
+                    .reservations
+                    .into_iter()
+                    .map(|r| SnapReservationV2 {
+                        released_at_ms: if matches!(r.status, 2 | 3) {
+                            r.expires_at_ms
+                        } else {
+                            0
+                        },
+                        r,
+                    })
+                    .collect(),
+            }
+        } else {
+            return Err(SnapshotError::Magic);
+        };
         let bad = |s: String| SnapshotError::Inconsistent(s);
         let mut shard = Shard::new(snap.shard);
         shard.seq = snap.seq;
@@ -156,37 +211,54 @@ impl Shard {
                 .ok_or_else(|| bad(format!("{}: counts exceed stock", s.spec.sku)))?;
             let gate = Arc::new(StockGate::new(s.spec.stock - committed));
             let key = s.spec.sku.clone();
-            let state = SkuState {
+            let i = shard.skus.len() as u32;
+            if shard.sku_index.insert(key.clone(), i).is_some() {
+                return Err(bad(format!("{key} twice")));
+            }
+            shard.skus.push(SkuState {
                 spec: s.spec,
                 reserved: s.reserved,
                 sold: s.sold,
                 gate,
-            };
-            if shard.skus.insert(key.clone(), state).is_some() {
-                return Err(bad(format!("{key} twice")));
-            }
+            });
         }
         let mut usage = fast_map();
-        for r in snap.reservations {
+        let mut settled = Vec::new();
+        for SnapReservationV2 { r, released_at_ms } in snap.reservations {
             let status = status_from(r.status).ok_or_else(|| bad("bad status".into()))?;
             let home = r.id.shard() == shard.id;
             if home && r.id.counter() >= shard.next_reservation {
                 return Err(bad(format!("{} beyond the id counter", r.id)));
             }
+            if r.lines.len() > flashsale_protocol::MAX_LINES {
+                return Err(bad(format!("{} has too many lines", r.id)));
+            }
+            let mut lines = Vec::with_capacity(r.lines.len());
             for l in &r.lines {
-                if !shard.skus.contains_key(&l.sku) {
+                let Some(&i) = shard.sku_index.get(&l.sku) else {
                     return Err(bad(format!("{} holds unknown {}", r.id, l.sku)));
-                }
+                };
                 if matches!(
                     status,
                     ReservationStatus::Held | ReservationStatus::Confirmed
                 ) {
-                    let u: &mut u64 = usage.entry((r.buyer.clone(), l.sku.clone())).or_default();
+                    let u: &mut u64 = usage.entry((r.buyer.clone(), i)).or_default();
                     *u = u.saturating_add(u64::from(l.qty));
                 }
+                lines.push(CLine {
+                    sku: i,
+                    qty: l.qty,
+                    unit_price_cents: l.unit_price_cents,
+                });
             }
             if home && status == ReservationStatus::Held {
                 shard.expiry.push(Reverse((r.expires_at_ms, r.id)));
+            }
+            if matches!(
+                status,
+                ReservationStatus::Released | ReservationStatus::Expired
+            ) {
+                settled.push((released_at_ms, r.id));
             }
             if home && r.release_reason != Some(ReleaseReason::Aborted) {
                 if let Some(key) = &r.idempotency_key {
@@ -204,11 +276,12 @@ impl Shard {
             let res = Reservation {
                 id: r.id,
                 buyer: r.buyer,
-                lines: r.lines,
+                lines: Lines::from_slice(&lines),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,
                 status,
                 release_reason: r.release_reason,
+                released_at_ms,
                 order: r.order,
                 payment_ref: r.payment_ref,
                 confirmed_at_ms: r.confirmed_at_ms,
@@ -216,10 +289,13 @@ impl Shard {
                 request_hash: r.request_hash,
                 group: r.group,
             };
-            if shard.reservations.insert(res.id, res).is_some() {
+            if !shard.reservations.insert(shard.id, res) {
                 return Err(bad("reservation twice".into()));
             }
         }
+        // Release order for retention: by release time, then id (deterministic).
+        settled.sort_unstable();
+        shard.settled = settled.into();
         shard.usage = usage;
         shard.check_invariants().map_err(bad)?;
         Ok(shard)

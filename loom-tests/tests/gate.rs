@@ -17,7 +17,11 @@ fn two_reservers_one_unit_exactly_one_wins() {
                 thread::spawn(move || g.try_claim(1).is_ok())
             })
             .collect();
-        let wins = handles.into_iter().map(|h| h.join().unwrap()).filter(|w| *w).count();
+        let wins = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|w| *w)
+            .count();
         assert_eq!(wins, 1, "the last unit was sold {wins} times");
         assert_eq!(gate.available(), 0);
     });

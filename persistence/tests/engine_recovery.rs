@@ -2,6 +2,8 @@
 //! the way), a restart reaches exactly the state that was acknowledged, and reservations whose
 //! TTL passed while the process was down are released at start-up.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

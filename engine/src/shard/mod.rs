@@ -13,6 +13,7 @@
 //! Keys live on the reservation's home shard, which for a keyed request is the key's shard
 //! ([`shard_of_key`]), so a key is checked in one place whatever the request's lines.
 
+mod orders;
 mod route;
 mod snapshot;
 
@@ -460,7 +461,7 @@ pub struct Shard {
     skus: Vec<SkuState>,
     sku_index: FastMap<SkuId, u32>,
     reservations: Store,
-    orders: FastMap<OrderId, ReservationId>,
+    orders: orders::Orders,
     idempotency: FastMap<IdempotencyKey, ReservationId>,
     usage: FastMap<(BuyerId, u32), u64>,
     /// Home reservations by expiry; entries of reservations no longer held are skipped lazily.
@@ -487,7 +488,7 @@ impl Shard {
             skus: Vec::new(),
             sku_index: fast_map(),
             reservations: Store::new(),
-            orders: fast_map(),
+            orders: orders::Orders::new(id),
             idempotency: fast_map(),
             usage: fast_map(),
             expiry: BinaryHeap::new(),
@@ -650,7 +651,8 @@ impl Shard {
             }
         }
         let mut prices = [0u64; MAX_LINES];
-        let min_ttl = match self.check_reserve(now_ms, &cmd, &mut prices) {
+        let mut idx = [0u32; MAX_LINES];
+        let min_ttl = match self.check_reserve(now_ms, &cmd, &mut prices, &mut idx) {
             Ok(ttl) => ttl,
             Err(e) => {
                 self.give_back_claims(&cmd);
@@ -673,6 +675,7 @@ impl Shard {
             claimed,
             ..
         } = cmd;
+        let n_lines = cmd_lines.len().min(MAX_LINES);
         let mut lines = std::mem::take(&mut self.spare_lines);
         lines.clear();
         lines.extend(
@@ -685,7 +688,7 @@ impl Shard {
                     unit_price_cents,
                 }),
         );
-        self.emit(
+        self.emit_with(
             Event::Reserved {
                 id,
                 buyer,
@@ -698,6 +701,7 @@ impl Shard {
             },
             sink,
             claimed,
+            Some(&idx[..n_lines]),
         )?;
         Ok(ReserveOutcome {
             id,
@@ -742,6 +746,7 @@ impl Shard {
         now_ms: u64,
         cmd: &ReserveCommand,
         prices: &mut [u64; MAX_LINES],
+        idx: &mut [u32; MAX_LINES],
     ) -> Result<u64, CommandError> {
         // The home part of a cross-shard reservation may hold no line (ADR 0003).
         let empty_home = cmd.lines.is_empty() && cmd.group.is_some() && cmd.id.is_none();
@@ -760,15 +765,16 @@ impl Shard {
         }
         let mut min_ttl = u64::MAX;
         for (i, (sku, qty)) in cmd.lines.iter().enumerate() {
-            let idx = *self
+            let idx_of = *self
                 .sku_index
                 .get(sku)
                 .ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
-            let s = &self.skus[idx as usize];
-            line_check(s, *qty, || self.used_idx(&cmd.buyer, idx), now_ms)?;
+            let s = &self.skus[idx_of as usize];
+            line_check(s, *qty, || self.used_idx(&cmd.buyer, idx_of), now_ms)?;
             min_ttl = min_ttl.min(s.spec.reservation_ttl_ms);
-            if let Some(p) = prices.get_mut(i) {
+            if let (Some(p), Some(x)) = (prices.get_mut(i), idx.get_mut(i)) {
                 *p = s.spec.price_cents;
+                *x = idx_of;
             }
         }
         Ok(min_ttl)
@@ -1096,8 +1102,8 @@ impl Shard {
 
     /// An order allocated by this shard, with this shard's lines, and the reservation's group.
     pub fn order(&self, id: OrderId) -> Option<(OrderView, Option<Group>)> {
-        let rid = self.orders.get(&id)?;
-        let r = self.res(*rid)?;
+        let rid = self.orders.get(id)?;
+        let r = self.res(rid)?;
         let lines = self.full_lines(&r.lines);
         let view = OrderView {
             id,
@@ -1147,6 +1153,18 @@ impl Shard {
         sink: &mut impl EventSink,
         claimed: bool,
     ) -> Result<(), CommandError> {
+        self.emit_with(event, sink, claimed, None)
+    }
+
+    /// [`Shard::emit`] of a `Reserved` whose lines' SKU indexes the command already resolved
+    /// (`skus[i]` is the index of `lines[i].sku`), so applying it hashes no SKU id again.
+    fn emit_with(
+        &mut self,
+        event: Event,
+        sink: &mut impl EventSink,
+        claimed: bool,
+        skus: Option<&[u32]>,
+    ) -> Result<(), CommandError> {
         #[cfg(debug_assertions)]
         if let Err(e) = self.check(&event) {
             debug_assert!(false, "command produced an inapplicable event: {e}");
@@ -1159,7 +1177,7 @@ impl Shard {
         };
         sink.record(&record);
         self.seq = record.seq;
-        self.mutate(record.event, claimed);
+        self.mutate(record.event, claimed, skus);
         Ok(())
     }
 
@@ -1179,7 +1197,7 @@ impl Shard {
         }
         self.check(&record.event)?;
         self.seq = record.seq;
-        self.mutate(record.event, false);
+        self.mutate(record.event, false, None);
         Ok(())
     }
 
@@ -1236,7 +1254,7 @@ impl Shard {
     /// Applies a checked event. `claimed`: a `Reserved` whose units were already taken from
     /// the gates by the caller's claims. Asserts the per-SKU invariant of every SKU it
     /// touches (O(1) each).
-    fn mutate(&mut self, event: Event, claimed: bool) {
+    fn mutate(&mut self, event: Event, claimed: bool, skus: Option<&[u32]>) {
         match event {
             Event::SkuUpserted { spec, .. } => match self.sku_index.get(&spec.sku) {
                 Some(&i) => {
@@ -1286,11 +1304,14 @@ impl Shard {
                     unit_price_cents: 0,
                 }; MAX_LINES];
                 let mut n = 0;
-                for l in &lines {
+                debug_assert!(skus.is_none_or(|x| x.len() == lines.len()));
+                for (k, l) in lines.iter().enumerate() {
                     let qty = u64::from(l.qty);
-                    let Some(&i) = self.sku_index.get(&l.sku) else {
+                    let resolved = skus.and_then(|x| x.get(k)).copied();
+                    let Some(i) = resolved.or_else(|| self.sku_index.get(&l.sku).copied()) else {
                         continue;
                     };
+                    debug_assert_eq!(self.sku_index.get(&l.sku), Some(&i));
                     let s = &mut self.skus[i as usize];
                     s.reserved += qty;
                     assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
@@ -1411,6 +1432,7 @@ impl Shard {
         let mut reserved = vec![0u64; self.skus.len()];
         let mut sold = vec![0u64; self.skus.len()];
         let mut usage: FastMap<(&BuyerId, u32), u64> = fast_map();
+        let mut confirmed = 0usize;
         for r in self.reservations.iter() {
             for l in r.lines.as_slice() {
                 let q = u64::from(l.qty);
@@ -1425,9 +1447,18 @@ impl Shard {
                 }
                 *usage.entry((&r.buyer, l.sku)).or_default() += q;
             }
-            if r.status == ReservationStatus::Confirmed && r.order.is_none() {
-                return Err(format!("{} confirmed without order", r.id));
+            if r.status == ReservationStatus::Confirmed {
+                if r.order.is_none() {
+                    return Err(format!("{} confirmed without order", r.id));
+                }
+                confirmed += 1;
             }
+        }
+        if self.orders.len() != confirmed {
+            return Err(format!(
+                "{} orders indexed for {confirmed} confirmed reservations",
+                self.orders.len()
+            ));
         }
         if self.sku_index.len() != self.skus.len() {
             return Err("SKU index out of step".into());
@@ -1465,9 +1496,9 @@ impl Shard {
                 }
             }
         }
-        for (order, id) in &self.orders {
-            match self.res(*id) {
-                Some(r) if r.order == Some(*order) => {}
+        for (order, id) in self.orders.iter() {
+            match self.res(id) {
+                Some(r) if r.order == Some(order) => {}
                 _ => return Err(format!("order {order} points to a wrong reservation")),
             }
         }

@@ -1,0 +1,103 @@
+//! Orders by id. This shard's own order ids are dense counters, so they live in a `Vec`
+//! indexed by counter (no hashing, no rehash on growth); orders of other shards (parts of
+//! cross-shard reservations) and ids far beyond the dense range live in a map.
+
+use flashsale_protocol::{OrderId, ReservationId, ShardId};
+
+use super::{fast_map, FastMap};
+
+/// How far past the end of the dense range an own order may land and still grow it (beyond,
+/// e.g. from a bad snapshot, it goes to the map instead of allocating a huge vector).
+const MAX_GAP: usize = 1 << 16;
+
+#[derive(Debug)]
+pub(super) struct Orders {
+    shard: ShardId,
+    /// `own[c - 1]` = the reservation of this shard's order with counter `c`.
+    own: Vec<Option<ReservationId>>,
+    own_len: usize,
+    other: FastMap<OrderId, ReservationId>,
+}
+
+impl Orders {
+    pub(super) fn new(shard: ShardId) -> Self {
+        Orders {
+            shard,
+            own: Vec::new(),
+            own_len: 0,
+            other: fast_map(),
+        }
+    }
+
+    fn slot(&self, order: OrderId) -> Option<usize> {
+        if order.shard() != self.shard {
+            return None;
+        }
+        usize::try_from(order.counter().checked_sub(1)?).ok()
+    }
+
+    pub(super) fn get(&self, order: OrderId) -> Option<ReservationId> {
+        if let Some(Some(Some(id))) = self.slot(order).map(|i| self.own.get(i)) {
+            return Some(*id);
+        }
+        self.other.get(&order).copied()
+    }
+
+    /// Inserts; returns the reservation previously stored under `order`, if any.
+    pub(super) fn insert(&mut self, order: OrderId, id: ReservationId) -> Option<ReservationId> {
+        if let Some(i) = self.slot(order) {
+            if i < self.own.len() + MAX_GAP && !self.other.contains_key(&order) {
+                if i >= self.own.len() {
+                    self.own.resize(i + 1, None);
+                }
+                let old = self.own[i].replace(id);
+                if old.is_none() {
+                    self.own_len += 1;
+                }
+                return old;
+            }
+        }
+        self.other.insert(order, id)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.own_len + self.other.len()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (OrderId, ReservationId)> + '_ {
+        let shard = self.shard;
+        self.own
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, id)| id.map(|id| (OrderId::compose(shard, i as u64 + 1), id)))
+            .chain(self.other.iter().map(|(o, id)| (*o, *id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_orders_are_dense_and_foreign_ones_mapped() {
+        let mut o = Orders::new(1);
+        let r = |c| ReservationId::compose(1, c);
+        assert_eq!(o.insert(OrderId::compose(1, 1), r(5)), None);
+        assert_eq!(o.insert(OrderId::compose(1, 3), r(7)), None);
+        assert_eq!(o.insert(OrderId::compose(2, 1), r(9)), None);
+        assert_eq!(o.insert(OrderId::compose(1, 1 << 40), r(11)), None);
+        assert_eq!(o.insert(OrderId::compose(1, 3), r(8)), Some(r(7)));
+        assert_eq!(o.len(), 4);
+        assert_eq!(o.own.len(), 3, "far order not in the dense range");
+        assert_eq!(o.get(OrderId::compose(1, 1)), Some(r(5)));
+        assert_eq!(o.get(OrderId::compose(1, 2)), None);
+        assert_eq!(o.get(OrderId::compose(1, 3)), Some(r(8)));
+        assert_eq!(o.get(OrderId::compose(2, 1)), Some(r(9)));
+        assert_eq!(o.get(OrderId::compose(1, 1 << 40)), Some(r(11)));
+        assert_eq!(o.get(OrderId::compose(1, 0)), None);
+        let mut all: Vec<_> = o.iter().collect();
+        all.sort();
+        assert_eq!(all.len(), 4);
+        assert!(all.contains(&(OrderId::compose(1, 3), r(8))));
+    }
+}

@@ -165,9 +165,11 @@ pub struct Args {
     /// stream: accept any server certificate (loopback testing only).
     #[arg(long)]
     pub insecure: bool,
-    /// stream: number of QUIC subscribers.
-    #[arg(long, default_value_t = 100)]
-    pub subscribers: usize,
+    /// QUIC subscribers measuring update delay [default: 100 for `stream`, none otherwise]. Given
+    /// with another scenario (e.g. `hot-item`), they watch its SKUs while its buyers run (needs
+    /// --quic and --fingerprint or --insecure).
+    #[arg(long)]
+    pub subscribers: Option<usize>,
     /// Do not print the per-second progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -272,7 +274,7 @@ pub struct Config {
     pub fingerprint: Option<String>,
     /// stream: accept any certificate.
     pub insecure: bool,
-    /// stream: subscribers.
+    /// QUIC subscribers (0 = none; only the stream scenario has them by default).
     pub subscribers: usize,
     /// Allow non-loopback targets.
     pub allow_remote: bool,
@@ -283,6 +285,8 @@ pub struct Config {
 
 /// Default buyer connections of the stream scenario (they only make the stock move).
 pub const STREAM_CONNECTIONS: usize = 16;
+/// Default subscribers of the stream scenario.
+pub const STREAM_SUBSCRIBERS: usize = 100;
 /// Default arrival rate of the stream scenario, reservations per second (each then cancelled).
 pub const STREAM_RATE_RPS: f64 = 200.0;
 
@@ -339,7 +343,10 @@ impl Config {
         if args.connect_concurrency == 0 {
             return invalid("--connect-concurrency must be >= 1".into());
         }
-        if args.subscribers == 0 || args.subscribers > MAX_SUBSCRIBERS {
+        let subscribers =
+            args.subscribers
+                .unwrap_or(if is_stream { STREAM_SUBSCRIBERS } else { 0 });
+        if (is_stream && subscribers == 0) || subscribers > MAX_SUBSCRIBERS {
             return invalid(format!("--subscribers must be 1..={MAX_SUBSCRIBERS}"));
         }
         if args.settle_s > MAX_DURATION_S {
@@ -383,10 +390,10 @@ impl Config {
         if reservation_ttl_s == 0 {
             return invalid("--reservation-ttl-s must be >= 1".into());
         }
-        let quic_addr = if is_stream {
+        let quic_addr = if subscribers > 0 {
             if args.fingerprint.is_none() && !args.insecure {
                 return invalid(
-                    "the stream scenario needs --fingerprint SHA256HEX (printed by flashsale serve) \
+                    "stream subscribers need --fingerprint SHA256HEX (printed by flashsale serve) \
                      or --insecure"
                         .into(),
                 );
@@ -395,7 +402,7 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("--quic {}: {e}", args.quic)))?;
             if sku_count > flashsale_protocol::stream::MAX_SUBSCRIBED_SKUS {
                 return invalid(format!(
-                    "the stream scenario subscribes to at most {} SKUs",
+                    "stream subscribers watch at most {} SKUs",
                     flashsale_protocol::stream::MAX_SUBSCRIBED_SKUS
                 ));
             }
@@ -448,7 +455,7 @@ impl Config {
             quic_addr,
             fingerprint: args.fingerprint,
             insecure: args.insecure,
-            subscribers: args.subscribers,
+            subscribers,
             allow_remote: args.allow_remote,
             quiet: args.quiet,
         })
@@ -509,6 +516,23 @@ mod tests {
             }
         );
         assert_eq!(c.quic_addr, Some("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(c.subscribers, STREAM_SUBSCRIBERS);
+        // Other scenarios have no subscribers unless asked, then they watch the scenario's SKU.
+        let c = parse(&["--scenario", "hot-item"]).unwrap();
+        assert_eq!((c.subscribers, c.quic_addr), (0, None));
+        let c = parse(&[
+            "--scenario",
+            "hot-item",
+            "--subscribers",
+            "1000",
+            "--insecure",
+            "--quic",
+            "127.0.0.1:9",
+        ])
+        .unwrap();
+        assert_eq!(c.subscribers, 1000);
+        assert_eq!(c.load_model, LoadModel::Closed);
+        assert_eq!(c.quic_addr, Some("127.0.0.1:9".parse().unwrap()));
     }
 
     #[test]
@@ -523,6 +547,11 @@ mod tests {
             parse(&["--scenario", "stream"]).is_err(),
             "no trust setting"
         );
+        assert!(
+            parse(&["--scenario", "hot-item", "--subscribers", "10"]).is_err(),
+            "subscribers need a trust setting"
+        );
+        assert!(parse(&["--scenario", "stream", "--insecure", "--subscribers", "0"]).is_err());
         let remote = [
             "--scenario",
             "stream",

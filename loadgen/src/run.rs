@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use crate::api::Api;
 use crate::api::Outcome;
 use crate::check::{self, SkuObservation};
-use crate::cli::{Config, LoadModel, ScenarioName};
+use crate::cli::{Config, LoadModel};
 use crate::fdlimit;
 use crate::ledger::Ledger;
 use crate::metrics::Kind;
@@ -110,7 +110,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         opened: AtomicUsize::new(0),
         running: AtomicUsize::new(0),
     });
-    let subscribers = if cfg.scenario == ScenarioName::Stream {
+    let subscribers = if cfg.subscribers > 0 {
         let subs =
             scenario::stream::start(&cfg, metrics.clone()).context("starting subscribers")?;
         let ready = subs.wait_ready(|m| eprint(&cfg, m)).await;

@@ -147,3 +147,69 @@ async fn checkout_with_expiry_against_flashsale_serve() {
         "every arrival due at 200/s for 3 s is in the report"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_subscribers_against_flashsale_serve() {
+    let _serial = SERIAL.lock().await;
+    let server = RealServer::start(&["--shards", "2", "--rate-limit-buyer-rps", "0"]).await;
+    let quic = server.quic.to_string();
+    let (code, r) = loadgen(
+        &server,
+        &[
+            "--scenario",
+            "stream",
+            "--quic",
+            &quic,
+            "--insecure",
+            "--subscribers",
+            "4",
+            "--connections",
+            "4",
+            "--rate",
+            "50",
+            "--duration",
+            "2",
+            "--stock",
+            "1000",
+            "--sku",
+            "it-stream",
+        ],
+    );
+    assert_eq!(code, 0, "the run and its check passed");
+    assert_eq!(r["oversold"], 0);
+    assert_eq!(r["counts_match"], true);
+    let s = &r["stream"];
+    assert_eq!(s["subscribers"], 4);
+    assert_eq!(
+        s["subscribed_at_start"], 4,
+        "every subscriber had its snapshot"
+    );
+    assert_eq!(s["snapshots"], 4);
+    assert_eq!(s["fatal"], 0);
+    assert_eq!(s["out_of_order"], 0, "sequence numbers strictly increase");
+    // Each arrival reserves then cancels: two stock changes. The hub may merge changes made
+    // between two of its cycles, so fewer updates than changes can arrive, but every
+    // subscriber sees some.
+    let reserves = r["check"]["told"]["held"].as_u64().unwrap();
+    assert!(reserves > 0, "the buyers moved the stock");
+    let updates = s["updates"].as_u64().unwrap();
+    assert!(updates >= 4, "updates reached the subscribers: {s}");
+    assert!(
+        updates <= 4 * 2 * reserves + 4 * 2,
+        "no more updates than changes (per subscriber): {updates} for {reserves} reserves"
+    );
+    // Every update is a delay sample in `per_kind.stream_update`.
+    let delays = &r["per_kind"]["stream_update"];
+    assert_eq!(delays["latency_us"]["count"].as_u64().unwrap(), updates);
+    assert!(
+        delays["latency_us"]["max"].as_u64().unwrap()
+            >= delays["latency_us"]["p50"].as_u64().unwrap()
+    );
+    assert!(
+        delays["latency_us"]["max"].as_u64().unwrap() > 0,
+        "delays recorded"
+    );
+    // The stream ended with the stock where the buyers left it (every hold cancelled).
+    let c = server.counts("it-stream").await;
+    assert_eq!((c.total, c.reserved, c.sold), (1000, 0, 0));
+}

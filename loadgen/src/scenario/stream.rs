@@ -16,7 +16,7 @@ use flashsale_stream_client::{
     unix_micros, ClientOptions, Connector, StreamEvent, Subscriber, Subscription, Trust,
 };
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::{Picker, Plan};
@@ -27,6 +27,12 @@ use crate::zipf::{Zipf, ZipfError};
 
 /// Longest wait for all subscribers to receive their first snapshot.
 pub const MAX_SUBSCRIBE_WAIT: Duration = Duration::from_secs(60);
+/// Subscribers sharing one UDP endpoint: a quinn endpoint decrypts and dispatches every packet
+/// of its connections in one task, so 1 000 subscribers on one endpoint queue behind each other.
+pub const SUBSCRIBERS_PER_ENDPOINT: usize = 128;
+/// Handshakes in progress at once while subscribers first connect (a storm of 1 000 TLS
+/// handshakes makes some time out and retry, which only slows the start).
+pub const CONNECT_CONCURRENCY: usize = 64;
 
 /// The stream scenario's buyer plan: reserve (SKU by Zipf over `--skus`), then always cancel.
 pub fn plan(cfg: &Config) -> Result<Plan, ZipfError> {
@@ -103,18 +109,23 @@ pub fn start(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Subscribers>
     let mut options = ClientOptions::new(addr.to_string(), cfg.token.clone(), trust);
     options.subscription = Subscription::Skus(skus);
     options.connect_timeout = cfg.timeout();
-    let connector = Connector::new(&options.trust, options.receive_window)
+    let connectors = (0..cfg.subscribers.div_ceil(SUBSCRIBERS_PER_ENDPOINT).max(1))
+        .map(|_| Connector::new(&options.trust, options.receive_window))
+        .collect::<Result<Vec<_>, _>>()
         .context("setting up the QUIC client")?;
     let (stop, stop_rx) = watch::channel(false);
     let ready = Arc::new(AtomicUsize::new(0));
+    let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = JoinSet::new();
     for who in 0..cfg.subscribers {
-        let sub = Subscriber::with_connector(connector.clone(), options.clone());
+        let connector = connectors[who % connectors.len()].clone();
+        let sub = Subscriber::with_connector(connector, options.clone());
         tasks.spawn(subscribe(
             who,
             sub,
             metrics.clone(),
             ready.clone(),
+            permits.clone(),
             stop_rx.clone(),
         ));
     }
@@ -131,10 +142,16 @@ async fn subscribe(
     mut sub: Subscriber,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicUsize>,
+    permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) -> StreamStats {
     let mut s = StreamStats::default();
     let mut is_ready = false;
+    // Held until the first snapshot (or the first failure): bounds concurrent handshakes.
+    let mut permit = tokio::select! {
+        p = permits.acquire_owned() => p.ok(),
+        _ = stop.changed() => None,
+    };
     let mut last_seq = 0u64;
     while !*stop.borrow() {
         let event = tokio::select! {
@@ -148,6 +165,7 @@ async fn subscribe(
                 last_seq = seq;
                 if !is_ready {
                     is_ready = true;
+                    drop(permit.take());
                     ready.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -162,6 +180,8 @@ async fn subscribe(
             }
             Ok(StreamEvent::Heartbeat { .. }) => s.heartbeats += 1,
             Ok(StreamEvent::Disconnected { error, .. }) => {
+                // Let others try while this one backs off.
+                drop(permit.take());
                 s.disconnects += 1;
                 metrics.count_error(who, "stream_disconnected");
                 metrics.sample_error(who, "stream_disconnected", &error.to_string());

@@ -1,34 +1,15 @@
 //! Embedded log: round trip, group commit, torn tails, corruption, snapshots, crash reopen.
 
-use std::future::Future;
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{append_flush, expect, record, replay_all, run};
 
 use flashsale_engine::log::{LogBackend, LogError, ShardLog};
 use flashsale_persistence::embedded::EmbeddedLog;
 use flashsale_persistence::frame::{encode_frame, parse_frame, Parsed};
 use flashsale_persistence::{EmbeddedBackend, EmbeddedOptions, PersistenceError};
-use glommio::{LocalExecutorBuilder, Placement};
-
-fn run<F, Fut>(f: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(512 << 10)
-        .spawn(f)
-        .unwrap_or_else(|e| panic!("executor: {e}"))
-        .join()
-        .unwrap_or_else(|e| panic!("executor join: {e}"));
-}
-
-fn record(seq: u64) -> Vec<u8> {
-    // Variable sizes so frames straddle block boundaries.
-    let n = 20 + (seq as usize * 7) % 300;
-    let mut r = format!("record-{seq}-").into_bytes();
-    r.resize(n, (seq % 251) as u8);
-    r
-}
 
 fn backend(dir: &Path) -> EmbeddedBackend {
     EmbeddedBackend::open(dir).unwrap_or_else(|e| panic!("open: {e}"))
@@ -49,28 +30,6 @@ async fn open(b: &EmbeddedBackend) -> EmbeddedLog {
     b.open_shard(0, 1)
         .await
         .unwrap_or_else(|e| panic!("open shard: {e}"))
-}
-
-async fn replay_all(log: &mut dyn ShardLog, after: u64) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
-    let mut got = Vec::new();
-    let mut apply = |seq: u64, rec: &[u8]| {
-        got.push((seq, rec.to_vec()));
-        Ok(())
-    };
-    let last = log.replay(after, &mut apply).await?;
-    assert_eq!(last, got.last().map_or(after, |(s, _)| *s));
-    Ok(got)
-}
-
-fn expect(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, Vec<u8>)> {
-    range.map(|s| (s, record(s))).collect()
-}
-
-async fn append_flush(log: &mut dyn ShardLog, range: std::ops::RangeInclusive<u64>) {
-    for s in range {
-        log.append(s, &record(s));
-    }
-    log.flush().await.unwrap_or_else(|e| panic!("flush: {e}"));
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {

@@ -5,41 +5,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{query_i64, run, Schema, PG_URL};
+use common::{append_flush, expect, query_i64, record, replay_all, run, Schema, PG_URL};
 use flashsale_engine::log::{LogBackend, LogError, ShardLog};
 use flashsale_persistence::PostgresBackend;
-
-fn record(seq: u64) -> Vec<u8> {
-    let mut r = format!("pg-record-{seq}-").into_bytes();
-    r.resize(40 + (seq as usize * 13) % 200, (seq % 253) as u8);
-    r
-}
 
 fn backend(schema: &Schema) -> PostgresBackend {
     PostgresBackend::with_schema(PG_URL, &schema.0)
         .unwrap_or_else(|e| panic!("postgres backend on {PG_URL}: {e}"))
-}
-
-async fn replay_all(log: &mut dyn ShardLog, after: u64) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
-    let mut got = Vec::new();
-    let mut apply = |seq: u64, rec: &[u8]| {
-        got.push((seq, rec.to_vec()));
-        Ok(())
-    };
-    let last = log.replay(after, &mut apply).await?;
-    assert_eq!(last, got.last().map_or(after, |(s, _)| *s));
-    Ok(got)
-}
-
-fn expect(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, Vec<u8>)> {
-    range.map(|s| (s, record(s))).collect()
-}
-
-async fn append_flush(log: &mut dyn ShardLog, range: std::ops::RangeInclusive<u64>) {
-    for s in range {
-        log.append(s, &record(s));
-    }
-    log.flush().await.unwrap_or_else(|e| panic!("flush: {e}"));
 }
 
 #[test]

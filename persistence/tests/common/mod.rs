@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use flashsale_engine::log::{LogError, ShardLog};
 use glommio::{LocalExecutorBuilder, Placement};
 
 /// The test database (trust auth). Tests FAIL when it is unreachable.
@@ -85,4 +86,40 @@ impl Drop for Schema {
         let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0);
         let _ = std::thread::spawn(move || execute(&sql)).join();
     }
+}
+
+/// The payload of test record `seq`: variable sizes so frames straddle block boundaries.
+pub fn record(seq: u64) -> Vec<u8> {
+    let n = 20 + (seq as usize * 7) % 300;
+    let mut r = format!("record-{seq}-").into_bytes();
+    r.resize(n, (seq % 251) as u8);
+    r
+}
+
+/// Every record after `after`, as `(seq, bytes)`; checks replay's returned last seq.
+pub async fn replay_all(
+    log: &mut dyn ShardLog,
+    after: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+    let mut got = Vec::new();
+    let mut apply = |seq: u64, rec: &[u8]| {
+        got.push((seq, rec.to_vec()));
+        Ok(())
+    };
+    let last = log.replay(after, &mut apply).await?;
+    assert_eq!(last, got.last().map_or(after, |(s, _)| *s));
+    Ok(got)
+}
+
+/// The records `range` should replay to.
+pub fn expect(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, Vec<u8>)> {
+    range.map(|s| (s, record(s))).collect()
+}
+
+/// Appends the records of `range` and flushes them as one batch.
+pub async fn append_flush(log: &mut dyn ShardLog, range: std::ops::RangeInclusive<u64>) {
+    for s in range {
+        log.append(s, &record(s));
+    }
+    log.flush().await.unwrap_or_else(|e| panic!("flush: {e}"));
 }

@@ -39,6 +39,7 @@ fn start(backend: &MemoryBackend, clock: &Arc<ManualClock>, shards: usize) -> En
     cfg.pin_cores = false;
     cfg.expiry_tick_ms = 2;
     cfg.snapshot_every_events = 50;
+    cfg.snapshot_state_factor = 0;
     Engine::start(cfg).unwrap()
 }
 

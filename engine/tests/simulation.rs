@@ -420,6 +420,7 @@ impl EngineSut {
         cfg.pin_cores = false;
         cfg.expiry_tick_ms = 1_000;
         cfg.snapshot_every_events = 37;
+        cfg.snapshot_state_factor = 0;
         Engine::start(cfg).expect("engine starts")
     }
     fn e(&self) -> &Engine {

@@ -15,7 +15,7 @@ use crate::auth::{Role, Tokens};
 use crate::http::jwt::JwtVerifier;
 use crate::http::rate_limit::Rate;
 use crate::http::{ApiConfig, App, ServerConfig};
-use crate::stream::{StockHub, StreamConfig, StreamServer};
+use crate::stream::{StockHub, StreamConfig, StreamThread};
 
 /// Flags of `flashsale serve`. Every flag also reads the env var `FLASHSALE_<FLAG>`.
 #[derive(Debug, Clone, Args)]
@@ -86,6 +86,24 @@ pub struct ServeArgs {
     /// PEM private key of the QUIC stream (with --tls-cert).
     #[arg(long, env = "FLASHSALE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Shortest time between two stock-stream publications, in ms: changes of a SKU within one
+    /// interval reach subscribers as its latest value (conflation), so a busy SKU costs each
+    /// subscriber at most one packet per interval. 0 publishes every change at once.
+    #[arg(long, env = "FLASHSALE_STREAM_PUBLISH_INTERVAL_MS", default_value_t = crate::stream::DEFAULT_PUBLISH_INTERVAL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub stream_publish_interval_ms: u64,
+
+    /// Stock-stream fan-out budget in update packets per second for all partners together
+    /// (0 = unlimited): with N connections, publications are at least N / budget s apart, so
+    /// the stream's CPU cost stays bounded however many partners subscribe.
+    #[arg(long, env = "FLASHSALE_STREAM_MAX_SENDS_PER_S", default_value_t = crate::stream::DEFAULT_MAX_SENDS_PER_S)]
+    pub stream_max_sends_per_s: u64,
+
+    /// Nice value of the stock-stream thread (Linux, -20..=19), e.g. -10 so updates go out
+    /// promptly while HTTP saturates the CPU. Needs CAP_SYS_NICE below 0; if refused, a
+    /// warning is logged and the thread runs at the default priority.
+    #[arg(long, env = "FLASHSALE_STREAM_THREAD_NICE", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub stream_thread_nice: Option<i32>,
 
     /// Most open HTTP connections; beyond it new connections get 503 and are closed.
     #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -338,9 +356,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut stream_config = StreamConfig::new(args.quic);
     stream_config.tls_cert = args.tls_cert.clone();
     stream_config.tls_key = args.tls_key.clone();
+    stream_config.publish_interval = Duration::from_millis(args.stream_publish_interval_ms);
+    stream_config.max_sends_per_s = args.stream_max_sends_per_s;
+    stream_config.thread_nice = args.stream_thread_nice;
     let hub = StockHub::new(stream_config.history_capacity);
     let observer: Option<Arc<dyn StockObserver>> = Some(hub.clone());
-    let quic = StreamServer::bind(stream_config)
+    let mut quic = StreamThread::bind(stream_config)
         .with_context(|| format!("cannot listen on --quic {}", args.quic))?;
     let config = EngineConfig {
         shards,
@@ -349,6 +370,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         expiry_tick_ms: args.expiry_tick_ms,
         expiry_batch: 1024,
         snapshot_every_events: 100_000,
+        snapshot_state_factor: 2,
         log,
         clock: Arc::new(SystemClock),
         observer,
@@ -377,13 +399,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ""
         }
     );
-    let (quic_stop, quic_stopped) = tokio::sync::oneshot::channel::<()>();
-    let quic_task = tokio::spawn(quic.run(hub.clone(), tokens.clone(), async move {
-        let _ = quic_stopped.await;
-    }));
+    quic.start(hub.clone(), tokens.clone());
     println!("http listening on {http_addr}");
 
-    let app = Arc::new(App::new(engine.clone(), api));
+    let stream_metrics = {
+        let (hub, stats, config) = (hub.clone(), quic.stats(), quic.config().clone());
+        crate::http::app::ExtraMetrics(Box::new(move |out: &mut String| {
+            let server = stats.snapshot();
+            let interval = config.publish_interval_for(server.active);
+            let interval_us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+            crate::stream::metrics::render(out, &hub.stats(), &server, interval_us);
+        }))
+    };
+    let app = Arc::new(App::new(engine.clone(), api).with_extra_metrics(stream_metrics));
     let outcome = crate::http::serve(http, app, server, async move {
         let sig = stop.await;
         tracing::info!(signal = sig, "stopping");
@@ -401,11 +429,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     // Stop the stream before the engine, so partners see a clean close rather than silence.
-    let _ = quic_stop.send(());
-    match quic_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "stock stream stopped with an error"),
-        Err(e) => tracing::warn!(error = %e, "stock stream task failed"),
+    if let Err(e) = quic.stop().await {
+        tracing::warn!(error = %e, "stock stream stopped with an error");
     }
     tokio::task::spawn_blocking(move || engine.shutdown())
         .await

@@ -170,6 +170,11 @@ pub struct Args {
     /// --quic and --fingerprint or --insecure).
     #[arg(long)]
     pub subscribers: Option<usize>,
+    /// Nice value (Linux, -20..=19) of the subscribers' thread, e.g. -10 so update receipt is
+    /// timestamped promptly while the buyers saturate the CPU of a shared machine [default: leave
+    /// it as is]. Below 0 needs CAP_SYS_NICE; if refused, a warning is printed.
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub stream_nice: Option<i32>,
     /// Do not print the per-second progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -276,6 +281,8 @@ pub struct Config {
     pub insecure: bool,
     /// QUIC subscribers (0 = none; only the stream scenario has them by default).
     pub subscribers: usize,
+    /// Nice value of the subscribers' thread.
+    pub stream_nice: Option<i32>,
     /// Allow non-loopback targets.
     pub allow_remote: bool,
     /// Suppress progress lines.
@@ -455,6 +462,7 @@ impl Config {
             quic_addr,
             fingerprint: args.fingerprint,
             insecure: args.insecure,
+            stream_nice: args.stream_nice,
             subscribers,
             allow_remote: args.allow_remote,
             quiet: args.quiet,

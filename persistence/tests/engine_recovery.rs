@@ -40,6 +40,7 @@ fn start(log: Arc<dyn LogBackend>, clock: Arc<ManualClock>) -> Engine {
     config.pin_cores = false;
     // Small, so the workload crosses several snapshots and recovery is snapshot + log tail.
     config.snapshot_every_events = 40;
+    config.snapshot_state_factor = 0;
     Engine::start(config).unwrap()
 }
 

@@ -23,6 +23,7 @@
 
 mod connector;
 mod error;
+pub mod priority;
 mod session;
 mod subscriber;
 mod trust;

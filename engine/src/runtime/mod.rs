@@ -45,8 +45,14 @@ pub struct EngineConfig {
     pub expiry_tick_ms: u64,
     /// Most reservations expired per shard per tick (bounded work).
     pub expiry_batch: usize,
-    /// Take a snapshot after this many logged events per shard (0 = never).
+    /// Take a snapshot after this many logged events per shard (0 = never)...
     pub snapshot_every_events: u64,
+    /// ...or after `snapshot_state_factor` × the reservations the shard holds in memory, if that
+    /// is more (0 = ignore the state size). A snapshot copies the whole shard, so tying its
+    /// period to the state size keeps its cost per event bounded as reservations accumulate
+    /// (with 2: at most half a reservation copied per logged event), while replay after a
+    /// crash stays proportional to the state.
+    pub snapshot_state_factor: u64,
     /// The write-ahead log.
     pub log: Arc<dyn LogBackend>,
     /// The clock.
@@ -87,7 +93,8 @@ pub enum StartError {
 
 impl EngineConfig {
     /// Defaults: one shard per core, pinned, queue depth 4096, 10 ms expiry tick, 1024
-    /// expiries per tick, a snapshot every 100 000 events.
+    /// expiries per tick, a snapshot every 100 000 events or twice the reservations held,
+    /// whichever is more.
     pub fn new(log: Arc<dyn LogBackend>, clock: Arc<dyn Clock>) -> Self {
         EngineConfig {
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -96,6 +103,7 @@ impl EngineConfig {
             expiry_tick_ms: 10,
             expiry_batch: 1024,
             snapshot_every_events: 100_000,
+            snapshot_state_factor: 2,
             log,
             clock,
             observer: None,
@@ -190,6 +198,7 @@ impl Engine {
             let tick = Duration::from_millis(config.expiry_tick_ms);
             let batch = config.expiry_batch;
             let snapshot_every = config.snapshot_every_events;
+            let snapshot_state_factor = config.snapshot_state_factor;
             let spawned = LocalExecutorBuilder::new(placement)
                 .name(&format!("flashsale-shard-{i}"))
                 .io_memory(IO_MEMORY)
@@ -218,6 +227,7 @@ impl Engine {
                         expiry_tick: tick,
                         expiry_batch: batch,
                         snapshot_every,
+                        snapshot_state_factor,
                     });
                     shard_task::run(ctx, shard, log, rx).await;
                 });

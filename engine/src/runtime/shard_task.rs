@@ -80,6 +80,7 @@ pub(crate) struct Ctx {
     pub(crate) expiry_tick: Duration,
     pub(crate) expiry_batch: usize,
     pub(crate) snapshot_every: u64,
+    pub(crate) snapshot_state_factor: u64,
 }
 
 struct Waiter {
@@ -187,7 +188,7 @@ impl Core {
         !self.pending.index.is_empty()
     }
 
-    fn cut(&mut self, snapshot_every: u64) -> Batch {
+    fn cut(&mut self, snapshot_every: u64, state_factor: u64) -> Batch {
         let p = std::mem::take(&mut self.pending);
         let last_seq = p.index.last().map_or(self.durable_seq, |(s, _, _)| *s);
         let mut skus = p.dirty_skus;
@@ -201,11 +202,12 @@ impl Core {
             .filter_map(|s| self.shard.stock_level(s))
             .collect();
         self.events_since_snapshot += p.index.len() as u64;
-        let snapshot =
-            (snapshot_every > 0 && self.events_since_snapshot >= snapshot_every).then(|| {
-                self.events_since_snapshot = 0;
-                self.shard.snapshot()
-            });
+        let state_size = self.shard.reservation_count() as u64;
+        let period = snapshot_every.max(state_factor.saturating_mul(state_size));
+        let snapshot = (snapshot_every > 0 && self.events_since_snapshot >= period).then(|| {
+            self.events_since_snapshot = 0;
+            self.shard.snapshot()
+        });
         debug_assert_eq!(last_seq, self.shard.seq());
         Batch {
             bytes: p.bytes,
@@ -730,7 +732,9 @@ async fn flusher(
                 return;
             }
         }
-        let batch = core.borrow_mut().cut(ctx.snapshot_every);
+        let batch = core
+            .borrow_mut()
+            .cut(ctx.snapshot_every, ctx.snapshot_state_factor);
         for (seq, start, end) in &batch.index {
             log.append(*seq, &batch.bytes[*start..*end]);
         }

@@ -94,6 +94,17 @@ pub struct App<E> {
     ip_limiter: Option<RateLimiter<IpAddr>>,
     buyer_limiter: Option<RateLimiter<BuyerId>>,
     metrics: Metrics,
+    /// Appends metrics of other parts of the process (the stock stream) to `/metrics`.
+    extra_metrics: Option<ExtraMetrics>,
+}
+
+/// Renders more Prometheus text into `/metrics`.
+pub struct ExtraMetrics(pub Box<dyn Fn(&mut String) + Send + Sync>);
+
+impl std::fmt::Debug for ExtraMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraMetrics(..)")
+    }
 }
 
 type Answer = Result<Response<ResBody>, Problem>;
@@ -150,7 +161,14 @@ impl<E: Inventory> App<E> {
             inventory,
             config,
             metrics: Metrics::new(),
+            extra_metrics: None,
         }
+    }
+
+    /// Adds `render`'s output to every `/metrics` answer (e.g. the stock stream's counters).
+    pub fn with_extra_metrics(mut self, render: ExtraMetrics) -> Self {
+        self.extra_metrics = Some(render);
+        self
     }
 
     /// The gateway's metrics.
@@ -422,7 +440,10 @@ impl<E: Inventory> App<E> {
 
     fn render_metrics(&self) -> Response<ResBody> {
         let stats = self.inventory.stats();
-        let text = self.metrics.render(stats.as_ref());
+        let mut text = self.metrics.render(stats.as_ref());
+        if let Some(extra) = &self.extra_metrics {
+            (extra.0)(&mut text);
+        }
         let mut res = Response::new(Full::new(Bytes::from(text)));
         res.headers_mut().insert(
             CONTENT_TYPE,

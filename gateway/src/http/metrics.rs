@@ -350,12 +350,14 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+/// Writes one Prometheus counter with its help line.
+pub(crate) fn counter(out: &mut String, name: &str, help: &str, v: u64) {
     header(out, name, "counter", help);
     let _ = writeln!(out, "{name} {v}");
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
+/// Writes one Prometheus gauge with its help line.
+pub(crate) fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
     header(out, name, "gauge", help);
     let _ = writeln!(out, "{name} {v}");
 }

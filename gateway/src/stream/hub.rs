@@ -8,11 +8,17 @@
 //! - a pump ([`StockHub::pump`], run by a task) drains the inbox, assigns sequence numbers,
 //!   encodes each update once, appends it to the history ring and wakes connections. Connections
 //!   pull from the ring at their own pace ([`StockHub::read_since`]).
+//!
+//! The pump publishes at most once per *publish interval* ([`StockHub::spawn_pump`]): changes of
+//! a SKU arriving within one interval are conflated into its latest value, so a SKU selling
+//! thousands of units a second costs each subscriber at most one packet per interval, whatever
+//! the reservation rate. How long a change waited for its publication is recorded
+//! ([`HubStats::wait_p99_us`]); an update's `server_time_us` is its publication time.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use flashsale_engine::observer::{StockLevel, StockObserver};
@@ -20,7 +26,9 @@ use flashsale_protocol::stream::{
     encode_frame, LevelEntry, ServerFrame, Subscription, UpdateFrame, MAX_FRAME_LEN,
 };
 use flashsale_protocol::SkuId;
+use hdrhistogram::Histogram;
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 /// Default number of updates kept for resume.
 pub const DEFAULT_HISTORY_CAPACITY: usize = 65_536;
@@ -46,8 +54,12 @@ pub struct HubEntry {
     pub reserved: u64,
     /// Units sold.
     pub sold: u64,
-    /// When the hub learned of the oldest change this entry carries, Unix µs.
+    /// When this update was published (sequence number assigned), Unix µs; sent to clients as
+    /// `server_time_us`, so receipt minus it is the delivery latency.
     pub server_time_us: u64,
+    /// When the hub learned of the oldest change this entry carries, Unix µs (publication minus
+    /// this is the time the change waited to be conflated and published).
+    pub changed_us: u64,
     /// The encoded `Update` frame (length prefix included).
     pub frame: Bytes,
 }
@@ -125,6 +137,14 @@ pub struct HubStats {
     pub skus: usize,
     /// Reads that fell behind and were served the latest value per SKU instead.
     pub coalesced_reads: u64,
+    /// Pump rounds that published at least one update.
+    pub publishes: u64,
+    /// Median time from a change reaching the hub to its publication, in µs.
+    pub wait_p50_us: u64,
+    /// 99th percentile of that wait, in µs (bounded by the publish interval plus pump time).
+    pub wait_p99_us: u64,
+    /// Longest such wait, in µs.
+    pub wait_max_us: u64,
 }
 
 /// Publishes stock changes to stream connections. Register it as the engine's observer.
@@ -141,6 +161,19 @@ pub struct StockHub {
     observed: AtomicU64,
     inbox_coalesced: AtomicU64,
     coalesced_reads: AtomicU64,
+    publishes: AtomicU64,
+    /// Change → publication wait, µs (written by the pump only).
+    wait_us: Mutex<Histogram<u64>>,
+}
+
+/// Longest wait the histogram tracks exactly (larger values are clamped), µs.
+const MAX_TRACKED_WAIT_US: u64 = 60_000_000;
+
+fn wait_histogram() -> Histogram<u64> {
+    match Histogram::new_with_bounds(1, MAX_TRACKED_WAIT_US, 3) {
+        Ok(h) => h,
+        Err(_) => unreachable!("constant histogram bounds are valid"),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -172,6 +205,8 @@ impl StockHub {
             observed: AtomicU64::new(0),
             inbox_coalesced: AtomicU64::new(0),
             coalesced_reads: AtomicU64::new(0),
+            publishes: AtomicU64::new(0),
+            wait_us: Mutex::new(wait_histogram()),
         })
     }
 
@@ -205,8 +240,20 @@ impl StockHub {
 
     /// Counters.
     pub fn stats(&self) -> HubStats {
+        let (wait_p50_us, wait_p99_us, wait_max_us) = {
+            let h = lock(&self.wait_us);
+            if h.is_empty() {
+                (0, 0, 0)
+            } else {
+                (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
+            }
+        };
         let state = self.read();
         HubStats {
+            publishes: self.publishes.load(Ordering::Relaxed),
+            wait_p50_us,
+            wait_p99_us,
+            wait_max_us,
             observed: self.observed.load(Ordering::Relaxed),
             inbox_coalesced: self.inbox_coalesced.load(Ordering::Relaxed),
             head_seq: state.head,
@@ -272,15 +319,24 @@ impl StockHub {
         }
         // Only the pump assigns sequence numbers, and pumps are serialized by `pump_lock`.
         let head = self.read().head;
+        let published_us = unix_micros();
         let mut entries = Vec::with_capacity(scratch.pending.len());
+        {
+            let mut wait = lock(&self.wait_us);
+            for p in &scratch.pending {
+                let waited = published_us.saturating_sub(p.first_seen_us);
+                wait.saturating_record(waited.clamp(1, MAX_TRACKED_WAIT_US));
+            }
+        }
         for (seq, p) in (head + 1..).zip(scratch.pending.drain(..)) {
+            let changed_us = p.first_seen_us;
             let update = UpdateFrame {
                 seq,
                 sku: p.sku,
                 available: p.available,
                 reserved: p.reserved,
                 sold: p.sold,
-                server_time_us: p.first_seen_us,
+                server_time_us: published_us,
             };
             let mut frame = Vec::with_capacity(128);
             let frame = match encode_frame(
@@ -302,11 +358,13 @@ impl StockHub {
                 reserved: update.reserved,
                 sold: update.sold,
                 server_time_us: update.server_time_us,
+                changed_us,
                 frame,
             }));
         }
         scratch.index.clear();
         let published = entries.len();
+        self.publishes.fetch_add(1, Ordering::Relaxed);
         {
             let mut state = self.write();
             for entry in entries {
@@ -330,12 +388,26 @@ impl StockHub {
     }
 
     /// Runs the pump until the returned task is aborted. Spawned by the stream server.
-    pub fn spawn_pump(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    ///
+    /// Two publications are at least `interval()` apart (asked again before each one; zero:
+    /// publish as soon as a change arrives). A change waits at most one interval (plus timer
+    /// slack) before it is published; the interval bounds the packets each subscriber of a busy
+    /// SKU receives per second.
+    pub fn spawn_pump(
+        self: &Arc<Self>,
+        interval: impl Fn() -> Duration + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         let hub = Arc::clone(self);
         tokio::spawn(async move {
+            let mut last = Instant::now();
             loop {
                 hub.pump();
                 hub.wait_for_changes().await;
+                let next = last + interval();
+                if next > Instant::now() {
+                    tokio::time::sleep_until(next).await;
+                }
+                last = Instant::now();
             }
         })
     }
@@ -592,6 +664,46 @@ mod tests {
         assert_eq!(got, vec![("a", 5), ("b", 60)]);
         hub.seed(&[level("b", 1)]);
         assert_eq!(hub.pump(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pump_conflates_changes_within_an_interval() {
+        let hub = StockHub::new(1024);
+        let pump = hub.spawn_pump(|| Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // 200 changes of one SKU, 1 ms apart: 200 ms of sales.
+        for i in 0..200u64 {
+            hub.stock_changed(&level("hot", 1000 - i));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        pump.abort();
+        let s = hub.stats();
+        // One publication at the first change, then at most one per 50 ms.
+        assert!(
+            (2..=6).contains(&s.head_seq),
+            "200 changes in 200 ms published as {} updates",
+            s.head_seq
+        );
+        assert_eq!(s.observed, 200);
+        assert_eq!(s.observed, s.inbox_coalesced + s.head_seq);
+        // The last value always gets out.
+        let snap = hub.snapshot(&Subscription::All);
+        assert_eq!(snap.entries[0].available, 801);
+    }
+
+    #[test]
+    fn wait_statistics_follow_the_pump() {
+        let hub = StockHub::new(16);
+        assert_eq!((hub.stats().publishes, hub.stats().wait_max_us), (0, 0));
+        hub.stock_changed(&level("a", 1));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        hub.pump();
+        let s = hub.stats();
+        assert_eq!(s.publishes, 1);
+        assert!(s.wait_max_us >= 5_000, "waited {} µs", s.wait_max_us);
+        let r = hub.read_since(0, &Subscription::All, None, 10);
+        assert!(r.entries[0].server_time_us >= r.entries[0].changed_us + 5_000);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod hub;
+pub mod metrics;
 mod server;
 mod session;
 pub mod tls;
@@ -26,8 +27,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use hub::{unix_micros, HubStats, StockHub, DEFAULT_HISTORY_CAPACITY};
-pub use server::{serve, ServerStats, ServerStatsSnapshot, StreamServer};
+pub use server::{serve, ServerStats, ServerStatsSnapshot, StreamServer, StreamThread};
 pub use tls::{fingerprint_of, TlsIdentity};
+
+/// Default shortest time between two publications of stock updates.
+pub const DEFAULT_PUBLISH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Default fan-out budget, update packets per second (about a tenth of a core for the server's
+/// QUIC work on our 2-vCPU benchmark machine: docs/benchmarks/stream.md).
+pub const DEFAULT_MAX_SENDS_PER_S: u64 = 5_000;
+
+/// Longest time between publications, whatever the number of connections.
+pub const MAX_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Settings of the stream server.
 #[derive(Debug, Clone)]
@@ -58,6 +69,34 @@ pub struct StreamConfig {
     pub max_frame_len: usize,
     /// A connection with no packet from the peer for this long is closed.
     pub idle_timeout: Duration,
+    /// Shortest time between two publications of the hub (`--stream-publish-interval-ms`):
+    /// changes within one interval are conflated into the latest value per SKU. Bounds the
+    /// packets per second each subscriber of a busy SKU costs; zero publishes every change
+    /// as soon as the pump sees it.
+    pub publish_interval: Duration,
+    /// Fan-out budget in update packets per second for the whole server
+    /// (`--stream-max-sends-per-s`, 0 = none): with N connections, publications are at least
+    /// N / budget seconds apart, so the stream's CPU cost stays bounded however many partners
+    /// subscribe; each then sees a busy SKU at budget / N updates per second (conflated).
+    pub max_sends_per_s: u64,
+    /// Nice value for the stream thread (`--stream-thread-nice`, Linux): below 0 lets fan-out
+    /// run promptly on a busy machine (needs CAP_SYS_NICE; refused values are logged and
+    /// ignored). `None` leaves the thread as it is.
+    pub thread_nice: Option<i32>,
+}
+
+impl StreamConfig {
+    /// The time between publications for `connections` open connections: the configured
+    /// minimum, or longer so that one update to every connection fits the sends budget.
+    pub fn publish_interval_for(&self, connections: u64) -> Duration {
+        if self.max_sends_per_s == 0 {
+            return self.publish_interval;
+        }
+        let budget_us = connections.saturating_mul(1_000_000) / self.max_sends_per_s;
+        self.publish_interval
+            .max(Duration::from_micros(budget_us))
+            .min(MAX_PUBLISH_INTERVAL)
+    }
 }
 
 impl StreamConfig {
@@ -76,6 +115,9 @@ impl StreamConfig {
             handshake_timeout: Duration::from_secs(10),
             max_frame_len: flashsale_protocol::stream::MAX_FRAME_LEN,
             idle_timeout: Duration::from_secs(30),
+            publish_interval: DEFAULT_PUBLISH_INTERVAL,
+            max_sends_per_s: DEFAULT_MAX_SENDS_PER_S,
+            thread_nice: None,
         }
     }
 }
@@ -103,6 +145,9 @@ pub enum StreamError {
     /// The settings are inconsistent.
     #[error("invalid stream settings: {0}")]
     Config(String),
+    /// The stream thread or its runtime could not be started.
+    #[error("cannot start the stream thread: {0}")]
+    Thread(std::io::Error),
     /// The UDP socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -111,4 +156,24 @@ pub enum StreamError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_interval_grows_with_connections_to_fit_the_budget() {
+        let mut c = StreamConfig {
+            publish_interval: Duration::from_millis(5),
+            max_sends_per_s: 5_000,
+            ..StreamConfig::default()
+        };
+        assert_eq!(c.publish_interval_for(0), Duration::from_millis(5));
+        assert_eq!(c.publish_interval_for(10), Duration::from_millis(5));
+        assert_eq!(c.publish_interval_for(1_000), Duration::from_millis(200));
+        assert_eq!(c.publish_interval_for(100_000), MAX_PUBLISH_INTERVAL);
+        c.max_sends_per_s = 0;
+        assert_eq!(c.publish_interval_for(1_000), Duration::from_millis(5));
+    }
 }

@@ -15,6 +15,9 @@ use super::session::{run_connection, Shared};
 use super::{StockHub, StreamConfig, StreamError, TlsIdentity};
 use crate::auth::Tokens;
 
+/// Longest delay a client may wait before acknowledging stream data (ACK frequency extension).
+const ACK_DELAY: Duration = Duration::from_millis(200);
+
 /// How long connections get to say goodbye at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -104,6 +107,13 @@ fn transport(config: &StreamConfig) -> Result<quinn::TransportConfig, StreamErro
         .send_window(config.send_window_bytes.max(16 << 10))
         .max_idle_timeout(Some(idle))
         .keep_alive_interval(Some(config.idle_timeout / 4));
+    // The stream is one-way and paced: ask clients to acknowledge every 10th packet (or after
+    // 200 ms) instead of every 2nd, which takes most ACK packets off both ends' CPU. Loss
+    // recovery waits at most that extra delay; clients without the extension ignore it.
+    let mut ack = quinn::AckFrequencyConfig::default();
+    ack.ack_eliciting_threshold(9u8.into())
+        .max_ack_delay(Some(ACK_DELAY));
+    t.ack_frequency_config(Some(ack));
     Ok(t)
 }
 
@@ -191,7 +201,13 @@ impl StreamServer {
         tokens: Tokens,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), StreamError> {
-        let pump = hub.spawn_pump();
+        let pump = {
+            let config = self.config.clone();
+            let stats = Arc::clone(&self.stats);
+            hub.spawn_pump(move || {
+                config.publish_interval_for(stats.active.load(Ordering::Relaxed))
+            })
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             hub,
@@ -234,6 +250,154 @@ impl StreamServer {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
         pump.abort();
         Ok(())
+    }
+}
+
+/// What the stream thread reports once its socket is bound.
+type Bound = Result<(SocketAddr, String, bool, Arc<ServerStats>), StreamError>;
+
+/// A stream server on its own OS thread with its own single-threaded tokio runtime (quinn's
+/// endpoint driver, the pump and every session), so bursts of HTTP work on the main runtime never
+/// queue in front of stock updates, and fan-out to many subscribers never delays HTTP tasks.
+///
+/// [`StreamThread::bind`] binds and reports the address and fingerprint;
+/// [`StreamThread::start`] begins serving (after the engine has seeded the hub);
+/// [`StreamThread::stop`] closes every connection and joins the thread.
+#[derive(Debug)]
+pub struct StreamThread {
+    config: StreamConfig,
+    local_addr: SocketAddr,
+    fingerprint: String,
+    self_signed: bool,
+    stats: Arc<ServerStats>,
+    go: Option<tokio::sync::oneshot::Sender<(Arc<StockHub>, Tokens)>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), StreamError>>>,
+}
+
+impl StreamThread {
+    /// Starts the thread and binds the UDP socket there; returns once bound (or failed).
+    pub fn bind(config: StreamConfig) -> Result<StreamThread, StreamError> {
+        let (bound_tx, bound_rx) = std::sync::mpsc::sync_channel::<Bound>(1);
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<(Arc<StockHub>, Tokens)>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let kept = config.clone();
+        let thread = std::thread::Builder::new()
+            .name("flashsale-stream".into())
+            .spawn(move || -> Result<(), StreamError> {
+                if let Some(nice) = config.thread_nice {
+                    if let Err(e) = flashsale_stream_client::priority::set_current_thread_nice(nice) {
+                        tracing::warn!(nice, error = %e, "cannot change the stream thread's priority; running at the default");
+                    }
+                }
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(StreamError::Thread)?;
+                runtime.block_on(async move {
+                    let server = match StreamServer::bind(config) {
+                        Ok(server) => server,
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e));
+                            return Ok(());
+                        }
+                    };
+                    let info = (
+                        server.local_addr(),
+                        server.fingerprint(),
+                        server.is_self_signed(),
+                        server.stats(),
+                    );
+                    if bound_tx.send(Ok(info)).is_err() {
+                        return Ok(());
+                    }
+                    let mut stop_rx = stop_rx;
+                    let (hub, tokens) = tokio::select! {
+                        go = go_rx => match go {
+                            Ok(go) => go,
+                            // The handle was dropped without starting: nothing to serve.
+                            Err(_) => return Ok(()),
+                        },
+                        _ = &mut stop_rx => return Ok(()),
+                    };
+                    server
+                        .run(hub, tokens, async move {
+                            let _ = stop_rx.await;
+                        })
+                        .await
+                })
+            })
+            .map_err(StreamError::Thread)?;
+        let (local_addr, fingerprint, self_signed, stats) = match bound_rx.recv() {
+            Ok(Ok(info)) => info,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            // The thread ended before binding: its runtime could not be built.
+            Err(_) => {
+                return Err(match thread.join() {
+                    Ok(Err(e)) => e,
+                    _ => StreamError::Config("the stream thread stopped while binding".into()),
+                })
+            }
+        };
+        Ok(StreamThread {
+            config: kept,
+            local_addr,
+            fingerprint,
+            self_signed,
+            stats,
+            go: Some(go_tx),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The UDP address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &StreamConfig {
+        &self.config
+    }
+
+    /// SHA-256 of the server certificate (lowercase hex).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Whether the certificate was generated at start.
+    pub fn is_self_signed(&self) -> bool {
+        self.self_signed
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Begins accepting connections, streaming from `hub`. Later calls do nothing.
+    pub fn start(&mut self, hub: Arc<StockHub>, tokens: Tokens) {
+        if let Some(go) = self.go.take() {
+            let _ = go.send((hub, tokens));
+        }
+    }
+
+    /// Closes every connection ([`ErrorCode::ServerShutdown`]) and waits for the thread to end.
+    pub async fn stop(mut self) -> Result<(), StreamError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => Err(StreamError::Config("the stream thread panicked".into())),
+        }
     }
 }
 

@@ -30,6 +30,10 @@ impl TestServer {
     pub async fn start(hub: Arc<StockHub>, tweak: impl FnOnce(&mut StreamConfig)) -> TestServer {
         let mut config = StreamConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.heartbeat = Duration::from_millis(200);
+        // Publish every change at once: these tests count updates exactly (pacing is tested
+        // in the hub's unit tests).
+        config.publish_interval = Duration::ZERO;
+        config.max_sends_per_s = 0;
         tweak(&mut config);
         // A just-stopped server on the same port may hold its socket while connections drain.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

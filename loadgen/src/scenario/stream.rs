@@ -3,8 +3,13 @@
 //! stock never runs out and every arrival makes two changes).
 //!
 //! Delay of an update = subscriber's clock at delivery − the update's `server_time_us` (when the
-//! server learned of the change), on one host. It covers the server's fan-out, coalescing, QUIC
-//! and decoding, not the HTTP request that made the change.
+//! server published it), on one host. It covers the server's fan-out, QUIC and decoding; the time
+//! a change waits for its publication (at most the server's publish interval) is reported by the
+//! server (`flashsale_stream_publish_wait_us` in `/metrics`).
+//!
+//! Subscribers run on their own runtime thread, so HTTP buyers in the same process do not queue
+//! in front of received updates (which would add the load generator's own scheduling delay to
+//! the measured latency).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -86,6 +91,8 @@ impl StreamStats {
 /// Running subscribers.
 #[derive(Debug)]
 pub struct Subscribers {
+    /// The subscribers' own runtime (one worker thread).
+    runtime: Option<tokio::runtime::Runtime>,
     tasks: JoinSet<StreamStats>,
     stop: watch::Sender<bool>,
     ready: Arc<AtomicUsize>,
@@ -109,6 +116,22 @@ pub fn start(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Subscribers>
     let mut options = ClientOptions::new(addr.to_string(), cfg.token.clone(), trust);
     options.subscription = Subscription::Skus(skus);
     options.connect_timeout = cfg.timeout();
+    let nice = cfg.stream_nice;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("loadgen-stream")
+        .on_thread_start(move || {
+            if let Some(nice) = nice {
+                if let Err(e) = flashsale_stream_client::priority::set_current_thread_nice(nice) {
+                    eprintln!("warning: cannot set the subscribers' thread to nice {nice}: {e}");
+                }
+            }
+        })
+        .enable_all()
+        .build()
+        .context("starting the subscribers' runtime")?;
+    // quinn endpoints bind to the runtime they are created in.
+    let _in_runtime = runtime.enter();
     let connectors = (0..cfg.subscribers.div_ceil(SUBSCRIBERS_PER_ENDPOINT).max(1))
         .map(|_| Connector::new(&options.trust, options.receive_window))
         .collect::<Result<Vec<_>, _>>()
@@ -120,16 +143,21 @@ pub fn start(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Subscribers>
     for who in 0..cfg.subscribers {
         let connector = connectors[who % connectors.len()].clone();
         let sub = Subscriber::with_connector(connector, options.clone());
-        tasks.spawn(subscribe(
-            who,
-            sub,
-            metrics.clone(),
-            ready.clone(),
-            permits.clone(),
-            stop_rx.clone(),
-        ));
+        tasks.spawn_on(
+            subscribe(
+                who,
+                sub,
+                metrics.clone(),
+                ready.clone(),
+                permits.clone(),
+                stop_rx.clone(),
+            ),
+            runtime.handle(),
+        );
     }
+    drop(_in_runtime);
     Ok(Subscribers {
+        runtime: Some(runtime),
         tasks,
         stop,
         ready,
@@ -198,6 +226,15 @@ async fn subscribe(
     s
 }
 
+impl Drop for Subscribers {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl Subscribers {
     /// Waits until every subscriber has its first snapshot (or the wait limit), printing progress
     /// through `note`; returns how many are ready.
@@ -237,6 +274,10 @@ impl Subscribers {
             }
         }
         self.tasks.abort_all();
+        if let Some(runtime) = self.runtime.take() {
+            // Dropping a runtime inside async code would block; let its thread wind down alone.
+            runtime.shutdown_background();
+        }
         total
     }
 }

@@ -33,9 +33,11 @@ pub use tls::{fingerprint_of, TlsIdentity};
 /// Default shortest time between two publications of stock updates.
 pub const DEFAULT_PUBLISH_INTERVAL: Duration = Duration::from_millis(5);
 
-/// Default fan-out budget, update packets per second (about a tenth of a core for the server's
-/// QUIC work on our 2-vCPU benchmark machine: docs/benchmarks/stream.md).
-pub const DEFAULT_MAX_SENDS_PER_S: u64 = 5_000;
+/// Default fan-out budget, update packets per second for the whole server: ≈ 6 % of one core of
+/// quinn work on our 2-vCPU benchmark machine (≈ 23 µs per update; docs/adr/0012), which keeps
+/// reservation throughput with 1 000 subscribers within 10 % of without. Raise it on bigger
+/// machines.
+pub const DEFAULT_MAX_SENDS_PER_S: u64 = 2_500;
 
 /// Longest time between publications, whatever the number of connections.
 pub const MAX_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);

@@ -97,8 +97,9 @@ pub struct UpdateFrame {
     pub reserved: u64,
     /// Units sold.
     pub sold: u64,
-    /// When the server learned of the (oldest coalesced) change, Unix time in microseconds;
-    /// lets a client measure delivery delay.
+    /// When the server published this update (assigned its `seq`), Unix time in microseconds;
+    /// lets a client measure delivery delay. Changes conflated into it happened at most one
+    /// publication interval earlier.
     pub server_time_us: u64,
 }
 

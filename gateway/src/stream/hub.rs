@@ -321,15 +321,11 @@ impl StockHub {
         let head = self.read().head;
         let published_us = unix_micros();
         let mut entries = Vec::with_capacity(scratch.pending.len());
-        {
-            let mut wait = lock(&self.wait_us);
-            for p in &scratch.pending {
-                let waited = published_us.saturating_sub(p.first_seen_us);
-                wait.saturating_record(waited.clamp(1, MAX_TRACKED_WAIT_US));
-            }
-        }
+        let mut wait = lock(&self.wait_us);
         for (seq, p) in (head + 1..).zip(scratch.pending.drain(..)) {
             let changed_us = p.first_seen_us;
+            let waited = published_us.saturating_sub(changed_us);
+            wait.saturating_record(waited.clamp(1, MAX_TRACKED_WAIT_US));
             let update = UpdateFrame {
                 seq,
                 sku: p.sku,
@@ -362,6 +358,7 @@ impl StockHub {
                 frame,
             }));
         }
+        drop(wait);
         scratch.index.clear();
         let published = entries.len();
         self.publishes.fetch_add(1, Ordering::Relaxed);

@@ -229,6 +229,7 @@ async fn subscribe(
 impl Drop for Subscribers {
     fn drop(&mut self) {
         self.tasks.abort_all();
+        // Dropping a runtime inside async code would block; let its thread wind down alone.
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
@@ -273,11 +274,7 @@ impl Subscribers {
                 total.merge(&s);
             }
         }
-        self.tasks.abort_all();
-        if let Some(runtime) = self.runtime.take() {
-            // Dropping a runtime inside async code would block; let its thread wind down alone.
-            runtime.shutdown_background();
-        }
+        // Drop aborts what is left and lets the runtime's thread wind down.
         total
     }
 }

@@ -105,6 +105,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_STREAM_THREAD_NICE", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
     pub stream_thread_nice: Option<i32>,
 
+    /// OS threads of the stock stream (1..=64): with N > 1, connections and the fan-out of each
+    /// publication are spread over N threads, for machines with cores to spare for partners.
+    #[arg(long, env = "FLASHSALE_STREAM_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub stream_threads: u16,
+
     /// Most open HTTP connections; beyond it new connections get 503 and are closed.
     #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
@@ -359,6 +364,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     stream_config.publish_interval = Duration::from_millis(args.stream_publish_interval_ms);
     stream_config.max_sends_per_s = args.stream_max_sends_per_s;
     stream_config.thread_nice = args.stream_thread_nice;
+    stream_config.threads = usize::from(args.stream_threads);
     let hub = StockHub::new(stream_config.history_capacity);
     let observer: Option<Arc<dyn StockObserver>> = Some(hub.clone());
     let mut quic = StreamThread::bind(stream_config)

@@ -398,3 +398,59 @@ async fn watch_command_runs_until_its_update_count() {
     watch.await.expect("watch task").expect("watch ran");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_several_threads_delivers_every_update_in_order_to_every_subscriber() {
+    use flashsale_gateway::auth::{Role, Tokens};
+    use flashsale_gateway::stream::{StreamConfig, StreamThread};
+
+    let hub = StockHub::new(1024);
+    let mut config = StreamConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.publish_interval = Duration::ZERO;
+    config.max_sends_per_s = 0;
+    config.threads = 3;
+    let mut stream = StreamThread::bind(config).expect("bind");
+    let mut tokens = Tokens::new();
+    tokens.add(TOKEN, Role::Partner);
+    stream.start(hub.clone(), tokens);
+    let first = feed(&hub, level("tee", 50, 0)).await;
+    let trust = Trust::from_fingerprint_hex(stream.fingerprint()).expect("fingerprint");
+    let mut subs = Vec::new();
+    for _ in 0..12 {
+        let mut o = ClientOptions::new(stream.local_addr().to_string(), TOKEN, trust.clone());
+        o.subscription = Subscription::All;
+        let mut sub = Subscriber::connect(o).expect("subscriber");
+        expect_connected(next_non_heartbeat(&mut sub).await, false);
+        let (seq, levels) = expect_snapshot(next_non_heartbeat(&mut sub).await);
+        assert_eq!(seq, first);
+        assert_eq!(levels.get("tee"), Some(&(50, 0)));
+        subs.push(sub);
+    }
+    assert_eq!(stream.stats().snapshot().active, 12);
+
+    let mut fed = Vec::new();
+    for i in 1..=40u64 {
+        let seq = feed(&hub, level("tee", 50 - i, i)).await;
+        fed.push((seq, "tee".to_string(), 50 - i, i));
+    }
+    for sub in &mut subs {
+        let mut got = Vec::new();
+        while got.len() < fed.len() {
+            got.push(expect_update(next_non_heartbeat(sub).await));
+        }
+        assert_eq!(got, fed, "every update once, in order");
+    }
+    tokio::time::timeout(Duration::from_secs(10), stream.stop())
+        .await
+        .expect("stops in time")
+        .expect("stops cleanly");
+    for sub in &mut subs {
+        match next_non_heartbeat(sub).await {
+            StreamEvent::Disconnected {
+                error: ClientError::Closed { code, .. },
+                ..
+            } => assert_eq!(code, Some(ErrorCode::ServerShutdown)),
+            other => panic!("expected a shutdown, got {other:?}"),
+        }
+    }
+}

@@ -175,6 +175,10 @@ pub struct Args {
     /// it as is]. Below 0 needs CAP_SYS_NICE; if refused, a warning is printed.
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
     pub stream_nice: Option<i32>,
+    /// Threads running the subscribers (1..=64) [default: 1]; more spread a burst of updates
+    /// over several cores when the machine has them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub stream_threads: u16,
     /// Do not print the per-second progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -283,6 +287,8 @@ pub struct Config {
     pub subscribers: usize,
     /// Nice value of the subscribers' thread.
     pub stream_nice: Option<i32>,
+    /// Threads running the subscribers.
+    pub stream_threads: usize,
     /// Allow non-loopback targets.
     pub allow_remote: bool,
     /// Suppress progress lines.
@@ -463,6 +469,7 @@ impl Config {
             fingerprint: args.fingerprint,
             insecure: args.insecure,
             stream_nice: args.stream_nice,
+            stream_threads: usize::from(args.stream_threads),
             subscribers,
             allow_remote: args.allow_remote,
             quiet: args.quiet,
@@ -539,8 +546,18 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.subscribers, 1000);
+        assert_eq!(c.stream_threads, 1);
         assert_eq!(c.load_model, LoadModel::Closed);
         assert_eq!(c.quic_addr, Some("127.0.0.1:9".parse().unwrap()));
+        let two = parse(&[
+            "--scenario",
+            "stream",
+            "--insecure",
+            "--stream-threads",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(two.stream_threads, 2);
     }
 
     #[test]
@@ -568,6 +585,19 @@ mod tests {
             "192.0.2.1:8443",
         ];
         assert!(parse(&remote).is_err());
+        for threads in ["0", "65"] {
+            let argv = [
+                "flashsale-loadgen",
+                "--token",
+                "t",
+                "--stream-threads",
+                threads,
+            ];
+            assert!(
+                Args::try_parse_from(argv).is_err(),
+                "--stream-threads {threads}"
+            );
+        }
         let argv = ["flashsale-loadgen", "--token", "t"];
         let no_admin = Config::from_args(Args::try_parse_from(argv).unwrap(), 0);
         assert!(no_admin.is_err());

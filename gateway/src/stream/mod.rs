@@ -85,6 +85,11 @@ pub struct StreamConfig {
     /// run promptly on a busy machine (needs CAP_SYS_NICE; refused values are logged and
     /// ignored). `None` leaves the thread as it is.
     pub thread_nice: Option<i32>,
+    /// OS threads that run the stream (`--stream-threads`, ≥ 1): connections, their sessions and
+    /// the fan-out of each publication are spread over them, so a burst to many subscribers
+    /// takes 1/N of the time on a machine with N spare cores. One thread uses a single-threaded
+    /// runtime.
+    pub threads: usize,
 }
 
 impl StreamConfig {
@@ -120,6 +125,7 @@ impl StreamConfig {
             publish_interval: DEFAULT_PUBLISH_INTERVAL,
             max_sends_per_s: DEFAULT_MAX_SENDS_PER_S,
             thread_nice: None,
+            threads: 1,
         }
     }
 }

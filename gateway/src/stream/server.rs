@@ -253,12 +253,22 @@ impl StreamServer {
     }
 }
 
+/// Applies the configured nice value to the calling thread (best effort: refusals are logged).
+fn set_nice(nice: Option<i32>) {
+    if let Some(nice) = nice {
+        if let Err(e) = flashsale_stream_client::priority::set_current_thread_nice(nice) {
+            tracing::warn!(nice, error = %e, "cannot change the stream thread's priority; running at the default");
+        }
+    }
+}
+
 /// What the stream thread reports once its socket is bound.
 type Bound = Result<(SocketAddr, String, bool, Arc<ServerStats>), StreamError>;
 
-/// A stream server on its own OS thread with its own single-threaded tokio runtime (quinn's
-/// endpoint driver, the pump and every session), so bursts of HTTP work on the main runtime never
-/// queue in front of stock updates, and fan-out to many subscribers never delays HTTP tasks.
+/// A stream server on its own OS thread(s) with its own tokio runtime (quinn's endpoint driver,
+/// the pump and every session; single-threaded unless [`StreamConfig::threads`] asks for more),
+/// so bursts of HTTP work on the main runtime never queue in front of stock updates, and fan-out
+/// to many subscribers never delays HTTP tasks.
 ///
 /// [`StreamThread::bind`] binds and reports the address and fingerprint;
 /// [`StreamThread::start`] begins serving (after the engine has seeded the hub);
@@ -285,15 +295,21 @@ impl StreamThread {
         let thread = std::thread::Builder::new()
             .name("flashsale-stream".into())
             .spawn(move || -> Result<(), StreamError> {
-                if let Some(nice) = config.thread_nice {
-                    if let Err(e) = flashsale_stream_client::priority::set_current_thread_nice(nice) {
-                        tracing::warn!(nice, error = %e, "cannot change the stream thread's priority; running at the default");
-                    }
+                let nice = config.thread_nice;
+                set_nice(nice);
+                let runtime = if config.threads <= 1 {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                } else {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(config.threads)
+                        .thread_name("flashsale-stream")
+                        .on_thread_start(move || set_nice(nice))
+                        .enable_all()
+                        .build()
                 }
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(StreamError::Thread)?;
+                .map_err(StreamError::Thread)?;
                 runtime.block_on(async move {
                     let server = match StreamServer::bind(config) {
                         Ok(server) => server,

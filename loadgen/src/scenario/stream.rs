@@ -118,7 +118,7 @@ pub fn start(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Subscribers>
     options.connect_timeout = cfg.timeout();
     let nice = cfg.stream_nice;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(cfg.stream_threads.max(1))
         .thread_name("loadgen-stream")
         .on_thread_start(move || {
             if let Some(nice) = nice {

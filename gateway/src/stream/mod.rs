@@ -86,9 +86,9 @@ pub struct StreamConfig {
     /// ignored). `None` leaves the thread as it is.
     pub thread_nice: Option<i32>,
     /// OS threads that run the stream (`--stream-threads`, ≥ 1): connections, their sessions and
-    /// the fan-out of each publication are spread over them, so a burst to many subscribers
-    /// takes 1/N of the time on a machine with N spare cores. One thread uses a single-threaded
-    /// runtime.
+    /// the fan-out of each publication are spread over them, so a burst to many subscribers can
+    /// use N spare cores (each delivery costs a little more CPU: docs/adr/0013). One thread uses
+    /// a single-threaded runtime.
     pub threads: usize,
 }
 

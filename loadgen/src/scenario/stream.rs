@@ -99,7 +99,8 @@ pub struct Subscribers {
     count: usize,
 }
 
-/// Starts `cfg.subscribers` subscribers on one shared UDP endpoint, recording update delays.
+/// Starts `cfg.subscribers` subscribers (sharing UDP endpoints, [`SUBSCRIBERS_PER_ENDPOINT`]
+/// each, on `cfg.stream_threads` threads), recording update delays.
 pub fn start(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Subscribers> {
     let trust = match (&cfg.fingerprint, cfg.insecure) {
         (Some(fp), _) => Trust::from_fingerprint_hex(fp).context("--fingerprint")?,

@@ -401,7 +401,6 @@ async fn watch_command_runs_until_its_update_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_on_several_threads_delivers_every_update_in_order_to_every_subscriber() {
-    use flashsale_gateway::auth::{Role, Tokens};
     use flashsale_gateway::stream::{StreamConfig, StreamThread};
 
     let hub = StockHub::new(1024);
@@ -410,14 +409,11 @@ async fn a_stream_on_several_threads_delivers_every_update_in_order_to_every_sub
     config.max_sends_per_s = 0;
     config.threads = 3;
     let mut stream = StreamThread::bind(config).expect("bind");
-    let mut tokens = Tokens::new();
-    tokens.add(TOKEN, Role::Partner);
-    stream.start(hub.clone(), tokens);
+    stream.start(hub.clone(), tokens());
     let first = feed(&hub, level("tee", 50, 0)).await;
-    let trust = Trust::from_fingerprint_hex(stream.fingerprint()).expect("fingerprint");
     let mut subs = Vec::new();
     for _ in 0..12 {
-        let mut o = ClientOptions::new(stream.local_addr().to_string(), TOKEN, trust.clone());
+        let mut o = client_options(stream.local_addr(), stream.fingerprint());
         o.subscription = Subscription::All;
         let mut sub = Subscriber::connect(o).expect("subscriber");
         expect_connected(next_non_heartbeat(&mut sub).await, false);

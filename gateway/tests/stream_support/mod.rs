@@ -50,9 +50,7 @@ impl TestServer {
         let addr = server.local_addr();
         let fingerprint = server.fingerprint();
         let stats = server.stats();
-        let mut tokens = Tokens::new();
-        tokens.add(TOKEN, Role::Partner);
-        tokens.add("shop-token", Role::Storefront);
+        let tokens = tokens();
         let (stop, stopped) = oneshot::channel::<()>();
         let hub2 = Arc::clone(&hub);
         let task = tokio::spawn(async move {
@@ -74,11 +72,7 @@ impl TestServer {
     }
 
     pub fn options(&self) -> ClientOptions {
-        let trust = Trust::from_fingerprint_hex(&self.fingerprint).expect("fingerprint");
-        let mut o = ClientOptions::new(self.addr.to_string(), TOKEN, trust);
-        o.backoff_min = Duration::from_millis(10);
-        o.backoff_max = Duration::from_millis(100);
-        o
+        client_options(self.addr, &self.fingerprint)
     }
 
     pub fn subscriber(&self, subscription: Subscription) -> Subscriber {
@@ -98,6 +92,23 @@ impl TestServer {
                 .expect("server task");
         }
     }
+}
+
+/// The tokens every test server accepts: [`TOKEN`] (partner) and `shop-token` (storefront).
+pub fn tokens() -> Tokens {
+    let mut tokens = Tokens::new();
+    tokens.add(TOKEN, Role::Partner);
+    tokens.add("shop-token", Role::Storefront);
+    tokens
+}
+
+/// Client options for a server at `addr` with certificate `fingerprint`, retrying quickly.
+pub fn client_options(addr: SocketAddr, fingerprint: &str) -> ClientOptions {
+    let trust = Trust::from_fingerprint_hex(fingerprint).expect("fingerprint");
+    let mut o = ClientOptions::new(addr.to_string(), TOKEN, trust);
+    o.backoff_min = Duration::from_millis(10);
+    o.backoff_max = Duration::from_millis(100);
+    o
 }
 
 pub fn sku(s: &str) -> SkuId {

@@ -1,6 +1,6 @@
 //! What callers ask of the engine, and why it can refuse.
 
-use flashsale_protocol::{BuyerId, IdempotencyKey, ReservationId, SkuId};
+use flashsale_protocol::{BuyerId, ReservationId, ScopedKey, SkuId};
 
 use crate::view::ReservationStatus;
 
@@ -11,8 +11,8 @@ pub struct ReserveRequest {
     pub buyer: BuyerId,
     /// `(sku, qty)` lines; at most [`flashsale_protocol::MAX_LINES`], no SKU twice, qty ≥ 1.
     pub lines: Vec<(SkuId, u32)>,
-    /// Makes retries return the original reservation.
-    pub idempotency_key: Option<IdempotencyKey>,
+    /// Makes retries return the original reservation; scoped to its caller.
+    pub idempotency_key: Option<ScopedKey>,
 }
 
 /// Why the engine refused a command. Maps one-to-one onto the HTTP contract's problem types.
@@ -66,12 +66,21 @@ pub enum CommandError {
     /// The idempotency key was used before with a different request.
     #[error("Idempotency-Key was already used with a different request")]
     IdempotencyMismatch,
+    /// A request with the same idempotency key is still in progress; retry after the hint.
+    #[error("a request with this Idempotency-Key is still in progress")]
+    IdempotencyInProgress {
+        /// When to retry, in ms.
+        retry_after_ms: u64,
+    },
     /// Well-formed but invalid input (qty 0, duplicate lines, stock below committed units…).
     #[error("{0}")]
     Invalid(String),
     /// The log cannot be made durable right now; nothing was acknowledged.
     #[error("log unavailable: {0}")]
     Unavailable(String),
+    /// An internal bug: the detail is for the log, never for the client.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The engine is shutting down or a shard queue is full.
     #[error("engine busy: {0}")]
     Busy(String),

@@ -10,7 +10,9 @@ use flashsale_engine::log::memory::MemoryBackend;
 use flashsale_engine::{
     CommandError, Engine, EngineConfig, ManualClock, ReservationStatus, ReserveRequest,
 };
-use flashsale_protocol::{BuyerId, IdempotencyKey, ReleaseReason, SkuId, SkuSpec};
+use flashsale_protocol::{
+    BuyerId, IdempotencyKey, KeyOwner, ReleaseReason, ScopedKey, SkuId, SkuSpec,
+};
 
 fn sku(s: &str) -> SkuId {
     SkuId::new(s).unwrap()
@@ -47,7 +49,8 @@ fn req(b: &str, lines: &[(&str, u32)], key: Option<&str>) -> ReserveRequest {
     ReserveRequest {
         buyer: buyer(b),
         lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
-        idempotency_key: key.map(|k| IdempotencyKey::new(k).unwrap()),
+        idempotency_key: key
+            .map(|k| ScopedKey::new(KeyOwner::Credential(1), IdempotencyKey::new(k).unwrap())),
     }
 }
 

@@ -23,7 +23,8 @@ use flashsale_engine::{
     ReserveRequest, SkuView,
 };
 use flashsale_protocol::{
-    BuyerId, IdempotencyKey, OrderId, ReleaseReason, ReservationId, SkuId, SkuSpec,
+    BuyerId, IdempotencyKey, KeyOwner, OrderId, ReleaseReason, ReservationId, ScopedKey, SkuId,
+    SkuSpec,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -60,7 +61,7 @@ struct Model {
     skus: BTreeMap<SkuId, MSku>,
     res: BTreeMap<ReservationId, MRes>,
     /// Idempotency keys, global as the contract says.
-    keys: BTreeMap<IdempotencyKey, ReservationId>,
+    keys: BTreeMap<ScopedKey, ReservationId>,
     /// Released / expired reservations are forgotten this long after their release.
     retention_ms: u64,
     /// Units held or bought per (buyer, SKU).
@@ -510,7 +511,7 @@ struct Sim<S: Sut> {
     now: u64,
     sku_names: Vec<SkuId>,
     buyers: Vec<BuyerId>,
-    keys: Vec<IdempotencyKey>,
+    keys: Vec<ScopedKey>,
     requests: Vec<ReserveRequest>,
     ids: Vec<ReservationId>,
     expiry: bool,
@@ -537,7 +538,10 @@ impl<S: Sut> Sim<S> {
                 .map(|i| BuyerId::new(format!("buyer-{i}")).expect("buyer"))
                 .collect(),
             keys: (0..20)
-                .map(|i| IdempotencyKey::new(format!("key-{i}")).expect("key"))
+                .map(|i| {
+                    let key = IdempotencyKey::new(format!("key-{}", i / 2)).expect("key");
+                    ScopedKey::new(KeyOwner::Credential(i % 2), key)
+                })
                 .collect(),
             rng,
             sut,

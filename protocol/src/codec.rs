@@ -4,7 +4,7 @@
 use crate::event::LogRecord;
 
 /// Version of the log record layout. Bump when [`LogRecord`] changes shape.
-pub const RECORD_VERSION: u16 = 1;
+pub const RECORD_VERSION: u16 = 2;
 
 /// Length of the header in front of the archive: version (u16 LE) and archive length (u32 LE).
 const HEADER_LEN: usize = 6;

@@ -1,6 +1,6 @@
 //! The engine's events: the facts a shard logs and replays. State is a fold over these.
 
-use crate::ids::{BuyerId, IdempotencyKey, OrderId, ReservationId, ShardId, SkuId};
+use crate::ids::{BuyerId, OrderId, ReservationId, ScopedKey, ShardId, SkuId};
 
 /// Everything an admin sets on a SKU. `stock` is the total units ever sellable
 /// (available + reserved + sold).
@@ -91,7 +91,7 @@ pub enum Event {
         /// When the hold lapses, Unix ms.
         expires_at_ms: u64,
         /// The client's idempotency key, if any (kept on the home shard).
-        idempotency_key: Option<IdempotencyKey>,
+        idempotency_key: Option<ScopedKey>,
         /// Hash of the full request body, to detect a key reused with another body.
         request_hash: u64,
         /// Set when the reservation spans several shards.

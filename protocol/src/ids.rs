@@ -158,6 +158,64 @@ impl IdempotencyKey {
     }
 }
 
+/// Whose idempotency key it is. Keys are scoped per caller, as payment APIs scope them per
+/// account: the same key sent by two callers names two different requests, and no caller can
+/// probe or block another caller's keys.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub enum KeyOwner {
+    /// A credential (an admin or storefront token), by a stable fingerprint of the token.
+    Credential(u64),
+    /// A buyer calling with its own token (a buyer JWT's `sub`).
+    Buyer(BuyerId),
+}
+
+/// An idempotency key together with its owner: the unit the engine deduplicates on.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct ScopedKey {
+    /// Who sent the key.
+    pub owner: KeyOwner,
+    /// The key as the caller sent it.
+    pub key: IdempotencyKey,
+}
+
+impl ScopedKey {
+    /// A key of `owner`.
+    pub fn new(owner: KeyOwner, key: IdempotencyKey) -> Self {
+        ScopedKey { owner, key }
+    }
+}
+
+impl fmt::Display for ScopedKey {
+    /// Only the caller's own key: the owner is never shown back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key.as_str())
+    }
+}
+
 macro_rules! opaque_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$doc])*

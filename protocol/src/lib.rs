@@ -6,11 +6,12 @@
 pub mod codec;
 pub mod event;
 pub mod ids;
+pub mod limits;
 pub mod stream;
 
 pub use codec::{decode_record, encode_record, DecodeError, RECORD_VERSION};
 pub use event::{Event, Line, LogRecord, ReleaseReason, SkuSpec};
-pub use ids::{BuyerId, IdError, IdempotencyKey, OrderId, ReservationId, ShardId, SkuId};
-
-/// Maximum number of lines in one reservation.
-pub const MAX_LINES: usize = 32;
+pub use ids::{
+    BuyerId, IdError, IdempotencyKey, KeyOwner, OrderId, ReservationId, ScopedKey, ShardId, SkuId,
+};
+pub use limits::MAX_LINES;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{
-    decode_record, encode_record, Event, IdempotencyKey, LogRecord, OrderId, ReleaseReason,
-    ReservationId, ShardId, SkuId, SkuSpec,
+    decode_record, encode_record, Event, LogRecord, OrderId, ReleaseReason, ReservationId,
+    ScopedKey, ShardId, SkuId, SkuSpec,
 };
 use tokio::sync::oneshot;
 
@@ -30,7 +30,7 @@ use crate::shard::{
 fn part_or_bug(shard: &Shard, id: ReservationId) -> Result<PartView, CommandError> {
     shard
         .reservation(id)
-        .ok_or_else(|| CommandError::Invalid(format!("internal error: {id} missing after apply")))
+        .ok_or_else(|| CommandError::Internal(format!("{id} missing after apply")))
 }
 use crate::view::{OrderView, SkuView};
 
@@ -56,7 +56,7 @@ pub(crate) enum Cmd {
     List(Option<SkuId>, usize, Reply<Vec<SkuView>>),
     Reserve(Box<ReserveCommand>, Reply<PartView>),
     Group(Box<GroupReserve>, Reply<PartView>),
-    Probe(IdempotencyKey, u64, Reply<Option<PartView>>),
+    Probe(ScopedKey, u64, Reply<Option<PartView>>),
     Part(ReservationId, Reply<Option<PartView>>),
     Confirm(ReservationId, String, Reply<PartView>),
     Cancel(ReservationId, Reply<PartView>),

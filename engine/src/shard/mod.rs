@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{
-    BuyerId, Event, IdempotencyKey, Line, LogRecord, OrderId, ReleaseReason, ReservationId,
-    ShardId, SkuId, SkuSpec, MAX_LINES,
+    BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, ReservationId, ScopedKey, ShardId,
+    SkuId, SkuSpec, MAX_LINES,
 };
 
 use crate::command::CommandError;
@@ -203,7 +203,7 @@ struct Reservation {
     order: Option<OrderId>,
     payment_ref: String,
     confirmed_at_ms: u64,
-    idempotency_key: Option<IdempotencyKey>,
+    idempotency_key: Option<ScopedKey>,
     request_hash: u64,
     group: Option<Group>,
 }
@@ -374,7 +374,7 @@ pub struct ReserveCommand {
     /// cross-shard reservation whose home (the idempotency key's shard) holds no line.
     pub lines: Vec<(SkuId, u32)>,
     /// The client's key (home shard only).
-    pub idempotency_key: Option<IdempotencyKey>,
+    pub idempotency_key: Option<ScopedKey>,
     /// Hash of the whole request ([`request_hash`]).
     pub request_hash: u64,
     /// Id chosen by the home shard; `None` = this shard is home and allocates it.
@@ -462,7 +462,7 @@ pub struct Shard {
     sku_index: FastMap<SkuId, u32>,
     reservations: Store,
     orders: orders::Orders,
-    idempotency: FastMap<IdempotencyKey, ReservationId>,
+    idempotency: FastMap<ScopedKey, ReservationId>,
     usage: FastMap<(BuyerId, u32), u64>,
     /// Home reservations by expiry; entries of reservations no longer held are skipped lazily.
     expiry: BinaryHeap<Reverse<(u64, ReservationId)>>,
@@ -713,7 +713,7 @@ impl Shard {
     /// `Some(Err(IdempotencyMismatch))` for another request, `None` if the key is unknown.
     pub fn lookup_key(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedKey,
         request_hash: u64,
     ) -> Option<Result<PartView, CommandError>> {
         self.key_hit(key, request_hash).map(|r| {
@@ -727,7 +727,7 @@ impl Shard {
 
     fn key_hit(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedKey,
         request_hash: u64,
     ) -> Option<Result<ReservationId, CommandError>> {
         let id = self.idempotency.get(key)?;
@@ -1630,7 +1630,7 @@ pub fn total_cents(lines: &[Line]) -> u64 {
 }
 
 fn bug(what: &str) -> CommandError {
-    CommandError::Invalid(format!("internal error: {what}"))
+    CommandError::Internal(what.to_string())
 }
 
 #[cfg(test)]

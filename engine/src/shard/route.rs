@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{
-    BuyerId, IdempotencyKey, Line, OrderId, ReleaseReason, ReservationId, ShardId, SkuId, MAX_LINES,
+    BuyerId, KeyOwner, Line, OrderId, ReleaseReason, ReservationId, ScopedKey, ShardId, SkuId,
+    MAX_LINES,
 };
 
 use super::{total_cents, PartView};
@@ -33,11 +34,13 @@ pub fn shard_of(sku: &SkuId, shards: usize) -> ShardId {
 
 /// The shard that owns an idempotency key among `shards`: the home of every reservation made
 /// with that key, whatever its lines (FNV-1a of the key with its own salt, stable across builds).
-pub fn shard_of_key(key: &IdempotencyKey, shards: usize) -> ShardId {
-    let h = fnv(
-        fnv(FNV_OFFSET, b"idempotency-key\xff"),
-        key.as_str().as_bytes(),
-    );
+pub fn shard_of_key(key: &ScopedKey, shards: usize) -> ShardId {
+    let mut h = fnv(FNV_OFFSET, b"idempotency-key\xff");
+    h = match &key.owner {
+        KeyOwner::Credential(c) => fnv(fnv(h, b"c"), &c.to_le_bytes()),
+        KeyOwner::Buyer(b) => fnv(fnv(h, b"b"), b.as_str().as_bytes()),
+    };
+    let h = fnv(fnv(h, b"\xff"), key.key.as_str().as_bytes());
     let h = h ^ (h >> 32);
     (h % shards.max(1) as u64) as ShardId
 }

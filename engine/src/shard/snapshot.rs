@@ -13,7 +13,7 @@ use rkyv::util::AlignedVec;
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{
-    BuyerId, IdempotencyKey, Line, OrderId, ReleaseReason, ReservationId, ShardId, SkuSpec,
+    BuyerId, Line, OrderId, ReleaseReason, ReservationId, ScopedKey, ShardId, SkuSpec,
 };
 
 use super::{fast_map, validate_spec, CLine, Lines, Reservation, Shard, SkuState, MAX_STOCK};
@@ -56,7 +56,7 @@ struct SnapReservation {
     order: Option<OrderId>,
     payment_ref: String,
     confirmed_at_ms: u64,
-    idempotency_key: Option<IdempotencyKey>,
+    idempotency_key: Option<ScopedKey>,
     request_hash: u64,
     group: Option<Group>,
 }

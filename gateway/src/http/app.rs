@@ -10,7 +10,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
 use flashsale_engine::ReserveRequest;
-use flashsale_protocol::{BuyerId, IdempotencyKey, OrderId, ReservationId, SkuId};
+use flashsale_protocol::{
+    BuyerId, IdempotencyKey, KeyOwner, OrderId, ReservationId, ScopedKey, SkuId,
+};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
 use hyper::header::{
@@ -73,13 +75,29 @@ impl Default for ApiConfig {
     }
 }
 
+/// A stable fingerprint of a credential (the first 8 bytes of the token's SHA-256): the scope
+/// of that caller's idempotency keys, the same across restarts and token list orderings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CredentialId(pub u64);
+
+impl CredentialId {
+    /// The fingerprint of `token`.
+    pub fn of(token: &str) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(token.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        CredentialId(u64::from_le_bytes(first))
+    }
+}
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// An admin token.
-    Admin,
+    Admin(CredentialId),
     /// A storefront token.
-    Storefront,
+    Storefront(CredentialId),
     /// A partner token (read-only stock).
     Partner,
     /// A buyer JWT; the buyer is its `sub`.
@@ -409,6 +427,17 @@ impl<E: Inventory> App<E> {
                 return Err(Problem::rate_limited("buyer", retry_after_s(wait)));
             }
         }
+        let owner = match caller {
+            Caller::Admin(c) | Caller::Storefront(c) => KeyOwner::Credential(c.0),
+            Caller::Buyer(b) => KeyOwner::Buyer(b.clone()),
+            Caller::Partner => {
+                return Err(Problem::new(
+                    ProblemKind::Internal,
+                    "partner reached reserve",
+                ))
+            }
+        };
+        let idempotency_key = idempotency_key.map(|key| ScopedKey::new(owner, key));
         let view = self
             .inventory
             .reserve(ReserveRequest {
@@ -467,8 +496,8 @@ impl<E: Inventory> App<E> {
         };
         if let Some(role) = self.config.tokens.role_of(token) {
             return Ok(match role {
-                Role::Admin => Caller::Admin,
-                Role::Storefront => Caller::Storefront,
+                Role::Admin => Caller::Admin(CredentialId::of(token)),
+                Role::Storefront => Caller::Storefront(CredentialId::of(token)),
                 Role::Partner => Caller::Partner,
             });
         }
@@ -543,8 +572,8 @@ fn set_location(res: &mut Response<ResBody>, path: &str) {
 
 fn require(caller: &Caller, roles: &[Role]) -> Result<(), Problem> {
     let role = match caller {
-        Caller::Admin => Some(Role::Admin),
-        Caller::Storefront => Some(Role::Storefront),
+        Caller::Admin(_) => Some(Role::Admin),
+        Caller::Storefront(_) => Some(Role::Storefront),
         Caller::Partner => Some(Role::Partner),
         Caller::Buyer(_) => None,
     };

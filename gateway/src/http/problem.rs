@@ -35,6 +35,8 @@ pub enum ProblemKind {
     InvalidState,
     /// 409: an Idempotency-Key reused with another body.
     IdempotencyMismatch,
+    /// 409: the first request with this Idempotency-Key is still in progress.
+    IdempotencyInProgress,
     /// 413: body above the limit.
     TooLarge,
     /// 422: well-formed but invalid.
@@ -61,6 +63,7 @@ pub const ALL_KINDS: &[ProblemKind] = &[
     ProblemKind::SoldOut,
     ProblemKind::InvalidState,
     ProblemKind::IdempotencyMismatch,
+    ProblemKind::IdempotencyInProgress,
     ProblemKind::TooLarge,
     ProblemKind::Invalid,
     ProblemKind::BuyerLimit,
@@ -79,9 +82,10 @@ impl ProblemKind {
             ProblemKind::NotFound => StatusCode::NOT_FOUND,
             ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProblemKind::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ProblemKind::SoldOut | ProblemKind::InvalidState | ProblemKind::IdempotencyMismatch => {
-                StatusCode::CONFLICT
-            }
+            ProblemKind::SoldOut
+            | ProblemKind::InvalidState
+            | ProblemKind::IdempotencyMismatch
+            | ProblemKind::IdempotencyInProgress => StatusCode::CONFLICT,
             ProblemKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProblemKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             ProblemKind::BuyerLimit | ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -103,6 +107,7 @@ impl ProblemKind {
             ProblemKind::SoldOut => "sold-out",
             ProblemKind::InvalidState => "invalid-state",
             ProblemKind::IdempotencyMismatch => "idempotency-mismatch",
+            ProblemKind::IdempotencyInProgress => "idempotency-in-progress",
             ProblemKind::TooLarge => "too-large",
             ProblemKind::Invalid => "invalid",
             ProblemKind::BuyerLimit => "buyer-limit",
@@ -125,6 +130,7 @@ impl ProblemKind {
             ProblemKind::SoldOut => "Sold out",
             ProblemKind::InvalidState => "Invalid state",
             ProblemKind::IdempotencyMismatch => "Idempotency key mismatch",
+            ProblemKind::IdempotencyInProgress => "Idempotency key in progress",
             ProblemKind::TooLarge => "Request body too large",
             ProblemKind::Invalid => "Invalid request",
             ProblemKind::BuyerLimit => "Buyer limit reached",
@@ -283,7 +289,19 @@ impl From<CommandError> for Problem {
             CommandError::IdempotencyMismatch => {
                 Problem::new(ProblemKind::IdempotencyMismatch, detail)
             }
+            CommandError::IdempotencyInProgress { retry_after_ms } => {
+                let mut p = Problem::new(ProblemKind::IdempotencyInProgress, detail);
+                p.retry_after_s = Some(retry_after_ms.div_ceil(1000).max(1));
+                p
+            }
             CommandError::Invalid(_) => Problem::invalid(detail),
+            CommandError::Internal(what) => {
+                tracing::error!(error = %what, "internal error");
+                Problem::new(
+                    ProblemKind::Internal,
+                    "an internal error occurred; it was logged",
+                )
+            }
             CommandError::Unavailable(_) => {
                 let mut p = Problem::new(
                     ProblemKind::Unavailable,

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use flashsale_engine::{
     CommandError, OrderView, ReservationStatus, ReservationView, SkuView, StatsSnapshot,
 };
-use flashsale_protocol::{Line, SkuSpec};
+use flashsale_protocol::{Line, ScopedKey, SkuSpec};
 use serde_json::{json, Value};
 
 use super::*;
@@ -18,7 +18,7 @@ struct State {
     skus: BTreeMap<SkuId, SkuView>,
     reservations: HashMap<ReservationId, ReservationView>,
     orders: HashMap<OrderId, OrderView>,
-    keys: HashMap<IdempotencyKey, (Vec<(SkuId, u32)>, ReservationId)>,
+    keys: HashMap<ScopedKey, (Vec<(SkuId, u32)>, ReservationId)>,
     next: u64,
 }
 

@@ -10,16 +10,21 @@ use super::{fast_map, FastMap};
 /// e.g. from a bad snapshot, it goes to the map instead of allocating a huge vector).
 const MAX_GAP: usize = 1 << 16;
 
+/// Orders by id: own ones dense, the rest mapped (see the module doc).
 #[derive(Debug)]
 pub(super) struct Orders {
+    /// The owning shard.
     shard: ShardId,
     /// `own[c - 1]` = the reservation of this shard's order with counter `c`.
     own: Vec<Option<ReservationId>>,
+    /// Entries in `own`.
     own_len: usize,
+    /// Orders of other shards, and own ones far beyond the dense range.
     other: FastMap<OrderId, ReservationId>,
 }
 
 impl Orders {
+    /// An empty index for `shard`.
     pub(super) fn new(shard: ShardId) -> Self {
         Orders {
             shard,
@@ -29,6 +34,7 @@ impl Orders {
         }
     }
 
+    /// The index in `own` of an own order.
     fn slot(&self, order: OrderId) -> Option<usize> {
         if order.shard() != self.shard {
             return None;
@@ -36,6 +42,7 @@ impl Orders {
         usize::try_from(order.counter().checked_sub(1)?).ok()
     }
 
+    /// The reservation of an order.
     pub(super) fn get(&self, order: OrderId) -> Option<ReservationId> {
         if let Some(Some(Some(id))) = self.slot(order).map(|i| self.own.get(i)) {
             return Some(*id);
@@ -60,10 +67,12 @@ impl Orders {
         self.other.insert(order, id)
     }
 
+    /// Number of orders.
     pub(super) fn len(&self) -> usize {
         self.own_len + self.other.len()
     }
 
+    /// Every `(order, reservation)`, in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (OrderId, ReservationId)> + '_ {
         let shard = self.shard;
         self.own

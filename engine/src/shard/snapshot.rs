@@ -16,11 +16,15 @@ use flashsale_protocol::{
     BuyerId, Line, OrderId, ReleaseReason, ReservationId, ScopedKey, ShardId, SkuSpec,
 };
 
-use super::{fast_map, validate_spec, CLine, Lines, Reservation, Shard, SkuState, MAX_STOCK};
+use super::sku::SkuState;
+use super::store::{CLine, Lines, Reservation};
+use super::{fast_map, validate_spec, FastMap, Shard, MAX_STOCK};
 use crate::gate::StockGate;
 use crate::view::ReservationStatus;
 
+/// Tag of format 1 (no release times).
 const MAGIC_V1: &[u8; 8] = b"FSSNAP01";
+/// Tag of the current format.
 const MAGIC: &[u8; 8] = b"FSSNAP02";
 
 /// Why snapshot bytes were refused.
@@ -37,6 +41,7 @@ pub enum SnapshotError {
     Inconsistent(String),
 }
 
+/// A SKU in a snapshot: settings and counts (the gate is derived).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct SnapSku {
     spec: SkuSpec,
@@ -44,6 +49,7 @@ struct SnapSku {
     sold: u64,
 }
 
+/// A reservation in a snapshot (lines by SKU id, status as a code).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct SnapReservation {
     id: ReservationId,
@@ -61,12 +67,14 @@ struct SnapReservation {
     group: Option<Group>,
 }
 
+/// A reservation in a format 2 snapshot: format 1's plus its release time.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct SnapReservationV2 {
     r: SnapReservation,
     released_at_ms: u64,
 }
 
+/// A whole format 2 snapshot.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct SnapV2 {
     shard: ShardId,
@@ -77,6 +85,7 @@ struct SnapV2 {
     reservations: Vec<SnapReservationV2>,
 }
 
+/// A whole format 1 snapshot.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct SnapV1 {
     shard: ShardId,
@@ -87,6 +96,49 @@ struct SnapV1 {
     reservations: Vec<SnapReservation>,
 }
 
+/// A snapshot's bytes decoded and validated as an archive (format 2, or format 1 upgraded).
+fn decode(bytes: &[u8]) -> Result<SnapV2, SnapshotError> {
+    let aligned = |body: &[u8]| {
+        let mut v = AlignedVec::<16>::with_capacity(body.len());
+        v.extend_from_slice(body);
+        v
+    };
+    if let Some(body) = bytes.strip_prefix(MAGIC) {
+        return rkyv::from_bytes::<SnapV2, rkyv::rancor::Error>(&aligned(body))
+            .map_err(|e| SnapshotError::Archive(e.to_string()));
+    }
+    let Some(body) = bytes.strip_prefix(MAGIC_V1) else {
+        return Err(SnapshotError::Magic);
+    };
+    let v1 = rkyv::from_bytes::<SnapV1, rkyv::rancor::Error>(&aligned(body))
+        .map_err(|e| SnapshotError::Archive(e.to_string()))?;
+    Ok(SnapV2 {
+        shard: v1.shard,
+        seq: v1.seq,
+        next_reservation: v1.next_reservation,
+        next_order: v1.next_order,
+        skus: v1.skus,
+        reservations: v1
+            .reservations
+            .into_iter()
+            .map(|r| SnapReservationV2 {
+                released_at_ms: if matches!(r.status, 2 | 3) {
+                    r.expires_at_ms
+                } else {
+                    0
+                },
+                r,
+            })
+            .collect(),
+    })
+}
+
+/// An inconsistent-snapshot error.
+fn bad(what: String) -> SnapshotError {
+    SnapshotError::Inconsistent(what)
+}
+
+/// A reservation status as stored in snapshots.
 fn status_code(s: ReservationStatus) -> u8 {
     match s {
         ReservationStatus::Held => 0,
@@ -96,6 +148,7 @@ fn status_code(s: ReservationStatus) -> u8 {
     }
 }
 
+/// The status a snapshot code stands for (`None`: not a status).
 fn status_from(code: u8) -> Option<ReservationStatus> {
     Some(match code {
         0 => ReservationStatus::Held,
@@ -164,134 +217,18 @@ impl Shard {
     /// Rebuilds a shard from [`Shard::snapshot`] bytes (format 2, or format 1 of earlier
     /// builds), validating everything. The retention is the default; set it afterwards.
     pub fn restore(bytes: &[u8]) -> Result<Shard, SnapshotError> {
-        let aligned = |body: &[u8]| {
-            let mut v = AlignedVec::<16>::with_capacity(body.len());
-            v.extend_from_slice(body);
-            v
-        };
-        let snap = if let Some(body) = bytes.strip_prefix(MAGIC) {
-            rkyv::from_bytes::<SnapV2, rkyv::rancor::Error>(&aligned(body))
-                .map_err(|e| SnapshotError::Archive(e.to_string()))?
-        } else if let Some(body) = bytes.strip_prefix(MAGIC_V1) {
-            let v1 = rkyv::from_bytes::<SnapV1, rkyv::rancor::Error>(&aligned(body))
-                .map_err(|e| SnapshotError::Archive(e.to_string()))?;
-            SnapV2 {
-                shard: v1.shard,
-                seq: v1.seq,
-                next_reservation: v1.next_reservation,
-                next_order: v1.next_order,
-                skus: v1.skus,
-                reservations: v1
-                    .reservations
-                    .into_iter()
-                    .map(|r| SnapReservationV2 {
-                        released_at_ms: if matches!(r.status, 2 | 3) {
-                            r.expires_at_ms
-                        } else {
-                            0
-                        },
-                        r,
-                    })
-                    .collect(),
-            }
-        } else {
-            return Err(SnapshotError::Magic);
-        };
-        let bad = |s: String| SnapshotError::Inconsistent(s);
+        let snap = decode(bytes)?;
         let mut shard = Shard::new(snap.shard);
         shard.seq = snap.seq;
         shard.next_reservation = snap.next_reservation;
         shard.next_order = snap.next_order;
         for s in snap.skus {
-            validate_spec(&s.spec).map_err(|e| bad(e.to_string()))?;
-            let committed = s
-                .reserved
-                .checked_add(s.sold)
-                .filter(|c| *c <= s.spec.stock && s.spec.stock <= MAX_STOCK)
-                .ok_or_else(|| bad(format!("{}: counts exceed stock", s.spec.sku)))?;
-            let gate = Arc::new(StockGate::new(s.spec.stock - committed));
-            let key = s.spec.sku.clone();
-            let i = shard.skus.len() as u32;
-            if shard.sku_index.insert(key.clone(), i).is_some() {
-                return Err(bad(format!("{key} twice")));
-            }
-            shard.skus.push(SkuState {
-                spec: s.spec,
-                reserved: s.reserved,
-                sold: s.sold,
-                gate,
-            });
+            shard.restore_sku(s)?;
         }
         let mut usage = fast_map();
         let mut settled = Vec::new();
-        for SnapReservationV2 { r, released_at_ms } in snap.reservations {
-            let status = status_from(r.status).ok_or_else(|| bad("bad status".into()))?;
-            let home = r.id.shard() == shard.id;
-            if home && r.id.counter() >= shard.next_reservation {
-                return Err(bad(format!("{} beyond the id counter", r.id)));
-            }
-            if r.lines.len() > flashsale_protocol::MAX_LINES {
-                return Err(bad(format!("{} has too many lines", r.id)));
-            }
-            let mut lines = Vec::with_capacity(r.lines.len());
-            for l in &r.lines {
-                let Some(&i) = shard.sku_index.get(&l.sku) else {
-                    return Err(bad(format!("{} holds unknown {}", r.id, l.sku)));
-                };
-                if matches!(
-                    status,
-                    ReservationStatus::Held | ReservationStatus::Confirmed
-                ) {
-                    let u: &mut u64 = usage.entry((r.buyer.clone(), i)).or_default();
-                    *u = u.saturating_add(u64::from(l.qty));
-                }
-                lines.push(CLine {
-                    sku: i,
-                    qty: l.qty,
-                    unit_price_cents: l.unit_price_cents,
-                });
-            }
-            if home && status == ReservationStatus::Held {
-                shard.expiry.push(Reverse((r.expires_at_ms, r.id)));
-            }
-            if matches!(
-                status,
-                ReservationStatus::Released | ReservationStatus::Expired
-            ) {
-                settled.push((released_at_ms, r.id));
-            }
-            if home && r.release_reason != Some(ReleaseReason::Aborted) {
-                if let Some(key) = &r.idempotency_key {
-                    if shard.idempotency.insert(key.clone(), r.id).is_some() {
-                        return Err(bad(format!("idempotency key {key} twice")));
-                    }
-                }
-            }
-            if let Some(order) = r.order {
-                if order.shard() == shard.id && order.counter() >= shard.next_order {
-                    return Err(bad(format!("{order} beyond the order counter")));
-                }
-                shard.orders.insert(order, r.id);
-            }
-            let res = Reservation {
-                id: r.id,
-                buyer: r.buyer,
-                lines: Lines::from_slice(&lines),
-                created_at_ms: r.created_at_ms,
-                expires_at_ms: r.expires_at_ms,
-                status,
-                release_reason: r.release_reason,
-                released_at_ms,
-                order: r.order,
-                payment_ref: r.payment_ref,
-                confirmed_at_ms: r.confirmed_at_ms,
-                idempotency_key: r.idempotency_key,
-                request_hash: r.request_hash,
-                group: r.group,
-            };
-            if !shard.reservations.insert(shard.id, res) {
-                return Err(bad("reservation twice".into()));
-            }
+        for r in snap.reservations {
+            shard.restore_reservation(r, &mut usage, &mut settled)?;
         }
         // Release order for retention: by release time, then id (deterministic).
         settled.sort_unstable();
@@ -299,6 +236,121 @@ impl Shard {
         shard.usage = usage;
         shard.check_invariants().map_err(bad)?;
         Ok(shard)
+    }
+
+    /// Adds one snapshotted SKU, with a gate at its available units.
+    fn restore_sku(&mut self, s: SnapSku) -> Result<(), SnapshotError> {
+        validate_spec(&s.spec).map_err(|e| bad(e.to_string()))?;
+        let committed = s
+            .reserved
+            .checked_add(s.sold)
+            .filter(|c| *c <= s.spec.stock && s.spec.stock <= MAX_STOCK)
+            .ok_or_else(|| bad(format!("{}: counts exceed stock", s.spec.sku)))?;
+        let gate = Arc::new(StockGate::new(s.spec.stock - committed));
+        let key = s.spec.sku.clone();
+        let i = self.skus.len() as u32;
+        if self.sku_index.insert(key.clone(), i).is_some() {
+            return Err(bad(format!("{key} twice")));
+        }
+        self.skus.push(SkuState {
+            spec: s.spec,
+            reserved: s.reserved,
+            sold: s.sold,
+            gate,
+        });
+        Ok(())
+    }
+
+    /// Adds one snapshotted reservation and its entries in the derived indexes: `usage`
+    /// gains its held or bought units, `settled` its release if released.
+    fn restore_reservation(
+        &mut self,
+        snap: SnapReservationV2,
+        usage: &mut FastMap<(BuyerId, u32), u64>,
+        settled: &mut Vec<(u64, ReservationId)>,
+    ) -> Result<(), SnapshotError> {
+        let SnapReservationV2 { r, released_at_ms } = snap;
+        let status = status_from(r.status).ok_or_else(|| bad("bad status".into()))?;
+        let home = r.id.shard() == self.id;
+        if home && r.id.counter() >= self.next_reservation {
+            return Err(bad(format!("{} beyond the id counter", r.id)));
+        }
+        let lines = self.restore_lines(&r, status, usage)?;
+        if home && status == ReservationStatus::Held {
+            self.expiry.push(Reverse((r.expires_at_ms, r.id)));
+        }
+        if matches!(
+            status,
+            ReservationStatus::Released | ReservationStatus::Expired
+        ) {
+            settled.push((released_at_ms, r.id));
+        }
+        if home && r.release_reason != Some(ReleaseReason::Aborted) {
+            if let Some(key) = &r.idempotency_key {
+                if self.idempotency.insert(key.clone(), r.id).is_some() {
+                    return Err(bad(format!("idempotency key {key} twice")));
+                }
+            }
+        }
+        if let Some(order) = r.order {
+            if order.shard() == self.id && order.counter() >= self.next_order {
+                return Err(bad(format!("{order} beyond the order counter")));
+            }
+            self.orders.insert(order, r.id);
+        }
+        let res = Reservation {
+            id: r.id,
+            buyer: r.buyer,
+            lines,
+            created_at_ms: r.created_at_ms,
+            expires_at_ms: r.expires_at_ms,
+            status,
+            release_reason: r.release_reason,
+            released_at_ms,
+            order: r.order,
+            payment_ref: r.payment_ref,
+            confirmed_at_ms: r.confirmed_at_ms,
+            idempotency_key: r.idempotency_key,
+            request_hash: r.request_hash,
+            group: r.group,
+        };
+        if !self.reservations.insert(self.id, res) {
+            return Err(bad("reservation twice".into()));
+        }
+        Ok(())
+    }
+
+    /// A snapshotted reservation's lines in stored form; held and bought units count
+    /// towards the buyer's `usage`.
+    fn restore_lines(
+        &self,
+        r: &SnapReservation,
+        status: ReservationStatus,
+        usage: &mut FastMap<(BuyerId, u32), u64>,
+    ) -> Result<Lines, SnapshotError> {
+        if r.lines.len() > flashsale_protocol::MAX_LINES {
+            return Err(bad(format!("{} has too many lines", r.id)));
+        }
+        let counts = matches!(
+            status,
+            ReservationStatus::Held | ReservationStatus::Confirmed
+        );
+        let mut lines = Vec::with_capacity(r.lines.len());
+        for l in &r.lines {
+            let Some(&i) = self.sku_index.get(&l.sku) else {
+                return Err(bad(format!("{} holds unknown {}", r.id, l.sku)));
+            };
+            if counts {
+                let u: &mut u64 = usage.entry((r.buyer.clone(), i)).or_default();
+                *u = u.saturating_add(u64::from(l.qty));
+            }
+            lines.push(CLine {
+                sku: i,
+                qty: l.qty,
+                unit_price_cents: l.unit_price_cents,
+            });
+        }
+        Ok(Lines::from_slice(&lines))
     }
 
     /// A stable hash of the full state (FNV-1a of the canonical snapshot).

@@ -1,0 +1,361 @@
+//! Events into state: logging a command's event ([`Shard::emit`]), replaying a logged record
+//! ([`Shard::apply_record`]), checking an event against the state, and one apply function
+//! per event.
+
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+use flashsale_protocol::{
+    BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, ReservationId, ShardId, SkuId,
+    SkuSpec, MAX_LINES,
+};
+
+use super::sku::SkuState;
+use super::store::{CLine, Lines, Reservation};
+use super::usage::sub_usage;
+use super::{bug, validate_spec, EventSink, Shard, MAX_STOCK};
+use crate::command::CommandError;
+use crate::gate::StockGate;
+use crate::view::ReservationStatus;
+
+/// Why a record could not be applied (only on replay of a bad or foreign log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// The record belongs to another shard.
+    #[error("record of shard {found} replayed into shard {expected}")]
+    WrongShard {
+        /// This shard.
+        expected: ShardId,
+        /// The record's shard.
+        found: ShardId,
+    },
+    /// Sequence numbers are not consecutive.
+    #[error("expected seq {expected}, found {found}")]
+    Seq {
+        /// The next sequence number.
+        expected: u64,
+        /// The record's.
+        found: u64,
+    },
+    /// The event does not fit the state (unknown SKU, double confirm, negative stock…).
+    #[error("inconsistent event: {0}")]
+    Inconsistent(String),
+}
+
+impl Shard {
+    /// Logs and applies one event produced by a command. The command validated the event
+    /// against the state just before; debug builds re-check it in full with the replay check.
+    pub(super) fn emit(
+        &mut self,
+        event: Event,
+        sink: &mut impl EventSink,
+        claimed: bool,
+    ) -> Result<(), CommandError> {
+        self.emit_with(event, sink, claimed, None)
+    }
+
+    /// [`Shard::emit`] of a `Reserved` whose lines' SKU indexes the command already resolved
+    /// (`skus[i]` is the index of `lines[i].sku`), so applying it hashes no SKU id again.
+    pub(super) fn emit_with(
+        &mut self,
+        event: Event,
+        sink: &mut impl EventSink,
+        claimed: bool,
+        skus: Option<&[u32]>,
+    ) -> Result<(), CommandError> {
+        #[cfg(debug_assertions)]
+        if let Err(e) = self.check(&event) {
+            debug_assert!(false, "command produced an inapplicable event: {e}");
+            return Err(bug(&e.to_string()));
+        }
+        let record = LogRecord {
+            shard: self.id,
+            seq: self.seq + 1,
+            event,
+        };
+        sink.record(&record);
+        self.seq = record.seq;
+        self.mutate(record.event, claimed, skus);
+        Ok(())
+    }
+
+    /// Applies a logged record (replay). Validates it first; on error the state is unchanged.
+    pub fn apply_record(&mut self, record: LogRecord) -> Result<(), ApplyError> {
+        if record.shard != self.id {
+            return Err(ApplyError::WrongShard {
+                expected: self.id,
+                found: record.shard,
+            });
+        }
+        if record.seq != self.seq + 1 {
+            return Err(ApplyError::Seq {
+                expected: self.seq + 1,
+                found: record.seq,
+            });
+        }
+        self.check(&record.event)?;
+        self.seq = record.seq;
+        self.mutate(record.event, false, None);
+        Ok(())
+    }
+
+    /// Verifies that `event` can be applied to the current state.
+    pub(super) fn check(&self, event: &Event) -> Result<(), ApplyError> {
+        let inconsistent = |s: String| Err(ApplyError::Inconsistent(s));
+        match event {
+            Event::SkuUpserted { spec, .. } => {
+                if let Err(e) = validate_spec(spec) {
+                    return inconsistent(e.to_string());
+                }
+                if let Some(s) = self.sku_state(&spec.sku) {
+                    if spec.stock < s.reserved + s.sold {
+                        return inconsistent(format!("stock of {} below committed", spec.sku));
+                    }
+                }
+                Ok(())
+            }
+            Event::Restocked { sku, qty, .. } => match self.sku_state(sku) {
+                Some(s) if s.spec.stock.saturating_add(*qty) <= MAX_STOCK => Ok(()),
+                Some(_) => inconsistent(format!("restock of {sku} overflows")),
+                None => inconsistent(format!("restock of unknown {sku}")),
+            },
+            Event::Reserved {
+                id, lines, group, ..
+            } => {
+                if self.reservations.contains(self.id, *id) {
+                    return inconsistent(format!("{id} reserved twice"));
+                }
+                // Only the home part of a group may hold no line (the key's shard, ADR 0003).
+                let empty_ok = group.is_some() && id.shard() == self.id;
+                if (lines.is_empty() && !empty_ok) || lines.len() > MAX_LINES {
+                    return inconsistent(format!("{id} has {} lines", lines.len()));
+                }
+                for (i, l) in lines.iter().enumerate() {
+                    if lines[..i].iter().any(|o| o.sku == l.sku) || l.qty == 0 {
+                        return inconsistent(format!("{id} has a bad line for {}", l.sku));
+                    }
+                    match self.sku_state(&l.sku) {
+                        Some(s) if s.available() >= u64::from(l.qty) => {}
+                        _ => return inconsistent(format!("{id} holds unavailable {}", l.sku)),
+                    }
+                }
+                Ok(())
+            }
+            Event::Confirmed { id, .. } | Event::Released { id, .. } => match self.res(*id) {
+                Some(r) if r.status == ReservationStatus::Held => Ok(()),
+                Some(r) => inconsistent(format!("{id} is {}", r.status.as_str())),
+                None => inconsistent(format!("unknown {id}")),
+            },
+        }
+    }
+
+    /// Applies a checked event. `claimed`: a `Reserved` whose units were already taken from
+    /// the gates by the caller's claims. Asserts the per-SKU invariant of every SKU it
+    /// touches (O(1) each).
+    fn mutate(&mut self, event: Event, claimed: bool, skus: Option<&[u32]>) {
+        match event {
+            Event::SkuUpserted { spec, .. } => self.apply_sku_upserted(spec),
+            Event::Restocked { sku, qty, .. } => self.apply_restocked(&sku, qty),
+            Event::Reserved {
+                id,
+                buyer,
+                lines,
+                expires_at_ms,
+                idempotency_key,
+                request_hash,
+                group,
+                at_ms,
+            } => {
+                let compact = self.take_lines(&buyer, &lines, claimed, skus);
+                self.recycle_lines(lines);
+                self.apply_reserved(Reservation {
+                    id,
+                    buyer,
+                    lines: compact,
+                    created_at_ms: at_ms,
+                    expires_at_ms,
+                    status: ReservationStatus::Held,
+                    release_reason: None,
+                    released_at_ms: 0,
+                    order: None,
+                    payment_ref: String::new(),
+                    confirmed_at_ms: 0,
+                    idempotency_key,
+                    request_hash,
+                    group,
+                });
+            }
+            Event::Confirmed {
+                id,
+                order,
+                payment_ref,
+                at_ms,
+            } => self.apply_confirmed(id, order, payment_ref, at_ms),
+            Event::Released { id, reason, at_ms } => self.apply_released(id, reason, at_ms),
+        }
+    }
+
+    /// `SkuUpserted`: creates the SKU, or replaces its settings and moves its gate by the
+    /// change in available units.
+    fn apply_sku_upserted(&mut self, spec: SkuSpec) {
+        match self.sku_index.get(&spec.sku) {
+            Some(&i) => {
+                let s = &mut self.skus[i as usize];
+                let before = s.available();
+                s.spec = spec;
+                let after = s.available();
+                if after >= before {
+                    s.gate.give_back(after - before);
+                } else {
+                    s.gate.take(before - after);
+                }
+                assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
+            }
+            None => {
+                let gate = Arc::new(StockGate::new(spec.stock));
+                let i = self.skus.len() as u32;
+                self.sku_index.insert(spec.sku.clone(), i);
+                self.skus.push(SkuState {
+                    spec,
+                    reserved: 0,
+                    sold: 0,
+                    gate,
+                });
+            }
+        }
+    }
+
+    /// `Restocked`: adds `qty` to the SKU's total and to its gate.
+    fn apply_restocked(&mut self, sku: &SkuId, qty: u64) {
+        if let Some(&i) = self.sku_index.get(sku) {
+            let s = &mut self.skus[i as usize];
+            s.spec.stock += qty;
+            s.gate.give_back(qty);
+        }
+    }
+
+    /// The stock side of `Reserved`: moves each line's units to reserved (and off the gate,
+    /// unless the caller's claims already took them), counts the buyer's usage, and returns
+    /// the lines in their stored form. `skus[k]`, when given, is the index of `lines[k].sku`.
+    fn take_lines(
+        &mut self,
+        buyer: &BuyerId,
+        lines: &[Line],
+        claimed: bool,
+        skus: Option<&[u32]>,
+    ) -> Lines {
+        let mut compact = [CLine {
+            sku: 0,
+            qty: 0,
+            unit_price_cents: 0,
+        }; MAX_LINES];
+        let mut n = 0;
+        debug_assert!(skus.is_none_or(|x| x.len() == lines.len()));
+        for (k, l) in lines.iter().enumerate() {
+            let qty = u64::from(l.qty);
+            let resolved = skus.and_then(|x| x.get(k)).copied();
+            let Some(i) = resolved.or_else(|| self.sku_index.get(&l.sku).copied()) else {
+                continue;
+            };
+            debug_assert_eq!(self.sku_index.get(&l.sku), Some(&i));
+            let s = &mut self.skus[i as usize];
+            s.reserved += qty;
+            assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
+            if !claimed {
+                s.gate.take(qty);
+            }
+            self.add_usage(buyer, i, qty);
+            if let Some(c) = compact.get_mut(n) {
+                *c = CLine {
+                    sku: i,
+                    qty: l.qty,
+                    unit_price_cents: l.unit_price_cents,
+                };
+                n += 1;
+            }
+        }
+        Lines::from_slice(&compact[..n])
+    }
+
+    /// Keeps the emptied line buffer of a `Reserved` event for the next reservation.
+    fn recycle_lines(&mut self, mut lines: Vec<Line>) {
+        lines.clear();
+        self.spare_lines = lines;
+    }
+
+    /// `Reserved` (after [`Shard::take_lines`]): stores the reservation; on its home shard
+    /// also advances the id counter, schedules its expiry and remembers its key.
+    fn apply_reserved(&mut self, r: Reservation) {
+        let id = r.id;
+        if id.shard() == self.id {
+            self.next_reservation = self.next_reservation.max(id.counter() + 1);
+            self.expiry.push(Reverse((r.expires_at_ms, id)));
+            if let Some(key) = &r.idempotency_key {
+                self.idempotency.insert(key.clone(), id);
+            }
+        }
+        let inserted = self.reservations.insert(self.id, r);
+        debug_assert!(inserted, "{id} inserted twice");
+    }
+
+    /// `Confirmed`: the held units become sold under `order`.
+    fn apply_confirmed(
+        &mut self,
+        id: ReservationId,
+        order: OrderId,
+        payment_ref: String,
+        at_ms: u64,
+    ) {
+        let Some(r) = self.reservations.get_mut(self.id, id) else {
+            return;
+        };
+        r.status = ReservationStatus::Confirmed;
+        r.order = Some(order);
+        r.payment_ref = payment_ref;
+        r.confirmed_at_ms = at_ms;
+        for l in r.lines.as_slice() {
+            if let Some(s) = self.skus.get_mut(l.sku as usize) {
+                let qty = u64::from(l.qty);
+                s.reserved -= qty;
+                s.sold += qty;
+                assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
+            }
+        }
+        if order.shard() == self.id {
+            self.next_order = self.next_order.max(order.counter() + 1);
+        }
+        self.orders.insert(order, id);
+    }
+
+    /// `Released` (cancel, expiry or rollback): the held units return to the stock and the
+    /// gate; a rolled-back attempt's key is forgotten; retention starts.
+    fn apply_released(&mut self, id: ReservationId, reason: ReleaseReason, at_ms: u64) {
+        let Some(r) = self.reservations.get_mut(self.id, id) else {
+            return;
+        };
+        r.status = if reason == ReleaseReason::Expired {
+            ReservationStatus::Expired
+        } else {
+            ReservationStatus::Released
+        };
+        r.release_reason = Some(reason);
+        r.released_at_ms = at_ms;
+        let r = &*r;
+        for l in r.lines.as_slice() {
+            let qty = u64::from(l.qty);
+            if let Some(s) = self.skus.get_mut(l.sku as usize) {
+                s.reserved -= qty;
+                s.gate.give_back(qty);
+            }
+            sub_usage(&mut self.usage, &r.buyer, l.sku, qty);
+        }
+        if reason == ReleaseReason::Aborted {
+            if let Some(key) = &r.idempotency_key {
+                if self.idempotency.get(key) == Some(&id) {
+                    self.idempotency.remove(key);
+                }
+            }
+        }
+        self.settled.push_back((at_ms, id));
+    }
+}

@@ -1,0 +1,165 @@
+//! The read side: views of SKUs, stock levels, gates, reservations, orders and groups.
+
+use std::sync::Arc;
+
+use flashsale_protocol::event::Group;
+use flashsale_protocol::{Line, OrderId, ReleaseReason, ReservationId, SkuId};
+
+use super::sku::SkuState;
+use super::store::{Lines, Reservation};
+use super::{GroupState, Shard};
+use crate::gate::StockGate;
+use crate::observer::StockLevel;
+use crate::view::{OrderView, ReservationView, SkuView};
+
+/// A reservation as one shard sees it: its lines on this shard, plus group membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartView {
+    /// The view; `lines` are the lines held on this shard.
+    pub view: ReservationView,
+    /// Set when the reservation spans several shards.
+    pub group: Option<Group>,
+}
+
+impl Shard {
+    /// A SKU's view.
+    pub fn sku(&self, sku: &SkuId) -> Option<SkuView> {
+        self.sku_state(sku).map(SkuState::view)
+    }
+
+    /// A SKU's stock counts.
+    pub fn stock_level(&self, sku: &SkuId) -> Option<StockLevel> {
+        self.sku_state(sku).map(SkuState::level)
+    }
+
+    /// Every SKU's stock counts (unordered).
+    pub fn stock_levels(&self) -> Vec<StockLevel> {
+        self.skus.iter().map(SkuState::level).collect()
+    }
+
+    /// SKUs ordered by id, strictly after `after`, at most `limit`.
+    pub fn list_skus(&self, after: Option<&SkuId>, limit: usize) -> Vec<SkuView> {
+        let mut states: Vec<&SkuState> = self
+            .skus
+            .iter()
+            .filter(|s| after.is_none_or(|a| s.spec.sku > *a))
+            .collect();
+        states.sort_unstable_by(|a, b| a.spec.sku.cmp(&b.spec.sku));
+        states.truncate(limit);
+        states.into_iter().map(SkuState::view).collect()
+    }
+
+    /// The gate of a SKU.
+    pub fn gate(&self, sku: &SkuId) -> Option<Arc<StockGate>> {
+        self.sku_state(sku).map(|s| s.gate.clone())
+    }
+
+    /// Every SKU's gate and reservation TTL.
+    pub fn gates(&self) -> Vec<(SkuId, Arc<StockGate>, u64)> {
+        self.skus
+            .iter()
+            .map(|s| {
+                (
+                    s.spec.sku.clone(),
+                    s.gate.clone(),
+                    s.spec.reservation_ttl_ms,
+                )
+            })
+            .collect()
+    }
+
+    /// This shard's part of a reservation. A rolled-back attempt (`Aborted`) was never
+    /// acknowledged to anyone and is reported as unknown.
+    pub fn reservation(&self, id: ReservationId) -> Option<PartView> {
+        self.res(id)
+            .filter(|r| r.release_reason != Some(ReleaseReason::Aborted))
+            .map(|r| self.part_of(r))
+    }
+
+    /// The SKUs of the lines held on this shard by a reservation (rolled-back attempts too).
+    pub fn reservation_skus(&self, id: ReservationId) -> impl Iterator<Item = &SkuId> + '_ {
+        self.res(id)
+            .into_iter()
+            .flat_map(|r| r.lines.as_slice().iter())
+            .filter_map(|l| self.skus.get(l.sku as usize))
+            .map(|s| &s.spec.sku)
+    }
+
+    /// An order allocated by this shard, with this shard's lines, and the reservation's group.
+    pub fn order(&self, id: OrderId) -> Option<(OrderView, Option<Group>)> {
+        let rid = self.orders.get(id)?;
+        let r = self.res(rid)?;
+        let lines = self.full_lines(&r.lines);
+        let view = OrderView {
+            id,
+            reservation: r.id,
+            buyer: r.buyer.clone(),
+            total_cents: total_cents(&lines),
+            lines,
+            payment_ref: r.payment_ref.clone(),
+            created_at_ms: r.confirmed_at_ms,
+        };
+        Some((view, r.group))
+    }
+
+    /// State of every cross-shard reservation part held or known here (for reconciliation).
+    pub fn group_states(&self) -> Vec<GroupState> {
+        let mut out: Vec<GroupState> = self
+            .reservations
+            .iter()
+            .filter_map(|r| {
+                r.group.map(|group| GroupState {
+                    shard: self.id,
+                    id: r.id,
+                    group,
+                    status: r.status,
+                    release_reason: r.release_reason,
+                    order: r.order,
+                    payment_ref: r.payment_ref.clone(),
+                    confirmed_at_ms: r.confirmed_at_ms,
+                })
+            })
+            .collect();
+        out.sort_unstable_by_key(|g| g.id);
+        out
+    }
+
+    /// This shard's part of a reservation, as a view.
+    pub(super) fn part_of(&self, r: &Reservation) -> PartView {
+        PartView {
+            view: ReservationView {
+                id: r.id,
+                status: r.status,
+                buyer: r.buyer.clone(),
+                lines: self.full_lines(&r.lines),
+                created_at_ms: r.created_at_ms,
+                expires_at_ms: r.expires_at_ms,
+                order: r.order,
+                release_reason: r.release_reason,
+            },
+            group: r.group,
+        }
+    }
+
+    /// Stored lines with their SKU ids.
+    pub(super) fn full_lines(&self, lines: &Lines) -> Vec<Line> {
+        lines
+            .as_slice()
+            .iter()
+            .filter_map(|l| {
+                self.skus.get(l.sku as usize).map(|s| Line {
+                    sku: s.spec.sku.clone(),
+                    qty: l.qty,
+                    unit_price_cents: l.unit_price_cents,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Sum of qty × unit price (saturating).
+pub fn total_cents(lines: &[Line]) -> u64 {
+    lines.iter().fold(0u64, |acc, l| {
+        acc.saturating_add(u64::from(l.qty).saturating_mul(l.unit_price_cents))
+    })
+}

@@ -1,0 +1,267 @@
+//! Holding stock: the reserve command, idempotency-key lookups, and the checks of a
+//! reservation's lines (shape, stock, sale window, per-buyer limit).
+
+use flashsale_protocol::event::Group;
+use flashsale_protocol::{BuyerId, Event, Line, ReservationId, ScopedKey, SkuId, MAX_LINES};
+
+use super::sku::SkuState;
+use super::{bug, EventSink, PartView, Shard};
+use crate::command::CommandError;
+
+/// A reservation request as one shard executes it (its own lines only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveCommand {
+    /// Who is buying.
+    pub buyer: BuyerId,
+    /// This shard's `(sku, qty)` lines, in request order. Empty only for the home part of a
+    /// cross-shard reservation whose home (the idempotency key's shard) holds no line.
+    pub lines: Vec<(SkuId, u32)>,
+    /// The client's key (home shard only).
+    pub idempotency_key: Option<ScopedKey>,
+    /// Hash of the whole request ([`request_hash`]).
+    pub request_hash: u64,
+    /// Id chosen by the home shard; `None` = this shard is home and allocates it.
+    pub id: Option<ReservationId>,
+    /// Expiry chosen by the coordinator; `None` = now + the shortest TTL of the lines.
+    pub expires_at_ms: Option<u64>,
+    /// Group membership for cross-shard reservations.
+    pub group: Option<Group>,
+    /// The caller already claimed every line's `qty` on the line's [`StockGate`]; the shard
+    /// consumes the claims on success and gives them back on failure.
+    pub claimed: bool,
+}
+
+/// A successful reservation on one shard. The view is not built on this path: callers that
+/// need it ask [`Shard::reservation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReserveOutcome {
+    /// The reservation.
+    pub id: ReservationId,
+    /// True when an earlier reservation was returned for the same idempotency key.
+    pub replayed: bool,
+}
+
+impl Shard {
+    /// Holds stock for this shard's lines of a reservation, all or nothing.
+    ///
+    /// Checks, per line in order: the SKU exists, enough is available, the sale is open, the
+    /// buyer stays within the per-buyer limit. A key seen before returns that reservation.
+    /// Builds no view (see [`Shard::reservation`]); in steady state it allocates nothing.
+    pub fn reserve(
+        &mut self,
+        now_ms: u64,
+        cmd: ReserveCommand,
+        sink: &mut impl EventSink,
+    ) -> Result<ReserveOutcome, CommandError> {
+        if let Some(key) = &cmd.idempotency_key {
+            if let Some(found) = self.key_hit(key, cmd.request_hash) {
+                self.give_back_claims(&cmd);
+                return found.map(|id| ReserveOutcome { id, replayed: true });
+            }
+        }
+        let mut prices = [0u64; MAX_LINES];
+        let mut idx = [0u32; MAX_LINES];
+        let min_ttl = match self.check_reserve(now_ms, &cmd, &mut prices, &mut idx) {
+            Ok(ttl) => ttl,
+            Err(e) => {
+                self.give_back_claims(&cmd);
+                return Err(e);
+            }
+        };
+        let id = match cmd.id {
+            Some(id) => id,
+            None => ReservationId::compose(self.id, self.next_reservation),
+        };
+        let expires_at_ms = cmd
+            .expires_at_ms
+            .unwrap_or_else(|| now_ms.saturating_add(min_ttl));
+        let ReserveCommand {
+            buyer,
+            lines: cmd_lines,
+            idempotency_key,
+            request_hash,
+            group,
+            claimed,
+            ..
+        } = cmd;
+        let n_lines = cmd_lines.len().min(MAX_LINES);
+        let mut lines = std::mem::take(&mut self.spare_lines);
+        lines.clear();
+        lines.extend(
+            cmd_lines
+                .into_iter()
+                .zip(prices)
+                .map(|((sku, qty), unit_price_cents)| Line {
+                    sku,
+                    qty,
+                    unit_price_cents,
+                }),
+        );
+        self.emit_with(
+            Event::Reserved {
+                id,
+                buyer,
+                lines,
+                expires_at_ms,
+                idempotency_key,
+                request_hash,
+                group,
+                at_ms: now_ms,
+            },
+            sink,
+            claimed,
+            Some(&idx[..n_lines]),
+        )?;
+        Ok(ReserveOutcome {
+            id,
+            replayed: false,
+        })
+    }
+
+    /// The reservation stored under `key`, if any: `Some(Ok)` for the same request,
+    /// `Some(Err(IdempotencyMismatch))` for another request, `None` if the key is unknown.
+    pub fn lookup_key(
+        &self,
+        key: &ScopedKey,
+        request_hash: u64,
+    ) -> Option<Result<PartView, CommandError>> {
+        self.key_hit(key, request_hash).map(|r| {
+            r.and_then(|id| {
+                self.res(id)
+                    .map(|r| self.part_of(r))
+                    .ok_or_else(|| bug("idempotency key without reservation"))
+            })
+        })
+    }
+
+    /// The reservation id stored under `key`: `Ok` for the same request, `Err` for another.
+    fn key_hit(
+        &self,
+        key: &ScopedKey,
+        request_hash: u64,
+    ) -> Option<Result<ReservationId, CommandError>> {
+        let id = self.idempotency.get(key)?;
+        let r = self.res(*id)?;
+        Some(if r.request_hash == request_hash {
+            Ok(r.id)
+        } else {
+            Err(CommandError::IdempotencyMismatch)
+        })
+    }
+
+    /// Validates a reservation command against the state; writes each line's unit price into
+    /// `prices` and returns the shortest TTL of the lines.
+    fn check_reserve(
+        &self,
+        now_ms: u64,
+        cmd: &ReserveCommand,
+        prices: &mut [u64; MAX_LINES],
+        idx: &mut [u32; MAX_LINES],
+    ) -> Result<u64, CommandError> {
+        // The home part of a cross-shard reservation may hold no line (ADR 0003).
+        let empty_home = cmd.lines.is_empty() && cmd.group.is_some() && cmd.id.is_none();
+        if !empty_home {
+            validate_lines(cmd.lines.iter().map(|(s, q)| (s, *q)))?;
+        }
+        if let Some(id) = cmd.id {
+            if self.reservations.contains(self.id, id) {
+                return Err(CommandError::Invalid(format!("reservation {id} exists")));
+            }
+        }
+        if let Some(exp) = cmd.expires_at_ms {
+            if exp <= now_ms {
+                return Err(CommandError::Invalid("expiry in the past".into()));
+            }
+        }
+        let mut min_ttl = u64::MAX;
+        for (i, (sku, qty)) in cmd.lines.iter().enumerate() {
+            let idx_of = *self
+                .sku_index
+                .get(sku)
+                .ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
+            let s = &self.skus[idx_of as usize];
+            line_check(s, *qty, || self.used_idx(&cmd.buyer, idx_of), now_ms)?;
+            min_ttl = min_ttl.min(s.spec.reservation_ttl_ms);
+            if let (Some(p), Some(x)) = (prices.get_mut(i), idx.get_mut(i)) {
+                *p = s.spec.price_cents;
+                *x = idx_of;
+            }
+        }
+        Ok(min_ttl)
+    }
+
+    /// Returns the caller's gate claims of a refused or replayed command.
+    fn give_back_claims(&self, cmd: &ReserveCommand) {
+        if !cmd.claimed {
+            return;
+        }
+        for (sku, qty) in &cmd.lines {
+            if let Some(s) = self.sku_state(sku) {
+                s.gate.give_back(u64::from(*qty));
+            }
+        }
+    }
+}
+
+/// Checks one line against a SKU: stock, sale window, buyer limit (in that order). `used`
+/// (the buyer's units of this SKU) is only looked up when the SKU has a per-buyer limit.
+fn line_check(
+    s: &SkuState,
+    qty: u32,
+    used: impl FnOnce() -> u64,
+    now_ms: u64,
+) -> Result<(), CommandError> {
+    let q = u64::from(qty);
+    if s.available() < q {
+        return Err(CommandError::SoldOut {
+            sku: s.spec.sku.clone(),
+            available: s.available(),
+        });
+    }
+    if !s.sale_open(now_ms) {
+        return Err(CommandError::SaleNotOpen {
+            sku: s.spec.sku.clone(),
+            starts_at_ms: s.spec.sale_starts_at_ms,
+            ends_at_ms: s.spec.sale_ends_at_ms,
+        });
+    }
+    if let Some(limit) = s.spec.per_buyer_limit {
+        let used = used();
+        if used + q > u64::from(limit) {
+            return Err(CommandError::BuyerLimit {
+                sku: s.spec.sku.clone(),
+                limit,
+                already: used,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Validates the shape of reservation lines: 1..=MAX_LINES, qty ≥ 1, no SKU twice.
+pub fn validate_lines<'a>(
+    lines: impl ExactSizeIterator<Item = (&'a SkuId, u32)> + Clone,
+) -> Result<(), CommandError> {
+    let n = lines.len();
+    if n == 0 {
+        return Err(CommandError::Invalid(
+            "a reservation needs at least one line".into(),
+        ));
+    }
+    if n > MAX_LINES {
+        return Err(CommandError::Invalid(format!(
+            "at most {MAX_LINES} lines per reservation"
+        )));
+    }
+    for (i, (sku, qty)) in lines.clone().enumerate() {
+        if qty == 0 {
+            return Err(CommandError::Invalid(format!(
+                "qty of {sku} must be at least 1"
+            )));
+        }
+        if lines.clone().take(i).any(|(other, _)| other == sku) {
+            return Err(CommandError::Invalid(format!("SKU {sku} appears twice")));
+        }
+    }
+    Ok(())
+}

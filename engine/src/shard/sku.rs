@@ -1,0 +1,170 @@
+//! SKUs: per-SKU state ([`SkuState`]), the admin commands that create, change and restock
+//! them, and the validation of their settings.
+
+use std::sync::Arc;
+
+use flashsale_protocol::{Event, SkuId, SkuSpec};
+
+use super::{bug, EventSink, Shard, MAX_NAME_LEN, MAX_STOCK};
+use crate::command::CommandError;
+use crate::gate::StockGate;
+use crate::observer::StockLevel;
+use crate::view::SkuView;
+
+/// Per-SKU state. `available` is derived: `spec.stock - reserved - sold`.
+#[derive(Debug)]
+pub(super) struct SkuState {
+    /// Settings; `spec.stock` is the total.
+    pub(super) spec: SkuSpec,
+    /// Units held by reservations.
+    pub(super) reserved: u64,
+    /// Units sold.
+    pub(super) sold: u64,
+    /// The lock-free gate callers claim units on before reserving.
+    pub(super) gate: Arc<StockGate>,
+}
+
+impl SkuState {
+    /// Units neither reserved nor sold.
+    pub(super) fn available(&self) -> u64 {
+        self.spec.stock - self.reserved - self.sold
+    }
+
+    /// The per-SKU invariant, O(1): `available + reserved + sold == total`, nothing negative
+    /// (`available` is derived, so this is `reserved + sold <= total` without overflow).
+    pub(super) fn invariant_holds(&self) -> bool {
+        self.reserved
+            .checked_add(self.sold)
+            .is_some_and(|c| c <= self.spec.stock)
+    }
+
+    /// The SKU as queries show it.
+    pub(super) fn view(&self) -> SkuView {
+        SkuView {
+            sku: self.spec.sku.clone(),
+            name: self.spec.name.clone(),
+            price_cents: self.spec.price_cents,
+            total: self.spec.stock,
+            available: self.available(),
+            reserved: self.reserved,
+            sold: self.sold,
+            per_buyer_limit: self.spec.per_buyer_limit,
+            sale_starts_at_ms: self.spec.sale_starts_at_ms,
+            sale_ends_at_ms: self.spec.sale_ends_at_ms,
+            reservation_ttl_ms: self.spec.reservation_ttl_ms,
+        }
+    }
+
+    /// The SKU's stock counts.
+    pub(super) fn level(&self) -> StockLevel {
+        StockLevel {
+            sku: self.spec.sku.clone(),
+            available: self.available(),
+            reserved: self.reserved,
+            sold: self.sold,
+        }
+    }
+
+    /// Whether the sale window is open at `now_ms`.
+    pub(super) fn sale_open(&self, now_ms: u64) -> bool {
+        self.spec.sale_starts_at_ms.is_none_or(|s| now_ms >= s)
+            && self.spec.sale_ends_at_ms.is_none_or(|e| now_ms < e)
+    }
+}
+
+impl Shard {
+    /// Creates or replaces a SKU's settings. `stock` is the new total; it may not drop below
+    /// the units already reserved or sold. Returns the view and whether it was created.
+    pub fn upsert_sku(
+        &mut self,
+        now_ms: u64,
+        spec: SkuSpec,
+        sink: &mut impl EventSink,
+    ) -> Result<(SkuView, bool), CommandError> {
+        validate_spec(&spec)?;
+        let created = match self.sku_state(&spec.sku) {
+            Some(s) => {
+                let committed = s.reserved + s.sold;
+                if spec.stock < committed {
+                    return Err(CommandError::Invalid(format!(
+                        "stock {} is below the {} units already reserved or sold",
+                        spec.stock, committed
+                    )));
+                }
+                false
+            }
+            None => true,
+        };
+        let sku = spec.sku.clone();
+        self.emit(
+            Event::SkuUpserted {
+                spec,
+                at_ms: now_ms,
+            },
+            sink,
+            false,
+        )?;
+        Ok((self.sku_view_or_bug(&sku)?, created))
+    }
+
+    /// Adds `qty` units to a SKU's total stock.
+    pub fn restock(
+        &mut self,
+        now_ms: u64,
+        sku: &SkuId,
+        qty: u64,
+        sink: &mut impl EventSink,
+    ) -> Result<SkuView, CommandError> {
+        let s = self
+            .sku_state(sku)
+            .ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
+        if qty == 0 {
+            return Err(CommandError::Invalid(
+                "restock qty must be at least 1".into(),
+            ));
+        }
+        if s.spec.stock.saturating_add(qty) > MAX_STOCK {
+            return Err(CommandError::Invalid(format!(
+                "stock would exceed the maximum of {MAX_STOCK} units"
+            )));
+        }
+        self.emit(
+            Event::Restocked {
+                sku: sku.clone(),
+                qty,
+                at_ms: now_ms,
+            },
+            sink,
+            false,
+        )?;
+        self.sku_view_or_bug(sku)
+    }
+
+    /// A SKU's view right after applying its event (missing = a bug).
+    pub(super) fn sku_view_or_bug(&self, sku: &SkuId) -> Result<SkuView, CommandError> {
+        self.sku(sku).ok_or_else(|| bug("SKU missing after apply"))
+    }
+}
+
+/// Validates an admin's SKU settings.
+pub fn validate_spec(spec: &SkuSpec) -> Result<(), CommandError> {
+    let invalid = |s: &str| Err(CommandError::Invalid(s.to_string()));
+    if spec.stock > MAX_STOCK {
+        return invalid("stock is above the maximum");
+    }
+    if spec.name.len() > MAX_NAME_LEN {
+        return invalid("name is longer than 256 bytes");
+    }
+    if spec.reservation_ttl_ms == 0 {
+        return invalid("reservation TTL must be positive");
+    }
+    if spec.per_buyer_limit == Some(0) {
+        return invalid("per-buyer limit must be at least 1");
+    }
+    if let (Some(s), Some(e)) = (spec.sale_starts_at_ms, spec.sale_ends_at_ms) {
+        if e <= s {
+            return invalid("sale must end after it starts");
+        }
+    }
+    Ok(())
+}

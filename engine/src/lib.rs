@@ -7,10 +7,13 @@
 //!
 //! The engine knows no HTTP, QUIC or SQL.
 
+pub mod claim;
 pub mod clock;
 pub mod command;
 pub mod gate;
+pub mod limits;
 pub mod log;
+pub mod node;
 pub mod observer;
 pub mod runtime;
 pub mod shard;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use flashsale_engine::log::memory::MemoryBackend;
-use flashsale_engine::shard::cluster::Cluster;
+use flashsale_engine::node::cluster::Cluster;
 use flashsale_engine::{
     CommandError, Engine, EngineConfig, ManualClock, OrderView, ReservationStatus, ReservationView,
     ReserveRequest, SkuView,
@@ -380,7 +380,7 @@ impl Sut for PureSut {
         self.0.order(id)
     }
     fn tick(&mut self, now: u64) -> bool {
-        let _ = self.0.tick(now, usize::MAX).expect("tick");
+        let _ = self.0.tick(now);
         true
     }
     fn crash(&mut self, now: u64, snapshot: bool) -> Result<(), String> {
@@ -891,7 +891,7 @@ fn simulation_pure_shards_against_the_model() {
     let mut total = 0;
     for seed in seeds(0..44) {
         let shards = 1 + (seed % 4) as usize;
-        let mut sim = Sim::new(seed, PureSut(Cluster::new(shards, true)), true);
+        let mut sim = Sim::new(seed, PureSut(Cluster::new(shards)), true);
         if let Err(e) = sim.run(steps) {
             panic!(
                 "simulation failed with seed {seed} ({shards} shards): {e}\n\

@@ -123,15 +123,4 @@ impl Directory {
         out.sort_unstable_by(|a, b| a.sku.cmp(&b.sku));
         out
     }
-
-    /// Gives back claimed units of `(sku, qty)` lines.
-    pub(crate) fn give_back(&self, lines: &[(SkuId, u32)]) {
-        for (sku, qty) in lines {
-            self.with(sku, |e| {
-                if let Some(e) = e {
-                    e.gate.give_back(u64::from(*qty));
-                }
-            });
-        }
-    }
 }

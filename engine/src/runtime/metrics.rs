@@ -84,6 +84,20 @@ impl Metrics {
         self.sold_out.add(1);
     }
 
+    /// Adds a node's counts.
+    pub(crate) fn add(&self, c: &crate::node::Counters) {
+        if *c == crate::node::Counters::default() {
+            return;
+        }
+        self.held.fetch_add(c.held, Ordering::Relaxed);
+        self.confirmed.fetch_add(c.confirmed, Ordering::Relaxed);
+        self.released.fetch_add(c.released, Ordering::Relaxed);
+        self.expired.fetch_add(c.expired, Ordering::Relaxed);
+        if c.sold_out > 0 {
+            self.sold_out.add(c.sold_out);
+        }
+    }
+
     pub(crate) fn batch(&self, records: u64, latency_us: u64) {
         self.log_batches.fetch_add(1, Ordering::Relaxed);
         self.log_records.fetch_add(records, Ordering::Relaxed);

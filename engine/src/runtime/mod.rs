@@ -3,25 +3,27 @@
 //! thread (tokio tasks included).
 
 mod directory;
+mod executor;
 mod metrics;
-mod shard_task;
+mod recovery;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flashsale_protocol::{OrderId, ReservationId, ShardId, SkuId, SkuSpec, MAX_LINES};
+use flashsale_protocol::{OrderId, ReservationId, ShardId, SkuId, SkuSpec};
 use glommio::{LocalExecutorBuilder, Placement};
 use tokio::sync::oneshot;
 
 use self::directory::Directory;
+use self::executor::{Cmd, Ctx};
 use self::metrics::Metrics;
-use self::shard_task::{Cmd, Ctx, GroupReserve, Reply};
-use crate::shard::{
-    assemble_order, assemble_reservation, plan, reconcile, request_hash, shard_of, shard_of_key,
-    validate_lines, PartView, ReserveCommand,
-};
+use crate::node::caller::{prepare_reserve, GateInfo, Prepared};
+use crate::node::commit::SnapshotPolicy;
+use crate::node::message::{Answer, Request};
+use crate::node::{NodeConfig, ShardNode};
+use crate::shard::{assemble_order, assemble_reservation, reconcile, shard_of, PartView};
 
 use crate::clock::Clock;
 use crate::command::{CommandError, ReserveRequest};
@@ -147,9 +149,8 @@ fn busy(what: &str) -> CommandError {
     CommandError::Busy(what.to_string())
 }
 
-async fn recv<T>(rx: oneshot::Receiver<Result<T, CommandError>>) -> Result<T, CommandError> {
-    rx.await
-        .unwrap_or_else(|_| Err(busy("the shard stopped before replying")))
+fn unexpected(a: &Answer) -> CommandError {
+    CommandError::Internal(format!("unexpected answer from a shard: {a:?}"))
 }
 
 impl Engine {
@@ -159,6 +160,10 @@ impl Engine {
     /// with their home shards, then reservations whose TTL passed while down are expired.
     /// Blocks the calling thread until done.
     pub fn start(config: EngineConfig) -> Result<Engine, StartError> {
+        Self::start_inner(config)
+    }
+
+    fn start_inner(config: EngineConfig) -> Result<Engine, StartError> {
         let n = config.shards;
         if n == 0 || n > 64 {
             return Err(StartError::Config(format!(
@@ -196,14 +201,18 @@ impl Engine {
             let backend = config.log.clone();
             let ready = ready_tx.clone();
             let tick = Duration::from_millis(config.expiry_tick_ms);
-            let batch = config.expiry_batch;
-            let snapshot_every = config.snapshot_every_events;
-            let snapshot_state_factor = config.snapshot_state_factor;
+            let node_config = NodeConfig {
+                expiry_batch: config.expiry_batch,
+                snapshots: SnapshotPolicy {
+                    every_events: config.snapshot_every_events,
+                    state_factor: config.snapshot_state_factor,
+                },
+            };
             let spawned = LocalExecutorBuilder::new(placement)
                 .name(&format!("flashsale-shard-{i}"))
                 .io_memory(IO_MEMORY)
                 .spawn(move || async move {
-                    let recovered = shard_task::recover(id, n, &backend).await;
+                    let recovered = recovery::recover(id, n, &backend).await;
                     let (shard, log) = match recovered {
                         Ok(x) => x,
                         Err(e) => {
@@ -217,7 +226,6 @@ impl Engine {
                     drop(ready);
                     let ctx = Rc::new(Ctx {
                         id,
-                        shard_count: n,
                         peers,
                         dir,
                         metrics,
@@ -225,11 +233,9 @@ impl Engine {
                         clock,
                         observer,
                         expiry_tick: tick,
-                        expiry_batch: batch,
-                        snapshot_every,
-                        snapshot_state_factor,
                     });
-                    shard_task::run(ctx, shard, log, rx).await;
+                    let node = ShardNode::new(shard, node_config);
+                    executor::run(ctx, node, log, rx).await;
                 });
             match spawned {
                 Ok(j) => joins.push(j),
@@ -292,59 +298,42 @@ impl Engine {
     async fn recover_groups(&self) -> Result<(), CommandError> {
         let mut states = Vec::new();
         for s in 0..self.shard_count() {
-            states.extend(self.ask(s, Cmd::GroupStates).await?);
+            match self.ask(s, Request::GroupStates).await? {
+                Answer::GroupStates(g) => states.extend(g),
+                a => return Err(unexpected(&a)),
+            }
         }
         for (s, id, action) in reconcile(&states) {
-            self.ask(s as usize, |tx| Cmd::Follow(id, action, tx))
+            self.ask(usize::from(s), Request::Follow(id, action))
                 .await?;
         }
         for s in 0..self.shard_count() {
-            self.ask(s, Cmd::ExpireAll).await?;
+            self.ask(s, Request::ExpireAll).await?;
         }
         Ok(())
     }
 
-    /// Sends a command to shard `s` (refusing with `Busy` if its queue is full) and awaits it.
-    async fn ask<T>(
-        &self,
-        s: usize,
-        make: impl FnOnce(Reply<T>) -> Cmd,
-    ) -> Result<T, CommandError> {
+    /// Sends a request to shard `s` (refusing with `Busy` if its queue is full) and awaits it.
+    async fn ask(&self, s: usize, req: Request) -> Result<Answer, CommandError> {
         let (tx, rx) = oneshot::channel();
-        self.send(s, make(tx))?;
-        recv(rx).await
+        self.send(s, Cmd::Request(req, tx))?;
+        rx.await
+            .unwrap_or_else(|_| Err(busy("the shard stopped before replying")))
     }
 
     fn send(&self, s: usize, cmd: Cmd) -> Result<(), CommandError> {
+        // A refused command drops here, giving back any claims it carries.
         if self.inner.stopped.load(Ordering::Acquire) {
-            return Err(self.refused(cmd, "the engine is shut down"));
+            return Err(busy("the engine is shut down"));
         }
         let Some(sender) = self.inner.senders.get(s) else {
             return Err(busy("no such shard"));
         };
         match sender.try_send(cmd) {
             Ok(()) => Ok(()),
-            Err(flume::TrySendError::Full(cmd)) => Err(self.refused(cmd, "shard queue is full")),
-            Err(flume::TrySendError::Disconnected(cmd)) => {
-                Err(self.refused(cmd, "the engine is shut down"))
-            }
+            Err(flume::TrySendError::Full(_)) => Err(busy("shard queue is full")),
+            Err(flume::TrySendError::Disconnected(_)) => Err(busy("the engine is shut down")),
         }
-    }
-
-    /// Gives back the claims of a command that never reached its shard.
-    fn refused(&self, cmd: Cmd, why: &str) -> CommandError {
-        match cmd {
-            Cmd::Reserve(c, _) if c.claimed => self.inner.dir.give_back(&c.lines),
-            Cmd::Group(g, _) => {
-                for (_, c) in &g.parts {
-                    if c.claimed {
-                        self.inner.dir.give_back(&c.lines);
-                    }
-                }
-            }
-            _ => {}
-        }
-        busy(why)
     }
 
     /// Number of shards.
@@ -354,28 +343,38 @@ impl Engine {
 
     /// The shard owning a SKU.
     pub fn shard_of(&self, sku: &SkuId) -> usize {
-        shard_of(sku, self.shard_count()) as usize
+        usize::from(shard_of(sku, self.shard_count()))
     }
 
     /// Creates or replaces a SKU's settings. Returns the view and whether it was created.
     pub async fn upsert_sku(&self, spec: SkuSpec) -> Result<(SkuView, bool), CommandError> {
         let s = self.shard_of(&spec.sku);
-        self.ask(s, |tx| Cmd::Upsert(spec, tx)).await
+        match self.ask(s, Request::Upsert(spec)).await? {
+            Answer::Upserted(v, created) => Ok((v, created)),
+            a => Err(unexpected(&a)),
+        }
     }
 
     /// Adds units to a SKU's stock.
     pub async fn restock(&self, sku: SkuId, qty: u64) -> Result<SkuView, CommandError> {
         let s = self.shard_of(&sku);
-        self.ask(s, |tx| Cmd::Restock(sku, qty, tx)).await
+        match self.ask(s, Request::Restock(sku, qty)).await? {
+            Answer::Sku(v) => Ok(v),
+            a => Err(unexpected(&a)),
+        }
     }
 
     /// A SKU's current view.
     pub async fn sku(&self, sku: SkuId) -> Result<SkuView, CommandError> {
         let s = self.shard_of(&sku);
-        self.ask(s, |tx| Cmd::Sku(sku, tx)).await
+        match self.ask(s, Request::Sku(sku)).await? {
+            Answer::Sku(v) => Ok(v),
+            a => Err(unexpected(&a)),
+        }
     }
 
-    /// SKUs ordered by id, strictly after `after`, at most `limit`.
+    /// SKUs ordered by id, strictly after `after`, at most `limit`: each shard returns at most
+    /// `limit` from its sorted index, so a page costs O(shards × limit), not the catalogue.
     pub async fn list_skus(
         &self,
         after: Option<SkuId>,
@@ -384,7 +383,10 @@ impl Engine {
         let mut all = Vec::new();
         for s in 0..self.shard_count() {
             let after = after.clone();
-            all.extend(self.ask(s, |tx| Cmd::List(after, limit, tx)).await?);
+            match self.ask(s, Request::List { after, limit }).await? {
+                Answer::Skus(page) => all.extend(page),
+                a => return Err(unexpected(&a)),
+            }
         }
         all.sort_unstable_by(|a, b| a.sku.cmp(&b.sku));
         all.truncate(limit);
@@ -397,107 +399,50 @@ impl Engine {
     /// sold-out line is refused right there, without a shard hop (unless an idempotency key
     /// is given: then the key's shard is asked whether the key already has a reservation).
     /// Lines on one shard are reserved there; lines on several shards are coordinated by the
-    /// home shard, all or nothing (see ADR 0003). The home is the idempotency key's shard for
-    /// a keyed request (so a key is checked in one place whatever the lines), else the shard
-    /// of the first line.
+    /// home shard's coordinator, all or nothing (ADR 0014). The home is the idempotency key's
+    /// shard for a keyed request (so a key is checked in one place whatever the lines), else
+    /// the shard of the first line. A duplicate of a keyed request still in progress waits for
+    /// its outcome or gets `IdempotencyInProgress`; it never sees a partial reservation.
     pub async fn reserve(&self, request: ReserveRequest) -> Result<ReservationView, CommandError> {
-        validate_lines(request.lines.iter().map(|(s, q)| (s, *q)))?;
-        debug_assert!(request.lines.len() <= MAX_LINES);
-        let mut claimed = 0usize;
-        let mut min_ttl = u64::MAX;
-        let mut failure = None;
-        for (sku, qty) in &request.lines {
-            let r = self.inner.dir.with(sku, |e| match e {
-                None => Err(CommandError::SkuNotFound(sku.clone())),
-                Some(e) => {
-                    min_ttl = min_ttl.min(e.ttl_ms.load(Ordering::Acquire));
-                    e.gate
-                        .try_claim(u64::from(*qty))
-                        .map_err(|available| CommandError::SoldOut {
-                            sku: sku.clone(),
-                            available,
-                        })
-                }
-            });
-            match r {
-                Ok(()) => claimed += 1,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(err) = failure {
-            self.inner.dir.give_back(&request.lines[..claimed]);
-            if matches!(err, CommandError::SoldOut { .. }) {
-                self.inner.metrics.sold_out();
-            }
-            if let Some(key) = request.idempotency_key {
-                let hash = request_hash(&request.buyer, &request.lines);
-                let home = shard_of_key(&key, self.shard_count()) as usize;
-                if let Some(part) = self.ask(home, |tx| Cmd::Probe(key, hash, tx)).await? {
-                    return self.assemble(part).await;
-                }
-            }
-            return Err(err);
-        }
-        // Only requests that got past the gates pay for hashing and the clock.
-        let hash = request_hash(&request.buyer, &request.lines);
         let now = self.inner.clock.now_ms();
-        let key_home = request
-            .idempotency_key
-            .as_ref()
-            .map(|k| shard_of_key(k, self.shard_count()));
-        let plan = plan(request.lines, self.shard_count(), key_home);
-        let group = plan.is_group();
-        let expires_at_ms = group.then(|| now.saturating_add(min_ttl));
-        let mut key = request.idempotency_key;
-        let home = plan.home as usize;
-        if !group {
-            let Some(part) = plan.parts.into_iter().next() else {
-                return Err(CommandError::Invalid("empty reservation".into()));
-            };
-            let cmd = ReserveCommand {
-                buyer: request.buyer,
-                lines: part.lines,
-                idempotency_key: key,
-                request_hash: hash,
-                id: None,
-                expires_at_ms,
-                group: None,
-                claimed: true,
-            };
-            let part = self.ask(home, |tx| Cmd::Reserve(Box::new(cmd), tx)).await?;
-            return Ok(part.view);
+        let dir = &self.inner.dir;
+        let prepared = prepare_reserve(request, self.shard_count(), now, |sku| {
+            dir.with(sku, |e| {
+                e.map(|e| GateInfo {
+                    gate: e.gate.clone(),
+                    ttl_ms: e.ttl_ms.load(Ordering::Acquire),
+                })
+            })
+        })?;
+        match prepared {
+            Prepared::Refused { error, probe } => {
+                if matches!(error, CommandError::SoldOut { .. }) {
+                    self.inner.metrics.sold_out();
+                }
+                if let Some(p) = probe {
+                    let asked = self
+                        .ask(usize::from(p.home), Request::Probe(p.key, p.request_hash))
+                        .await?;
+                    if let Answer::MaybePart(Some(part)) = asked {
+                        return self.assemble(part).await;
+                    }
+                }
+                Err(error)
+            }
+            Prepared::Send { home, request } => {
+                let answer = self.ask(usize::from(home), request).await?;
+                self.whole(answer).await
+            }
         }
-        let groups: Vec<_> = (0..plan.parts.len()).map(|i| plan.group(i)).collect();
-        let commands: Vec<(ShardId, ReserveCommand)> = plan
-            .parts
-            .into_iter()
-            .zip(groups)
-            .enumerate()
-            .map(|(i, (p, group))| {
-                (
-                    p.shard,
-                    ReserveCommand {
-                        buyer: request.buyer.clone(),
-                        lines: p.lines,
-                        idempotency_key: if i == 0 { key.take() } else { None },
-                        request_hash: hash,
-                        id: None,
-                        expires_at_ms,
-                        group,
-                        claimed: true,
-                    },
-                )
-            })
-            .collect();
-        let part = self
-            .ask(home, |tx| {
-                Cmd::Group(Box::new(GroupReserve { parts: commands }), tx)
-            })
-            .await?;
-        self.assemble(part).await
+    }
+
+    /// The whole reservation from a shard's answer.
+    async fn whole(&self, answer: Answer) -> Result<ReservationView, CommandError> {
+        match answer {
+            Answer::Reservation(v) => Ok(v),
+            Answer::Part(p) => self.assemble(p).await,
+            a => Err(unexpected(&a)),
+        }
     }
 
     /// Completes a home part with the other shards' parts.
@@ -505,20 +450,34 @@ impl Engine {
         let Some(group) = home.group else {
             return Ok(home.view);
         };
-        let id = home.view.id;
-        let mut parts = Vec::new();
-        for s in 0..self.shard_count() {
-            if s != id.shard() as usize && group.shards_mask & (1u64 << s) != 0 {
-                if let Some(p) = self.ask(s, |tx| Cmd::Part(id, tx)).await? {
-                    parts.push(p);
-                }
-            }
-        }
+        let parts = self
+            .parts_of(home.view.id, home.view.id.shard(), group)
+            .await?;
         Ok(assemble_reservation(home, &parts))
     }
 
+    /// The parts of reservation `id` on every shard of its group except `home`.
+    async fn parts_of(
+        &self,
+        id: ReservationId,
+        home: ShardId,
+        group: flashsale_protocol::event::Group,
+    ) -> Result<Vec<PartView>, CommandError> {
+        let mut parts = Vec::new();
+        for s in 0..self.shard_count() {
+            if s != usize::from(home) && group.shards_mask & (1u64 << s) != 0 {
+                match self.ask(s, Request::Part(id)).await? {
+                    Answer::MaybePart(Some(p)) => parts.push(p),
+                    Answer::MaybePart(None) => {}
+                    a => return Err(unexpected(&a)),
+                }
+            }
+        }
+        Ok(parts)
+    }
+
     fn home_of(&self, id: ReservationId) -> Result<usize, CommandError> {
-        let s = id.shard() as usize;
+        let s = usize::from(id.shard());
         if s >= self.shard_count() {
             return Err(CommandError::ReservationNotFound(id));
         }
@@ -528,11 +487,11 @@ impl Engine {
     /// A reservation's current view.
     pub async fn reservation(&self, id: ReservationId) -> Result<ReservationView, CommandError> {
         let home = self.home_of(id)?;
-        let part = self
-            .ask(home, |tx| Cmd::Part(id, tx))
-            .await?
-            .ok_or(CommandError::ReservationNotFound(id))?;
-        self.assemble(part).await
+        match self.ask(home, Request::Part(id)).await? {
+            Answer::MaybePart(Some(p)) => self.assemble(p).await,
+            Answer::MaybePart(None) => Err(CommandError::ReservationNotFound(id)),
+            a => Err(unexpected(&a)),
+        }
     }
 
     /// Turns a held reservation into an order; returns once durable.
@@ -542,36 +501,31 @@ impl Engine {
         payment_ref: String,
     ) -> Result<ReservationView, CommandError> {
         let home = self.home_of(id)?;
-        let part = self
-            .ask(home, |tx| Cmd::Confirm(id, payment_ref, tx))
-            .await?;
-        self.assemble(part).await
+        let answer = self.ask(home, Request::Confirm(id, payment_ref)).await?;
+        self.whole(answer).await
     }
 
     /// Releases a held reservation; returns once durable.
     pub async fn cancel(&self, id: ReservationId) -> Result<ReservationView, CommandError> {
         let home = self.home_of(id)?;
-        let part = self.ask(home, |tx| Cmd::Cancel(id, tx)).await?;
-        self.assemble(part).await
+        let answer = self.ask(home, Request::Cancel(id)).await?;
+        self.whole(answer).await
     }
 
     /// An order's view.
     pub async fn order(&self, id: OrderId) -> Result<OrderView, CommandError> {
-        let s = id.shard() as usize;
+        let s = usize::from(id.shard());
         if s >= self.shard_count() {
             return Err(CommandError::OrderNotFound(id.to_string()));
         }
-        let (view, group) = self.ask(s, |tx| Cmd::Order(id, tx)).await?;
-        let mut parts = Vec::new();
-        if let Some(g) = group {
-            for p in 0..self.shard_count() {
-                if p != s && g.shards_mask & (1u64 << p) != 0 {
-                    if let Some(part) = self.ask(p, |tx| Cmd::Part(view.reservation, tx)).await? {
-                        parts.push(part);
-                    }
-                }
-            }
-        }
+        let (view, group) = match self.ask(s, Request::Order(id)).await? {
+            Answer::Order(v, g) => (v, g),
+            a => return Err(unexpected(&a)),
+        };
+        let parts = match group {
+            Some(g) => self.parts_of(view.reservation, id.shard(), g).await?,
+            None => Vec::new(),
+        };
         Ok(assemble_order(view, group, &parts))
     }
 

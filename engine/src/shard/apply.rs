@@ -18,6 +18,15 @@ use crate::command::CommandError;
 use crate::gate::StockGate;
 use crate::view::ReservationStatus;
 
+/// Where a `Reserved`'s units come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Units {
+    /// The caller's [`crate::claim::Claims`] already took them from the gates.
+    Claimed,
+    /// The shard takes them from the gates as it applies the event (replay, tests).
+    FromGates,
+}
+
 /// Why a record could not be applied (only on replay of a bad or foreign log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
@@ -49,9 +58,8 @@ impl Shard {
         &mut self,
         event: Event,
         sink: &mut impl EventSink,
-        claimed: bool,
     ) -> Result<(), CommandError> {
-        self.emit_with(event, sink, claimed, None)
+        self.emit_with(event, sink, Units::FromGates, None)
     }
 
     /// [`Shard::emit`] of a `Reserved` whose lines' SKU indexes the command already resolved
@@ -60,7 +68,7 @@ impl Shard {
         &mut self,
         event: Event,
         sink: &mut impl EventSink,
-        claimed: bool,
+        units: Units,
         skus: Option<&[u32]>,
     ) -> Result<(), CommandError> {
         #[cfg(debug_assertions)]
@@ -75,7 +83,7 @@ impl Shard {
         };
         sink.record(&record);
         self.seq = record.seq;
-        self.mutate(record.event, claimed, skus);
+        self.mutate(record.event, units, skus);
         Ok(())
     }
 
@@ -95,7 +103,7 @@ impl Shard {
         }
         self.check(&record.event)?;
         self.seq = record.seq;
-        self.mutate(record.event, false, None);
+        self.mutate(record.event, Units::FromGates, None);
         Ok(())
     }
 
@@ -149,10 +157,10 @@ impl Shard {
         }
     }
 
-    /// Applies a checked event. `claimed`: a `Reserved` whose units were already taken from
+    /// Applies a checked event. `units`: whether a `Reserved`'s units were already taken from
     /// the gates by the caller's claims. Asserts the per-SKU invariant of every SKU it
     /// touches (O(1) each).
-    fn mutate(&mut self, event: Event, claimed: bool, skus: Option<&[u32]>) {
+    fn mutate(&mut self, event: Event, units: Units, skus: Option<&[u32]>) {
         match event {
             Event::SkuUpserted { spec, .. } => self.apply_sku_upserted(spec),
             Event::Restocked { sku, qty, .. } => self.apply_restocked(&sku, qty),
@@ -166,7 +174,7 @@ impl Shard {
                 group,
                 at_ms,
             } => {
-                let compact = self.take_lines(&buyer, &lines, claimed, skus);
+                let compact = self.take_lines(&buyer, &lines, units, skus);
                 self.recycle_lines(lines);
                 self.apply_reserved(Reservation {
                     id,
@@ -241,7 +249,7 @@ impl Shard {
         &mut self,
         buyer: &BuyerId,
         lines: &[Line],
-        claimed: bool,
+        units: Units,
         skus: Option<&[u32]>,
     ) -> Lines {
         let mut compact = [CLine {
@@ -261,7 +269,7 @@ impl Shard {
             let s = &mut self.skus[i as usize];
             s.reserved += qty;
             assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
-            if !claimed {
+            if units == Units::FromGates {
                 s.gate.take(qty);
             }
             self.add_usage(buyer, i, qty);
@@ -293,6 +301,8 @@ impl Shard {
             if let Some(key) = &r.idempotency_key {
                 self.idempotency.insert(key.clone(), id);
             }
+        } else if r.group.is_some() {
+            self.part_expiry.push(Reverse((r.expires_at_ms, id)));
         }
         let inserted = self.reservations.insert(self.id, r);
         debug_assert!(inserted, "{id} inserted twice");

@@ -74,7 +74,6 @@ impl Shard {
                         at_ms: now_ms,
                     },
                     sink,
-                    false,
                 )?;
                 Ok(DecideOutcome {
                     id,
@@ -109,7 +108,6 @@ impl Shard {
                         at_ms: now_ms,
                     },
                     sink,
-                    false,
                 )?;
                 Ok(DecideOutcome {
                     id,
@@ -161,7 +159,7 @@ impl Shard {
                 at_ms: now_ms,
             },
         };
-        self.emit(event, sink, false)?;
+        self.emit(event, sink)?;
         Ok(true)
     }
 

@@ -3,10 +3,11 @@
 
 use std::cmp::Reverse;
 
-use flashsale_protocol::{Event, ReleaseReason, SkuId};
+use flashsale_protocol::{Event, ReleaseReason, ReservationId, SkuId};
 
 use super::{Decision, EventSink, FollowAction, Shard};
 use crate::command::CommandError;
+use crate::limits::PART_RESOLVE_GRACE_MS;
 use crate::view::ReservationStatus;
 
 /// Result of an expiry pass.
@@ -64,7 +65,6 @@ impl Shard {
                     at_ms: now_ms,
                 },
                 sink,
-                false,
             )?;
             out.expired += 1;
             out.skus.extend(skus);
@@ -112,5 +112,29 @@ impl Shard {
     /// Earliest pending expiry (a hint for timers; may name an already-settled reservation).
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.expiry.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Parts of other shards' reservations still held [`PART_RESOLVE_GRACE_MS`] after their
+    /// expiry (at most `max`): their home's decision never reached this shard, so the caller
+    /// asks the home. Each is asked about again one grace period later while still held.
+    pub fn stale_parts(&mut self, now_ms: u64, max: usize) -> Vec<ReservationId> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(&Reverse((at, id))) = self.part_expiry.peek() else {
+                break;
+            };
+            if at.saturating_add(PART_RESOLVE_GRACE_MS) > now_ms {
+                break;
+            }
+            self.part_expiry.pop();
+            if self
+                .res(id)
+                .is_some_and(|r| r.status == ReservationStatus::Held)
+            {
+                out.push(id);
+                self.part_expiry.push(Reverse((now_ms, id)));
+            }
+        }
+        out
     }
 }

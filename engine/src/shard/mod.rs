@@ -33,8 +33,6 @@ mod snapshot;
 mod store;
 mod usage;
 
-pub mod cluster;
-
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
@@ -105,6 +103,9 @@ pub struct Shard {
     usage: FastMap<(BuyerId, u32), u64>,
     /// Home reservations by expiry; entries of reservations no longer held are skipped lazily.
     expiry: BinaryHeap<Reverse<(u64, ReservationId)>>,
+    /// Parts of other shards' reservations by expiry, to ask their home about if they are
+    /// still held well after it (entries of parts no longer held are skipped lazily).
+    part_expiry: BinaryHeap<Reverse<(u64, ReservationId)>>,
     /// Released or expired reservations in release order, dropped after `retention_ms`.
     settled: VecDeque<(u64, ReservationId)>,
     /// How long released / expired reservations (and their idempotency keys) are kept.
@@ -131,6 +132,7 @@ impl Shard {
             idempotency: fast_map(),
             usage: fast_map(),
             expiry: BinaryHeap::new(),
+            part_expiry: BinaryHeap::new(),
             settled: VecDeque::new(),
             retention_ms: DEFAULT_RETENTION_MS,
             spare_lines: Vec::new(),

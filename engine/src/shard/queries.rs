@@ -107,21 +107,29 @@ impl Shard {
         let mut out: Vec<GroupState> = self
             .reservations
             .iter()
-            .filter_map(|r| {
-                r.group.map(|group| GroupState {
-                    shard: self.id,
-                    id: r.id,
-                    group,
-                    status: r.status,
-                    release_reason: r.release_reason,
-                    order: r.order,
-                    payment_ref: r.payment_ref.clone(),
-                    confirmed_at_ms: r.confirmed_at_ms,
-                })
-            })
+            .filter_map(|r| self.group_state_of(r))
             .collect();
         out.sort_unstable_by_key(|g| g.id);
         out
+    }
+
+    /// The state of one cross-shard reservation part held or known here (rolled-back
+    /// attempts too); `None` if unknown or not part of a group.
+    pub fn group_state(&self, id: ReservationId) -> Option<GroupState> {
+        self.res(id).and_then(|r| self.group_state_of(r))
+    }
+
+    fn group_state_of(&self, r: &Reservation) -> Option<GroupState> {
+        r.group.map(|group| GroupState {
+            shard: self.id,
+            id: r.id,
+            group,
+            status: r.status,
+            release_reason: r.release_reason,
+            order: r.order,
+            payment_ref: r.payment_ref.clone(),
+            confirmed_at_ms: r.confirmed_at_ms,
+        })
     }
 
     /// This shard's part of a reservation, as a view.

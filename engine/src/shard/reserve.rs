@@ -4,12 +4,14 @@
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{BuyerId, Event, Line, ReservationId, ScopedKey, SkuId, MAX_LINES};
 
+use super::apply::Units;
 use super::sku::SkuState;
 use super::{bug, EventSink, PartView, Shard};
+use crate::claim::Claims;
 use crate::command::CommandError;
 
 /// A reservation request as one shard executes it (its own lines only).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ReserveCommand {
     /// Who is buying.
     pub buyer: BuyerId,
@@ -26,9 +28,10 @@ pub struct ReserveCommand {
     pub expires_at_ms: Option<u64>,
     /// Group membership for cross-shard reservations.
     pub group: Option<Group>,
-    /// The caller already claimed every line's `qty` on the line's [`StockGate`]; the shard
-    /// consumes the claims on success and gives them back on failure.
-    pub claimed: bool,
+    /// The caller's claims on the lines' gates, one per line in order (or none: the shard then
+    /// takes the units from the gates itself). Consumed on success; dropping the command
+    /// anywhere else gives them back.
+    pub claims: Claims,
 }
 
 /// A successful reservation on one shard. The view is not built on this path: callers that
@@ -55,19 +58,14 @@ impl Shard {
     ) -> Result<ReserveOutcome, CommandError> {
         if let Some(key) = &cmd.idempotency_key {
             if let Some(found) = self.key_hit(key, cmd.request_hash) {
-                self.give_back_claims(&cmd);
+                // `cmd` drops here, giving its claims back.
                 return found.map(|id| ReserveOutcome { id, replayed: true });
             }
         }
         let mut prices = [0u64; MAX_LINES];
         let mut idx = [0u32; MAX_LINES];
-        let min_ttl = match self.check_reserve(now_ms, &cmd, &mut prices, &mut idx) {
-            Ok(ttl) => ttl,
-            Err(e) => {
-                self.give_back_claims(&cmd);
-                return Err(e);
-            }
-        };
+        // On error `cmd` drops, giving its claims back.
+        let min_ttl = self.check_reserve(now_ms, &cmd, &mut prices, &mut idx)?;
         let id = match cmd.id {
             Some(id) => id,
             None => ReservationId::compose(self.id, self.next_reservation),
@@ -81,9 +79,15 @@ impl Shard {
             idempotency_key,
             request_hash,
             group,
-            claimed,
+            claims,
             ..
         } = cmd;
+        let units = if claims.is_held() {
+            claims.consume();
+            Units::Claimed
+        } else {
+            Units::FromGates
+        };
         let n_lines = cmd_lines.len().min(MAX_LINES);
         let mut lines = std::mem::take(&mut self.spare_lines);
         lines.clear();
@@ -109,7 +113,7 @@ impl Shard {
                 at_ms: now_ms,
             },
             sink,
-            claimed,
+            units,
             Some(&idx[..n_lines]),
         )?;
         Ok(ReserveOutcome {
@@ -173,6 +177,10 @@ impl Shard {
                 return Err(CommandError::Invalid("expiry in the past".into()));
             }
         }
+        let mut claims = cmd.claims.iter();
+        if cmd.claims.is_held() && cmd.claims.len() != cmd.lines.len() {
+            return Err(bug("claims out of step with the lines"));
+        }
         let mut min_ttl = u64::MAX;
         for (i, (sku, qty)) in cmd.lines.iter().enumerate() {
             let idx_of = *self
@@ -180,6 +188,11 @@ impl Shard {
                 .get(sku)
                 .ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
             let s = &self.skus[idx_of as usize];
+            if let Some(c) = claims.next() {
+                if !c.is_on(&s.gate) || c.qty() != u64::from(*qty) {
+                    return Err(bug("a claim does not match its line"));
+                }
+            }
             line_check(s, *qty, || self.used_idx(&cmd.buyer, idx_of), now_ms)?;
             min_ttl = min_ttl.min(s.spec.reservation_ttl_ms);
             if let (Some(p), Some(x)) = (prices.get_mut(i), idx.get_mut(i)) {
@@ -188,18 +201,6 @@ impl Shard {
             }
         }
         Ok(min_ttl)
-    }
-
-    /// Returns the caller's gate claims of a refused or replayed command.
-    fn give_back_claims(&self, cmd: &ReserveCommand) {
-        if !cmd.claimed {
-            return;
-        }
-        for (sku, qty) in &cmd.lines {
-            if let Some(s) = self.sku_state(sku) {
-                s.gate.give_back(u64::from(*qty));
-            }
-        }
     }
 }
 

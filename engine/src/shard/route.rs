@@ -1,6 +1,6 @@
 //! Routing of SKUs to shards and the pure parts of the cross-shard protocol: splitting a request
 //! into per-shard parts, reassembling views in request order, and reconciling parts after a
-//! crash. Shared by the glommio runtime and the synchronous [`super::cluster::Cluster`].
+//! crash. Shared by every driver of the shard nodes ([`crate::node`]).
 
 use std::collections::BTreeMap;
 

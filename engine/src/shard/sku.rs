@@ -102,7 +102,6 @@ impl Shard {
                 at_ms: now_ms,
             },
             sink,
-            false,
         )?;
         Ok((self.sku_view_or_bug(&sku)?, created))
     }
@@ -135,7 +134,6 @@ impl Shard {
                 at_ms: now_ms,
             },
             sink,
-            false,
         )?;
         self.sku_view_or_bug(sku)
     }

@@ -278,6 +278,8 @@ impl Shard {
         let lines = self.restore_lines(&r, status, usage)?;
         if home && status == ReservationStatus::Held {
             self.expiry.push(Reverse((r.expires_at_ms, r.id)));
+        } else if !home && r.group.is_some() && status == ReservationStatus::Held {
+            self.part_expiry.push(Reverse((r.expires_at_ms, r.id)));
         }
         if matches!(
             status,

@@ -28,7 +28,7 @@ fn one(shard: &mut Shard, now: u64) -> ReservationId {
         id: None,
         expires_at_ms: None,
         group: None,
-        claimed: false,
+        claims: crate::claim::Claims::none(),
     };
     shard.reserve(now, cmd, &mut NullSink).unwrap().id
 }

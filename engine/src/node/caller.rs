@@ -1,0 +1,139 @@
+//! The caller's side of a reservation, shared by the runtime's [`crate::Engine`] and the
+//! simulation's [`super::cluster::Cluster`]: claim every line on its gate (a sold-out or
+//! unknown line is refused right there, without a shard hop), split the request by shard and
+//! hand each part its claims; and complete a home part with the other parts' lines.
+
+use std::sync::Arc;
+
+use flashsale_protocol::{ScopedKey, ShardId, SkuId};
+
+use crate::claim::{Claim, Claims};
+use crate::command::{CommandError, ReserveRequest};
+use crate::gate::StockGate;
+use crate::shard::{plan, request_hash, shard_of_key, validate_lines, ReserveCommand};
+
+use super::message::{GroupRequest, Request};
+
+/// A SKU as callers see it: its gate and reservation TTL.
+#[derive(Debug, Clone)]
+pub struct GateInfo {
+    /// The SKU's gate.
+    pub gate: Arc<StockGate>,
+    /// Its reservation TTL in ms.
+    pub ttl_ms: u64,
+}
+
+/// A keyed request refused at the gates asks the key's home whether the key already has a
+/// reservation (then that one is the answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The key's home shard.
+    pub home: ShardId,
+    /// The key.
+    pub key: ScopedKey,
+    /// The request's hash.
+    pub request_hash: u64,
+}
+
+/// What to do with a reservation request.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Send `request` to shard `home`.
+    Send {
+        /// The shard that executes (single shard) or coordinates (several) it.
+        home: ShardId,
+        /// [`Request::Reserve`] or [`Request::ReserveGroup`].
+        request: Request,
+    },
+    /// Refused at the gates (nothing stays claimed).
+    Refused {
+        /// Why.
+        error: CommandError,
+        /// Ask this first when the request is keyed.
+        probe: Option<Probe>,
+    },
+}
+
+/// Validates `req`, claims its lines and splits it by shard. `gate_of` looks a SKU up.
+pub fn prepare_reserve(
+    req: ReserveRequest,
+    shards: usize,
+    now_ms: u64,
+    gate_of: impl Fn(&SkuId) -> Option<GateInfo>,
+) -> Result<Prepared, CommandError> {
+    validate_lines(req.lines.iter().map(|(s, q)| (s, *q)))?;
+    let mut claims: Vec<Option<Claim>> = Vec::with_capacity(req.lines.len());
+    let mut min_ttl = u64::MAX;
+    for (sku, qty) in &req.lines {
+        let claimed = match gate_of(sku) {
+            None => Err(CommandError::SkuNotFound(sku.clone())),
+            Some(info) => {
+                min_ttl = min_ttl.min(info.ttl_ms);
+                Claim::try_new(&info.gate, u64::from(*qty)).map_err(|available| {
+                    CommandError::SoldOut {
+                        sku: sku.clone(),
+                        available,
+                    }
+                })
+            }
+        };
+        match claimed {
+            Ok(c) => claims.push(Some(c)),
+            Err(error) => {
+                drop(claims);
+                let probe = req.idempotency_key.map(|key| Probe {
+                    home: shard_of_key(&key, shards),
+                    request_hash: request_hash(&req.buyer, &req.lines),
+                    key,
+                });
+                return Ok(Prepared::Refused { error, probe });
+            }
+        }
+    }
+    let hash = request_hash(&req.buyer, &req.lines);
+    let key_home = req
+        .idempotency_key
+        .as_ref()
+        .map(|k| shard_of_key(k, shards));
+    let plan = plan(req.lines, shards, key_home);
+    let group = plan.is_group();
+    let expires_at_ms = group.then(|| now_ms.saturating_add(min_ttl));
+    let groups: Vec<_> = (0..plan.parts.len()).map(|i| plan.group(i)).collect();
+    let mut key = req.idempotency_key;
+    let mut parts = Vec::with_capacity(plan.parts.len());
+    for (i, (p, group)) in plan.parts.into_iter().zip(groups).enumerate() {
+        let mut own = Vec::with_capacity(p.lines.len());
+        let mut bits = p.line_positions;
+        while bits != 0 {
+            let pos = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let c = claims
+                .get_mut(pos)
+                .and_then(Option::take)
+                .ok_or_else(|| CommandError::Internal("a line claimed twice".into()))?;
+            own.push(c);
+        }
+        assert_eq!(own.len(), p.lines.len(), "claims out of step with lines");
+        let cmd = ReserveCommand {
+            buyer: req.buyer.clone(),
+            lines: p.lines,
+            idempotency_key: if i == 0 { key.take() } else { None },
+            request_hash: hash,
+            id: None,
+            expires_at_ms,
+            group,
+            claims: Claims::held(own),
+        };
+        parts.push((p.shard, cmd));
+    }
+    let home = plan.home;
+    let request = if group {
+        Request::ReserveGroup(Box::new(GroupRequest { parts }))
+    } else {
+        let (_, cmd) = parts
+            .pop()
+            .ok_or_else(|| CommandError::Internal("a plan without parts".into()))?;
+        Request::Reserve(Box::new(cmd))
+    };
+    Ok(Prepared::Send { home, request })
+}

@@ -1,0 +1,221 @@
+//! What runs on each shard's executor: a thin glommio shell around the sans-IO
+//! [`ShardNode`]. The command loop feeds it requests and peer messages, the flusher appends
+//! and flushes its batches to the real log, the ticker feeds it the clock; every output is
+//! carried out here (replies on oneshot channels, messages on the peers' queues, SKUs into the
+//! directory). The node lives in an `Rc<RefCell<_>>` that is never borrowed across an `.await`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flashsale_protocol::ShardId;
+use tokio::sync::oneshot;
+
+use super::directory::Directory;
+use super::metrics::Metrics;
+use crate::clock::Clock;
+use crate::command::CommandError;
+use crate::log::ShardLog;
+use crate::node::message::{Answer, Output, PeerMsg, Request};
+use crate::node::ShardNode;
+use crate::observer::StockObserver;
+
+/// A reply channel.
+pub(crate) type Reply = oneshot::Sender<Result<Answer, CommandError>>;
+
+/// A message on a shard's queue.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// A caller's request.
+    Request(Request, Reply),
+    /// A message from another shard.
+    Peer(PeerMsg),
+    /// Stop.
+    Shutdown,
+}
+
+/// Everything a shard executor shares with the rest of the engine.
+pub(crate) struct Ctx {
+    pub(crate) id: ShardId,
+    pub(crate) peers: Vec<flume::Sender<Cmd>>,
+    pub(crate) dir: Arc<Directory>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) writable: Arc<[AtomicBool]>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) observer: Option<Arc<dyn StockObserver>>,
+    pub(crate) expiry_tick: Duration,
+}
+
+type NodeRef = Rc<RefCell<ShardNode<Reply>>>;
+
+/// Runs a recovered shard until shutdown.
+pub(crate) async fn run(
+    ctx: Rc<Ctx>,
+    node: ShardNode<Reply>,
+    log: Box<dyn ShardLog>,
+    rx: flume::Receiver<Cmd>,
+) {
+    let (wake_tx, wake_rx) = flume::bounded::<()>(1);
+    let node: NodeRef = Rc::new(RefCell::new(node));
+    let stopping = Rc::new(std::cell::Cell::new(false));
+    let flusher = glommio::spawn_local(flusher(
+        ctx.clone(),
+        node.clone(),
+        log,
+        wake_rx,
+        stopping.clone(),
+    ));
+    let ticker = glommio::spawn_local(ticker(ctx.clone(), node.clone(), wake_tx.clone()));
+    while let Ok(cmd) = rx.recv_async().await {
+        let now = ctx.clock.now_ms();
+        let mut out = Vec::new();
+        match cmd {
+            Cmd::Shutdown => break,
+            Cmd::Request(req, reply) => node.borrow_mut().request(now, req, reply, &mut out),
+            Cmd::Peer(msg) => node.borrow_mut().peer(now, msg, &mut out),
+        }
+        carry_out(&ctx, &node, out);
+        if node.borrow().has_pending() {
+            let _ = wake_tx.try_send(());
+        }
+    }
+    stopping.set(true);
+    let _ = wake_tx.try_send(());
+    drop(wake_tx);
+    ticker.cancel().await;
+    flusher.await;
+    // Anything still waiting was never made durable.
+    let mut out = Vec::new();
+    node.borrow_mut().shut_down(ctx.clock.now_ms(), &mut out);
+    carry_out(&ctx, &node, out);
+    while let Ok(cmd) = rx.try_recv() {
+        if let Cmd::Request(_, reply) = cmd {
+            let _ = reply.send(Err(CommandError::Busy("engine is shutting down".into())));
+        }
+    }
+}
+
+/// Carries out a node's outputs (the node is not borrowed meanwhile).
+fn carry_out(ctx: &Rc<Ctx>, node: &NodeRef, out: Vec<Output<Reply>>) {
+    let counters = node.borrow_mut().take_counters();
+    ctx.metrics.add(&counters);
+    for o in out {
+        match o {
+            Output::Reply { to, result } => {
+                let _ = to.send(result);
+            }
+            Output::Send { to, msg } => send_peer(ctx, to, msg),
+            Output::Publish(p) => {
+                ctx.dir.insert(&p.sku, p.gate, p.ttl_ms, p.level);
+            }
+        }
+    }
+}
+
+/// Sends a message to a peer's queue; when the queue is full it waits in a task of its own
+/// (a message between shards is never dropped while the engine runs).
+fn send_peer(ctx: &Rc<Ctx>, to: ShardId, msg: PeerMsg) {
+    let Some(peer) = ctx.peers.get(usize::from(to)) else {
+        tracing::error!(shard = ctx.id, to, "message to a shard that does not exist");
+        return;
+    };
+    match peer.try_send(Cmd::Peer(msg)) {
+        Ok(()) => {}
+        Err(flume::TrySendError::Full(cmd)) => {
+            let peer = peer.clone();
+            glommio::spawn_local(async move {
+                let _ = peer.send_async(cmd).await;
+            })
+            .detach();
+        }
+        Err(flume::TrySendError::Disconnected(_)) => {}
+    }
+}
+
+/// Group commit: appends whatever accumulated, flushes, releases what waited for it.
+async fn flusher(
+    ctx: Rc<Ctx>,
+    node: NodeRef,
+    mut log: Box<dyn ShardLog>,
+    wake: flume::Receiver<()>,
+    stopping: Rc<std::cell::Cell<bool>>,
+) {
+    loop {
+        let batch = loop {
+            if let Some(batch) = node.borrow_mut().cut() {
+                break batch;
+            }
+            if stopping.get() {
+                return;
+            }
+            if wake.recv_async().await.is_err() && !node.borrow().has_pending() {
+                return;
+            }
+        };
+        for (seq, bytes) in batch.records() {
+            log.append(seq, bytes);
+        }
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(5);
+        let mut first_failure = true;
+        while let Err(e) = log.flush().await {
+            ctx.writable[usize::from(ctx.id)].store(false, Ordering::Release);
+            if first_failure {
+                tracing::error!(shard = ctx.id, error = %e, "log flush failed; shard unavailable");
+                first_failure = false;
+            }
+            let mut out = Vec::new();
+            let failing_for_ms = started.elapsed().as_millis() as u64;
+            node.borrow_mut()
+                .flush_failed(ctx.clock.now_ms(), failing_for_ms, &mut out);
+            carry_out(&ctx, &node, out);
+            if stopping.get() && started.elapsed() > Duration::from_secs(2) {
+                return;
+            }
+            glommio::timer::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+        if !first_failure {
+            tracing::info!(shard = ctx.id, "log writable again");
+        }
+        ctx.writable[usize::from(ctx.id)].store(true, Ordering::Release);
+        ctx.metrics
+            .batch(batch.len() as u64, started.elapsed().as_micros() as u64);
+        // Publish the durable counts before any reply goes out, so a caller that got its answer
+        // reads mirrors at least as new as its own change.
+        for level in &batch.levels {
+            ctx.dir.with(&level.sku, |e| {
+                if let Some(e) = e {
+                    e.set_level(level);
+                }
+            });
+            if let Some(obs) = &ctx.observer {
+                obs.stock_changed(level);
+            }
+        }
+        let mut out = Vec::new();
+        node.borrow_mut().flushed(ctx.clock.now_ms(), &mut out);
+        carry_out(&ctx, &node, out);
+        if let Some(snap) = &batch.snapshot {
+            if let Err(e) = log.write_snapshot(batch.last_seq, snap).await {
+                tracing::warn!(shard = ctx.id, error = %e, "snapshot failed; will retry later");
+            }
+        }
+    }
+}
+
+/// Feeds the clock to the node every tick (expiry, duplicates that waited too long, parts to
+/// resolve).
+async fn ticker(ctx: Rc<Ctx>, node: NodeRef, wake: flume::Sender<()>) {
+    loop {
+        glommio::timer::sleep(ctx.expiry_tick).await;
+        let mut out = Vec::new();
+        node.borrow_mut().tick(ctx.clock.now_ms(), &mut out);
+        carry_out(&ctx, &node, out);
+        if node.borrow().has_pending() {
+            let _ = wake.try_send(());
+        }
+    }
+}

@@ -213,14 +213,13 @@ impl Shard {
             }
             None => {
                 let gate = Arc::new(StockGate::new(spec.stock));
-                let i = self.skus.len() as u32;
-                self.sku_index.insert(spec.sku.clone(), i);
-                self.skus.push(SkuState {
+                let added = self.add_sku(SkuState {
                     spec,
                     reserved: 0,
                     sold: 0,
                     gate,
                 });
+                assert!(added, "a new SKU was already indexed");
             }
         }
     }

@@ -36,7 +36,7 @@ mod usage;
 pub mod cluster;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use flashsale_protocol::{BuyerId, Line, ReservationId, ScopedKey, ShardId, SkuId};
 
@@ -95,6 +95,8 @@ pub struct Shard {
     skus: Vec<SkuState>,
     /// SKU ids to their index in `skus`.
     sku_index: FastMap<SkuId, u32>,
+    /// The same in id order, for paging ([`Shard::list_skus`]).
+    sku_order: BTreeMap<SkuId, u32>,
     /// Every reservation (or part) kept in memory.
     reservations: Store,
     /// Reservations by order id.
@@ -126,6 +128,7 @@ impl Shard {
             next_order: 1,
             skus: Vec::new(),
             sku_index: fast_map(),
+            sku_order: BTreeMap::new(),
             reservations: Store::new(),
             orders: orders::Orders::new(id),
             idempotency: fast_map(),

@@ -1,5 +1,6 @@
 //! The read side: views of SKUs, stock levels, gates, reservations, orders and groups.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use flashsale_protocol::event::Group;
@@ -37,16 +38,15 @@ impl Shard {
         self.skus.iter().map(SkuState::level).collect()
     }
 
-    /// SKUs ordered by id, strictly after `after`, at most `limit`.
+    /// SKUs ordered by id, strictly after `after`, at most `limit`. Walks the sorted index
+    /// from the cursor: O(log n + limit), whatever the number of SKUs.
     pub fn list_skus(&self, after: Option<&SkuId>, limit: usize) -> Vec<SkuView> {
-        let mut states: Vec<&SkuState> = self
-            .skus
-            .iter()
-            .filter(|s| after.is_none_or(|a| s.spec.sku > *a))
-            .collect();
-        states.sort_unstable_by(|a, b| a.spec.sku.cmp(&b.spec.sku));
-        states.truncate(limit);
-        states.into_iter().map(SkuState::view).collect()
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.sku_order
+            .range::<SkuId, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, &i)| self.skus[i as usize].view())
+            .collect()
     }
 
     /// The gate of a SKU.

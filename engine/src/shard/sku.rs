@@ -140,6 +140,20 @@ impl Shard {
         self.sku_view_or_bug(sku)
     }
 
+    /// Adds a SKU under the next index, in both indexes; false (nothing changed) if its id
+    /// is taken.
+    pub(super) fn add_sku(&mut self, s: SkuState) -> bool {
+        if self.sku_index.contains_key(&s.spec.sku) {
+            return false;
+        }
+        assert!(self.skus.len() < u32::MAX as usize, "SKU indexes are u32");
+        let i = self.skus.len() as u32;
+        self.sku_index.insert(s.spec.sku.clone(), i);
+        self.sku_order.insert(s.spec.sku.clone(), i);
+        self.skus.push(s);
+        true
+    }
+
     /// A SKU's view right after applying its event (missing = a bug).
     pub(super) fn sku_view_or_bug(&self, sku: &SkuId) -> Result<SkuView, CommandError> {
         self.sku(sku).ok_or_else(|| bug("SKU missing after apply"))

@@ -248,16 +248,15 @@ impl Shard {
             .ok_or_else(|| bad(format!("{}: counts exceed stock", s.spec.sku)))?;
         let gate = Arc::new(StockGate::new(s.spec.stock - committed));
         let key = s.spec.sku.clone();
-        let i = self.skus.len() as u32;
-        if self.sku_index.insert(key.clone(), i).is_some() {
-            return Err(bad(format!("{key} twice")));
-        }
-        self.skus.push(SkuState {
+        let added = self.add_sku(SkuState {
             spec: s.spec,
             reserved: s.reserved,
             sold: s.sold,
             gate,
         });
+        if !added {
+            return Err(bad(format!("{key} twice")));
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{Line, OrderId, ReleaseReason, ReservationId, SkuId};
 
-use super::sku::SkuState;
+use super::sku::{sku_at, SkuState};
 use super::store::{Lines, Reservation};
 use super::{GroupState, Shard};
 use crate::gate::StockGate;
@@ -81,7 +81,7 @@ impl Shard {
         self.res(id)
             .into_iter()
             .flat_map(|r| r.lines.as_slice().iter())
-            .filter_map(|l| self.skus.get(l.sku as usize))
+            .map(|l| sku_at(&self.skus, l.sku))
             .map(|s| &s.spec.sku)
     }
 
@@ -146,12 +146,10 @@ impl Shard {
         lines
             .as_slice()
             .iter()
-            .filter_map(|l| {
-                self.skus.get(l.sku as usize).map(|s| Line {
-                    sku: s.spec.sku.clone(),
-                    qty: l.qty,
-                    unit_price_cents: l.unit_price_cents,
-                })
+            .map(|l| Line {
+                sku: sku_at(&self.skus, l.sku).spec.sku.clone(),
+                qty: l.qty,
+                unit_price_cents: l.unit_price_cents,
             })
             .collect()
     }

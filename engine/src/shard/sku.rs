@@ -160,6 +160,24 @@ impl Shard {
     }
 }
 
+/// The SKU at index `i` of a stored line. Always there (SKUs are never removed and lines
+/// are resolved on apply): a missing one is a bug.
+pub(super) fn sku_at(skus: &[SkuState], i: u32) -> &SkuState {
+    match skus.get(i as usize) {
+        Some(s) => s,
+        None => panic!("missing SKU #{i} of a stored line"),
+    }
+}
+
+/// The SKU at index `i` of a stored line, to change it. Always there (SKUs are never
+/// removed and lines are resolved on apply): a missing one is a bug.
+pub(super) fn sku_at_mut(skus: &mut [SkuState], i: u32) -> &mut SkuState {
+    match skus.get_mut(i as usize) {
+        Some(s) => s,
+        None => panic!("missing SKU #{i} of a stored line"),
+    }
+}
+
 /// Validates an admin's SKU settings.
 pub fn validate_spec(spec: &SkuSpec) -> Result<(), CommandError> {
     let invalid = |s: &str| Err(CommandError::Invalid(s.to_string()));

@@ -1,7 +1,7 @@
 //! Shard-level unit tests: retention, and memory that follows live reservations across store
 //! chunks and snapshots.
 
-use flashsale_protocol::SkuSpec;
+use flashsale_protocol::{Event, Line, LogRecord, OrderId, ReleaseReason, SkuSpec};
 
 use super::store::CHUNK;
 use super::*;
@@ -149,4 +149,175 @@ fn list_skus_pages_in_id_order() {
         assert!(shard.list_skus(Some(&all[999]), 10).is_empty());
         assert!(shard.list_skus(None, 0).is_empty());
     }
+}
+
+/// Replaying an event that does not fit the state is refused with an error and changes
+/// nothing (the apply step below it is never reached).
+#[test]
+fn replay_of_inconsistent_events_is_refused_without_change() {
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(5), &mut NullSink).unwrap();
+    let held = one(&mut shard, 1);
+    let bought = one(&mut shard, 1);
+    let order = shard
+        .confirm(1, bought, "p".into(), &mut NullSink)
+        .unwrap()
+        .order
+        .unwrap();
+    let hash = shard.state_hash();
+    let unknown = ReservationId::compose(0, 99);
+    let events = [
+        Event::Confirmed {
+            id: unknown,
+            order: OrderId::compose(0, 1),
+            payment_ref: "p".into(),
+            at_ms: 2,
+        },
+        Event::Released {
+            id: unknown,
+            reason: ReleaseReason::Cancelled,
+            at_ms: 2,
+        },
+        Event::Restocked {
+            sku: SkuId::new("nope").unwrap(),
+            qty: 1,
+            at_ms: 2,
+        },
+        Event::Confirmed {
+            id: held,
+            order,
+            payment_ref: "p".into(),
+            at_ms: 2,
+        },
+    ];
+    for event in events {
+        let record = LogRecord {
+            shard: 0,
+            seq: shard.seq() + 1,
+            event,
+        };
+        assert!(matches!(
+            shard.apply_record(record),
+            Err(ApplyError::Inconsistent(_))
+        ));
+        assert_eq!(shard.state_hash(), hash);
+    }
+    assert!(shard.reservation(held).is_some());
+}
+
+/// The apply step past `check` treats a missing reservation or SKU as the bug it is
+/// (issue 11, item 8): it stops instead of quietly carrying on.
+#[test]
+#[should_panic(expected = "missing reservation")]
+fn applying_a_confirm_of_a_missing_reservation_is_a_bug() {
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(5), &mut NullSink).unwrap();
+    shard.mutate(
+        Event::Confirmed {
+            id: ReservationId::compose(0, 7),
+            order: OrderId::compose(0, 1),
+            payment_ref: "p".into(),
+            at_ms: 2,
+        },
+        false,
+        None,
+    );
+}
+
+/// See [`applying_a_confirm_of_a_missing_reservation_is_a_bug`].
+#[test]
+#[should_panic(expected = "missing reservation")]
+fn applying_a_release_of_a_missing_reservation_is_a_bug() {
+    let mut shard = Shard::new(0);
+    shard.mutate(
+        Event::Released {
+            id: ReservationId::compose(0, 7),
+            reason: ReleaseReason::Cancelled,
+            at_ms: 2,
+        },
+        false,
+        None,
+    );
+}
+
+/// See [`applying_a_confirm_of_a_missing_reservation_is_a_bug`].
+#[test]
+#[should_panic(expected = "missing SKU")]
+fn applying_a_restock_of_a_missing_sku_is_a_bug() {
+    let mut shard = Shard::new(0);
+    shard.mutate(
+        Event::Restocked {
+            sku: SkuId::new("nope").unwrap(),
+            qty: 1,
+            at_ms: 2,
+        },
+        false,
+        None,
+    );
+}
+
+/// See [`applying_a_confirm_of_a_missing_reservation_is_a_bug`].
+#[test]
+#[should_panic(expected = "missing SKU")]
+fn applying_a_reserve_of_a_missing_sku_is_a_bug() {
+    let mut shard = Shard::new(0);
+    let lines = vec![Line {
+        sku: SkuId::new("nope").unwrap(),
+        qty: 1,
+        unit_price_cents: 5,
+    }];
+    shard.mutate(
+        Event::Reserved {
+            id: ReservationId::compose(0, 1),
+            buyer: BuyerId::new("b").unwrap(),
+            lines,
+            expires_at_ms: 10,
+            idempotency_key: None,
+            request_hash: 0,
+            group: None,
+            at_ms: 1,
+        },
+        false,
+        None,
+    );
+}
+
+/// Every gate move of the apply step matches the change in available units: after upserts
+/// up and down, restocks, reservations with and without claims, confirms, cancels and
+/// expiries, every gate equals its SKU's available units.
+#[test]
+fn gates_follow_available_through_every_event() {
+    let mut shard = Shard::new(0);
+    let t = SkuId::new("t").unwrap();
+    shard.upsert_sku(0, spec(10), &mut NullSink).unwrap();
+    let a = one(&mut shard, 1);
+    let b = one(&mut shard, 1);
+    let c = one(&mut shard, 1);
+    shard.check_gates().unwrap();
+    shard.upsert_sku(1, spec(4), &mut NullSink).unwrap();
+    shard.check_gates().unwrap();
+    shard.restock(1, &t, 6, &mut NullSink).unwrap();
+    shard.check_gates().unwrap();
+    let gate = shard.gate(&t).unwrap();
+    gate.try_claim(2).unwrap();
+    let cmd = ReserveCommand {
+        buyer: BuyerId::new("b").unwrap(),
+        lines: vec![(t.clone(), 2)],
+        idempotency_key: None,
+        request_hash: 0,
+        id: None,
+        expires_at_ms: None,
+        group: None,
+        claimed: true,
+    };
+    shard.reserve(1, cmd, &mut NullSink).unwrap();
+    shard.check_gates().unwrap();
+    shard.confirm(2, a, "p".into(), &mut NullSink).unwrap();
+    shard.cancel(2, b, &mut NullSink).unwrap();
+    shard.check_gates().unwrap();
+    assert_eq!(shard.expire(5_000, 10, &mut NullSink).unwrap().expired, 2);
+    assert!(shard.reservation(c).is_some());
+    shard.check_gates().unwrap();
+    shard.check_invariants().unwrap();
+    assert_eq!(gate.available(), 9);
 }

@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
+use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{
     BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, ReservationId, ShardId, SkuId,
     SkuSpec, MAX_LINES,
@@ -129,6 +130,10 @@ impl Shard {
                 let empty_ok = group.is_some() && id.shard() == self.id;
                 if (lines.is_empty() && !empty_ok) || lines.len() > MAX_LINES {
                     return inconsistent(format!("{id} has {} lines", lines.len()));
+                }
+                if checked_total_cents(lines.iter().map(|l| (l.qty, l.unit_price_cents))).is_none()
+                {
+                    return inconsistent(format!("{id} totals more than {MAX_MONEY_CENTS} cents"));
                 }
                 for (i, l) in lines.iter().enumerate() {
                     if lines[..i].iter().any(|o| o.sku == l.sku) || l.qty == 0 {

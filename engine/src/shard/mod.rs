@@ -58,12 +58,9 @@ pub use snapshot::SnapshotError;
 use sku::SkuState;
 use store::{Reservation, Store};
 
-/// Largest total stock of one SKU (keeps every count far from overflow).
-pub const MAX_STOCK: u64 = 1 << 48;
-/// Longest SKU display name in bytes.
-pub const MAX_NAME_LEN: usize = 256;
-/// Longest payment reference in bytes.
-pub const MAX_PAYMENT_REF_LEN: usize = 256;
+/// The bounds the shard checks are the contract's ([`flashsale_protocol::limits`]); these
+/// names stay here for the crates that import them from the shard.
+pub use flashsale_protocol::limits::{MAX_NAME_LEN, MAX_PAYMENT_REF_LEN, MAX_STOCK};
 
 /// A hash map with a fixed-seed hasher (deterministic, fast, not DoS-resistant: keys are
 /// validated ids).

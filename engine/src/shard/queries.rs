@@ -155,9 +155,21 @@ impl Shard {
     }
 }
 
-/// Sum of qty × unit price (saturating).
+/// Sum of qty × unit price, exact (checked, never saturating).
+///
+/// For stored reservations it always fits: each shard holds at most `MAX_MONEY_CENTS` of a
+/// reservation (reserve, replay and restore refuse more), so even the lines of all parts of
+/// one reservation sum to at most `MAX_LINES × MAX_MONEY_CENTS` < 2^64; overflow is a bug and
+/// panics. A sum over several shards' parts can exceed `MAX_MONEY_CENTS`: whoever assembles
+/// one must check it with [`flashsale_protocol::limits::checked_total_cents`] first.
 pub fn total_cents(lines: &[Line]) -> u64 {
-    lines.iter().fold(0u64, |acc, l| {
-        acc.saturating_add(u64::from(l.qty).saturating_mul(l.unit_price_cents))
-    })
+    let mut total = 0u64;
+    for l in lines {
+        let line = u64::from(l.qty).checked_mul(l.unit_price_cents);
+        match line.and_then(|c| total.checked_add(c)) {
+            Some(t) => total = t,
+            None => panic!("total of {} lines overflows u64 cents", lines.len()),
+        }
+    }
+    total
 }

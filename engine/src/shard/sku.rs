@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use flashsale_protocol::limits::MAX_MONEY_CENTS;
 use flashsale_protocol::{Event, SkuId, SkuSpec};
 
 use super::{bug, EventSink, Shard, MAX_NAME_LEN, MAX_STOCK};
@@ -180,22 +181,27 @@ pub(super) fn sku_at_mut(skus: &mut [SkuState], i: u32) -> &mut SkuState {
 
 /// Validates an admin's SKU settings.
 pub fn validate_spec(spec: &SkuSpec) -> Result<(), CommandError> {
-    let invalid = |s: &str| Err(CommandError::Invalid(s.to_string()));
+    let invalid = |s: String| Err(CommandError::Invalid(s));
     if spec.stock > MAX_STOCK {
-        return invalid("stock is above the maximum");
+        return invalid(format!("stock is above the maximum of {MAX_STOCK} units"));
+    }
+    if spec.price_cents > MAX_MONEY_CENTS {
+        return invalid(format!(
+            "price_cents is above the maximum of {MAX_MONEY_CENTS} cents"
+        ));
     }
     if spec.name.len() > MAX_NAME_LEN {
-        return invalid("name is longer than 256 bytes");
+        return invalid(format!("name is longer than {MAX_NAME_LEN} bytes"));
     }
     if spec.reservation_ttl_ms == 0 {
-        return invalid("reservation TTL must be positive");
+        return invalid("reservation TTL must be positive".into());
     }
     if spec.per_buyer_limit == Some(0) {
-        return invalid("per-buyer limit must be at least 1");
+        return invalid("per-buyer limit must be at least 1".into());
     }
     if let (Some(s), Some(e)) = (spec.sale_starts_at_ms, spec.sale_ends_at_ms) {
         if e <= s {
-            return invalid("sale must end after it starts");
+            return invalid("sale must end after it starts".into());
         }
     }
     Ok(())

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use rkyv::util::AlignedVec;
 
+use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
+
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{
     BuyerId, Line, OrderId, ReleaseReason, ReservationId, ScopedKey, ShardId, SkuSpec,
@@ -329,6 +331,12 @@ impl Shard {
     ) -> Result<Lines, SnapshotError> {
         if r.lines.len() > flashsale_protocol::MAX_LINES {
             return Err(bad(format!("{} has too many lines", r.id)));
+        }
+        if checked_total_cents(r.lines.iter().map(|l| (l.qty, l.unit_price_cents))).is_none() {
+            return Err(bad(format!(
+                "{} totals more than {MAX_MONEY_CENTS} cents",
+                r.id
+            )));
         }
         let counts = matches!(
             status,

@@ -6,6 +6,7 @@ use flashsale_protocol::{Event, Line, LogRecord, OrderId, ReleaseReason, SkuSpec
 use super::store::CHUNK;
 use super::*;
 use crate::view::ReservationStatus;
+use flashsale_protocol::limits::MAX_MONEY_CENTS;
 
 fn spec(stock: u64) -> SkuSpec {
     SkuSpec {
@@ -320,4 +321,89 @@ fn gates_follow_available_through_every_event() {
     shard.check_gates().unwrap();
     shard.check_invariants().unwrap();
     assert_eq!(gate.available(), 9);
+}
+
+/// Money stays exact and within `MAX_MONEY_CENTS` (issue 11, 6c): a unit price above it is
+/// refused, as is a reservation whose lines on this shard total more; at the limit it works.
+#[test]
+fn money_above_the_limit_is_refused() {
+    let mut shard = Shard::new(0);
+    let mut s = spec(10);
+    s.price_cents = MAX_MONEY_CENTS + 1;
+    let err = shard.upsert_sku(0, s.clone(), &mut NullSink).unwrap_err();
+    assert!(matches!(err, CommandError::Invalid(_)), "{err:?}");
+    s.price_cents = MAX_MONEY_CENTS / 2 + 1;
+    shard.upsert_sku(0, s.clone(), &mut NullSink).unwrap();
+    let mut cmd = ReserveCommand {
+        buyer: BuyerId::new("b").unwrap(),
+        lines: vec![(SkuId::new("t").unwrap(), 2)],
+        idempotency_key: None,
+        request_hash: 0,
+        id: None,
+        expires_at_ms: None,
+        group: None,
+        claimed: false,
+    };
+    match shard.reserve(1, cmd.clone(), &mut NullSink) {
+        Err(CommandError::Invalid(msg)) => {
+            assert!(msg.contains(&MAX_MONEY_CENTS.to_string()), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(shard.reservation_count(), 0);
+    cmd.lines[0].1 = 1;
+    let id = shard.reserve(1, cmd, &mut NullSink).unwrap().id;
+    let order = shard
+        .confirm(2, id, "p".into(), &mut NullSink)
+        .unwrap()
+        .order;
+    let (view, _) = shard.order(order.unwrap()).unwrap();
+    assert_eq!(view.total_cents, MAX_MONEY_CENTS / 2 + 1);
+    shard.check_invariants().unwrap();
+    assert_eq!(total_cents(&view.lines), view.total_cents);
+}
+
+/// One stock limit for upsert and restock (issue 11, 6d): a SKU restocked up to
+/// `MAX_STOCK` can be upserted again at its own total; one unit more is refused by both.
+#[test]
+fn restock_and_upsert_share_the_stock_limit() {
+    let mut shard = Shard::new(0);
+    let t = SkuId::new("t").unwrap();
+    shard.upsert_sku(0, spec(10), &mut NullSink).unwrap();
+    shard.restock(1, &t, MAX_STOCK - 10, &mut NullSink).unwrap();
+    assert!(matches!(
+        shard.restock(1, &t, 1, &mut NullSink),
+        Err(CommandError::Invalid(_))
+    ));
+    let (view, created) = shard.upsert_sku(2, spec(MAX_STOCK), &mut NullSink).unwrap();
+    assert!(!created);
+    assert_eq!(view.total, MAX_STOCK);
+    assert!(matches!(
+        shard.upsert_sku(2, spec(MAX_STOCK + 1), &mut NullSink),
+        Err(CommandError::Invalid(_))
+    ));
+    let restored = Shard::restore(&shard.snapshot()).unwrap();
+    assert_eq!(restored.sku(&t).unwrap().total, MAX_STOCK);
+    shard.check_gates().unwrap();
+}
+
+/// The shard's limits are the protocol's: names and payment references are bounded by the
+/// same constants the gateway checks.
+#[test]
+fn the_shard_checks_the_protocol_limits() {
+    assert_eq!(MAX_STOCK, flashsale_protocol::limits::MAX_STOCK);
+    assert_eq!(MAX_NAME_LEN, flashsale_protocol::limits::MAX_NAME_LEN);
+    assert_eq!(
+        MAX_PAYMENT_REF_LEN,
+        flashsale_protocol::limits::MAX_PAYMENT_REF_LEN
+    );
+    let mut shard = Shard::new(0);
+    let mut s = spec(1);
+    s.name = "n".repeat(MAX_NAME_LEN + 1);
+    assert!(shard.upsert_sku(0, s.clone(), &mut NullSink).is_err());
+    s.name = "n".repeat(MAX_NAME_LEN);
+    shard.upsert_sku(0, s, &mut NullSink).unwrap();
+    let id = one(&mut shard, 1);
+    let long = "p".repeat(MAX_PAYMENT_REF_LEN + 1);
+    assert!(shard.confirm(2, id, long, &mut NullSink).is_err());
 }

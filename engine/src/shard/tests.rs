@@ -407,3 +407,42 @@ fn the_shard_checks_the_protocol_limits() {
     let long = "p".repeat(MAX_PAYMENT_REF_LEN + 1);
     assert!(shard.confirm(2, id, long, &mut NullSink).is_err());
 }
+
+/// Snapshots are format 3 (`FSSNAP03`: scoped idempotency keys); older formats are refused
+/// with an error that names them, anything else as not a snapshot.
+#[test]
+fn snapshots_of_older_formats_are_refused_by_name() {
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(5), &mut NullSink).unwrap();
+    one(&mut shard, 1);
+    let bytes = shard.snapshot();
+    assert!(bytes.starts_with(b"FSSNAP03"));
+    assert_eq!(
+        Shard::restore(&bytes).unwrap().state_hash(),
+        shard.state_hash()
+    );
+    for old in [b"FSSNAP01", b"FSSNAP02"] {
+        let mut aged = bytes.clone();
+        aged[..8].copy_from_slice(old);
+        let err = Shard::restore(&aged).unwrap_err();
+        let found = String::from_utf8(old.to_vec()).unwrap();
+        assert_eq!(
+            err,
+            SnapshotError::Outdated {
+                found: found.clone()
+            }
+        );
+        assert!(err.to_string().contains(&found), "{err}");
+    }
+    assert_eq!(
+        Shard::restore(b"NOTASNAP").unwrap_err(),
+        SnapshotError::Magic
+    );
+    assert_eq!(Shard::restore(b"FS").unwrap_err(), SnapshotError::Magic);
+    let mut torn = bytes.clone();
+    torn.truncate(bytes.len() / 2);
+    assert!(matches!(
+        Shard::restore(&torn),
+        Err(SnapshotError::Archive(_))
+    ));
+}

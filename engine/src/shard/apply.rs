@@ -5,12 +5,13 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
+use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{
     BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, ReservationId, ShardId, SkuId,
     SkuSpec, MAX_LINES,
 };
 
-use super::sku::SkuState;
+use super::sku::{sku_at_mut, SkuState};
 use super::store::{CLine, Lines, Reservation};
 use super::usage::sub_usage;
 use super::{bug, validate_spec, EventSink, Shard, MAX_STOCK};
@@ -138,6 +139,10 @@ impl Shard {
                 if (lines.is_empty() && !empty_ok) || lines.len() > MAX_LINES {
                     return inconsistent(format!("{id} has {} lines", lines.len()));
                 }
+                if checked_total_cents(lines.iter().map(|l| (l.qty, l.unit_price_cents))).is_none()
+                {
+                    return inconsistent(format!("{id} totals more than {MAX_MONEY_CENTS} cents"));
+                }
                 for (i, l) in lines.iter().enumerate() {
                     if lines[..i].iter().any(|o| o.sku == l.sku) || l.qty == 0 {
                         return inconsistent(format!("{id} has a bad line for {}", l.sku));
@@ -148,6 +153,9 @@ impl Shard {
                     }
                 }
                 Ok(())
+            }
+            Event::Confirmed { order, .. } if self.orders.get(*order).is_some() => {
+                inconsistent(format!("{order} exists"))
             }
             Event::Confirmed { id, .. } | Event::Released { id, .. } => match self.res(*id) {
                 Some(r) if r.status == ReservationStatus::Held => Ok(()),
@@ -160,7 +168,7 @@ impl Shard {
     /// Applies a checked event. `units`: whether a `Reserved`'s units were already taken from
     /// the gates by the caller's claims. Asserts the per-SKU invariant of every SKU it
     /// touches (O(1) each).
-    fn mutate(&mut self, event: Event, units: Units, skus: Option<&[u32]>) {
+    pub(super) fn mutate(&mut self, event: Event, units: Units, skus: Option<&[u32]>) {
         match event {
             Event::SkuUpserted { spec, .. } => self.apply_sku_upserted(spec),
             Event::Restocked { sku, qty, .. } => self.apply_restocked(&sku, qty),
@@ -204,42 +212,40 @@ impl Shard {
     }
 
     /// `SkuUpserted`: creates the SKU, or replaces its settings and moves its gate by the
-    /// change in available units.
+    /// change of its total (reserved and sold units stay).
     fn apply_sku_upserted(&mut self, spec: SkuSpec) {
         match self.sku_index.get(&spec.sku) {
             Some(&i) => {
-                let s = &mut self.skus[i as usize];
+                let s = sku_at_mut(&mut self.skus, i);
                 let before = s.available();
+                let step = i128::from(spec.stock) - i128::from(s.spec.stock);
                 s.spec = spec;
-                let after = s.available();
-                if after >= before {
-                    s.gate.give_back(after - before);
-                } else {
-                    s.gate.take(before - after);
-                }
                 assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
+                move_gate(s, before, step, 0);
             }
             None => {
                 let gate = Arc::new(StockGate::new(spec.stock));
-                let i = self.skus.len() as u32;
-                self.sku_index.insert(spec.sku.clone(), i);
-                self.skus.push(SkuState {
+                let added = self.add_sku(SkuState {
                     spec,
                     reserved: 0,
                     sold: 0,
                     gate,
                 });
+                assert!(added, "a new SKU was already indexed");
             }
         }
     }
 
     /// `Restocked`: adds `qty` to the SKU's total and to its gate.
     fn apply_restocked(&mut self, sku: &SkuId, qty: u64) {
-        if let Some(&i) = self.sku_index.get(sku) {
-            let s = &mut self.skus[i as usize];
-            s.spec.stock += qty;
-            s.gate.give_back(qty);
-        }
+        let Some(&i) = self.sku_index.get(sku) else {
+            panic!("restock of missing SKU {sku} passed the check");
+        };
+        let s = sku_at_mut(&mut self.skus, i);
+        let before = s.available();
+        s.spec.stock += qty;
+        assert!(s.spec.stock <= MAX_STOCK, "{sku}: restocked past MAX_STOCK");
+        move_gate(s, before, i128::from(qty), 0);
     }
 
     /// The stock side of `Reserved`: moves each line's units to reserved (and off the gate,
@@ -257,32 +263,34 @@ impl Shard {
             qty: 0,
             unit_price_cents: 0,
         }; MAX_LINES];
-        let mut n = 0;
-        debug_assert!(skus.is_none_or(|x| x.len() == lines.len()));
+        assert!(
+            lines.len() <= MAX_LINES,
+            "{} lines passed the check",
+            lines.len()
+        );
+        assert!(skus.is_none_or(|x| x.len() == lines.len()));
         for (k, l) in lines.iter().enumerate() {
             let qty = u64::from(l.qty);
             let resolved = skus.and_then(|x| x.get(k)).copied();
             let Some(i) = resolved.or_else(|| self.sku_index.get(&l.sku).copied()) else {
-                continue;
+                panic!("reservation of missing SKU {} passed the check", l.sku);
             };
             debug_assert_eq!(self.sku_index.get(&l.sku), Some(&i));
-            let s = &mut self.skus[i as usize];
+            let s = sku_at_mut(&mut self.skus, i);
+            let before = s.available();
             s.reserved += qty;
             assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
-            if units == Units::FromGates {
-                s.gate.take(qty);
-            }
+            // A claim already took the units off the gate; otherwise they go now.
+            let claims = if units == Units::Claimed { qty } else { 0 };
+            move_gate(s, before, i128::from(claims) - i128::from(qty), claims);
             self.add_usage(buyer, i, qty);
-            if let Some(c) = compact.get_mut(n) {
-                *c = CLine {
-                    sku: i,
-                    qty: l.qty,
-                    unit_price_cents: l.unit_price_cents,
-                };
-                n += 1;
-            }
+            compact[k] = CLine {
+                sku: i,
+                qty: l.qty,
+                unit_price_cents: l.unit_price_cents,
+            };
         }
-        Lines::from_slice(&compact[..n])
+        Lines::from_slice(&compact[..lines.len()])
     }
 
     /// Keeps the emptied line buffer of a `Reserved` event for the next reservation.
@@ -305,10 +313,11 @@ impl Shard {
             self.part_expiry.push(Reverse((r.expires_at_ms, id)));
         }
         let inserted = self.reservations.insert(self.id, r);
-        debug_assert!(inserted, "{id} inserted twice");
+        assert!(inserted, "{id} reserved twice passed the check");
     }
 
-    /// `Confirmed`: the held units become sold under `order`.
+    /// `Confirmed`: the held units become sold under `order` (available units, and so the
+    /// gate, stay).
     fn apply_confirmed(
         &mut self,
         id: ReservationId,
@@ -317,32 +326,44 @@ impl Shard {
         at_ms: u64,
     ) {
         let Some(r) = self.reservations.get_mut(self.id, id) else {
-            return;
+            panic!("confirm of missing reservation {id} passed the check");
         };
+        assert_eq!(
+            r.status,
+            ReservationStatus::Held,
+            "{id}: confirm of non-held"
+        );
         r.status = ReservationStatus::Confirmed;
         r.order = Some(order);
         r.payment_ref = payment_ref;
         r.confirmed_at_ms = at_ms;
         for l in r.lines.as_slice() {
-            if let Some(s) = self.skus.get_mut(l.sku as usize) {
-                let qty = u64::from(l.qty);
-                s.reserved -= qty;
-                s.sold += qty;
-                assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
-            }
+            let s = sku_at_mut(&mut self.skus, l.sku);
+            let before = s.available();
+            let qty = u64::from(l.qty);
+            s.reserved -= qty;
+            s.sold += qty;
+            assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
+            move_gate(s, before, 0, 0);
         }
         if order.shard() == self.id {
             self.next_order = self.next_order.max(order.counter() + 1);
         }
-        self.orders.insert(order, id);
+        let previous = self.orders.insert(order, id);
+        assert!(previous.is_none(), "{order} allocated twice");
     }
 
     /// `Released` (cancel, expiry or rollback): the held units return to the stock and the
     /// gate; a rolled-back attempt's key is forgotten; retention starts.
     fn apply_released(&mut self, id: ReservationId, reason: ReleaseReason, at_ms: u64) {
         let Some(r) = self.reservations.get_mut(self.id, id) else {
-            return;
+            panic!("release of missing reservation {id} passed the check");
         };
+        assert_eq!(
+            r.status,
+            ReservationStatus::Held,
+            "{id}: release of non-held"
+        );
         r.status = if reason == ReleaseReason::Expired {
             ReservationStatus::Expired
         } else {
@@ -353,10 +374,10 @@ impl Shard {
         let r = &*r;
         for l in r.lines.as_slice() {
             let qty = u64::from(l.qty);
-            if let Some(s) = self.skus.get_mut(l.sku as usize) {
-                s.reserved -= qty;
-                s.gate.give_back(qty);
-            }
+            let s = sku_at_mut(&mut self.skus, l.sku);
+            let before = s.available();
+            s.reserved -= qty;
+            move_gate(s, before, i128::from(qty), 0);
             sub_usage(&mut self.usage, &r.buyer, l.sku, qty);
         }
         if reason == ReleaseReason::Aborted {
@@ -367,5 +388,25 @@ impl Shard {
             }
         }
         self.settled.push_back((at_ms, id));
+    }
+}
+
+/// Moves a SKU's gate by `step` units after its counts changed (`available_before`: its
+/// available units before), asserting that the gate's whole move — this step, after the
+/// `claimed` units callers' claims already took — equals the change in available units.
+/// Asserts the delta, not absolute values: claims in flight keep the gate below available.
+fn move_gate(s: &SkuState, available_before: u64, step: i128, claimed: u64) {
+    let moved = i128::from(s.available()) - i128::from(available_before);
+    assert_eq!(
+        step - i128::from(claimed),
+        moved,
+        "{}: gate delta differs from available delta",
+        s.spec.sku
+    );
+    let units = u64::try_from(step.unsigned_abs()).unwrap_or(u64::MAX);
+    if step > 0 {
+        s.gate.give_back(units);
+    } else if step < 0 {
+        s.gate.take(units);
     }
 }

@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 
 use flashsale_protocol::{Event, ReleaseReason, ReservationId, SkuId};
 
+use super::sku::sku_at;
 use super::{Decision, EventSink, FollowAction, Shard};
 use crate::command::CommandError;
 use crate::limits::PART_RESOLVE_GRACE_MS;
@@ -52,8 +53,7 @@ impl Shard {
                     r.lines
                         .as_slice()
                         .iter()
-                        .filter_map(|l| self.skus.get(l.sku as usize))
-                        .map(|s| s.spec.sku.clone())
+                        .map(|l| sku_at(&self.skus, l.sku).spec.sku.clone())
                         .collect::<Vec<_>>(),
                 ),
                 _ => continue,

@@ -65,12 +65,13 @@ impl Shard {
 
     /// Checks the SKU index and every SKU's counts against the recount.
     fn check_skus(&self, c: &Recount<'_>) -> Result<(), String> {
-        if self.sku_index.len() != self.skus.len() {
+        if self.sku_index.len() != self.skus.len() || self.sku_order.len() != self.skus.len() {
             return Err("SKU index out of step".into());
         }
         for (i, s) in self.skus.iter().enumerate() {
             let id = &s.spec.sku;
-            if self.sku_index.get(id) != Some(&(i as u32)) {
+            let want = Some(&(i as u32));
+            if self.sku_index.get(id) != want || self.sku_order.get(id) != want {
                 return Err(format!("{id}: SKU index out of step"));
             }
             if s.reserved != c.reserved[i] || s.sold != c.sold[i] {

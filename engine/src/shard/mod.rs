@@ -34,7 +34,7 @@ mod store;
 mod usage;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use flashsale_protocol::{BuyerId, Line, ReservationId, ScopedKey, ShardId, SkuId};
 
@@ -56,12 +56,9 @@ pub use snapshot::SnapshotError;
 use sku::SkuState;
 use store::{Reservation, Store};
 
-/// Largest total stock of one SKU (keeps every count far from overflow).
-pub const MAX_STOCK: u64 = 1 << 48;
-/// Longest SKU display name in bytes.
-pub const MAX_NAME_LEN: usize = 256;
-/// Longest payment reference in bytes.
-pub const MAX_PAYMENT_REF_LEN: usize = 256;
+/// The bounds the shard checks are the contract's ([`flashsale_protocol::limits`]); these
+/// names stay here for the crates that import them from the shard.
+pub use flashsale_protocol::limits::{MAX_NAME_LEN, MAX_PAYMENT_REF_LEN, MAX_STOCK};
 
 /// A hash map with a fixed-seed hasher (deterministic, fast, not DoS-resistant: keys are
 /// validated ids).
@@ -93,6 +90,8 @@ pub struct Shard {
     skus: Vec<SkuState>,
     /// SKU ids to their index in `skus`.
     sku_index: FastMap<SkuId, u32>,
+    /// The same in id order, for paging ([`Shard::list_skus`]).
+    sku_order: BTreeMap<SkuId, u32>,
     /// Every reservation (or part) kept in memory.
     reservations: Store,
     /// Reservations by order id.
@@ -127,6 +126,7 @@ impl Shard {
             next_order: 1,
             skus: Vec::new(),
             sku_index: fast_map(),
+            sku_order: BTreeMap::new(),
             reservations: Store::new(),
             orders: orders::Orders::new(id),
             idempotency: fast_map(),

@@ -1,11 +1,12 @@
 //! The read side: views of SKUs, stock levels, gates, reservations, orders and groups.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{Line, OrderId, ReleaseReason, ReservationId, SkuId};
 
-use super::sku::SkuState;
+use super::sku::{sku_at, SkuState};
 use super::store::{Lines, Reservation};
 use super::{GroupState, Shard};
 use crate::gate::StockGate;
@@ -37,16 +38,15 @@ impl Shard {
         self.skus.iter().map(SkuState::level).collect()
     }
 
-    /// SKUs ordered by id, strictly after `after`, at most `limit`.
+    /// SKUs ordered by id, strictly after `after`, at most `limit`. Walks the sorted index
+    /// from the cursor: O(log n + limit), whatever the number of SKUs.
     pub fn list_skus(&self, after: Option<&SkuId>, limit: usize) -> Vec<SkuView> {
-        let mut states: Vec<&SkuState> = self
-            .skus
-            .iter()
-            .filter(|s| after.is_none_or(|a| s.spec.sku > *a))
-            .collect();
-        states.sort_unstable_by(|a, b| a.spec.sku.cmp(&b.spec.sku));
-        states.truncate(limit);
-        states.into_iter().map(SkuState::view).collect()
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.sku_order
+            .range::<SkuId, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, &i)| self.skus[i as usize].view())
+            .collect()
     }
 
     /// The gate of a SKU.
@@ -81,7 +81,7 @@ impl Shard {
         self.res(id)
             .into_iter()
             .flat_map(|r| r.lines.as_slice().iter())
-            .filter_map(|l| self.skus.get(l.sku as usize))
+            .map(|l| sku_at(&self.skus, l.sku))
             .map(|s| &s.spec.sku)
     }
 
@@ -154,20 +154,30 @@ impl Shard {
         lines
             .as_slice()
             .iter()
-            .filter_map(|l| {
-                self.skus.get(l.sku as usize).map(|s| Line {
-                    sku: s.spec.sku.clone(),
-                    qty: l.qty,
-                    unit_price_cents: l.unit_price_cents,
-                })
+            .map(|l| Line {
+                sku: sku_at(&self.skus, l.sku).spec.sku.clone(),
+                qty: l.qty,
+                unit_price_cents: l.unit_price_cents,
             })
             .collect()
     }
 }
 
-/// Sum of qty × unit price (saturating).
+/// Sum of qty × unit price, exact (checked, never saturating).
+///
+/// For stored reservations it always fits: each shard holds at most `MAX_MONEY_CENTS` of a
+/// reservation (reserve, replay and restore refuse more), so even the lines of all parts of
+/// one reservation sum to at most `MAX_LINES × MAX_MONEY_CENTS` < 2^64; overflow is a bug and
+/// panics. A sum over several shards' parts can exceed `MAX_MONEY_CENTS`: whoever assembles
+/// one must check it with [`flashsale_protocol::limits::checked_total_cents`] first.
 pub fn total_cents(lines: &[Line]) -> u64 {
-    lines.iter().fold(0u64, |acc, l| {
-        acc.saturating_add(u64::from(l.qty).saturating_mul(l.unit_price_cents))
-    })
+    let mut total = 0u64;
+    for l in lines {
+        let line = u64::from(l.qty).checked_mul(l.unit_price_cents);
+        match line.and_then(|c| total.checked_add(c)) {
+            Some(t) => total = t,
+            None => panic!("total of {} lines overflows u64 cents", lines.len()),
+        }
+    }
+    total
 }

@@ -2,6 +2,7 @@
 //! reservation's lines (shape, stock, sale window, per-buyer limit).
 
 use flashsale_protocol::event::Group;
+use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{BuyerId, Event, Line, ReservationId, ScopedKey, SkuId, MAX_LINES};
 
 use super::apply::Units;
@@ -153,8 +154,9 @@ impl Shard {
         })
     }
 
-    /// Validates a reservation command against the state; writes each line's unit price into
-    /// `prices` and returns the shortest TTL of the lines.
+    /// Validates a reservation command against the state (lines, SKUs, stock, sale window,
+    /// buyer limit, and a total of at most `MAX_MONEY_CENTS` on this shard); writes each
+    /// line's unit price into `prices` and returns the shortest TTL of the lines.
     fn check_reserve(
         &self,
         now_ms: u64,
@@ -199,6 +201,12 @@ impl Shard {
                 *p = s.spec.price_cents;
                 *x = idx_of;
             }
+        }
+        let priced = cmd.lines.iter().zip(prices.iter());
+        if checked_total_cents(priced.map(|((_, qty), price)| (*qty, *price))).is_none() {
+            return Err(CommandError::Invalid(format!(
+                "reservation total exceeds the maximum of {MAX_MONEY_CENTS} cents"
+            )));
         }
         Ok(min_ttl)
     }

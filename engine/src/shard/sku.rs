@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use flashsale_protocol::limits::MAX_MONEY_CENTS;
 use flashsale_protocol::{Event, SkuId, SkuSpec};
 
 use super::{bug, EventSink, Shard, MAX_NAME_LEN, MAX_STOCK};
@@ -138,30 +139,67 @@ impl Shard {
         self.sku_view_or_bug(sku)
     }
 
+    /// Adds a SKU under the next index, in both indexes; false (nothing changed) if its id
+    /// is taken.
+    pub(super) fn add_sku(&mut self, s: SkuState) -> bool {
+        if self.sku_index.contains_key(&s.spec.sku) {
+            return false;
+        }
+        assert!(self.skus.len() < u32::MAX as usize, "SKU indexes are u32");
+        let i = self.skus.len() as u32;
+        self.sku_index.insert(s.spec.sku.clone(), i);
+        self.sku_order.insert(s.spec.sku.clone(), i);
+        self.skus.push(s);
+        true
+    }
+
     /// A SKU's view right after applying its event (missing = a bug).
     pub(super) fn sku_view_or_bug(&self, sku: &SkuId) -> Result<SkuView, CommandError> {
         self.sku(sku).ok_or_else(|| bug("SKU missing after apply"))
     }
 }
 
+/// The SKU at index `i` of a stored line. Always there (SKUs are never removed and lines
+/// are resolved on apply): a missing one is a bug.
+pub(super) fn sku_at(skus: &[SkuState], i: u32) -> &SkuState {
+    match skus.get(i as usize) {
+        Some(s) => s,
+        None => panic!("missing SKU #{i} of a stored line"),
+    }
+}
+
+/// The SKU at index `i` of a stored line, to change it. Always there (SKUs are never
+/// removed and lines are resolved on apply): a missing one is a bug.
+pub(super) fn sku_at_mut(skus: &mut [SkuState], i: u32) -> &mut SkuState {
+    match skus.get_mut(i as usize) {
+        Some(s) => s,
+        None => panic!("missing SKU #{i} of a stored line"),
+    }
+}
+
 /// Validates an admin's SKU settings.
 pub fn validate_spec(spec: &SkuSpec) -> Result<(), CommandError> {
-    let invalid = |s: &str| Err(CommandError::Invalid(s.to_string()));
+    let invalid = |s: String| Err(CommandError::Invalid(s));
     if spec.stock > MAX_STOCK {
-        return invalid("stock is above the maximum");
+        return invalid(format!("stock is above the maximum of {MAX_STOCK} units"));
+    }
+    if spec.price_cents > MAX_MONEY_CENTS {
+        return invalid(format!(
+            "price_cents is above the maximum of {MAX_MONEY_CENTS} cents"
+        ));
     }
     if spec.name.len() > MAX_NAME_LEN {
-        return invalid("name is longer than 256 bytes");
+        return invalid(format!("name is longer than {MAX_NAME_LEN} bytes"));
     }
     if spec.reservation_ttl_ms == 0 {
-        return invalid("reservation TTL must be positive");
+        return invalid("reservation TTL must be positive".into());
     }
     if spec.per_buyer_limit == Some(0) {
-        return invalid("per-buyer limit must be at least 1");
+        return invalid("per-buyer limit must be at least 1".into());
     }
     if let (Some(s), Some(e)) = (spec.sale_starts_at_ms, spec.sale_ends_at_ms) {
         if e <= s {
-            return invalid("sale must end after it starts");
+            return invalid("sale must end after it starts".into());
         }
     }
     Ok(())

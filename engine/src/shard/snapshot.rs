@@ -3,8 +3,10 @@
 //! and retention queues, gates) are rebuilt on restore, and the result is validated: bad bytes
 //! give an error, never a panic.
 //!
-//! Format 2 (`FSSNAP02`) adds each reservation's release time (for retention). Format 1
-//! snapshots still load; their released reservations count as released at their expiry time.
+//! Format 3 (`FSSNAP03`) stores each reservation's release time (for retention) and its
+//! idempotency key scoped to its caller ([`ScopedKey`]). Older formats hold unscoped keys, and
+//! their logs (record version 1) cannot be replayed either, so they are refused by name
+//! ([`SnapshotError::Outdated`]).
 
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use rkyv::util::AlignedVec;
 
 use flashsale_protocol::event::Group;
+use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{
     BuyerId, Line, OrderId, ReleaseReason, ReservationId, ScopedKey, ShardId, SkuSpec,
 };
@@ -22,17 +25,24 @@ use super::{fast_map, validate_spec, FastMap, Shard, MAX_STOCK};
 use crate::gate::StockGate;
 use crate::view::ReservationStatus;
 
-/// Tag of format 1 (no release times).
-const MAGIC_V1: &[u8; 8] = b"FSSNAP01";
 /// Tag of the current format.
-const MAGIC: &[u8; 8] = b"FSSNAP02";
+const MAGIC: &[u8; 8] = b"FSSNAP03";
+/// Tags of the formats this build refuses (unscoped idempotency keys).
+const OUTDATED: [&[u8; 8]; 2] = [b"FSSNAP01", b"FSSNAP02"];
 
 /// Why snapshot bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
-    /// Not a snapshot of this format version.
-    #[error("not a flashsale shard snapshot (bad magic or version)")]
+    /// Not a flashsale shard snapshot.
+    #[error("not a flashsale shard snapshot (bad magic)")]
     Magic,
+    /// A snapshot of an older format, written before idempotency keys were scoped per
+    /// caller; it cannot be loaded (nor can its log be replayed).
+    #[error("shard snapshot format {found} is no longer supported (this build reads FSSNAP03)")]
+    Outdated {
+        /// The format's tag.
+        found: String,
+    },
     /// The archive failed validation.
     #[error("invalid snapshot archive: {0}")]
     Archive(String),
@@ -65,29 +75,13 @@ struct SnapReservation {
     idempotency_key: Option<ScopedKey>,
     request_hash: u64,
     group: Option<Group>,
-}
-
-/// A reservation in a format 2 snapshot: format 1's plus its release time.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-struct SnapReservationV2 {
-    r: SnapReservation,
+    /// When it was released or expired (0 while held or once confirmed).
     released_at_ms: u64,
 }
 
-/// A whole format 2 snapshot.
+/// A whole snapshot (format 3).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-struct SnapV2 {
-    shard: ShardId,
-    seq: u64,
-    next_reservation: u64,
-    next_order: u64,
-    skus: Vec<SnapSku>,
-    reservations: Vec<SnapReservationV2>,
-}
-
-/// A whole format 1 snapshot.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-struct SnapV1 {
+struct Snap {
     shard: ShardId,
     seq: u64,
     next_reservation: u64,
@@ -96,41 +90,23 @@ struct SnapV1 {
     reservations: Vec<SnapReservation>,
 }
 
-/// A snapshot's bytes decoded and validated as an archive (format 2, or format 1 upgraded).
-fn decode(bytes: &[u8]) -> Result<SnapV2, SnapshotError> {
-    let aligned = |body: &[u8]| {
-        let mut v = AlignedVec::<16>::with_capacity(body.len());
-        v.extend_from_slice(body);
-        v
-    };
-    if let Some(body) = bytes.strip_prefix(MAGIC) {
-        return rkyv::from_bytes::<SnapV2, rkyv::rancor::Error>(&aligned(body))
-            .map_err(|e| SnapshotError::Archive(e.to_string()));
-    }
-    let Some(body) = bytes.strip_prefix(MAGIC_V1) else {
-        return Err(SnapshotError::Magic);
-    };
-    let v1 = rkyv::from_bytes::<SnapV1, rkyv::rancor::Error>(&aligned(body))
-        .map_err(|e| SnapshotError::Archive(e.to_string()))?;
-    Ok(SnapV2 {
-        shard: v1.shard,
-        seq: v1.seq,
-        next_reservation: v1.next_reservation,
-        next_order: v1.next_order,
-        skus: v1.skus,
-        reservations: v1
-            .reservations
-            .into_iter()
-            .map(|r| SnapReservationV2 {
-                released_at_ms: if matches!(r.status, 2 | 3) {
-                    r.expires_at_ms
-                } else {
-                    0
+/// A snapshot's bytes decoded and validated as an archive of the current format.
+fn decode(bytes: &[u8]) -> Result<Snap, SnapshotError> {
+    let Some(body) = bytes.strip_prefix(MAGIC) else {
+        let tag = bytes.get(..8);
+        return Err(
+            match OUTDATED.iter().find(|old| tag == Some(old.as_slice())) {
+                Some(old) => SnapshotError::Outdated {
+                    found: String::from_utf8_lossy(*old).into_owned(),
                 },
-                r,
-            })
-            .collect(),
-    })
+                None => SnapshotError::Magic,
+            },
+        );
+    };
+    let mut aligned = AlignedVec::<16>::with_capacity(body.len());
+    aligned.extend_from_slice(body);
+    rkyv::from_bytes::<Snap, rkyv::rancor::Error>(&aligned)
+        .map_err(|e| SnapshotError::Archive(e.to_string()))
 }
 
 /// An inconsistent-snapshot error.
@@ -172,30 +148,28 @@ impl Shard {
             })
             .collect();
         skus.sort_unstable_by(|a, b| a.spec.sku.cmp(&b.spec.sku));
-        let mut reservations: Vec<SnapReservationV2> = self
+        let mut reservations: Vec<SnapReservation> = self
             .reservations
             .iter()
-            .map(|r| SnapReservationV2 {
-                r: SnapReservation {
-                    id: r.id,
-                    buyer: r.buyer.clone(),
-                    lines: self.full_lines(&r.lines),
-                    created_at_ms: r.created_at_ms,
-                    expires_at_ms: r.expires_at_ms,
-                    status: status_code(r.status),
-                    release_reason: r.release_reason,
-                    order: r.order,
-                    payment_ref: r.payment_ref.clone(),
-                    confirmed_at_ms: r.confirmed_at_ms,
-                    idempotency_key: r.idempotency_key.clone(),
-                    request_hash: r.request_hash,
-                    group: r.group,
-                },
+            .map(|r| SnapReservation {
+                id: r.id,
+                buyer: r.buyer.clone(),
+                lines: self.full_lines(&r.lines),
+                created_at_ms: r.created_at_ms,
+                expires_at_ms: r.expires_at_ms,
+                status: status_code(r.status),
+                release_reason: r.release_reason,
+                order: r.order,
+                payment_ref: r.payment_ref.clone(),
+                confirmed_at_ms: r.confirmed_at_ms,
+                idempotency_key: r.idempotency_key.clone(),
+                request_hash: r.request_hash,
+                group: r.group,
                 released_at_ms: r.released_at_ms,
             })
             .collect();
-        reservations.sort_unstable_by_key(|r| r.r.id);
-        let snap = SnapV2 {
+        reservations.sort_unstable_by_key(|r| r.id);
+        let snap = Snap {
             shard: self.id,
             seq: self.seq,
             next_reservation: self.next_reservation,
@@ -214,8 +188,8 @@ impl Shard {
         out
     }
 
-    /// Rebuilds a shard from [`Shard::snapshot`] bytes (format 2, or format 1 of earlier
-    /// builds), validating everything. The retention is the default; set it afterwards.
+    /// Rebuilds a shard from [`Shard::snapshot`] bytes (format 3; older formats are refused
+    /// with [`SnapshotError::Outdated`]), validating everything. The retention is the default; set it afterwards.
     pub fn restore(bytes: &[u8]) -> Result<Shard, SnapshotError> {
         let snap = decode(bytes)?;
         let mut shard = Shard::new(snap.shard);
@@ -248,16 +222,15 @@ impl Shard {
             .ok_or_else(|| bad(format!("{}: counts exceed stock", s.spec.sku)))?;
         let gate = Arc::new(StockGate::new(s.spec.stock - committed));
         let key = s.spec.sku.clone();
-        let i = self.skus.len() as u32;
-        if self.sku_index.insert(key.clone(), i).is_some() {
-            return Err(bad(format!("{key} twice")));
-        }
-        self.skus.push(SkuState {
+        let added = self.add_sku(SkuState {
             spec: s.spec,
             reserved: s.reserved,
             sold: s.sold,
             gate,
         });
+        if !added {
+            return Err(bad(format!("{key} twice")));
+        }
         Ok(())
     }
 
@@ -265,11 +238,10 @@ impl Shard {
     /// gains its held or bought units, `settled` its release if released.
     fn restore_reservation(
         &mut self,
-        snap: SnapReservationV2,
+        r: SnapReservation,
         usage: &mut FastMap<(BuyerId, u32), u64>,
         settled: &mut Vec<(u64, ReservationId)>,
     ) -> Result<(), SnapshotError> {
-        let SnapReservationV2 { r, released_at_ms } = snap;
         let status = status_from(r.status).ok_or_else(|| bad("bad status".into()))?;
         let home = r.id.shard() == self.id;
         if home && r.id.counter() >= self.next_reservation {
@@ -285,7 +257,7 @@ impl Shard {
             status,
             ReservationStatus::Released | ReservationStatus::Expired
         ) {
-            settled.push((released_at_ms, r.id));
+            settled.push((r.released_at_ms, r.id));
         }
         if home && r.release_reason != Some(ReleaseReason::Aborted) {
             if let Some(key) = &r.idempotency_key {
@@ -308,7 +280,7 @@ impl Shard {
             expires_at_ms: r.expires_at_ms,
             status,
             release_reason: r.release_reason,
-            released_at_ms,
+            released_at_ms: r.released_at_ms,
             order: r.order,
             payment_ref: r.payment_ref,
             confirmed_at_ms: r.confirmed_at_ms,
@@ -332,6 +304,12 @@ impl Shard {
     ) -> Result<Lines, SnapshotError> {
         if r.lines.len() > flashsale_protocol::MAX_LINES {
             return Err(bad(format!("{} has too many lines", r.id)));
+        }
+        if checked_total_cents(r.lines.iter().map(|l| (l.qty, l.unit_price_cents))).is_none() {
+            return Err(bad(format!(
+                "{} totals more than {MAX_MONEY_CENTS} cents",
+                r.id
+            )));
         }
         let counts = matches!(
             status,

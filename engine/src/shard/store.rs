@@ -83,6 +83,10 @@ pub(super) struct Reservation {
 /// Slots per chunk of the own-reservation store.
 pub(super) const CHUNK: u64 = 1024;
 
+/// Most empty chunk entries a gap of ids between two own reservations may cost; a wider gap
+/// drops the chunks before it (their reservations move to the map).
+pub(super) const MAX_GAP_CHUNKS: u64 = 64;
+
 /// A fixed-size block of reservation slots (never reallocated once created).
 #[derive(Debug)]
 pub(super) struct Chunk {
@@ -105,9 +109,13 @@ impl Chunk {
 /// Reservations by id. This shard's own ids are dense counters, so they live in fixed-size
 /// chunks of slots indexed by counter (no hashing, and growth never moves a reservation).
 /// Retention empties old chunks: an empty chunk at the front is dropped, and a chunk (not the
-/// newest) that falls below 1/32 occupancy has its survivors (confirmed reservations) moved to
-/// the map and is dropped, so memory follows the live reservations. The map also holds parts
-/// of other shards' reservations.
+/// newest) that falls to 1/32 occupancy or below has its survivors (confirmed reservations)
+/// moved to the map and is dropped, so memory follows the live reservations. Restoring a
+/// snapshot follows the same rule as each chunk stops being the newest, and a gap of ids costs
+/// (almost) nothing (see [`Store::insert`]). The map also holds parts of other shards'
+/// reservations.
+///
+/// An own id whose chunk is allocated is never in the map, so lookups probe one place.
 #[derive(Debug)]
 pub(super) struct Store {
     /// Chunk number (`counter / CHUNK`) of `own[0]`.
@@ -166,24 +174,24 @@ impl Store {
     }
 
     /// Inserts; returns false (and changes nothing) if the id is taken.
+    ///
+    /// An own id gets a slot in its chunk when that chunk exists or comes after the newest
+    /// one; an id in a dropped chunk or before the first goes to the map. So memory follows
+    /// the reservations stored, not the ids issued: a gap of ids costs at most
+    /// [`MAX_GAP_CHUNKS`] empty entries, a larger gap moves the chunked reservations to the
+    /// map and starts the chunks afresh.
     pub(super) fn insert(&mut self, shard: ShardId, r: Reservation) -> bool {
         if self.get(shard, r.id).is_some() {
             return false;
         }
         if r.id.shard() == shard {
             let chunk = r.id.counter() / CHUNK;
-            if self.own.is_empty() {
-                self.first_chunk = chunk;
-            }
-            while chunk < self.first_chunk {
-                self.own.push_front(Some(Chunk::new()));
-                self.first_chunk -= 1;
-            }
-            while chunk - self.first_chunk >= self.own.len() as u64 {
-                self.own.push_back(Some(Chunk::new()));
+            if self.own.is_empty() || chunk >= self.first_chunk + self.own.len() as u64 {
+                self.open_chunk(chunk);
             }
             if let Some((c, i)) = self.locate(r.id.counter()) {
                 if let Some(chunk) = &mut self.own[c] {
+                    assert!(chunk.slots[i].is_none(), "{} stored twice", r.id);
                     chunk.slots[i] = Some(r);
                     chunk.live += 1;
                     self.own_len += 1;
@@ -193,6 +201,56 @@ impl Store {
         }
         self.map.insert(r.id, r);
         true
+    }
+
+    /// Makes `chunk` (at or after the end of the chunk range) the newest chunk. The chunk it
+    /// replaces as newest is dropped if sparse, as [`Store::remove`] would; chunks between
+    /// stay empty entries, or, past [`MAX_GAP_CHUNKS`], every chunk is dropped first.
+    fn open_chunk(&mut self, chunk: u64) {
+        let end = self.first_chunk + self.own.len() as u64;
+        assert!(
+            self.own.is_empty() || chunk >= end,
+            "chunk {chunk} inside the range"
+        );
+        if self.own.is_empty() || chunk - end > MAX_GAP_CHUNKS {
+            for c in 0..self.own.len() {
+                self.drop_chunk(c);
+            }
+            self.own.clear();
+            self.first_chunk = chunk;
+        } else {
+            let newest = self.own.len() - 1;
+            if self.own[newest]
+                .as_ref()
+                .is_some_and(|c| c.live as u64 <= CHUNK / 32)
+            {
+                self.drop_chunk(newest);
+            }
+            for _ in end..chunk {
+                self.own.push_back(None);
+            }
+        }
+        self.own.push_back(Some(Chunk::new()));
+        self.trim_front();
+        assert_eq!(self.first_chunk + self.own.len() as u64, chunk + 1);
+    }
+
+    /// Drops the chunk at position `c`, moving its reservations to the map.
+    fn drop_chunk(&mut self, c: usize) {
+        if let Some(chunk) = self.own[c].take() {
+            self.own_len -= chunk.live;
+            for survivor in chunk.slots.into_vec().into_iter().flatten() {
+                self.map.insert(survivor.id, survivor);
+            }
+        }
+    }
+
+    /// Pops dropped chunks off the front (keeping the newest entry).
+    fn trim_front(&mut self) {
+        while self.own.len() > 1 && self.own.front().is_some_and(Option::is_none) {
+            self.own.pop_front();
+            self.first_chunk += 1;
+        }
     }
 
     /// Removes a reservation; emptied or sparse old chunks are dropped (see above).
@@ -211,17 +269,9 @@ impl Store {
         chunk.live -= 1;
         self.own_len -= 1;
         if !newest && chunk.live as u64 <= CHUNK / 32 {
-            if let Some(chunk) = self.own[c].take() {
-                self.own_len -= chunk.live;
-                for survivor in chunk.slots.into_vec().into_iter().flatten() {
-                    self.map.insert(survivor.id, survivor);
-                }
-            }
+            self.drop_chunk(c);
         }
-        while self.own.len() > 1 && self.own.front().is_some_and(Option::is_none) {
-            self.own.pop_front();
-            self.first_chunk += 1;
-        }
+        self.trim_front();
         Some(r)
     }
 
@@ -235,6 +285,14 @@ impl Store {
         self.own_len + self.map.len()
     }
 
+    /// Memory in use, in units of one reservation slot: allocated chunk slots, chunk
+    /// entries, and map entries (for tests bounding memory by live state).
+    #[cfg(test)]
+    pub(super) fn footprint(&self) -> usize {
+        let chunks = self.own.iter().flatten().count();
+        chunks * CHUNK as usize + self.own.len() + self.map.len()
+    }
+
     /// Every reservation, in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Reservation> + '_ {
         self.own
@@ -242,5 +300,89 @@ impl Store {
             .flatten()
             .flat_map(|c| c.slots.iter().flatten())
             .chain(self.map.values())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(shard: ShardId, counter: u64) -> Reservation {
+        Reservation {
+            id: ReservationId::compose(shard, counter),
+            buyer: BuyerId::new("b").unwrap(),
+            lines: Lines::from_slice(&[]),
+            created_at_ms: 0,
+            expires_at_ms: 1,
+            status: ReservationStatus::Held,
+            release_reason: None,
+            released_at_ms: 0,
+            order: None,
+            payment_ref: String::new(),
+            confirmed_at_ms: 0,
+            idempotency_key: None,
+            request_hash: 0,
+            group: None,
+        }
+    }
+
+    /// Two live reservations ten million ids apart: the store allocates for the two, not for
+    /// the ids in between (issue 11, 6a). Either order of insertion.
+    #[test]
+    fn a_huge_id_gap_costs_no_memory() {
+        for order in [[1, 10_000_000], [10_000_000, 1]] {
+            let mut s = Store::new();
+            for c in order {
+                assert!(s.insert(0, res(0, c)));
+            }
+            assert_eq!(s.len(), 2);
+            assert!(
+                s.footprint() <= 2 * CHUNK as usize + 64,
+                "{} slots for 2 reservations",
+                s.footprint()
+            );
+            for c in order {
+                let id = ReservationId::compose(0, c);
+                assert_eq!(s.get(0, id).map(|r| r.id), Some(id));
+                assert!(!s.insert(0, res(0, c)), "{id} taken");
+            }
+            assert!(s.get(0, ReservationId::compose(0, 5_000_000)).is_none());
+            let next = ReservationId::compose(0, 10_000_001);
+            assert!(s.insert(0, res(0, 10_000_001)));
+            assert_eq!(s.get_mut(0, next).map(|r| r.id), Some(next));
+            for c in [1, 10_000_000, 10_000_001] {
+                let id = ReservationId::compose(0, c);
+                assert_eq!(s.remove(0, id).map(|r| r.id), Some(id));
+                assert!(s.get(0, id).is_none());
+            }
+            assert_eq!(s.len(), 0);
+            assert_eq!(s.iter().count(), 0);
+        }
+    }
+
+    /// Restoring sorted ids where most chunks hold a few survivors (as after retention) keeps
+    /// memory near the survivors: sparse chunks go to the map as the next chunk starts.
+    #[test]
+    fn sparse_chunks_do_not_stay_allocated() {
+        let mut s = Store::new();
+        let ids: Vec<u64> = (1..200).map(|k| k * 100).collect();
+        for &c in &ids {
+            assert!(s.insert(0, res(0, c)));
+        }
+        assert_eq!(s.len(), ids.len());
+        assert!(
+            s.footprint() <= 2 * CHUNK as usize + 2 * ids.len(),
+            "{} slots for {} reservations",
+            s.footprint(),
+            ids.len()
+        );
+        for &c in &ids {
+            let id = ReservationId::compose(0, c);
+            assert_eq!(s.get(0, id).map(|r| r.id), Some(id));
+        }
+        assert_eq!(s.iter().count(), ids.len());
+        // New ids after the restored ones still go to a chunk.
+        assert!(s.insert(0, res(0, 20_000)));
+        assert!(s.own.iter().flatten().any(|c| c.live > 0));
     }
 }

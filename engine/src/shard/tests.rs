@@ -1,10 +1,12 @@
-//! Shard-level unit tests (retention across store chunks).
+//! Shard-level unit tests: retention, and memory that follows live reservations across store
+//! chunks and snapshots.
 
-use flashsale_protocol::SkuSpec;
+use flashsale_protocol::{Event, Line, LogRecord, OrderId, ReleaseReason, SkuSpec};
 
 use super::store::CHUNK;
 use super::*;
 use crate::view::ReservationStatus;
+use flashsale_protocol::limits::MAX_MONEY_CENTS;
 
 fn spec(stock: u64) -> SkuSpec {
     SkuSpec {
@@ -71,4 +73,375 @@ fn retention_drops_settled_reservations_and_keeps_orders() {
     let id = one(&mut shard, 20);
     assert!(shard.reservation(id).is_some());
     shard.check_invariants().unwrap();
+}
+
+/// A shard whose two live reservations are ten million ids apart snapshots and restores in
+/// memory for the two (issue 11, 6a), and keeps working after the restore.
+#[test]
+fn restore_with_a_huge_id_gap_allocates_for_live_reservations_only() {
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(100), &mut NullSink).unwrap();
+    let first = one(&mut shard, 1);
+    let far = ReservationId::compose(0, 10_000_000);
+    let cmd = ReserveCommand {
+        buyer: BuyerId::new("b").unwrap(),
+        lines: vec![(SkuId::new("t").unwrap(), 2)],
+        idempotency_key: None,
+        request_hash: 0,
+        id: Some(far),
+        expires_at_ms: None,
+        group: None,
+        claims: crate::claim::Claims::none(),
+    };
+    assert_eq!(shard.reserve(1, cmd, &mut NullSink).unwrap().id, far);
+    let restored = Shard::restore(&shard.snapshot()).unwrap();
+    assert!(
+        restored.reservations.footprint() <= 2 * CHUNK as usize + 64,
+        "{} slots for 2 reservations",
+        restored.reservations.footprint()
+    );
+    assert_eq!(restored.state_hash(), shard.state_hash());
+    restored.check_invariants().unwrap();
+    let mut shard = restored;
+    assert_eq!(shard.sku(&SkuId::new("t").unwrap()).unwrap().reserved, 3);
+    let next = one(&mut shard, 2);
+    assert_eq!(next, ReservationId::compose(0, 10_000_001));
+    for id in [first, far, next] {
+        shard.cancel(3, id, &mut NullSink).unwrap();
+    }
+    shard.check_invariants().unwrap();
+    shard.check_gates().unwrap();
+    assert_eq!(shard.sku(&SkuId::new("t").unwrap()).unwrap().available, 100);
+}
+
+/// Pages of `list_skus` walk every SKU once, in id order, whatever the order they were
+/// created in, from any cursor (also one that names no SKU), before and after a restore.
+#[test]
+fn list_skus_pages_in_id_order() {
+    let mut shard = Shard::new(0);
+    let n = 1_000u64;
+    // Created in a scrambled order (7919 is prime, so k ↦ k·7919 mod n is a permutation).
+    for k in 0..n {
+        let mut s = spec(1);
+        s.sku = SkuId::new(format!("sku-{:04}", k * 7919 % n)).unwrap();
+        shard.upsert_sku(0, s, &mut NullSink).unwrap();
+    }
+    shard.check_invariants().unwrap();
+    let all: Vec<SkuId> = (0..n)
+        .map(|k| SkuId::new(format!("sku-{k:04}")).unwrap())
+        .collect();
+    for shard in [Shard::restore(&shard.snapshot()).unwrap(), shard] {
+        let mut seen = Vec::new();
+        let mut after: Option<SkuId> = None;
+        loop {
+            let page = shard.list_skus(after.as_ref(), 7);
+            assert!(page.len() <= 7);
+            let Some(last) = page.last() else { break };
+            after = Some(last.sku.clone());
+            seen.extend(page.into_iter().map(|v| v.sku));
+        }
+        assert_eq!(seen, all);
+        let between = SkuId::new("sku-0499x").unwrap();
+        let page = shard.list_skus(Some(&between), 2);
+        assert_eq!(
+            page.iter().map(|v| &v.sku).collect::<Vec<_>>(),
+            [&all[500], &all[501]]
+        );
+        assert!(shard.list_skus(Some(&all[999]), 10).is_empty());
+        assert!(shard.list_skus(None, 0).is_empty());
+    }
+}
+
+/// Replaying an event that does not fit the state is refused with an error and changes
+/// nothing (the apply step below it is never reached).
+#[test]
+fn replay_of_inconsistent_events_is_refused_without_change() {
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(5), &mut NullSink).unwrap();
+    let held = one(&mut shard, 1);
+    let bought = one(&mut shard, 1);
+    let order = shard
+        .confirm(1, bought, "p".into(), &mut NullSink)
+        .unwrap()
+        .order
+        .unwrap();
+    let hash = shard.state_hash();
+    let unknown = ReservationId::compose(0, 99);
+    let events = [
+        Event::Confirmed {
+            id: unknown,
+            order: OrderId::compose(0, 1),
+            payment_ref: "p".into(),
+            at_ms: 2,
+        },
+        Event::Released {
+            id: unknown,
+            reason: ReleaseReason::Cancelled,
+            at_ms: 2,
+        },
+        Event::Restocked {
+            sku: SkuId::new("nope").unwrap(),
+            qty: 1,
+            at_ms: 2,
+        },
+        Event::Confirmed {
+            id: held,
+            order,
+            payment_ref: "p".into(),
+            at_ms: 2,
+        },
+    ];
+    for event in events {
+        let record = LogRecord {
+            shard: 0,
+            seq: shard.seq() + 1,
+            event,
+        };
+        assert!(matches!(
+            shard.apply_record(record),
+            Err(ApplyError::Inconsistent(_))
+        ));
+        assert_eq!(shard.state_hash(), hash);
+    }
+    assert!(shard.reservation(held).is_some());
+}
+
+/// The apply step past `check` treats a missing reservation or SKU as the bug it is
+/// (issue 11, item 8): it stops instead of quietly carrying on.
+#[test]
+#[should_panic(expected = "missing reservation")]
+fn applying_a_confirm_of_a_missing_reservation_is_a_bug() {
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(5), &mut NullSink).unwrap();
+    shard.mutate(
+        Event::Confirmed {
+            id: ReservationId::compose(0, 7),
+            order: OrderId::compose(0, 1),
+            payment_ref: "p".into(),
+            at_ms: 2,
+        },
+        super::apply::Units::FromGates,
+        None,
+    );
+}
+
+/// See [`applying_a_confirm_of_a_missing_reservation_is_a_bug`].
+#[test]
+#[should_panic(expected = "missing reservation")]
+fn applying_a_release_of_a_missing_reservation_is_a_bug() {
+    let mut shard = Shard::new(0);
+    shard.mutate(
+        Event::Released {
+            id: ReservationId::compose(0, 7),
+            reason: ReleaseReason::Cancelled,
+            at_ms: 2,
+        },
+        super::apply::Units::FromGates,
+        None,
+    );
+}
+
+/// See [`applying_a_confirm_of_a_missing_reservation_is_a_bug`].
+#[test]
+#[should_panic(expected = "missing SKU")]
+fn applying_a_restock_of_a_missing_sku_is_a_bug() {
+    let mut shard = Shard::new(0);
+    shard.mutate(
+        Event::Restocked {
+            sku: SkuId::new("nope").unwrap(),
+            qty: 1,
+            at_ms: 2,
+        },
+        super::apply::Units::FromGates,
+        None,
+    );
+}
+
+/// See [`applying_a_confirm_of_a_missing_reservation_is_a_bug`].
+#[test]
+#[should_panic(expected = "missing SKU")]
+fn applying_a_reserve_of_a_missing_sku_is_a_bug() {
+    let mut shard = Shard::new(0);
+    let lines = vec![Line {
+        sku: SkuId::new("nope").unwrap(),
+        qty: 1,
+        unit_price_cents: 5,
+    }];
+    shard.mutate(
+        Event::Reserved {
+            id: ReservationId::compose(0, 1),
+            buyer: BuyerId::new("b").unwrap(),
+            lines,
+            expires_at_ms: 10,
+            idempotency_key: None,
+            request_hash: 0,
+            group: None,
+            at_ms: 1,
+        },
+        super::apply::Units::FromGates,
+        None,
+    );
+}
+
+/// Every gate move of the apply step matches the change in available units: after upserts
+/// up and down, restocks, reservations with and without claims, confirms, cancels and
+/// expiries, every gate equals its SKU's available units.
+#[test]
+fn gates_follow_available_through_every_event() {
+    let mut shard = Shard::new(0);
+    let t = SkuId::new("t").unwrap();
+    shard.upsert_sku(0, spec(10), &mut NullSink).unwrap();
+    let a = one(&mut shard, 1);
+    let b = one(&mut shard, 1);
+    let c = one(&mut shard, 1);
+    shard.check_gates().unwrap();
+    shard.upsert_sku(1, spec(4), &mut NullSink).unwrap();
+    shard.check_gates().unwrap();
+    shard.restock(1, &t, 6, &mut NullSink).unwrap();
+    shard.check_gates().unwrap();
+    let gate = shard.gate(&t).unwrap();
+    let claim = crate::claim::Claim::try_new(&gate, 2).unwrap();
+    let cmd = ReserveCommand {
+        buyer: BuyerId::new("b").unwrap(),
+        lines: vec![(t.clone(), 2)],
+        idempotency_key: None,
+        request_hash: 0,
+        id: None,
+        expires_at_ms: None,
+        group: None,
+        claims: crate::claim::Claims::held(vec![claim]),
+    };
+    shard.reserve(1, cmd, &mut NullSink).unwrap();
+    shard.check_gates().unwrap();
+    shard.confirm(2, a, "p".into(), &mut NullSink).unwrap();
+    shard.cancel(2, b, &mut NullSink).unwrap();
+    shard.check_gates().unwrap();
+    assert_eq!(shard.expire(5_000, 10, &mut NullSink).unwrap().expired, 2);
+    assert!(shard.reservation(c).is_some());
+    shard.check_gates().unwrap();
+    shard.check_invariants().unwrap();
+    assert_eq!(gate.available(), 9);
+}
+
+/// Money stays exact and within `MAX_MONEY_CENTS` (issue 11, 6c): a unit price above it is
+/// refused, as is a reservation whose lines on this shard total more; at the limit it works.
+#[test]
+fn money_above_the_limit_is_refused() {
+    let mut shard = Shard::new(0);
+    let mut s = spec(10);
+    s.price_cents = MAX_MONEY_CENTS + 1;
+    let err = shard.upsert_sku(0, s.clone(), &mut NullSink).unwrap_err();
+    assert!(matches!(err, CommandError::Invalid(_)), "{err:?}");
+    s.price_cents = MAX_MONEY_CENTS / 2 + 1;
+    shard.upsert_sku(0, s.clone(), &mut NullSink).unwrap();
+    let command = |qty: u32| ReserveCommand {
+        buyer: BuyerId::new("b").unwrap(),
+        lines: vec![(SkuId::new("t").unwrap(), qty)],
+        idempotency_key: None,
+        request_hash: 0,
+        id: None,
+        expires_at_ms: None,
+        group: None,
+        claims: crate::claim::Claims::none(),
+    };
+    match shard.reserve(1, command(2), &mut NullSink) {
+        Err(CommandError::Invalid(msg)) => {
+            assert!(msg.contains(&MAX_MONEY_CENTS.to_string()), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(shard.reservation_count(), 0);
+    let id = shard.reserve(1, command(1), &mut NullSink).unwrap().id;
+    let order = shard
+        .confirm(2, id, "p".into(), &mut NullSink)
+        .unwrap()
+        .order;
+    let (view, _) = shard.order(order.unwrap()).unwrap();
+    assert_eq!(view.total_cents, MAX_MONEY_CENTS / 2 + 1);
+    shard.check_invariants().unwrap();
+    assert_eq!(total_cents(&view.lines), view.total_cents);
+}
+
+/// One stock limit for upsert and restock (issue 11, 6d): a SKU restocked up to
+/// `MAX_STOCK` can be upserted again at its own total; one unit more is refused by both.
+#[test]
+fn restock_and_upsert_share_the_stock_limit() {
+    let mut shard = Shard::new(0);
+    let t = SkuId::new("t").unwrap();
+    shard.upsert_sku(0, spec(10), &mut NullSink).unwrap();
+    shard.restock(1, &t, MAX_STOCK - 10, &mut NullSink).unwrap();
+    assert!(matches!(
+        shard.restock(1, &t, 1, &mut NullSink),
+        Err(CommandError::Invalid(_))
+    ));
+    let (view, created) = shard.upsert_sku(2, spec(MAX_STOCK), &mut NullSink).unwrap();
+    assert!(!created);
+    assert_eq!(view.total, MAX_STOCK);
+    assert!(matches!(
+        shard.upsert_sku(2, spec(MAX_STOCK + 1), &mut NullSink),
+        Err(CommandError::Invalid(_))
+    ));
+    let restored = Shard::restore(&shard.snapshot()).unwrap();
+    assert_eq!(restored.sku(&t).unwrap().total, MAX_STOCK);
+    shard.check_gates().unwrap();
+}
+
+/// The shard's limits are the protocol's: names and payment references are bounded by the
+/// same constants the gateway checks.
+#[test]
+fn the_shard_checks_the_protocol_limits() {
+    assert_eq!(MAX_STOCK, flashsale_protocol::limits::MAX_STOCK);
+    assert_eq!(MAX_NAME_LEN, flashsale_protocol::limits::MAX_NAME_LEN);
+    assert_eq!(
+        MAX_PAYMENT_REF_LEN,
+        flashsale_protocol::limits::MAX_PAYMENT_REF_LEN
+    );
+    let mut shard = Shard::new(0);
+    let mut s = spec(1);
+    s.name = "n".repeat(MAX_NAME_LEN + 1);
+    assert!(shard.upsert_sku(0, s.clone(), &mut NullSink).is_err());
+    s.name = "n".repeat(MAX_NAME_LEN);
+    shard.upsert_sku(0, s, &mut NullSink).unwrap();
+    let id = one(&mut shard, 1);
+    let long = "p".repeat(MAX_PAYMENT_REF_LEN + 1);
+    assert!(shard.confirm(2, id, long, &mut NullSink).is_err());
+}
+
+/// Snapshots are format 3 (`FSSNAP03`: scoped idempotency keys); older formats are refused
+/// with an error that names them, anything else as not a snapshot.
+#[test]
+fn snapshots_of_older_formats_are_refused_by_name() {
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(5), &mut NullSink).unwrap();
+    one(&mut shard, 1);
+    let bytes = shard.snapshot();
+    assert!(bytes.starts_with(b"FSSNAP03"));
+    assert_eq!(
+        Shard::restore(&bytes).unwrap().state_hash(),
+        shard.state_hash()
+    );
+    for old in [b"FSSNAP01", b"FSSNAP02"] {
+        let mut aged = bytes.clone();
+        aged[..8].copy_from_slice(old);
+        let err = Shard::restore(&aged).unwrap_err();
+        let found = String::from_utf8(old.to_vec()).unwrap();
+        assert_eq!(
+            err,
+            SnapshotError::Outdated {
+                found: found.clone()
+            }
+        );
+        assert!(err.to_string().contains(&found), "{err}");
+    }
+    assert_eq!(
+        Shard::restore(b"NOTASNAP").unwrap_err(),
+        SnapshotError::Magic
+    );
+    assert_eq!(Shard::restore(b"FS").unwrap_err(), SnapshotError::Magic);
+    let mut torn = bytes.clone();
+    torn.truncate(bytes.len() / 2);
+    assert!(matches!(
+        Shard::restore(&torn),
+        Err(SnapshotError::Archive(_))
+    ));
 }

@@ -46,7 +46,8 @@ impl Shard {
     }
 }
 
-/// Counts `qty` fewer units of SKU `sku` for the buyer; drops the entry at zero.
+/// Counts `qty` fewer units of SKU `sku` for the buyer; drops the entry at zero. The units
+/// were counted when reserved, so a missing or smaller entry is a bug.
 pub(super) fn sub_usage(
     usage: &mut FastMap<(BuyerId, u32), u64>,
     buyer: &BuyerId,
@@ -54,14 +55,12 @@ pub(super) fn sub_usage(
     qty: u64,
 ) {
     let key = UsageRef(buyer, sku);
-    let remove = match usage.get_mut(&key) {
-        Some(u) => {
-            *u = u.saturating_sub(qty);
-            *u == 0
-        }
-        None => false,
+    let Some(u) = usage.get_mut(&key) else {
+        panic!("missing usage of {buyer} on SKU #{sku}");
     };
-    if remove {
+    assert!(*u >= qty, "usage of {buyer} on SKU #{sku} below {qty}");
+    *u -= qty;
+    if *u == 0 {
         usage.remove(&key);
     }
 }

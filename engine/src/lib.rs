@@ -11,6 +11,7 @@ pub mod clock;
 pub mod command;
 pub mod gate;
 pub mod log;
+mod mirror;
 pub mod observer;
 pub mod runtime;
 pub mod shard;

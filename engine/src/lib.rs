@@ -13,6 +13,7 @@ pub mod command;
 pub mod gate;
 pub mod limits;
 pub mod log;
+mod mirror;
 pub mod node;
 pub mod observer;
 pub mod runtime;

@@ -7,6 +7,7 @@
 
 #[cfg(loom)]
 pub(crate) mod sync {
+    pub(crate) use loom::hint;
     pub(crate) use loom::sync::atomic;
 }
 
@@ -14,3 +15,8 @@ pub(crate) mod sync {
 #[cfg(loom)]
 #[path = "../../engine/src/gate.rs"]
 pub mod gate;
+
+/// The per-SKU stock mirror, a seqlock (engine/src/mirror.rs).
+#[cfg(loom)]
+#[path = "../../engine/src/mirror.rs"]
+pub mod mirror;

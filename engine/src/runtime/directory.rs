@@ -1,7 +1,8 @@
 //! The lock-free SKU directory shared by every caller thread: per SKU its [`StockGate`], its
-//! reservation TTL and mirrors of its last durable stock counts.
+//! reservation TTL and a mirror of its last durable stock counts ([`StockMirror`]).
 //!
-//! Reads are wait-free (`ArcSwap::load`); SKU creation (rare) copies one of 256 buckets.
+//! Lookups are wait-free (`ArcSwap::load`); SKU creation (rare) copies one of 256 buckets. A
+//! stock-level read retries only while the owning shard is publishing that SKU's counts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use arc_swap::ArcSwap;
 use flashsale_protocol::SkuId;
 
 use crate::gate::StockGate;
+use crate::mirror::{StockCounts, StockMirror};
 use crate::observer::StockLevel;
 use crate::shard::shard_of;
 
@@ -22,25 +24,36 @@ pub(crate) struct SkuEntry {
     pub(crate) sku: SkuId,
     pub(crate) gate: Arc<StockGate>,
     pub(crate) ttl_ms: AtomicU64,
-    pub(crate) available: AtomicU64,
-    pub(crate) reserved: AtomicU64,
-    pub(crate) sold: AtomicU64,
+    /// The last durable counts; written only by the owning shard, read consistently anywhere.
+    mirror: StockMirror,
 }
 
 impl SkuEntry {
+    /// The SKU's last durable stock counts, as one consistent snapshot
+    /// (`available + reserved + sold` is the SKU's total at that point).
     pub(crate) fn level(&self) -> StockLevel {
+        let counts = self.mirror.read();
         StockLevel {
             sku: self.sku.clone(),
-            available: self.available.load(Ordering::Acquire),
-            reserved: self.reserved.load(Ordering::Acquire),
-            sold: self.sold.load(Ordering::Acquire),
+            available: counts.available,
+            reserved: counts.reserved,
+            sold: counts.sold,
         }
     }
 
+    /// Publishes the SKU's durable stock counts (called by the owning shard after a commit).
     pub(crate) fn set_level(&self, level: &StockLevel) {
-        self.available.store(level.available, Ordering::Release);
-        self.reserved.store(level.reserved, Ordering::Release);
-        self.sold.store(level.sold, Ordering::Release);
+        debug_assert_eq!(level.sku, self.sku, "level of another SKU");
+        self.mirror.write(counts_of(level));
+    }
+}
+
+/// The counts of a level, as the mirror stores them.
+fn counts_of(level: &StockLevel) -> StockCounts {
+    StockCounts {
+        available: level.available,
+        reserved: level.reserved,
+        sold: level.sold,
     }
 }
 
@@ -93,18 +106,23 @@ impl Directory {
             e.ttl_ms.store(ttl_ms, Ordering::Release);
             return e;
         }
-        let available = gate.available();
+        debug_assert!(
+            level.as_ref().is_none_or(|l| l.sku == *sku),
+            "level of another SKU"
+        );
+        let counts = match &level {
+            Some(level) => counts_of(level),
+            None => StockCounts {
+                available: gate.available(),
+                ..StockCounts::default()
+            },
+        };
         let entry = Arc::new(SkuEntry {
             sku: sku.clone(),
             gate,
             ttl_ms: AtomicU64::new(ttl_ms),
-            available: AtomicU64::new(available),
-            reserved: AtomicU64::new(0),
-            sold: AtomicU64::new(0),
+            mirror: StockMirror::new(counts),
         });
-        if let Some(level) = &level {
-            entry.set_level(level);
-        }
         let bucket = &self.buckets[bucket_of(sku)];
         bucket.rcu(|map| {
             let mut map = Bucket::clone(map);
@@ -122,5 +140,51 @@ impl Directory {
         }
         out.sort_unstable_by(|a, b| a.sku.cmp(&b.sku));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sku(s: &str) -> SkuId {
+        SkuId::new(s).unwrap()
+    }
+
+    fn level(sku: &SkuId, available: u64, reserved: u64, sold: u64) -> StockLevel {
+        StockLevel {
+            sku: sku.clone(),
+            available,
+            reserved,
+            sold,
+        }
+    }
+
+    #[test]
+    fn entries_mirror_the_levels_they_are_given() {
+        let dir = Directory::new();
+        let (a, b) = (sku("A"), sku("B"));
+        let ea = dir.insert(&a, Arc::new(StockGate::new(5)), 1_000, None);
+        assert_eq!(
+            ea.level(),
+            level(&a, 5, 0, 0),
+            "without a level: the gate's units"
+        );
+        let eb = dir.insert(
+            &b,
+            Arc::new(StockGate::new(3)),
+            1_000,
+            Some(level(&b, 3, 2, 1)),
+        );
+        assert_eq!(eb.level(), level(&b, 3, 2, 1));
+
+        ea.set_level(&level(&a, 2, 1, 2));
+        assert_eq!(dir.get(&a).map(|e| e.level()), Some(level(&a, 2, 1, 2)));
+        let again = dir.insert(&a, Arc::new(StockGate::new(9)), 2_000, None);
+        assert!(Arc::ptr_eq(&again, &ea), "a second insert keeps the entry");
+        assert_eq!(again.level(), level(&a, 2, 1, 2), "and its counts");
+        assert_eq!(again.ttl_ms.load(Ordering::Acquire), 2_000);
+        let levels: Vec<_> = dir.all().iter().map(|e| e.level()).collect();
+        assert_eq!(levels, vec![level(&a, 2, 1, 2), level(&b, 3, 2, 1)]);
     }
 }

@@ -1,7 +1,8 @@
 //! The HTTP checkout API (hyper 1.x): storefronts and admins call it; see `docs/openapi.yaml`.
 //!
 //! - [`routes`]: the route table and matcher (the OpenAPI sync test reads [`routes::ROUTES`]).
-//! - [`app`]: request → response: credentials, limits, JSON, engine calls, problem mapping.
+//! - [`app`]: request → response: credentials (`app/access.rs`), body limits (`app/body.rs`),
+//!   pagination, and one handler file per resource (`app/skus.rs`, `app/reservations.rs`, …).
 //! - [`server`]: sockets: the accept loop, connection cap, timeouts, graceful drain.
 //! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each.
 

@@ -171,7 +171,7 @@ impl<E: Inventory> App<E> {
         peer: IpAddr,
     ) -> Answer {
         match route {
-            RouteId::Health => return Ok(probes::health()),
+            RouteId::Health => return probes::health(),
             RouteId::Ready => return self.ready(),
             RouteId::Metrics => return Ok(self.render_metrics()),
             _ => {}
@@ -190,10 +190,9 @@ impl<E: Inventory> App<E> {
             RouteId::Confirm => self.confirm(&caller, param, headers, body).await,
             RouteId::Cancel => self.cancel(&caller, param, headers, body).await,
             RouteId::GetOrder => self.get_order(&caller, param).await,
-            RouteId::Health | RouteId::Ready | RouteId::Metrics => Err(Problem::new(
-                ProblemKind::Internal,
-                "unreachable route dispatch",
-            )),
+            RouteId::Health | RouteId::Ready | RouteId::Metrics => {
+                Err(Problem::internal("unreachable route dispatch"))
+            }
         }
     }
 
@@ -225,14 +224,16 @@ fn miss_problem(parts: &Parts, miss: Miss) -> Problem {
     }
 }
 
-/// Logs the problems operators must see: internal errors and unavailability.
+/// Logs the problems operators must see: internal errors (with their cause, which the client
+/// never sees) and unavailability.
 fn log_problem(parts: &Parts, p: &Problem) {
+    let detail = p.log_detail.as_deref().unwrap_or(&p.detail);
     match p.kind {
         ProblemKind::Internal => {
-            tracing::error!(method = %parts.method, path = %parts.uri.path(), detail = %p.detail, "internal error")
+            tracing::error!(method = %parts.method, path = %parts.uri.path(), detail, "internal error")
         }
         ProblemKind::Unavailable => {
-            tracing::warn!(method = %parts.method, path = %parts.uri.path(), detail = %p.detail, "unavailable")
+            tracing::warn!(method = %parts.method, path = %parts.uri.path(), detail, "unavailable")
         }
         _ => {}
     }

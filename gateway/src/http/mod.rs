@@ -4,10 +4,12 @@
 //! - [`app`]: request → response: credentials (`app/access.rs`), body limits (`app/body.rs`),
 //!   pagination, and one handler file per resource (`app/skus.rs`, `app/reservations.rs`, …).
 //! - [`server`]: sockets: the accept loop, connection cap, timeouts, graceful drain.
+//! - [`json`]: request bodies are JSON objects (never serde's positional arrays).
 //! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each.
 
 pub mod app;
 pub mod inventory;
+pub mod json;
 pub mod jwt;
 pub mod metrics;
 pub mod problem;

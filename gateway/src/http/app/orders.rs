@@ -18,6 +18,6 @@ impl<E: Inventory> App<E> {
             .map_err(|_| Problem::not_found(format!("unknown order {param}")))?;
         let view = self.inventory.order(id).await?;
         check_owner(caller, &view.buyer, || format!("unknown order {id}"))?;
-        Ok(json(StatusCode::OK, &OrderJson::from(&view)))
+        json(StatusCode::OK, &OrderJson::try_from(&view)?)
     }
 }

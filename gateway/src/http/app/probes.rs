@@ -21,7 +21,7 @@ impl std::fmt::Debug for ExtraMetrics {
 }
 
 /// `GET /health`: 200 while the process answers.
-pub(super) fn health() -> Response<ResBody> {
+pub(super) fn health() -> Answer {
     json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
@@ -29,10 +29,7 @@ impl<E: Inventory> App<E> {
     /// `GET /ready`: 200 when checkouts can be accepted, else 503 with `Retry-After`.
     pub(super) fn ready(&self) -> Answer {
         if self.inventory.ready() {
-            Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({"status": "ready"}),
-            ))
+            json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
         } else {
             let mut p = Problem::new(
                 ProblemKind::Unavailable,

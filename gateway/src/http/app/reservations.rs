@@ -46,7 +46,7 @@ impl<E: Inventory> App<E> {
                 idempotency_key,
             })
             .await?;
-        let mut res = json(StatusCode::CREATED, &ReservationJson::from(&view));
+        let mut res = json(StatusCode::CREATED, &ReservationJson::try_from(&view)?)?;
         set_location(&mut res, &format!("/v1/reservations/{}", view.id));
         Ok(res)
     }
@@ -70,7 +70,7 @@ impl<E: Inventory> App<E> {
         forbid_partner(caller)?;
         let view = self.inventory.reservation(id).await?;
         check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
-        Ok(json(StatusCode::OK, &ReservationJson::from(&view)))
+        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
     }
 
     /// `POST /v1/reservations/{id}/confirm` `{payment_ref}`: storefronts and admins only.
@@ -92,7 +92,7 @@ impl<E: Inventory> App<E> {
         let body = self.read_body(headers, body).await?;
         let payment_ref = parse_json::<ConfirmBody>(&body)?.payment_ref()?;
         let view = self.inventory.confirm(id, payment_ref).await?;
-        Ok(json(StatusCode::OK, &ReservationJson::from(&view)))
+        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
     }
 
     /// `POST /v1/reservations/{id}/cancel` with an empty body or `{}`.
@@ -114,7 +114,7 @@ impl<E: Inventory> App<E> {
             check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
         }
         let view = self.inventory.cancel(id).await?;
-        Ok(json(StatusCode::OK, &ReservationJson::from(&view)))
+        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
     }
 }
 
@@ -153,10 +153,7 @@ fn key_owner(caller: &Caller) -> Result<KeyOwner, Problem> {
     match caller {
         Caller::Admin(c) | Caller::Storefront(c) => Ok(KeyOwner::Credential(c.0)),
         Caller::Buyer(b) => Ok(KeyOwner::Buyer(b.clone())),
-        Caller::Partner => Err(Problem::new(
-            ProblemKind::Internal,
-            "partner reached reserve",
-        )),
+        Caller::Partner => Err(Problem::internal("partner reached reserve")),
     }
 }
 

@@ -7,7 +7,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::http::problem::{Problem, ProblemKind};
+use crate::http::problem::Problem;
 
 /// The response body type of every answer.
 pub type ResBody = Full<Bytes>;
@@ -31,22 +31,19 @@ pub fn add_security_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// `value` as an `application/json` answer with `status`.
-pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<ResBody> {
-    match serde_json::to_vec(value) {
-        Ok(body) => {
-            let mut res = Response::new(Full::new(Bytes::from(body)));
-            *res.status_mut() = status;
-            res.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            res
-        }
-        Err(e) => Problem::new(
-            ProblemKind::Internal,
-            format!("cannot encode response: {e}"),
-        )
-        .into_response(),
-    }
+/// `value` as an `application/json` answer with `status`; a value that cannot be encoded is
+/// a bug (500, the cause logged).
+pub(super) fn json<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+) -> Result<Response<ResBody>, Problem> {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| Problem::internal(format!("cannot encode the response: {e}")))?;
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(res)
 }
 
 /// Sets `Location: path` (a created resource).

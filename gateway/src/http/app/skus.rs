@@ -1,6 +1,7 @@
 //! The SKU endpoints: `PUT /v1/skus/{sku}` and restock (admin), one SKU and the SKU list (any
 //! token).
 
+use flashsale_protocol::limits::MAX_STOCK;
 use flashsale_protocol::SkuId;
 use hyper::header::HeaderMap;
 use hyper::StatusCode;
@@ -34,7 +35,7 @@ impl<E: Inventory> App<E> {
         } else {
             StatusCode::OK
         };
-        let mut res = json(status, &SkuJson::from(&view));
+        let mut res = json(status, &SkuJson::try_from(&view)?)?;
         if created {
             set_location(&mut res, &format!("/v1/skus/{}", view.sku));
         }
@@ -53,30 +54,44 @@ impl<E: Inventory> App<E> {
         let sku = path_sku(param)?;
         let body = self.read_body(headers, body).await?;
         let qty = parse_json::<RestockBody>(&body)?.qty()?;
+        let before = self.inventory.sku(sku.clone()).await?;
+        if before.total.saturating_add(qty) > MAX_STOCK {
+            return Err(Problem::invalid(format!(
+                "restocking {qty} would bring the stock of {sku} to {}, above the maximum of \
+                 {MAX_STOCK} units",
+                u128::from(before.total) + u128::from(qty)
+            )));
+        }
         let view = self.inventory.restock(sku, qty).await?;
-        Ok(json(StatusCode::OK, &SkuJson::from(&view)))
+        json(StatusCode::OK, &SkuJson::try_from(&view)?)
     }
 
     /// `GET /v1/skus/{sku}`.
     pub(super) async fn get_sku(&self, param: &str) -> Answer {
         let view = self.inventory.sku(path_sku(param)?).await?;
-        Ok(json(StatusCode::OK, &SkuJson::from(&view)))
+        json(StatusCode::OK, &SkuJson::try_from(&view)?)
     }
 
     /// `GET /v1/skus?limit=&cursor=`: one page, ordered by id; `next_cursor` when it is full.
+    /// The engine is asked for at most [`MAX_PAGE_LIMIT`](super::MAX_PAGE_LIMIT) SKUs after a
+    /// cursor this server issued (anything else is refused before the engine is asked).
     pub(super) async fn list_skus(&self, query: Option<&str>) -> Answer {
         let (after, limit) = parse_list_query(query)?;
-        let views = self.inventory.list_skus(after, limit).await?;
+        let mut views = self.inventory.list_skus(after, limit).await?;
+        views.truncate(limit);
         let next_cursor = if views.len() == limit {
             views.last().map(|v| encode_cursor(&v.sku))
         } else {
             None
         };
         let page = SkuPage {
-            items: views.iter().map(SkuJson::from).collect(),
+            items: views
+                .iter()
+                .map(SkuJson::try_from)
+                .collect::<Result<_, _>>()?,
             next_cursor,
         };
-        Ok(json(StatusCode::OK, &page))
+        json(StatusCode::OK, &page)
     }
 }
 

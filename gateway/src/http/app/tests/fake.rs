@@ -35,10 +35,25 @@ pub(super) struct Fake {
     pub state: Mutex<State>,
     /// When set, `ready()` is false.
     pub not_ready: AtomicBool,
+    /// When set, every engine call fails with this error.
+    pub fail_with: Mutex<Option<CommandError>>,
+    /// The `limit` of every `list_skus` call, in order.
+    pub list_limits: Mutex<Vec<usize>>,
+}
+
+impl Fake {
+    /// The injected failure, if any.
+    fn injected(&self) -> Result<(), CommandError> {
+        match self.fail_with.lock().unwrap().clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Inventory for Fake {
     async fn upsert_sku(&self, spec: SkuSpec) -> Result<(SkuView, bool), CommandError> {
+        self.injected()?;
         let mut s = self.state.lock().unwrap();
         let created = !s.skus.contains_key(&spec.sku);
         let v = SkuView {
@@ -58,6 +73,7 @@ impl Inventory for Fake {
         Ok((v, created))
     }
     async fn restock(&self, sku: SkuId, qty: u64) -> Result<SkuView, CommandError> {
+        self.injected()?;
         let mut s = self.state.lock().unwrap();
         let v = s.skus.get_mut(&sku).ok_or(CommandError::SkuNotFound(sku))?;
         v.total += qty;
@@ -65,6 +81,7 @@ impl Inventory for Fake {
         Ok(v.clone())
     }
     async fn sku(&self, sku: SkuId) -> Result<SkuView, CommandError> {
+        self.injected()?;
         let s = self.state.lock().unwrap();
         s.skus
             .get(&sku)
@@ -76,6 +93,8 @@ impl Inventory for Fake {
         after: Option<SkuId>,
         limit: usize,
     ) -> Result<Vec<SkuView>, CommandError> {
+        self.injected()?;
+        self.list_limits.lock().unwrap().push(limit);
         let s = self.state.lock().unwrap();
         Ok(s.skus
             .values()
@@ -85,6 +104,7 @@ impl Inventory for Fake {
             .collect())
     }
     async fn reserve(&self, r: ReserveRequest) -> Result<ReservationView, CommandError> {
+        self.injected()?;
         let mut s = self.state.lock().unwrap();
         if let Some(k) = &r.idempotency_key {
             if let Some((lines, id)) = s.keys.get(k) {
@@ -137,6 +157,7 @@ impl Inventory for Fake {
         Ok(view)
     }
     async fn reservation(&self, id: ReservationId) -> Result<ReservationView, CommandError> {
+        self.injected()?;
         let s = self.state.lock().unwrap();
         s.reservations
             .get(&id)
@@ -148,6 +169,7 @@ impl Inventory for Fake {
         id: ReservationId,
         payment_ref: String,
     ) -> Result<ReservationView, CommandError> {
+        self.injected()?;
         let mut s = self.state.lock().unwrap();
         let order = OrderId::compose(0, id.counter());
         let v = s
@@ -182,6 +204,7 @@ impl Inventory for Fake {
         Ok(v)
     }
     async fn cancel(&self, id: ReservationId) -> Result<ReservationView, CommandError> {
+        self.injected()?;
         let mut s = self.state.lock().unwrap();
         let v = s
             .reservations
@@ -198,6 +221,7 @@ impl Inventory for Fake {
         Ok(v.clone())
     }
     async fn order(&self, id: OrderId) -> Result<OrderView, CommandError> {
+        self.injected()?;
         let s = self.state.lock().unwrap();
         s.orders
             .get(&id)

@@ -2,9 +2,13 @@
 
 mod access;
 mod fake;
+mod idempotency;
+mod internal;
 mod limits;
+mod objects;
 mod reservations;
 mod skus;
+mod values;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

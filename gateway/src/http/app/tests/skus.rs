@@ -84,3 +84,71 @@ async fn skus_paginate_with_a_cursor() {
     let r = call(&app, "GET", "/v1/skus?page=2", Some("shop"), "").await;
     assert_eq!(r.status, 400);
 }
+
+#[tokio::test]
+async fn list_asks_the_engine_for_a_bounded_page_after_a_valid_cursor_only() {
+    use base64::Engine as _;
+    let app = app();
+    for s in ["a", "b"] {
+        seed(&app, s, 1).await;
+    }
+    for (query, want) in [
+        ("", 100),
+        ("?limit=1000", 1000),
+        ("?limit=1", 1),
+        ("?cursor=", 100),
+    ] {
+        let r = call(
+            &app,
+            "GET",
+            &format!("/v1/skus{query}"),
+            Some("partner"),
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        assert_eq!(
+            app.inventory().list_limits.lock().unwrap().pop(),
+            Some(want),
+            "{query}"
+        );
+    }
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    for query in [
+        "limit=1001".to_owned(),
+        "limit=-1".to_owned(),
+        "limit=1&limit=100000".to_owned(),
+        "cursor=%%%".to_owned(),
+        format!("cursor={}", b64(b"a/b")),
+        format!("cursor={}", b64(&[0xff, 0xfe])),
+        format!("cursor={}", b64(&[b'x'; 65])),
+        "cursor=YQ==".to_owned(),
+        "after=a".to_owned(),
+    ] {
+        let r = call(&app, "GET", &format!("/v1/skus?{query}"), Some("shop"), "").await;
+        assert!(
+            matches!(
+                (r.status, problem_type(&r)),
+                (400, "malformed") | (422, "invalid")
+            ),
+            "{query}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(
+            app.inventory().list_limits.lock().unwrap().is_empty(),
+            "{query}: the engine was asked"
+        );
+    }
+    let r = call(&app, "GET", "/v1/skus?cursor=%%%", Some("shop"), "").await;
+    assert_eq!((r.status, problem_type(&r)), (400, "malformed"));
+    let r = call(
+        &app,
+        "GET",
+        &format!("/v1/skus?cursor={}", b64(b"a")),
+        Some("shop"),
+        "",
+    )
+    .await;
+    assert_eq!(r.body["items"][0]["sku"], "b", "{}", r.body);
+}

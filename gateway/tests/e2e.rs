@@ -627,6 +627,8 @@ async fn first_run_generates_tokens_and_help_lists_flags() {
         "--tls-cert",
         "--tls-key",
         "--max-connections",
+        "--per-ip-max-connections",
+        "--per-ip-limit-loopback",
         "--body-limit-bytes",
         "--header-timeout-ms",
         "--body-timeout-ms",

@@ -391,6 +391,12 @@ mod tests {
             (CommandError::Invalid("qty".into()), 422, "invalid"),
             (CommandError::Unavailable("disk".into()), 503, "unavailable"),
             (CommandError::Busy("queue".into()), 503, "unavailable"),
+            (
+                CommandError::IdempotencyInProgress { retry_after_ms: 1 },
+                409,
+                "idempotency-in-progress",
+            ),
+            (CommandError::Internal("bug".into()), 500, "internal"),
         ];
         for (err, status, suffix) in cases {
             let p = Problem::from(err.clone());
@@ -416,6 +422,14 @@ mod tests {
         assert_eq!(body["sku"], "tee");
         assert_eq!(body["available"], 3);
         assert_eq!(body["title"], "Sold out");
+    }
+
+    #[test]
+    fn in_progress_carries_retry_after_in_whole_seconds() {
+        for (ms, s) in [(1, "1"), (1000, "1"), (1001, "2"), (0, "1")] {
+            let p = Problem::from(CommandError::IdempotencyInProgress { retry_after_ms: ms });
+            assert_eq!(p.into_response().headers()[RETRY_AFTER], s, "{ms} ms");
+        }
     }
 
     #[test]

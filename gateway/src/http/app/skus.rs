@@ -42,7 +42,11 @@ impl<E: Inventory> App<E> {
         Ok(res)
     }
 
-    /// `POST /v1/skus/{sku}/restock`: adds `qty` units.
+    /// `POST /v1/skus/{sku}/restock`: adds `qty` units; the SKU's total must stay within
+    /// [`MAX_STOCK`], the bound `PUT` accepts, so a restocked SKU can always be re-PUT at its
+    /// own total. This check reads the current total for a clear, early 422; it is not atomic
+    /// with the restock, so concurrent restocks rely on the engine enforcing the same
+    /// `protocol::limits::MAX_STOCK` when it applies them.
     pub(super) async fn restock<B: RequestBody>(
         &self,
         caller: &Caller,

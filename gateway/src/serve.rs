@@ -114,12 +114,24 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Most open HTTP connections from one client address (an IPv6 /64); beyond it new
+    /// connections from that address get 429 and are closed. 0 = no per-address cap. Behind a
+    /// remote proxy or load balancer all clients share its address: raise it or use 0.
+    #[arg(long, env = "FLASHSALE_PER_IP_MAX_CONNECTIONS", default_value_t = crate::http::server::DEFAULT_PER_IP_MAX_CONNECTIONS)]
+    pub per_ip_max_connections: usize,
+
+    /// Count loopback peers against --per-ip-max-connections too. By default they are not
+    /// capped per address: a local proxy, health checks or a load test on the same machine.
+    #[arg(long, env = "FLASHSALE_PER_IP_LIMIT_LOOPBACK")]
+    pub per_ip_limit_loopback: bool,
+
     /// Largest request body in bytes (413 above).
     #[arg(long, env = "FLASHSALE_BODY_LIMIT_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(256..))]
     pub body_limit_bytes: u32,
 
-    /// Longest time to receive a request head, in ms; also how long an idle keep-alive
-    /// connection is kept (slow-loris protection).
+    /// Longest time to receive a request head, in ms; also how long a connection with no
+    /// request in flight is kept, HTTP/1.1 and HTTP/2 alike (slow-loris and idle-hoarding
+    /// protection).
     #[arg(long, env = "FLASHSALE_HEADER_TIMEOUT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_ms: u64,
 
@@ -340,6 +352,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections as usize,
         header_timeout: Duration::from_millis(args.header_timeout_ms),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        per_ip_max_connections: args.per_ip_max_connections,
+        per_ip_limit_loopback: args.per_ip_limit_loopback,
         ..ServerConfig::default()
     };
 

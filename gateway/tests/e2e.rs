@@ -627,6 +627,8 @@ async fn first_run_generates_tokens_and_help_lists_flags() {
         "--tls-cert",
         "--tls-key",
         "--max-connections",
+        "--per-ip-max-connections",
+        "--per-ip-limit-loopback",
         "--body-limit-bytes",
         "--header-timeout-ms",
         "--body-timeout-ms",
@@ -637,4 +639,115 @@ async fn first_run_generates_tokens_and_help_lists_flags() {
     ] {
         assert!(help.contains(flag), "serve --help lacks {flag}:\n{help}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_objects_and_stock_and_money_have_one_limit() {
+    use flashsale_protocol::limits::{MAX_MONEY_CENTS, MAX_STOCK};
+    let server = Server::start(&["--rate-limit-buyer-rps", "0"]);
+    let api = Api::new(&server);
+    api.put_sku("az", sku_body(5, 60)).await;
+
+    // serde's positional form is not a body: 400, and nothing is held.
+    for (method, path, token, body) in [
+        ("POST", "/v1/reservations", SHOP, r#"["zed",[["az",1]]]"#),
+        (
+            "POST",
+            "/v1/reservations",
+            SHOP,
+            r#"{"buyer":"zed","lines":[["az",1]]}"#,
+        ),
+        ("PUT", "/v1/skus/az", ADMIN, r#"["Tee",1500,10]"#),
+        ("POST", "/v1/skus/az/restock", ADMIN, "[1]"),
+    ] {
+        let r = api
+            .raw(method, path, Some(token), Some(body.into()), &[])
+            .await;
+        assert_eq!(
+            (r.status, r.problem()),
+            (400, "malformed"),
+            "{body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(api.counts("az").await, (5, 0, 0));
+    let r = api.reserve("zed", "az", 1).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    for (path, body) in [("confirm", r#"["pay"]"#), ("cancel", "[]")] {
+        let r = api
+            .raw(
+                "POST",
+                &format!("/v1/reservations/{id}/{path}"),
+                Some(SHOP),
+                Some(body.into()),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.problem()),
+            (400, "malformed"),
+            "{path}: {}",
+            r.body
+        );
+    }
+
+    // Money: the largest price is exact in every answer; one cent more is refused.
+    let r = api
+        .send(
+            "PUT",
+            "/v1/skus/dear",
+            Some(ADMIN),
+            Some(json!({"name": "Dear", "price_cents": MAX_MONEY_CENTS + 1, "stock": 1})),
+        )
+        .await;
+    assert_eq!((r.status, r.problem()), (422, "invalid"), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("price_cents"));
+    let r = api
+        .put_sku(
+            "dear",
+            json!({"name": "Dear", "price_cents": MAX_MONEY_CENTS, "stock": 1}),
+        )
+        .await;
+    assert_eq!(r.body["price_cents"], MAX_MONEY_CENTS);
+    let r = api.reserve("rich", "dear", 1).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["total_cents"], MAX_MONEY_CENTS);
+
+    // Stock: restock up to the maximum, then the SKU can be re-PUT at its own total; past the
+    // maximum is refused by both.
+    api.put_sku(
+        "big",
+        json!({"name": "Big", "price_cents": 1, "stock": MAX_STOCK - 5}),
+    )
+    .await;
+    let restock = |qty: u64| {
+        api.send(
+            "POST",
+            "/v1/skus/big/restock",
+            Some(ADMIN),
+            Some(json!({ "qty": qty })),
+        )
+    };
+    let r = restock(6).await;
+    assert_eq!((r.status, r.problem()), (422, "invalid"), "{}", r.body);
+    let r = restock(5).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["total"], MAX_STOCK);
+    let r = api
+        .put_sku(
+            "big",
+            json!({"name": "Big", "price_cents": 1, "stock": MAX_STOCK}),
+        )
+        .await;
+    assert_eq!((r.status, &r.body["total"]), (200, &json!(MAX_STOCK)));
+    let r = api
+        .send(
+            "PUT",
+            "/v1/skus/big",
+            Some(ADMIN),
+            Some(json!({"name": "Big", "price_cents": 1, "stock": MAX_STOCK + 1})),
+        )
+        .await;
+    assert_eq!((r.status, r.problem()), (422, "invalid"), "{}", r.body);
+    assert!(server.stop().success());
 }

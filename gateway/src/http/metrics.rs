@@ -42,6 +42,10 @@ pub struct Metrics {
     pub connections_accepted: AtomicU64,
     /// Connections refused because the connection cap was reached.
     pub connections_refused: AtomicU64,
+    /// Connections refused because their address was at the per-address cap.
+    pub connections_refused_per_ip: AtomicU64,
+    /// Connections closed after having no request in flight for the idle timeout.
+    pub connections_closed_idle: AtomicU64,
     /// Requests refused by the per-IP limit.
     pub rate_limited_ip: AtomicU64,
     /// Requests refused by the per-buyer limit.
@@ -89,6 +93,8 @@ impl Metrics {
             connections_open: AtomicU64::new(0),
             connections_accepted: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            connections_refused_per_ip: AtomicU64::new(0),
+            connections_closed_idle: AtomicU64::new(0),
             rate_limited_ip: AtomicU64::new(0),
             rate_limited_buyer: AtomicU64::new(0),
         }
@@ -112,6 +118,56 @@ impl Metrics {
     pub fn count(&self, route: Option<RouteId>, status: u16) -> u64 {
         let slot = route.map_or(ROUTE_COUNT, RouteId::index);
         self.routes[slot].by_status[status_slot(status)].load(Ordering::Relaxed)
+    }
+
+    /// Renders the connection counters and the rate limits.
+    fn render_connections(&self, out: &mut String) {
+        gauge(
+            out,
+            "flashsale_http_connections_open",
+            "Open HTTP connections.",
+            self.connections_open.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "flashsale_http_connections_accepted_total",
+            "HTTP connections accepted.",
+            self.connections_accepted.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "flashsale_http_connections_refused_total",
+            "HTTP connections refused at the connection cap.",
+            self.connections_refused.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "flashsale_http_connections_refused_per_ip_total",
+            "HTTP connections refused at the per-address cap.",
+            self.connections_refused_per_ip.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "flashsale_http_connections_closed_idle_total",
+            "HTTP connections closed after the idle timeout with no request in flight.",
+            self.connections_closed_idle.load(Ordering::Relaxed),
+        );
+        header(
+            out,
+            "flashsale_http_rate_limited_total",
+            "counter",
+            "Requests refused by a rate limit, by scope.",
+        );
+        let _ = writeln!(
+            out,
+            "flashsale_http_rate_limited_total{{scope=\"ip\"}} {}",
+            self.rate_limited_ip.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "flashsale_http_rate_limited_total{{scope=\"buyer\"}} {}",
+            self.rate_limited_buyer.load(Ordering::Relaxed)
+        );
     }
 
     /// Renders everything in Prometheus text format (v0.0.4).
@@ -199,40 +255,7 @@ impl Metrics {
             }
         }
 
-        gauge(
-            &mut out,
-            "flashsale_http_connections_open",
-            "Open HTTP connections.",
-            self.connections_open.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "flashsale_http_connections_accepted_total",
-            "HTTP connections accepted.",
-            self.connections_accepted.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "flashsale_http_connections_refused_total",
-            "HTTP connections refused at the connection cap.",
-            self.connections_refused.load(Ordering::Relaxed),
-        );
-        header(
-            &mut out,
-            "flashsale_http_rate_limited_total",
-            "counter",
-            "Requests refused by a rate limit, by scope.",
-        );
-        let _ = writeln!(
-            out,
-            "flashsale_http_rate_limited_total{{scope=\"ip\"}} {}",
-            self.rate_limited_ip.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "flashsale_http_rate_limited_total{{scope=\"buyer\"}} {}",
-            self.rate_limited_buyer.load(Ordering::Relaxed)
-        );
+        self.render_connections(&mut out);
 
         if let Some(s) = engine {
             render_engine(&mut out, s);

@@ -1,14 +1,20 @@
 //! The HTTP checkout API (hyper 1.x): storefronts and admins call it; see `docs/openapi.yaml`.
 //!
 //! - [`routes`]: the route table and matcher (the OpenAPI sync test reads [`routes::ROUTES`]).
-//! - [`app`]: request → response: credentials, limits, JSON, engine calls, problem mapping.
-//! - [`server`]: sockets: the accept loop, connection cap, timeouts, graceful drain.
+//! - [`app`]: request → response: credentials (`app/access.rs`), body limits (`app/body.rs`),
+//!   pagination, and one handler file per resource (`app/skus.rs`, `app/reservations.rs`, …).
+//! - [`server`]: sockets: the accept loop, connection caps ([`per_ip`] per address), idle
+//!   connections ([`idle`]), timeouts, graceful drain.
+//! - [`json`]: request bodies are JSON objects (never serde's positional arrays).
 //! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each.
 
 pub mod app;
+pub mod idle;
 pub mod inventory;
+pub mod json;
 pub mod jwt;
 pub mod metrics;
+pub mod per_ip;
 pub mod problem;
 pub mod rate_limit;
 pub mod routes;

@@ -12,6 +12,9 @@ use super::wire::format_ms;
 /// Prefix of every problem `type` URI.
 pub const TYPE_BASE: &str = "https://flashsale.dev/problems/";
 
+/// The `detail` of every `500 internal` answer: what went wrong is logged, never shown.
+pub const INTERNAL_DETAIL: &str = "an internal error occurred; it was logged";
+
 /// The kinds of problem the API reports; each has a fixed status and `type` suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProblemKind {
@@ -161,6 +164,9 @@ pub struct Problem {
     pub allow: Option<String>,
     /// Whether the connection should be closed after this answer (e.g. an unread body).
     pub close: bool,
+    /// What operators need to know and clients must not see (an internal error's cause):
+    /// logged with the request, never part of the body.
+    pub log_detail: Option<String>,
 }
 
 impl Problem {
@@ -173,7 +179,16 @@ impl Problem {
             retry_after_s: None,
             allow: None,
             close: false,
+            log_detail: None,
         }
+    }
+
+    /// 500 internal: a bug. `what` goes to the log (with the request); the client sees only
+    /// [`INTERNAL_DETAIL`].
+    pub fn internal(what: impl Into<String>) -> Self {
+        let mut p = Self::new(ProblemKind::Internal, INTERNAL_DETAIL);
+        p.log_detail = Some(what.into());
+        p
     }
 
     /// 400 malformed.
@@ -295,13 +310,7 @@ impl From<CommandError> for Problem {
                 p
             }
             CommandError::Invalid(_) => Problem::invalid(detail),
-            CommandError::Internal(what) => {
-                tracing::error!(error = %what, "internal error");
-                Problem::new(
-                    ProblemKind::Internal,
-                    "an internal error occurred; it was logged",
-                )
-            }
+            CommandError::Internal(what) => Problem::internal(what),
             CommandError::Unavailable(_) => {
                 let mut p = Problem::new(
                     ProblemKind::Unavailable,
@@ -382,6 +391,12 @@ mod tests {
             (CommandError::Invalid("qty".into()), 422, "invalid"),
             (CommandError::Unavailable("disk".into()), 503, "unavailable"),
             (CommandError::Busy("queue".into()), 503, "unavailable"),
+            (
+                CommandError::IdempotencyInProgress { retry_after_ms: 1 },
+                409,
+                "idempotency-in-progress",
+            ),
+            (CommandError::Internal("bug".into()), 500, "internal"),
         ];
         for (err, status, suffix) in cases {
             let p = Problem::from(err.clone());
@@ -407,6 +422,14 @@ mod tests {
         assert_eq!(body["sku"], "tee");
         assert_eq!(body["available"], 3);
         assert_eq!(body["title"], "Sold out");
+    }
+
+    #[test]
+    fn in_progress_carries_retry_after_in_whole_seconds() {
+        for (ms, s) in [(1, "1"), (1000, "1"), (1001, "2"), (0, "1")] {
+            let p = Problem::from(CommandError::IdempotencyInProgress { retry_after_ms: ms });
+            assert_eq!(p.into_response().headers()[RETRY_AFTER], s, "{ms} ms");
+        }
     }
 
     #[test]

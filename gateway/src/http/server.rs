@@ -1,43 +1,59 @@
-//! The socket side of the HTTP API: accepts connections (at most `max_connections` at once),
-//! serves HTTP/1.1 keep-alive and HTTP/2 prior-knowledge (h2c) on each with hyper's auto
-//! builder, bounds header reads, and on shutdown stops accepting and drains in-flight requests.
+//! The socket side of the HTTP API: accepts connections (at most `max_connections` at once, at
+//! most `per_ip_max_connections` per client address), serves HTTP/1.1 keep-alive and HTTP/2
+//! prior-knowledge (h2c) on each with hyper's auto builder, bounds header reads, closes
+//! connections idle for the idle timeout (both protocols alike), and on shutdown stops
+//! accepting and drains in-flight requests.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::Request;
+use hyper::service::{service_fn, Service};
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
-use super::app::App;
+use super::app::{App, ResBody};
+use super::idle::Activity;
 use super::inventory::Inventory;
+use super::per_ip::{IpSlot, PerIpLimit};
 use super::problem::{Problem, ProblemKind};
 
 /// Most connections being refused at once; beyond it, extra connections are closed at once.
 const MAX_PENDING_REFUSALS: usize = 256;
-/// How long a refusal may take (write the 503, drain what the client sent, close).
+/// How long a refusal may take (write the answer, drain what the client sent, close).
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
+/// How long connections may take to close once the grace period is over and they are told to.
+const FORCE_CLOSE_DEADLINE: Duration = Duration::from_secs(1);
+/// Default of [`ServerConfig::per_ip_max_connections`].
+pub const DEFAULT_PER_IP_MAX_CONNECTIONS: usize = 256;
 
 /// Socket-level settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Most open connections; more are answered 503 and closed.
     pub max_connections: usize,
-    /// Longest time to receive a request head (also bounds an idle keep-alive connection).
+    /// Longest time to receive a request head; also how long a connection with no request in
+    /// flight is kept (HTTP/1.1 and HTTP/2 alike).
     pub header_timeout: Duration,
     /// How long shutdown waits for in-flight requests before closing connections.
     pub shutdown_grace: Duration,
     /// Most concurrent HTTP/2 streams per connection.
     pub h2_max_concurrent_streams: u32,
+    /// Most open connections from one client address (an IPv6 /64); more are answered 429 and
+    /// closed. 0 = no per-address cap.
+    pub per_ip_max_connections: usize,
+    /// Whether loopback peers count against `per_ip_max_connections` (by default a local
+    /// proxy or load generator is not capped).
+    pub per_ip_limit_loopback: bool,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +63,8 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(10),
             h2_max_concurrent_streams: 256,
+            per_ip_max_connections: DEFAULT_PER_IP_MAX_CONNECTIONS,
+            per_ip_limit_loopback: false,
         }
     }
 }
@@ -58,6 +76,17 @@ pub struct ServeOutcome {
     pub drained: bool,
     /// Connections still open when the grace period ended (closed by force).
     pub forced: usize,
+}
+
+/// Where the server is in its life; every connection task follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Accepting and serving.
+    Serving,
+    /// Shutting down: finish in-flight requests, take no new ones, then close.
+    Draining,
+    /// The grace period is over: close now.
+    Closing,
 }
 
 /// Decrements the open-connection gauge when a connection task ends, however it ends.
@@ -72,13 +101,41 @@ impl<E: Inventory> Drop for OpenGuard<E> {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains within the grace period.
-pub async fn serve<E: Inventory>(
-    listener: TcpListener,
+/// Everything a connection holds while it is open; dropping it gives all of it back.
+struct Held<E: Inventory> {
+    /// Its slot under the connection cap.
+    _slot: OwnedSemaphorePermit,
+    /// Its slot under its address's cap.
+    _ip: IpSlot,
+    /// Its count in the open-connection gauge.
+    _open: OpenGuard<E>,
+    /// Keeps the drain waiting until this connection is gone.
+    _done: mpsc::Sender<()>,
+}
+
+/// What the accept loop shares with every connection it starts.
+struct Acceptor<E: Inventory> {
+    /// The API.
     app: Arc<App<E>>,
+    /// HTTP/1.1 + HTTP/2 connection settings.
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    /// The settings.
     config: ServerConfig,
-    shutdown: impl Future<Output = ()>,
-) -> ServeOutcome {
+    /// The connection cap.
+    slots: Arc<Semaphore>,
+    /// Bounds the refusals in progress.
+    refusals: Arc<Semaphore>,
+    /// The per-address cap.
+    per_ip: Arc<PerIpLimit>,
+    /// The server's phase, for every connection.
+    phase: watch::Receiver<Phase>,
+    /// Cloned into every connection; the drain ends when all clones are gone.
+    done: mpsc::Sender<()>,
+}
+
+/// The hyper connection settings: timers, header timeout, HTTP/2 streams and keep-alive pings
+/// (which detect dead peers; idle live ones are closed by [`run_connection`]).
+fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -91,12 +148,29 @@ pub async fn serve<E: Inventory>(
         .max_concurrent_streams(config.h2_max_concurrent_streams)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
+    builder
+}
 
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let refusals = Arc::new(Semaphore::new(MAX_PENDING_REFUSALS));
-    let graceful = GracefulShutdown::new();
+/// Serves `app` on `listener` until `shutdown` resolves, then drains within the grace period.
+pub async fn serve<E: Inventory>(
+    listener: TcpListener,
+    app: Arc<App<E>>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> ServeOutcome {
+    let (phase_tx, phase) = watch::channel(Phase::Serving);
+    let (done, mut all_done) = mpsc::channel::<()>(1);
+    let acceptor = Acceptor {
+        builder: Arc::new(builder(&config)),
+        slots: Arc::new(Semaphore::new(config.max_connections)),
+        refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
+        per_ip: PerIpLimit::new(config.per_ip_max_connections, config.per_ip_limit_loopback),
+        app: app.clone(),
+        config: config.clone(),
+        phase,
+        done,
+    };
     tokio::pin!(shutdown);
-
     loop {
         let (stream, peer) = tokio::select! {
             biased;
@@ -111,79 +185,221 @@ pub async fn serve<E: Inventory>(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            app.metrics()
-                .connections_refused
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%peer, "connection refused: limit reached");
-            if let Ok(p) = refusals.clone().try_acquire_owned() {
-                tokio::spawn(async move {
-                    refuse(stream, config.max_connections).await;
-                    drop(p);
-                });
-            }
-            continue;
-        };
-        app.metrics()
-            .connections_accepted
-            .fetch_add(1, Ordering::Relaxed);
-        app.metrics()
-            .connections_open
-            .fetch_add(1, Ordering::Relaxed);
-        let guard = OpenGuard(app.clone());
-        let service_app = app.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            let app = service_app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer.ip()).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            drop(permit);
-            drop(guard);
-        });
+        acceptor.admit(stream, peer);
     }
     drop(listener);
+    drop(acceptor);
+    drain(&app, &config, &phase_tx, &mut all_done).await
+}
 
+/// Tells every connection to finish and waits for them within the grace period; then tells
+/// the rest to close at once.
+async fn drain<E: Inventory>(
+    app: &App<E>,
+    config: &ServerConfig,
+    phase: &watch::Sender<Phase>,
+    all_done: &mut mpsc::Receiver<()>,
+) -> ServeOutcome {
     let open = app.metrics().connections_open.load(Ordering::Relaxed);
     tracing::info!(open, "shutting down: draining in-flight requests");
-    match tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await {
-        Ok(()) => ServeOutcome {
+    phase.send_replace(Phase::Draining);
+    if tokio::time::timeout(config.shutdown_grace, all_done.recv())
+        .await
+        .is_ok()
+    {
+        return ServeOutcome {
             drained: true,
             forced: 0,
-        },
-        Err(_) => {
-            let forced = app.metrics().connections_open.load(Ordering::Relaxed) as usize;
-            tracing::warn!(
-                forced,
-                "grace period over; closing the remaining connections"
+        };
+    }
+    let forced = app.metrics().connections_open.load(Ordering::Relaxed) as usize;
+    tracing::warn!(
+        forced,
+        "grace period over; closing the remaining connections"
+    );
+    phase.send_replace(Phase::Closing);
+    let _ = tokio::time::timeout(FORCE_CLOSE_DEADLINE, all_done.recv()).await;
+    ServeOutcome {
+        drained: false,
+        forced,
+    }
+}
+
+impl<E: Inventory> Acceptor<E> {
+    /// Starts serving `stream`, or refuses it (per-address cap: 429; connection cap: 503).
+    fn admit(&self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let metrics = self.app.metrics();
+        let Some(ip_slot) = self.per_ip.try_acquire(peer.ip()) else {
+            metrics
+                .connections_refused_per_ip
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "connection refused: per-address limit reached");
+            let mut p = Problem::new(
+                ProblemKind::RateLimited,
+                format!(
+                    "too many open connections from this address (limit {}); reuse a \
+                     connection or retry shortly",
+                    self.per_ip.max()
+                ),
             );
-            ServeOutcome {
-                drained: false,
-                forced,
+            p.retry_after_s = Some(1);
+            return self.refuse(stream, p);
+        };
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "connection refused: limit reached");
+            let mut p = Problem::new(
+                ProblemKind::Unavailable,
+                format!(
+                    "the server is at its connection limit ({}); retry shortly",
+                    self.config.max_connections
+                ),
+            );
+            p.retry_after_s = Some(1);
+            return self.refuse(stream, p);
+        };
+        metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        let held = Held {
+            _slot: slot,
+            _ip: ip_slot,
+            _open: OpenGuard(self.app.clone()),
+            _done: self.done.clone(),
+        };
+        let (builder, app) = (self.builder.clone(), self.app.clone());
+        let (idle_timeout, phase) = (self.config.header_timeout, self.phase.clone());
+        tokio::spawn(async move {
+            run_connection(&builder, app, stream, peer, idle_timeout, phase).await;
+            drop(held);
+        });
+    }
+
+    /// Answers `stream` with `problem` and closes it, unless too many refusals are under way
+    /// (then it is closed at once).
+    fn refuse(&self, stream: TcpStream, problem: Problem) {
+        if let Ok(p) = self.refusals.clone().try_acquire_owned() {
+            tokio::spawn(async move {
+                refuse(stream, problem).await;
+                drop(p);
+            });
+        }
+    }
+}
+
+/// Serves one connection until it ends, the server closes it, or it has had no request in
+/// flight for `idle_timeout` (then it is shut down gracefully: HTTP/2 gets a GOAWAY, HTTP/1.1
+/// is closed; if it still has not ended `idle_timeout` later, it is dropped).
+async fn run_connection<E: Inventory>(
+    builder: &auto::Builder<TokioExecutor>,
+    app: Arc<App<E>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    idle_timeout: Duration,
+    mut phase: watch::Receiver<Phase>,
+) {
+    // A zero timeout would make the idle check spin; the flag's minimum is 1 ms anyway.
+    let idle_timeout = idle_timeout.max(Duration::from_millis(1));
+    let activity = Activity::new(Instant::now().into_std());
+    let service = counted_service(app.clone(), activity.clone(), peer);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    // `Some(deadline)` once the connection is being shut down: dropped at the deadline if it
+    // has not ended by then (`None` while draining: the server's grace period bounds it).
+    let mut closing: Option<Option<Instant>> = None;
+    loop {
+        let wake = match closing {
+            None => next_idle_check(&activity, idle_timeout),
+            Some(Some(deadline)) => deadline,
+            Some(None) => Instant::now() + idle_timeout,
+        };
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(wake), if closing != Some(None) => match closing {
+                Some(_) => {
+                    tracing::debug!(%peer, "connection did not close in time; dropped");
+                    return;
+                }
+                None => {
+                    let idle = activity.idle_for(Instant::now().into_std());
+                    if idle.is_some_and(|d| d >= idle_timeout) {
+                        app.metrics().connections_closed_idle.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "closing an idle connection");
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(Some(Instant::now() + idle_timeout));
+                    }
+                }
+            },
+            changed = phase.changed() => {
+                let now = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Closing };
+                match now {
+                    Phase::Serving => {}
+                    Phase::Draining => {
+                        if closing.is_none() {
+                            conn.as_mut().graceful_shutdown();
+                        }
+                        closing = Some(None);
+                    }
+                    Phase::Closing => return,
+                }
             }
         }
     }
 }
 
-/// Answers a connection over the cap with a 503 problem and closes it.
-async fn refuse(mut stream: TcpStream, max: usize) {
-    let mut p = Problem::new(
-        ProblemKind::Unavailable,
-        format!("the server is at its connection limit ({max}); retry shortly"),
-    );
-    p.retry_after_s = Some(1);
-    let body = serde_json::to_vec(&p.body()).unwrap_or_default();
+/// The API as the service of one connection from `peer`, each request counted in `activity`
+/// from the moment hyper hands it over until its answer (or until it is abandoned).
+fn counted_service<E: Inventory>(
+    app: Arc<App<E>>,
+    activity: Arc<Activity>,
+    peer: SocketAddr,
+) -> impl Service<
+    Request<Incoming>,
+    Response = Response<ResBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static,
+> + Send
+       + 'static {
+    service_fn(move |req: Request<Incoming>| {
+        let app = app.clone();
+        let in_flight = activity.begin();
+        async move {
+            let res = app.handle(req, peer.ip()).await;
+            drop(in_flight);
+            Ok::<_, Infallible>(res)
+        }
+    })
+}
+
+/// When to look again whether the connection has been idle for `idle_timeout`.
+fn next_idle_check(activity: &Activity, idle_timeout: Duration) -> Instant {
+    let now = Instant::now();
+    match activity.idle_for(now.into_std()) {
+        Some(idle) => now + idle_timeout.saturating_sub(idle),
+        // A request is in flight: its own timeouts bound it; look again later.
+        None => now + idle_timeout,
+    }
+}
+
+/// Answers a refused connection with `problem` (HTTP/1.1) and closes it.
+async fn refuse(mut stream: TcpStream, problem: Problem) {
+    let status = problem.kind.status();
+    let body = serde_json::to_vec(&problem.body()).unwrap_or_default();
+    let retry_after = problem
+        .retry_after_s
+        .map(|s| format!("retry-after: {s}\r\n"))
+        .unwrap_or_default();
     let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
-         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\
+        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\n\
+         content-length: {}\r\n{retry_after}connection: close\r\n\
          x-content-type-options: nosniff\r\ncache-control: no-store\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
         body.len()
     );
     let _ = tokio::time::timeout(REFUSAL_DEADLINE, async {

@@ -1,26 +1,23 @@
-//! JSON bodies of the API: request shapes (unknown fields refused), their validation, and the
-//! views returned. Times are RFC 3339 in UTC; money is integer cents.
+//! JSON bodies of the API: request shapes (unknown fields refused, objects only), their
+//! validation against [`flashsale_protocol::limits`], and the views returned. Times are RFC 3339
+//! in UTC; money is integer cents, exact (at most [`MAX_MONEY_CENTS`]) in every response.
 
 use std::collections::HashSet;
 
 use flashsale_engine::{OrderView, ReservationView, SkuView};
-use flashsale_protocol::{BuyerId, ReleaseReason, SkuId, SkuSpec, MAX_LINES};
+use flashsale_protocol::limits::{
+    checked_total_cents, DEFAULT_RESERVATION_TTL_S, MAX_MONEY_CENTS, MAX_NAME_LEN,
+    MAX_PAYMENT_REF_LEN, MAX_RESERVATION_TTL_S, MAX_STOCK,
+};
+use flashsale_protocol::{BuyerId, Line, ReleaseReason, SkuId, SkuSpec, MAX_LINES};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::json::objects;
+pub use super::json::parse_json;
 use super::problem::Problem;
 
-/// Default reservation TTL when a SKU is created without `reservation_ttl_s`.
-pub const DEFAULT_RESERVATION_TTL_S: u64 = 600;
-/// Longest allowed reservation TTL (one day).
-pub const MAX_RESERVATION_TTL_S: u64 = 86_400;
-/// Longest SKU display name, in bytes.
-pub const MAX_NAME_LEN: usize = 200;
-/// Longest payment reference, in bytes.
-pub const MAX_PAYMENT_REF_LEN: usize = 256;
-/// Largest stock or restock quantity accepted (keeps sums far from overflow).
-pub const MAX_UNITS: i64 = 1_000_000_000_000;
 /// Largest quantity on one reservation line.
 pub const MAX_LINE_QTY: i64 = 1_000_000;
 
@@ -44,18 +41,12 @@ pub fn parse_time(field: &str, s: &str) -> Result<u64, Problem> {
     u64::try_from(ms).map_err(|_| Problem::invalid(format!("{field}: {s:?} is before 1970")))
 }
 
-/// Parses a JSON body into `T`, reporting where it failed as 400 malformed.
-pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Problem::malformed(
-            "the request body is empty; a JSON object is expected",
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        Problem::malformed(format!("invalid JSON body: {e}"))
-            .with("line", e.line())
-            .with("column", e.column())
-    })
+/// `value` if it is in `0..=max`, else 422 naming `field` and the range.
+fn in_range(field: &str, value: i64, min: u64, max: u64) -> Result<u64, Problem> {
+    u64::try_from(value)
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+        .ok_or_else(|| Problem::invalid(format!("{field} must be {min}..={max}, got {value}")))
 }
 
 /// `PUT /v1/skus/{sku}` body.
@@ -85,25 +76,34 @@ pub struct PutSkuBody {
 impl PutSkuBody {
     /// Validates into the engine's [`SkuSpec`].
     pub fn into_spec(self, sku: SkuId) -> Result<SkuSpec, Problem> {
-        let name = self.name.trim().to_owned();
-        if name.is_empty() || name.len() > MAX_NAME_LEN {
-            return Err(Problem::invalid(format!(
-                "name must be 1..={MAX_NAME_LEN} bytes"
-            )));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Problem::invalid("name must not contain control characters"));
-        }
-        let price_cents = u64::try_from(self.price_cents)
-            .map_err(|_| Problem::invalid("price_cents must be ≥ 0"))?;
-        if !(0..=MAX_UNITS).contains(&self.stock) {
-            return Err(Problem::invalid(format!("stock must be 0..={MAX_UNITS}")));
-        }
+        let name = validated_name(&self.name)?;
+        let price_cents = in_range("price_cents", self.price_cents, 0, MAX_MONEY_CENTS)?;
+        let stock = in_range("stock", self.stock, 0, MAX_STOCK)?;
         let per_buyer_limit = match self.per_buyer_limit {
             None => None,
-            Some(n) if n >= 1 && n <= i64::from(u32::MAX) => Some(n as u32),
-            Some(_) => return Err(Problem::invalid("per_buyer_limit must be ≥ 1")),
+            Some(n) => Some(u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+                Problem::invalid(format!("per_buyer_limit must be 1..={}, got {n}", u32::MAX))
+            })?),
         };
+        let (starts, ends) = self.sale_window()?;
+        let ttl_s = match self.reservation_ttl_s {
+            None => DEFAULT_RESERVATION_TTL_S,
+            Some(t) => in_range("reservation_ttl_s", t, 1, MAX_RESERVATION_TTL_S)?,
+        };
+        Ok(SkuSpec {
+            sku,
+            name,
+            price_cents,
+            stock,
+            per_buyer_limit,
+            sale_starts_at_ms: starts,
+            sale_ends_at_ms: ends,
+            reservation_ttl_ms: ttl_s * 1000,
+        })
+    }
+
+    /// The sale window in Unix ms; the end, if both are given, after the start.
+    fn sale_window(&self) -> Result<(Option<u64>, Option<u64>), Problem> {
         let starts = self
             .sale_starts_at
             .as_deref()
@@ -121,26 +121,22 @@ impl PutSkuBody {
                 ));
             }
         }
-        let ttl_s = match self.reservation_ttl_s {
-            None => DEFAULT_RESERVATION_TTL_S,
-            Some(t) if t >= 1 && t as u64 <= MAX_RESERVATION_TTL_S => t as u64,
-            Some(_) => {
-                return Err(Problem::invalid(format!(
-                    "reservation_ttl_s must be 1..={MAX_RESERVATION_TTL_S}"
-                )))
-            }
-        };
-        Ok(SkuSpec {
-            sku,
-            name,
-            price_cents,
-            stock: self.stock as u64,
-            per_buyer_limit,
-            sale_starts_at_ms: starts,
-            sale_ends_at_ms: ends,
-            reservation_ttl_ms: ttl_s * 1000,
-        })
+        Ok((starts, ends))
     }
+}
+
+/// A SKU display name, trimmed: 1..=[`MAX_NAME_LEN`] bytes, no control characters.
+fn validated_name(name: &str) -> Result<String, Problem> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(Problem::invalid(format!(
+            "name must be 1..={MAX_NAME_LEN} bytes"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Problem::invalid("name must not contain control characters"));
+    }
+    Ok(name.to_owned())
 }
 
 /// `POST /v1/skus/{sku}/restock` body.
@@ -152,13 +148,10 @@ pub struct RestockBody {
 }
 
 impl RestockBody {
-    /// The validated quantity.
+    /// The validated quantity: 1..=[`MAX_STOCK`] (the SKU's total after it, too, must stay
+    /// within [`MAX_STOCK`]: see the restock handler).
     pub fn qty(&self) -> Result<u64, Problem> {
-        if (1..=MAX_UNITS).contains(&self.qty) {
-            Ok(self.qty as u64)
-        } else {
-            Err(Problem::invalid(format!("qty must be 1..={MAX_UNITS}")))
-        }
+        in_range("qty", self.qty, 1, MAX_STOCK)
     }
 }
 
@@ -179,10 +172,10 @@ pub struct ReserveBody {
     /// The buyer; required with a storefront token, implied by a buyer JWT.
     #[serde(default)]
     pub buyer: Option<String>,
-    /// What to hold.
+    /// What to hold; each line a JSON object.
+    #[serde(deserialize_with = "objects")]
     pub lines: Vec<LineBody>,
 }
-
 impl ReserveBody {
     /// Validates the lines: 1..=32 of them, no SKU twice, qty 1..=1,000,000.
     pub fn validated_lines(&self) -> Result<Vec<(SkuId, u32)>, Problem> {
@@ -251,6 +244,19 @@ impl ConfirmBody {
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {}
 
+/// `cents` as a response value: exact in every JSON client (at most [`MAX_MONEY_CENTS`]).
+/// Anything larger was stored by a bug (requests above it are refused): 500, never a rounded
+/// or saturated number.
+fn exact_cents(what: &str, cents: u64) -> Result<u64, Problem> {
+    if cents <= MAX_MONEY_CENTS {
+        Ok(cents)
+    } else {
+        Err(Problem::internal(format!(
+            "{what} of {cents} cents exceeds the money limit of {MAX_MONEY_CENTS}"
+        )))
+    }
+}
+
 /// A SKU as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkuJson {
@@ -278,12 +284,14 @@ pub struct SkuJson {
     pub reservation_ttl_s: u64,
 }
 
-impl From<&SkuView> for SkuJson {
-    fn from(v: &SkuView) -> Self {
-        SkuJson {
+impl TryFrom<&SkuView> for SkuJson {
+    type Error = Problem;
+
+    fn try_from(v: &SkuView) -> Result<Self, Problem> {
+        Ok(SkuJson {
             sku: v.sku.to_string(),
             name: v.name.clone(),
-            price_cents: v.price_cents,
+            price_cents: exact_cents(&format!("price of SKU {}", v.sku), v.price_cents)?,
             total: v.total,
             available: v.available,
             reserved: v.reserved,
@@ -292,7 +300,7 @@ impl From<&SkuView> for SkuJson {
             sale_starts_at: v.sale_starts_at_ms.map(format_ms),
             sale_ends_at: v.sale_ends_at_ms.map(format_ms),
             reservation_ttl_s: v.reservation_ttl_ms / 1000,
-        }
+        })
     }
 }
 
@@ -339,20 +347,30 @@ pub struct ReservationJson {
     pub release_reason: Option<&'static str>,
 }
 
-fn lines_json(lines: &[flashsale_protocol::Line]) -> (Vec<LineJson>, u64) {
-    let mut total = 0u64;
+/// The lines as shown and their exact total; `owner` names the reservation or order in the
+/// log if a price or the total exceeds the money limit (an internal bug: 500).
+fn lines_json(owner: &str, lines: &[Line]) -> Result<(Vec<LineJson>, u64), Problem> {
     let out = lines
         .iter()
         .map(|l| {
-            total = total.saturating_add(u64::from(l.qty).saturating_mul(l.unit_price_cents));
-            LineJson {
+            Ok(LineJson {
                 sku: l.sku.to_string(),
                 qty: l.qty,
-                unit_price_cents: l.unit_price_cents,
-            }
+                unit_price_cents: exact_cents(
+                    &format!("unit price of {} in {owner}", l.sku),
+                    l.unit_price_cents,
+                )?,
+            })
         })
-        .collect();
-    (out, total)
+        .collect::<Result<Vec<_>, Problem>>()?;
+    let total = checked_total_cents(lines.iter().map(|l| (l.qty, l.unit_price_cents))).ok_or_else(
+        || {
+            Problem::internal(format!(
+                "the total of {owner} exceeds the money limit of {MAX_MONEY_CENTS} cents"
+            ))
+        },
+    )?;
+    Ok((out, total))
 }
 
 /// The contract's name of a release reason.
@@ -364,10 +382,12 @@ pub fn release_reason_str(r: ReleaseReason) -> &'static str {
     }
 }
 
-impl From<&ReservationView> for ReservationJson {
-    fn from(v: &ReservationView) -> Self {
-        let (lines, total_cents) = lines_json(&v.lines);
-        ReservationJson {
+impl TryFrom<&ReservationView> for ReservationJson {
+    type Error = Problem;
+
+    fn try_from(v: &ReservationView) -> Result<Self, Problem> {
+        let (lines, total_cents) = lines_json(&format!("reservation {}", v.id), &v.lines)?;
+        Ok(ReservationJson {
             id: v.id.to_string(),
             status: v.status.as_str(),
             buyer: v.buyer.to_string(),
@@ -377,7 +397,7 @@ impl From<&ReservationView> for ReservationJson {
             expires_at: format_ms(v.expires_at_ms),
             order_id: v.order.map(|o| o.to_string()),
             release_reason: v.release_reason.map(release_reason_str),
-        }
+        })
     }
 }
 
@@ -400,18 +420,27 @@ pub struct OrderJson {
     pub created_at: String,
 }
 
-impl From<&OrderView> for OrderJson {
-    fn from(v: &OrderView) -> Self {
-        let (lines, _) = lines_json(&v.lines);
-        OrderJson {
+impl TryFrom<&OrderView> for OrderJson {
+    type Error = Problem;
+
+    fn try_from(v: &OrderView) -> Result<Self, Problem> {
+        let owner = format!("order {}", v.id);
+        let (lines, total_cents) = lines_json(&owner, &v.lines)?;
+        if total_cents != v.total_cents {
+            return Err(Problem::internal(format!(
+                "{owner}: stored total {} differs from its lines' total {total_cents}",
+                v.total_cents
+            )));
+        }
+        Ok(OrderJson {
             id: v.id.to_string(),
             reservation_id: v.reservation.to_string(),
             buyer: v.buyer.to_string(),
             lines,
-            total_cents: v.total_cents,
+            total_cents,
             payment_ref: v.payment_ref.clone(),
             created_at: format_ms(v.created_at_ms),
-        }
+        })
     }
 }
 

@@ -1,0 +1,164 @@
+//! The reservation endpoints: reserve (with an optional, caller-scoped `Idempotency-Key`),
+//! read, confirm (storefront or admin, after payment) and cancel.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use flashsale_engine::ReserveRequest;
+use flashsale_protocol::{BuyerId, IdempotencyKey, KeyOwner, ReservationId, ScopedKey};
+use hyper::header::HeaderMap;
+use hyper::StatusCode;
+
+use super::access::{check_owner, forbid_partner, require};
+use super::body::RequestBody;
+use super::response::{json, set_location};
+use super::{Answer, App, Caller};
+use crate::auth::Role;
+use crate::http::inventory::Inventory;
+use crate::http::problem::{Problem, ProblemKind};
+use crate::http::rate_limit::retry_after_s;
+use crate::http::wire::{parse_json, CancelBody, ConfirmBody, ReservationJson, ReserveBody};
+
+impl<E: Inventory> App<E> {
+    /// `POST /v1/reservations`: 201 with `Location` once the hold is durable.
+    pub(super) async fn reserve<B: RequestBody>(
+        &self,
+        caller: &Caller,
+        headers: &HeaderMap,
+        body: B,
+    ) -> Answer {
+        forbid_partner(caller)?;
+        let idempotency_key = idempotency_key(headers)?;
+        let raw = self.read_body(headers, body).await?;
+        let req: ReserveBody = parse_json(&raw)?;
+        let lines = req.validated_lines()?;
+        let buyer = acting_buyer(caller, req.buyer()?)?;
+        self.check_buyer_rate(&buyer)?;
+        let idempotency_key = match idempotency_key {
+            Some(key) => Some(ScopedKey::new(key_owner(caller)?, key)),
+            None => None,
+        };
+        let view = self
+            .inventory
+            .reserve(ReserveRequest {
+                buyer,
+                lines,
+                idempotency_key,
+            })
+            .await?;
+        let mut res = json(StatusCode::CREATED, &ReservationJson::try_from(&view)?)?;
+        set_location(&mut res, &format!("/v1/reservations/{}", view.id));
+        Ok(res)
+    }
+
+    /// Takes a token from `buyer`'s bucket, or answers 429 when it is empty.
+    fn check_buyer_rate(&self, buyer: &BuyerId) -> Result<(), Problem> {
+        if let Some(limiter) = &self.buyer_limiter {
+            if let Err(wait) = limiter.check(buyer, Instant::now()) {
+                self.metrics
+                    .rate_limited_buyer
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(Problem::rate_limited("buyer", retry_after_s(wait)));
+            }
+        }
+        Ok(())
+    }
+
+    /// `GET /v1/reservations/{id}`; another buyer's reservation looks unknown (404).
+    pub(super) async fn get_reservation(&self, caller: &Caller, param: &str) -> Answer {
+        let id = path_reservation(param)?;
+        forbid_partner(caller)?;
+        let view = self.inventory.reservation(id).await?;
+        check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
+        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
+    }
+
+    /// `POST /v1/reservations/{id}/confirm` `{payment_ref}`: storefronts and admins only.
+    pub(super) async fn confirm<B: RequestBody>(
+        &self,
+        caller: &Caller,
+        param: &str,
+        headers: &HeaderMap,
+        body: B,
+    ) -> Answer {
+        if matches!(caller, Caller::Buyer(_)) {
+            return Err(Problem::new(
+                ProblemKind::Forbidden,
+                "buyer tokens cannot confirm: the storefront confirms after payment",
+            ));
+        }
+        require(caller, &[Role::Admin, Role::Storefront])?;
+        let id = path_reservation(param)?;
+        let body = self.read_body(headers, body).await?;
+        let payment_ref = parse_json::<ConfirmBody>(&body)?.payment_ref()?;
+        let view = self.inventory.confirm(id, payment_ref).await?;
+        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
+    }
+
+    /// `POST /v1/reservations/{id}/cancel` with an empty body or `{}`.
+    pub(super) async fn cancel<B: RequestBody>(
+        &self,
+        caller: &Caller,
+        param: &str,
+        headers: &HeaderMap,
+        body: B,
+    ) -> Answer {
+        forbid_partner(caller)?;
+        let id = path_reservation(param)?;
+        let body = self.read_body(headers, body).await?;
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            parse_json::<CancelBody>(&body)?;
+        }
+        if let Caller::Buyer(_) = caller {
+            let view = self.inventory.reservation(id).await?;
+            check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
+        }
+        let view = self.inventory.cancel(id).await?;
+        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
+    }
+}
+
+/// The `Idempotency-Key` header, if sent (422 if it is not a valid key).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Problem> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .map_err(|_| Problem::invalid("Idempotency-Key must be printable ASCII"))?;
+    IdempotencyKey::new(s)
+        .map(Some)
+        .map_err(|e| Problem::invalid(e.to_string()))
+}
+
+/// The buyer a reservation is for: a buyer JWT's `sub` (the body may only repeat it), else the
+/// body's `buyer`, which storefronts and admins must send.
+fn acting_buyer(caller: &Caller, body_buyer: Option<BuyerId>) -> Result<BuyerId, Problem> {
+    match (caller, body_buyer) {
+        (Caller::Buyer(sub), None) => Ok(sub.clone()),
+        (Caller::Buyer(sub), Some(b)) if &b == sub => Ok(b),
+        (Caller::Buyer(_), Some(_)) => Err(Problem::new(
+            ProblemKind::Forbidden,
+            "buyer in the body differs from the token's sub",
+        )),
+        (_, Some(b)) => Ok(b),
+        (_, None) => Err(Problem::invalid(
+            "buyer is required with a storefront token",
+        )),
+    }
+}
+
+/// The scope of the caller's idempotency keys: its credential, or the buyer of a buyer JWT.
+fn key_owner(caller: &Caller) -> Result<KeyOwner, Problem> {
+    match caller {
+        Caller::Admin(c) | Caller::Storefront(c) => Ok(KeyOwner::Credential(c.0)),
+        Caller::Buyer(b) => Ok(KeyOwner::Buyer(b.clone())),
+        Caller::Partner => Err(Problem::internal("partner reached reserve")),
+    }
+}
+
+/// The reservation named in the path; an impossible id is unknown (404).
+fn path_reservation(param: &str) -> Result<ReservationId, Problem> {
+    ReservationId::parse(param)
+        .map_err(|_| Problem::not_found(format!("unknown reservation {param}")))
+}

@@ -48,7 +48,7 @@ fn reserve_confirm(c: &mut Criterion) {
                             id: None,
                             expires_at_ms: None,
                             group: None,
-                            claimed: false,
+                            claims: flashsale_engine::claim::Claims::none(),
                         };
                         let out = if encode {
                             let r = shard.reserve(1, cmd, &mut sink);

@@ -1,9 +1,15 @@
 //! The flashsale engine: inventory sharded by SKU across thread-per-core executors.
 //!
 //! - [`shard`]: a pure, deterministic state machine per shard (no I/O; clock injected).
-//! - [`gate`]: the lock-free stock counter that rejects sold-out requests on the caller's thread.
+//! - [`node`]: everything one shard's executor does, sans-IO: the commit path, the coordinator
+//!   of cross-shard reservations, idempotency keys in progress; plus the simulation [`node::world`].
+//! - [`gate`] and [`claim`]: the lock-free stock counter that rejects sold-out requests on the
+//!   caller's thread, and claims on it as guard values.
+//! - `mirror`: consistent lock-free copies of each SKU's last durable counts (a seqlock).
 //! - [`log`]: the interface to a durable write-ahead log (implemented in `flashsale-persistence`).
-//! - [`runtime`]: glommio executors pinned to cores, group commit, expiry, the async [`Engine`] handle.
+//! - [`runtime`]: the glommio shell around the nodes: executors pinned to cores, channels, the
+//!   real log and timers, and the async [`Engine`] handle.
+//! - [`limits`]: every bound the runtime keeps.
 //!
 //! The engine knows no HTTP, QUIC or SQL.
 

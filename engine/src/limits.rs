@@ -32,3 +32,7 @@ pub const PART_RESOLVE_GRACE_MS: u64 = 5_000;
 
 /// Most stale parts one shard asks about per tick.
 pub const PART_RESOLVE_BATCH: usize = 256;
+
+/// How long a home decision on a cross-shard reservation waits for its parts to acknowledge
+/// before the caller hears back anyway (the decision is durable at the home), in ms.
+pub const DECISION_ACK_WAIT_MS: u64 = 2_000;

@@ -20,7 +20,7 @@ pub mod world;
 use flashsale_protocol::{ReleaseReason, ReservationId, ScopedKey, ShardId, SkuId};
 
 use crate::command::CommandError;
-use crate::limits::{DUPLICATE_RETRY_AFTER_MS, MAX_COORDINATIONS};
+use crate::limits::{DECISION_ACK_WAIT_MS, DUPLICATE_RETRY_AFTER_MS, MAX_COORDINATIONS};
 use crate::shard::{FollowAction, GroupState, PartView, ReserveCommand, Shard};
 use crate::view::ReservationStatus;
 
@@ -68,6 +68,7 @@ struct Active<R> {
 struct Deciding<R> {
     /// Bit `s` set = shard `s` has not acknowledged.
     waiting: u64,
+    since_ms: u64,
     to: R,
     answer: Answer,
 }
@@ -317,6 +318,17 @@ impl<R> ShardNode<R> {
         }
         for to in self.keys.timed_out(now_ms) {
             reply(out, to, Err(in_progress()));
+        }
+        let late: Vec<ReservationId> = self
+            .deciding
+            .iter()
+            .filter(|(_, d)| now_ms.saturating_sub(d.since_ms) >= DECISION_ACK_WAIT_MS)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some(d) = self.deciding.remove(&id) {
+                reply(out, d.to, Ok(d.answer));
+            }
         }
     }
 
@@ -746,6 +758,7 @@ impl<R> ShardNode<R> {
                 } else {
                     let d = Deciding {
                         waiting,
+                        since_ms: now_ms,
                         to,
                         answer,
                     };

@@ -144,6 +144,20 @@ impl World {
         self.messages.len()
     }
 
+    /// Whether `ticket` has its reply.
+    pub fn has_reply(&self, ticket: Ticket) -> bool {
+        self.replies.contains_key(&ticket)
+    }
+
+    /// Completes every flush under way successfully.
+    pub fn settle_flushes(&mut self, now_ms: u64) {
+        for s in 0..self.nodes.len() {
+            if self.is_flushing(s) {
+                self.flush(s, true, now_ms);
+            }
+        }
+    }
+
     /// The reply of `ticket`, once there is one.
     pub fn take_reply(&mut self, ticket: Ticket) -> Option<Result<Answer, CommandError>> {
         self.replies.remove(&ticket)
@@ -161,6 +175,20 @@ impl World {
             c.sold_out += d.sold_out;
         }
         c
+    }
+
+    /// Loses message `i` of the queue (0 = oldest): what a bug or a lost wake-up would do;
+    /// the protocol must still converge (stale parts ask their home).
+    pub fn lose(&mut self, i: usize) -> bool {
+        self.messages.remove(i).is_some()
+    }
+
+    /// A short description of message `i` (for tests choosing what to lose or deliver).
+    pub fn describe(&self, i: usize) -> Option<String> {
+        self.messages.get(i).map(|(to, env)| match env {
+            Envelope::Request(r, t) => format!("to {to}: request #{t} {r:?}"),
+            Envelope::Peer(m) => format!("to {to}: {m:?}"),
+        })
     }
 
     /// Delivers message `i` of the queue (0 = oldest).

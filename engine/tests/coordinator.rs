@@ -1,0 +1,254 @@
+//! The cross-shard coordinator under the interleavings that broke it: concurrent duplicates of
+//! a keyed request whose line another shard refuses, a part whose log fails, a decision that
+//! never reaches a part. Driven message by message through the simulation world, which runs
+//! the same nodes as the glommio runtime.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use flashsale_engine::limits::{PART_RESOLVE_GRACE_MS, UNAVAILABLE_AFTER_MS};
+use flashsale_engine::shard::{shard_of, shard_of_key};
+use flashsale_engine::{CommandError, ReservationStatus, ReserveRequest};
+use flashsale_protocol::ScopedKey;
+use support::*;
+
+/// A key of credential 1 whose home is not `shard` among `shards`.
+fn key_not_on(shard: u16, shards: usize, salt: &str) -> ScopedKey {
+    (0..1000)
+        .map(|i| key(1, &format!("{salt}-{i}")))
+        .find(|k| shard_of_key(k, shards) != shard)
+        .expect("a key elsewhere")
+}
+
+fn req(b: &str, lines: &[(&str, u32)], k: Option<ScopedKey>) -> ReserveRequest {
+    ReserveRequest {
+        buyer: buyer(b),
+        lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
+        idempotency_key: k,
+    }
+}
+
+/// The review's case: two identical keyed requests at the same moment, for a line on another
+/// shard than the key's home, which that shard refuses (buyer limit reached). Neither may get
+/// a reservation (let alone one without lines), and nothing is an internal error.
+#[test]
+fn concurrent_duplicates_never_see_a_partial_reservation() {
+    for round in 0..50u64 {
+        let mut w = world(2);
+        let mut s = spec("hat", 100);
+        s.per_buyer_limit = Some(1);
+        upsert(&mut w, 0, s);
+        let owner = shard_of(&sku("hat"), 2);
+        // The buyer reaches the limit first.
+        let first = submit_reserve(&mut w, 1, req("ann", &[("hat", 1)], None));
+        w.settle(1);
+        assert!(outcome(&mut w, &first).unwrap().is_ok());
+        let k = key_not_on(owner, 2, &format!("r{round}"));
+        let a = submit_reserve(&mut w, 2, req("ann", &[("hat", 1)], Some(k.clone())));
+        let b = submit_reserve(&mut w, 2, req("ann", &[("hat", 1)], Some(k)));
+        // Interleave: deliver in an order that depends on the round.
+        let mut step = round;
+        while w.in_flight() > 0 || (0..2).any(|s| w.has_pending(s) || w.is_flushing(s)) {
+            if w.in_flight() > 0 {
+                let i = (step as usize) % w.in_flight();
+                w.deliver(i, 2);
+            }
+            let s = (step % 2) as usize;
+            if !w.is_flushing(s) {
+                w.append(s);
+            }
+            if step % 3 == 0 {
+                w.flush(s, true, 2);
+            }
+            step = step
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407)
+                >> 7;
+            for s in 0..2 {
+                if w.is_flushing(s) && step % 5 == 0 {
+                    w.flush(s, true, 2);
+                }
+            }
+            w.settle_flushes(2);
+        }
+        for x in [&a, &b] {
+            match outcome(&mut w, x).expect("answered") {
+                Err(CommandError::BuyerLimit { .. })
+                | Err(CommandError::IdempotencyInProgress { .. }) => {}
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        let v = w.nodes()[usize::from(owner)]
+            .shard()
+            .sku(&sku("hat"))
+            .unwrap();
+        assert_eq!((v.reserved, v.available), (1, 99), "round {round}");
+        for n in w.nodes() {
+            n.shard().check_invariants().unwrap();
+            n.shard().check_gates().unwrap();
+        }
+    }
+}
+
+/// Two identical keyed requests at once that succeed: the same reservation, whole, twice.
+#[test]
+fn concurrent_duplicates_get_the_same_whole_reservation() {
+    let mut w = world(3);
+    for s in ["a", "b", "c", "d"] {
+        upsert(&mut w, 0, spec(s, 10));
+    }
+    let lines = [("a", 1), ("b", 2), ("c", 1), ("d", 3)];
+    let k = key(7, "same");
+    let x = submit_reserve(&mut w, 1, req("bo", &lines, Some(k.clone())));
+    let y = submit_reserve(&mut w, 1, req("bo", &lines, Some(k.clone())));
+    w.settle(1);
+    let vx = outcome(&mut w, &x).unwrap().unwrap();
+    let vy = outcome(&mut w, &y).unwrap().unwrap();
+    assert_eq!(vx, vy);
+    let got: Vec<(String, u32)> = vx
+        .lines
+        .iter()
+        .map(|l| (l.sku.to_string(), l.qty))
+        .collect();
+    let want: Vec<(String, u32)> = lines.iter().map(|(s, q)| (s.to_string(), *q)).collect();
+    assert_eq!(got, want);
+    // Another caller's identical key is another reservation.
+    let other = ScopedKey::new(flashsale_protocol::KeyOwner::Credential(8), k.key.clone());
+    let z = submit_reserve(&mut w, 1, req("bo", &lines, Some(other)));
+    w.settle(1);
+    assert_ne!(outcome(&mut w, &z).unwrap().unwrap().id, vx.id);
+}
+
+/// A part whose log fails past the durability deadline answers `Unavailable`; the coordinator
+/// rolls back every part it sent, that one included, so no stock stays held (review item 6g).
+#[test]
+fn a_part_whose_log_fails_is_rolled_back_too() {
+    let mut w = world(2);
+    upsert(&mut w, 0, spec("a", 5));
+    upsert(&mut w, 0, spec("b", 5));
+    // Find SKUs on different shards.
+    let (sa, sb) = (shard_of(&sku("a"), 2), shard_of(&sku("b"), 2));
+    let (x, y) = if sa != sb {
+        ("a", "b")
+    } else {
+        upsert(&mut w, 0, spec("c", 5));
+        upsert(&mut w, 0, spec("d", 5));
+        let names = ["a", "b", "c", "d"];
+        let x = names[0];
+        let y = *names
+            .iter()
+            .find(|n| shard_of(&sku(n), 2) != shard_of(&sku(x), 2))
+            .expect("two shards");
+        (x, y)
+    };
+    let home = shard_of(&sku(x), 2);
+    let part = usize::from(shard_of(&sku(y), 2));
+    let r = submit_reserve(&mut w, 1, req("cy", &[(x, 1), (y, 1)], None));
+    // Deliver until the part holds in memory, then its flushes fail.
+    let mut now = 1;
+    for _ in 0..100 {
+        if w.in_flight() > 0 {
+            w.deliver(0, now);
+        }
+        if w.has_pending(usize::from(home)) || w.is_flushing(usize::from(home)) {
+            w.append(usize::from(home));
+            w.flush(usize::from(home), true, now);
+        }
+        if w.has_pending(part) || w.is_flushing(part) {
+            w.append(part);
+            now += 500;
+            w.flush_after(part, false, now, now);
+        }
+        if pending(&w, &r) {
+            continue;
+        }
+        break;
+    }
+    assert!(
+        now >= UNAVAILABLE_AFTER_MS,
+        "the part's log failed long enough"
+    );
+    // The log comes back; everything settles.
+    w.settle(now);
+    match outcome(&mut w, &r) {
+        Some(Err(CommandError::Unavailable(_))) => {}
+        other => panic!("{other:?}"),
+    }
+    for s in [x, y] {
+        let n = &w.nodes()[usize::from(shard_of(&sku(s), 2))];
+        let v = n.shard().sku(&sku(s)).unwrap();
+        assert_eq!((v.reserved, v.available), (0, 5), "{s} still held");
+    }
+    for n in w.nodes() {
+        n.shard().check_invariants().unwrap();
+        n.shard().check_gates().unwrap();
+    }
+}
+
+/// A home decision that never reaches a part (a lost message): the part, still held after its
+/// expiry plus a grace period, asks its home and follows the answer.
+#[test]
+fn a_stale_part_asks_its_home_and_follows() {
+    let mut w = world(2);
+    let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+    for n in &names {
+        upsert(&mut w, 0, spec(n, 5));
+    }
+    let x = names[0].as_str();
+    let y = names
+        .iter()
+        .find(|n| shard_of(&sku(n), 2) != shard_of(&sku(x), 2))
+        .expect("two shards")
+        .as_str();
+    let r = submit_reserve(&mut w, 1, req("dee", &[(x, 1), (y, 1)], None));
+    w.settle(1);
+    let id = outcome(&mut w, &r).unwrap().unwrap().id;
+    // Cancel at the home; lose the decision on its way to the part.
+    let t = w.submit(
+        id.shard(),
+        flashsale_engine::node::message::Request::Cancel(id),
+    );
+    for _ in 0..50 {
+        if let Some(i) = (0..w.in_flight()).find(|i| {
+            w.describe(*i)
+                .is_some_and(|d| d.contains("Follow") && d.contains("Cancelled"))
+        }) {
+            assert!(w.lose(i));
+            break;
+        }
+        if w.in_flight() > 0 {
+            w.deliver(0, 2);
+        }
+        for s in 0..2 {
+            w.append(s);
+            w.flush(s, true, 2);
+        }
+    }
+    let part = usize::from(shard_of(&sku(y), 2));
+    let held = |w: &flashsale_engine::node::world::World| {
+        w.nodes()[part].shard().reservation(id).unwrap().view.status
+    };
+    w.settle(2);
+    assert_eq!(
+        held(&w),
+        ReservationStatus::Held,
+        "the part missed the cancel"
+    );
+    // The home answered the caller once the part acknowledged — which it never will; time
+    // passes: the part's own expiry plus the grace period.
+    let later = 1 + 10_000 + PART_RESOLVE_GRACE_MS;
+    for s in 0..2 {
+        w.tick(s, later);
+    }
+    w.settle(later);
+    assert_eq!(held(&w), ReservationStatus::Released);
+    assert!(
+        w.take_reply(t).is_some_and(|r| r.is_ok()),
+        "the cancel was answered"
+    );
+    for n in w.nodes() {
+        n.shard().check_invariants().unwrap();
+        n.shard().check_gates().unwrap();
+    }
+}

@@ -1,0 +1,149 @@
+//! Helpers shared by the engine's integration tests: building SKUs and requests, and driving a
+//! simulation [`World`] the way callers drive the runtime.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use flashsale_engine::node::caller::{prepare_reserve, GateInfo, Prepared, Probe};
+use flashsale_engine::node::commit::SnapshotPolicy;
+use flashsale_engine::node::message::{Answer, Request};
+use flashsale_engine::node::world::{Ticket, World};
+use flashsale_engine::node::NodeConfig;
+use flashsale_engine::shard::{assemble_reservation, shard_of, PartView};
+use flashsale_engine::{CommandError, ReservationView, ReserveRequest};
+use flashsale_protocol::{BuyerId, IdempotencyKey, KeyOwner, ScopedKey, SkuId, SkuSpec};
+
+/// A SKU id.
+pub fn sku(s: &str) -> SkuId {
+    SkuId::new(s).expect("sku")
+}
+
+/// A buyer id.
+pub fn buyer(s: &str) -> BuyerId {
+    BuyerId::new(s).expect("buyer")
+}
+
+/// A key of credential `owner`.
+pub fn key(owner: u64, k: &str) -> ScopedKey {
+    ScopedKey::new(
+        KeyOwner::Credential(owner),
+        IdempotencyKey::new(k).expect("key"),
+    )
+}
+
+/// A SKU with `stock` units, no limit, open, 10 s TTL.
+pub fn spec(id: &str, stock: u64) -> SkuSpec {
+    SkuSpec {
+        sku: sku(id),
+        name: id.into(),
+        price_cents: 100,
+        stock,
+        per_buyer_limit: None,
+        sale_starts_at_ms: None,
+        sale_ends_at_ms: None,
+        reservation_ttl_ms: 10_000,
+    }
+}
+
+/// A world whose nodes never snapshot on their own and expire everything due per tick.
+pub fn world(shards: usize) -> World {
+    World::new(
+        shards,
+        NodeConfig {
+            expiry_batch: 1_024,
+            snapshots: SnapshotPolicy {
+                every_events: 0,
+                state_factor: 0,
+            },
+        },
+    )
+}
+
+/// Creates a SKU on its shard and settles.
+pub fn upsert(w: &mut World, now: u64, s: SkuSpec) {
+    let to = shard_of(&s.sku, w.shard_count());
+    let t = w.submit(to, Request::Upsert(s));
+    w.settle(now);
+    assert!(matches!(w.take_reply(t), Some(Ok(_))));
+}
+
+/// A SKU's gate as callers see it.
+pub fn gate_info(w: &World, s: &SkuId) -> Option<GateInfo> {
+    let shard = w.nodes()[usize::from(shard_of(s, w.shard_count()))].shard();
+    Some(GateInfo {
+        gate: shard.gate(s)?,
+        ttl_ms: shard.sku(s)?.reservation_ttl_ms,
+    })
+}
+
+/// What a submitted reservation is waiting for.
+#[derive(Debug)]
+pub enum Submitted {
+    /// A reply under this ticket.
+    Ticket(Ticket),
+    /// A probe of the key's home (refused at the gates), then this error if the key is free.
+    Probe(Ticket, CommandError),
+    /// Refused at the gates, no key.
+    Refused(CommandError),
+}
+
+/// Claims and submits a reservation as the runtime's caller side does (nothing delivered yet).
+pub fn submit_reserve(w: &mut World, now: u64, req: ReserveRequest) -> Submitted {
+    let n = w.shard_count();
+    match prepare_reserve(req, n, now, |s| gate_info(w, s)) {
+        Err(e) => Submitted::Refused(e),
+        Ok(Prepared::Send { home, request }) => Submitted::Ticket(w.submit(home, request)),
+        Ok(Prepared::Refused { error, probe: None }) => Submitted::Refused(error),
+        Ok(Prepared::Refused {
+            error,
+            probe:
+                Some(Probe {
+                    home,
+                    key,
+                    request_hash,
+                }),
+        }) => Submitted::Probe(w.submit(home, Request::Probe(key, request_hash)), error),
+    }
+}
+
+/// The parts of a reservation other than `home`, read from the nodes.
+pub fn assemble(w: &World, home: PartView) -> ReservationView {
+    let Some(group) = home.group else {
+        return home.view;
+    };
+    let id = home.view.id;
+    let parts: Vec<PartView> = w
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter(|(s, _)| *s != usize::from(id.shard()) && group.shards_mask & (1u64 << s) != 0)
+        .filter_map(|(_, n)| n.shard().reservation(id))
+        .collect();
+    assemble_reservation(home, &parts)
+}
+
+/// The outcome of a submitted reservation, once its reply is there (`None` while pending).
+pub fn outcome(w: &mut World, s: &Submitted) -> Option<Result<ReservationView, CommandError>> {
+    match s {
+        Submitted::Refused(e) => Some(Err(e.clone())),
+        Submitted::Ticket(t) => Some(match w.take_reply(*t)? {
+            Ok(Answer::Reservation(v)) => Ok(v),
+            Ok(Answer::Part(p)) => Ok(assemble(w, p)),
+            Ok(a) => Err(CommandError::Internal(format!("unexpected {a:?}"))),
+            Err(e) => Err(e),
+        }),
+        Submitted::Probe(t, gate_error) => Some(match w.take_reply(*t)? {
+            Ok(Answer::MaybePart(Some(p))) => Ok(assemble(w, p)),
+            Ok(Answer::MaybePart(None)) => Err(gate_error.clone()),
+            Ok(a) => Err(CommandError::Internal(format!("unexpected {a:?}"))),
+            Err(e) => Err(e),
+        }),
+    }
+}
+
+/// Whether a submitted request still waits for its reply (without taking it).
+pub fn pending(w: &World, s: &Submitted) -> bool {
+    match s {
+        Submitted::Ticket(t) | Submitted::Probe(t, _) => !w.has_reply(*t),
+        Submitted::Refused(_) => false,
+    }
+}

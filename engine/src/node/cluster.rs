@@ -130,10 +130,11 @@ impl Cluster {
         match prepared {
             Prepared::Refused { error, probe } => {
                 if let Some(p) = probe {
-                    if let Answer::MaybePart(Some(part)) =
-                        self.call(now_ms, p.home, Request::Probe(p.key, p.request_hash))?
-                    {
-                        return Ok(self.assemble(part));
+                    match self.call(now_ms, p.home, Request::Probe(p.key, p.request_hash))? {
+                        Answer::MaybePart(Some(part)) => return Ok(self.assemble(part)),
+                        Answer::Reservation(v) => return Ok(v),
+                        Answer::MaybePart(None) => {}
+                        a => return Err(unexpected(&a)),
                     }
                 }
                 Err(error)

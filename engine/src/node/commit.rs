@@ -39,6 +39,22 @@ pub enum AfterDurable<R> {
         /// Its home shard.
         home: ShardId,
     },
+    /// A failed coordination's rollback of its home part is durable: its caller hears the
+    /// error (a crash can no longer revive the reservation).
+    Refuse {
+        /// The reservation.
+        id: ReservationId,
+        /// Why it failed.
+        error: crate::command::CommandError,
+    },
+    /// What the home knows is durable: tell a part that asked (dropped if the log fails: the
+    /// part asks again).
+    Tell {
+        /// The part's shard.
+        to: ShardId,
+        /// The message.
+        msg: super::message::PeerMsg,
+    },
     /// A home decision is durable: the parts follow it.
     Forward(Decision),
     /// A home decision is durable: the parts follow it, and the caller hears back once they

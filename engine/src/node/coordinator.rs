@@ -158,8 +158,8 @@ impl Coordination {
                 self.after_reply()
             }
             (Phase::PartsPending, Event::HomeLost) => {
-                self.failure.get_or_insert(CommandError::Unavailable(
-                    "the reservation expired before all its parts were held".into(),
+                self.failure.get_or_insert(CommandError::Busy(
+                    "the reservation expired before all its parts were held; retry".into(),
                 ));
                 self.after_reply()
             }

@@ -236,7 +236,7 @@ impl<R> ShardNode<R> {
         match msg {
             PeerMsg::ReservePart(cmd) => self.reserve_part(now_ms, *cmd, out),
             PeerMsg::PartReserved { id, from, result } => {
-                let home_held = self.home_held(id);
+                let home_held = self.home_held(id, now_ms);
                 let Some(a) = self.active.get_mut(&id) else {
                     return;
                 };
@@ -277,7 +277,7 @@ impl<R> ShardNode<R> {
                     }
                 }
             }
-            PeerMsg::Resolve { id, from } => self.resolve(id, from, out),
+            PeerMsg::Resolve { id, from } => self.resolve(now_ms, id, from, out),
         }
     }
 
@@ -520,10 +520,11 @@ impl<R> ShardNode<R> {
         }
     }
 
-    fn home_held(&self, id: ReservationId) -> bool {
-        self.shard
-            .reservation(id)
-            .is_some_and(|p| p.view.status == ReservationStatus::Held)
+    /// Whether the home part of `id` is held and its hold has not run out at `now_ms`.
+    fn home_held(&self, id: ReservationId, now_ms: u64) -> bool {
+        self.shard.reservation(id).is_some_and(|p| {
+            p.view.status == ReservationStatus::Held && now_ms < p.view.expires_at_ms
+        })
     }
 
     /// Carries out a coordination's actions.
@@ -561,13 +562,16 @@ impl<R> ShardNode<R> {
                         }
                     }
                 }
-                Action::Finish(result) => {
+                Action::Finish(Ok(view)) => {
                     if let Some(a) = self.active.remove(&id) {
-                        if result.is_ok() {
-                            self.counters.held += 1;
-                        }
-                        self.finish_waiters(a, result.map(Answer::Reservation), out);
+                        self.counters.held += 1;
+                        self.finish_waiters(a, Ok(Answer::Reservation(view)), out);
                     }
+                }
+                // The caller hears of the failure once the home's rollback is durable: else
+                // a crash could revive the parts that were already durable.
+                Action::Finish(Err(error)) => {
+                    self.then_durable(now_ms, AfterDurable::Refuse { id, error }, out)
                 }
             }
         }
@@ -638,7 +642,7 @@ impl<R> ShardNode<R> {
     }
 
     /// Answers a part that asks what became of its reservation.
-    fn resolve(&mut self, id: ReservationId, from: ShardId, out: &mut Vec<Output<R>>) {
+    fn resolve(&mut self, now_ms: u64, id: ReservationId, from: ShardId, out: &mut Vec<Output<R>>) {
         if self.active.contains_key(&id) {
             return;
         }
@@ -660,19 +664,24 @@ impl<R> ShardNode<R> {
             },
         };
         if let Some(action) = action {
-            out.push(Output::Send {
-                to: from,
-                msg: PeerMsg::Follow {
-                    id,
-                    action,
-                    ack: AckWanted::No,
-                },
-            });
+            // Only a decision that is durable here may reach a part: a part must never be
+            // ahead of its home after a crash.
+            let msg = PeerMsg::Follow {
+                id,
+                action,
+                ack: AckWanted::No,
+            };
+            self.then_durable(now_ms, AfterDurable::Tell { to: from, msg }, out);
         }
     }
 
     fn expire(&mut self, now_ms: u64, max: usize, out: &mut Vec<Output<R>>) -> usize {
-        match self.shard.expire(now_ms, max, &mut self.commit.pending) {
+        let active = &self.active;
+        let busy = |id: ReservationId| active.contains_key(&id);
+        match self
+            .shard
+            .expire_except(now_ms, max, busy, &mut self.commit.pending)
+        {
             Ok(o) => {
                 self.counters.expired += o.expired as u64;
                 for d in o.follows {
@@ -714,11 +723,14 @@ impl<R> ShardNode<R> {
             AfterDurable::Reply { to, answer } => reply(out, to, Ok(answer)),
             AfterDurable::HomeHeld(id) => {
                 let event = match self.shard.reservation(id) {
-                    Some(p) if p.view.status == ReservationStatus::Held => {
+                    Some(p)
+                        if p.view.status == ReservationStatus::Held
+                            && now_ms < p.view.expires_at_ms =>
+                    {
                         CoordEvent::HomeDurable(p)
                     }
-                    _ => CoordEvent::HomeFailed(CommandError::Unavailable(
-                        "the reservation expired before all its parts were held".into(),
+                    _ => CoordEvent::HomeFailed(CommandError::Busy(
+                        "the reservation expired before all its parts were held; retry".into(),
                     )),
                 };
                 if let Some(a) = self.active.get_mut(&id) {
@@ -726,6 +738,12 @@ impl<R> ShardNode<R> {
                     self.drive(now_ms, id, actions, out);
                 }
             }
+            AfterDurable::Refuse { id, error } => {
+                if let Some(a) = self.active.remove(&id) {
+                    self.finish_waiters(a, Err(error), out);
+                }
+            }
+            AfterDurable::Tell { to, msg } => out.push(Output::Send { to, msg }),
             AfterDurable::PartHeld { id, home } => {
                 let result = self
                     .shard
@@ -786,6 +804,14 @@ impl<R> ShardNode<R> {
                     self.drive(now_ms, id, actions, out);
                 }
             }
+            // The rollback may still reach the log, or not: the outcome is unknown to the
+            // caller, which is what `Unavailable` says.
+            AfterDurable::Refuse { id, .. } => {
+                if let Some(a) = self.active.remove(&id) {
+                    self.finish_waiters(a, Err(e), out);
+                }
+            }
+            AfterDurable::Tell { .. } => {}
             AfterDurable::PartHeld { id, home } => out.push(Output::Send {
                 to: home,
                 msg: PeerMsg::PartReserved {

@@ -295,6 +295,10 @@ impl World {
                 moved = true;
             }
             for s in 0..self.nodes.len() {
+                if self.is_flushing(s) {
+                    self.flush(s, true, now_ms);
+                    moved = true;
+                }
                 if self.append(s) {
                     self.flush(s, true, now_ms);
                     moved = true;

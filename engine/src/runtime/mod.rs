@@ -423,8 +423,12 @@ impl Engine {
                     let asked = self
                         .ask(usize::from(p.home), Request::Probe(p.key, p.request_hash))
                         .await?;
-                    if let Answer::MaybePart(Some(part)) = asked {
-                        return self.assemble(part).await;
+                    // A key in progress answers with the first request's whole outcome.
+                    match asked {
+                        Answer::MaybePart(Some(part)) => return self.assemble(part).await,
+                        Answer::Reservation(v) => return Ok(v),
+                        Answer::MaybePart(None) => {}
+                        a => return Err(unexpected(&a)),
                     }
                 }
                 Err(error)

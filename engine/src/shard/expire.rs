@@ -35,7 +35,21 @@ impl Shard {
         max: usize,
         sink: &mut impl EventSink,
     ) -> Result<ExpireOutcome, CommandError> {
+        self.expire_except(now_ms, max, |_| false, sink)
+    }
+
+    /// [`Shard::expire`], leaving alone the reservations `busy` names (cross-shard
+    /// reservations still being coordinated: their coordinator decides their fate). Their
+    /// expiry stays scheduled for a later pass.
+    pub fn expire_except(
+        &mut self,
+        now_ms: u64,
+        max: usize,
+        busy: impl Fn(ReservationId) -> bool,
+        sink: &mut impl EventSink,
+    ) -> Result<ExpireOutcome, CommandError> {
         let mut out = ExpireOutcome::default();
+        let mut later = Vec::new();
         let mut pops = 0usize;
         let pop_budget = max.saturating_mul(8).saturating_add(64);
         while out.expired < max && pops < pop_budget {
@@ -47,6 +61,10 @@ impl Shard {
             }
             self.expiry.pop();
             pops += 1;
+            if busy(id) {
+                later.push(Reverse((at, id)));
+                continue;
+            }
             let (group, skus) = match self.res(id) {
                 Some(r) if r.status == ReservationStatus::Held && r.expires_at_ms == at => (
                     r.group,
@@ -76,6 +94,7 @@ impl Shard {
                 });
             }
         }
+        self.expiry.extend(later);
         out.forgotten = self.forget(now_ms, max);
         Ok(out)
     }

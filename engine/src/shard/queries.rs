@@ -113,6 +113,19 @@ impl Shard {
         out
     }
 
+    /// Ids of the reservations this shard is the home of, rolled-back attempts excluded
+    /// (ascending; for audits and the simulation's checks).
+    pub fn home_reservation_ids(&self) -> Vec<ReservationId> {
+        let mut ids: Vec<ReservationId> = self
+            .reservations
+            .iter()
+            .filter(|r| r.id.shard() == self.id && r.release_reason != Some(ReleaseReason::Aborted))
+            .map(|r| r.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The state of one cross-shard reservation part held or known here (rolled-back
     /// attempts too); `None` if unknown or not part of a group.
     pub fn group_state(&self, id: ReservationId) -> Option<GroupState> {

@@ -176,7 +176,11 @@ impl Shard {
         }
         if let Some(exp) = cmd.expires_at_ms {
             if exp <= now_ms {
-                return Err(CommandError::Invalid("expiry in the past".into()));
+                // The coordination took longer than the hold: nothing is acknowledged, and a
+                // retry starts a fresh hold.
+                return Err(CommandError::Busy(
+                    "the reservation expired before all its parts were held; retry".into(),
+                ));
             }
         }
         let mut claims = cmd.claims.iter();

@@ -133,6 +133,7 @@ pub fn outcome(w: &mut World, s: &Submitted) -> Option<Result<ReservationView, C
         }),
         Submitted::Probe(t, gate_error) => Some(match w.take_reply(*t)? {
             Ok(Answer::MaybePart(Some(p))) => Ok(assemble(w, p)),
+            Ok(Answer::Reservation(v)) => Ok(v),
             Ok(Answer::MaybePart(None)) => Err(gate_error.clone()),
             Ok(a) => Err(CommandError::Internal(format!("unexpected {a:?}"))),
             Err(e) => Err(e),

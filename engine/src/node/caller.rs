@@ -62,34 +62,17 @@ pub fn prepare_reserve(
     gate_of: impl Fn(&SkuId) -> Option<GateInfo>,
 ) -> Result<Prepared, CommandError> {
     validate_lines(req.lines.iter().map(|(s, q)| (s, *q)))?;
-    let mut claims: Vec<Option<Claim>> = Vec::with_capacity(req.lines.len());
-    let mut min_ttl = u64::MAX;
-    for (sku, qty) in &req.lines {
-        let claimed = match gate_of(sku) {
-            None => Err(CommandError::SkuNotFound(sku.clone())),
-            Some(info) => {
-                min_ttl = min_ttl.min(info.ttl_ms);
-                Claim::try_new(&info.gate, u64::from(*qty)).map_err(|available| {
-                    CommandError::SoldOut {
-                        sku: sku.clone(),
-                        available,
-                    }
-                })
-            }
-        };
-        match claimed {
-            Ok(c) => claims.push(Some(c)),
-            Err(error) => {
-                drop(claims);
-                let probe = req.idempotency_key.map(|key| Probe {
-                    home: shard_of_key(&key, shards),
-                    request_hash: request_hash(&req.buyer, &req.lines),
-                    key,
-                });
-                return Ok(Prepared::Refused { error, probe });
-            }
+    let (mut claims, min_ttl) = match claim_lines(&req.lines, &gate_of) {
+        Ok(claimed) => claimed,
+        Err(error) => {
+            let probe = req.idempotency_key.map(|key| Probe {
+                home: shard_of_key(&key, shards),
+                request_hash: request_hash(&req.buyer, &req.lines),
+                key,
+            });
+            return Ok(Prepared::Refused { error, probe });
         }
-    }
+    };
     let hash = request_hash(&req.buyer, &req.lines);
     let key_home = req
         .idempotency_key
@@ -102,17 +85,7 @@ pub fn prepare_reserve(
     let mut key = req.idempotency_key;
     let mut parts = Vec::with_capacity(plan.parts.len());
     for (i, (p, group)) in plan.parts.into_iter().zip(groups).enumerate() {
-        let mut own = Vec::with_capacity(p.lines.len());
-        let mut bits = p.line_positions;
-        while bits != 0 {
-            let pos = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let c = claims
-                .get_mut(pos)
-                .and_then(Option::take)
-                .ok_or_else(|| CommandError::Internal("a line claimed twice".into()))?;
-            own.push(c);
-        }
+        let own = take_claims(&mut claims, p.line_positions)?;
         assert_eq!(own.len(), p.lines.len(), "claims out of step with lines");
         let cmd = ReserveCommand {
             buyer: req.buyer.clone(),
@@ -136,4 +109,42 @@ pub fn prepare_reserve(
         Request::Reserve(Box::new(cmd))
     };
     Ok(Prepared::Send { home, request })
+}
+
+/// Claims every line on its gate, in order; returns the claims (one per line) and the shortest
+/// TTL, or why a line was refused (every claim taken so far is given back on the way out).
+fn claim_lines(
+    lines: &[(SkuId, u32)],
+    gate_of: &impl Fn(&SkuId) -> Option<GateInfo>,
+) -> Result<(Vec<Option<Claim>>, u64), CommandError> {
+    let mut claims = Vec::with_capacity(lines.len());
+    let mut min_ttl = u64::MAX;
+    for (sku, qty) in lines {
+        let info = gate_of(sku).ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
+        min_ttl = min_ttl.min(info.ttl_ms);
+        let claim = Claim::try_new(&info.gate, u64::from(*qty)).map_err(|available| {
+            CommandError::SoldOut {
+                sku: sku.clone(),
+                available,
+            }
+        })?;
+        claims.push(Some(claim));
+    }
+    Ok((claims, min_ttl))
+}
+
+/// Takes the claims of the request lines whose bits are set in `positions`, in line order.
+fn take_claims(claims: &mut [Option<Claim>], positions: u64) -> Result<Vec<Claim>, CommandError> {
+    let mut own = Vec::with_capacity(positions.count_ones() as usize);
+    let mut bits = positions;
+    while bits != 0 {
+        let pos = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let c = claims
+            .get_mut(pos)
+            .and_then(Option::take)
+            .ok_or_else(|| CommandError::Internal("a line claimed twice".into()))?;
+        own.push(c);
+    }
+    Ok(own)
 }

@@ -167,15 +167,7 @@ impl<R> ShardNode<R> {
                 }
                 self.reply_durable(now_ms, to, r.map(|(v, c)| Answer::Upserted(v, c)), out);
             }
-            Request::Restock(sku, qty) => {
-                let r = self
-                    .shard
-                    .restock(now_ms, &sku, qty, &mut self.commit.pending);
-                if r.is_ok() {
-                    self.publish(&sku, out);
-                }
-                self.reply_durable(now_ms, to, r.map(Answer::Sku), out);
-            }
+            Request::Restock(sku, qty) => self.restock(now_ms, sku, qty, to, out),
             Request::Sku(sku) => {
                 let r = self.shard.sku(&sku).ok_or(CommandError::SkuNotFound(sku));
                 reply(out, to, r.map(Answer::Sku));
@@ -190,24 +182,8 @@ impl<R> ShardNode<R> {
             Request::Part(id) => {
                 reply(out, to, Ok(Answer::MaybePart(self.shard.reservation(id))));
             }
-            Request::Confirm(id, payment_ref) => {
-                let before = self.shard.seq();
-                let r = self
-                    .shard
-                    .confirm(now_ms, id, payment_ref, &mut self.commit.pending);
-                if r.is_ok() && self.shard.seq() != before {
-                    self.counters.confirmed += 1;
-                }
-                self.decided(now_ms, id, r.map(|o| o.follow), to, out);
-            }
-            Request::Cancel(id) => {
-                let before = self.shard.seq();
-                let r = self.shard.cancel(now_ms, id, &mut self.commit.pending);
-                if r.is_ok() && self.shard.seq() != before {
-                    self.counters.released += 1;
-                }
-                self.decided(now_ms, id, r.map(|o| o.follow), to, out);
-            }
+            Request::Confirm(id, payment_ref) => self.confirm(now_ms, id, payment_ref, to, out),
+            Request::Cancel(id) => self.cancel(now_ms, id, to, out),
             Request::Order(id) => {
                 let r = self
                     .shard
@@ -347,6 +323,43 @@ impl<R> ShardNode<R> {
                 self.finish_waiters(a, Err(stopping()), out);
             }
         }
+    }
+
+    fn restock(&mut self, now_ms: u64, sku: SkuId, qty: u64, to: R, out: &mut Vec<Output<R>>) {
+        let r = self
+            .shard
+            .restock(now_ms, &sku, qty, &mut self.commit.pending);
+        if r.is_ok() {
+            self.publish(&sku, out);
+        }
+        self.reply_durable(now_ms, to, r.map(Answer::Sku), out);
+    }
+
+    fn confirm(
+        &mut self,
+        now_ms: u64,
+        id: ReservationId,
+        payment_ref: String,
+        to: R,
+        out: &mut Vec<Output<R>>,
+    ) {
+        let before = self.shard.seq();
+        let r = self
+            .shard
+            .confirm(now_ms, id, payment_ref, &mut self.commit.pending);
+        if r.is_ok() && self.shard.seq() != before {
+            self.counters.confirmed += 1;
+        }
+        self.decided(now_ms, id, r.map(|o| o.follow), to, out);
+    }
+
+    fn cancel(&mut self, now_ms: u64, id: ReservationId, to: R, out: &mut Vec<Output<R>>) {
+        let before = self.shard.seq();
+        let r = self.shard.cancel(now_ms, id, &mut self.commit.pending);
+        if r.is_ok() && self.shard.seq() != before {
+            self.counters.released += 1;
+        }
+        self.decided(now_ms, id, r.map(|o| o.follow), to, out);
     }
 
     // ----- reservations -----

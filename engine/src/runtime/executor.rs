@@ -68,15 +68,16 @@ pub(crate) async fn run(
         stopping.clone(),
     ));
     let ticker = glommio::spawn_local(ticker(ctx.clone(), node.clone(), wake_tx.clone()));
+    // One output buffer for the command loop: no allocation per command in steady state.
+    let mut out = Vec::new();
     while let Ok(cmd) = rx.recv_async().await {
         let now = ctx.clock.now_ms();
-        let mut out = Vec::new();
         match cmd {
             Cmd::Shutdown => break,
             Cmd::Request(req, reply) => node.borrow_mut().request(now, req, reply, &mut out),
             Cmd::Peer(msg) => node.borrow_mut().peer(now, msg, &mut out),
         }
-        carry_out(&ctx, &node, out);
+        carry_out(&ctx, &node, &mut out);
         if node.borrow().has_pending() {
             let _ = wake_tx.try_send(());
         }
@@ -89,7 +90,7 @@ pub(crate) async fn run(
     // Anything still waiting was never made durable.
     let mut out = Vec::new();
     node.borrow_mut().shut_down(ctx.clock.now_ms(), &mut out);
-    carry_out(&ctx, &node, out);
+    carry_out(&ctx, &node, &mut out);
     while let Ok(cmd) = rx.try_recv() {
         if let Cmd::Request(_, reply) = cmd {
             let _ = reply.send(Err(CommandError::Busy("engine is shutting down".into())));
@@ -97,11 +98,11 @@ pub(crate) async fn run(
     }
 }
 
-/// Carries out a node's outputs (the node is not borrowed meanwhile).
-fn carry_out(ctx: &Rc<Ctx>, node: &NodeRef, out: Vec<Output<Reply>>) {
+/// Carries out (and drains) a node's outputs (the node is not borrowed meanwhile).
+fn carry_out(ctx: &Rc<Ctx>, node: &NodeRef, out: &mut Vec<Output<Reply>>) {
     let counters = node.borrow_mut().take_counters();
     ctx.metrics.add(&counters);
-    for o in out {
+    for o in out.drain(..) {
         match o {
             Output::Reply { to, result } => {
                 let _ = to.send(result);
@@ -170,7 +171,7 @@ async fn flusher(
             let failing_for_ms = started.elapsed().as_millis() as u64;
             node.borrow_mut()
                 .flush_failed(ctx.clock.now_ms(), failing_for_ms, &mut out);
-            carry_out(&ctx, &node, out);
+            carry_out(&ctx, &node, &mut out);
             if stopping.get() && started.elapsed() > Duration::from_secs(2) {
                 return;
             }
@@ -197,7 +198,7 @@ async fn flusher(
         }
         let mut out = Vec::new();
         node.borrow_mut().flushed(ctx.clock.now_ms(), &mut out);
-        carry_out(&ctx, &node, out);
+        carry_out(&ctx, &node, &mut out);
         if let Some(snap) = &batch.snapshot {
             if let Err(e) = log.write_snapshot(batch.last_seq, snap).await {
                 tracing::warn!(shard = ctx.id, error = %e, "snapshot failed; will retry later");
@@ -213,7 +214,7 @@ async fn ticker(ctx: Rc<Ctx>, node: NodeRef, wake: flume::Sender<()>) {
         glommio::timer::sleep(ctx.expiry_tick).await;
         let mut out = Vec::new();
         node.borrow_mut().tick(ctx.clock.now_ms(), &mut out);
-        carry_out(&ctx, &node, out);
+        carry_out(&ctx, &node, &mut out);
         if node.borrow().has_pending() {
             let _ = wake.try_send(());
         }

@@ -175,7 +175,6 @@ impl Engine {
                 "queue_depth, expiry_tick_ms and expiry_batch must be positive".into(),
             ));
         }
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let dir = Arc::new(Directory::new());
         let metrics = Arc::new(Metrics::new());
         let writable: Arc<[AtomicBool]> = (0..n).map(|_| AtomicBool::new(true)).collect();
@@ -185,62 +184,17 @@ impl Engine {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut joins = Vec::with_capacity(n);
         let mut spawn_error = None;
+        let shared = Shared {
+            senders: senders.clone(),
+            dir: dir.clone(),
+            metrics: metrics.clone(),
+            writable: writable.clone(),
+        };
         for (i, rx) in receivers.into_iter().enumerate() {
-            let id = i as ShardId;
-            let placement = if config.pin_cores {
-                Placement::Fixed(i % cores)
-            } else {
-                Placement::Unbound
-            };
-            let peers = senders.clone();
-            let dir = dir.clone();
-            let metrics = metrics.clone();
-            let writable = writable.clone();
-            let clock = config.clock.clone();
-            let observer = config.observer.clone();
-            let backend = config.log.clone();
-            let ready = ready_tx.clone();
-            let tick = Duration::from_millis(config.expiry_tick_ms);
-            let node_config = NodeConfig {
-                expiry_batch: config.expiry_batch,
-                snapshots: SnapshotPolicy {
-                    every_events: config.snapshot_every_events,
-                    state_factor: config.snapshot_state_factor,
-                },
-            };
-            let spawned = LocalExecutorBuilder::new(placement)
-                .name(&format!("flashsale-shard-{i}"))
-                .io_memory(IO_MEMORY)
-                .spawn(move || async move {
-                    let recovered = recovery::recover(id, n, &backend).await;
-                    let (shard, log) = match recovered {
-                        Ok(x) => x,
-                        Err(e) => {
-                            let _ = ready.send((id, Err(e)));
-                            return;
-                        }
-                    };
-                    let gates = shard.gates();
-                    let levels = shard.stock_levels();
-                    let _ = ready.send((id, Ok((gates, levels))));
-                    drop(ready);
-                    let ctx = Rc::new(Ctx {
-                        id,
-                        peers,
-                        dir,
-                        metrics,
-                        writable,
-                        clock,
-                        observer,
-                        expiry_tick: tick,
-                    });
-                    let node = ShardNode::new(shard, node_config);
-                    executor::run(ctx, node, log, rx).await;
-                });
-            match spawned {
+            match spawn_shard(i, rx, &shared, &config, ready_tx.clone()) {
                 Ok(j) => joins.push(j),
                 Err(e) => {
-                    spawn_error = Some(StartError::Executor(e.to_string()));
+                    spawn_error = Some(e);
                     break;
                 }
             }
@@ -260,29 +214,7 @@ impl Engine {
             engine.shutdown();
             return Err(e);
         }
-        let mut first_error = None;
-        for _ in 0..n {
-            match ready_rx.recv() {
-                Ok((id, Ok((gates, levels)))) => {
-                    for (sku, gate, ttl) in gates {
-                        let level = levels.iter().find(|l| l.sku == sku).cloned();
-                        let _ = id;
-                        engine.inner.dir.insert(&sku, gate, ttl, level);
-                    }
-                }
-                Ok((id, Err(source))) => {
-                    first_error.get_or_insert(StartError::Recovery { shard: id, source });
-                }
-                Err(_) => {
-                    first_error.get_or_insert(StartError::Executor(
-                        "a shard executor failed to start (io_uring unavailable or \
-                         RLIMIT_MEMLOCK too low?)"
-                            .into(),
-                    ));
-                    break;
-                }
-            }
-        }
+        let first_error = collect_ready(&engine, &ready_rx, n);
         if let Some(e) = first_error {
             engine.shutdown();
             return Err(e);
@@ -583,4 +515,106 @@ impl Engine {
             }
         }
     }
+}
+
+/// What every shard executor shares with the engine handle.
+struct Shared {
+    senders: Vec<flume::Sender<Cmd>>,
+    dir: Arc<Directory>,
+    metrics: Arc<Metrics>,
+    writable: Arc<[AtomicBool]>,
+}
+
+/// What a shard reports once recovered: its gates and levels, or why it could not recover.
+type Ready = (ShardId, Result<RecoveredSkus, crate::log::LogError>);
+
+/// A recovered shard's SKUs: `(sku, gate, ttl)` and their stock levels.
+type RecoveredSkus = (
+    Vec<(SkuId, Arc<crate::gate::StockGate>, u64)>,
+    Vec<crate::observer::StockLevel>,
+);
+
+/// Spawns shard `i`'s executor: it recovers the shard, reports on `ready`, then runs it.
+fn spawn_shard(
+    i: usize,
+    rx: flume::Receiver<Cmd>,
+    shared: &Shared,
+    config: &EngineConfig,
+    ready: std::sync::mpsc::Sender<Ready>,
+) -> Result<glommio::ExecutorJoinHandle<()>, StartError> {
+    let id = i as ShardId;
+    let n = config.shards;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let placement = if config.pin_cores {
+        Placement::Fixed(i % cores)
+    } else {
+        Placement::Unbound
+    };
+    let ctx = Ctx {
+        id,
+        peers: shared.senders.clone(),
+        dir: shared.dir.clone(),
+        metrics: shared.metrics.clone(),
+        writable: shared.writable.clone(),
+        clock: config.clock.clone(),
+        observer: config.observer.clone(),
+        expiry_tick: Duration::from_millis(config.expiry_tick_ms),
+    };
+    let backend = config.log.clone();
+    let node_config = NodeConfig {
+        expiry_batch: config.expiry_batch,
+        snapshots: SnapshotPolicy {
+            every_events: config.snapshot_every_events,
+            state_factor: config.snapshot_state_factor,
+        },
+    };
+    LocalExecutorBuilder::new(placement)
+        .name(&format!("flashsale-shard-{i}"))
+        .io_memory(IO_MEMORY)
+        .spawn(move || async move {
+            let (shard, log) = match recovery::recover(id, n, &backend).await {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = ready.send((id, Err(e)));
+                    return;
+                }
+            };
+            let _ = ready.send((id, Ok((shard.gates(), shard.stock_levels()))));
+            drop(ready);
+            let node = ShardNode::new(shard, node_config);
+            executor::run(Rc::new(ctx), node, log, rx).await;
+        })
+        .map_err(|e| StartError::Executor(e.to_string()))
+}
+
+/// Waits for every shard to report, publishing each SKU to the directory; returns the first
+/// failure.
+fn collect_ready(
+    engine: &Engine,
+    ready: &std::sync::mpsc::Receiver<Ready>,
+    n: usize,
+) -> Option<StartError> {
+    let mut first_error = None;
+    for _ in 0..n {
+        match ready.recv() {
+            Ok((_, Ok((gates, levels)))) => {
+                for (sku, gate, ttl) in gates {
+                    let level = levels.iter().find(|l| l.sku == sku).cloned();
+                    engine.inner.dir.insert(&sku, gate, ttl, level);
+                }
+            }
+            Ok((shard, Err(source))) => {
+                first_error.get_or_insert(StartError::Recovery { shard, source });
+            }
+            Err(_) => {
+                first_error.get_or_insert(StartError::Executor(
+                    "a shard executor failed to start (io_uring unavailable or \
+                     RLIMIT_MEMLOCK too low?)"
+                        .into(),
+                ));
+                break;
+            }
+        }
+    }
+    first_error
 }

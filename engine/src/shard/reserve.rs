@@ -171,7 +171,7 @@ impl Shard {
         }
         if let Some(id) = cmd.id {
             if self.reservations.contains(self.id, id) {
-                return Err(CommandError::Invalid(format!("reservation {id} exists")));
+                return Err(bug(&format!("reservation {id} exists")));
             }
         }
         if let Some(exp) = cmd.expires_at_ms {

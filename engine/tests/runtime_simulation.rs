@@ -75,6 +75,8 @@ enum Op {
     Reserve {
         req: ReserveRequest,
         sub: Submitted,
+        /// The caller's key in flight, released with the answer (or the crash).
+        _key: Option<flashsale_engine::node::caller::KeyInFlight>,
     },
     Decide {
         id: ReservationId,
@@ -91,6 +93,8 @@ struct Sim {
     skus: Vec<SkuId>,
     buyers: Vec<BuyerId>,
     keyed: Vec<ReserveRequest>,
+    /// The callers' keys in flight (as `Engine::reserve` keeps them).
+    keys: std::sync::Arc<flashsale_engine::node::caller::KeysInFlight>,
     ops: Vec<Op>,
     model: Model,
     /// Every answered or lost reservation request, for failure reports: (step, request, outcome).
@@ -152,6 +156,7 @@ impl Sim {
             now,
             skus,
             keyed: Vec::new(),
+            keys: Default::default(),
             ops: Vec::new(),
             model,
             failing: vec![None; shards],
@@ -228,8 +233,12 @@ impl Sim {
         match self.rng.gen_range(0..100) {
             0..=19 => {
                 let req = self.random_request();
-                let sub = submit_reserve(&mut self.w, self.now, req.clone());
-                self.ops.push(Op::Reserve { req, sub });
+                let (sub, key) = submit_keyed(&mut self.w, self.now, req.clone(), Some(&self.keys));
+                self.ops.push(Op::Reserve {
+                    req,
+                    sub,
+                    _key: key,
+                });
             }
             20..=25 => {
                 let ids: Vec<ReservationId> = self.model.res.keys().copied().collect();
@@ -265,9 +274,10 @@ impl Sim {
             }
             85..=89 => {
                 let s = self.rng.gen_range(0..shards);
+                // Logs fail about a tenth of the time, in spells.
                 self.failing[s] = match self.failing[s] {
                     Some(_) => None,
-                    None if self.rng.gen_bool(0.3) => Some(self.now),
+                    None if self.rng.gen_bool(0.1) => Some(self.now),
                     None => None,
                 };
             }
@@ -314,7 +324,7 @@ impl Sim {
                 continue;
             }
             match self.ops.swap_remove(i) {
-                Op::Reserve { req, sub } => {
+                Op::Reserve { req, sub, .. } => {
                     let r = outcome(&mut self.w, &sub).expect("answered");
                     let said = match &r {
                         Ok(v) => format!("ok {} {:?}", v.id, v.status),
@@ -405,8 +415,16 @@ impl Sim {
                 );
                 if let Some(id) = earlier {
                     if !may_refuse {
+                        let related: Vec<String> = self
+                            .history
+                            .iter()
+                            .filter(|(_, r, _)| r.idempotency_key == req.idempotency_key)
+                            .map(|(step, r, said)| format!("step {step}: {:?} -> {said}", r.lines))
+                            .collect();
                         return Err(self.fail(format!(
-                            "key of {id} refused its retry with {e:?} instead of returning it"
+                            "key of {id} refused its retry with {e:?} instead of returning it; \
+                             {:?}; with this key: {related:#?}",
+                            self.read(id)
                         )));
                     }
                 }

@@ -148,3 +148,56 @@ fn take_claims(claims: &mut [Option<Claim>], positions: u64) -> Result<Vec<Claim
     }
     Ok(own)
 }
+
+/// Idempotency keys of the requests callers have in flight (claims taken, answer not yet
+/// back): a concurrent map shared by every caller thread. A duplicate that arrives while its
+/// key is here gets `IdempotencyInProgress` at once — before it could be refused at a gate
+/// whose units the first request claimed, or reach the home shard ahead of it.
+#[derive(Debug, Default)]
+pub struct KeysInFlight {
+    keys: dashmap::DashMap<ScopedKey, (), ahash::RandomState>,
+}
+
+/// A key in flight; leaves the map when dropped (the request was answered or abandoned).
+#[derive(Debug)]
+#[must_use = "the key leaves the map when this guard drops"]
+pub struct KeyInFlight {
+    keys: Arc<KeysInFlight>,
+    key: ScopedKey,
+}
+
+impl KeysInFlight {
+    /// Marks `key` in flight, or refuses if it already is.
+    pub fn enter(self: &Arc<Self>, key: &ScopedKey) -> Result<KeyInFlight, CommandError> {
+        match self.keys.entry(key.clone()) {
+            dashmap::mapref::entry::Entry::Occupied(_) => {
+                Err(CommandError::IdempotencyInProgress {
+                    retry_after_ms: crate::limits::DUPLICATE_RETRY_AFTER_MS,
+                })
+            }
+            dashmap::mapref::entry::Entry::Vacant(v) => {
+                v.insert(());
+                Ok(KeyInFlight {
+                    keys: self.clone(),
+                    key: key.clone(),
+                })
+            }
+        }
+    }
+
+    /// Keys in flight.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl Drop for KeyInFlight {
+    fn drop(&mut self) {
+        self.keys.keys.remove(&self.key);
+    }
+}

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use self::directory::Directory;
 use self::executor::{Cmd, Ctx};
 use self::metrics::Metrics;
-use crate::node::caller::{prepare_reserve, GateInfo, Prepared};
+use crate::node::caller::{prepare_reserve, GateInfo, KeysInFlight, Prepared};
 use crate::node::commit::SnapshotPolicy;
 use crate::node::message::{Answer, Request};
 use crate::node::{NodeConfig, ShardNode};
@@ -115,6 +115,7 @@ impl EngineConfig {
 
 struct Inner {
     senders: Vec<flume::Sender<Cmd>>,
+    keys: Arc<KeysInFlight>,
     dir: Arc<Directory>,
     metrics: Arc<Metrics>,
     writable: Arc<[AtomicBool]>,
@@ -202,6 +203,7 @@ impl Engine {
         drop(ready_tx);
         let inner = Arc::new(Inner {
             senders,
+            keys: Arc::new(KeysInFlight::default()),
             dir,
             metrics,
             writable,
@@ -336,6 +338,11 @@ impl Engine {
     /// the shard of the first line. A duplicate of a keyed request still in progress waits for
     /// its outcome or gets `IdempotencyInProgress`; it never sees a partial reservation.
     pub async fn reserve(&self, request: ReserveRequest) -> Result<ReservationView, CommandError> {
+        // Held until this request is answered: a duplicate meanwhile gets IdempotencyInProgress.
+        let _in_flight = match &request.idempotency_key {
+            Some(k) => Some(self.inner.keys.enter(k)?),
+            None => None,
+        };
         let now = self.inner.clock.now_ms();
         let dir = &self.inner.dir;
         let prepared = prepare_reserve(request, self.shard_count(), now, |sku| {

@@ -3,7 +3,11 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use flashsale_engine::node::caller::{prepare_reserve, GateInfo, Prepared, Probe};
+use std::sync::Arc;
+
+use flashsale_engine::node::caller::{
+    prepare_reserve, GateInfo, KeyInFlight, KeysInFlight, Prepared, Probe,
+};
 use flashsale_engine::node::commit::SnapshotPolicy;
 use flashsale_engine::node::message::{Answer, Request};
 use flashsale_engine::node::world::{Ticket, World};
@@ -86,8 +90,31 @@ pub enum Submitted {
     Refused(CommandError),
 }
 
-/// Claims and submits a reservation as the runtime's caller side does (nothing delivered yet).
+/// Claims and submits a reservation as the runtime's caller side does (nothing delivered yet),
+/// without the callers' keys-in-flight map (so duplicates reach the home shard).
 pub fn submit_reserve(w: &mut World, now: u64, req: ReserveRequest) -> Submitted {
+    submit_keyed(w, now, req, None).0
+}
+
+/// [`submit_reserve`] through the callers' keys-in-flight map, as `Engine::reserve` does: the
+/// returned guard must live until the answer is taken.
+pub fn submit_keyed(
+    w: &mut World,
+    now: u64,
+    req: ReserveRequest,
+    keys: Option<&Arc<KeysInFlight>>,
+) -> (Submitted, Option<KeyInFlight>) {
+    let guard = match (keys, &req.idempotency_key) {
+        (Some(keys), Some(k)) => match keys.enter(k) {
+            Ok(g) => Some(g),
+            Err(e) => return (Submitted::Refused(e), None),
+        },
+        _ => None,
+    };
+    (submit_unguarded(w, now, req), guard)
+}
+
+fn submit_unguarded(w: &mut World, now: u64, req: ReserveRequest) -> Submitted {
     let n = w.shard_count();
     match prepare_reserve(req, n, now, |s| gate_info(w, s)) {
         Err(e) => Submitted::Refused(e),

@@ -3,7 +3,7 @@
 # of its own) and a full disk, driven by `flashsale-chaos run`, with its history checked.
 # What is injected and what is checked: docs/reliability.md.
 #
-#   scripts/chaos.sh --ci        short run for CI: both backends, 50 s of load each (~3 min)
+#   scripts/chaos.sh --ci        short run for CI: both backends, 65 s of load each (~2.5 min)
 #   scripts/chaos.sh --soak      100 kill cycles per backend, plus pauses, outages, full disk
 #   scripts/chaos.sh [FLAGS…]    any `flashsale-chaos run` flags (see --help)
 #
@@ -32,7 +32,7 @@ mode=()
 case "${1:-}" in
     --ci)
         shift
-        mode=(--backend both --duration 50)
+        mode=(--backend both --duration 65)
         if [[ $has_seed == 0 ]]; then
             seed="${CHAOS_SEED:-}"
             if [[ -z "$seed" ]]; then

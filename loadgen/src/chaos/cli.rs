@@ -136,7 +136,8 @@ pub struct RunArgs {
     /// The flashsale binary [default: next to this one, e.g. target/debug/flashsale].
     #[arg(long, env = "FLASHSALE_BIN")]
     pub server_bin: Option<PathBuf>,
-    /// Run directory [default: a new one under the temp dir].
+    /// Run directory [default: a new one under the temp dir]; with Postgres as root, its parent
+    /// directories must be traversable by the `postgres` user.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Keep the run directory even when the history is valid.

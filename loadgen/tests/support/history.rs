@@ -310,3 +310,24 @@ pub fn write_text(text: &str) -> (tempfile::TempDir, PathBuf) {
 pub fn kinds(r: &Report) -> Vec<Kind> {
     r.violations.iter().map(|v| v.kind).collect()
 }
+
+/// A small valid history: one reservation held and left to expire, read back after the run.
+pub fn clean_history_text() -> String {
+    let mut h = H::new(vec![sku("a", 10, Some(2), 2)]);
+    let l = [("a", 1)];
+    h.op(
+        0,
+        10,
+        reserve("k1", "u1", &l),
+        with_view(201, view("r1", "held", "u1", &l, 2_005)),
+    );
+    h.fault(4_500, FaultKind::LoadEnd);
+    h.fin(
+        9_000,
+        9_010,
+        get("r1"),
+        with_view(200, view("r1", "expired", "u1", &l, 2_005)),
+    );
+    h.fin(9_020, 9_030, get_sku("a"), counts(10, 10, 0, 0));
+    h.text()
+}

@@ -121,11 +121,18 @@ pub fn check(ix: &Ix<'_>, f: &mut Findings) {
                     format!("{v}..={}", v + unknown)
                 }
             };
+            let hint = if c.reserved > held + unknown {
+                " (units held at rest that no held reservation explains: a leaked hold)"
+            } else if c.sold > sold + unknown {
+                " (units sold that no confirmed reservation explains)"
+            } else {
+                " (acknowledged units missing)"
+            };
             f.violation(
                 Kind::CountsAtQuiescence,
                 format!(
                     "{sku} after the run: sold {} and reserved {}, but the acknowledged \
-                     reservations explain sold {} and reserved {}",
+                     reservations explain sold {} and reserved {}{hint}",
                     c.sold,
                     c.reserved,
                     bound(sold),

@@ -18,6 +18,10 @@ fn summary_ms(v: &[u64]) -> String {
     }
     let mut s = v.to_vec();
     s.sort_unstable();
+    if s.len() <= 6 {
+        let all: Vec<String> = v.iter().map(u64::to_string).collect();
+        return format!("{} ms", all.join(", "));
+    }
     format!(
         "{} measured, median {} ms, max {} ms",
         s.len(),

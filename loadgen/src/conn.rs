@@ -46,6 +46,8 @@ pub struct Answer {
     pub status: StatusCode,
     /// Body (at most [`MAX_BODY_BYTES`]).
     pub body: Bytes,
+    /// The `Retry-After` header in seconds, when present and numeric.
+    pub retry_after_s: Option<u64>,
 }
 
 /// A lazily (re)connected HTTP/1.1 client connection.
@@ -69,6 +71,11 @@ impl Conn {
             sender: None,
             connects: 0,
         }
+    }
+
+    /// Changes the deadline of later exchanges (and connects).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// True if a usable connection is open.
@@ -138,12 +145,21 @@ impl Conn {
                 .await
                 .map_err(|e| TransportError::Io(e.to_string()))?;
             let status = resp.status();
+            let retry_after_s = resp
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
             let body = Limited::new(resp.into_body(), MAX_BODY_BYTES)
                 .collect()
                 .await
                 .map_err(|e| TransportError::Io(format!("body: {e}")))?
                 .to_bytes();
-            Ok::<_, TransportError>(Answer { status, body })
+            Ok::<_, TransportError>(Answer {
+                status,
+                body,
+                retry_after_s,
+            })
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(answer)) => Ok(answer),

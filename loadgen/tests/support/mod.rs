@@ -1,5 +1,7 @@
-//! Test support: an in-process fake server following the HTTP contract.
+//! Test support: an in-process fake server following the HTTP contract, a real server, and
+//! hand-written chaos histories.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_server;
+pub mod history;
 pub mod real_server;

@@ -1,7 +1,7 @@
 //! The history checker (Jepsen's checkers in spirit, for this data model): it reads a history
 //! and decides whether every answer the server gave is explained by one legal execution of the
 //! contract. It only uses what the history says (pure: no network), so it runs on any history,
-//! hand-written ones included. What it proves and what it does not: docs/adr/0016-history-checker.md.
+//! hand-written ones included. What it proves and what it does not: docs/adr/0017-history-checker.md.
 //!
 //! Checks, each in its own module:
 //! - [`answers`]: every answer is one the contract allows for that call (no 500, no 422 for a

@@ -176,7 +176,7 @@ async fn flusher(
                 return;
             }
             glommio::timer::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            backoff = (backoff * 2).min(Duration::from_millis(100));
         }
         if !first_failure {
             tracing::info!(shard = ctx.id, "log writable again");

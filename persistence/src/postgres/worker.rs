@@ -95,7 +95,7 @@ const ROWS_PER_STATEMENT: usize = 20_000;
 /// Rows per replay page.
 const REPLAY_PAGE: i64 = 10_000;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(250);
 
 fn unavailable(e: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(e.to_string())

@@ -1,5 +1,6 @@
 //! Every bound the engine's runtime keeps, in one place (the contract's own limits are in
-//! `flashsale_protocol::limits`). A full bound refuses with `Busy` (503), it never grows.
+//! `flashsale_protocol::limits`). A full bound refuses new work with `Busy` (503) — duplicates
+//! of a key in progress with `IdempotencyInProgress` (409) — and never grows.
 
 /// Most records' bytes a shard buffers for its next commit; mutating commands are refused
 /// with `Busy` while the buffer is this full (the log is slower than the offered load).
@@ -7,6 +8,10 @@ pub const MAX_PENDING_BYTES: usize = 16 << 20;
 
 /// Most replies a shard holds waiting for durability.
 pub const MAX_COMMIT_WAITERS: usize = 65_536;
+
+/// How long a cross-shard reservation may be coordinated before it is given up, in ms (only
+/// a shard that stops answering reaches it).
+pub const COORDINATION_DEADLINE_MS: u64 = 10_000;
 
 /// Most cross-shard reservations one home shard coordinates at once.
 pub const MAX_COORDINATIONS: usize = 8_192;

@@ -252,3 +252,104 @@ fn a_stale_part_asks_its_home_and_follows() {
         n.shard().check_gates().unwrap();
     }
 }
+
+/// Every money value stays exact (≤ 2^53 − 1): a cart whose parts are each within the limit
+/// but whose total is not is refused whole, and its parts are rolled back.
+#[test]
+fn a_total_above_the_money_limit_is_refused_across_parts() {
+    use flashsale_protocol::limits::MAX_MONEY_CENTS;
+    let mut w = world(2);
+    let names: Vec<String> = (0..8).map(|i| format!("gold{i}")).collect();
+    for n in &names {
+        let mut s = spec(n, 5);
+        s.price_cents = MAX_MONEY_CENTS / 2 + 1;
+        upsert(&mut w, 0, s);
+    }
+    let x = names[0].as_str();
+    let y = names
+        .iter()
+        .find(|n| shard_of(&sku(n), 2) != shard_of(&sku(x), 2))
+        .expect("two shards")
+        .as_str();
+    let r = submit_reserve(&mut w, 1, req("rich", &[(x, 1), (y, 1)], None));
+    w.settle(1);
+    match outcome(&mut w, &r) {
+        Some(Err(CommandError::Invalid(msg))) => {
+            assert!(msg.contains(&MAX_MONEY_CENTS.to_string()), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+    for s in [x, y] {
+        let v = w.nodes()[usize::from(shard_of(&sku(s), 2))]
+            .shard()
+            .sku(&sku(s))
+            .unwrap();
+        assert_eq!((v.reserved, v.available), (0, 5), "{s} still held");
+    }
+    // One line alone is fine.
+    let ok = submit_reserve(&mut w, 1, req("rich", &[(x, 1)], None));
+    w.settle(1);
+    assert!(outcome(&mut w, &ok).unwrap().is_ok());
+}
+
+/// A shard that never answers (its message lost) cannot hold a coordination, its stock or its
+/// key forever: past the deadline the coordination gives up and rolls back.
+#[test]
+fn a_coordination_past_its_deadline_gives_up() {
+    use flashsale_engine::limits::COORDINATION_DEADLINE_MS;
+    let mut w = world(2);
+    let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+    for n in &names {
+        upsert(&mut w, 0, spec(n, 5));
+    }
+    let x = names[0].as_str();
+    let y = names
+        .iter()
+        .find(|n| shard_of(&sku(n), 2) != shard_of(&sku(x), 2))
+        .expect("two shards")
+        .as_str();
+    let r = submit_reserve(
+        &mut w,
+        1,
+        req("eve", &[(x, 1), (y, 1)], Some(key(3, "lost"))),
+    );
+    // Deliver until the part's command is on its way, then lose it.
+    for _ in 0..50 {
+        if let Some(i) =
+            (0..w.in_flight()).find(|i| w.describe(*i).is_some_and(|d| d.contains("ReservePart")))
+        {
+            assert!(w.lose(i));
+            break;
+        }
+        if w.in_flight() > 0 {
+            w.deliver(0, 1);
+        }
+        for s in 0..2 {
+            w.append(s);
+            w.flush(s, true, 1);
+        }
+    }
+    w.settle(1);
+    assert!(pending(&w, &r), "waiting for the lost part");
+    let later = 1 + COORDINATION_DEADLINE_MS;
+    for s in 0..2 {
+        w.tick(s, later);
+    }
+    w.settle(later);
+    match outcome(&mut w, &r) {
+        Some(Err(CommandError::Busy(_))) => {}
+        other => panic!("{other:?}"),
+    }
+    for n in w.nodes() {
+        assert_eq!(n.coordinations(), 0);
+        n.shard().check_invariants().unwrap();
+    }
+    // The key is free again: a retry reserves.
+    let again = submit_reserve(
+        &mut w,
+        later,
+        req("eve", &[(x, 1), (y, 1)], Some(key(3, "lost"))),
+    );
+    w.settle(later);
+    assert!(outcome(&mut w, &again).unwrap().is_ok());
+}

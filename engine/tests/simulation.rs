@@ -2,7 +2,7 @@
 //! snapshot + replay recovery and 1–4 shards, checked after every step against a plain
 //! reference model and the shard invariants.
 //!
-//! The model encodes the contract, not the implementation: an idempotency key is global (the
+//! The model encodes the contract, not the implementation: an idempotency key (scoped to its caller) is one name everywhere (the
 //! same key with the same body returns the original reservation, with another body — whatever
 //! its lines and shards — it is refused), and released / expired reservations are forgotten
 //! (with their keys) once the retention period has passed since their release.
@@ -60,7 +60,7 @@ struct MRes {
 struct Model {
     skus: BTreeMap<SkuId, MSku>,
     res: BTreeMap<ReservationId, MRes>,
-    /// Idempotency keys, global as the contract says.
+    /// Idempotency keys, scoped per caller as the contract says.
     keys: BTreeMap<ScopedKey, ReservationId>,
     /// Released / expired reservations are forgotten this long after their release.
     retention_ms: u64,

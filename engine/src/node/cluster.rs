@@ -1,7 +1,7 @@
 //! A synchronous driver of several shard nodes: each call delivers its request, then every
 //! message in order and every flush, until the world is quiet. The same nodes, coordinator and
 //! commit path as the glommio runtime, without threads, faults or I/O. Used by the pure
-//! simulation and by benchmarks; crashes restore snapshots and replay the in-memory logs.
+//! simulation; crashes restore snapshots and replay the in-memory logs.
 
 use flashsale_protocol::{OrderId, ReservationId, ShardId, SkuId, SkuSpec};
 

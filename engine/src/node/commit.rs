@@ -55,6 +55,8 @@ pub enum AfterDurable<R> {
         /// The message.
         msg: super::message::PeerMsg,
     },
+    /// A SKU's change is durable: make it visible to caller threads.
+    Publish(flashsale_protocol::SkuId),
     /// A home decision is durable: the parts follow it.
     Forward(Decision),
     /// A home decision is durable: the parts follow it, and the caller hears back once they
@@ -72,7 +74,7 @@ pub enum AfterDurable<R> {
 impl<R> AfterDurable<R> {
     /// Whether someone waits on it and must hear of a failing log (forwards just wait).
     fn fails_with_the_log(&self) -> bool {
-        !matches!(self, AfterDurable::Forward(_))
+        !matches!(self, AfterDurable::Forward(_) | AfterDurable::Publish(_))
     }
 }
 

@@ -8,6 +8,10 @@
 //!      +--home failed--> Done(Err)   +--a part refused--> RollingBack --all acked--> Done(Err)
 //! ```
 //!
+//! A [`Event::Deadline`] ends a coordination that waits too long (a shard that never answers):
+//! unanswered parts count as failed, unacknowledged rollbacks as done (such a part asks its
+//! home later, see `Shard::stale_parts`), so no coordination holds stock or its key forever.
+//!
 //! Every part that was *sent* is rolled back on failure, whatever it answered: a part whose
 //! log failed has applied its hold in memory and must release it too. The home part is
 //! released last, so its idempotency key stays "in progress" until the stock is back.
@@ -76,6 +80,8 @@ pub enum Event {
     },
     /// The home part is no longer held (it expired while the parts were pending).
     HomeLost,
+    /// The coordination ran past its deadline (a shard never answered).
+    Deadline,
 }
 
 /// What a coordination asks its driver to do.
@@ -107,12 +113,13 @@ pub struct Coordination {
     home: Option<PartView>,
     parts: Vec<Part>,
     failure: Option<CommandError>,
+    started_ms: u64,
 }
 
 impl Coordination {
     /// Starts coordinating `id`, whose home part is applied but not yet durable; `parts` are
     /// the other parts' shards and commands (with their claims).
-    pub fn new(id: ReservationId, parts: Vec<(ShardId, ReserveCommand)>) -> Self {
+    pub fn new(id: ReservationId, parts: Vec<(ShardId, ReserveCommand)>, now_ms: u64) -> Self {
         assert!(!parts.is_empty(), "a coordination needs other parts");
         assert!(parts.len() < 64, "more parts than shards");
         Coordination {
@@ -130,7 +137,13 @@ impl Coordination {
                 })
                 .collect(),
             failure: None,
+            started_ms: now_ms,
         }
+    }
+
+    /// When the coordination began, Unix ms.
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
     }
 
     /// The reservation.
@@ -171,19 +184,29 @@ impl Coordination {
                 }
                 self.after_rollback_ack()
             }
-            // Late or repeated news (a reply after the rollback began, a lost home after the
-            // outcome) changes nothing.
-            (Phase::RollingBack, Event::PartReplied { shard, .. }) => {
-                // A part that answers after the rollback began is rolled back too.
-                let mut out = Vec::new();
-                for p in self.parts.iter_mut().filter(|p| p.shard == shard) {
+            (Phase::PartsPending, Event::Deadline) => {
+                // Parts that never answered count as failed (and are rolled back too).
+                for p in &mut self.parts {
                     if matches!(p.state, PartState::Sent) {
-                        p.state = PartState::Aborting;
-                        out.push(Action::AbortPart { shard });
+                        p.state = PartState::Failed;
                     }
                 }
-                out
+                self.failure.get_or_insert(CommandError::Busy(
+                    "a shard did not answer in time; nothing was reserved, retry".into(),
+                ));
+                self.after_reply()
             }
+            (Phase::RollingBack, Event::Deadline) => {
+                // A part that never acknowledged its rollback asks its home later (stale part).
+                for p in &mut self.parts {
+                    if matches!(p.state, PartState::Aborting) {
+                        p.state = PartState::Aborted;
+                    }
+                }
+                self.after_rollback_ack()
+            }
+            // Late or repeated news (an answer or acknowledgement after a deadline, a lost home
+            // after the outcome) changes nothing.
             _ => Vec::new(),
         }
     }

@@ -138,7 +138,8 @@ pub enum PeerMsg {
 /// Whether a [`PeerMsg::Follow`] wants an acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckWanted {
-    /// The home waits for [`PeerMsg::Followed`] (rollback).
+    /// The home waits for [`PeerMsg::Followed`] (a rollback, or a decision it answers its
+    /// caller about once the parts follow).
     Yes,
     /// Fire and forget (decisions already durable at the home).
     No,

@@ -20,7 +20,9 @@ pub mod world;
 use flashsale_protocol::{ReleaseReason, ReservationId, ScopedKey, ShardId, SkuId};
 
 use crate::command::CommandError;
-use crate::limits::{DECISION_ACK_WAIT_MS, DUPLICATE_RETRY_AFTER_MS, MAX_COORDINATIONS};
+use crate::limits::{
+    COORDINATION_DEADLINE_MS, DECISION_ACK_WAIT_MS, DUPLICATE_RETRY_AFTER_MS, MAX_COORDINATIONS,
+};
 use crate::shard::{FollowAction, GroupState, PartView, ReserveCommand, Shard};
 use crate::view::ReservationStatus;
 
@@ -163,7 +165,9 @@ impl<R> ShardNode<R> {
                     .shard
                     .upsert_sku(now_ms, spec, &mut self.commit.pending);
                 if let Ok((view, _)) = &r {
-                    self.publish(&view.sku, out);
+                    // Callers see the SKU (gate, TTL) once its record is durable.
+                    let sku = view.sku.clone();
+                    self.then_durable(now_ms, AfterDurable::Publish(sku), out);
                 }
                 self.reply_durable(now_ms, to, r.map(|(v, c)| Answer::Upserted(v, c)), out);
             }
@@ -295,6 +299,20 @@ impl<R> ShardNode<R> {
         for to in self.keys.timed_out(now_ms) {
             reply(out, to, Err(in_progress()));
         }
+        let overdue: Vec<ReservationId> = self
+            .active
+            .iter()
+            .filter(|(_, a)| {
+                now_ms.saturating_sub(a.coordination.started_ms()) >= COORDINATION_DEADLINE_MS
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in overdue {
+            if let Some(a) = self.active.get_mut(&id) {
+                let actions = a.coordination.on(CoordEvent::Deadline);
+                self.drive(now_ms, id, actions, out);
+            }
+        }
         let late: Vec<ReservationId> = self
             .deciding
             .iter()
@@ -330,7 +348,7 @@ impl<R> ShardNode<R> {
             .shard
             .restock(now_ms, &sku, qty, &mut self.commit.pending);
         if r.is_ok() {
-            self.publish(&sku, out);
+            self.then_durable(now_ms, AfterDurable::Publish(sku), out);
         }
         self.reply_durable(now_ms, to, r.map(Answer::Sku), out);
     }
@@ -405,15 +423,15 @@ impl<R> ShardNode<R> {
         if others.is_empty() {
             return self.reserve_single(now_ms, home_cmd, to, out);
         }
-        if self.active.len() >= MAX_COORDINATIONS {
-            let busy = CommandError::Busy("too many cross-shard reservations in progress".into());
-            return reply(out, to, Err(busy));
-        }
         let key = home_cmd.idempotency_key.clone();
         let hash = home_cmd.request_hash;
         let Some(to) = self.check_key(now_ms, key.as_ref(), hash, to, out) else {
             return;
         };
+        if self.active.len() >= MAX_COORDINATIONS {
+            let busy = CommandError::Busy("too many cross-shard reservations in progress".into());
+            return reply(out, to, Err(busy));
+        }
         match self
             .shard
             .reserve(now_ms, home_cmd, &mut self.commit.pending)
@@ -428,7 +446,7 @@ impl<R> ShardNode<R> {
                 if let Some(k) = &key {
                     self.keys.begin(k.clone(), hash, id);
                 }
-                let coordination = Coordination::new(id, others);
+                let coordination = Coordination::new(id, others, now_ms);
                 let active = Active {
                     coordination,
                     origin: to,
@@ -757,6 +775,7 @@ impl<R> ShardNode<R> {
                 }
             }
             AfterDurable::Tell { to, msg } => out.push(Output::Send { to, msg }),
+            AfterDurable::Publish(sku) => self.publish(&sku, out),
             AfterDurable::PartHeld { id, home } => {
                 let result = self
                     .shard
@@ -825,6 +844,8 @@ impl<R> ShardNode<R> {
                 }
             }
             AfterDurable::Tell { .. } => {}
+            // Applied in memory, so the record reaches the log later: publish anyway.
+            AfterDurable::Publish(sku) => self.publish(&sku, out),
             AfterDurable::PartHeld { id, home } => out.push(Output::Send {
                 to: home,
                 msg: PeerMsg::PartReserved {
@@ -833,7 +854,8 @@ impl<R> ShardNode<R> {
                     result: Err(e),
                 },
             }),
-            // The home only waits to finish its rollback; the release is applied in memory.
+            // The home only waits to finish a rollback or answer a decision; what the part
+            // applied stays in memory and reaches the log later.
             AfterDurable::Ack { id, home } => out.push(Output::Send {
                 to: home,
                 msg: PeerMsg::Followed { id, from: self.id },

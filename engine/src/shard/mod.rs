@@ -16,8 +16,9 @@
 //! One concept per file: `store` keeps reservations by id, `sku` the SKUs and their admin
 //! commands, `reserve` holds stock, `decide` confirms, cancels and follows, `expire` expires
 //! and forgets, `apply` turns events into state, `invariants` re-checks it, `queries` reads
-//! it, `usage` counts per buyer, `orders` indexes orders, `snapshot` saves and restores, and
-//! `sink` receives the records.
+//! it, `usage` counts per buyer, `orders` indexes orders, `snapshot` saves and restores,
+//! `sink` receives the records, and `route` maps SKUs and keys to shards and plans, assembles
+//! and reconciles cross-shard reservations.
 
 mod apply;
 mod decide;

@@ -20,7 +20,7 @@ if [[ "${CHAOS_RELEASE:-0}" == 1 ]]; then
     profile=release
     build+=(--release)
 fi
-target="${CARGO_TARGET_DIR:-target}"
+target="$(realpath "${CARGO_TARGET_DIR:-target}")"
 "${build[@]}"
 
 has_seed=0

@@ -112,6 +112,7 @@ struct Stats {
     in_progress: u64,
     unavailable: u64,
     crashes: u64,
+    snapshots_restored: u64,
     flush_failures: u64,
     duplicates: u64,
     resolved_unknown: u64,
@@ -129,7 +130,7 @@ impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let shards = rng.gen_range(2..=4);
-        let mut w = world(shards);
+        let mut w = world_with_snapshots(shards, rng.gen_range(20..200));
         let mut model = Model::default();
         let n_skus = rng.gen_range(3..10);
         let now = 1_000_000;
@@ -529,6 +530,8 @@ impl Sim {
             }
         });
         r.map_err(|e| format!("recovery failed: {e}"))?;
+        self.stats.snapshots_restored +=
+            self.w.logs().iter().filter(|l| l.has_snapshot()).count() as u64;
         self.failing.iter_mut().for_each(|f| *f = None);
         self.check_state()
     }
@@ -822,6 +825,7 @@ fn runtime_simulation_with_faults_against_the_model() {
         total.in_progress += s.in_progress;
         total.unavailable += s.unavailable;
         total.crashes += s.crashes;
+        total.snapshots_restored += s.snapshots_restored;
         total.flush_failures += s.flush_failures;
         total.duplicates += s.duplicates;
         total.resolved_unknown += s.resolved_unknown;
@@ -830,4 +834,5 @@ fn runtime_simulation_with_faults_against_the_model() {
     // The run must have exercised what it claims to.
     assert!(total.acked > 0 && total.refused > 0 && total.duplicates > 0);
     assert!(total.crashes > 0 && total.flush_failures > 0 && total.unavailable > 0);
+    assert!(total.snapshots_restored > 0 && total.in_progress > 0);
 }

@@ -41,6 +41,11 @@ impl SimLog {
         self.tail.len()
     }
 
+    /// Whether a snapshot was stored.
+    pub fn has_snapshot(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
     /// Durable records after the snapshot.
     pub fn durable_len(&self) -> usize {
         self.durable.len()

@@ -50,12 +50,18 @@ pub fn spec(id: &str, stock: u64) -> SkuSpec {
 
 /// A world whose nodes never snapshot on their own and expire everything due per tick.
 pub fn world(shards: usize) -> World {
+    world_with_snapshots(shards, 0)
+}
+
+/// A world whose nodes snapshot every `every_events` logged events (0 = never), so crashes
+/// restore from a snapshot plus the log after it.
+pub fn world_with_snapshots(shards: usize, every_events: u64) -> World {
     World::new(
         shards,
         NodeConfig {
             expiry_batch: 1_024,
             snapshots: SnapshotPolicy {
-                every_events: 0,
+                every_events,
                 state_factor: 0,
             },
         },

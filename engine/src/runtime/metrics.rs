@@ -3,21 +3,19 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
 use crate::stats::StatsSnapshot;
 
 const STRIPES: usize = 16;
 
-/// A counter striped over cache lines, for increments from many threads.
+/// A counter striped over cache lines (crossbeam's `CachePadded`), for increments from many
+/// threads without false sharing.
 #[derive(Debug, Default)]
 struct Striped {
-    cells: [Padded; STRIPES],
+    cells: [CachePadded<AtomicU64>; STRIPES],
 }
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Padded(AtomicU64);
 
 thread_local! {
     static STRIPE: usize = {
@@ -29,11 +27,11 @@ thread_local! {
 impl Striped {
     fn add(&self, n: u64) {
         let i = STRIPE.with(|s| *s);
-        self.cells[i].0.fetch_add(n, Ordering::Relaxed);
+        self.cells[i].fetch_add(n, Ordering::Relaxed);
     }
 
     fn get(&self) -> u64 {
-        self.cells.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+        self.cells.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 }
 

@@ -521,14 +521,27 @@ impl Sim {
                 }
             }
         }
+        let ticks = if self.rng.gen_bool(0.5) {
+            flashsale_engine::node::world::Ticks::DuringRecovery
+        } else {
+            flashsale_engine::node::world::Ticks::NotDuringRecovery
+        };
+        // The process may come back after holds ran out: recovery must still be consistent.
+        if self.rng.gen_bool(0.3) {
+            self.now += self.rng.gen_range(0..8_000);
+        }
         let rng = &mut self.rng;
-        let r = self.w.crash(self.now, |_, tail| {
-            if tail == 0 || rng.gen_bool(0.5) {
-                0
-            } else {
-                rng.gen_range(0..=tail)
-            }
-        });
+        let r = self.w.crash_ticking(
+            self.now,
+            |_, tail| {
+                if tail == 0 || rng.gen_bool(0.5) {
+                    0
+                } else {
+                    rng.gen_range(0..=tail)
+                }
+            },
+            ticks,
+        );
         r.map_err(|e| format!("recovery failed: {e}"))?;
         self.stats.snapshots_restored +=
             self.w.logs().iter().filter(|l| l.has_snapshot()).count() as u64;

@@ -57,6 +57,16 @@ pub struct Counters {
     pub sold_out: u64,
 }
 
+/// Whether the node is still being recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Replayed, but cross-shard reservations are not reconciled yet: the clock must not
+    /// expire anything (an expiry now would race the reconciliation's rollbacks).
+    Recovering,
+    /// Reconciled (the recovery's [`Request::ExpireAll`] ran): ticks expire as usual.
+    Serving,
+}
+
 /// A cross-shard reservation this node coordinates, with who waits for it.
 #[derive(Debug)]
 struct Active<R> {
@@ -86,6 +96,7 @@ pub struct ShardNode<R> {
     deciding: FastMap<ReservationId, Deciding<R>>,
     config: NodeConfig,
     counters: Counters,
+    stage: Stage,
 }
 
 fn unavailable() -> CommandError {
@@ -105,7 +116,18 @@ impl<R> ShardNode<R> {
             deciding: FastMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8)),
             config,
             counters: Counters::default(),
+            stage: Stage::Recovering,
         }
+    }
+
+    /// Where recovery stands.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// A node with nothing to recover (a fresh shard) serves at once.
+    pub fn mark_recovered(&mut self) {
+        self.stage = Stage::Serving;
     }
 
     /// The shard (read-only).
@@ -205,6 +227,8 @@ impl<R> ShardNode<R> {
                 self.reply_durable(now_ms, to, r.map(|c| Answer::Count(usize::from(c))), out);
             }
             Request::ExpireAll => {
+                // The last step of recovery: from now on ticks expire too.
+                self.stage = Stage::Serving;
                 let n = self.expire(now_ms, usize::MAX, out);
                 self.reply_durable(now_ms, to, Ok(Answer::Count(n)), out);
             }
@@ -284,6 +308,9 @@ impl<R> ShardNode<R> {
 
     /// The clock advanced: expiries, duplicates that waited too long, stale parts.
     pub fn tick(&mut self, now_ms: u64, out: &mut Vec<Output<R>>) {
+        if self.stage == Stage::Recovering {
+            return;
+        }
         if self.commit.log_state() == LogState::Writable {
             self.expire(now_ms, self.config.expiry_batch, out);
             for id in self

@@ -15,6 +15,15 @@ use crate::shard::{reconcile, Shard};
 use super::message::{Answer, Output, PeerMsg, Request};
 use super::{Counters, NodeConfig, ShardNode};
 
+/// Whether clock ticks reach the shards while they recover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ticks {
+    /// Recovery runs before any tick.
+    NotDuringRecovery,
+    /// Every shard ticks after replay, before the reconciliation.
+    DuringRecovery,
+}
+
 /// Names one caller request in a [`World`].
 pub type Ticket = u64;
 
@@ -100,7 +109,11 @@ impl World {
         let n = shards.clamp(1, 64);
         World {
             nodes: (0..n)
-                .map(|i| ShardNode::new(Shard::new(i as ShardId), config))
+                .map(|i| {
+                    let mut node = ShardNode::new(Shard::new(i as ShardId), config);
+                    node.mark_recovered();
+                    node
+                })
                 .collect(),
             logs: vec![SimLog::default(); n],
             messages: VecDeque::new(),
@@ -329,7 +342,18 @@ impl World {
     pub fn crash(
         &mut self,
         now_ms: u64,
+        kept_tail: impl FnMut(usize, usize) -> usize,
+    ) -> Result<(), String> {
+        self.crash_ticking(now_ms, kept_tail, Ticks::NotDuringRecovery)
+    }
+
+    /// [`World::crash`], with clock ticks reaching every shard after replay and before the
+    /// reconciliation when `ticks` says so — as the runtime's timers may.
+    pub fn crash_ticking(
+        &mut self,
+        now_ms: u64,
         mut kept_tail: impl FnMut(usize, usize) -> usize,
+        ticks: Ticks,
     ) -> Result<(), String> {
         self.messages.clear();
         self.pending_snapshots.clear();
@@ -344,6 +368,11 @@ impl World {
             nodes.push(ShardNode::new(shard, self.config));
         }
         self.nodes = nodes;
+        if ticks == Ticks::DuringRecovery {
+            for s in 0..self.nodes.len() {
+                self.tick(s, now_ms);
+            }
+        }
         self.recover(now_ms)
     }
 

@@ -1,14 +1,18 @@
-//! `flashsale`: engine + HTTP gateway + QUIC stock stream in one process.
+//! `flashsale`: engine + HTTP gateway + QUIC stock stream in one process, its stream client
+//! (`watch`), and the operator commands (`sku`, `reservation`, `order`, `credentials`).
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use flashsale_gateway::cli;
 use tracing_subscriber::EnvFilter;
 
 /// flashsale: sells a limited stock to a crowd in seconds, never one unit more than it has.
 #[derive(Debug, Parser)]
 #[command(name = "flashsale", version, about, propagate_version = true)]
 struct Cli {
-    /// Log filter (e.g. `info`, `debug`, `flashsale_gateway=debug`) [default: RUST_LOG, else info].
-    /// Logs go to stderr; at `info` nothing is logged per request.
+    /// Log filter (e.g. `info`, `debug`, `flashsale_gateway=debug`) [default: RUST_LOG, else
+    /// info]. Logs go to stderr.
     #[arg(long, global = true, env = "FLASHSALE_LOG_LEVEL")]
     log_level: Option<String>,
 
@@ -19,9 +23,20 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the engine, the HTTP API and the QUIC stock stream until SIGINT/SIGTERM.
+    ///
+    /// At the default log level nothing is logged per request; `--log-level debug` does.
     Serve(Box<flashsale_gateway::serve::ServeArgs>),
     /// Print live stock from the QUIC stock stream, one line per update.
     Watch(flashsale_gateway::watch::WatchArgs),
+    /// Create, show, list and restock SKUs over the HTTP API.
+    Sku(cli::sku::SkuArgs),
+    /// Show or cancel a reservation over the HTTP API.
+    Reservation(cli::reservation::ReservationArgs),
+    /// Show an order over the HTTP API.
+    Order(cli::order::OrderArgs),
+    /// Show the tokens and certificate fingerprint `serve` keeps in its data dir.
+    #[command(subcommand)]
+    Credentials(cli::credentials::CredentialsCommand),
 }
 
 fn init_tracing(level: Option<&str>) -> anyhow::Result<()> {
@@ -37,12 +52,33 @@ fn init_tracing(level: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_tracing(cli.log_level.as_deref())?;
-    match cli.command {
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => flashsale_gateway::serve::run(*args).await,
         Command::Watch(args) => flashsale_gateway::watch::run(args).await,
+        Command::Sku(args) => cli::print(&cli::sku::run(&args).await?),
+        Command::Reservation(args) => cli::print(&cli::reservation::run(&args).await?),
+        Command::Order(args) => cli::print(&cli::order::run(&args).await?),
+        Command::Credentials(cli::credentials::CredentialsCommand::Show(args)) => {
+            cli::print(&cli::credentials::show(&args)?)
+        }
+    }
+}
+
+/// Exit status: 0 on success, 1 on any error, printed as one line on stderr.
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match init_tracing(cli.log_level.as_deref()) {
+        Ok(()) => run(cli.command).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {line}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -13,10 +13,10 @@ use flashsale_stream_client::{
 };
 
 /// Longest wait between two reconnection attempts of `watch`.
-pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(300);
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(200);
 
 /// Limit of each reconnection handshake of `watch` (a restarting server gets a fresh one every
-/// limit + backoff, at most ≈ 0.7 s apart).
+/// limit + backoff, at most ≈ 0.55 s apart).
 pub const RECONNECT_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// How often `watch` repeats that it is still reconnecting (the first loss is always shown).

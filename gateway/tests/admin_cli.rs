@@ -243,3 +243,49 @@ async fn reservations_and_orders_are_shown_and_cancelled() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn help_describes_every_contract_flag() {
+    let help = |args: &[&str]| {
+        let (code, out, err) = flashsale(args, &[]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let put = help(&["sku", "put", "--help"]);
+    for flag in [
+        "--name",
+        "--price-cents",
+        "--stock",
+        "--per-buyer-limit",
+        "--sale-starts-at",
+        "--sale-ends-at",
+        "--reservation-ttl-s",
+        "--server",
+        "--token",
+        "--json",
+    ] {
+        assert!(put.contains(flag), "sku put --help lacks {flag}");
+    }
+    assert!(put.contains("http://127.0.0.1:8080") && put.contains("FLASHSALE_TOKEN"));
+    for args in [
+        &["sku", "get", "--help"][..],
+        &["sku", "list", "--help"],
+        &["sku", "restock", "--help"],
+        &["reservation", "get", "--help"],
+        &["reservation", "cancel", "--help"],
+        &["order", "get", "--help"],
+    ] {
+        let text = help(args);
+        assert!(
+            text.contains("--server") && text.contains("--token") && text.contains("--json"),
+            "{args:?}: {text}"
+        );
+    }
+    let creds = help(&["credentials", "show", "--help"]);
+    assert!(creds.contains("--data-dir") && creds.contains("--only"));
+    let watch = help(&["watch", "--help"]);
+    assert!(
+        !watch.contains("per request"),
+        "watch --help says nothing about request logging"
+    );
+}

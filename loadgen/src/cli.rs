@@ -582,6 +582,19 @@ mod tests {
     }
 
     #[test]
+    fn help_shows_each_default_once() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        let start = help.find("--stream-threads").unwrap();
+        let end = help[start..]
+            .find("--quiet")
+            .map_or(help.len(), |i| start + i);
+        let para = &help[start..end];
+        assert_eq!(para.matches("default").count(), 1, "{para}");
+        assert!(help.contains("[default: per-arrival]"));
+    }
+
+    #[test]
     fn bad_flags_are_refused() {
         assert!(parse(&["--target", "http://192.0.2.1:80"]).is_err());
         assert!(parse(&["--rate", "0"]).is_err());

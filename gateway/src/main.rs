@@ -65,10 +65,37 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Exit status: 0 on success, 1 on any error, printed as one line on stderr.
+/// A clap usage error as one line: the message without the usage block, plus a pointer to
+/// `--help`.
+fn one_line_usage_error(rendered: &str) -> String {
+    let head = rendered.split("\n\nUsage:").next().unwrap_or(rendered);
+    let head = head
+        .split("\n\nFor more information")
+        .next()
+        .unwrap_or(head);
+    let mut line = head.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.push_str(" (see --help)");
+    line
+}
+
+/// Exit status: 0 on success, 1 on any error (bad flags included), printed as one line on
+/// stderr.
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout; a bare `flashsale` shows the help.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("{}", one_line_usage_error(&e.render().to_string()));
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = match init_tracing(cli.log_level.as_deref()) {
         Ok(()) => run(cli.command).await,
         Err(e) => Err(e),

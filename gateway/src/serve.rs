@@ -375,6 +375,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let flag_tokens = flag_tokens(&args)?;
+    // Bind early: a taken port is reported before any token is generated or printed, and
+    // before the engine replays its log.
+    let http =
+        bind_http(args.http).with_context(|| format!("cannot listen on --http {}", args.http))?;
+    let http_addr = http
+        .local_addr()
+        .context("local address of the HTTP listener")?;
 
     // The identity (generated tokens, the stream's certificate and its stateless-reset key)
     // survives restarts in the data dir, whichever log backend is used.
@@ -410,13 +417,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         per_ip_limit_loopback: args.per_ip_limit_loopback,
         ..ServerConfig::default()
     };
-
-    // Bind first: a taken port is reported before the engine replays its log.
-    let http =
-        bind_http(args.http).with_context(|| format!("cannot listen on --http {}", args.http))?;
-    let http_addr = http
-        .local_addr()
-        .context("local address of the HTTP listener")?;
 
     let OpenedLog { log, postgres } = open_log(&args)?;
     // The stock hub learns of every durable stock change from the shards (never blocking them)

@@ -281,6 +281,17 @@ fn help_describes_every_contract_flag() {
             "{args:?}: {text}"
         );
     }
+    // A usage mistake is a problem like any other: one line, exit code 1.
+    let (code, out, err) = flashsale(&["sku", "put", "tee", "--price-cents", "1"], &[]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("--name"),
+        "{err}"
+    );
+    let (code, _, err) = flashsale(&["sku", "restock", "tee", "many"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid value 'many'") && err.trim_end().ends_with("(see --help)"));
     let creds = help(&["credentials", "show", "--help"]);
     assert!(creds.contains("--data-dir") && creds.contains("--only"));
     let watch = help(&["watch", "--help"]);

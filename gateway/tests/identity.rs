@@ -176,12 +176,13 @@ async fn flags_win_over_the_stored_tokens() {
     assert!(second.stop().success());
 }
 
-/// `flashsale serve` on `data` with `extra`, expected to refuse to start.
-fn refused_start(data: &Path, extra: &[&str]) -> (String, String) {
+/// `flashsale serve` on `data` and HTTP address `http` with `extra`, expected to refuse to
+/// start.
+fn refused_start(data: &Path, http: &str, extra: &[&str]) -> (String, String) {
     let mut args = vec![
         "serve",
         "--http",
-        "127.0.0.1:0",
+        http,
         "--quic",
         "127.0.0.1:0",
         "--data-dir",
@@ -198,13 +199,21 @@ fn refused_start(data: &Path, extra: &[&str]) -> (String, String) {
 fn exposed_identity_and_short_jwt_secrets_are_refused_before_anything_is_printed() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (out, err) = refused_start(&data, &["--jwt-secret", "too-short"]);
+    let (out, err) = refused_start(&data, "127.0.0.1:0", &["--jwt-secret", "too-short"]);
     assert!(err.contains("--jwt-secret"), "{err}");
     assert!(!out.contains("token"), "no token printed: {out}");
     assert!(
         !data.join("identity.json").exists(),
         "nothing created for a refused start"
     );
+    // A taken HTTP port is reported before any token is generated.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (out, err) = refused_start(&data, &addr, &[]);
+    assert!(err.contains("cannot listen on --http"), "{err}");
+    assert!(!out.contains("token"), "no token printed: {out}");
+    assert!(!data.join("identity.json").exists());
+    drop(taken);
 
     let (code, _, err) = flashsale(
         &["credentials", "show", "--data-dir", data.to_str().unwrap()],
@@ -218,6 +227,6 @@ fn exposed_identity_and_short_jwt_secrets_are_refused_before_anything_is_printed
     assert!(server.stop().success());
     let file = data.join("identity.json");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (_, err) = refused_start(&data, &[]);
+    let (_, err) = refused_start(&data, "127.0.0.1:0", &[]);
     assert!(err.contains("chmod 600"), "{err}");
 }

@@ -39,6 +39,7 @@ enum Command {
     Credentials(cli::credentials::CredentialsCommand),
 }
 
+/// Logs to stderr, filtered by `--log-level` (else `RUST_LOG`, else `info`).
 fn init_tracing(level: Option<&str>) -> anyhow::Result<()> {
     let filter = match level {
         Some(l) => EnvFilter::try_new(l).map_err(|e| anyhow::anyhow!("--log-level {l:?}: {e}"))?,
@@ -52,6 +53,7 @@ fn init_tracing(level: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one subcommand to its end.
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => flashsale_gateway::serve::run(*args).await,

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 /// The bound: a change made once the server answers shows within this.
 const SHOWN_WITHIN: Duration = Duration::from_secs(1);
 
+/// `flashsale watch`'s flags, parsed as the binary parses them.
 #[derive(Debug, Parser)]
 struct Watch {
     #[command(flatten)]
@@ -78,6 +79,7 @@ async fn wait_for(
     }
 }
 
+/// Starts a server in `dir` with the stream on `quic` (off the async threads: it blocks).
 async fn start(dir: std::path::PathBuf, quic: String) -> Server {
     tokio::task::spawn_blocking(move || {
         Server::launch(
@@ -92,6 +94,7 @@ async fn start(dir: std::path::PathBuf, quic: String) -> Server {
     .unwrap()
 }
 
+/// Watch, stop (`crash`: SIGKILL, else SIGTERM), restart, change, and time the change.
 async fn restart_shows_changes_quickly(crash: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let quic = format!("127.0.0.1:{}", free_udp_port());

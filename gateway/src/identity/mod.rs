@@ -110,6 +110,7 @@ pub fn generate_token() -> String {
     hex::encode(random_bytes::<32>())
 }
 
+/// `N` bytes from the OS random number generator.
 fn random_bytes<const N: usize>() -> [u8; N] {
     use rand::RngCore as _;
     let mut bytes = [0u8; N];

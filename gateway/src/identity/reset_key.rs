@@ -33,9 +33,7 @@ impl ResetKey {
         };
         ResetKey { mac }
     }
-}
 
-impl ResetKey {
     /// The key of quinn's hashed connection-id generator, derived from the same secret (so the
     /// ids of a previous run validate after a restart).
     pub fn cid_key(&self) -> u64 {

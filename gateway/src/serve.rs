@@ -2,7 +2,7 @@
 //! a clean start (addresses and generated tokens printed once) and a graceful stop.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use crate::auth::{Role, Tokens};
 use crate::http::jwt::JwtVerifier;
 use crate::http::rate_limit::Rate;
 use crate::http::{ApiConfig, App, ServerConfig};
+use crate::identity::{Identity, ResetKey};
 use crate::stream::{StockHub, StreamConfig, StreamThread};
 
 /// Flags of `flashsale serve`. Every flag also reads the env var `FLASHSALE_<FLAG>`.
@@ -28,7 +29,9 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_QUIC", default_value = "127.0.0.1:8443")]
     pub quic: SocketAddr,
 
-    /// Directory of the embedded write-ahead log and snapshots (the default backend).
+    /// Directory of the embedded write-ahead log and snapshots (the default backend), and of
+    /// the server identity with either backend: `identity.json` (mode 0600) keeps generated
+    /// tokens, the stream's self-signed certificate and its stateless-reset key across restarts.
     #[arg(long, env = "FLASHSALE_DATA_DIR", default_value = "./flashsale-data")]
     pub data_dir: PathBuf,
 
@@ -45,7 +48,8 @@ pub struct ServeArgs {
     pub shards: Option<usize>,
 
     /// Admin token (SKU management). Repeatable; the env var takes a comma-separated list.
-    /// If no admin token is given, one is generated and printed at start.
+    /// Without one, the token stored in --data-dir is used: generated and printed at the first
+    /// start, kept for the next (`flashsale credentials show` prints it again).
     #[arg(
         long = "admin-token",
         env = "FLASHSALE_ADMIN_TOKEN",
@@ -55,7 +59,7 @@ pub struct ServeArgs {
     pub admin_tokens: Vec<String>,
 
     /// Storefront token (reserve, confirm, cancel for buyers). Repeatable; comma-separated in
-    /// the env var. If none is given, one is generated and printed at start.
+    /// the env var. Without one, the stored token is used, as for --admin-token.
     #[arg(
         long = "storefront-token",
         env = "FLASHSALE_STOREFRONT_TOKEN",
@@ -79,7 +83,8 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// PEM certificate chain of the QUIC stream [default: a self-signed certificate].
+    /// PEM certificate chain of the QUIC stream [default: the self-signed certificate stored in
+    /// --data-dir, generated at the first start].
     #[arg(long, env = "FLASHSALE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
@@ -194,16 +199,8 @@ fn rate(name: &str, rps: f64, burst: f64) -> anyhow::Result<Option<Rate>> {
     Ok(Some(Rate { per_s: rps, burst }))
 }
 
-/// A fresh random token (256 bits, hex).
-fn generate_token() -> String {
-    use rand::RngCore as _;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-/// The configured tokens, generating (and printing once) admin and storefront tokens if none.
-fn tokens(args: &ServeArgs) -> anyhow::Result<Tokens> {
+/// The tokens given with flags (or their env vars), checked: printable ASCII, no spaces.
+fn flag_tokens(args: &ServeArgs) -> anyhow::Result<Tokens> {
     let mut t = Tokens::new();
     for (list, role, name) in [
         (&args.admin_tokens, Role::Admin, "admin"),
@@ -220,19 +217,49 @@ fn tokens(args: &ServeArgs) -> anyhow::Result<Tokens> {
             t.add(token, role);
         }
     }
-    for (role, name, flag) in [
-        (Role::Admin, "admin", "FLASHSALE_ADMIN_TOKEN"),
-        (Role::Storefront, "storefront", "FLASHSALE_STOREFRONT_TOKEN"),
-    ] {
-        if !t.has(role) {
-            let token = generate_token();
-            println!(
-                "generated {name} token: {token} (set --{name}-token or {flag} to choose one)"
-            );
-            t.add(token, role);
-        }
-    }
     Ok(t)
+}
+
+/// The tokens in force: those of the flags, and for each of admin and storefront without one,
+/// the token stored in the identity. Prints stored tokens only when the identity was `created`
+/// just now; later starts print where they are kept instead.
+fn tokens(mut t: Tokens, identity: &Identity, created: bool, dir: &Path) -> Tokens {
+    let path = crate::identity::path_in(dir);
+    let mut stored = Vec::new();
+    for (role, name, token, env) in [
+        (
+            Role::Admin,
+            "admin",
+            &identity.admin_token,
+            "FLASHSALE_ADMIN_TOKEN",
+        ),
+        (
+            Role::Storefront,
+            "storefront",
+            &identity.storefront_token,
+            "FLASHSALE_STOREFRONT_TOKEN",
+        ),
+    ] {
+        if t.has(role) {
+            continue;
+        }
+        if created {
+            println!("generated {name} token: {token} (set --{name}-token or {env} to choose one)");
+        }
+        stored.push(name);
+        t.add(token.clone(), role);
+    }
+    if !stored.is_empty() {
+        println!(
+            "{} token{} kept in {} (`flashsale credentials show --data-dir {}` prints {} again)",
+            stored.join(" and "),
+            if stored.len() > 1 { "s" } else { "" },
+            path.display(),
+            dir.display(),
+            if stored.len() > 1 { "them" } else { "it" },
+        );
+    }
+    t
 }
 
 /// The write-ahead log the flags ask for, and the Postgres backend when that is the log (the
@@ -328,24 +355,58 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'stati
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     let stop = shutdown_signal()?;
-    let tokens = tokens(&args)?;
+    // Every flag that can be refused is checked before anything is created or printed: a bad
+    // flag never leaves freshly generated tokens on the terminal.
     let jwt = args
         .jwt_secret
         .as_deref()
         .map(|s| JwtVerifier::new(s.as_bytes()))
         .transpose()
         .context("--jwt-secret")?;
+    let ip_rate = rate("ip", args.rate_limit_ip_rps, args.rate_limit_ip_burst)?;
+    let buyer_rate = rate(
+        "buyer",
+        args.rate_limit_buyer_rps,
+        args.rate_limit_buyer_burst,
+    )?;
+    let shards = match args.shards {
+        Some(0) => anyhow::bail!("--shards must be ≥ 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let flag_tokens = flag_tokens(&args)?;
+    // Bind early: a taken port is reported before any token is generated or printed, and
+    // before the engine replays its log.
+    let http =
+        bind_http(args.http).with_context(|| format!("cannot listen on --http {}", args.http))?;
+    let http_addr = http
+        .local_addr()
+        .context("local address of the HTTP listener")?;
+
+    // The identity (generated tokens, the stream's certificate and its stateless-reset key)
+    // survives restarts in the data dir, whichever log backend is used.
+    let names = crate::identity::certificate_names(args.quic.ip(), &[]);
+    let (identity, created) = Identity::load_or_create(&args.data_dir, names)
+        .context("--data-dir: cannot use the server identity")?;
+    let tokens = tokens(flag_tokens, &identity, created, &args.data_dir);
+    let reset_key = identity
+        .reset_secret()
+        .map(|secret| ResetKey::new(&secret))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("the stored stateless-reset secret")?;
+    let stored_tls = if args.tls_cert.is_none() {
+        Some(identity.tls().context("the stored stream certificate")?)
+    } else {
+        None
+    };
+
     let api = ApiConfig {
         tokens: tokens.clone(),
         jwt,
         body_limit_bytes: args.body_limit_bytes as usize,
         body_timeout: Duration::from_millis(args.body_timeout_ms),
-        ip_rate: rate("ip", args.rate_limit_ip_rps, args.rate_limit_ip_burst)?,
-        buyer_rate: rate(
-            "buyer",
-            args.rate_limit_buyer_rps,
-            args.rate_limit_buyer_burst,
-        )?,
+        ip_rate,
+        buyer_rate,
         rate_limit_max_keys: args.rate_limit_max_keys,
     };
     let server = ServerConfig {
@@ -357,24 +418,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
 
-    // Bind first: a taken port is reported before the engine replays its log.
-    let http =
-        bind_http(args.http).with_context(|| format!("cannot listen on --http {}", args.http))?;
-    let http_addr = http
-        .local_addr()
-        .context("local address of the HTTP listener")?;
-
     let OpenedLog { log, postgres } = open_log(&args)?;
-    let shards = match args.shards {
-        Some(0) => anyhow::bail!("--shards must be ≥ 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
     // The stock hub learns of every durable stock change from the shards (never blocking them)
     // and feeds the QUIC stream. Bind the stream before the engine replays, like HTTP.
     let mut stream_config = StreamConfig::new(args.quic);
     stream_config.tls_cert = args.tls_cert.clone();
     stream_config.tls_key = args.tls_key.clone();
+    stream_config.identity = stored_tls;
+    stream_config.reset_key = Some(reset_key);
     stream_config.publish_interval = Duration::from_millis(args.stream_publish_interval_ms);
     stream_config.max_sends_per_s = args.stream_max_sends_per_s;
     stream_config.thread_nice = args.stream_thread_nice;

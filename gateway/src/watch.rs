@@ -1,14 +1,26 @@
 //! `flashsale watch`: prints live stock from the QUIC stock stream, one line per update,
 //! reconnecting and resuming on its own.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use flashsale_protocol::SkuId;
 use flashsale_stream_client::{
     ClientOptions, LevelEntry, StreamEvent, Subscriber, Subscription, Trust, UpdateFrame,
 };
+
+/// Longest wait between two reconnection attempts of `watch`.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(200);
+
+/// Limit of each reconnection handshake of `watch` (a restarting server gets a fresh one every
+/// limit + backoff, at most ≈ 0.55 s apart).
+pub const RECONNECT_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How often `watch` repeats that it is still reconnecting (the first loss is always shown).
+const RECONNECT_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Output format of `flashsale watch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -91,6 +103,10 @@ impl WatchArgs {
         let mut options = ClientOptions::new(self.server.clone(), self.token.clone(), trust);
         options.server_name = self.server_name.clone();
         options.subscription = subscription;
+        // One interactive client: try a restarting server often, so its first change shows
+        // within about a second of it answering again.
+        options.backoff_max = RECONNECT_BACKOFF_MAX;
+        options.reconnect_handshake_timeout = Some(RECONNECT_HANDSHAKE_TIMEOUT);
         Ok(options)
     }
 }
@@ -133,6 +149,17 @@ fn update_line(format: WatchFormat, u: &UpdateFrame) -> String {
     }
 }
 
+/// The requested SKUs a snapshot does not contain: they do not exist on the server (yet).
+pub fn missing_skus<'a>(subscription: &'a Subscription, levels: &[LevelEntry]) -> Vec<&'a SkuId> {
+    match subscription {
+        Subscription::All => Vec::new(),
+        Subscription::Skus(skus) => skus
+            .iter()
+            .filter(|s| !levels.iter().any(|l| &l.sku == *s))
+            .collect(),
+    }
+}
+
 /// The stdout lines for one event (status goes to stderr, see [`run`]).
 pub fn event_lines(format: WatchFormat, event: &StreamEvent) -> Vec<String> {
     match event {
@@ -149,9 +176,14 @@ pub fn event_lines(format: WatchFormat, event: &StreamEvent) -> Vec<String> {
 pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
     let options = args.client_options()?;
     let server = options.server.clone();
+    let subscription = options.subscription.clone();
     let mut subscriber = Subscriber::connect(options).context("stream client setup")?;
     let mut printed = 0u64;
     let stdout = std::io::stdout();
+    // SKUs already reported missing, and the state of an ongoing reconnection.
+    let mut reported_missing: BTreeSet<SkuId> = BTreeSet::new();
+    let mut lost: Option<(Instant, u64)> = None;
+    let mut last_report = Instant::now();
     loop {
         let event = tokio::select! {
             event = subscriber.next_event() => event
@@ -163,13 +195,41 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
         };
         match &event {
             StreamEvent::Connected { epoch, resumed } => {
+                let after = lost
+                    .take()
+                    .map(|(since, _)| format!(" after {:.1} s", since.elapsed().as_secs_f64()))
+                    .unwrap_or_default();
                 eprintln!(
-                    "connected to {server} (epoch {epoch:x}{})",
+                    "connected to {server} (epoch {epoch:x}{}){after}",
                     if *resumed { ", resumed" } else { "" }
                 );
             }
-            StreamEvent::Disconnected { error, retry_in } => {
-                eprintln!("disconnected: {error}; reconnecting in {retry_in:?}");
+            StreamEvent::Disconnected { error, retry_in } => match &mut lost {
+                None => {
+                    eprintln!("disconnected: {error}; reconnecting in {retry_in:?}");
+                    lost = Some((Instant::now(), 1));
+                    last_report = Instant::now();
+                }
+                Some((since, attempts)) => {
+                    *attempts += 1;
+                    if last_report.elapsed() >= RECONNECT_REPORT_EVERY {
+                        eprintln!(
+                            "still reconnecting after {:.0} s ({attempts} attempts): {error}",
+                            since.elapsed().as_secs_f64()
+                        );
+                        last_report = Instant::now();
+                    }
+                }
+            },
+            StreamEvent::Snapshot { levels, .. } => {
+                for sku in missing_skus(&subscription, levels) {
+                    if reported_missing.insert(sku.clone()) {
+                        eprintln!(
+                            "SKU {sku} does not exist on {server}; its updates will show if it is \
+                             created"
+                        );
+                    }
+                }
             }
             _ => {}
         }
@@ -258,6 +318,35 @@ mod tests {
         assert!(bad_sku.client_options().is_err());
         let bad_fp = parse(&["--token", "t", "--fingerprint", "abc"]).unwrap();
         assert!(bad_fp.client_options().is_err());
+    }
+
+    #[test]
+    fn skus_missing_from_the_snapshot_are_named() {
+        let level = |s: &str| LevelEntry {
+            sku: SkuId::new(s).unwrap(),
+            available: 1,
+            reserved: 0,
+            sold: 0,
+            seq: 1,
+        };
+        let sub = Subscription::Skus(vec![
+            SkuId::new("nosuch").unwrap(),
+            SkuId::new("tee").unwrap(),
+        ]);
+        let missing = missing_skus(&sub, &[level("tee")]);
+        assert_eq!(missing, vec![&SkuId::new("nosuch").unwrap()]);
+        assert!(missing_skus(&Subscription::All, &[]).is_empty());
+    }
+
+    #[test]
+    fn reconnects_are_quick() {
+        let a = parse(&["--token", "t", "--insecure"]).unwrap();
+        let o = a.client_options().unwrap();
+        assert_eq!(o.backoff_max, RECONNECT_BACKOFF_MAX);
+        assert_eq!(
+            o.reconnect_handshake_timeout,
+            Some(RECONNECT_HANDSHAKE_TIMEOUT)
+        );
     }
 
     #[test]

@@ -9,6 +9,16 @@ use support::{Api, Server, ADMIN, PARTNER, SHOP};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Asserts `v` is an RFC 3339 UTC time with exactly three fraction digits
+/// (`2026-11-21T10:00:00.250Z`): every response time has milliseconds.
+fn assert_millis(v: &Value) {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    let b = s.as_bytes();
+    assert_eq!(b.len(), 24, "{s}");
+    assert_eq!((b[10], b[19], b[23]), (b'T', b'.', b'Z'), "{s}");
+    assert!(b[20..23].iter().all(u8::is_ascii_digit), "{s}");
+}
+
 fn sku_body(stock: u64, ttl_s: u64) -> Value {
     json!({"name": "Tee", "price_cents": 1500, "stock": stock, "reservation_ttl_s": ttl_s})
 }
@@ -26,7 +36,7 @@ async fn reserve_then_confirm_cancel_or_expire() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["status"], "held");
     let id = r.body["id"].as_str().unwrap().to_owned();
-    assert!(r.body["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_millis(&r.body["expires_at"]);
     assert_eq!(api.counts("tee").await, (8, 2, 0));
     let r = api
         .send(
@@ -46,7 +56,7 @@ async fn reserve_then_confirm_cancel_or_expire() {
     assert_eq!(r.body["payment_ref"], "pay-1");
     assert_eq!(r.body["total_cents"], 3000);
     assert_eq!(r.body["lines"][0]["unit_price_cents"], 1500);
-    assert!(r.body["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_millis(&r.body["created_at"]);
     assert_eq!(api.counts("tee").await, (8, 0, 2));
     // cancel after confirm
     let r = api
@@ -282,6 +292,12 @@ async fn every_error_of_the_contract() {
     let r = api.reserve("b6", "tee", 1).await;
     assert_eq!((r.status, r.problem()), (429, "buyer-limit"), "{}", r.body);
     assert_eq!(r.body["limit"], 2);
+    assert_eq!(r.body["already"], 2);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("would exceed the buyer limit of 2") && !detail.contains("reached"),
+        "{detail}"
+    );
     // 429 rate-limited (buyer bucket: 0.5/s, burst 2)
     assert_eq!(api.reserve("b7", "tee", 1).await.status, 201);
     assert_eq!(api.reserve("b7", "tee", 1).await.status, 201);

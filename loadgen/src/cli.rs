@@ -47,11 +47,16 @@ impl ScenarioName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BuyerIds {
-    /// `lg-<connection>`: one buyer per connection (per-buyer limits apply per connection).
+    /// `lg-<connection>`: one buyer per connection (per-buyer limits apply per connection: a
+    /// fast connection meets the server's per-buyer rate limit).
     PerConnection,
-    /// `lg-<connection>-<n>`: a new buyer for every arrival (each buyer tries once).
+    /// `lg-<connection>-<n>`: a new buyer for every arrival (each buyer tries once, as in a
+    /// real crowd), so the run measures reservations, not the per-buyer rate limiter.
     PerArrival,
 }
+
+/// Default of `--max-error-rate`, in percent of requests.
+pub const DEFAULT_MAX_ERROR_RATE_PERCENT: f64 = 1.0;
 
 /// `flashsale-loadgen`: a crowd of buyers (and stream subscribers) against any server speaking the
 /// flashsale HTTP contract, with honest latencies and an oversell check.
@@ -134,10 +139,14 @@ pub struct Args {
     /// Connections opened concurrently while ramping up.
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
-    /// Buyer id of each reservation. Servers with per-buyer rate limits (flashsale serve:
-    /// --rate-limit-buyer-rps) throttle a fast per-connection buyer; use per-arrival or lift it.
-    #[arg(long, value_enum, default_value = "per-connection")]
+    /// Buyer id of each reservation. per-connection reuses one buyer per connection, which
+    /// servers with per-buyer rate limits (flashsale serve: --rate-limit-buyer-rps) throttle.
+    #[arg(long, value_enum, default_value = "per-arrival")]
     pub buyer_ids: BuyerIds,
+    /// Largest share of requests that may end in an error, in percent: above it the summary
+    /// and the HTML headline say so in red and the exit status is 3.
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_ERROR_RATE_PERCENT, allow_negative_numbers = true)]
+    pub max_error_rate: f64,
     /// Send a unique Idempotency-Key with each reservation.
     #[arg(long)]
     pub idempotency_keys: bool,
@@ -175,8 +184,8 @@ pub struct Args {
     /// it as is]. Below 0 needs CAP_SYS_NICE; if refused, a warning is printed.
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
     pub stream_nice: Option<i32>,
-    /// Threads running the subscribers (1..=64) [default: 1]; more spread a burst of updates
-    /// over several cores when the machine has them.
+    /// Threads running the subscribers (1..=64); more spread a burst of updates over several
+    /// cores when the machine has them.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub stream_threads: u16,
     /// Do not print the per-second progress line.
@@ -266,6 +275,8 @@ pub struct Config {
     pub connect_concurrency: usize,
     /// Buyer id scheme.
     pub buyer_ids: BuyerIds,
+    /// Largest acceptable share of errors, percent of requests.
+    pub max_error_rate_percent: f64,
     /// Idempotency keys on reservations.
     pub idempotency_keys: bool,
     /// Hard cap on first requests.
@@ -361,6 +372,12 @@ impl Config {
                 .unwrap_or(if is_stream { STREAM_SUBSCRIBERS } else { 0 });
         if (is_stream && subscribers == 0) || subscribers > MAX_SUBSCRIBERS {
             return invalid(format!("--subscribers must be 1..={MAX_SUBSCRIBERS}"));
+        }
+        if !(args.max_error_rate.is_finite() && (0.0..=100.0).contains(&args.max_error_rate)) {
+            return invalid(format!(
+                "--max-error-rate must be a percentage in [0, 100], got {}",
+                args.max_error_rate
+            ));
         }
         if args.settle_s > MAX_DURATION_S {
             return invalid(format!("--settle-s must be <= {MAX_DURATION_S}"));
@@ -460,6 +477,7 @@ impl Config {
             timeout_ms: args.timeout_ms,
             connect_concurrency: args.connect_concurrency,
             buyer_ids: args.buyer_ids,
+            max_error_rate_percent: args.max_error_rate,
             idempotency_keys: args.idempotency_keys,
             max_requests: args.max_requests,
             settle_s: args.settle_s,
@@ -500,6 +518,9 @@ mod tests {
         assert_eq!(c.load_model, LoadModel::Closed);
         assert_eq!(c.source_addrs, 1);
         assert!(c.reservation_ttl_s > c.duration_s);
+        // A buyer per arrival: the default run measures reservations, not a per-buyer limiter.
+        assert_eq!(c.buyer_ids, BuyerIds::PerArrival);
+        assert_eq!(c.max_error_rate_percent, DEFAULT_MAX_ERROR_RATE_PERCENT);
         let c = parse(&[
             "--scenario",
             "catalog",
@@ -561,6 +582,19 @@ mod tests {
     }
 
     #[test]
+    fn help_shows_each_default_once() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        let start = help.find("--stream-threads").unwrap();
+        let end = help[start..]
+            .find("--quiet")
+            .map_or(help.len(), |i| start + i);
+        let para = &help[start..end];
+        assert_eq!(para.matches("default").count(), 1, "{para}");
+        assert!(help.contains("[default: per-arrival]"));
+    }
+
+    #[test]
     fn bad_flags_are_refused() {
         assert!(parse(&["--target", "http://192.0.2.1:80"]).is_err());
         assert!(parse(&["--rate", "0"]).is_err());
@@ -568,6 +602,14 @@ mod tests {
         assert!(parse(&["--scenario", "hot-item", "--skus", "3"]).is_err());
         assert!(parse(&["--sku", "bad sku"]).is_err());
         assert!(parse(&["--duration", "0"]).is_err());
+        assert!(parse(&["--max-error-rate", "101"]).is_err());
+        assert!(parse(&["--max-error-rate", "-1"]).is_err());
+        assert_eq!(
+            parse(&["--max-error-rate", "5"])
+                .unwrap()
+                .max_error_rate_percent,
+            5.0
+        );
         assert!(
             parse(&["--scenario", "stream"]).is_err(),
             "no trust setting"

@@ -1,7 +1,8 @@
 //! `flashsale-loadgen`: see `flashsale-loadgen --help` and docs/benchmarks/loadgen.md.
 //!
 //! Exit status: 0 when the run completed and its check passed, 1 on errors, 2 when the check
-//! found an oversell, an invariant violation or counts that do not match (or could not check).
+//! found an oversell, an invariant violation or counts that do not match (or could not check),
+//! 3 when more requests failed than `--max-error-rate` allows (1 % by default).
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,6 +15,7 @@ use flashsale_loadgen::report::{self, Report};
 fn main() -> ExitCode {
     match real_main() {
         Ok(report) if report.failed_check() => ExitCode::from(2),
+        Ok(report) if report.too_many_errors => ExitCode::from(3),
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flashsale-loadgen: error: {e:#}");
@@ -38,7 +40,8 @@ fn real_main() -> anyhow::Result<Report> {
     }
     let rt = rt.build().context("starting the tokio runtime")?;
     let report = rt.block_on(flashsale_loadgen::run::run(cfg))?;
-    print!("{}", report::summary::render(&report));
+    let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    print!("{}", report::summary::render_styled(&report, color));
     if let Some(p) = paths.0 {
         report::json::write(&report, &p)?;
         eprintln!("JSON report written to {}", p.display());

@@ -33,6 +33,12 @@ pub struct ClientOptions {
     /// Bytes the server may send on the stream before this client reads them (QUIC flow
     /// control); `None` keeps quinn's default.
     pub receive_window: Option<u32>,
+    /// Limit of the QUIC handshake of each attempt to reconnect after a session was lost
+    /// (`None`: `connect_timeout`). A short limit (e.g. 300 ms, what `flashsale watch` uses)
+    /// sends a fresh handshake to a restarting server every `limit + backoff`, so the client
+    /// is back within about a second of the server; keep `None` when many clients reconnect at
+    /// once, so that a busy restarted server is not flooded with abandoned handshakes.
+    pub reconnect_handshake_timeout: Option<Duration>,
 }
 
 impl ClientOptions {
@@ -49,6 +55,7 @@ impl ClientOptions {
             backoff_max: Duration::from_secs(5),
             max_frame_len: MAX_FRAME_LEN,
             receive_window: None,
+            reconnect_handshake_timeout: None,
         }
     }
 

@@ -23,17 +23,21 @@ pub enum ClientError {
     #[error("connection failed: {0}")]
     Connection(String),
     /// The server ended the conversation with an error code.
-    #[error("server closed the stream: {code_name} ({raw_code}): {message}")]
+    #[error("server closed the stream: {code_name}: {message}")]
     Closed {
         /// The code, if this build knows it.
         code: Option<ErrorCode>,
         /// The numeric code.
         raw_code: u64,
-        /// Printable name of the code.
+        /// Printable name of the code with its number, e.g. `server shutdown (6)`.
         code_name: String,
         /// The server's message.
         message: String,
     },
+    /// The server answered with a stateless reset: it no longer knows this connection, so it
+    /// restarted (or lost its state). Reconnecting right away usually succeeds.
+    #[error("the server no longer knows this connection (stateless reset): it restarted")]
+    Reset,
     /// The server broke the protocol (bad frame, wrong order, sequence going back).
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -49,7 +53,8 @@ impl ClientError {
         ClientError::Closed {
             code,
             raw_code: raw,
-            code_name: code.map_or_else(|| "unknown code".to_string(), |c| c.to_string()),
+            // `ErrorCode`'s Display already ends with the number: `server shutdown (6)`.
+            code_name: code.map_or_else(|| format!("unknown code ({raw})"), |c| c.to_string()),
             message: message.into(),
         }
     }
@@ -80,6 +85,7 @@ impl From<quinn::ConnectionError> for ClientError {
             E::ConnectionClosed(c) if is_crypto(u64::from(c.error_code)) => {
                 ClientError::Tls(c.to_string())
             }
+            E::Reset => ClientError::Reset,
             other => ClientError::Connection(other.to_string()),
         }
     }
@@ -88,4 +94,23 @@ impl From<quinn::ConnectionError> for ClientError {
 /// TLS alerts map to QUIC transport codes 0x100..=0x1ff.
 fn is_crypto(code: u64) -> bool {
     (0x100..=0x1ff).contains(&code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_close_names_its_code_once() {
+        let e = ClientError::closed(6, "server shutting down");
+        assert_eq!(
+            e.to_string(),
+            "server closed the stream: server shutdown (6): server shutting down"
+        );
+        let unknown = ClientError::closed(77, "bye");
+        assert_eq!(
+            unknown.to_string(),
+            "server closed the stream: unknown code (77): bye"
+        );
+    }
 }

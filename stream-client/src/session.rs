@@ -1,6 +1,8 @@
 //! One connection to the stream server: handshake, snapshot or resume, then frames.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use flashsale_protocol::stream::{
     encode_frame, ClientFrame, FrameDecoder, LevelEntry, ResumePoint, ServerFrame, PROTOCOL_VERSION,
@@ -37,7 +39,17 @@ pub struct Session {
     epoch: u64,
     head_at_welcome: u64,
     silence_limit: Duration,
+    /// Silence after which the session probes the server (see [`Session::next_frame`]).
+    probe_after: Duration,
+    /// When the server was last heard from.
+    last_heard: Instant,
 }
+
+/// How often a session probes a silent server, once a heartbeat is overdue.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The probe: one byte in a QUIC datagram, which the server ignores.
+const PROBE: &[u8] = &[0];
 
 impl Session {
     /// Connects, authenticates and subscribes per `options`, resuming after `resume` if given.
@@ -46,9 +58,20 @@ impl Session {
         options: &ClientOptions,
         resume: Option<ResumePoint>,
     ) -> Result<(Session, SessionStart), ClientError> {
+        Self::open_within(connector, options, resume, options.connect_timeout).await
+    }
+
+    /// Like [`Session::open`], with the QUIC handshake limited to `handshake_timeout` (the
+    /// whole opening still to `options.connect_timeout`).
+    pub async fn open_within(
+        connector: &Connector,
+        options: &ClientOptions,
+        resume: Option<ResumePoint>,
+        handshake_timeout: Duration,
+    ) -> Result<(Session, SessionStart), ClientError> {
         tokio::time::timeout(
             options.connect_timeout,
-            Self::open_inner(connector, options, resume),
+            Self::open_inner(connector, options, resume, handshake_timeout),
         )
         .await
         .map_err(|_| ClientError::Timeout("the connection and handshake"))?
@@ -58,9 +81,15 @@ impl Session {
         connector: &Connector,
         options: &ClientOptions,
         resume: Option<ResumePoint>,
+        handshake_timeout: Duration,
     ) -> Result<(Session, SessionStart), ClientError> {
         let addr = options.resolve().await?;
-        let conn = connector.connect(addr, &options.tls_name()).await?;
+        let conn = tokio::time::timeout(
+            handshake_timeout,
+            connector.connect(addr, &options.tls_name()),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout("the QUIC handshake"))??;
         let (mut send, recv) = conn.open_bi().await?;
         let mut out = Vec::new();
         let frames = [
@@ -87,6 +116,8 @@ impl Session {
             epoch: 0,
             head_at_welcome: 0,
             silence_limit: options.connect_timeout,
+            probe_after: options.connect_timeout,
+            last_heard: Instant::now(),
         };
         match session.next_frame().await? {
             ServerFrame::Welcome {
@@ -98,9 +129,11 @@ impl Session {
                 session.epoch = epoch;
                 session.head_at_welcome = head_seq;
                 // Three missed heartbeats (plus slack) mean the server is gone.
-                session.silence_limit =
-                    Duration::from_millis(u64::from(heartbeat_ms).saturating_mul(3))
-                        + Duration::from_secs(2);
+                let heartbeat = Duration::from_millis(u64::from(heartbeat_ms));
+                session.silence_limit = heartbeat.saturating_mul(3) + Duration::from_secs(2);
+                // A quarter of a heartbeat late: start probing (a restarted server answers a
+                // probe with a stateless reset at once).
+                session.probe_after = heartbeat + heartbeat / 4;
             }
             other => return Err(unexpected("Welcome", &other)),
         }
@@ -154,6 +187,12 @@ impl Session {
 
     /// The next frame. An `Error` frame or a close from the server becomes
     /// [`ClientError::Closed`]; silence for three heartbeat intervals a [`ClientError::Timeout`].
+    ///
+    /// While a heartbeat is overdue, the session sends the server a tiny datagram every
+    /// [`PROBE_INTERVAL`]: a server that restarted on the same address with the same identity
+    /// (stateless-reset key) answers it with a stateless reset, which ends this session with
+    /// [`ClientError::Reset`] at once instead of after the silence limit. This method is
+    /// cancel-safe.
     pub async fn next_frame(&mut self) -> Result<ServerFrame, ClientError> {
         loop {
             match self.decoder.next_frame() {
@@ -169,9 +208,24 @@ impl Session {
                     return Err(err);
                 }
             }
-            let read = tokio::time::timeout(self.silence_limit, self.recv.read(&mut self.buf))
-                .await
-                .map_err(|_| ClientError::Timeout("a frame or heartbeat from the server"))?;
+            let silent = self.last_heard.elapsed();
+            if silent >= self.silence_limit {
+                return Err(ClientError::Timeout("a frame or heartbeat from the server"));
+            }
+            let wait = if silent >= self.probe_after {
+                PROBE_INTERVAL
+            } else {
+                self.probe_after - silent
+            }
+            .min(self.silence_limit - silent);
+            // quinn's `read` is cancel-safe: a timeout loses no data.
+            let Ok(read) = tokio::time::timeout(wait, self.recv.read(&mut self.buf)).await else {
+                if self.last_heard.elapsed() >= self.probe_after {
+                    self.probe();
+                }
+                continue;
+            };
+            self.last_heard = Instant::now();
             match read {
                 Ok(Some(n)) => {
                     let bytes = self
@@ -192,6 +246,17 @@ impl Session {
                 Err(quinn::ReadError::ConnectionLost(e)) => return Err(e.into()),
                 Err(e) => return Err(ClientError::Connection(e.to_string())),
             }
+        }
+    }
+
+    /// Sends a probe datagram (best effort: a server without datagram support gets none).
+    fn probe(&self) {
+        if self
+            .conn
+            .max_datagram_size()
+            .is_some_and(|max| max >= PROBE.len())
+        {
+            let _ = self.conn.send_datagram(Bytes::from_static(PROBE));
         }
     }
 

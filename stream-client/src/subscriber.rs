@@ -54,6 +54,8 @@ pub struct Subscriber {
     queued: VecDeque<StreamEvent>,
     failures: u32,
     delay: Option<Duration>,
+    /// Whether a session was ever established (later attempts are reconnects).
+    was_connected: bool,
 }
 
 impl Subscriber {
@@ -73,6 +75,7 @@ impl Subscriber {
             queued: VecDeque::new(),
             failures: 0,
             delay: None,
+            was_connected: false,
         }
     }
 
@@ -115,7 +118,13 @@ impl Subscriber {
         if error.is_fatal() {
             return Err(error);
         }
-        let retry_in = self.backoff();
+        // A stateless reset means the server is back (it restarted): retry at once, once.
+        let retry_in = if error == ClientError::Reset && self.failures == 0 {
+            self.failures = 1;
+            Duration::ZERO
+        } else {
+            self.backoff()
+        };
         self.delay = Some(retry_in);
         tracing::debug!(%error, ?retry_in, "stock stream disconnected");
         Ok(StreamEvent::Disconnected { error, retry_in })
@@ -132,9 +141,17 @@ impl Subscriber {
                 tokio::time::sleep(delay).await;
             }
             let resume = self.position;
-            match Session::open(&self.connector, &self.options, resume).await {
+            let handshake_timeout = match self.options.reconnect_handshake_timeout {
+                Some(limit) if self.was_connected => limit.min(self.options.connect_timeout),
+                _ => self.options.connect_timeout,
+            };
+            let opened =
+                Session::open_within(&self.connector, &self.options, resume, handshake_timeout)
+                    .await;
+            match opened {
                 Ok((session, start)) => {
                     self.failures = 0;
+                    self.was_connected = true;
                     let epoch = session.epoch();
                     self.session = Some(session);
                     match start {

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use flashsale_engine::CommandError;
+use flashsale_protocol::SkuId;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
@@ -136,7 +137,7 @@ impl ProblemKind {
             ProblemKind::IdempotencyInProgress => "Idempotency key in progress",
             ProblemKind::TooLarge => "Request body too large",
             ProblemKind::Invalid => "Invalid request",
-            ProblemKind::BuyerLimit => "Buyer limit reached",
+            ProblemKind::BuyerLimit => "Buyer limit exceeded",
             ProblemKind::RateLimited => "Rate limited",
             ProblemKind::Internal => "Internal error",
             ProblemKind::Unavailable => "Service unavailable",
@@ -268,6 +269,15 @@ impl Problem {
     }
 }
 
+/// The detail of a `buyer-limit` problem: the request is refused because it *would* take the
+/// buyer past the limit (the buyer may hold fewer units than the limit).
+fn buyer_limit_detail(sku: &SkuId, limit: u32, already: u64) -> String {
+    format!(
+        "this reservation would exceed the buyer limit of {limit} for {sku} \
+         ({already} already held or bought)"
+    )
+}
+
 impl From<CommandError> for Problem {
     fn from(e: CommandError) -> Self {
         let detail = e.to_string();
@@ -292,10 +302,13 @@ impl From<CommandError> for Problem {
                 sku,
                 limit,
                 already,
-            } => Problem::new(ProblemKind::BuyerLimit, detail)
-                .with("sku", sku.as_str())
-                .with("limit", limit)
-                .with("already", already),
+            } => Problem::new(
+                ProblemKind::BuyerLimit,
+                buyer_limit_detail(&sku, limit, already),
+            )
+            .with("sku", sku.as_str())
+            .with("limit", limit)
+            .with("already", already),
             CommandError::InvalidState { id, status } => {
                 Problem::new(ProblemKind::InvalidState, detail)
                     .with("id", id.to_string())
@@ -407,6 +420,25 @@ mod tests {
             assert_eq!(body["type"], format!("{TYPE_BASE}{suffix}"));
             assert!(!body["detail"].as_str().unwrap().is_empty());
         }
+    }
+
+    #[test]
+    fn buyer_limit_detail_says_the_request_would_exceed_it() {
+        let p = Problem::from(CommandError::BuyerLimit {
+            sku: sku("tee"),
+            limit: 2,
+            already: 1,
+        });
+        let body = p.body();
+        assert_eq!(
+            body["detail"],
+            "this reservation would exceed the buyer limit of 2 for tee (1 already held or bought)"
+        );
+        assert_eq!(body["title"], "Buyer limit exceeded");
+        assert_eq!(
+            (body["limit"].as_u64(), body["already"].as_u64()),
+            (Some(2), Some(1))
+        );
     }
 
     #[test]

@@ -21,12 +21,19 @@ use super::problem::Problem;
 /// Largest quantity on one reservation line.
 pub const MAX_LINE_QTY: i64 = 1_000_000;
 
-/// Formats Unix milliseconds as RFC 3339 UTC (`2026-11-21T10:00:00Z`, with a fraction if any).
+/// How every time in a response is written: RFC 3339 in UTC, always with milliseconds
+/// (`2026-11-21T10:00:00.000Z`), so times line up and sort as strings.
+const TIME_FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+);
+
+/// Formats Unix milliseconds as RFC 3339 UTC with exactly three fraction digits
+/// (`2026-11-21T10:00:00.000Z`, `2026-11-21T10:00:00.250Z`).
 pub fn format_ms(ms: u64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(|t| t.format(TIME_FORMAT).ok())
         .unwrap_or_else(|| ms.to_string())
 }
 
@@ -451,8 +458,10 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_utc() {
-        assert_eq!(format_ms(1_795_255_200_000), "2026-11-21T10:00:00Z");
-        assert_eq!(format_ms(1_795_255_200_250), "2026-11-21T10:00:00.25Z");
+        assert_eq!(format_ms(1_795_255_200_000), "2026-11-21T10:00:00.000Z");
+        assert_eq!(format_ms(1_795_255_200_250), "2026-11-21T10:00:00.250Z");
+        assert_eq!(format_ms(1_795_255_200_205), "2026-11-21T10:00:00.205Z");
+        assert_eq!(format_ms(1_795_255_200_001), "2026-11-21T10:00:00.001Z");
         assert_eq!(
             parse_time("t", "2026-11-21T10:00:00Z").unwrap(),
             1_795_255_200_000

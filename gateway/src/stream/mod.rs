@@ -52,6 +52,14 @@ pub struct StreamConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (`--tls-key`).
     pub tls_key: Option<PathBuf>,
+    /// Certificate and key to serve when no `tls_cert`/`tls_key` files are given (the stored
+    /// self-signed identity of `flashsale serve`). Without either, a self-signed certificate is
+    /// generated at bind.
+    pub identity: Option<TlsIdentity>,
+    /// Key of the QUIC stateless resets. Kept across restarts (the stored identity), it lets a
+    /// restarted server tell the clients of its previous run at their next packet that their
+    /// connection is gone, so they reconnect at once. `None`: a random key per start.
+    pub reset_key: Option<crate::identity::ResetKey>,
     /// Names put in a generated certificate, besides `localhost` and the bound IP.
     pub self_signed_names: Vec<String>,
     /// How often an idle connection gets a heartbeat.
@@ -113,6 +121,8 @@ impl StreamConfig {
             addr,
             tls_cert: None,
             tls_key: None,
+            identity: None,
+            reset_key: None,
             self_signed_names: Vec::new(),
             heartbeat: Duration::from_secs(1),
             history_capacity: DEFAULT_HISTORY_CAPACITY,

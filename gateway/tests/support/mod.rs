@@ -40,11 +40,33 @@ impl Server {
 
     /// Starts in `dir` (kept by the caller); with or without the test tokens.
     pub fn start_in(dir: &Path, extra: &[&str], with_tokens: bool) -> Server {
+        Self::launch(
+            dir,
+            Launch {
+                extra,
+                with_tokens,
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// Starts in `dir` (kept by the caller) as `launch` says.
+    pub fn launch(dir: &Path, launch: Launch<'_>) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_flashsale"));
+        let Launch {
+            extra,
+            with_tokens,
+            quic,
+            stderr,
+        } = launch;
+        let stderr = match stderr {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         cmd.arg("serve")
-            .args(["--http", "127.0.0.1:0", "--quic", "127.0.0.1:0"])
+            .args(["--http", "127.0.0.1:0", "--quic", quic])
             .arg("--data-dir")
-            .arg(dir.join("data"))
+            .arg(Self::data_dir_in(dir))
             .args(["--shards", "2", "--no-pin-cores", "--expiry-tick-ms", "50"])
             .args(["--shutdown-grace-ms", "5000"]);
         if with_tokens {
@@ -62,7 +84,7 @@ impl Server {
             .env("FLASHSALE_LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, _) in std::env::vars() {
             if k.starts_with("FLASHSALE_") && k != "FLASHSALE_LOG_LEVEL" {
                 cmd.env_remove(k);
@@ -105,6 +127,37 @@ impl Server {
             dir: dir.to_path_buf(),
             _tmp: None,
         }
+    }
+
+    /// The data dir of a server started in `dir`.
+    pub fn data_dir_in(dir: &Path) -> PathBuf {
+        dir.join("data")
+    }
+
+    /// The QUIC address and certificate fingerprint it printed:
+    /// `quic listening on ADDR (certificate sha256 HEX, self-signed)`.
+    pub fn quic(&self) -> (std::net::SocketAddr, String) {
+        let line = self
+            .banner
+            .iter()
+            .find_map(|l| l.strip_prefix("quic listening on "))
+            .unwrap_or_else(|| panic!("no quic line in {:?}", self.banner));
+        let (addr, rest) = line.split_once(' ').unwrap();
+        let fp = rest
+            .strip_prefix("(certificate sha256 ")
+            .and_then(|r| r.split([',', ')']).next())
+            .unwrap_or_else(|| panic!("no fingerprint in {line:?}"));
+        (addr.parse().unwrap(), fp.to_owned())
+    }
+
+    /// The token it printed as `generated {role} token: …`, if any.
+    pub fn generated_token(&self, role: &str) -> Option<String> {
+        let prefix = format!("generated {role} token: ");
+        self.banner
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
     }
 
     /// `http://addr{path}`.
@@ -166,6 +219,59 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+/// How to start a server besides the data dir.
+pub struct Launch<'a> {
+    /// More flags.
+    pub extra: &'a [&'a str],
+    /// Configure the test tokens (else the server uses its stored or generated ones).
+    pub with_tokens: bool,
+    /// `--quic` address (default: any free port).
+    pub quic: &'a str,
+    /// Write stderr to this file instead of the test's stderr.
+    pub stderr: Option<&'a Path>,
+}
+
+impl Default for Launch<'_> {
+    fn default() -> Self {
+        Launch {
+            extra: &[],
+            with_tokens: true,
+            quic: "127.0.0.1:0",
+            stderr: None,
+        }
+    }
+}
+
+/// A free UDP port on loopback (for a server that must come back on the same port).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs the `flashsale` binary with `args` (no server), returning its exit code, stdout and
+/// stderr.
+pub fn flashsale(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flashsale"));
+    cmd.args(args).env_remove("RUST_LOG").stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FLASHSALE_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run flashsale");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A JSON answer.

@@ -7,10 +7,11 @@ use super::svg::{escape, Chart, Series};
 use super::Report;
 use crate::units::{fmt_count, fmt_us};
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}\
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222}\
 table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ccc;padding:3px 8px;\
 text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}.ok{color:#176917;font-weight:bold}\
-.bad{color:#b00020;font-weight:bold}svg{display:block;margin:8px 0 20px}svg .title{font-weight:bold;\
+.bad{color:#b00020;font-weight:bold}svg{display:block;margin:8px 0 20px;width:100%;height:auto;\
+max-width:1600px}svg .title{font-weight:bold;\
 font-size:14px}svg .tick{font-size:11px}svg .label{font-size:12px}pre{background:#f7f7f7;padding:8px;\
 overflow:auto}";
 
@@ -132,9 +133,14 @@ pub fn render(r: &Report) -> String {
             escape(r.check_error.as_deref().unwrap_or("no check"))
         ),
     };
+    let errors = format!(
+        "<span class=\"{}\">{}</span>",
+        if r.too_many_errors { "bad" } else { "ok" },
+        escape(&r.error_verdict())
+    );
     let _ = write!(
         h,
-        "<p>{} connections, {:.1} s measured, {} requests, {} req/s, p99 {} — {verdict}</p>",
+        "<p>{} connections, {:.1} s measured, {} requests, {} req/s, p99 {} — {errors}; {verdict}</p>",
         r.connections.requested,
         r.duration_s,
         r.requests,

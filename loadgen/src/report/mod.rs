@@ -138,6 +138,10 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Sum of `errors`.
     pub errors_total: u64,
+    /// `errors_total` in percent of `requests` (0 without requests).
+    pub error_rate_percent: f64,
+    /// More errors than `--max-error-rate` allows (`config.max_error_rate_percent`).
+    pub too_many_errors: bool,
     /// Answered requests per measured second (open loop: `not_sent` arrivals excluded).
     pub throughput_rps: f64,
     /// Open loop: arrivals due but never sent (also in `errors` and in the latencies).
@@ -235,6 +239,17 @@ impl Report {
             sold_out,
             errors: errors_total,
         } = m.counts;
+        let error_rate_percent = if requests > 0 {
+            errors_total as f64 * 100.0 / requests as f64
+        } else {
+            0.0
+        };
+        // The last tick of a run often closes a bucket in which nothing was answered any more:
+        // it would draw a drop to zero that did not happen.
+        let mut timeline = m.timeline.clone();
+        while timeline.last().is_some_and(|b| b.counts.requests == 0) {
+            timeline.pop();
+        }
         let (check, check_error) = match facts.check {
             Ok(c) => (Some(c), None),
             Err(e) => (None, Some(e)),
@@ -249,6 +264,8 @@ impl Report {
             sold_out,
             errors: m.errors.clone(),
             errors_total,
+            error_rate_percent,
+            too_many_errors: error_rate_percent > cfg.max_error_rate_percent,
             throughput_rps: per_second(requests.saturating_sub(not_sent), secs),
             not_sent,
             ok_rps: per_second(ok, secs),
@@ -258,7 +275,7 @@ impl Report {
             check,
             check_error,
             per_kind,
-            timeline: m.timeline.clone(),
+            timeline,
             latency_distribution: distribution(&m.all),
             error_samples: m.error_samples.clone(),
             connections: facts.connections,
@@ -278,6 +295,22 @@ impl Report {
             errors: self.errors_total,
             throughput_rps: self.throughput_rps,
             latency_us: self.latency_us,
+        }
+    }
+
+    /// One line saying whether the error share is within `--max-error-rate`.
+    pub fn error_verdict(&self) -> String {
+        let limit = self.config.max_error_rate_percent;
+        if self.too_many_errors {
+            format!(
+                "{} of {} requests were errors ({:.2} %), more than --max-error-rate {limit} %",
+                self.errors_total, self.requests, self.error_rate_percent
+            )
+        } else {
+            format!(
+                "errors {:.2} % of requests, within --max-error-rate {limit} %",
+                self.error_rate_percent
+            )
         }
     }
 
@@ -385,6 +418,68 @@ mod tests {
         assert!(
             v["config"].get("token").is_none(),
             "tokens must not leak into reports"
+        );
+    }
+
+    #[test]
+    fn more_errors_than_allowed_are_flagged_and_empty_trailing_buckets_dropped() {
+        let m = Metrics::new(1);
+        for i in 0..98u64 {
+            m.record(
+                0,
+                Kind::Reserve,
+                &Outcome::Ok,
+                Duration::from_micros(100 + i),
+            );
+        }
+        for _ in 0..2 {
+            let e = Outcome::Error("http_429_rate-limited".into());
+            m.record(0, Kind::Reserve, &e, Duration::from_micros(50));
+        }
+        m.tick();
+        m.tick(); // a last bucket with no answers
+        let mut snap = m.snapshot();
+        snap.elapsed = Duration::from_secs(2);
+        assert_eq!(snap.timeline.len(), 2);
+        let r = Report::build(&config(), &snap, facts(Err("n/a".into())));
+        assert_eq!(r.timeline.len(), 1, "the trailing empty bucket is dropped");
+        assert_eq!(r.error_rate_percent, 2.0);
+        assert!(r.too_many_errors, "2 % > the default 1 %");
+        assert!(r.error_verdict().contains("2 of 100 requests were errors"));
+        let mut lenient = config();
+        lenient.max_error_rate_percent = 5.0;
+        let r = Report::build(&lenient, &snap, facts(Err("n/a".into())));
+        assert!(!r.too_many_errors);
+        assert!(r.error_verdict().contains("within --max-error-rate 5 %"));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["error_rate_percent"], 2.0);
+        assert_eq!(v["too_many_errors"], false);
+    }
+
+    #[test]
+    fn summary_and_html_headline_say_too_many_errors_in_red() {
+        let m = Metrics::new(1);
+        m.record(0, Kind::Reserve, &Outcome::Ok, Duration::from_micros(100));
+        let e = Outcome::Error("http_429_rate-limited".into());
+        m.record(0, Kind::Reserve, &e, Duration::from_micros(50));
+        m.tick();
+        let mut snap = m.snapshot();
+        snap.elapsed = Duration::from_secs(1);
+        let r = Report::build(&config(), &snap, facts(Err("n/a".into())));
+        assert!(r.too_many_errors);
+        let plain = summary::render(&r);
+        let last = plain.lines().last().unwrap();
+        assert!(
+            last.starts_with("FAILED: 1 of 2 requests were errors (50.00 %)"),
+            "{last}"
+        );
+        assert!(!plain.contains('\x1b'), "no escapes outside terminals");
+        let red = summary::render_styled(&r, true);
+        assert!(red.contains("\x1b[1;31mFAILED: "), "{red}");
+        let page = html::render(&r);
+        assert!(
+            page.contains("<span class=\"bad\">1 of 2 requests were errors"),
+            "the headline says it in red"
         );
     }
 

@@ -24,8 +24,42 @@ fn row(out: &mut String, name: &str, k: &KindReport) {
     );
 }
 
-/// Renders the summary table.
+/// ANSI red, bold.
+const RED: &str = "\x1b[1;31m";
+/// ANSI green.
+const GREEN: &str = "\x1b[32m";
+/// ANSI reset.
+const RESET: &str = "\x1b[0m";
+
+/// Renders the summary table without colours (files, logs).
 pub fn render(r: &Report) -> String {
+    render_styled(r, false)
+}
+
+/// Renders the summary table; with `color` (a terminal), the verdict line is red when the run
+/// failed (too many errors, oversell, mismatch, no check) and green when it passed.
+pub fn render_styled(r: &Report, color: bool) -> String {
+    let mut out = render_body(r);
+    let failed = r.too_many_errors || r.failed_check();
+    let mut verdict = String::from(if failed { "FAILED: " } else { "PASSED: " });
+    verdict.push_str(&r.error_verdict());
+    match (&r.oversold, &r.counts_match) {
+        (Some(o), Some(m)) => verdict.push_str(&format!(
+            "; oversold {o}, counts {}",
+            if *m { "match" } else { "DO NOT match" }
+        )),
+        _ => verdict.push_str("; not checked"),
+    }
+    let (on, off) = match (color, failed) {
+        (false, _) => ("", ""),
+        (true, true) => (RED, RESET),
+        (true, false) => (GREEN, RESET),
+    };
+    let _ = writeln!(out, "{on}{verdict}{off}");
+    out
+}
+
+fn render_body(r: &Report) -> String {
     let mut out = String::new();
     let model = match r.config.load_model {
         LoadModel::Closed => "closed loop".to_string(),

@@ -80,6 +80,15 @@ impl PostgresBackend {
         // Named per schema so operators (and tests) can tell instances apart.
         let app: String = format!("flashsale-{schema}").chars().take(63).collect();
         pg.application_name(&app);
+        // `IF NOT EXISTS` on existing objects (migrations, the read model's partitions) sends a
+        // NOTICE ("already exists, skipping") at every start, which tokio-postgres logs: a
+        // start is not news. Warnings and errors still show; options in the URL come later,
+        // so they win.
+        let options = match pg.get_options() {
+            Some(user) => format!("-c client_min_messages=warning {user}"),
+            None => "-c client_min_messages=warning".to_string(),
+        };
+        pg.options(&options);
         let display = format!(
             "{}@{}/{}",
             pg.get_user().unwrap_or("?"),

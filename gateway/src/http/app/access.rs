@@ -99,9 +99,15 @@ pub(super) fn require(caller: &Caller, roles: &[Role]) -> Result<(), Problem> {
                 Role::Partner => "partner",
             })
             .collect();
+        let list = names.join(" or ");
+        let article = if list.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
         Err(Problem::new(
             ProblemKind::Forbidden,
-            format!("this endpoint needs a {} token", names.join(" or ")),
+            format!("this endpoint needs {article} {list} token"),
         ))
     }
 }

@@ -24,6 +24,10 @@ async fn credentials_and_roles_are_enforced() {
     assert_eq!(r.status, 401);
     let r = call(&app, "PUT", "/v1/skus/tee", Some("shop"), put).await;
     assert_eq!((r.status, problem_type(&r)), (403, "forbidden"));
+    assert_eq!(
+        r.body["detail"], "this endpoint needs an admin token",
+        "the article fits the role"
+    );
     let r = call(
         &app,
         "POST",

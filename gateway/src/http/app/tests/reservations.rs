@@ -20,7 +20,7 @@ async fn reserve_confirm_and_read_the_order() {
     assert_eq!(r.body["status"], "held");
     assert_eq!(r.body["buyer"], "b1");
     assert_eq!(r.body["lines"][0]["qty"], 2);
-    assert_eq!(r.body["expires_at"], "2026-11-21T10:10:00Z");
+    assert_eq!(r.body["expires_at"], "2026-11-21T10:10:00.000Z");
     let id = r.body["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("res_"));
     assert_eq!(

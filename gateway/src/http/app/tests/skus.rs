@@ -12,7 +12,7 @@ async fn sku_lifecycle_and_views() {
         r#"{"name":"Tee","price_cents":1500,"stock":10,"per_buyer_limit":2,"sale_starts_at":"2026-11-21T10:00:00Z"}"#).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.headers[LOCATION], "/v1/skus/tee");
-    assert_eq!(r.body["sale_starts_at"], "2026-11-21T10:00:00Z");
+    assert_eq!(r.body["sale_starts_at"], "2026-11-21T10:00:00.000Z");
     assert_eq!(r.body["sale_ends_at"], Value::Null);
     assert_eq!(r.body["available"], 10);
     let r = call(

@@ -1,0 +1,85 @@
+//! Operator commands of the `flashsale` binary besides `serve` and `watch`
+//! (contract: "Admin CLI").
+//!
+//! - Admin commands over the HTTP API: [`sku`] (`put`, `get`, `list`, `restock`),
+//!   [`reservation`] (`get`, `cancel`) and [`order`] (`get`). Each takes `--server URL`
+//!   (default `http://127.0.0.1:8080`), `--token T` (env `FLASHSALE_TOKEN`) and `--json` (print
+//!   the API's JSON instead of a table). A problem is one line on stderr and exit code 1.
+//! - [`credentials`]: `credentials show` prints the identity `serve` stored in its data dir.
+//! - [`client`]: the HTTP client; [`output`]: tables for people.
+
+pub mod client;
+pub mod credentials;
+pub mod order;
+pub mod output;
+pub mod reservation;
+pub mod sku;
+
+use std::time::Duration;
+
+use client::{ApiClient, ApiError};
+
+/// Flags shared by the admin commands (usable before or after the subcommand).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Server options")]
+pub struct ApiArgs {
+    /// Base URL of the HTTP API (the `--http` address of `flashsale serve`).
+    #[arg(
+        long,
+        global = true,
+        env = "FLASHSALE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+
+    /// Bearer token: admin for `sku put` and `sku restock`, storefront or admin for
+    /// reservations and orders, any for `sku get` and `sku list`. `flashsale credentials show`
+    /// prints the generated ones.
+    #[arg(long, global = true, env = "FLASHSALE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Print the API's JSON answer (one object per line) instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Longest wait for the server's answer, in ms.
+    #[arg(long, global = true, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+}
+
+impl ApiArgs {
+    /// The client these flags describe.
+    pub fn client(&self) -> Result<ApiClient, ApiError> {
+        let token = self.token.as_deref().map(str::trim).unwrap_or_default();
+        if token.is_empty() {
+            return Err(ApiError::Usage(
+                "no token: pass --token or set FLASHSALE_TOKEN (`flashsale credentials show` \
+                 prints the tokens `flashsale serve` generated)"
+                    .into(),
+            ));
+        }
+        ApiClient::new(&self.server, token, Duration::from_millis(self.timeout_ms))
+    }
+}
+
+/// What a command prints on stdout: the API's JSON or a table.
+pub fn render(json: bool, answer: &client::Answer, table: impl FnOnce() -> String) -> String {
+    if json {
+        let mut out = String::from_utf8_lossy(&answer.raw).trim_end().to_string();
+        out.push('\n');
+        out
+    } else {
+        table()
+    }
+}
+
+/// Prints `text` on stdout; a closed pipe (`| head`) is not an error.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
+}

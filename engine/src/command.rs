@@ -72,7 +72,16 @@ pub enum CommandError {
         /// When to retry, in ms.
         retry_after_ms: u64,
     },
-    /// Well-formed but invalid input (qty 0, duplicate lines, stock below committed units…).
+    /// A valid change the SKU's current stock does not allow: a total below the units already
+    /// reserved or sold, or a restock beyond the maximum stock.
+    #[error("{detail}")]
+    StockConflict {
+        /// The SKU.
+        sku: SkuId,
+        /// What conflicts, with the numbers.
+        detail: String,
+    },
+    /// Well-formed but invalid input (qty 0, duplicate lines, a value beyond its limit…).
     #[error("{0}")]
     Invalid(String),
     /// The log cannot be made durable right now; nothing was acknowledged.

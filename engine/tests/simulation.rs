@@ -105,7 +105,10 @@ impl Model {
         match self.skus.get_mut(&spec.sku) {
             Some(s) => {
                 if spec.stock < s.reserved + s.sold {
-                    return Err(CommandError::Invalid(String::new()));
+                    return Err(CommandError::StockConflict {
+                        sku: spec.sku.clone(),
+                        detail: String::new(),
+                    });
                 }
                 s.spec = spec;
                 Ok(false)
@@ -129,8 +132,14 @@ impl Model {
             .skus
             .get_mut(sku)
             .ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
-        if qty == 0 || s.spec.stock + qty > (1 << 48) {
+        if qty == 0 {
             return Err(CommandError::Invalid(String::new()));
+        }
+        if s.spec.stock + qty > (1 << 48) {
+            return Err(CommandError::StockConflict {
+                sku: sku.clone(),
+                detail: String::new(),
+            });
         }
         s.spec.stock += qty;
         Ok(())
@@ -520,6 +529,10 @@ struct Sim<S: Sut> {
 fn same_error(actual: &CommandError, expected: &CommandError) -> bool {
     match (actual, expected) {
         (CommandError::Invalid(_), CommandError::Invalid(_)) => true,
+        (
+            CommandError::StockConflict { sku: a, .. },
+            CommandError::StockConflict { sku: b, .. },
+        ) => a == b,
         (a, b) => a == b,
     }
 }

@@ -278,15 +278,17 @@ async fn every_error_of_the_contract() {
             .await;
         assert_eq!((r.status, r.problem()), (422, "invalid"), "{lines}");
     }
-    let r = api
-        .send(
-            "PUT",
-            "/v1/skus/bad",
-            Some(ADMIN),
-            Some(json!({"name": "x", "price_cents": 1, "stock": 1, "sale_starts_at": "soon"})),
-        )
-        .await;
-    assert_eq!((r.status, r.problem()), (422, "invalid"));
+    for starts in ["soon", "1969-12-31T23:59:59Z", "2026-11-21T11:00:00+01:00"] {
+        let r = api
+            .send(
+                "PUT",
+                "/v1/skus/bad",
+                Some(ADMIN),
+                Some(json!({"name": "x", "price_cents": 1, "stock": 1, "sale_starts_at": starts})),
+            )
+            .await;
+        assert_eq!((r.status, r.problem()), (422, "invalid"), "{starts}");
+    }
     // 429 buyer-limit (limit 2: b6 holds 2, asks 1 more)
     assert_eq!(api.reserve("b6", "tee", 2).await.status, 201);
     let r = api.reserve("b6", "tee", 1).await;
@@ -298,6 +300,23 @@ async fn every_error_of_the_contract() {
         detail.contains("would exceed the buyer limit of 2") && !detail.contains("reached"),
         "{detail}"
     );
+    // 409 invalid-state: a valid PUT that the SKU's state refuses (3 units of tee are held)
+    let r = api
+        .send(
+            "PUT",
+            "/v1/skus/tee",
+            Some(ADMIN),
+            Some(json!({"name": "Tee", "price_cents": 100, "stock": 2, "per_buyer_limit": 2})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.problem()),
+        (409, "invalid-state"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["sku"], "tee");
+    assert_eq!(api.get("/v1/skus/tee", SHOP).await.body["total"], 5);
     // 429 rate-limited (buyer bucket: 0.5/s, burst 2)
     assert_eq!(api.reserve("b7", "tee", 1).await.status, 201);
     assert_eq!(api.reserve("b7", "tee", 1).await.status, 201);
@@ -707,6 +726,36 @@ async fn bodies_are_objects_and_stock_and_money_have_one_limit() {
         );
     }
 
+    // An integer may be written as any JSON number without a fraction (JSON Schema's
+    // `integer`); a fraction is refused.
+    let body = r#"{"buyer":"yan","lines":[{"sku":"az","qty":1.0e0}]}"#;
+    let r = api
+        .raw(
+            "POST",
+            "/v1/reservations",
+            Some(SHOP),
+            Some(body.into()),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["lines"][0]["qty"]),
+        (201, &json!(1)),
+        "{}",
+        r.body
+    );
+    let body = r#"{"buyer":"yan","lines":[{"sku":"az","qty":1.5}]}"#;
+    let r = api
+        .raw(
+            "POST",
+            "/v1/reservations",
+            Some(SHOP),
+            Some(body.into()),
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, r.problem()), (400, "malformed"), "{}", r.body);
+
     // Money: the largest price is exact in every answer; one cent more is refused.
     let r = api
         .send(
@@ -745,7 +794,13 @@ async fn bodies_are_objects_and_stock_and_money_have_one_limit() {
         )
     };
     let r = restock(6).await;
-    assert_eq!((r.status, r.problem()), (422, "invalid"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.problem()),
+        (409, "invalid-state"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["sku"], "big", "{}", r.body);
     let r = restock(5).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["total"], MAX_STOCK);

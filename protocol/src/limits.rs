@@ -12,7 +12,8 @@ pub const MAX_STOCK: u64 = 1_000_000_000_000;
 /// number. Unit prices and reservation and order totals are refused above it.
 pub const MAX_MONEY_CENTS: u64 = (1 << 53) - 1;
 
-/// Longest SKU display name, in bytes.
+/// Longest SKU display name, in characters (Unicode scalar values, as JSON Schema's
+/// `maxLength` counts them; at most 4 bytes each in UTF-8).
 pub const MAX_NAME_LEN: usize = 200;
 
 /// Longest payment reference, in bytes.

@@ -87,10 +87,13 @@ impl Shard {
             Some(s) => {
                 let committed = s.reserved + s.sold;
                 if spec.stock < committed {
-                    return Err(CommandError::Invalid(format!(
-                        "stock {} is below the {} units already reserved or sold",
-                        spec.stock, committed
-                    )));
+                    return Err(CommandError::StockConflict {
+                        sku: spec.sku.clone(),
+                        detail: format!(
+                            "stock {} is below the {} units of {} already reserved or sold",
+                            spec.stock, committed, spec.sku
+                        ),
+                    });
                 }
                 false
             }
@@ -124,9 +127,13 @@ impl Shard {
             ));
         }
         if s.spec.stock.saturating_add(qty) > MAX_STOCK {
-            return Err(CommandError::Invalid(format!(
-                "stock would exceed the maximum of {MAX_STOCK} units"
-            )));
+            return Err(CommandError::StockConflict {
+                sku: sku.clone(),
+                detail: format!(
+                    "restocking {qty} would bring the stock of {sku} above the maximum of \
+                     {MAX_STOCK} units"
+                ),
+            });
         }
         self.emit(
             Event::Restocked {
@@ -188,8 +195,8 @@ pub fn validate_spec(spec: &SkuSpec) -> Result<(), CommandError> {
             "price_cents is above the maximum of {MAX_MONEY_CENTS} cents"
         ));
     }
-    if spec.name.len() > MAX_NAME_LEN {
-        return invalid(format!("name is longer than {MAX_NAME_LEN} bytes"));
+    if spec.name.chars().count() > MAX_NAME_LEN {
+        return invalid(format!("name is longer than {MAX_NAME_LEN} characters"));
     }
     if spec.reservation_ttl_ms == 0 {
         return invalid("reservation TTL must be positive".into());

@@ -370,9 +370,10 @@ fn restock_and_upsert_share_the_stock_limit() {
     let t = SkuId::new("t").unwrap();
     shard.upsert_sku(0, spec(10), &mut NullSink).unwrap();
     shard.restock(1, &t, MAX_STOCK - 10, &mut NullSink).unwrap();
+    // Valid in itself, refused by the SKU's state: a conflict, not invalid input.
     assert!(matches!(
         shard.restock(1, &t, 1, &mut NullSink),
-        Err(CommandError::Invalid(_))
+        Err(CommandError::StockConflict { sku, .. }) if sku == t
     ));
     let (view, created) = shard.upsert_sku(2, spec(MAX_STOCK), &mut NullSink).unwrap();
     assert!(!created);
@@ -400,6 +401,11 @@ fn the_shard_checks_the_protocol_limits() {
     let mut s = spec(1);
     s.name = "n".repeat(MAX_NAME_LEN + 1);
     assert!(shard.upsert_sku(0, s.clone(), &mut NullSink).is_err());
+    s.name = "é".repeat(MAX_NAME_LEN + 1);
+    assert!(shard.upsert_sku(0, s.clone(), &mut NullSink).is_err());
+    // Characters, not bytes: 200 two-byte characters are a valid name.
+    s.name = "é".repeat(MAX_NAME_LEN);
+    shard.upsert_sku(0, s.clone(), &mut NullSink).unwrap();
     s.name = "n".repeat(MAX_NAME_LEN);
     shard.upsert_sku(0, s, &mut NullSink).unwrap();
     let id = one(&mut shard, 1);

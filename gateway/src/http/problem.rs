@@ -322,6 +322,9 @@ impl From<CommandError> for Problem {
                 p.retry_after_s = Some(retry_after_ms.div_ceil(1000).max(1));
                 p
             }
+            CommandError::StockConflict { sku, .. } => {
+                Problem::new(ProblemKind::InvalidState, detail).with("sku", sku.as_str())
+            }
             CommandError::Invalid(_) => Problem::invalid(detail),
             CommandError::Internal(what) => Problem::internal(what),
             CommandError::Unavailable(_) => {
@@ -400,6 +403,14 @@ mod tests {
                 CommandError::IdempotencyMismatch,
                 409,
                 "idempotency-mismatch",
+            ),
+            (
+                CommandError::StockConflict {
+                    sku: sku("a"),
+                    detail: "stock 1 is below the 2 units of a already reserved or sold".into(),
+                },
+                409,
+                "invalid-state",
             ),
             (CommandError::Invalid("qty".into()), 422, "invalid"),
             (CommandError::Unavailable("disk".into()), 503, "unavailable"),

@@ -15,11 +15,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::json::objects;
-pub use super::json::parse_json;
+pub use super::json::{parse_json, JsonInt};
 use super::problem::Problem;
 
 /// Largest quantity on one reservation line.
-pub const MAX_LINE_QTY: i64 = 1_000_000;
+pub const MAX_LINE_QTY: u64 = 1_000_000;
 
 /// How every time in a response is written: RFC 3339 in UTC, always with milliseconds
 /// (`2026-11-21T10:00:00.000Z`), so times line up and sort as strings.
@@ -37,20 +37,75 @@ pub fn format_ms(ms: u64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// Parses an RFC 3339 time into Unix milliseconds; `field` names it in the error.
+/// Most fraction digits of a time (nanoseconds); times are kept to the millisecond.
+const MAX_FRACTION_DIGITS: usize = 9;
+
+/// Parses a time of a request into Unix milliseconds (a fraction below the millisecond is
+/// dropped); `field` names it in the error (422). The one accepted shape is RFC 3339 in UTC,
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`: upper-case `T` and `Z`, a year from 1970 to 9999, no
+/// leap second, 1 to 9 fraction digits if any; the date must exist. docs/openapi.yaml states
+/// the same as the `Time` schema's `pattern` and `format`.
 pub fn parse_time(field: &str, s: &str) -> Result<u64, Problem> {
-    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
+    let refused = |why: &str| {
         Problem::invalid(format!(
-            "{field}: {s:?} is not an RFC 3339 time (e.g. 2026-11-21T10:00:00Z): {e}"
+            "{field}: {s:?} is not a UTC time like 2026-11-21T10:00:00Z ({why})"
         ))
-    })?;
+    };
+    if !utc_shape(s) {
+        return Err(refused(
+            "RFC 3339 ending in Z, year 1970 to 9999, seconds 00 to 59, at most 9 fraction digits",
+        ));
+    }
+    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| refused(&e.to_string()))?;
     let ms = t.unix_timestamp_nanos() / 1_000_000;
-    u64::try_from(ms).map_err(|_| Problem::invalid(format!("{field}: {s:?} is before 1970")))
+    u64::try_from(ms).map_err(|_| refused("before 1970"))
 }
 
-/// `value` if it is in `0..=max`, else 422 naming `field` and the range.
-fn in_range(field: &str, value: i64, min: u64, max: u64) -> Result<u64, Problem> {
-    u64::try_from(value)
+/// Whether `s` is `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` with a year from 1970, a month 01..12, a day
+/// 01..31, an hour 00..23, minutes and seconds 00..59 (the calendar is checked by the parser).
+fn utc_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r.clone())
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .map(|d| d.iter().fold(0u32, |acc, x| acc * 10 + u32::from(x - b'0')))
+    };
+    let fixed = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':';
+    if !fixed {
+        return false;
+    }
+    let fields = [
+        (digits(0..4), 1970..=9999),
+        (digits(5..7), 1..=12),
+        (digits(8..10), 1..=31),
+        (digits(11..13), 0..=23),
+        (digits(14..16), 0..=59),
+        (digits(17..19), 0..=59),
+    ];
+    if !fields
+        .iter()
+        .all(|(v, range)| v.is_some_and(|v| range.contains(&v)))
+    {
+        return false;
+    }
+    match &b[19..] {
+        [b'Z'] => true,
+        [b'.', fraction @ .., b'Z'] => {
+            (1..=MAX_FRACTION_DIGITS).contains(&fraction.len())
+                && fraction.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    }
+}
+
+/// `value` if it is in `min..=max`, else 422 naming `field` and the range.
+fn in_range(field: &str, value: JsonInt, min: u64, max: u64) -> Result<u64, Problem> {
+    u64::try_from(value.0)
         .ok()
         .filter(|v| (min..=max).contains(v))
         .ok_or_else(|| Problem::invalid(format!("{field} must be {min}..={max}, got {value}")))
@@ -63,12 +118,12 @@ pub struct PutSkuBody {
     /// Display name.
     pub name: String,
     /// Unit price in cents.
-    pub price_cents: i64,
+    pub price_cents: JsonInt,
     /// Total stock (available + reserved + sold).
-    pub stock: i64,
+    pub stock: JsonInt,
     /// Most units one buyer may hold and buy together.
     #[serde(default)]
-    pub per_buyer_limit: Option<i64>,
+    pub per_buyer_limit: Option<JsonInt>,
     /// Sale opens at (RFC 3339).
     #[serde(default)]
     pub sale_starts_at: Option<String>,
@@ -77,7 +132,7 @@ pub struct PutSkuBody {
     pub sale_ends_at: Option<String>,
     /// Reservation TTL in seconds.
     #[serde(default)]
-    pub reservation_ttl_s: Option<i64>,
+    pub reservation_ttl_s: Option<JsonInt>,
 }
 
 impl PutSkuBody {
@@ -88,9 +143,10 @@ impl PutSkuBody {
         let stock = in_range("stock", self.stock, 0, MAX_STOCK)?;
         let per_buyer_limit = match self.per_buyer_limit {
             None => None,
-            Some(n) => Some(u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
-                Problem::invalid(format!("per_buyer_limit must be 1..={}, got {n}", u32::MAX))
-            })?),
+            Some(n) => {
+                let n = in_range("per_buyer_limit", n, 1, u64::from(u32::MAX))?;
+                Some(u32::try_from(n).map_err(|_| Problem::internal("per_buyer_limit range"))?)
+            }
         };
         let (starts, ends) = self.sale_window()?;
         let ttl_s = match self.reservation_ttl_s {
@@ -132,16 +188,22 @@ impl PutSkuBody {
     }
 }
 
-/// A SKU display name, trimmed: 1..=[`MAX_NAME_LEN`] bytes, no control characters.
+/// A SKU display name: 1..=[`MAX_NAME_LEN`] characters (Unicode scalar values, as JSON
+/// Schema's `maxLength` counts them) as sent, no control characters, not only white space;
+/// kept without leading and trailing white space.
 fn validated_name(name: &str) -> Result<String, Problem> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
+    let chars = name.chars().count();
+    if !(1..=MAX_NAME_LEN).contains(&chars) {
         return Err(Problem::invalid(format!(
-            "name must be 1..={MAX_NAME_LEN} bytes"
+            "name must be 1..={MAX_NAME_LEN} characters, got {chars}"
         )));
     }
     if name.chars().any(char::is_control) {
         return Err(Problem::invalid("name must not contain control characters"));
+    }
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Problem::invalid("name must not be only white space"));
     }
     Ok(name.to_owned())
 }
@@ -151,7 +213,7 @@ fn validated_name(name: &str) -> Result<String, Problem> {
 #[serde(deny_unknown_fields)]
 pub struct RestockBody {
     /// Units to add.
-    pub qty: i64,
+    pub qty: JsonInt,
 }
 
 impl RestockBody {
@@ -169,7 +231,7 @@ pub struct LineBody {
     /// The SKU (validated after parsing so that a bad id is 422, not 400).
     pub sku: String,
     /// Units; must be ≥ 1.
-    pub qty: i64,
+    pub qty: JsonInt,
 }
 
 /// `POST /v1/reservations` body.
@@ -200,18 +262,14 @@ impl ReserveBody {
         for (i, line) in self.lines.iter().enumerate() {
             let sku = SkuId::new(line.sku.as_str())
                 .map_err(|e| Problem::invalid(format!("lines[{i}].sku: {e}")))?;
-            if !(1..=MAX_LINE_QTY).contains(&line.qty) {
-                return Err(Problem::invalid(format!(
-                    "lines[{i}].qty must be 1..={MAX_LINE_QTY}, got {}",
-                    line.qty
-                )));
-            }
+            let qty = in_range(&format!("lines[{i}].qty"), line.qty, 1, MAX_LINE_QTY)?;
+            let qty = u32::try_from(qty).map_err(|_| Problem::internal("line qty range"))?;
             if !seen.insert(sku.clone()) {
                 return Err(Problem::invalid(format!(
                     "lines[{i}]: SKU {sku} appears more than once"
                 )));
             }
-            out.push((sku, line.qty as u32));
+            out.push((sku, qty));
         }
         Ok(out)
     }
@@ -234,12 +292,17 @@ pub struct ConfirmBody {
 }
 
 impl ConfirmBody {
-    /// The validated payment reference.
+    /// The validated payment reference: 1..=[`MAX_PAYMENT_REF_LEN`] printable ASCII
+    /// characters, spaces only between others (what payment providers issue; no control
+    /// characters, nothing to trim).
     pub fn payment_ref(self) -> Result<String, Problem> {
         let r = self.payment_ref;
-        if r.is_empty() || r.len() > MAX_PAYMENT_REF_LEN || r.chars().any(char::is_control) {
+        let printable = r.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        let padded = r.starts_with(' ') || r.ends_with(' ');
+        if r.is_empty() || r.len() > MAX_PAYMENT_REF_LEN || !printable || padded {
             return Err(Problem::invalid(format!(
-                "payment_ref must be 1..={MAX_PAYMENT_REF_LEN} bytes without control characters"
+                "payment_ref must be 1..={MAX_PAYMENT_REF_LEN} printable ASCII characters, \
+                 spaces only between others"
             )));
         }
         Ok(r)
@@ -466,13 +529,184 @@ mod tests {
             parse_time("t", "2026-11-21T10:00:00Z").unwrap(),
             1_795_255_200_000
         );
-        assert_eq!(
-            parse_time("t", "2026-11-21T11:00:00+01:00").unwrap(),
-            1_795_255_200_000
-        );
         let e = parse_time("sale_starts_at", "tomorrow").unwrap_err();
         assert_eq!(e.kind, ProblemKind::Invalid);
         assert!(e.detail.contains("sale_starts_at"));
+    }
+
+    /// The one shape docs/openapi.yaml's `Time` allows (its `pattern` and `format`), and
+    /// nothing else: what the document calls valid is accepted, the rest is 422.
+    #[test]
+    fn times_are_utc_from_1970_to_9999_in_one_shape() {
+        for (ok, ms) in [
+            ("1970-01-01T00:00:00Z", 0),
+            ("1970-01-01T00:00:00.001Z", 1),
+            ("2024-02-29T23:59:59.5Z", 1_709_251_199_500),
+            ("2026-11-21T10:00:00.123456789Z", 1_795_255_200_123),
+            ("9999-12-31T23:59:59.999Z", 253_402_300_799_999),
+        ] {
+            assert_eq!(parse_time("t", ok).unwrap(), ms, "{ok}");
+        }
+        for bad in [
+            "1969-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+            "10000-01-01T00:00:00Z",
+            "2026-11-21T11:00:00+01:00",
+            "2026-11-21T10:00:00+00:00",
+            "2026-11-21T10:00:00-00:00",
+            "2026-11-21t10:00:00Z",
+            "2026-11-21T10:00:00z",
+            "2026-11-21 10:00:00Z",
+            "2026-11-21T10:00Z",
+            "2026-11-21T10:00:00",
+            "2026-11-21T10:00:60Z",
+            "2026-11-21T24:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2026-11-21T10:00:00.Z",
+            "2026-11-21T10:00:00.1234567890Z",
+            "2026-11-21T10:00:00.1aZ",
+            "+2026-11-21T10:00:00Z",
+            "2026-11-21T10:00:00Z ",
+            "２０２６-11-21T10:00:00Z",
+            "",
+        ] {
+            let e = parse_time("sale_ends_at", bad).unwrap_err();
+            assert_eq!(e.kind, ProblemKind::Invalid, "{bad}");
+            assert!(
+                e.detail.starts_with("sale_ends_at: "),
+                "{bad}: {}",
+                e.detail
+            );
+        }
+    }
+
+    #[test]
+    fn integers_may_be_written_as_any_json_number_without_a_fraction() {
+        let sku = SkuId::new("tee").unwrap();
+        let spec = parse_json::<PutSkuBody>(
+            br#"{"name":"Tee","price_cents":25511.0,"stock":1e3,"per_buyer_limit":1123982.0,
+            "reservation_ttl_s":6.0E1}"#,
+        )
+        .unwrap()
+        .into_spec(sku.clone())
+        .unwrap();
+        assert_eq!(spec.price_cents, 25_511);
+        assert_eq!(spec.stock, 1000);
+        assert_eq!(spec.per_buyer_limit, Some(1_123_982));
+        assert_eq!(spec.reservation_ttl_ms, 60_000);
+        // Exact where a float is not: 2^53 + 1 is refused as above the money limit, by value.
+        let e =
+            parse_json::<PutSkuBody>(br#"{"name":"x","price_cents":9007199254740993.0,"stock":1}"#)
+                .unwrap()
+                .into_spec(sku.clone())
+                .unwrap_err();
+        assert_eq!(e.kind, ProblemKind::Invalid);
+        assert!(e.detail.contains("got 9007199254740993"), "{}", e.detail);
+        let r: RestockBody = parse_json(br#"{"qty":153.0}"#).unwrap();
+        assert_eq!(r.qty().unwrap(), 153);
+        let body: ReserveBody =
+            parse_json(br#"{"buyer":"b","lines":[{"sku":"a","qty":2416.0}]}"#).unwrap();
+        assert_eq!(body.validated_lines().unwrap()[0].1, 2416);
+        // A fraction is a type error (400); a value beyond a limit, however large, is 422.
+        for bad in [
+            &br#"{"qty":1.5}"#[..],
+            br#"{"qty":1e-1}"#,
+            br#"{"qty":"3"}"#,
+            br#"{"qty":null}"#,
+        ] {
+            let e = parse_json::<RestockBody>(bad).unwrap_err();
+            assert_eq!(
+                e.kind,
+                ProblemKind::Malformed,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for (big, shown) in [
+            (&br#"{"qty":1e13}"#[..], "got 10000000000000"),
+            (br#"{"qty":1e400}"#, "got 1.7e38 or more"),
+            (br#"{"qty":-1e400}"#, "got -1.7e38 or more"),
+            (br#"{"qty":-0.0}"#, "got 0"),
+        ] {
+            let e = parse_json::<RestockBody>(big).unwrap().qty().unwrap_err();
+            assert_eq!(e.kind, ProblemKind::Invalid);
+            assert!(e.detail.contains(shown), "{}", e.detail);
+        }
+        let e = parse_json::<PutSkuBody>(
+            br#"{"name":"x","price_cents":1,"stock":1,"per_buyer_limit":4294967296}"#,
+        )
+        .unwrap()
+        .into_spec(sku)
+        .unwrap_err();
+        assert!(
+            e.detail.contains("per_buyer_limit must be 1..=4294967295"),
+            "{}",
+            e.detail
+        );
+    }
+
+    #[test]
+    fn names_count_characters_refuse_controls_and_blanks_and_are_trimmed() {
+        let name = |n: &str| validated_name(n);
+        assert_eq!(name("  Tee shirt \u{3000}").unwrap(), "Tee shirt");
+        assert_eq!(
+            name(&"é".repeat(MAX_NAME_LEN)).unwrap().chars().count(),
+            MAX_NAME_LEN
+        );
+        assert_eq!(name("Café\u{a0}crème").unwrap(), "Café\u{a0}crème");
+        for bad in [
+            String::new(),
+            "é".repeat(MAX_NAME_LEN + 1),
+            format!(" {}", "x".repeat(MAX_NAME_LEN)),
+            " ".into(),
+            "\u{a0}\u{2003}\u{3000}".into(),
+            "a\tb".into(),
+            "a\nb".into(),
+            "\u{85}a".into(),
+            "a\u{7f}".into(),
+            "a\u{9f}".into(),
+            "\u{0}".into(),
+        ] {
+            assert_eq!(
+                name(&bad).unwrap_err().kind,
+                ProblemKind::Invalid,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn payment_refs_are_printable_ascii_with_inner_spaces_only() {
+        let pay = |r: &str| {
+            ConfirmBody {
+                payment_ref: r.to_owned(),
+            }
+            .payment_ref()
+        };
+        for ok in [
+            "pay_1",
+            "INV 2026/11 #7",
+            "~",
+            &"p".repeat(MAX_PAYMENT_REF_LEN),
+        ] {
+            assert_eq!(pay(ok).unwrap(), ok);
+        }
+        for bad in [
+            "",
+            " ",
+            " pay",
+            "pay ",
+            "pay\t1",
+            "pay\u{7f}",
+            "z\u{4}VA",
+            "payé",
+            "pay\u{a0}1",
+            &"p".repeat(MAX_PAYMENT_REF_LEN + 1),
+        ] {
+            assert_eq!(pay(bad).unwrap_err().kind, ProblemKind::Invalid, "{bad:?}");
+        }
     }
 
     #[test]
@@ -551,6 +785,9 @@ mod tests {
             r#"{"name":"x","price_cents":1,"stock":1,"per_buyer_limit":0}"#,
             r#"{"name":"x","price_cents":1,"stock":1,"reservation_ttl_s":0}"#,
             r#"{"name":"x","price_cents":1,"stock":1,"sale_starts_at":"2026-11-21T10:00:00Z","sale_ends_at":"2026-11-21T09:00:00Z"}"#,
+            // Times are kept to the millisecond: an end within the start's millisecond is not
+            // after it.
+            r#"{"name":"x","price_cents":1,"stock":1,"sale_starts_at":"2026-11-21T10:00:00.0001Z","sale_ends_at":"2026-11-21T10:00:00.0009Z"}"#,
         ] {
             assert_eq!(
                 body(bad).into_spec(sku.clone()).unwrap_err().kind,

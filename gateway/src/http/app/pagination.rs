@@ -1,8 +1,6 @@
-//! Paging of list endpoints: `limit` (bounded) and an opaque `cursor` naming the last item of
-//! the previous page; anything else in the query is refused.
+//! Paging of list endpoints: `limit` (bounded) and a `cursor`, the id of the last item of the
+//! previous page; anything else in the query is refused.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use flashsale_protocol::SkuId;
 
 use crate::http::problem::Problem;
@@ -12,17 +10,20 @@ pub const DEFAULT_PAGE_LIMIT: usize = 100;
 /// Largest page size of `GET /v1/skus`.
 pub const MAX_PAGE_LIMIT: usize = 1000;
 
-/// The opaque cursor for "after this SKU".
+/// The cursor for "the SKUs after this one": the SKU id itself. Every SKU id is a valid
+/// cursor, whether or not that SKU exists, so docs/openapi.yaml can say exactly which cursors
+/// are accepted (`[A-Za-z0-9._-]{1,64}`), and a page boundary survives the SKU's removal.
 pub fn encode_cursor(sku: &SkuId) -> String {
-    URL_SAFE_NO_PAD.encode(sku.as_str())
+    sku.as_str().to_owned()
 }
 
-/// Decodes a cursor made by [`encode_cursor`].
+/// The SKU id a cursor names (400 if it is not a SKU id).
 pub fn decode_cursor(cursor: &str) -> Result<SkuId, Problem> {
-    let bad = || Problem::malformed("cursor is not one this server issued");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let s = String::from_utf8(bytes).map_err(|_| bad())?;
-    SkuId::new(s).map_err(|_| bad())
+    SkuId::new(cursor).map_err(|e| {
+        Problem::malformed(format!(
+            "cursor must be the next_cursor of a previous page (a SKU id): {e}"
+        ))
+    })
 }
 
 /// Parses `limit` and `cursor` of `GET /v1/skus`; other parameters are refused (400).

@@ -13,7 +13,7 @@ use super::response::{json, set_location};
 use super::{Answer, App, Caller};
 use crate::auth::Role;
 use crate::http::inventory::Inventory;
-use crate::http::problem::Problem;
+use crate::http::problem::{Problem, ProblemKind};
 use crate::http::wire::{parse_json, PutSkuBody, RestockBody, SkuJson, SkuPage};
 
 impl<E: Inventory> App<E> {
@@ -44,9 +44,11 @@ impl<E: Inventory> App<E> {
 
     /// `POST /v1/skus/{sku}/restock`: adds `qty` units; the SKU's total must stay within
     /// [`MAX_STOCK`], the bound `PUT` accepts, so a restocked SKU can always be re-PUT at its
-    /// own total. This check reads the current total for a clear, early 422; it is not atomic
-    /// with the restock, so concurrent restocks rely on the engine enforcing the same
-    /// `protocol::limits::MAX_STOCK` when it applies them.
+    /// own total. A restock beyond it is valid in itself and refused by the SKU's state: 409
+    /// `invalid-state`. This check reads the current total for a clear, early answer naming the
+    /// total; it is not atomic with the restock, so concurrent restocks rely on the engine
+    /// enforcing the same `protocol::limits::MAX_STOCK` (with the same 409) when it applies
+    /// them.
     pub(super) async fn restock<B: RequestBody>(
         &self,
         caller: &Caller,
@@ -60,11 +62,15 @@ impl<E: Inventory> App<E> {
         let qty = parse_json::<RestockBody>(&body)?.qty()?;
         let before = self.inventory.sku(sku.clone()).await?;
         if before.total.saturating_add(qty) > MAX_STOCK {
-            return Err(Problem::invalid(format!(
-                "restocking {qty} would bring the stock of {sku} to {}, above the maximum of \
-                 {MAX_STOCK} units",
-                u128::from(before.total) + u128::from(qty)
-            )));
+            return Err(Problem::new(
+                ProblemKind::InvalidState,
+                format!(
+                    "restocking {qty} would bring the stock of {sku} to {}, above the maximum of \
+                     {MAX_STOCK} units",
+                    u128::from(before.total) + u128::from(qty)
+                ),
+            )
+            .with("sku", sku.as_str()));
         }
         let view = self.inventory.restock(sku, qty).await?;
         json(StatusCode::OK, &SkuJson::try_from(&view)?)

@@ -148,7 +148,8 @@ async fn stock_has_one_limit_for_put_and_restock() {
     )
     .await;
     assert_eq!((r.status, problem_type(&r)), (422, "invalid"), "{}", r.body);
-    // Past the maximum by one: refused, the stock unchanged.
+    // Past the maximum by one: a valid restock the SKU's state refuses (409, naming the SKU),
+    // the stock unchanged.
     let r = call(
         &app,
         "POST",
@@ -157,7 +158,13 @@ async fn stock_has_one_limit_for_put_and_restock() {
         &restock(6),
     )
     .await;
-    assert_eq!((r.status, problem_type(&r)), (422, "invalid"), "{}", r.body);
+    assert_eq!(
+        (r.status, problem_type(&r)),
+        (409, "invalid-state"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["sku"], "big");
     assert!(r.body["detail"]
         .as_str()
         .unwrap()

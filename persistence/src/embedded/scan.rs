@@ -84,7 +84,17 @@ impl SegmentScan {
             next.is_none_or(|n| n > first),
             "segments are fed in ascending order"
         );
-        // A gap between segments is fine only where a snapshot covers it.
+        // A gap between segments, or before the first one, is fine only where a snapshot
+        // covers it (segments are deleted only once a snapshot covers all their records).
+        if self.last.is_none() && first - 1 > self.after {
+            return Err(corrupt(format!(
+                "shard {}: records {}..{} missing before {} (the log starts after the snapshot)",
+                self.shard,
+                self.after + 1,
+                first - 1,
+                path.display()
+            )));
+        }
         if let Some(l) = self.last {
             if first > l + 1 && first - 1 > self.after {
                 return Err(corrupt(format!(
@@ -112,7 +122,15 @@ impl SegmentScan {
                         // Superseded: rewritten into the next segment after a failed flush.
                         break;
                     }
-                    let expected = self.last.map_or(first, |l| l + 1);
+                    let expected = match self.last {
+                        None => first,
+                        Some(l) => l.checked_add(1).ok_or_else(|| {
+                            corrupt(format!(
+                                "{} offset {pos}: record {seq} after the last possible seq {l}",
+                                path.display()
+                            ))
+                        })?,
+                    };
                     if seq != expected {
                         return Err(corrupt(format!(
                             "{} offset {pos}: expected seq {expected}, found {seq}",
@@ -203,5 +221,30 @@ mod tests {
         assert_eq!(scan(6, &segs).ok(), Some(vec![7, 8, 9]));
         // The first segment may start anywhere up to the snapshot's next seq.
         assert_eq!(scan(4, &segs[1..]).ok(), Some((5..=9).collect()));
+    }
+
+    #[test]
+    fn a_missing_first_segment_is_an_error() {
+        // Found by the `segment_recovery` fuzz target: without a snapshot covering them, the
+        // records of a deleted first segment were silently skipped.
+        let segs = [(5, segment(5..=9))];
+        match scan(0, &segs) {
+            Err(LogError::Corrupt(msg)) => assert!(msg.contains("records 1..4 missing"), "{msg}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(matches!(scan(3, &segs), Err(LogError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_record_after_the_last_possible_seq_is_an_error() {
+        // Found by the `segment_recovery` fuzz target: `last + 1` overflowed (a panic with
+        // overflow checks, a wrap to seq 0 without).
+        let mut seg = Vec::new();
+        encode_frame(u64::MAX, b"last", &mut seg);
+        encode_frame(0, b"wrapped", &mut seg);
+        match scan(u64::MAX - 1, &[(u64::MAX, seg)]) {
+            Err(LogError::Corrupt(msg)) => assert!(msg.contains("last possible seq"), "{msg}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 mod files;
 mod lock;
+pub mod scan;
 mod shard_log;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use flashsale_protocol::ShardId;
 
 use crate::PersistenceError;
 pub use lock::DirLock;
+pub use scan::{SegmentScan, TailEnd};
 pub use shard_log::EmbeddedLog;
 
 /// Default size at which a segment is closed and a new one started: 64 MiB.

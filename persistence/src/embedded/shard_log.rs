@@ -5,23 +5,17 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use flashsale_engine::log::{LocalBoxFuture, LogError, ShardLog};
+use flashsale_engine::log::{LocalBoxFuture, LogError, ReplayFn, ShardLog};
 use flashsale_protocol::ShardId;
 use glommio::io::DmaFile;
 
 use super::files::{self, segment_path, snapshot_path};
 use super::lock::DirLock;
-use crate::frame::{encode_frame, parse_frame, valid_frame_follows, Parsed};
-
-/// How far past the last good seq a frame found after a bad one may be and still count as
-/// "a valid record follows" (anything further is treated as noise).
-const FOLLOW_WINDOW: u64 = u32::MAX as u64;
+use super::scan::{SegmentScan, TailEnd};
+use crate::frame::encode_frame;
 
 /// A segment being prepared in the background: a readiness flag and the task.
 type Spare = (Rc<Cell<bool>>, glommio::Task<std::io::Result<DmaFile>>);
-
-/// The replay callback.
-type Apply<'a> = dyn FnMut(u64, &[u8]) -> Result<(), LogError> + 'a;
 
 /// Name of the segment being prepared in the background.
 const SPARE: &str = "spare.tmp";
@@ -151,108 +145,28 @@ impl EmbeddedLog {
 
     /// Scans every segment, calls `apply` for valid records with `seq > after`, cuts a torn
     /// tail of the last segment, and positions the writer after the last valid record.
-    async fn recover(&mut self, after: u64, apply: &mut Apply<'_>) -> Result<u64, LogError> {
+    async fn recover(&mut self, after: u64, apply: &mut ReplayFn<'_>) -> Result<u64, LogError> {
         let _ = std::fs::remove_file(self.dir.join("snapshot.tmp"));
         if self.spare.is_none() {
             let _ = std::fs::remove_file(self.dir.join(SPARE));
         }
         let segs = files::list_numbered(&self.dir, "seg")?;
-        let mut last: Option<u64> = None;
+        let mut scan = SegmentScan::new(self.shard, after);
         let mut writer_at: Option<(u64, PathBuf, usize, Vec<u8>, bool)> = None;
         for (i, (first, path)) in segs.iter().enumerate() {
-            let first = *first;
             let next = segs.get(i + 1).map(|(n, _)| *n);
-            if first == 0 {
-                return Err(corrupt(format!(
-                    "{}: segment starts at seq 0",
-                    path.display()
-                )));
-            }
-            // A gap between segments is fine only where a snapshot covers it.
-            if let Some(l) = last {
-                if first > l + 1 && first - 1 > after {
-                    return Err(corrupt(format!(
-                        "shard {}: records {}..{} missing before {}",
-                        self.shard,
-                        l + 1,
-                        first - 1,
-                        path.display()
-                    )));
-                }
-                if first > l + 1 {
-                    last = Some(first - 1);
-                }
-            }
             let data = files::read_all(path).await?;
-            let mut pos = 0usize;
-            let mut bad_stop = false;
-            loop {
-                match parse_frame(&data[pos..]) {
-                    Parsed::Frame {
-                        seq,
-                        start,
-                        frame_len,
-                    } => {
-                        if next.is_some_and(|n| seq >= n) {
-                            // Superseded: rewritten into the next segment after a failed flush.
-                            break;
-                        }
-                        let expected = last.map_or(first, |l| l + 1);
-                        if seq != expected {
-                            return Err(corrupt(format!(
-                                "{} offset {pos}: expected seq {expected}, found {seq}",
-                                path.display()
-                            )));
-                        }
-                        if seq > after {
-                            apply(seq, &data[pos + start..pos + frame_len])?;
-                        }
-                        last = Some(seq);
-                        pos += frame_len;
-                    }
-                    Parsed::End => {
-                        bad_stop = !data[pos..].iter().all(|&b| b == 0);
-                        break;
-                    }
-                    Parsed::Invalid => {
-                        bad_stop = true;
-                        break;
-                    }
+            if let Some(TailEnd { end, cut }) = scan.segment(*first, next, path, &data, apply)? {
+                if cut {
+                    tracing::warn!(
+                        shard = self.shard,
+                        segment = %path.display(),
+                        offset = end,
+                        last_seq = scan.last().unwrap_or(first - 1),
+                        "cutting torn or corrupt log tail (never acknowledged)"
+                    );
                 }
-            }
-            match next {
-                Some(n) => {
-                    let reached = last.map_or(first, |l| l + 1);
-                    if reached < n && n - 1 > after {
-                        return Err(corrupt(format!(
-                            "{} offset {pos}: unreadable record at seq {reached} before \
-                             later segment {n}",
-                            path.display()
-                        )));
-                    }
-                }
-                None => {
-                    let mut cut = false;
-                    if bad_stop {
-                        let good = last.unwrap_or(first - 1);
-                        if valid_frame_follows(&data[pos..], good, FOLLOW_WINDOW) {
-                            return Err(corrupt(format!(
-                                "{} offset {pos}: corrupt record after seq {good} followed by \
-                                 valid records",
-                                path.display()
-                            )));
-                        }
-                        tracing::warn!(
-                            shard = self.shard,
-                            segment = %path.display(),
-                            offset = pos,
-                            last_seq = good,
-                            "cutting torn or corrupt log tail (never acknowledged)"
-                        );
-                        cut = true;
-                    }
-                    writer_at = Some((first, path.clone(), pos, data, cut));
-                }
+                writer_at = Some((*first, path.clone(), end, data, cut));
             }
         }
         self.segments = segs.iter().map(|(n, _)| *n).collect();
@@ -278,9 +192,9 @@ impl EmbeddedLog {
                 poisoned: false,
             });
         }
-        self.last_durable = last;
+        self.last_durable = scan.last();
         self.recovered = true;
-        Ok(last.unwrap_or(after).max(after))
+        Ok(scan.replayed_through())
     }
 
     async fn ensure_recovered(&mut self) -> Result<(), LogError> {

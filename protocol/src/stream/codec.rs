@@ -69,7 +69,10 @@ macro_rules! wire_frame {
                 rkyv::to_bytes::<rkyv::rancor::Error>(self).map_err(|e| e.to_string())
             }
             fn from_archive(body: &[u8]) -> Result<Self, String> {
-                rkyv::from_bytes::<$t, rkyv::rancor::Error>(body).map_err(|e| e.to_string())
+                // rkyv's detailed errors quote memory addresses: never send those to the peer
+                // (the message ends up in the `Error` frame and the close reason).
+                rkyv::from_bytes::<$t, rkyv::rancor::Failure>(body)
+                    .map_err(|_| format!("body is not a valid {} archive", stringify!($t)))
             }
             fn check(&self) -> Result<(), String> {
                 self.validate()
@@ -458,6 +461,27 @@ mod tests {
         }
         assert!(dec.next_frame().is_err());
         assert!(dec.next_frame().is_err(), "stays failed");
+    }
+
+    #[test]
+    fn malformed_errors_quote_no_addresses() {
+        // Found by the `stream_frame` fuzz target: rkyv's error text held heap addresses, so the
+        // same bytes gave different errors (and leaked addresses to the peer).
+        let mut bytes = encode_all(&[ServerFrame::Resumed { seq: 0 }]);
+        bytes.extend_from_slice(&[0, 0, 0, 0]); // an empty body
+        let errors: Vec<FrameError> = (0..2)
+            .map(|_| {
+                let mut dec = FrameDecoder::<ServerFrame>::new(MAX_FRAME_LEN);
+                dec.feed(&bytes);
+                assert_eq!(dec.next_frame(), Ok(Some(ServerFrame::Resumed { seq: 0 })));
+                dec.next_frame().unwrap_err()
+            })
+            .collect();
+        assert!(
+            matches!(&errors[0], FrameError::Malformed(m) if !m.contains("0x")),
+            "{errors:?}"
+        );
+        assert_eq!(errors[0], errors[1]);
     }
 
     #[test]

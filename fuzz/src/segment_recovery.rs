@@ -4,7 +4,7 @@
 //!
 //! The scan is fuzzed without files: the embedded log writes with O_DIRECT through glommio
 //! (io_uring, one executor per thread, locked memory) and recovery syncs a data dir several
-//! times, so opening a real log costs milliseconds, a thousand times the scan itself. The file
+//! times, so opening a real log costs tens of milliseconds, 100–1,000 times a scan here. The file
 //! I/O around the scan is covered by `persistence/tests/embedded.rs`.
 //!
 //! Input: a mode byte (bit 0), then

@@ -72,7 +72,7 @@ for t in "${targets[@]}"; do
     elapsed=$(($(now) - start))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-    grep -E '^#[0-9]+ +DONE' "$log" || true
+    grep -E '^#[0-9]+[[:space:]]+DONE' "$log" || true
     if [ "$status" -ne 0 ]; then
         failed+=("$t")
         result="FAILED (exit $status)"

@@ -4,7 +4,7 @@
 //!
 //! The scan is fuzzed without files: the embedded log writes with O_DIRECT through glommio
 //! (io_uring, one executor per thread, locked memory) and recovery syncs a data dir several
-//! times, so opening a real log costs milliseconds, a thousand times the scan itself. The file
+//! times, so opening a real log costs tens of milliseconds, 100–1,000 times a scan here. The file
 //! I/O around the scan is covered by `persistence/tests/embedded.rs`.
 //!
 //! Input: a mode byte (bit 0), then
@@ -26,7 +26,7 @@
 use std::path::Path;
 
 use flashsale_engine::log::LogError;
-use flashsale_persistence::embedded::{SegmentScan, TailEnd};
+use flashsale_persistence::embedded::scan::{SegmentScan, TailEnd, FOLLOW_WINDOW};
 use flashsale_persistence::frame::{encode_frame, FRAME_HEADER_LEN};
 
 use crate::input::Input;
@@ -35,9 +35,6 @@ use crate::input::Input;
 pub const MAX_RECORDS: usize = 48;
 /// Most segments of a raw input.
 pub const MAX_RAW_SEGMENTS: usize = 6;
-/// How far after the last good seq a valid frame still counts as "valid records follow"
-/// (the scan's window).
-const FOLLOW_WINDOW: u64 = u32::MAX as u64;
 
 /// Runs one input; panics when a property fails.
 pub fn check(data: &[u8]) {

@@ -13,7 +13,7 @@ use crate::frame::{parse_frame, valid_frame_follows, Parsed};
 
 /// How far past the last good seq a frame found after a bad one may be and still count as
 /// "a valid record follows" (anything further is treated as noise).
-const FOLLOW_WINDOW: u64 = u32::MAX as u64;
+pub const FOLLOW_WINDOW: u64 = u32::MAX as u64;
 
 /// Where the scan of the last segment stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

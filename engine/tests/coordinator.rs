@@ -180,10 +180,7 @@ fn a_part_whose_log_fails_is_rolled_back_too() {
         let v = n.shard().sku(&sku(s)).unwrap();
         assert_eq!((v.reserved, v.available), (0, 5), "{s} still held");
     }
-    for n in w.nodes() {
-        n.shard().check_invariants().unwrap();
-        n.shard().check_gates().unwrap();
-    }
+    check_all(&w);
 }
 
 /// A home decision that never reaches a part (a lost message): the part, still held after its
@@ -191,16 +188,8 @@ fn a_part_whose_log_fails_is_rolled_back_too() {
 #[test]
 fn a_stale_part_asks_its_home_and_follows() {
     let mut w = world(2);
-    let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
-    for n in &names {
-        upsert(&mut w, 0, spec(n, 5));
-    }
-    let x = names[0].as_str();
-    let y = names
-        .iter()
-        .find(|n| shard_of(&sku(n), 2) != shard_of(&sku(x), 2))
-        .expect("two shards")
-        .as_str();
+    let (x, y) = skus_on_two_shards(&mut w, "s", 5, 100);
+    let (x, y) = (x.as_str(), y.as_str());
     let r = submit_reserve(&mut w, 1, req("dee", &[(x, 1), (y, 1)], None));
     w.settle(1);
     let id = outcome(&mut w, &r).unwrap().unwrap().id;
@@ -247,10 +236,7 @@ fn a_stale_part_asks_its_home_and_follows() {
         w.take_reply(t).is_some_and(|r| r.is_ok()),
         "the cancel was answered"
     );
-    for n in w.nodes() {
-        n.shard().check_invariants().unwrap();
-        n.shard().check_gates().unwrap();
-    }
+    check_all(&w);
 }
 
 /// Every money value stays exact (≤ 2^53 − 1): a cart whose parts are each within the limit
@@ -259,18 +245,8 @@ fn a_stale_part_asks_its_home_and_follows() {
 fn a_total_above_the_money_limit_is_refused_across_parts() {
     use flashsale_protocol::limits::MAX_MONEY_CENTS;
     let mut w = world(2);
-    let names: Vec<String> = (0..8).map(|i| format!("gold{i}")).collect();
-    for n in &names {
-        let mut s = spec(n, 5);
-        s.price_cents = MAX_MONEY_CENTS / 2 + 1;
-        upsert(&mut w, 0, s);
-    }
-    let x = names[0].as_str();
-    let y = names
-        .iter()
-        .find(|n| shard_of(&sku(n), 2) != shard_of(&sku(x), 2))
-        .expect("two shards")
-        .as_str();
+    let (x, y) = skus_on_two_shards(&mut w, "gold", 5, MAX_MONEY_CENTS / 2 + 1);
+    let (x, y) = (x.as_str(), y.as_str());
     let r = submit_reserve(&mut w, 1, req("rich", &[(x, 1), (y, 1)], None));
     w.settle(1);
     match outcome(&mut w, &r) {
@@ -298,16 +274,8 @@ fn a_total_above_the_money_limit_is_refused_across_parts() {
 fn a_coordination_past_its_deadline_gives_up() {
     use flashsale_engine::limits::COORDINATION_DEADLINE_MS;
     let mut w = world(2);
-    let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
-    for n in &names {
-        upsert(&mut w, 0, spec(n, 5));
-    }
-    let x = names[0].as_str();
-    let y = names
-        .iter()
-        .find(|n| shard_of(&sku(n), 2) != shard_of(&sku(x), 2))
-        .expect("two shards")
-        .as_str();
+    let (x, y) = skus_on_two_shards(&mut w, "s", 5, 100);
+    let (x, y) = (x.as_str(), y.as_str());
     let r = submit_reserve(
         &mut w,
         1,

@@ -181,3 +181,35 @@ pub fn pending(w: &World, s: &Submitted) -> bool {
         Submitted::Refused(_) => false,
     }
 }
+
+/// Creates SKUs `{prefix}0..8` (each with `stock` units at `price_cents`) and returns the names
+/// of two that live on different shards.
+pub fn skus_on_two_shards(
+    w: &mut World,
+    prefix: &str,
+    stock: u64,
+    price_cents: u64,
+) -> (String, String) {
+    let names: Vec<String> = (0..8).map(|i| format!("{prefix}{i}")).collect();
+    for n in &names {
+        let mut s = spec(n, stock);
+        s.price_cents = price_cents;
+        upsert(w, 0, s);
+    }
+    let shards = w.shard_count();
+    let x = names[0].clone();
+    let y = names
+        .iter()
+        .find(|n| shard_of(&sku(n), shards) != shard_of(&sku(&x), shards))
+        .expect("two shards")
+        .clone();
+    (x, y)
+}
+
+/// Every shard's invariants and gates hold (only with no claim in flight).
+pub fn check_all(w: &World) {
+    for n in w.nodes() {
+        n.shard().check_invariants().unwrap();
+        n.shard().check_gates().unwrap();
+    }
+}

@@ -116,9 +116,9 @@ fn reserve(body: &[u8]) {
             assert_eq!(lines.len(), req.lines.len(), "lines dropped or added");
             for ((sku, qty), line) in lines.iter().zip(&req.lines) {
                 assert_eq!(sku.as_str(), line.sku, "line SKU changed");
-                assert_eq!(i64::from(*qty), line.qty, "line qty changed");
+                assert_eq!(i128::from(*qty), line.qty.0, "line qty changed");
                 assert!(
-                    (1..=MAX_LINE_QTY).contains(&i64::from(*qty)),
+                    (1..=MAX_LINE_QTY).contains(&u64::from(*qty)),
                     "accepted qty {qty}"
                 );
                 assert!(SkuId::new(sku.as_str()).is_ok(), "accepted SKU {sku:?}");

@@ -112,11 +112,7 @@ impl Cluster {
 
     /// The caller's view of a SKU's gate.
     pub fn gate_info(&self, sku: &SkuId) -> Option<GateInfo> {
-        let shard = self.world.nodes()[usize::from(self.owner(sku))].shard();
-        Some(GateInfo {
-            gate: shard.gate(sku)?,
-            ttl_ms: shard.sku(sku)?.reservation_ttl_ms,
-        })
+        self.world.gate_info(sku)
     }
 
     /// Holds every line or none (see [`crate::Engine::reserve`]).

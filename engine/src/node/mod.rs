@@ -571,11 +571,10 @@ impl<R> ShardNode<R> {
     /// The answer for a reservation this shard just reserved or replayed: the whole view when
     /// it is single-shard, else the home part for the caller to complete.
     fn answer_for(&self, id: ReservationId) -> Result<Answer, CommandError> {
-        match self.shard.reservation(id) {
-            Some(p) if p.group.is_some() => Ok(Answer::Part(p)),
-            Some(p) => Ok(Answer::Reservation(p.view)),
-            None => Err(CommandError::Internal(format!("{id} missing after apply"))),
-        }
+        self.shard
+            .reservation(id)
+            .map(part_answer)
+            .ok_or_else(|| CommandError::Internal(format!("{id} missing after apply")))
     }
 
     /// Whether the home part of `id` is held and its hold has not run out at `now_ms`.
@@ -921,8 +920,9 @@ fn reply<R>(out: &mut Vec<Output<R>>, to: R, result: Result<Answer, CommandError
     out.push(Output::Reply { to, result });
 }
 
-/// The answer a caller gets for a home part: the part when it is the whole reservation.
-pub fn part_answer(part: PartView) -> Answer {
+/// The answer a caller gets for a home part: the whole view when it is single-shard, else the
+/// home part for the caller to complete.
+fn part_answer(part: PartView) -> Answer {
     if part.group.is_some() {
         Answer::Part(part)
     } else {

@@ -7,11 +7,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use flashsale_protocol::{decode_record, ShardId};
+use flashsale_protocol::{decode_record, ShardId, SkuId};
 
 use crate::command::CommandError;
-use crate::shard::{reconcile, Shard};
+use crate::shard::{reconcile, shard_of, Shard};
 
+use super::caller::GateInfo;
 use super::message::{Answer, Output, PeerMsg, Request};
 use super::{Counters, NodeConfig, ShardNode};
 
@@ -98,7 +99,6 @@ pub struct World {
     next_ticket: Ticket,
     config: NodeConfig,
     retention_ms: u64,
-    counters: Counters,
     /// Snapshots cut with a batch, stored once that batch is durable.
     pending_snapshots: Vec<(usize, u64, Vec<u8>)>,
 }
@@ -121,7 +121,6 @@ impl World {
             next_ticket: 1,
             config,
             retention_ms: crate::shard::DEFAULT_RETENTION_MS,
-            counters: Counters::default(),
             pending_snapshots: Vec::new(),
         }
     }
@@ -162,6 +161,15 @@ impl World {
         self.messages.len()
     }
 
+    /// A SKU as callers see it (its gate and TTL), read from its shard.
+    pub fn gate_info(&self, sku: &SkuId) -> Option<GateInfo> {
+        let shard = self.nodes[usize::from(shard_of(sku, self.nodes.len()))].shard();
+        Some(GateInfo {
+            gate: shard.gate(sku)?,
+            ttl_ms: shard.sku(sku)?.reservation_ttl_ms,
+        })
+    }
+
     /// Whether `ticket` has its reply.
     pub fn has_reply(&self, ticket: Ticket) -> bool {
         self.replies.contains_key(&ticket)
@@ -183,7 +191,7 @@ impl World {
 
     /// Counters of every node since the last call.
     pub fn take_counters(&mut self) -> Counters {
-        let mut c = std::mem::take(&mut self.counters);
+        let mut c = Counters::default();
         for n in &mut self.nodes {
             let d = n.take_counters();
             c.held += d.held;

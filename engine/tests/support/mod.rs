@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use flashsale_engine::node::caller::{
-    prepare_reserve, GateInfo, KeyInFlight, KeysInFlight, Prepared, Probe,
-};
+use flashsale_engine::node::caller::{prepare_reserve, KeyInFlight, KeysInFlight, Prepared, Probe};
 use flashsale_engine::node::commit::SnapshotPolicy;
 use flashsale_engine::node::message::{Answer, Request};
 use flashsale_engine::node::world::{Ticket, World};
@@ -76,15 +74,6 @@ pub fn upsert(w: &mut World, now: u64, s: SkuSpec) {
     assert!(matches!(w.take_reply(t), Some(Ok(_))));
 }
 
-/// A SKU's gate as callers see it.
-pub fn gate_info(w: &World, s: &SkuId) -> Option<GateInfo> {
-    let shard = w.nodes()[usize::from(shard_of(s, w.shard_count()))].shard();
-    Some(GateInfo {
-        gate: shard.gate(s)?,
-        ttl_ms: shard.sku(s)?.reservation_ttl_ms,
-    })
-}
-
 /// What a submitted reservation is waiting for.
 #[derive(Debug)]
 pub enum Submitted {
@@ -122,7 +111,7 @@ pub fn submit_keyed(
 
 fn submit_unguarded(w: &mut World, now: u64, req: ReserveRequest) -> Submitted {
     let n = w.shard_count();
-    match prepare_reserve(req, n, now, |s| gate_info(w, s)) {
+    match prepare_reserve(req, n, now, |s| w.gate_info(s)) {
         Err(e) => Submitted::Refused(e),
         Ok(Prepared::Send { home, request }) => Submitted::Ticket(w.submit(home, request)),
         Ok(Prepared::Refused { error, probe: None }) => Submitted::Refused(error),

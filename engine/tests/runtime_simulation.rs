@@ -598,7 +598,7 @@ impl Sim {
             .get(usize::from(id.shard()))?
             .shard()
             .reservation(id)?;
-        Some(assemble(&self.w, home))
+        Some(self.w.assemble(home))
     }
 
     /// Every acknowledged reservation is real and whole; every reservation is acknowledged or

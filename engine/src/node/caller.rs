@@ -12,7 +12,9 @@ use crate::command::{CommandError, ReserveRequest};
 use crate::gate::StockGate;
 use crate::shard::{plan, request_hash, shard_of_key, validate_lines, ReserveCommand};
 
-use super::message::{GroupRequest, Request};
+use super::message::{Answer, GroupRequest, Request};
+use crate::shard::PartView;
+use crate::view::ReservationView;
 
 /// A SKU as callers see it: its gate and reservation TTL.
 #[derive(Debug, Clone)]
@@ -52,6 +54,32 @@ pub enum Prepared {
         /// Ask this first when the request is keyed.
         probe: Option<Probe>,
     },
+}
+
+/// What a shard's answer to a reservation (or to a probe of its key) means for the caller.
+#[derive(Debug)]
+pub enum ReserveReply {
+    /// The whole reservation.
+    Whole(ReservationView),
+    /// The home part: complete it with the other shards' parts.
+    Complete(PartView),
+    /// A probe found no reservation under the key.
+    NoReservation,
+}
+
+impl ReserveReply {
+    /// Reads a shard's answer to [`Request::Reserve`], [`Request::ReserveGroup`] or
+    /// [`Request::Probe`].
+    pub fn of(answer: Answer) -> Result<ReserveReply, CommandError> {
+        match answer {
+            Answer::Reservation(v) => Ok(ReserveReply::Whole(v)),
+            Answer::Part(p) | Answer::MaybePart(Some(p)) => Ok(ReserveReply::Complete(p)),
+            Answer::MaybePart(None) => Ok(ReserveReply::NoReservation),
+            a => Err(CommandError::Internal(format!(
+                "unexpected answer to a reservation: {a:?}"
+            ))),
+        }
+    }
 }
 
 /// Validates `req`, claims its lines and splits it by shard. `gate_of` looks a SKU up.

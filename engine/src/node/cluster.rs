@@ -6,10 +6,10 @@
 use flashsale_protocol::{OrderId, ReservationId, ShardId, SkuId, SkuSpec};
 
 use crate::command::{CommandError, ReserveRequest};
-use crate::shard::{assemble_order, assemble_reservation, shard_of, PartView};
+use crate::shard::{assemble_order, shard_of, PartView};
 use crate::view::{OrderView, ReservationView, SkuView};
 
-use super::caller::{prepare_reserve, GateInfo, Prepared};
+use super::caller::{prepare_reserve, GateInfo, Prepared, ReserveReply};
 use super::commit::SnapshotPolicy;
 use super::message::{Answer, Request};
 use super::world::World;
@@ -126,40 +126,29 @@ impl Cluster {
         match prepared {
             Prepared::Refused { error, probe } => {
                 if let Some(p) = probe {
-                    match self.call(now_ms, p.home, Request::Probe(p.key, p.request_hash))? {
-                        Answer::MaybePart(Some(part)) => return Ok(self.assemble(part)),
-                        Answer::Reservation(v) => return Ok(v),
-                        Answer::MaybePart(None) => {}
-                        a => return Err(unexpected(&a)),
+                    let asked = self.call(now_ms, p.home, Request::Probe(p.key, p.request_hash))?;
+                    match ReserveReply::of(asked)? {
+                        ReserveReply::Whole(v) => return Ok(v),
+                        ReserveReply::Complete(part) => return Ok(self.world.assemble(part)),
+                        ReserveReply::NoReservation => {}
                     }
                 }
                 Err(error)
             }
-            Prepared::Send { home, request } => match self.call(now_ms, home, request)? {
-                Answer::Reservation(v) => Ok(v),
-                Answer::Part(p) => Ok(self.assemble(p)),
-                a => Err(unexpected(&a)),
-            },
+            Prepared::Send { home, request } => {
+                match ReserveReply::of(self.call(now_ms, home, request)?)? {
+                    ReserveReply::Whole(v) => Ok(v),
+                    ReserveReply::Complete(p) => Ok(self.world.assemble(p)),
+                    ReserveReply::NoReservation => {
+                        Err(CommandError::Internal("no reservation".into()))
+                    }
+                }
+            }
         }
     }
 
-    fn other_parts(&self, home: &PartView) -> Vec<PartView> {
-        let Some(group) = home.group else {
-            return Vec::new();
-        };
-        let id = home.view.id;
-        self.world
-            .nodes()
-            .iter()
-            .enumerate()
-            .filter(|(s, _)| *s != usize::from(id.shard()) && group.shards_mask & (1u64 << s) != 0)
-            .filter_map(|(_, n)| n.shard().reservation(id))
-            .collect()
-    }
-
     fn assemble(&self, home: PartView) -> ReservationView {
-        let parts = self.other_parts(&home);
-        assemble_reservation(home, &parts)
+        self.world.assemble(home)
     }
 
     /// A reservation, all lines in request order.

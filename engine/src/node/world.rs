@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, VecDeque};
 use flashsale_protocol::{decode_record, ShardId, SkuId};
 
 use crate::command::CommandError;
-use crate::shard::{reconcile, shard_of, Shard};
+use crate::shard::{assemble_reservation, reconcile, shard_of, PartView, Shard};
+use crate::view::ReservationView;
 
 use super::caller::GateInfo;
 use super::message::{Answer, Output, PeerMsg, Request};
@@ -168,6 +169,22 @@ impl World {
             gate: shard.gate(sku)?,
             ttl_ms: shard.sku(sku)?.reservation_ttl_ms,
         })
+    }
+
+    /// The whole reservation from its home part and the other shards' parts (read directly).
+    pub fn assemble(&self, home: PartView) -> ReservationView {
+        let Some(group) = home.group else {
+            return home.view;
+        };
+        let id = home.view.id;
+        let parts: Vec<PartView> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| *s != usize::from(id.shard()) && group.shards_mask & (1u64 << s) != 0)
+            .filter_map(|(_, n)| n.shard().reservation(id))
+            .collect();
+        assemble_reservation(home, &parts)
     }
 
     /// Whether `ticket` has its reply.

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use self::directory::Directory;
 use self::executor::{Cmd, Ctx};
 use self::metrics::Metrics;
-use crate::node::caller::{prepare_reserve, GateInfo, KeysInFlight, Prepared};
+use crate::node::caller::{prepare_reserve, GateInfo, KeysInFlight, Prepared, ReserveReply};
 use crate::node::commit::SnapshotPolicy;
 use crate::node::message::{Answer, Request};
 use crate::node::{NodeConfig, ShardNode};
@@ -363,11 +363,10 @@ impl Engine {
                         .ask(usize::from(p.home), Request::Probe(p.key, p.request_hash))
                         .await?;
                     // A key in progress answers with the first request's whole outcome.
-                    match asked {
-                        Answer::MaybePart(Some(part)) => return self.assemble(part).await,
-                        Answer::Reservation(v) => return Ok(v),
-                        Answer::MaybePart(None) => {}
-                        a => return Err(unexpected(&a)),
+                    match ReserveReply::of(asked)? {
+                        ReserveReply::Whole(v) => return Ok(v),
+                        ReserveReply::Complete(part) => return self.assemble(part).await,
+                        ReserveReply::NoReservation => {}
                     }
                 }
                 Err(error)
@@ -381,10 +380,12 @@ impl Engine {
 
     /// The whole reservation from a shard's answer.
     async fn whole(&self, answer: Answer) -> Result<ReservationView, CommandError> {
-        match answer {
-            Answer::Reservation(v) => Ok(v),
-            Answer::Part(p) => self.assemble(p).await,
-            a => Err(unexpected(&a)),
+        match ReserveReply::of(answer)? {
+            ReserveReply::Whole(v) => Ok(v),
+            ReserveReply::Complete(p) => self.assemble(p).await,
+            ReserveReply::NoReservation => Err(CommandError::Internal(
+                "a reservation answered with nothing".into(),
+            )),
         }
     }
 

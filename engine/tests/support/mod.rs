@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 
-use flashsale_engine::node::caller::{prepare_reserve, KeyInFlight, KeysInFlight, Prepared, Probe};
+use flashsale_engine::node::caller::{
+    prepare_reserve, KeyInFlight, KeysInFlight, Prepared, Probe, ReserveReply,
+};
 use flashsale_engine::node::commit::SnapshotPolicy;
-use flashsale_engine::node::message::{Answer, Request};
+use flashsale_engine::node::message::Request;
 use flashsale_engine::node::world::{Ticket, World};
 use flashsale_engine::node::NodeConfig;
-use flashsale_engine::shard::{assemble_reservation, shard_of, PartView};
+use flashsale_engine::shard::shard_of;
 use flashsale_engine::{CommandError, ReservationView, ReserveRequest};
 use flashsale_protocol::{BuyerId, IdempotencyKey, KeyOwner, ScopedKey, SkuId, SkuSpec};
 
@@ -127,37 +129,26 @@ fn submit_unguarded(w: &mut World, now: u64, req: ReserveRequest) -> Submitted {
     }
 }
 
-/// The parts of a reservation other than `home`, read from the nodes.
-pub fn assemble(w: &World, home: PartView) -> ReservationView {
-    let Some(group) = home.group else {
-        return home.view;
-    };
-    let id = home.view.id;
-    let parts: Vec<PartView> = w
-        .nodes()
-        .iter()
-        .enumerate()
-        .filter(|(s, _)| *s != usize::from(id.shard()) && group.shards_mask & (1u64 << s) != 0)
-        .filter_map(|(_, n)| n.shard().reservation(id))
-        .collect();
-    assemble_reservation(home, &parts)
-}
-
 /// The outcome of a submitted reservation, once its reply is there (`None` while pending).
 pub fn outcome(w: &mut World, s: &Submitted) -> Option<Result<ReservationView, CommandError>> {
     match s {
         Submitted::Refused(e) => Some(Err(e.clone())),
         Submitted::Ticket(t) => Some(match w.take_reply(*t)? {
-            Ok(Answer::Reservation(v)) => Ok(v),
-            Ok(Answer::Part(p)) => Ok(assemble(w, p)),
-            Ok(a) => Err(CommandError::Internal(format!("unexpected {a:?}"))),
+            Ok(a) => match ReserveReply::of(a) {
+                Ok(ReserveReply::Whole(v)) => Ok(v),
+                Ok(ReserveReply::Complete(p)) => Ok(w.assemble(p)),
+                Ok(ReserveReply::NoReservation) => Err(CommandError::Internal("nothing".into())),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         }),
         Submitted::Probe(t, gate_error) => Some(match w.take_reply(*t)? {
-            Ok(Answer::MaybePart(Some(p))) => Ok(assemble(w, p)),
-            Ok(Answer::Reservation(v)) => Ok(v),
-            Ok(Answer::MaybePart(None)) => Err(gate_error.clone()),
-            Ok(a) => Err(CommandError::Internal(format!("unexpected {a:?}"))),
+            Ok(a) => match ReserveReply::of(a) {
+                Ok(ReserveReply::Whole(v)) => Ok(v),
+                Ok(ReserveReply::Complete(p)) => Ok(w.assemble(p)),
+                Ok(ReserveReply::NoReservation) => Err(gate_error.clone()),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         }),
     }

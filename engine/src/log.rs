@@ -34,6 +34,13 @@ pub enum LogError {
     /// The backend (e.g. Postgres) is unreachable or refused the write.
     #[error("log backend unavailable: {0}")]
     Unavailable(String),
+    /// The writer was deposed: its epoch is no longer the group's lease epoch (high
+    /// availability), so nothing it appends can become durable.
+    #[error("log fenced: epoch {epoch} was superseded by a newer leader")]
+    Fenced {
+        /// The writer's (stale) epoch.
+        epoch: u64,
+    },
     /// Stored data is corrupt beyond the torn tail that recovery cuts.
     #[error("log corrupt: {0}")]
     Corrupt(String),

@@ -27,6 +27,19 @@ pub enum PersistenceError {
         /// What the lock file says about its holder (e.g. `pid 1234`).
         holder: String,
     },
+    /// Another live node of the high-availability group already uses this node id.
+    #[error(
+        "node id {node_id:?} is in use by another live node ({advertise_url}, seen {seen_ms_ago} ms ago); \
+         give each node its own --node-id"
+    )]
+    NodeIdInUse {
+        /// The contested node id.
+        node_id: String,
+        /// The URL the other node advertises.
+        advertise_url: String,
+        /// How long ago the other node last reported, by the database's clock.
+        seen_ms_ago: i64,
+    },
     /// Postgres refused a connection or a statement.
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),

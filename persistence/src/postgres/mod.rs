@@ -7,6 +7,7 @@
 //! the shard talks to it over bounded channels and oneshots. See
 //! `docs/adr/0005-postgres-log.md`.
 
+pub mod lease;
 pub mod schema;
 mod shard_log;
 mod worker;
@@ -29,6 +30,9 @@ pub const DEFAULT_SCHEMA: &str = "flashsale";
 #[derive(Debug, Clone)]
 pub struct PostgresBackend {
     inner: Arc<Inner>,
+    /// The lease epoch every append and snapshot of this handle is conditional on (high
+    /// availability); `None` for a single node.
+    fence: Option<i64>,
 }
 
 struct Inner {
@@ -136,7 +140,24 @@ impl PostgresBackend {
                 runtime: Some(runtime),
                 op_timeout: Duration::from_secs(10),
             }),
+            fence: None,
         })
+    }
+
+    /// This backend with every log append and snapshot conditional on the group's lease
+    /// still holding `epoch` (checked inside the writing transaction, see [`lease`]): once
+    /// another node has taken the lease, nothing written through the returned handle can
+    /// become durable, and flushes fail with [`LogError::Fenced`].
+    pub fn fenced(&self, epoch: u64) -> PostgresBackend {
+        PostgresBackend {
+            inner: self.inner.clone(),
+            fence: Some(i64::try_from(epoch).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// The epoch this handle's writes are fenced with, if any.
+    pub fn fence(&self) -> Option<u64> {
+        self.fence.map(|e| e.max(0) as u64)
     }
 
     /// The schema holding this instance's tables.
@@ -178,6 +199,7 @@ impl PostgresBackend {
             schema: self.inner.schema.clone(),
             shard,
             op_timeout: self.inner.op_timeout,
+            fence: self.fence,
         };
         rt.spawn(worker::run(cfg, rx));
         Ok(PostgresLog::new(shard, tx))
@@ -242,8 +264,12 @@ impl LogBackend for PostgresBackend {
     }
 
     fn describe(&self) -> String {
+        let fence = match self.fence {
+            Some(epoch) => format!(", fenced at lease epoch {epoch}"),
+            None => String::new(),
+        };
         format!(
-            "postgres log at {} (schema {}, one connection per shard)",
+            "postgres log at {} (schema {}, one connection per shard{fence})",
             self.inner.display, self.inner.schema
         )
     }

@@ -72,6 +72,25 @@ const MIGRATIONS: &[&str] = &[
         seq   int8 NOT NULL
     );
     "#,
+    // 3: high availability: the group's lease (one row; every fenced append checks its epoch)
+    // and the nodes of the group (node identities are unique among live nodes).
+    r#"
+    CREATE TABLE {s}.ha_lease (
+        id            int2        PRIMARY KEY CHECK (id = 1),
+        epoch         int8        NOT NULL,
+        node_id       text        NOT NULL,
+        advertise_url text        NOT NULL,
+        expires_at    timestamptz NOT NULL
+    );
+    INSERT INTO {s}.ha_lease (id, epoch, node_id, advertise_url, expires_at)
+        VALUES (1, 0, '', '', '-infinity');
+    CREATE TABLE {s}.ha_nodes (
+        node_id       text        PRIMARY KEY,
+        instance      text        NOT NULL,
+        advertise_url text        NOT NULL,
+        seen_at       timestamptz NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

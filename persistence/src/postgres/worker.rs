@@ -88,6 +88,9 @@ pub struct WorkerConfig {
     /// Longest a flush may take before the connection is dropped and the flush reported
     /// unavailable.
     pub op_timeout: Duration,
+    /// The writer's lease epoch (high availability): every flush and snapshot commits only
+    /// while the group's lease row still holds this epoch. `None`: unfenced (a single node).
+    pub fence: Option<i64>,
 }
 
 /// Rows per INSERT statement (one transaction may hold several).
@@ -104,6 +107,32 @@ fn unavailable(e: impl std::fmt::Display) -> LogError {
 struct Conn {
     client: Client,
     insert: tokio_postgres::Statement,
+    /// With a fence: `SELECT … FROM ha_lease … FOR SHARE` (the lease check of a transaction).
+    check_fence: Option<tokio_postgres::Statement>,
+    /// With a fence: the insert and its lease check in one statement, returning whether the
+    /// epoch held (then the rows are in).
+    fenced_insert: Option<tokio_postgres::Statement>,
+}
+
+/// Why a fenced write did not commit.
+enum WriteError {
+    /// Postgres failed (or the connection did).
+    Pg(tokio_postgres::Error),
+    /// The lease epoch moved on: this writer is deposed.
+    Fenced,
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        WriteError::Pg(e)
+    }
+}
+
+/// The lease check: locks the lease row in share mode (a takeover's epoch bump waits for the
+/// transaction, and a transaction after the bump sees the new epoch) and yields a row only
+/// while `epoch = $1`.
+fn fence_sql(s: &str) -> String {
+    format!("SELECT epoch FROM {s}.ha_lease WHERE id = 1 AND epoch = $1 FOR SHARE")
 }
 
 /// Opens a connection (its driver runs as a task) and prepares the insert.
@@ -128,7 +157,33 @@ async fn open_conn(cfg: &WorkerConfig) -> Result<Conn, tokio_postgres::Error> {
              ON CONFLICT (shard, seq) DO NOTHING"
         ))
         .await?;
-    Ok(Conn { client, insert })
+    let (check_fence, fenced_insert) = match cfg.fence {
+        None => (None, None),
+        Some(_) => {
+            let check = client.prepare(&fence_sql(&s)).await?;
+            // One statement, one transaction: the lease row is share-locked for the
+            // insert's duration, and the rows go in only if the epoch still holds.
+            let insert = client
+                .prepare(&format!(
+                    "WITH lease AS ({fence}), ins AS ( \
+                       INSERT INTO {s}.log (shard, seq, record) \
+                       SELECT $2::int2, t.seq, t.record \
+                       FROM unnest($3::int8[], $4::bytea[]) AS t(seq, record) \
+                       WHERE EXISTS (SELECT 1 FROM lease) \
+                       ON CONFLICT (shard, seq) DO NOTHING) \
+                     SELECT count(*) FROM lease",
+                    fence = fence_sql(&s)
+                ))
+                .await?;
+            (Some(check), Some(insert))
+        }
+    };
+    Ok(Conn {
+        client,
+        insert,
+        check_fence,
+        fenced_insert,
+    })
 }
 
 /// Serves `requests` until every sender is dropped.
@@ -193,10 +248,13 @@ async fn serve(cfg: &WorkerConfig, c: &mut Conn, req: Request) -> bool {
     let s = quoted(&cfg.schema);
     match req {
         Request::Flush { batch, reply } => {
-            let res = tokio::time::timeout(cfg.op_timeout, insert_batch(c, shard, &batch)).await;
+            let res =
+                tokio::time::timeout(cfg.op_timeout, insert_batch(c, shard, cfg.fence, &batch))
+                    .await;
             let (out, ok) = match res {
                 Ok(Ok(())) => (Ok(()), true),
-                Ok(Err(e)) => {
+                Ok(Err(WriteError::Fenced)) => (Err(fenced(cfg.fence)), true),
+                Ok(Err(WriteError::Pg(e))) => {
                     let closed = e.is_closed() || c.client.is_closed();
                     (
                         Err(unavailable(format!("postgres flush failed: {e}"))),
@@ -282,19 +340,45 @@ async fn serve(cfg: &WorkerConfig, c: &mut Conn, req: Request) -> bool {
             snapshot,
             reply,
         } => {
-            let res = write_snapshot(c, &s, shard, seq as i64, &snapshot).await;
-            let ok = !matches!(&res, Err(e) if e.is_closed());
-            let _ = reply.send(res.map_err(unavailable));
+            let res = write_snapshot(c, &s, shard, seq as i64, &snapshot, cfg.fence).await;
+            let ok = !matches!(&res, Err(WriteError::Pg(e)) if e.is_closed());
+            let _ = reply.send(res.map_err(|e| match e {
+                WriteError::Fenced => fenced(cfg.fence),
+                WriteError::Pg(e) => unavailable(e),
+            }));
             ok
         }
+    }
+}
+
+/// The error of a write refused by the fence.
+fn fenced(fence: Option<i64>) -> LogError {
+    LogError::Fenced {
+        epoch: fence.unwrap_or_default().max(0) as u64,
     }
 }
 
 async fn insert_batch(
     c: &mut Conn,
     shard: i16,
+    fence: Option<i64>,
     batch: &Batch,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<(), WriteError> {
+    if let (Some(epoch), Some(fenced_insert)) = (fence, &c.fenced_insert) {
+        if batch.len() <= ROWS_PER_STATEMENT {
+            let records = batch.records(0, batch.len());
+            let row = c
+                .client
+                .query_one(fenced_insert, &[&epoch, &shard, &batch.seqs, &records])
+                .await?;
+            let held: i64 = row.try_get(0)?;
+            return if held == 1 {
+                Ok(())
+            } else {
+                Err(WriteError::Fenced)
+            };
+        }
+    }
     if batch.len() <= ROWS_PER_STATEMENT {
         // One statement = one transaction, committed before the reply.
         let records = batch.records(0, batch.len());
@@ -304,6 +388,11 @@ async fn insert_batch(
         return Ok(());
     }
     let tx = c.client.transaction().await?;
+    if let (Some(epoch), Some(check)) = (fence, &c.check_fence) {
+        if tx.query_opt(check, &[&epoch]).await?.is_none() {
+            return Err(WriteError::Fenced);
+        }
+    }
     let mut from = 0;
     while from < batch.len() {
         let to = (from + ROWS_PER_STATEMENT).min(batch.len());
@@ -312,7 +401,7 @@ async fn insert_batch(
             .await?;
         from = to;
     }
-    tx.commit().await
+    Ok(tx.commit().await?)
 }
 
 async fn write_snapshot(
@@ -321,8 +410,16 @@ async fn write_snapshot(
     shard: i16,
     seq: i64,
     snapshot: &[u8],
-) -> Result<(), tokio_postgres::Error> {
+    fence: Option<i64>,
+) -> Result<(), WriteError> {
     let tx = c.client.transaction().await?;
+    if let (Some(epoch), Some(check)) = (fence, &c.check_fence) {
+        // A deposed writer's state may hold records that never became durable: its
+        // snapshot must not either.
+        if tx.query_opt(check, &[&epoch]).await?.is_none() {
+            return Err(WriteError::Fenced);
+        }
+    }
     tx.execute(
         &format!(
             "INSERT INTO {s}.snapshots (shard, seq, snapshot) VALUES ($1, $2, $3) \
@@ -341,5 +438,5 @@ async fn write_snapshot(
         &[&shard, &seq],
     )
     .await?;
-    tx.commit().await
+    Ok(tx.commit().await?)
 }

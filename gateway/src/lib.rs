@@ -2,6 +2,7 @@
 //!
 //! - [`auth`]: bearer tokens and their roles (shared by HTTP and the stream).
 //! - [`cli`]: the operator commands (`sku`, `reservation`, `order`, `credentials`).
+//! - [`ha`]: high availability on the Postgres log (`serve --ha`).
 //! - [`http`]: the HTTP checkout API.
 //! - [`identity`]: generated tokens, certificate and stateless-reset key kept across restarts.
 //! - [`serve`]: `flashsale serve`: flags and process wiring.
@@ -10,6 +11,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod ha;
 pub mod http;
 pub mod identity;
 pub mod serve;

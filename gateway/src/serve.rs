@@ -12,6 +12,8 @@ use flashsale_engine::{Engine, EngineConfig, LogBackend, StockObserver, SystemCl
 use tokio::net::TcpListener;
 
 use crate::auth::{Role, Tokens};
+use crate::ha::node::EngineFactory;
+use crate::ha::{HaConfig, HaNode};
 use crate::http::jwt::JwtVerifier;
 use crate::http::rate_limit::Rate;
 use crate::http::{ApiConfig, App, ServerConfig};
@@ -181,6 +183,49 @@ pub struct ServeArgs {
     /// Do not pin shard executors to cores.
     #[arg(long, env = "FLASHSALE_NO_PIN_CORES")]
     pub no_pin_cores: bool,
+
+    /// High availability (needs --database-url): join the group of nodes on the same schema;
+    /// lead while holding the lease, else stand by (503 not-leader) and take over when the
+    /// leader's lease lapses.
+    #[arg(long, env = "FLASHSALE_HA")]
+    pub ha: bool,
+
+    /// With --ha: the URL clients reach this node's HTTP API at (standbys name the leader by
+    /// it) [default: http://<--http address>].
+    #[arg(long, env = "FLASHSALE_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
+    /// With --ha: this node's identity in the group; a second live node with the same id is
+    /// refused [default: the advertise URL].
+    #[arg(long, env = "FLASHSALE_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// With --ha: how long the lease lasts without renewal, in ms (renewed every fifth of it).
+    /// A dead leader is replaced after at most this plus a fifth, plus the catch-up.
+    #[arg(long, env = "FLASHSALE_HA_LEASE_MS", default_value_t = 1500, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub ha_lease_ms: u64,
+}
+
+/// Checks the high-availability flags before anything starts.
+fn check_ha_flags(args: &ServeArgs) -> anyhow::Result<()> {
+    if args.ha {
+        anyhow::ensure!(
+            args.database_url.is_some(),
+            "--ha needs --database-url: the group shares its log, lease and fencing through Postgres"
+        );
+    } else {
+        anyhow::ensure!(
+            args.advertise_url.is_none() && args.node_id.is_none(),
+            "--advertise-url and --node-id only apply with --ha"
+        );
+    }
+    if let Some(url) = &args.advertise_url {
+        anyhow::ensure!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "--advertise-url must be an http:// or https:// URL, got {url:?}"
+        );
+    }
+    Ok(())
 }
 
 /// A rate from `rps`/`burst` flags; `None` when `rps` is 0.
@@ -351,10 +396,25 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'stati
     })
 }
 
+/// Prints the stream's address and certificate fingerprint (tests and operators read it).
+fn print_quic(quic: &StreamThread) {
+    println!(
+        "quic listening on {} (certificate sha256 {}{})",
+        quic.local_addr(),
+        quic.fingerprint(),
+        if quic.is_self_signed() {
+            ", self-signed"
+        } else {
+            ""
+        }
+    );
+}
+
 /// Runs `flashsale serve` until SIGINT/SIGTERM; returns once drained and stopped.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     let stop = shutdown_signal()?;
+    check_ha_flags(&args)?;
     // Every flag that can be refused is checked before anything is created or printed: a bad
     // flag never leaves freshly generated tokens on the terminal.
     let jwt = args
@@ -434,18 +494,85 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let observer: Option<Arc<dyn StockObserver>> = Some(hub.clone());
     let mut quic = StreamThread::bind(stream_config)
         .with_context(|| format!("cannot listen on --quic {}", args.quic))?;
-    let config = EngineConfig {
-        shards,
-        pin_cores: !args.no_pin_cores,
-        queue_depth: args.queue_depth,
-        expiry_tick_ms: args.expiry_tick_ms,
-        expiry_batch: 1024,
-        snapshot_every_events: 100_000,
-        snapshot_state_factor: 2,
-        log,
-        clock: Arc::new(SystemClock),
-        observer,
+    let engine_config = {
+        let (pin_cores, queue_depth, expiry_tick_ms) =
+            (!args.no_pin_cores, args.queue_depth, args.expiry_tick_ms);
+        move |log: Arc<dyn LogBackend>| EngineConfig {
+            shards,
+            pin_cores,
+            queue_depth,
+            expiry_tick_ms,
+            expiry_batch: 1024,
+            snapshot_every_events: 100_000,
+            snapshot_state_factor: 2,
+            log,
+            clock: Arc::new(SystemClock),
+            observer: observer.clone(),
+        }
     };
+    let stream_metrics = {
+        let (hub, stats, config) = (hub.clone(), quic.stats(), quic.config().clone());
+        crate::http::app::ExtraMetrics(Box::new(move |out: &mut String| {
+            let server = stats.snapshot();
+            let interval = config.publish_interval_for(server.active);
+            let interval_us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+            crate::stream::metrics::render(out, &hub.stats(), &server, interval_us);
+        }))
+    };
+    if args.ha {
+        let Some(pg) = postgres else {
+            anyhow::bail!("--ha needs --database-url");
+        };
+        let advertise_url = args
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{http_addr}"));
+        let node_id = args.node_id.clone().unwrap_or_else(|| advertise_url.clone());
+        let factory: EngineFactory = Arc::new(move |log| {
+            Engine::start(engine_config(log)).context("cannot start the engine")
+        });
+        let ha = HaConfig {
+            node_id: node_id.clone(),
+            advertise_url: advertise_url.clone(),
+            lease: Duration::from_millis(args.ha_lease_ms),
+            shard_count: u16::try_from(shards).unwrap_or(u16::MAX),
+        };
+        let node = HaNode::join(ha, pg, factory, Some(hub.clone())).await?;
+        print_quic(&quic);
+        quic.start(hub.clone(), tokens.clone());
+        println!("http listening on {http_addr}");
+        println!("ha: node {node_id} joined as standby, advertising {advertise_url}");
+        let app = Arc::new(
+            App::new(node.engines(), api)
+                .with_cluster(node.state())
+                .with_extra_metrics(stream_metrics),
+        );
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let controller = tokio::spawn(node.run(async move {
+            let _ = stop_rx.await;
+        }));
+        let outcome = crate::http::serve(http, app, server, async move {
+            let sig = stop.await;
+            tracing::info!(signal = sig, "stopping");
+        })
+        .await;
+        if !outcome.drained {
+            tracing::warn!(
+                forced = outcome.forced,
+                "some connections were closed before finishing"
+            );
+        }
+        let _ = stop_tx.send(());
+        if let Err(e) = controller.await {
+            tracing::error!(error = %e, "ha controller failed");
+        }
+        if let Err(e) = quic.stop().await {
+            tracing::warn!(error = %e, "stock stream stopped with an error");
+        }
+        tracing::info!("stopped");
+        return Ok(());
+    }
+    let config = engine_config(log);
     let engine = tokio::task::spawn_blocking(move || Engine::start(config))
         .await
         .context("engine start task")?
@@ -460,28 +587,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             flashsale_persistence::ReadModelConfig::for_backend(pg, shard_count),
         )
     });
-    println!(
-        "quic listening on {} (certificate sha256 {}{})",
-        quic.local_addr(),
-        quic.fingerprint(),
-        if quic.is_self_signed() {
-            ", self-signed"
-        } else {
-            ""
-        }
-    );
+    print_quic(&quic);
     quic.start(hub.clone(), tokens.clone());
     println!("http listening on {http_addr}");
-
-    let stream_metrics = {
-        let (hub, stats, config) = (hub.clone(), quic.stats(), quic.config().clone());
-        crate::http::app::ExtraMetrics(Box::new(move |out: &mut String| {
-            let server = stats.snapshot();
-            let interval = config.publish_interval_for(server.active);
-            let interval_us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
-            crate::stream::metrics::render(out, &hub.stats(), &server, interval_us);
-        }))
-    };
     let app = Arc::new(App::new(engine.clone(), api).with_extra_metrics(stream_metrics));
     let outcome = crate::http::serve(http, app, server, async move {
         let sig = stop.await;

@@ -8,10 +8,12 @@
 //! - `pagination.rs`: `limit` and the opaque `cursor` of list endpoints;
 //! - `response.rs`: JSON answers, `Location`, and the security headers of every response;
 //! - `skus.rs`, `reservations.rs`, `orders.rs`: the handlers of each resource;
-//! - `probes.rs`: `/health`, `/ready` and `/metrics`.
+//! - `probes.rs`: `/health`, `/ready` and `/metrics`;
+//! - `cluster.rs`: `GET /v1/cluster` and the standby's `503 not-leader` (high availability).
 
 mod access;
 mod body;
+mod cluster;
 mod orders;
 mod pagination;
 mod probes;
@@ -21,6 +23,7 @@ mod skus;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flashsale_protocol::BuyerId;
@@ -34,6 +37,7 @@ use super::problem::{Problem, ProblemKind};
 use super::rate_limit::{retry_after_s, Rate, RateLimiter};
 use super::routes::{self, Miss, RouteId};
 use crate::auth::Tokens;
+use crate::ha::ClusterState;
 
 pub use access::{Caller, CredentialId};
 pub use body::RequestBody;
@@ -94,6 +98,9 @@ pub struct App<E> {
     metrics: Metrics,
     /// Appends metrics of other parts of the process (the stock stream) to `/metrics`.
     extra_metrics: Option<ExtraMetrics>,
+    /// The node's high-availability group, with `serve --ha`: a standby refuses `/ready`
+    /// and `/v1` requests with `503 not-leader`.
+    cluster: Option<Arc<ClusterState>>,
 }
 
 impl<E: Inventory> App<E> {
@@ -107,7 +114,14 @@ impl<E: Inventory> App<E> {
             config,
             metrics: Metrics::new(),
             extra_metrics: None,
+            cluster: None,
         }
+    }
+
+    /// Makes this the API of a node of a high-availability group described by `cluster`.
+    pub fn with_cluster(mut self, cluster: Arc<ClusterState>) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// Adds `render`'s output to every `/metrics` answer (e.g. the stock stream's counters).
@@ -172,12 +186,19 @@ impl<E: Inventory> App<E> {
     ) -> Answer {
         match route {
             RouteId::Health => return probes::health(),
-            RouteId::Ready => return self.ready(),
+            RouteId::Ready => {
+                self.check_leader()?;
+                return self.ready();
+            }
             RouteId::Metrics => return Ok(self.render_metrics()),
             _ => {}
         }
         self.check_ip_rate(peer)?;
         let caller = self.authenticate(&parts.headers)?;
+        if route == RouteId::Cluster {
+            return self.cluster_view(&caller);
+        }
+        self.check_leader()?;
         let param = param.unwrap_or_default();
         let headers = &parts.headers;
         match route {
@@ -190,7 +211,7 @@ impl<E: Inventory> App<E> {
             RouteId::Confirm => self.confirm(&caller, param, headers, body).await,
             RouteId::Cancel => self.cancel(&caller, param, headers, body).await,
             RouteId::GetOrder => self.get_order(&caller, param).await,
-            RouteId::Health | RouteId::Ready | RouteId::Metrics => {
+            RouteId::Health | RouteId::Ready | RouteId::Metrics | RouteId::Cluster => {
                 Err(Problem::internal("unreachable route dispatch"))
             }
         }

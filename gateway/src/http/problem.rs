@@ -53,6 +53,9 @@ pub enum ProblemKind {
     Internal,
     /// 503: the log cannot be made durable right now, or the engine is saturated.
     Unavailable,
+    /// 503: this node is a standby of a high-availability group (`leader_url` names the
+    /// leader, when known).
+    NotLeader,
 }
 
 /// Every kind, for documentation checks.
@@ -74,6 +77,7 @@ pub const ALL_KINDS: &[ProblemKind] = &[
     ProblemKind::RateLimited,
     ProblemKind::Internal,
     ProblemKind::Unavailable,
+    ProblemKind::NotLeader,
 ];
 
 impl ProblemKind {
@@ -94,7 +98,7 @@ impl ProblemKind {
             ProblemKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             ProblemKind::BuyerLimit | ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ProblemKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::Unavailable | ProblemKind::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -118,6 +122,7 @@ impl ProblemKind {
             ProblemKind::RateLimited => "rate-limited",
             ProblemKind::Internal => "internal",
             ProblemKind::Unavailable => "unavailable",
+            ProblemKind::NotLeader => "not-leader",
         }
     }
 
@@ -141,6 +146,7 @@ impl ProblemKind {
             ProblemKind::RateLimited => "Rate limited",
             ProblemKind::Internal => "Internal error",
             ProblemKind::Unavailable => "Service unavailable",
+            ProblemKind::NotLeader => "Not the leader",
         }
     }
 
@@ -216,6 +222,22 @@ impl Problem {
         p.retry_after_s = Some(retry_after_s);
         p.extra
             .insert("retry_after_s".into(), Value::from(retry_after_s));
+        p
+    }
+
+    /// 503 not-leader: this node stands by; `leader_url` (JSON null when no node holds the
+    /// lease) is where to send the request. `Retry-After: 1`.
+    pub fn not_leader(leader_url: Option<&str>) -> Self {
+        let detail = match leader_url {
+            Some(url) => format!("this node is a standby; the leader is {url}"),
+            None => "this node is a standby and no leader is known right now; retry".to_string(),
+        };
+        let mut p = Self::new(ProblemKind::NotLeader, detail);
+        p.retry_after_s = Some(1);
+        p.extra.insert(
+            "leader_url".into(),
+            leader_url.map_or(Value::Null, Value::from),
+        );
         p
     }
 

@@ -25,6 +25,8 @@ pub enum RouteId {
     Cancel,
     /// `GET /v1/orders/{order_id}`: an order's view.
     GetOrder,
+    /// `GET /v1/cluster`: this node's view of its high-availability group (admin).
+    Cluster,
     /// `GET /health`: liveness.
     Health,
     /// `GET /ready`: readiness (log writable).
@@ -103,6 +105,12 @@ pub const ROUTES: &[RouteSpec] = &[
         name: "get_order",
     },
     RouteSpec {
+        id: RouteId::Cluster,
+        method: "GET",
+        path: "/v1/cluster",
+        name: "cluster",
+    },
+    RouteSpec {
         id: RouteId::Health,
         method: "GET",
         path: "/health",
@@ -123,7 +131,7 @@ pub const ROUTES: &[RouteSpec] = &[
 ];
 
 /// Number of routes (metrics keep one slot per route plus one for unmatched requests).
-pub const ROUTE_COUNT: usize = 12;
+pub const ROUTE_COUNT: usize = 13;
 
 impl RouteId {
     /// Position of this route in [`ROUTES`].

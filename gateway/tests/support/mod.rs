@@ -180,6 +180,16 @@ impl Server {
         assert!(ok.success());
     }
 
+    /// Sends `sig` (e.g. `STOP`, `CONT`) with the `kill` tool.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{sig} {pid}");
+    }
+
     /// SIGKILL: the process dies at once, mid-write if it was writing (crash tests).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -1,0 +1,448 @@
+//! The high-availability controller of one node: joins the group (refusing a node id that a
+//! live node already uses), then loops every lease/5: a standby watches the lease and the
+//! log's position and takes the lease when it lapses (epoch bump), then starts its engine on
+//! the log fenced at its epoch (snapshot + replay: it catches up to the end of the log) and
+//! serves; a leader renews, and steps down when it cannot renew before its lease ends (by its
+//! own clock, counted from before the renewal was sent) or finds the epoch moved on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use flashsale_engine::{Engine, LogBackend};
+use flashsale_persistence::postgres::lease::GroupStore;
+use flashsale_persistence::{PostgresBackend, ReadModelConfig, ReadModelHandle};
+
+use super::state::{ClusterState, NodeRole};
+use super::switch::SwitchEngine;
+use crate::stream::StockHub;
+
+/// Starts an engine on the given (fenced) log; blocking (it recovers the shards).
+pub type EngineFactory = Arc<dyn Fn(Arc<dyn LogBackend>) -> anyhow::Result<Engine> + Send + Sync>;
+
+/// Settings of a node.
+#[derive(Debug, Clone)]
+pub struct HaConfig {
+    /// This node's identity in the group (unique among live nodes).
+    pub node_id: String,
+    /// The URL clients reach this node's HTTP API at (shown by standbys as `leader_url`).
+    pub advertise_url: String,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// Number of engine shards (for log positions and the read model).
+    pub shard_count: u16,
+}
+
+impl HaConfig {
+    /// Period of the controller loop: a fifth of the lease (at least 20 ms).
+    pub fn tick(&self) -> Duration {
+        (self.lease / 5).max(Duration::from_millis(20))
+    }
+
+    /// The lease in ms (for SQL).
+    fn lease_ms(&self) -> u64 {
+        u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The state of the controller (the HTTP-visible role follows it through [`ClusterState`]).
+enum Phase {
+    /// Watching the lease.
+    Standby,
+    /// Holding the lease at `epoch` until `deadline` (local clock) unless renewed.
+    Leading {
+        epoch: u64,
+        deadline: Instant,
+        engine: Engine,
+        read_model: ReadModelHandle,
+    },
+}
+
+/// One node of a group: its controller and what it shares with the HTTP API.
+pub struct HaNode {
+    config: HaConfig,
+    backend: PostgresBackend,
+    instance: String,
+    state: Arc<ClusterState>,
+    engines: SwitchEngine,
+    start_engine: EngineFactory,
+    hub: Option<Arc<StockHub>>,
+    store: StoreSlot,
+}
+
+/// The group connection, (re)opened on demand.
+struct StoreSlot {
+    backend: PostgresBackend,
+    connect_timeout: Duration,
+    store: Option<GroupStore>,
+}
+
+impl StoreSlot {
+    /// The connection, reconnecting if it is gone (`None` if Postgres is unreachable).
+    async fn get(&mut self) -> Option<&GroupStore> {
+        if self.store.as_ref().is_some_and(GroupStore::is_closed) {
+            self.store = None;
+        }
+        if self.store.is_none() {
+            match tokio::time::timeout(self.connect_timeout, GroupStore::connect(&self.backend))
+                .await
+            {
+                Ok(Ok(s)) => self.store = Some(s),
+                Ok(Err(e)) => tracing::debug!(error = %e, "group connection failed"),
+                Err(_) => tracing::debug!("group connection timed out"),
+            }
+        }
+        self.store.as_ref()
+    }
+
+    /// Drops the connection (after a failure or a timeout), so the next use reconnects.
+    fn reset(&mut self) {
+        self.store = None;
+    }
+}
+
+impl std::fmt::Debug for HaNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HaNode")
+            .field("config", &self.config)
+            .field("instance", &self.instance)
+            .finish()
+    }
+}
+
+/// A per-process instance id: distinguishes a restarted node (same node id) from a duplicate.
+fn instance_id() -> String {
+    format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
+}
+
+impl HaNode {
+    /// Joins the group on `backend`'s schema as a standby. Fails (the node must not start) if
+    /// Postgres is unreachable or a live node already uses `config.node_id`.
+    pub async fn join(
+        config: HaConfig,
+        backend: PostgresBackend,
+        start_engine: EngineFactory,
+        hub: Option<Arc<StockHub>>,
+    ) -> anyhow::Result<HaNode> {
+        anyhow::ensure!(!config.node_id.is_empty(), "--node-id must not be empty");
+        let instance = instance_id();
+        let store = GroupStore::connect(&backend)
+            .await
+            .context("--ha: cannot reach Postgres")?;
+        store
+            .join(
+                &config.node_id,
+                &instance,
+                &config.advertise_url,
+                stale_after_ms(&config),
+            )
+            .await
+            .context("--ha: cannot join the group")?;
+        let state = Arc::new(ClusterState::new(&config.node_id));
+        let store = StoreSlot {
+            backend: backend.clone(),
+            connect_timeout: config.tick() * 2,
+            store: Some(store),
+        };
+        Ok(HaNode {
+            config,
+            backend,
+            instance,
+            state,
+            engines: SwitchEngine::new(),
+            start_engine,
+            hub,
+            store,
+        })
+    }
+
+    /// The group state the HTTP API reads.
+    pub fn state(&self) -> Arc<ClusterState> {
+        self.state.clone()
+    }
+
+    /// The engine behind the HTTP API (present while leading).
+    pub fn engines(&self) -> SwitchEngine {
+        self.engines.clone()
+    }
+
+    /// Runs the controller until `stop` resolves; then steps down cleanly (releasing the lease
+    /// so a standby takes over at once) and leaves the group.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+        let mut phase = Phase::Standby;
+        tokio::pin!(stop);
+        loop {
+            phase = self.step(phase).await;
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(self.config.tick()) => {}
+            }
+        }
+        if let Phase::Leading { epoch, .. } = &phase {
+            let epoch = *epoch;
+            self.step_down(phase, "stopping").await;
+            if let Some(store) = self.store.get().await {
+                if let Err(e) = store.release(&self.config.node_id, epoch).await {
+                    tracing::warn!(error = %e, "could not release the lease");
+                }
+            }
+        }
+        if let Some(store) = self.store.get().await {
+            let _ = store.leave(&self.config.node_id, &self.instance).await;
+        }
+    }
+
+    /// One round of the loop.
+    async fn step(&mut self, phase: Phase) -> Phase {
+        match phase {
+            Phase::Standby => self.stand_by().await,
+            Phase::Leading {
+                epoch,
+                deadline,
+                engine,
+                read_model,
+            } => {
+                let sent = Instant::now();
+                let timeout = self.config.tick() * 2;
+                let (node, lease_ms) = (self.config.node_id.clone(), self.config.lease_ms());
+                let renewed = match self.store.get().await {
+                    Some(store) => {
+                        tokio::time::timeout(timeout, store.renew(&node, epoch, lease_ms)).await
+                    }
+                    None => Ok(Err(flashsale_persistence::PersistenceError::Runtime(
+                        "postgres unreachable".into(),
+                    ))),
+                };
+                let phase = Phase::Leading {
+                    epoch,
+                    deadline,
+                    engine,
+                    read_model,
+                };
+                match renewed {
+                    Ok(Ok(true)) => {
+                        let deadline = sent + self.config.lease;
+                        self.state.set_lease_deadline(deadline);
+                        let Phase::Leading {
+                            engine, read_model, ..
+                        } = phase
+                        else {
+                            return Phase::Standby;
+                        };
+                        self.heartbeat_and_position(true).await;
+                        Phase::Leading {
+                            epoch,
+                            deadline,
+                            engine,
+                            read_model,
+                        }
+                    }
+                    Ok(Ok(false)) => {
+                        self.step_down(phase, "the lease was taken by another node")
+                            .await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "lease renewal failed");
+                        self.store.reset();
+                        self.step_down_if_expired(phase, deadline).await
+                    }
+                    Err(_) => {
+                        tracing::warn!("lease renewal timed out");
+                        self.store.reset();
+                        self.step_down_if_expired(phase, deadline).await
+                    }
+                }
+            }
+        }
+    }
+
+    async fn step_down_if_expired(&mut self, phase: Phase, deadline: Instant) -> Phase {
+        if Instant::now() >= deadline {
+            self.step_down(phase, "the lease could not be renewed in time")
+                .await
+        } else {
+            phase
+        }
+    }
+
+    /// Records liveness and refreshes the log position of the view.
+    async fn heartbeat_and_position(&mut self, leading: bool) {
+        let (node, instance, shards) = (
+            self.config.node_id.clone(),
+            self.instance.clone(),
+            self.config.shard_count,
+        );
+        let Some(store) = self.store.get().await else {
+            return;
+        };
+        if let Ok(false) = store.heartbeat(&node, &instance).await {
+            tracing::warn!(node_id = %node, "another instance took this node id over");
+        }
+        if let Ok(pos) = store.log_position(shards).await {
+            self.state.update(|v| {
+                v.log_position = pos.end;
+                v.lag = if leading {
+                    0
+                } else {
+                    pos.end.saturating_sub(pos.snapshot)
+                };
+            });
+        }
+    }
+
+    /// A standby's round: refresh the view; take the lease if it lapsed.
+    async fn stand_by(&mut self) -> Phase {
+        self.heartbeat_and_position(false).await;
+        let (node, url, lease_ms) = (
+            self.config.node_id.clone(),
+            self.config.advertise_url.clone(),
+            self.config.lease_ms(),
+        );
+        let Some(store) = self.store.get().await else {
+            self.state.update(|v| v.leader_url = None);
+            return Phase::Standby;
+        };
+        let lease = match store.lease().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the lease failed");
+                self.store.reset();
+                return Phase::Standby;
+            }
+        };
+        let live = lease.remaining_ms > 0 && !lease.node_id.is_empty();
+        self.state.update(|v| {
+            v.epoch = lease.epoch;
+            v.leader_url = live.then(|| lease.advertise_url.clone());
+        });
+        if live && lease.node_id != node {
+            return Phase::Standby;
+        }
+        let sent = Instant::now();
+        let epoch = match store.try_acquire(&node, &url, lease_ms).await {
+            Ok(Some(epoch)) => epoch,
+            Ok(None) => return Phase::Standby,
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the lease failed");
+                self.store.reset();
+                return Phase::Standby;
+            }
+        };
+        tracing::info!(node_id = %node, epoch, "took the lease; catching up on the log");
+        self.promote(epoch, sent).await
+    }
+
+    /// Starts the engine fenced at `epoch` (recovering to the end of the log) and serves.
+    async fn promote(&mut self, epoch: u64, sent: Instant) -> Phase {
+        let started = Instant::now();
+        let log: Arc<dyn LogBackend> = Arc::new(self.backend.fenced(epoch));
+        let factory = self.start_engine.clone();
+        let engine = match tokio::task::spawn_blocking(move || factory(log)).await {
+            Ok(Ok(engine)) => engine,
+            Ok(Err(e)) => {
+                tracing::error!(error = format!("{e:#}"), "cannot start the engine as leader");
+                self.release(epoch).await;
+                return Phase::Standby;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "engine start task failed");
+                self.release(epoch).await;
+                return Phase::Standby;
+            }
+        };
+        // The recovery may have taken a while: renew before serving, so the first requests
+        // do not run on a lease about to lapse.
+        let mut deadline = sent + self.config.lease;
+        let (node, lease_ms) = (self.config.node_id.clone(), self.config.lease_ms());
+        let renew_sent = Instant::now();
+        if let Some(store) = self.store.get().await {
+            match store.renew(&node, epoch, lease_ms).await {
+                Ok(true) => deadline = renew_sent + self.config.lease,
+                Ok(false) => {
+                    tracing::warn!(epoch, "lease lost while catching up");
+                    stop_engine(engine).await;
+                    return Phase::Standby;
+                }
+                Err(e) => tracing::warn!(error = %e, "lease renewal after catching up failed"),
+            }
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(epoch, "lease lapsed while catching up");
+            stop_engine(engine).await;
+            return Phase::Standby;
+        }
+        if let Some(hub) = &self.hub {
+            hub.seed(&engine.stock_levels().await);
+        }
+        let read_model = flashsale_persistence::spawn_read_model(ReadModelConfig::for_backend(
+            &self.backend,
+            self.config.shard_count,
+        ));
+        self.engines.set(Some(engine.clone()));
+        self.state.set_lease_deadline(deadline);
+        let url = self.config.advertise_url.clone();
+        self.state.update(|v| {
+            v.role = NodeRole::Leader;
+            v.epoch = epoch;
+            v.leader_url = Some(url);
+            v.lag = 0;
+        });
+        tracing::info!(
+            epoch,
+            catch_up_ms = started.elapsed().as_millis() as u64,
+            "leading"
+        );
+        println!("ha: leading at epoch {epoch}");
+        Phase::Leading {
+            epoch,
+            deadline,
+            engine,
+            read_model,
+        }
+    }
+
+    /// Gives the lease up (after a failed promotion).
+    async fn release(&mut self, epoch: u64) {
+        let node = self.config.node_id.clone();
+        if let Some(store) = self.store.get().await {
+            let _ = store.release(&node, epoch).await;
+        }
+    }
+
+    /// Stops serving at once (503 not-leader), then stops the read model and the engine
+    /// (whose unacknowledged records the fence keeps out of the log).
+    async fn step_down(&mut self, phase: Phase, why: &str) -> Phase {
+        self.state.update(|v| {
+            v.role = NodeRole::Standby;
+            v.leader_url = None;
+        });
+        self.engines.set(None);
+        if let Phase::Leading {
+            epoch,
+            engine,
+            read_model,
+            ..
+        } = phase
+        {
+            tracing::warn!(epoch, reason = why, "stepping down to standby");
+            println!("ha: standby after epoch {epoch} ({why})");
+            if let Err(e) = read_model.stop().await {
+                tracing::warn!(error = %e, "read model stopped with an error");
+            }
+            stop_engine(engine).await;
+        }
+        Phase::Standby
+    }
+}
+
+/// Shuts an engine down off the async threads.
+async fn stop_engine(engine: Engine) {
+    if let Err(e) = tokio::task::spawn_blocking(move || engine.shutdown()).await {
+        tracing::error!(error = %e, "engine shutdown task failed");
+    }
+}
+
+/// How long a node must have been silent before its node id may be taken by a new instance.
+fn stale_after_ms(config: &HaConfig) -> u64 {
+    config.lease_ms().saturating_mul(2).max(1_000)
+}

@@ -1,0 +1,499 @@
+//! High availability with real processes on one Postgres schema: roles and `503 not-leader`,
+//! refused flags and duplicate node ids, carry-over of idempotency keys and expiry timers,
+//! 20 SIGKILLs of the leader under load (every acknowledged reservation on the survivor, no
+//! oversell, takeover time per cycle printed), and a SIGSTOPped leader that is fenced.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{flashsale, Api, Launch, Reply, Server, ADMIN, SHOP};
+
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The lease of the test nodes (fast takeovers).
+const LEASE_MS: &str = "1000";
+
+/// A schema of its own, dropped when the guard goes.
+struct Schema(String);
+
+impl Schema {
+    fn new(tag: &str) -> Schema {
+        Schema(format!(
+            "ha_{tag}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        ))
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
+    }
+}
+
+fn psql(sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atqc", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Starts a node of the group on `schema` in `dir`.
+fn node(dir: &Path, schema: &str, node_id: &str) -> Server {
+    let extra = [
+        "--database-url",
+        PG_URL,
+        "--database-schema",
+        schema,
+        "--ha",
+        "--node-id",
+        node_id,
+        "--ha-lease-ms",
+        LEASE_MS,
+    ];
+    Server::launch(
+        dir,
+        Launch {
+            extra: &extra,
+            ..Launch::default()
+        },
+    )
+}
+
+async fn cluster(api: &Api) -> Reply {
+    api.get("/v1/cluster", ADMIN).await
+}
+
+/// Waits (bounded) until `server` reports `role`.
+async fn wait_role(server: &Server, role: &str, limit: Duration) -> Value {
+    let api = Api::new(server);
+    let deadline = Instant::now() + limit;
+    loop {
+        let r = cluster(&api).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["role"] == role {
+            return r.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not become {role} within {limit:?}: {}",
+            server.addr,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sku_body(stock: u64, ttl_s: u64) -> Value {
+    json!({"name": "HA tee", "price_cents": 1000, "stock": stock, "reservation_ttl_s": ttl_s})
+}
+
+#[test]
+fn ha_without_a_database_url_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) = flashsale(
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--quic",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--ha",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--ha needs --database-url"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_refuses_writes_and_takes_over_with_keys_and_timers() {
+    let schema = Schema::new("roles");
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(da.path(), &schema.0, "a");
+    let a_view = wait_role(&a, "leader", Duration::from_secs(20)).await;
+    assert!(a_view["epoch"].as_u64().unwrap() >= 1, "{a_view}");
+    assert_eq!(a_view["leader_url"], format!("http://{}", a.addr));
+    let b = node(db.path(), &schema.0, "b");
+    let (api_a, api_b) = (Api::new(&a), Api::new(&b));
+    // The standby: /ready 503 and writes 503 not-leader naming the leader.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let r = api_b.send("GET", "/ready", None, None).await;
+        if r.body["leader_url"].is_string() || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((ready.status, ready.problem()), (503, "not-leader"));
+    assert_eq!(ready.body["leader_url"], format!("http://{}", a.addr));
+    let b_view = cluster(&api_b).await.body;
+    assert_eq!(
+        (b_view["role"].as_str(), b_view["node_id"].as_str()),
+        (Some("standby"), Some("b"))
+    );
+    api_a.put_sku("ha-tee", sku_body(10, 3600)).await;
+    api_a.put_sku("ha-short", sku_body(5, 1)).await;
+    let refused = api_b.reserve("x", "ha-tee", 1).await;
+    assert_eq!((refused.status, refused.problem()), (503, "not-leader"));
+    assert_eq!(refused.body["leader_url"], format!("http://{}", a.addr));
+    assert!(refused.headers.contains_key("retry-after"));
+    // Admin only.
+    assert_eq!(api_b.get("/v1/cluster", SHOP).await.status, 403);
+
+    // A second live node with the same id is refused at start.
+    let dc = tempfile::tempdir().unwrap();
+    let data_c = dc.path().join("data");
+    let (code, _, err) = flashsale(
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--quic",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_c.to_str().unwrap(),
+            "--database-url",
+            PG_URL,
+            "--database-schema",
+            &schema.0,
+            "--ha",
+            "--node-id",
+            "a",
+            "--admin-token",
+            ADMIN,
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("node id \"a\" is in use"), "{err}");
+
+    // State carried over: an idempotency key and an expiry timer.
+    let body = json!({"buyer": "kim", "lines": [{"sku": "ha-tee", "qty": 2}]});
+    let keyed = |api: &Api| {
+        let (api, body) = (api.clone(), body.to_string());
+        async move {
+            api.raw(
+                "POST",
+                "/v1/reservations",
+                Some(SHOP),
+                Some(body),
+                &[("idempotency-key", "carry-1")],
+            )
+            .await
+        }
+    };
+    let first = keyed(&api_a).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let short = api_a.reserve("lee", "ha-short", 3).await;
+    assert_eq!(short.status, 201, "{}", short.body);
+    let short_id = short.body["id"].as_str().unwrap().to_owned();
+    a.stop();
+    // A clean stop releases the lease: the standby takes over without waiting for expiry.
+    let b_view = wait_role(&b, "leader", Duration::from_secs(5)).await;
+    assert!(b_view["epoch"].as_u64() > a_view["epoch"].as_u64(), "{b_view}");
+    let again = keyed(&api_b).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.body["id"], first.body["id"], "the retry returns the original");
+    assert_eq!(api_b.counts("ha-tee").await, (8, 2, 0));
+    // The 1 s reservation expires on the new leader, once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = api_b
+            .get(&format!("/v1/reservations/{short_id}"), SHOP)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["status"] == "expired" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never expired: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api_b.counts("ha-short").await, (5, 0, 0));
+    b.stop();
+}
+
+/// What the load saw: acknowledged reservations (id, node) and when each node first acked.
+#[derive(Default)]
+struct Seen {
+    acked: Vec<(String, String, Instant)>,
+}
+
+/// Buyers reserving one unit each against whichever node leads (following `leader_url`, and
+/// trying every known node after a transport error), until `stop`.
+async fn load(
+    nodes: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+    worker: usize,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut target: Option<String> = None;
+    for i in 0..100_000usize {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let base = match &target {
+            Some(t) => t.clone(),
+            None => {
+                let list = nodes.lock().unwrap().clone();
+                list[(worker + i) % list.len()].clone()
+            }
+        };
+        let res = http
+            .post(format!("{base}/v1/reservations"))
+            .bearer_auth(SHOP)
+            .json(&json!({"buyer": format!("w{worker}-{i}"), "lines": [{"sku": "ha-load", "qty": 1}]}))
+            .send()
+            .await;
+        let Ok(res) = res else {
+            target = None;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        match status {
+            201 => {
+                let id = body["id"].as_str().unwrap().to_owned();
+                seen.lock().unwrap().acked.push((id, base, Instant::now()));
+            }
+            503 => {
+                target = body["leader_url"].as_str().map(str::to_owned);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            409 => {
+                assert!(
+                    body["type"].as_str().unwrap_or("").ends_with("sold-out"),
+                    "{body}"
+                );
+                return;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_leader_under_load_twenty_times() {
+    const CYCLES: usize = 20;
+    const STOCK: u64 = 1_000_000;
+    let schema = Schema::new("kill");
+    let dirs: Vec<_> = (0..=CYCLES + 1)
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let mut leader = node(dirs[0].path(), &schema.0, "n0");
+    wait_role(&leader, "leader", Duration::from_secs(20)).await;
+    Api::new(&leader)
+        .put_sku("ha-load", sku_body(STOCK, 3600))
+        .await;
+    let mut standby = node(dirs[1].path(), &schema.0, "n1");
+    wait_role(&standby, "standby", Duration::from_secs(10)).await;
+    let nodes = Arc::new(Mutex::new(vec![
+        leader.url(""),
+        standby.url(""),
+    ]));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|w| tokio::spawn(load(nodes.clone(), seen.clone(), stop.clone(), w)))
+        .collect();
+    let mut takeovers = Vec::new();
+    for cycle in 0..CYCLES {
+        // Load on the leader for a moment, then kill it mid-load.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let killed_url = leader.url("");
+        let before = seen.lock().unwrap().acked.len();
+        leader.kill();
+        let killed_at = Instant::now();
+        // The survivor takes over; the load follows it.
+        let survivor_url = standby.url("");
+        let deadline = killed_at + Duration::from_secs(10);
+        let first_ack = loop {
+            let first = seen
+                .lock()
+                .unwrap()
+                .acked
+                .iter()
+                .skip(before)
+                .find(|(_, node, at)| *node == survivor_url && *at > killed_at)
+                .map(|(_, _, at)| *at);
+            if let Some(at) = first {
+                break at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cycle {cycle}: no reservation acknowledged by the survivor within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let takeover = first_ack - killed_at;
+        println!(
+            "cycle {cycle:2}: takeover {} ms (leader death → first acknowledged reservation)",
+            takeover.as_millis()
+        );
+        takeovers.push(takeover);
+        assert!(
+            takeover < Duration::from_secs(5),
+            "cycle {cycle}: takeover {takeover:?} beyond 5 s"
+        );
+        // A fresh standby replaces the dead node.
+        leader = std::mem::replace(
+            &mut standby,
+            node(dirs[cycle + 2].path(), &schema.0, &format!("n{}", cycle + 2)),
+        );
+        {
+            let mut list = nodes.lock().unwrap();
+            list.retain(|u| *u != killed_url);
+            list.push(standby.url(""));
+        }
+        wait_role(&standby, "standby", Duration::from_secs(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    // Every acknowledged reservation is on the last leader; nothing oversold.
+    let api = Api::new(&leader);
+    let acked: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .acked
+        .iter()
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    assert!(acked.len() > CYCLES, "too little load: {}", acked.len());
+    for id in &acked {
+        let r = api.get(&format!("/v1/reservations/{id}"), SHOP).await;
+        assert_eq!(r.status, 200, "acknowledged {id} lost: {}", r.body);
+    }
+    let (available, reserved, sold) = api.counts("ha-load").await;
+    assert!(reserved + sold >= acked.len() as u64, "acknowledged units lost");
+    assert_eq!(available + reserved + sold, STOCK);
+    takeovers.sort();
+    let ms = |d: Duration| d.as_millis();
+    println!(
+        "takeovers over {CYCLES} kills: min {} ms, median {} ms, p90 {} ms, max {} ms; {} reservations acknowledged",
+        ms(takeovers[0]),
+        ms(takeovers[CYCLES / 2]),
+        ms(takeovers[CYCLES * 9 / 10]),
+        ms(takeovers[CYCLES - 1]),
+        acked.len()
+    );
+    standby.stop();
+    leader.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_is_fenced_and_steps_down() {
+    let schema = Schema::new("pause");
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(da.path(), &schema.0, "a");
+    wait_role(&a, "leader", Duration::from_secs(20)).await;
+    let api_a = Api::new(&a);
+    api_a.put_sku("ha-pause", sku_body(100_000, 3600)).await;
+    let b = node(db.path(), &schema.0, "b");
+    wait_role(&b, "standby", Duration::from_secs(10)).await;
+    let api_b = Api::new(&b);
+    // Requests to the old leader, in flight across the pause, and sent after it resumes.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let send = |buyer: String| {
+        let (http, url) = (http.clone(), a.url("/v1/reservations"));
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(SHOP)
+                .json(&json!({"buyer": buyer, "lines": [{"sku": "ha-pause", "qty": 1}]}))
+                .send()
+                .await;
+            match res {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    (status, r.json::<Value>().await.unwrap_or(Value::Null))
+                }
+                Err(_) => (0, Value::Null),
+            }
+        }
+    };
+    let ok = send("before".into()).await;
+    assert_eq!(ok.0, 201, "{}", ok.1);
+    a.signal("STOP");
+    let in_flight: Vec<_> = (0..8)
+        .map(|i| tokio::spawn(send(format!("paused-{i}"))))
+        .collect();
+    // The standby takes over once the paused leader's lease lapses.
+    wait_role(&b, "leader", Duration::from_secs(10)).await;
+    a.signal("CONT");
+    let resumed_at = Instant::now();
+    let mut after = Vec::new();
+    while resumed_at.elapsed() < Duration::from_millis(1500) {
+        after.push(send(format!("after-{}", after.len())).await);
+    }
+    let mut acked_by_old = Vec::new();
+    for (status, body) in after {
+        assert_ne!(
+            status, 201,
+            "the deposed leader acknowledged a request sent after the takeover: {body}"
+        );
+        if status == 503 {
+            assert!(
+                matches!(
+                    body["type"].as_str(),
+                    Some(t) if t.ends_with("not-leader") || t.ends_with("unavailable")
+                ),
+                "{body}"
+            );
+        }
+    }
+    for t in in_flight {
+        let (status, body) = t.await.unwrap();
+        if status == 201 {
+            acked_by_old.push(body["id"].as_str().unwrap().to_owned());
+        }
+    }
+    // Whatever the old leader did acknowledge (committed before the takeover) is on the new.
+    for id in &acked_by_old {
+        let r = api_b.get(&format!("/v1/reservations/{id}"), SHOP).await;
+        assert_eq!(r.status, 200, "acknowledged {id} lost: {}", r.body);
+    }
+    let a_view = wait_role(&a, "standby", Duration::from_secs(10)).await;
+    assert_eq!(
+        a_view["leader_url"],
+        format!("http://{}", b.addr),
+        "{a_view}"
+    );
+    let (available, reserved, sold) = api_b.counts("ha-pause").await;
+    assert_eq!(available + reserved + sold, 100_000);
+    assert_eq!(
+        reserved,
+        1 + acked_by_old.len() as u64,
+        "only acknowledged reservations hold stock"
+    );
+    b.stop();
+    a.stop();
+}

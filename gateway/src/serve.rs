@@ -527,7 +527,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .advertise_url
             .clone()
             .unwrap_or_else(|| format!("http://{http_addr}"));
-        let node_id = args.node_id.clone().unwrap_or_else(|| advertise_url.clone());
+        let node_id = args
+            .node_id
+            .clone()
+            .unwrap_or_else(|| advertise_url.clone());
         let factory: EngineFactory = Arc::new(move |log| {
             Engine::start(engine_config(log)).context("cannot start the engine")
         });

@@ -43,7 +43,16 @@ impl Drop for Schema {
 
 fn psql(sql: &str) -> String {
     let out = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atqc", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-Atqc",
+            sql,
+        ])
         .output()
         .unwrap();
     assert!(
@@ -210,10 +219,16 @@ async fn standby_refuses_writes_and_takes_over_with_keys_and_timers() {
     a.stop();
     // A clean stop releases the lease: the standby takes over without waiting for expiry.
     let b_view = wait_role(&b, "leader", Duration::from_secs(5)).await;
-    assert!(b_view["epoch"].as_u64() > a_view["epoch"].as_u64(), "{b_view}");
+    assert!(
+        b_view["epoch"].as_u64() > a_view["epoch"].as_u64(),
+        "{b_view}"
+    );
     let again = keyed(&api_b).await;
     assert_eq!(again.status, 201, "{}", again.body);
-    assert_eq!(again.body["id"], first.body["id"], "the retry returns the original");
+    assert_eq!(
+        again.body["id"], first.body["id"],
+        "the retry returns the original"
+    );
     assert_eq!(api_b.counts("ha-tee").await, (8, 2, 0));
     // The 1 s reservation expires on the new leader, once.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -311,10 +326,7 @@ async fn sigkill_of_the_leader_under_load_twenty_times() {
         .await;
     let mut standby = node(dirs[1].path(), &schema.0, "n1");
     wait_role(&standby, "standby", Duration::from_secs(10)).await;
-    let nodes = Arc::new(Mutex::new(vec![
-        leader.url(""),
-        standby.url(""),
-    ]));
+    let nodes = Arc::new(Mutex::new(vec![leader.url(""), standby.url("")]));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..6)
@@ -362,7 +374,11 @@ async fn sigkill_of_the_leader_under_load_twenty_times() {
         // A fresh standby replaces the dead node.
         leader = std::mem::replace(
             &mut standby,
-            node(dirs[cycle + 2].path(), &schema.0, &format!("n{}", cycle + 2)),
+            node(
+                dirs[cycle + 2].path(),
+                &schema.0,
+                &format!("n{}", cycle + 2),
+            ),
         );
         {
             let mut list = nodes.lock().unwrap();
@@ -390,7 +406,10 @@ async fn sigkill_of_the_leader_under_load_twenty_times() {
         assert_eq!(r.status, 200, "acknowledged {id} lost: {}", r.body);
     }
     let (available, reserved, sold) = api.counts("ha-load").await;
-    assert!(reserved + sold >= acked.len() as u64, "acknowledged units lost");
+    assert!(
+        reserved + sold >= acked.len() as u64,
+        "acknowledged units lost"
+    );
     assert_eq!(available + reserved + sold, STOCK);
     takeovers.sort();
     let ms = |d: Duration| d.as_millis();

@@ -49,13 +49,21 @@ impl HaConfig {
 enum Phase {
     /// Watching the lease.
     Standby,
-    /// Holding the lease at `epoch` until `deadline` (local clock) unless renewed.
-    Leading {
-        epoch: u64,
-        deadline: Instant,
-        engine: Engine,
-        read_model: ReadModelHandle,
-    },
+    /// Holding the lease.
+    Leading(Term),
+}
+
+/// A leadership term: what the node runs while it holds the lease at `epoch`.
+struct Term {
+    /// The lease epoch every log write of `engine` is fenced with.
+    epoch: u64,
+    /// The end of the lease by the local clock, counted from before the last successful
+    /// renewal was sent (never later than the database's view of it).
+    deadline: Instant,
+    /// The engine serving this term.
+    engine: Engine,
+    /// The read model, run by the leader only.
+    read_model: ReadModelHandle,
 }
 
 /// One node of a group: its controller and what it shares with the HTTP API.
@@ -178,9 +186,9 @@ impl HaNode {
                 _ = tokio::time::sleep(self.config.tick()) => {}
             }
         }
-        if let Phase::Leading { epoch, .. } = &phase {
-            let epoch = *epoch;
-            self.step_down(phase, "stopping").await;
+        if let Phase::Leading(term) = phase {
+            let epoch = term.epoch;
+            self.step_down(term, "stopping").await;
             if let Some(store) = self.store.get().await {
                 if let Err(e) = store.release(&self.config.node_id, epoch).await {
                     tracing::warn!(error = %e, "could not release the lease");
@@ -196,72 +204,44 @@ impl HaNode {
     async fn step(&mut self, phase: Phase) -> Phase {
         match phase {
             Phase::Standby => self.stand_by().await,
-            Phase::Leading {
-                epoch,
-                deadline,
-                engine,
-                read_model,
-            } => {
-                let sent = Instant::now();
-                let timeout = self.config.tick() * 2;
-                let (node, lease_ms) = (self.config.node_id.clone(), self.config.lease_ms());
-                let renewed = match self.store.get().await {
-                    Some(store) => {
-                        tokio::time::timeout(timeout, store.renew(&node, epoch, lease_ms)).await
-                    }
-                    None => Ok(Err(flashsale_persistence::PersistenceError::Runtime(
-                        "postgres unreachable".into(),
-                    ))),
-                };
-                let phase = Phase::Leading {
-                    epoch,
-                    deadline,
-                    engine,
-                    read_model,
-                };
-                match renewed {
-                    Ok(Ok(true)) => {
-                        let deadline = sent + self.config.lease;
-                        self.state.set_lease_deadline(deadline);
-                        let Phase::Leading {
-                            engine, read_model, ..
-                        } = phase
-                        else {
-                            return Phase::Standby;
-                        };
-                        self.heartbeat_and_position(true).await;
-                        Phase::Leading {
-                            epoch,
-                            deadline,
-                            engine,
-                            read_model,
-                        }
-                    }
-                    Ok(Ok(false)) => {
-                        self.step_down(phase, "the lease was taken by another node")
-                            .await
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "lease renewal failed");
-                        self.store.reset();
-                        self.step_down_if_expired(phase, deadline).await
-                    }
-                    Err(_) => {
-                        tracing::warn!("lease renewal timed out");
-                        self.store.reset();
-                        self.step_down_if_expired(phase, deadline).await
-                    }
-                }
-            }
+            Phase::Leading(term) => self.lead(term).await,
         }
     }
 
-    async fn step_down_if_expired(&mut self, phase: Phase, deadline: Instant) -> Phase {
-        if Instant::now() >= deadline {
-            self.step_down(phase, "the lease could not be renewed in time")
+    /// A leader's round: renew the lease; step down if it was taken, or if it could not be
+    /// renewed before its end by the local clock (Postgres lost, or this process paused).
+    async fn lead(&mut self, mut term: Term) -> Phase {
+        let sent = Instant::now();
+        let timeout = self.config.tick() * 2;
+        let (node, lease_ms) = (self.config.node_id.clone(), self.config.lease_ms());
+        let renewed = match self.store.get().await {
+            Some(store) => tokio::time::timeout(timeout, store.renew(&node, term.epoch, lease_ms))
                 .await
-        } else {
-            phase
+                .map_err(|_| "lease renewal timed out".to_string())
+                .and_then(|r| r.map_err(|e| format!("lease renewal failed: {e}"))),
+            None => Err("lease renewal failed: postgres unreachable".to_string()),
+        };
+        match renewed {
+            Ok(true) => {
+                term.deadline = sent + self.config.lease;
+                self.state.set_lease_deadline(term.deadline);
+                self.heartbeat_and_position(true).await;
+                Phase::Leading(term)
+            }
+            Ok(false) => {
+                self.step_down(term, "the lease was taken by another node")
+                    .await
+            }
+            Err(why) => {
+                tracing::warn!(epoch = term.epoch, "{why}");
+                self.store.reset();
+                if Instant::now() >= term.deadline {
+                    self.step_down(term, "the lease could not be renewed in time")
+                        .await
+                } else {
+                    Phase::Leading(term)
+                }
+            }
         }
     }
 
@@ -340,7 +320,10 @@ impl HaNode {
         let engine = match tokio::task::spawn_blocking(move || factory(log)).await {
             Ok(Ok(engine)) => engine,
             Ok(Err(e)) => {
-                tracing::error!(error = format!("{e:#}"), "cannot start the engine as leader");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot start the engine as leader"
+                );
                 self.release(epoch).await;
                 return Phase::Standby;
             }
@@ -393,12 +376,12 @@ impl HaNode {
             "leading"
         );
         println!("ha: leading at epoch {epoch}");
-        Phase::Leading {
+        Phase::Leading(Term {
             epoch,
             deadline,
             engine,
             read_model,
-        }
+        })
     }
 
     /// Gives the lease up (after a failed promotion).
@@ -411,26 +394,28 @@ impl HaNode {
 
     /// Stops serving at once (503 not-leader), then stops the read model and the engine
     /// (whose unacknowledged records the fence keeps out of the log).
-    async fn step_down(&mut self, phase: Phase, why: &str) -> Phase {
+    async fn step_down(&mut self, term: Term, why: &str) -> Phase {
         self.state.update(|v| {
             v.role = NodeRole::Standby;
             v.leader_url = None;
         });
         self.engines.set(None);
-        if let Phase::Leading {
+        let Term {
             epoch,
             engine,
             read_model,
             ..
-        } = phase
-        {
+        } = term;
+        if why == "stopping" {
+            tracing::info!(epoch, "stepping down: stopping");
+        } else {
             tracing::warn!(epoch, reason = why, "stepping down to standby");
             println!("ha: standby after epoch {epoch} ({why})");
-            if let Err(e) = read_model.stop().await {
-                tracing::warn!(error = %e, "read model stopped with an error");
-            }
-            stop_engine(engine).await;
         }
+        if let Err(e) = read_model.stop().await {
+            tracing::warn!(error = %e, "read model stopped with an error");
+        }
+        stop_engine(engine).await;
         Phase::Standby
     }
 }

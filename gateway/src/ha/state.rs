@@ -71,8 +71,7 @@ impl ClusterState {
     /// its end by the local clock.
     pub fn is_leader(&self) -> bool {
         self.leading.load(Ordering::Acquire)
-            && self.ms_since_origin(Instant::now())
-                < self.lease_deadline_ms.load(Ordering::Acquire)
+            && self.ms_since_origin(Instant::now()) < self.lease_deadline_ms.load(Ordering::Acquire)
     }
 
     /// Sets the end of this node's lease (local clock), as of its last successful renewal.

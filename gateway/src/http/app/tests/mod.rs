@@ -1,6 +1,7 @@
 //! Handler tests against an in-memory fake of the engine (no shards, no log).
 
 mod access;
+mod cluster;
 mod fake;
 mod idempotency;
 mod internal;

@@ -1,6 +1,6 @@
 //! High availability on the Postgres log (`serve --ha`): nodes on one schema form a group;
 //! the holder of the lease leads (its engine writes the log, fenced by the lease epoch), the
-//! others stand by and take over when the lease lapses. See `docs/adr/0010-ha-lease.md` and
+//! others stand by and take over when the lease lapses. See `docs/adr/0021-ha-lease-and-fencing.md` and
 //! `docs/ha.md`.
 //!
 //! - [`state`]: what the node knows of its group (read by the HTTP API);

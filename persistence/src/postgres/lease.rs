@@ -1,6 +1,6 @@
 //! High availability bookkeeping in Postgres: the group's lease (one row: epoch, holder,
 //! its advertised URL, expiry by the database's clock) and the group's nodes (identities
-//! unique among live nodes). See `docs/adr/0010-ha-lease.md`.
+//! unique among live nodes). See `docs/adr/0021-ha-lease-and-fencing.md`.
 //!
 //! The lease is the safety core together with the fence of the log
 //! ([`PostgresBackend::fenced`]): taking the lease bumps the epoch in one `UPDATE`, which

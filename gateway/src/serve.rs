@@ -396,6 +396,23 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'stati
     })
 }
 
+/// Refuses to start a single node (unfenced writes) on a schema a live HA group leads.
+async fn refuse_if_group(pg: &flashsale_persistence::PostgresBackend) -> anyhow::Result<()> {
+    let store = flashsale_persistence::postgres::lease::GroupStore::connect(pg)
+        .await
+        .context("--database-url: cannot reach Postgres")?;
+    let lease = store.lease().await.context("reading the HA lease")?;
+    anyhow::ensure!(
+        lease.node_id.is_empty() || lease.remaining_ms <= 0,
+        "schema {} is led by node {:?} of a high-availability group (epoch {}); \
+         start with --ha to join it",
+        pg.schema(),
+        lease.node_id,
+        lease.epoch
+    );
+    Ok(())
+}
+
 /// Prints the stream's address and certificate fingerprint (tests and operators read it).
 fn print_quic(quic: &StreamThread) {
     println!(
@@ -574,6 +591,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         tracing::info!("stopped");
         return Ok(());
+    }
+    if let Some(pg) = &postgres {
+        refuse_if_group(pg).await?;
     }
     let config = engine_config(log);
     let engine = tokio::task::spawn_blocking(move || Engine::start(config))

@@ -1,7 +1,8 @@
 //! High availability with real processes on one Postgres schema: roles and `503 not-leader`,
 //! refused flags and duplicate node ids, carry-over of idempotency keys and expiry timers,
 //! 20 SIGKILLs of the leader under load (every acknowledged reservation on the survivor, no
-//! oversell, takeover time per cycle printed), and a SIGSTOPped leader that is fenced.
+//! oversell, takeover time per cycle printed), a SIGSTOPped leader that is fenced, and
+//! Postgres restarted under a group (a cluster of the test's own, never the shared one).
 
 #![allow(clippy::unwrap_used)]
 
@@ -65,9 +66,14 @@ fn psql(sql: &str) -> String {
 
 /// Starts a node of the group on `schema` in `dir`.
 fn node(dir: &Path, schema: &str, node_id: &str) -> Server {
+    node_on(PG_URL, dir, schema, node_id)
+}
+
+/// Starts a node of the group on `schema` of the database at `url`, in `dir`.
+fn node_on(url: &str, dir: &Path, schema: &str, node_id: &str) -> Server {
     let extra = [
         "--database-url",
-        PG_URL,
+        url,
         "--database-schema",
         schema,
         "--ha",
@@ -515,4 +521,189 @@ async fn a_paused_leader_is_fenced_and_steps_down() {
     );
     b.stop();
     a.stop();
+}
+
+/// A Postgres cluster of the test's own (initdb in a temporary dir, its own port), so that it
+/// can be stopped and started without touching the shared one. As root the tools run as the
+/// `postgres` user (initdb refuses root).
+struct OwnPostgres {
+    bin: std::path::PathBuf,
+    home: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl OwnPostgres {
+    fn tool(&self, name: &str) -> std::process::Command {
+        let path = self.bin.join(name);
+        let mut c = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        };
+        c.stdin(std::process::Stdio::null());
+        c
+    }
+
+    fn run(&self, mut c: std::process::Command, what: &str) {
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{what}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn create() -> OwnPostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect("no /usr/lib/postgresql/*/bin/initdb");
+        let home = tempfile::tempdir().unwrap();
+        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+        let as_postgres = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        if as_postgres {
+            let ok = std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(home.path())
+                .status()
+                .unwrap();
+            assert!(ok.success(), "chown to postgres");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = OwnPostgres {
+            bin,
+            home,
+            port,
+            as_postgres,
+        };
+        let mut c = pg.tool("initdb");
+        c.arg("-D").arg(pg.home.path().join("data")).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
+        pg.run(c, "initdb");
+        pg.start();
+        pg
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=40 -c shared_buffers=16MB",
+            self.port,
+            self.home.path().display()
+        );
+        let mut c = self.tool("pg_ctl");
+        c.arg("-D")
+            .arg(self.home.path().join("data"))
+            .arg("-l")
+            .arg(self.home.path().join("postgres.log"))
+            .args(["-w", "-o", &opts, "start"]);
+        self.run(c, "pg_ctl start");
+    }
+
+    /// Stops at once, like a crash of the database.
+    fn crash(&self) {
+        let mut c = self.tool("pg_ctl");
+        c.arg("-D")
+            .arg(self.home.path().join("data"))
+            .args(["-m", "immediate", "stop"]);
+        self.run(c, "pg_ctl stop -m immediate");
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let mut c = self.tool("pg_ctl");
+        c.arg("-D")
+            .arg(self.home.path().join("data"))
+            .args(["-m", "immediate", "stop"]);
+        let _ = c.output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_a_group() {
+    let pg = OwnPostgres::create();
+    let url = pg.url();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node_on(&url, da.path(), "flashsale", "a");
+    wait_role(&a, "leader", Duration::from_secs(20)).await;
+    let b = node_on(&url, db.path(), "flashsale", "b");
+    wait_role(&b, "standby", Duration::from_secs(10)).await;
+    let (api_a, api_b) = (Api::new(&a), Api::new(&b));
+    api_a.put_sku("ha-pg", sku_body(1_000, 3600)).await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let r = api_a.reserve(&format!("pre-{i}"), "ha-pg", 1).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        acked.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    pg.crash();
+    // Without Postgres nobody can renew: the leader steps down at its lease's end, and no
+    // node acknowledges anything.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = cluster(&api_a).await;
+        if r.body["role"] == "standby" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leader kept leading without Postgres"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for api in [&api_a, &api_b] {
+        assert_eq!(api.send("GET", "/ready", None, None).await.status, 503);
+        let r = api.reserve("during", "ha-pg", 1).await;
+        assert_eq!(r.status, 503, "{}", r.body);
+    }
+    pg.start();
+    // One of them takes the lease again (a new epoch) once Postgres is back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let mut found = None;
+        for api in [&api_a, &api_b] {
+            if cluster(api).await.body["role"] == "leader" {
+                found = Some(api.clone());
+            }
+        }
+        if let Some(api) = found {
+            break api;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader after Postgres came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for id in &acked {
+        let r = leader.get(&format!("/v1/reservations/{id}"), SHOP).await;
+        assert_eq!(r.status, 200, "acknowledged {id} lost: {}", r.body);
+    }
+    let r = leader.reserve("post", "ha-pg", 1).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(leader.counts("ha-pg").await, (979, 21, 0));
+    a.stop();
+    b.stop();
 }

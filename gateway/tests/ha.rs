@@ -564,7 +564,7 @@ impl OwnPostgres {
             .map(|e| e.path().join("bin"))
             .filter(|b| b.join("initdb").exists())
             .max()
-            .expect("no /usr/lib/postgresql/*/bin/initdb");
+            .unwrap_or_else(|| panic!("no /usr/lib/postgresql/*/bin/initdb"));
         let home = tempfile::tempdir().unwrap();
         let uid = std::process::Command::new("id").arg("-u").output().unwrap();
         let as_postgres = String::from_utf8_lossy(&uid.stdout).trim() == "0";

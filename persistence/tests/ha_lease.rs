@@ -28,9 +28,14 @@ fn with_group<T>(b: &PostgresBackend, f: impl AsyncFnOnce(&GroupStore) -> T) -> 
 
 fn acquire(b: &PostgresBackend, node: &str, lease_ms: u64) -> Option<u64> {
     with_group(b, async |g| {
-        g.try_acquire(node, &format!("http://{node}"), lease_ms)
-            .await
-            .unwrap_or_else(|e| panic!("acquire: {e}"))
+        g.try_acquire(
+            node,
+            &format!("{node}-1"),
+            &format!("http://{node}"),
+            lease_ms,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("acquire: {e}"))
     })
 }
 
@@ -46,10 +51,28 @@ fn lease_is_exclusive_until_it_expires_and_each_takeover_bumps_the_epoch() {
         assert_eq!((lease.epoch, lease.node_id.as_str()), (1, "a"));
         assert_eq!(lease.advertise_url, "http://a");
         assert!(lease.remaining_ms > 50_000, "{lease:?}");
-        assert!(g.renew("a", 1, 200).await.unwrap_or_else(|e| panic!("{e}")));
+        assert!(g
+            .renew("a", "a-1", 1, 200)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")));
         assert!(
-            !g.renew("b", 1, 200).await.unwrap_or_else(|e| panic!("{e}")),
+            !g.renew("b", "b-1", 1, 200)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
             "only the holder renews"
+        );
+        assert!(
+            !g.renew("a", "a-2", 1, 200)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            "another process under the same node id does not renew"
+        );
+        assert_eq!(
+            g.try_acquire("a", "a-2", "http://a", 200)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            None,
+            "nor take a live lease"
         );
     });
     // Renewed to 200 ms: expired by the database's clock after that.
@@ -57,12 +80,14 @@ fn lease_is_exclusive_until_it_expires_and_each_takeover_bumps_the_epoch() {
     assert_eq!(acquire(&b, "b", 60_000), Some(2));
     with_group(&b, async |g| {
         assert!(
-            !g.renew("a", 1, 60_000)
+            !g.renew("a", "a-1", 1, 60_000)
                 .await
                 .unwrap_or_else(|e| panic!("{e}")),
             "the deposed holder cannot renew"
         );
-        g.release("b", 2).await.unwrap_or_else(|e| panic!("{e}"));
+        g.release("b", "b-1", 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(
             g.lease()
                 .await
@@ -168,7 +193,7 @@ fn a_deposed_writer_can_never_make_a_record_or_snapshot_durable() {
         .unwrap_or_else(|e| panic!("writer did not flush: {e}"));
     // Released (as if expired) and taken by another node: epoch bumped.
     with_group(&b, async |g| {
-        g.release("old", epoch)
+        g.release("old", "old-1", epoch)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     });

@@ -190,7 +190,10 @@ impl HaNode {
             let epoch = term.epoch;
             self.step_down(term, "stopping").await;
             if let Some(store) = self.store.get().await {
-                if let Err(e) = store.release(&self.config.node_id, epoch).await {
+                if let Err(e) = store
+                    .release(&self.config.node_id, &self.instance, epoch)
+                    .await
+                {
                     tracing::warn!(error = %e, "could not release the lease");
                 }
             }
@@ -214,11 +217,14 @@ impl HaNode {
         let sent = Instant::now();
         let timeout = self.config.tick() * 2;
         let (node, lease_ms) = (self.config.node_id.clone(), self.config.lease_ms());
+        let instance = self.instance.clone();
         let renewed = match self.store.get().await {
-            Some(store) => tokio::time::timeout(timeout, store.renew(&node, term.epoch, lease_ms))
-                .await
-                .map_err(|_| "lease renewal timed out".to_string())
-                .and_then(|r| r.map_err(|e| format!("lease renewal failed: {e}"))),
+            Some(store) => {
+                tokio::time::timeout(timeout, store.renew(&node, &instance, term.epoch, lease_ms))
+                    .await
+                    .map_err(|_| "lease renewal timed out".to_string())
+                    .and_then(|r| r.map_err(|e| format!("lease renewal failed: {e}")))
+            }
             None => Err("lease renewal failed: postgres unreachable".to_string()),
         };
         match renewed {
@@ -256,7 +262,10 @@ impl HaNode {
             return;
         };
         if let Ok(false) = store.heartbeat(&node, &instance).await {
-            tracing::warn!(node_id = %node, "another instance took this node id over");
+            // This process was presumed dead (paused past 2 × lease) and a new one joined
+            // under its id. The lease is bound to the process (node id and instance), so this
+            // one can still only take a lapsed lease, like any other node.
+            tracing::error!(node_id = %node, "another process took this node id over");
         }
         if let Ok(pos) = store.log_position(shards).await {
             self.state.update(|v| {
@@ -278,6 +287,7 @@ impl HaNode {
             self.config.advertise_url.clone(),
             self.config.lease_ms(),
         );
+        let instance = self.instance.clone();
         let Some(store) = self.store.get().await else {
             self.state.update(|v| v.leader_url = None);
             return Phase::Standby;
@@ -295,11 +305,11 @@ impl HaNode {
             v.epoch = lease.epoch;
             v.leader_url = live.then(|| lease.advertise_url.clone());
         });
-        if live && lease.node_id != node {
+        if live && (lease.node_id != node || lease.instance != instance) {
             return Phase::Standby;
         }
         let sent = Instant::now();
-        let epoch = match store.try_acquire(&node, &url, lease_ms).await {
+        let epoch = match store.try_acquire(&node, &instance, &url, lease_ms).await {
             Ok(Some(epoch)) => epoch,
             Ok(None) => return Phase::Standby,
             Err(e) => {
@@ -337,9 +347,10 @@ impl HaNode {
         // do not run on a lease about to lapse.
         let mut deadline = sent + self.config.lease;
         let (node, lease_ms) = (self.config.node_id.clone(), self.config.lease_ms());
+        let instance = self.instance.clone();
         let renew_sent = Instant::now();
         if let Some(store) = self.store.get().await {
-            match store.renew(&node, epoch, lease_ms).await {
+            match store.renew(&node, &instance, epoch, lease_ms).await {
                 Ok(true) => deadline = renew_sent + self.config.lease,
                 Ok(false) => {
                     tracing::warn!(epoch, "lease lost while catching up");
@@ -386,9 +397,9 @@ impl HaNode {
 
     /// Gives the lease up (after a failed promotion).
     async fn release(&mut self, epoch: u64) {
-        let node = self.config.node_id.clone();
+        let (node, instance) = (self.config.node_id.clone(), self.instance.clone());
         if let Some(store) = self.store.get().await {
-            let _ = store.release(&node, epoch).await;
+            let _ = store.release(&node, &instance, epoch).await;
         }
     }
 

@@ -19,6 +19,8 @@ pub struct LeaseView {
     pub epoch: u64,
     /// The holder's node id (empty before the first takeover).
     pub node_id: String,
+    /// The holder's process instance (see [`GroupStore::join`]).
+    pub instance: String,
     /// The holder's advertised URL.
     pub advertise_url: String,
     /// Milliseconds until it expires by the database's clock (≤ 0: expired).
@@ -149,12 +151,13 @@ impl GroupStore {
         Ok(())
     }
 
-    /// Takes the lease if it has expired (by the database's clock), or if `node_id` itself
-    /// holds it (a node that stepped down and has stopped writing): bumps the epoch and
-    /// returns it. `None` while another node holds a live lease.
+    /// Takes the lease if it has expired (by the database's clock), or if this very process
+    /// (`node_id` and `instance`) holds it (it stepped down and has stopped writing): bumps the
+    /// epoch and returns it. `None` while another node holds a live lease.
     pub async fn try_acquire(
         &self,
         node_id: &str,
+        instance: &str,
         advertise_url: &str,
         lease_ms: u64,
     ) -> Result<Option<u64>, PersistenceError> {
@@ -163,12 +166,12 @@ impl GroupStore {
             .client
             .query_opt(
                 &format!(
-                    "UPDATE {s}.ha_lease SET epoch = epoch + 1, node_id = $1, \
+                    "UPDATE {s}.ha_lease SET epoch = epoch + 1, node_id = $1, instance = $4, \
                        advertise_url = $2, expires_at = now() + $3 * interval '1 millisecond' \
-                     WHERE id = 1 AND (expires_at <= now() OR node_id = $1) \
+                     WHERE id = 1 AND (expires_at <= now() OR (node_id = $1 AND instance = $4)) \
                      RETURNING epoch"
                 ),
-                &[&node_id, &advertise_url, &ms(lease_ms)],
+                &[&node_id, &advertise_url, &ms(lease_ms), &instance],
             )
             .await?;
         Ok(match row {
@@ -182,6 +185,7 @@ impl GroupStore {
     pub async fn renew(
         &self,
         node_id: &str,
+        instance: &str,
         epoch: u64,
         lease_ms: u64,
     ) -> Result<bool, PersistenceError> {
@@ -192,9 +196,9 @@ impl GroupStore {
             .execute(
                 &format!(
                     "UPDATE {s}.ha_lease SET expires_at = now() + $3 * interval '1 millisecond' \
-                     WHERE id = 1 AND epoch = $2 AND node_id = $1"
+                     WHERE id = 1 AND epoch = $2 AND node_id = $1 AND instance = $4"
                 ),
-                &[&node_id, &epoch, &ms(lease_ms)],
+                &[&node_id, &epoch, &ms(lease_ms), &instance],
             )
             .await?;
         Ok(n == 1)
@@ -202,16 +206,21 @@ impl GroupStore {
 
     /// Gives the lease up at once (a clean stop), so a standby need not wait for it to expire.
     /// The epoch stays: the next holder bumps it.
-    pub async fn release(&self, node_id: &str, epoch: u64) -> Result<(), PersistenceError> {
+    pub async fn release(
+        &self,
+        node_id: &str,
+        instance: &str,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
         let s = &self.schema;
         let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
         self.client
             .execute(
                 &format!(
                     "UPDATE {s}.ha_lease SET expires_at = '-infinity' \
-                     WHERE id = 1 AND epoch = $2 AND node_id = $1"
+                     WHERE id = 1 AND epoch = $2 AND node_id = $1 AND instance = $3"
                 ),
-                &[&node_id, &epoch],
+                &[&node_id, &epoch, &instance],
             )
             .await?;
         Ok(())
@@ -224,7 +233,7 @@ impl GroupStore {
             .client
             .query_one(
                 &format!(
-                    "SELECT epoch, node_id, advertise_url, \
+                    "SELECT epoch, node_id, advertise_url, instance, \
                        CASE WHEN expires_at = '-infinity' THEN -1 \
                             ELSE (extract(epoch FROM expires_at - now()) * 1000)::int8 END \
                      FROM {s}.ha_lease WHERE id = 1"
@@ -236,7 +245,8 @@ impl GroupStore {
             epoch: row.try_get::<_, i64>(0)?.max(0) as u64,
             node_id: row.try_get(1)?,
             advertise_url: row.try_get(2)?,
-            remaining_ms: row.try_get(3)?,
+            remaining_ms: row.try_get(4)?,
+            instance: row.try_get(3)?,
         })
     }
 

@@ -79,11 +79,12 @@ const MIGRATIONS: &[&str] = &[
         id            int2        PRIMARY KEY CHECK (id = 1),
         epoch         int8        NOT NULL,
         node_id       text        NOT NULL,
+        instance      text        NOT NULL,
         advertise_url text        NOT NULL,
         expires_at    timestamptz NOT NULL
     );
-    INSERT INTO {s}.ha_lease (id, epoch, node_id, advertise_url, expires_at)
-        VALUES (1, 0, '', '', '-infinity');
+    INSERT INTO {s}.ha_lease (id, epoch, node_id, instance, advertise_url, expires_at)
+        VALUES (1, 0, '', '', '', '-infinity');
     CREATE TABLE {s}.ha_nodes (
         node_id       text        PRIMARY KEY,
         instance      text        NOT NULL,

@@ -26,6 +26,49 @@ fn with_group<T>(b: &PostgresBackend, f: impl AsyncFnOnce(&GroupStore) -> T) -> 
     })
 }
 
+#[test]
+fn a_lease_whose_holder_connection_is_gone_is_taken_before_it_expires() {
+    let schema = Schema::new("ha_gone");
+    let b = backend(&schema);
+    // The holder's connection closes (its process died) with a minute of lease left.
+    assert_eq!(acquire(&b, "dead", 60_000), Some(1));
+    with_group(&b, async |g| {
+        let lease = g.lease().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(lease.remaining_ms > 50_000, "{lease:?}");
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let taken = loop {
+        if let Some(epoch) = acquire(&b, "next", 60_000) {
+            break epoch;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead holder's lease was not taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(taken, 2);
+    // A holder whose connection lives keeps its lease.
+    with_group(&b, async |g| {
+        assert_eq!(
+            g.try_acquire("live", "live-1", "http://live", 60_000)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            Some(3)
+        );
+        let other = GroupStore::connect(&b)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            other
+                .try_acquire("x", "x-1", "http://x", 60_000)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            None
+        );
+    });
+}
+
 fn acquire(b: &PostgresBackend, node: &str, lease_ms: u64) -> Option<u64> {
     with_group(b, async |g| {
         g.try_acquire(
@@ -43,61 +86,71 @@ fn acquire(b: &PostgresBackend, node: &str, lease_ms: u64) -> Option<u64> {
 fn lease_is_exclusive_until_it_expires_and_each_takeover_bumps_the_epoch() {
     let schema = Schema::new("ha_lease");
     let b = backend(&schema);
-    let first = acquire(&b, "a", 60_000);
-    assert_eq!(first, Some(1), "the first takeover bumps epoch 0 to 1");
-    assert_eq!(acquire(&b, "b", 60_000), None, "a live lease is not taken");
-    with_group(&b, async |g| {
-        let lease = g.lease().await.unwrap_or_else(|e| panic!("{e}"));
+    block_on(async {
+        let connect = || async {
+            GroupStore::connect(&b)
+                .await
+                .unwrap_or_else(|e| panic!("group connection: {e}"))
+        };
+        // Each node keeps its group connection, as a running node does.
+        let (a, bn) = (connect().await, connect().await);
+        let ok = |r: Result<Option<u64>, PersistenceError>| r.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ok(a.try_acquire("a", "a-1", "http://a", 60_000).await),
+            Some(1),
+            "the first takeover bumps epoch 0 to 1"
+        );
+        assert_eq!(
+            ok(bn.try_acquire("b", "b-1", "http://b", 60_000).await),
+            None,
+            "a live lease is not taken"
+        );
+        let lease = a.lease().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((lease.epoch, lease.node_id.as_str()), (1, "a"));
         assert_eq!(lease.advertise_url, "http://a");
         assert!(lease.remaining_ms > 50_000, "{lease:?}");
-        assert!(g
-            .renew("a", "a-1", 1, 200)
-            .await
-            .unwrap_or_else(|e| panic!("{e}")));
+        let renew = |r: Result<bool, PersistenceError>| r.unwrap_or_else(|e| panic!("{e}"));
+        assert!(renew(a.renew("a", "a-1", 1, 200).await));
         assert!(
-            !g.renew("b", "b-1", 1, 200)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
+            !renew(bn.renew("b", "b-1", 1, 200).await),
             "only the holder renews"
         );
         assert!(
-            !g.renew("a", "a-2", 1, 200)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
+            !renew(bn.renew("a", "a-2", 1, 200).await),
             "another process under the same node id does not renew"
         );
         assert_eq!(
-            g.try_acquire("a", "a-2", "http://a", 200)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
+            ok(bn.try_acquire("a", "a-2", "http://a", 200).await),
             None,
             "nor take a live lease"
         );
-    });
-    // Renewed to 200 ms: expired by the database's clock after that.
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(acquire(&b, "b", 60_000), Some(2));
-    with_group(&b, async |g| {
+        // Renewed to 200 ms: expired by the database's clock after that, though the holder's
+        // connection lives.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            ok(bn.try_acquire("b", "b-1", "http://b", 60_000).await),
+            Some(2)
+        );
         assert!(
-            !g.renew("a", "a-1", 1, 60_000)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
+            !renew(a.renew("a", "a-1", 1, 60_000).await),
             "the deposed holder cannot renew"
         );
-        g.release("b", "b-1", 2)
+        bn.release("b", "b-1", 2)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            g.lease()
+            bn.lease()
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
                 .remaining_ms
                 < 0
         );
+        // Released: taken at once, not after the lease time.
+        assert_eq!(
+            ok(a.try_acquire("a", "a-1", "http://a", 60_000).await),
+            Some(3)
+        );
     });
-    // Released: taken at once, not after the lease time.
-    assert_eq!(acquire(&b, "a", 60_000), Some(3));
 }
 
 #[test]

@@ -279,7 +279,8 @@ impl HaNode {
         }
     }
 
-    /// A standby's round: refresh the view; take the lease if it lapsed.
+    /// A standby's round: refresh the view; take the lease if it lapsed or its holder's
+    /// connection is gone.
     async fn stand_by(&mut self) -> Phase {
         self.heartbeat_and_position(false).await;
         let (node, url, lease_ms) = (
@@ -305,9 +306,8 @@ impl HaNode {
             v.epoch = lease.epoch;
             v.leader_url = live.then(|| lease.advertise_url.clone());
         });
-        if live && (lease.node_id != node || lease.instance != instance) {
-            return Phase::Standby;
-        }
+        // Tried every round: the statement itself decides (lapsed, ours, or the holder's
+        // connection gone from Postgres), and changes nothing otherwise.
         let sent = Instant::now();
         let epoch = match store.try_acquire(&node, &instance, &url, lease_ms).await {
             Ok(Some(epoch)) => epoch,

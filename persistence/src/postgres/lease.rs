@@ -151,9 +151,11 @@ impl GroupStore {
         Ok(())
     }
 
-    /// Takes the lease if it has expired (by the database's clock), or if this very process
-    /// (`node_id` and `instance`) holds it (it stepped down and has stopped writing): bumps the
-    /// epoch and returns it. `None` while another node holds a live lease.
+    /// Takes the lease if it has expired (by the database's clock), if this very process
+    /// (`node_id` and `instance`) holds it (it stepped down and has stopped writing), or if the
+    /// holder's group connection is gone from Postgres (`holder_pid` no longer in
+    /// `pg_stat_activity`: its process died, so there is no need to wait for the expiry):
+    /// bumps the epoch and returns it. `None` while another node holds a live lease.
     pub async fn try_acquire(
         &self,
         node_id: &str,
@@ -166,9 +168,11 @@ impl GroupStore {
             .client
             .query_opt(
                 &format!(
-                    "UPDATE {s}.ha_lease SET epoch = epoch + 1, node_id = $1, instance = $4, \
-                       advertise_url = $2, expires_at = now() + $3 * interval '1 millisecond' \
-                     WHERE id = 1 AND (expires_at <= now() OR (node_id = $1 AND instance = $4)) \
+                    "UPDATE {s}.ha_lease l SET epoch = epoch + 1, node_id = $1, instance = $4, \
+                       advertise_url = $2, expires_at = now() + $3 * interval '1 millisecond', \
+                       holder_pid = pg_backend_pid() \
+                     WHERE id = 1 AND (expires_at <= now() OR (node_id = $1 AND instance = $4) \
+                       OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.holder_pid)) \
                      RETURNING epoch"
                 ),
                 &[&node_id, &advertise_url, &ms(lease_ms), &instance],
@@ -180,8 +184,9 @@ impl GroupStore {
         })
     }
 
-    /// Extends the lease held at `epoch` by `lease_ms` from the database's now; false if it
-    /// was lost (another node took it: the epoch moved on).
+    /// Extends the lease held at `epoch` by `lease_ms` from the database's now, and records
+    /// this connection as the holder's; false if it was lost (another node took it: the
+    /// epoch moved on).
     pub async fn renew(
         &self,
         node_id: &str,
@@ -195,7 +200,8 @@ impl GroupStore {
             .client
             .execute(
                 &format!(
-                    "UPDATE {s}.ha_lease SET expires_at = now() + $3 * interval '1 millisecond' \
+                    "UPDATE {s}.ha_lease SET expires_at = now() + $3 * interval '1 millisecond', \
+                       holder_pid = pg_backend_pid() \
                      WHERE id = 1 AND epoch = $2 AND node_id = $1 AND instance = $4"
                 ),
                 &[&node_id, &epoch, &ms(lease_ms), &instance],

@@ -81,10 +81,11 @@ const MIGRATIONS: &[&str] = &[
         node_id       text        NOT NULL,
         instance      text        NOT NULL,
         advertise_url text        NOT NULL,
-        expires_at    timestamptz NOT NULL
+        expires_at    timestamptz NOT NULL,
+        holder_pid    int4        NOT NULL
     );
-    INSERT INTO {s}.ha_lease (id, epoch, node_id, instance, advertise_url, expires_at)
-        VALUES (1, 0, '', '', '', '-infinity');
+    INSERT INTO {s}.ha_lease (id, epoch, node_id, instance, advertise_url, expires_at, holder_pid)
+        VALUES (1, 0, '', '', '', '-infinity', 0);
     CREATE TABLE {s}.ha_nodes (
         node_id       text        PRIMARY KEY,
         instance      text        NOT NULL,

@@ -468,11 +468,16 @@ async fn a_paused_leader_is_fenced_and_steps_down() {
     let ok = send("before".into()).await;
     assert_eq!(ok.0, 201, "{}", ok.1);
     a.signal("STOP");
+    let paused_at = Instant::now();
     let in_flight: Vec<_> = (0..8)
         .map(|i| tokio::spawn(send(format!("paused-{i}"))))
         .collect();
     // The standby takes over once the paused leader's lease lapses.
     wait_role(&b, "leader", Duration::from_secs(10)).await;
+    println!(
+        "takeover after a pause: {} ms from SIGSTOP to the standby leading (lease {LEASE_MS} ms)",
+        paused_at.elapsed().as_millis()
+    );
     a.signal("CONT");
     let resumed_at = Instant::now();
     let mut after = Vec::new();

@@ -250,6 +250,29 @@ async fn standby_refuses_writes_and_takes_over_with_keys_and_timers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(api_b.counts("ha-short").await, (5, 0, 0));
+    // A single node (unfenced writes) refuses the schema the group leads.
+    let dd = tempfile::tempdir().unwrap();
+    let data_d = dd.path().join("data");
+    let (code, _, err) = flashsale(
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--quic",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_d.to_str().unwrap(),
+            "--database-url",
+            PG_URL,
+            "--database-schema",
+            &schema.0,
+            "--admin-token",
+            ADMIN,
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("start with --ha to join it"), "{err}");
     b.stop();
 }
 

@@ -327,7 +327,27 @@ impl HaNode {
         let started = Instant::now();
         let log: Arc<dyn LogBackend> = Arc::new(self.backend.fenced(epoch));
         let factory = self.start_engine.clone();
-        let engine = match tokio::task::spawn_blocking(move || factory(log)).await {
+        let mut start = tokio::task::spawn_blocking(move || factory(log));
+        // Keep renewing while the engine catches up: a long log must not make the lease lapse
+        // before the node serves (which would start the same catch-up again, forever).
+        let mut lost = false;
+        let mut deadline = sent + self.config.lease;
+        let started_engine = loop {
+            tokio::select! {
+                res = &mut start => break res,
+                _ = tokio::time::sleep(self.config.tick()) => {
+                    if !lost {
+                        lost = !self.renew_during_catch_up(epoch, &mut deadline).await;
+                    }
+                }
+            }
+        };
+        let engine = match started_engine {
+            Ok(Ok(engine)) if lost => {
+                tracing::warn!(epoch, "lease lost while catching up");
+                stop_engine(engine).await;
+                return Phase::Standby;
+            }
             Ok(Ok(engine)) => engine,
             Ok(Err(e)) => {
                 tracing::error!(
@@ -345,7 +365,6 @@ impl HaNode {
         };
         // The recovery may have taken a while: renew before serving, so the first requests
         // do not run on a lease about to lapse.
-        let mut deadline = sent + self.config.lease;
         let (node, lease_ms) = (self.config.node_id.clone(), self.config.lease_ms());
         let instance = self.instance.clone();
         let renew_sent = Instant::now();
@@ -393,6 +412,34 @@ impl HaNode {
             engine,
             read_model,
         })
+    }
+
+    /// One renewal while the engine starts, extending `deadline` on success; false only if
+    /// the lease was taken (errors are left to the renewal after the start, which checks the
+    /// deadline).
+    async fn renew_during_catch_up(&mut self, epoch: u64, deadline: &mut Instant) -> bool {
+        let (node, instance) = (self.config.node_id.clone(), self.instance.clone());
+        let (lease_ms, timeout) = (self.config.lease_ms(), self.config.tick() * 2);
+        let Some(store) = self.store.get().await else {
+            return true;
+        };
+        let sent = Instant::now();
+        match tokio::time::timeout(timeout, store.renew(&node, &instance, epoch, lease_ms)).await {
+            Ok(Ok(true)) => {
+                *deadline = sent + self.config.lease;
+                true
+            }
+            Ok(Ok(false)) => false,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "lease renewal during catch-up failed");
+                self.store.reset();
+                true
+            }
+            Err(_) => {
+                self.store.reset();
+                true
+            }
+        }
     }
 
     /// Gives the lease up (after a failed promotion).

@@ -171,6 +171,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_RATE_LIMIT_MAX_KEYS", default_value_t = 100_000)]
     pub rate_limit_max_keys: usize,
 
+    /// SKUs with their own stock series in /metrics (`flashsale_sku_stock_units{sku,state}`):
+    /// the busiest (most units reserved plus sold); the others are summed into
+    /// `flashsale_sku_stock_other_units`, so the number of series stays bounded (0..=1000).
+    #[arg(long, env = "FLASHSALE_METRICS_TOP_SKUS", default_value_t = crate::http::stock_metrics::DEFAULT_TOP_SKUS as u64, value_parser = clap::value_parser!(u64).range(0..=crate::http::stock_metrics::MAX_TOP_SKUS as u64))]
+    pub metrics_top_skus: u64,
+
     /// Bound of each shard's command queue (a full queue answers 503). Keep it at least
     /// --max-connections so that a whole crowd on one hot SKU queues instead of being refused.
     #[arg(long, env = "FLASHSALE_QUEUE_DEPTH", default_value_t = 20_480)]
@@ -485,6 +491,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ip_rate,
         buyer_rate,
         rate_limit_max_keys: args.rate_limit_max_keys,
+        metrics_top_skus: usize::try_from(args.metrics_top_skus).unwrap_or(usize::MAX),
     };
     let server = ServerConfig {
         max_connections: args.max_connections as usize,

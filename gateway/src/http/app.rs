@@ -67,6 +67,8 @@ pub struct ApiConfig {
     pub buyer_rate: Option<Rate>,
     /// Most keys each rate limiter tracks (bounds its memory).
     pub rate_limit_max_keys: usize,
+    /// SKUs with their own stock series in `/metrics` (the busiest; the rest are summed).
+    pub metrics_top_skus: usize,
 }
 
 impl Default for ApiConfig {
@@ -79,6 +81,7 @@ impl Default for ApiConfig {
             ip_rate: None,
             buyer_rate: None,
             rate_limit_max_keys: 100_000,
+            metrics_top_skus: super::stock_metrics::DEFAULT_TOP_SKUS,
         }
     }
 }
@@ -190,7 +193,7 @@ impl<E: Inventory> App<E> {
                 self.check_leader()?;
                 return self.ready();
             }
-            RouteId::Metrics => return Ok(self.render_metrics()),
+            RouteId::Metrics => return Ok(self.render_metrics().await),
             _ => {}
         }
         self.check_ip_rate(peer)?;

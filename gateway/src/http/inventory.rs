@@ -5,6 +5,7 @@ use std::future::Future;
 
 use flashsale_engine::{
     CommandError, Engine, OrderView, ReservationView, ReserveRequest, SkuView, StatsSnapshot,
+    StockLevel,
 };
 use flashsale_protocol::{OrderId, ReservationId, SkuId, SkuSpec};
 
@@ -56,6 +57,10 @@ pub trait Inventory: Send + Sync + 'static {
     fn ready(&self) -> bool;
     /// See [`Engine::stats`]; `None` if the implementation keeps none.
     fn stats(&self) -> Option<StatsSnapshot>;
+    /// See [`Engine::stock_levels`]: every SKU's current stock (none by default).
+    fn stock_levels(&self) -> impl Future<Output = Vec<StockLevel>> + Send {
+        async { Vec::new() }
+    }
 }
 
 impl Inventory for Engine {
@@ -115,5 +120,8 @@ impl Inventory for Engine {
     }
     fn stats(&self) -> Option<StatsSnapshot> {
         Some(Engine::stats(self))
+    }
+    fn stock_levels(&self) -> impl Future<Output = Vec<StockLevel>> + Send {
+        Engine::stock_levels(self)
     }
 }

@@ -364,11 +364,13 @@ fn render_engine(out: &mut String, s: &StatsSnapshot) {
     );
 }
 
-fn us_to_s(us: u64) -> String {
+/// Microseconds as a decimal number of seconds (Prometheus durations are in seconds).
+pub(crate) fn us_to_s(us: u64) -> String {
     format!("{}", us as f64 / 1e6)
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+/// Writes the `# HELP` and `# TYPE` lines of a metric family.
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }

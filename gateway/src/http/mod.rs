@@ -6,7 +6,9 @@
 //! - [`server`]: sockets: the accept loop, connection caps ([`per_ip`] per address), idle
 //!   connections ([`idle`]), timeouts, graceful drain.
 //! - [`json`]: request bodies are JSON objects (never serde's positional arrays).
-//! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each.
+//! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each;
+//!   [`process`] (build and process metrics) and [`stock_metrics`] (per-SKU stock, top N) add
+//!   to `/metrics`.
 
 pub mod app;
 pub mod idle;
@@ -16,9 +18,11 @@ pub mod jwt;
 pub mod metrics;
 pub mod per_ip;
 pub mod problem;
+pub mod process;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;
+pub mod stock_metrics;
 pub mod wire;
 
 pub use app::{ApiConfig, App, Caller};

@@ -1,7 +1,9 @@
 //! The stock stream's counters in Prometheus text, for `/metrics`.
 
 use super::{HubStats, ServerStatsSnapshot};
-use crate::http::metrics::{counter, gauge};
+use std::fmt::Write as _;
+
+use crate::http::metrics::{counter, gauge, header, us_to_s};
 
 /// Appends the stream's counters: connections, updates, conflation and publication wait.
 pub fn render(out: &mut String, hub: &HubStats, server: &ServerStatsSnapshot, interval_us: u64) {
@@ -83,30 +85,34 @@ pub fn render(out: &mut String, hub: &HubStats, server: &ServerStatsSnapshot, in
         "Newest update sequence number.",
         hub.head_seq,
     );
-    gauge(
+    header(
         out,
-        "flashsale_stream_publish_interval_us",
+        "flashsale_stream_publish_interval_seconds",
+        "gauge",
         "Current time between publications (grows with connections to fit the sends budget).",
-        interval_us,
     );
-    gauge(
+    let _ = writeln!(
         out,
-        "flashsale_stream_publish_wait_p50_us",
-        "Median time from a stock change to its publication, since start.",
-        hub.wait_p50_us,
+        "flashsale_stream_publish_interval_seconds {}",
+        us_to_s(interval_us)
     );
-    gauge(
+    header(
         out,
-        "flashsale_stream_publish_wait_p99_us",
-        "99th percentile time from a stock change to its publication, since start.",
-        hub.wait_p99_us,
+        "flashsale_stream_publish_wait_quantile_seconds",
+        "gauge",
+        "Time from a stock change to its publication since start, by quantile (1 = the longest).",
     );
-    gauge(
-        out,
-        "flashsale_stream_publish_wait_max_us",
-        "Longest time from a stock change to its publication, since start.",
-        hub.wait_max_us,
-    );
+    for (q, us) in [
+        ("0.5", hub.wait_p50_us),
+        ("0.99", hub.wait_p99_us),
+        ("1", hub.wait_max_us),
+    ] {
+        let _ = writeln!(
+            out,
+            "flashsale_stream_publish_wait_quantile_seconds{{quantile=\"{q}\"}} {}",
+            us_to_s(us)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -138,13 +144,16 @@ mod tests {
             "flashsale_stream_connections 2",
             "flashsale_stream_updates_sent_total 6",
             "flashsale_stream_changes_conflated_total 7",
-            "flashsale_stream_publish_interval_us 5000",
-            "flashsale_stream_publish_wait_p99_us 4900",
+            "flashsale_stream_publish_interval_seconds 0.005",
+            "flashsale_stream_publish_wait_quantile_seconds{quantile=\"0.99\"} 0.0049",
+            "flashsale_stream_publish_wait_quantile_seconds{quantile=\"1\"} 0.0051",
         ] {
             assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
         }
+        // One sample per family, but three quantiles of the publication wait.
         let samples = out.lines().filter(|l| !l.starts_with('#')).count();
         let types = out.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(samples, types);
+        assert_eq!(samples, types + 2);
+        assert!(!out.contains("_us"), "durations are in seconds:\n{out}");
     }
 }

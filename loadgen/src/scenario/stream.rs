@@ -5,7 +5,7 @@
 //! Delay of an update = subscriber's clock at delivery − the update's `server_time_us` (when the
 //! server published it), on one host. It covers the server's fan-out, QUIC and decoding; the time
 //! a change waits for its publication (at most the server's publish interval) is reported by the
-//! server (`flashsale_stream_publish_wait_us` in `/metrics`).
+//! server (`flashsale_stream_publish_wait_quantile_seconds` in `/metrics`).
 //!
 //! Subscribers run on their own runtime thread, so HTTP buyers in the same process do not queue
 //! in front of received updates (which would add the load generator's own scheduling delay to

@@ -10,6 +10,7 @@ use super::response::{json, ResBody};
 use super::{Answer, App};
 use crate::http::inventory::Inventory;
 use crate::http::problem::{Problem, ProblemKind};
+use crate::http::{process, stock_metrics};
 
 /// Renders more Prometheus text into `/metrics`.
 pub struct ExtraMetrics(pub Box<dyn Fn(&mut String) + Send + Sync>);
@@ -40,12 +41,19 @@ impl<E: Inventory> App<E> {
         }
     }
 
-    /// `GET /metrics`: the gateway's and the engine's metrics, then any extra ones.
-    pub(super) fn render_metrics(&self) -> Response<ResBody> {
+    /// `GET /metrics`: the gateway's and the engine's metrics, per-SKU stock (the busiest
+    /// `metrics_top_skus`), any extra ones, then the build and the process.
+    pub(super) async fn render_metrics(&self) -> Response<ResBody> {
         let stats = self.inventory.stats();
         let mut text = self.metrics.render(stats.as_ref());
+        let mut levels = self.inventory.stock_levels().await;
+        stock_metrics::render(&mut text, &mut levels, self.config.metrics_top_skus);
         if let Some(extra) = &self.extra_metrics {
             (extra.0)(&mut text);
+        }
+        process::render_build_info(&mut text);
+        if let Some(p) = process::read_process_stats() {
+            process::render_process(&mut text, &p);
         }
         let mut res = Response::new(Full::new(Bytes::from(text)));
         res.headers_mut().insert(

@@ -43,6 +43,14 @@ impl Tokens {
         self.entries.iter().any(|(_, r)| *r == role)
     }
 
+    /// The tokens of `role`.
+    pub fn of_role(&self, role: Role) -> impl Iterator<Item = &[u8]> {
+        self.entries
+            .iter()
+            .filter(move |(_, r)| *r == role)
+            .map(|(t, _)| t.as_slice())
+    }
+
     /// The role of `token`, if it is one of ours. Checks every entry in constant time each.
     pub fn role_of(&self, token: &str) -> Option<Role> {
         let presented = token.as_bytes();

@@ -3,6 +3,7 @@
 //! - [`auth`]: bearer tokens and their roles (shared by HTTP and the stream).
 //! - [`cli`]: the operator commands (`sku`, `reservation`, `order`, `credentials`).
 //! - [`ha`]: high availability on the Postgres log (`serve --ha`).
+//! - [`dashboard`]: the live operator page at `/dashboard` (assets, session, event feed).
 //! - [`http`]: the HTTP checkout API.
 //! - [`identity`]: generated tokens, certificate and stateless-reset key kept across restarts.
 //! - [`serve`]: `flashsale serve`: flags and process wiring.
@@ -11,6 +12,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod dashboard;
 pub mod ha;
 pub mod http;
 pub mod identity;

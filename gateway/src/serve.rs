@@ -12,6 +12,7 @@ use flashsale_engine::{Engine, EngineConfig, LogBackend, StockObserver, SystemCl
 use tokio::net::TcpListener;
 
 use crate::auth::{Role, Tokens};
+use crate::dashboard::DashboardFeed;
 use crate::ha::node::EngineFactory;
 use crate::ha::{HaConfig, HaNode};
 use crate::http::jwt::JwtVerifier;
@@ -433,6 +434,23 @@ fn print_quic(quic: &StreamThread) {
     );
 }
 
+/// `app` with the dashboard's feed, and the feed's one-second sampler started (it stops when
+/// the feed is closed, on shutdown, or the API is dropped).
+fn with_dashboard<E: crate::http::Inventory>(
+    app: App<E>,
+    quic: &StreamThread,
+) -> (Arc<App<E>>, Arc<DashboardFeed>) {
+    let feed = Arc::new(DashboardFeed::new());
+    let app = Arc::new(app.with_dashboard(feed.clone()));
+    let stats = quic.stats();
+    tokio::spawn(crate::dashboard::sampler::run(
+        Arc::downgrade(&app),
+        feed.clone(),
+        Box::new(move || stats.snapshot().active),
+    ));
+    (app, feed)
+}
+
 /// Runs `flashsale serve` until SIGINT/SIGTERM; returns once drained and stopped.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     raise_fd_limit();
@@ -568,11 +586,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         print_quic(&quic);
         quic.start(hub.clone(), tokens.clone());
         println!("http listening on {http_addr}");
+        println!("dashboard: http://{http_addr}/dashboard (sign in with the admin token)");
         println!("ha: node {node_id} joined as standby, advertising {advertise_url}");
-        let app = Arc::new(
+        let (app, feed) = with_dashboard(
             App::new(node.engines(), api)
                 .with_cluster(node.state())
                 .with_extra_metrics(stream_metrics),
+            &quic,
         );
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let controller = tokio::spawn(node.run(async move {
@@ -581,6 +601,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let outcome = crate::http::serve(http, app, server, async move {
             let sig = stop.await;
             tracing::info!(signal = sig, "stopping");
+            feed.close();
         })
         .await;
         if !outcome.drained {
@@ -620,10 +641,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     print_quic(&quic);
     quic.start(hub.clone(), tokens.clone());
     println!("http listening on {http_addr}");
-    let app = Arc::new(App::new(engine.clone(), api).with_extra_metrics(stream_metrics));
+    println!("dashboard: http://{http_addr}/dashboard (sign in with the admin token)");
+    let (app, feed) = with_dashboard(
+        App::new(engine.clone(), api).with_extra_metrics(stream_metrics),
+        &quic,
+    );
     let outcome = crate::http::serve(http, app, server, async move {
         let sig = stop.await;
         tracing::info!(signal = sig, "stopping");
+        // Dashboard streams end now, so they do not hold up the drain.
+        feed.close();
     })
     .await;
     if !outcome.drained {

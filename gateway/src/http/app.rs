@@ -9,11 +9,13 @@
 //! - `response.rs`: JSON answers, `Location`, and the security headers of every response;
 //! - `skus.rs`, `reservations.rs`, `orders.rs`: the handlers of each resource;
 //! - `probes.rs`: `/health`, `/ready` and `/metrics`;
-//! - `cluster.rs`: `GET /v1/cluster` and the standby's `503 not-leader` (high availability).
+//! - `cluster.rs`: `GET /v1/cluster` and the standby's `503 not-leader` (high availability);
+//! - `dashboard.rs`: the operator dashboard's page, assets, session and event stream.
 
 mod access;
 mod body;
 mod cluster;
+mod dashboard;
 mod orders;
 mod pagination;
 mod probes;
@@ -35,8 +37,11 @@ use super::jwt::JwtVerifier;
 use super::metrics::Metrics;
 use super::problem::{Problem, ProblemKind};
 use super::rate_limit::{retry_after_s, Rate, RateLimiter};
+use super::recent::RecentProblems;
 use super::routes::{self, Miss, RouteId};
-use crate::auth::Tokens;
+use crate::auth::{Role, Tokens};
+use crate::dashboard::session::SessionKey;
+use crate::dashboard::DashboardFeed;
 use crate::ha::ClusterState;
 
 pub use access::{Caller, CredentialId};
@@ -45,7 +50,7 @@ pub use pagination::{
     decode_cursor, encode_cursor, parse_list_query, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
 };
 pub use probes::ExtraMetrics;
-pub use response::{add_security_headers, ResBody};
+pub use response::{add_security_headers, full, ResBody};
 
 /// What a handler returns: a response, or a problem to report.
 type Answer = Result<Response<ResBody>, Problem>;
@@ -104,12 +109,19 @@ pub struct App<E> {
     /// The node's high-availability group, with `serve --ha`: a standby refuses `/ready`
     /// and `/v1` requests with `503 not-leader`.
     cluster: Option<Arc<ClusterState>>,
+    /// The latest problems answered, for the dashboard.
+    recent: RecentProblems,
+    /// The dashboard's event feed, if the dashboard is served.
+    dashboard: Option<Arc<DashboardFeed>>,
+    /// Signs and checks the dashboard's session cookies (derived from the admin tokens).
+    session_key: SessionKey,
 }
 
 impl<E: Inventory> App<E> {
     /// The API over `inventory` with `config`.
     pub fn new(inventory: E, config: ApiConfig) -> Self {
         let max_keys = config.rate_limit_max_keys;
+        let session_key = SessionKey::from_admin_tokens(config.tokens.of_role(Role::Admin));
         App {
             ip_limiter: config.ip_rate.map(|r| RateLimiter::new(r, max_keys)),
             buyer_limiter: config.buyer_rate.map(|r| RateLimiter::new(r, max_keys)),
@@ -118,7 +130,22 @@ impl<E: Inventory> App<E> {
             metrics: Metrics::new(),
             extra_metrics: None,
             cluster: None,
+            recent: RecentProblems::new(),
+            dashboard: None,
+            session_key,
         }
+    }
+
+    /// Serves the dashboard's event stream from `feed` (without it, `/dashboard/events`
+    /// answers 503).
+    pub fn with_dashboard(mut self, feed: Arc<DashboardFeed>) -> Self {
+        self.dashboard = Some(feed);
+        self
+    }
+
+    /// The latest problems answered.
+    pub fn recent_problems(&self) -> &RecentProblems {
+        &self.recent
     }
 
     /// Makes this the API of a node of a high-availability group described by `cluster`.
@@ -158,6 +185,8 @@ impl<E: Inventory> App<E> {
             Ok(res) => res,
             Err(p) => {
                 log_problem(&parts, &p);
+                self.recent
+                    .record(parts.method.as_str(), parts.uri.path(), &p, now_ms());
                 p.into_response()
             }
         };
@@ -194,6 +223,14 @@ impl<E: Inventory> App<E> {
                 return self.ready();
             }
             RouteId::Metrics => return Ok(self.render_metrics().await),
+            RouteId::DashboardPage => return self.dashboard_page(&parts.headers),
+            RouteId::DashboardAsset => return dashboard::asset(param.unwrap_or_default()),
+            RouteId::DashboardSignOut => return dashboard::sign_out(),
+            RouteId::DashboardEvents => return self.dashboard_events(&parts.headers),
+            RouteId::DashboardSignIn => {
+                self.check_ip_rate(peer)?;
+                return self.dashboard_sign_in(&parts.headers, body).await;
+            }
             _ => {}
         }
         self.check_ip_rate(peer)?;
@@ -214,9 +251,15 @@ impl<E: Inventory> App<E> {
             RouteId::Confirm => self.confirm(&caller, param, headers, body).await,
             RouteId::Cancel => self.cancel(&caller, param, headers, body).await,
             RouteId::GetOrder => self.get_order(&caller, param).await,
-            RouteId::Health | RouteId::Ready | RouteId::Metrics | RouteId::Cluster => {
-                Err(Problem::internal("unreachable route dispatch"))
-            }
+            RouteId::Health
+            | RouteId::Ready
+            | RouteId::Metrics
+            | RouteId::Cluster
+            | RouteId::DashboardPage
+            | RouteId::DashboardAsset
+            | RouteId::DashboardSignIn
+            | RouteId::DashboardSignOut
+            | RouteId::DashboardEvents => Err(Problem::internal("unreachable route dispatch")),
         }
     }
 
@@ -230,6 +273,13 @@ impl<E: Inventory> App<E> {
         }
         Ok(())
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The problem of a request that matches no route: 404, or 405 with the allowed methods.

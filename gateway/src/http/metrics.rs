@@ -114,6 +114,18 @@ impl Metrics {
         }
     }
 
+    /// The latency of every answer since start, all routes together, in µs.
+    pub fn latency_all_routes(&self) -> Histogram<u64> {
+        let mut all = new_histogram();
+        for r in &self.routes {
+            if let Ok(h) = r.latency_us.lock() {
+                // Same bounds everywhere: adding cannot fail.
+                let _ = all.add(&*h);
+            }
+        }
+        all
+    }
+
     /// Number of requests recorded for `route` with `status`.
     pub fn count(&self, route: Option<RouteId>, status: u16) -> u64 {
         let slot = route.map_or(ROUTE_COUNT, RouteId::index);

@@ -8,7 +8,7 @@
 //! - [`json`]: request bodies are JSON objects (never serde's positional arrays).
 //! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each;
 //!   [`process`] (build and process metrics) and [`stock_metrics`] (per-SKU stock, top N) add
-//!   to `/metrics`.
+//!   to `/metrics`; [`recent`] keeps the latest problems for the dashboard.
 
 pub mod app;
 pub mod idle;
@@ -20,6 +20,7 @@ pub mod per_ip;
 pub mod problem;
 pub mod process;
 pub mod rate_limit;
+pub mod recent;
 pub mod routes;
 pub mod server;
 pub mod stock_metrics;

@@ -1,9 +1,7 @@
 //! RFC 9457 problem details: the one error shape of the API, with stable `type` URIs.
 
-use bytes::Bytes;
 use flashsale_engine::CommandError;
 use flashsale_protocol::SkuId;
-use http_body_util::Full;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use serde_json::{Map, Value};
@@ -261,9 +259,9 @@ impl Problem {
     }
 
     /// The HTTP response (security headers are added by the caller for every response).
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_response(self) -> Response<super::app::ResBody> {
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
-        let mut res = Response::new(Full::new(Bytes::from(body)));
+        let mut res = Response::new(super::app::full(body));
         *res.status_mut() = self.kind.status();
         let h = res.headers_mut();
         h.insert(

@@ -33,6 +33,16 @@ pub enum RouteId {
     Ready,
     /// `GET /metrics`: Prometheus text.
     Metrics,
+    /// `GET /dashboard`: the operator dashboard (or its sign-in page).
+    DashboardPage,
+    /// `GET /dashboard/assets/{asset}`: the dashboard's embedded scripts and style sheet.
+    DashboardAsset,
+    /// `POST /dashboard/session`: exchange the admin token for a session cookie.
+    DashboardSignIn,
+    /// `DELETE /dashboard/session`: end the session.
+    DashboardSignOut,
+    /// `GET /dashboard/events`: the dashboard's server-sent events.
+    DashboardEvents,
 }
 
 /// A route's method, path template and metrics label.
@@ -128,10 +138,40 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/metrics",
         name: "metrics",
     },
+    RouteSpec {
+        id: RouteId::DashboardPage,
+        method: "GET",
+        path: "/dashboard",
+        name: "dashboard",
+    },
+    RouteSpec {
+        id: RouteId::DashboardAsset,
+        method: "GET",
+        path: "/dashboard/assets/{asset}",
+        name: "dashboard_asset",
+    },
+    RouteSpec {
+        id: RouteId::DashboardSignIn,
+        method: "POST",
+        path: "/dashboard/session",
+        name: "dashboard_sign_in",
+    },
+    RouteSpec {
+        id: RouteId::DashboardSignOut,
+        method: "DELETE",
+        path: "/dashboard/session",
+        name: "dashboard_sign_out",
+    },
+    RouteSpec {
+        id: RouteId::DashboardEvents,
+        method: "GET",
+        path: "/dashboard/events",
+        name: "dashboard_events",
+    },
 ];
 
 /// Number of routes (metrics keep one slot per route plus one for unmatched requests).
-pub const ROUTE_COUNT: usize = 13;
+pub const ROUTE_COUNT: usize = 18;
 
 impl RouteId {
     /// Position of this route in [`ROUTES`].
@@ -260,6 +300,21 @@ mod tests {
             ("GET", "/health", RouteId::Health, None),
             ("GET", "/ready", RouteId::Ready, None),
             ("GET", "/metrics", RouteId::Metrics, None),
+            ("GET", "/dashboard", RouteId::DashboardPage, None),
+            (
+                "GET",
+                "/dashboard/assets/dashboard.js",
+                RouteId::DashboardAsset,
+                Some("dashboard.js"),
+            ),
+            ("POST", "/dashboard/session", RouteId::DashboardSignIn, None),
+            (
+                "DELETE",
+                "/dashboard/session",
+                RouteId::DashboardSignOut,
+                None,
+            ),
+            ("GET", "/dashboard/events", RouteId::DashboardEvents, None),
         ];
         for (m, p, route, param) in cases {
             let method = Method::from_bytes(m.as_bytes()).unwrap();

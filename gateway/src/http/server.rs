@@ -11,7 +11,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::CONTENT_TYPE;
 use hyper::service::{service_fn, Service};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -22,7 +28,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::app::{App, ResBody};
-use super::idle::Activity;
+use super::idle::{Activity, InFlight};
 use super::inventory::Inventory;
 use super::per_ip::{IpSlot, PerIpLimit};
 use super::problem::{Problem, ProblemKind};
@@ -370,10 +376,54 @@ fn counted_service<E: Inventory>(
         let in_flight = activity.begin();
         async move {
             let res = app.handle(req, peer.ip()).await;
-            drop(in_flight);
+            // A server-sent event stream is in flight until its body ends, not just until
+            // its head is ready: the idle check must not close its connection.
+            let streaming = res
+                .headers()
+                .get(CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            let res = if streaming {
+                res.map(|body| {
+                    UntilDone {
+                        body,
+                        _in_flight: in_flight,
+                    }
+                    .boxed_unsync()
+                })
+            } else {
+                drop(in_flight);
+                res
+            };
             Ok::<_, Infallible>(res)
         }
     })
+}
+
+/// A response body that keeps its request counted as in flight until the body ends or is
+/// dropped.
+struct UntilDone {
+    body: ResBody,
+    _in_flight: InFlight,
+}
+
+impl Body for UntilDone {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// When to look again whether the connection has been idle for `idle_timeout`.

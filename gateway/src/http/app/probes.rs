@@ -1,12 +1,10 @@
 //! The unauthenticated operations endpoints: `/health` (alive), `/ready` (the log is
 //! writable) and `/metrics` (Prometheus text, with other parts' metrics appended).
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
-use super::response::{json, ResBody};
+use super::response::{full, json, ResBody};
 use super::{Answer, App};
 use crate::http::inventory::Inventory;
 use crate::http::problem::{Problem, ProblemKind};
@@ -55,7 +53,7 @@ impl<E: Inventory> App<E> {
         if let Some(p) = process::read_process_stats() {
             process::render_process(&mut text, &p);
         }
-        let mut res = Response::new(Full::new(Bytes::from(text)));
+        let mut res = Response::new(full(text));
         res.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -1,16 +1,25 @@
 //! Building answers: JSON bodies, the `Location` of created resources, and the security
 //! headers every response carries (problems included).
 
+use std::convert::Infallible;
+
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Full};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::http::problem::Problem;
 
-/// The response body type of every answer.
-pub type ResBody = Full<Bytes>;
+/// The response body type of every answer: a whole body ([`full`]) or, for server-sent
+/// events, a stream.
+pub type ResBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A whole response body.
+pub fn full(bytes: impl Into<Bytes>) -> ResBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
 
 /// The headers of every response: no sniffing, no caching, no framing, no referrers.
 static SECURITY_HEADERS: &[(HeaderName, &str)] = &[
@@ -24,9 +33,13 @@ static SECURITY_HEADERS: &[(HeaderName, &str)] = &[
     (hyper::header::REFERRER_POLICY, "no-referrer"),
 ];
 
-/// Adds the security headers every response carries.
+/// Adds the security headers every response carries. A `Content-Security-Policy` the handler
+/// set (the dashboard's pages) is kept; every other answer gets the strictest one.
 pub fn add_security_headers(headers: &mut HeaderMap) {
     for (name, value) in SECURITY_HEADERS {
+        if *name == hyper::header::CONTENT_SECURITY_POLICY && headers.contains_key(name) {
+            continue;
+        }
         headers.insert(name.clone(), HeaderValue::from_static(value));
     }
 }
@@ -39,7 +52,7 @@ pub(super) fn json<T: Serialize>(
 ) -> Result<Response<ResBody>, Problem> {
     let body = serde_json::to_vec(value)
         .map_err(|e| Problem::internal(format!("cannot encode the response: {e}")))?;
-    let mut res = Response::new(Full::new(Bytes::from(body)));
+    let mut res = Response::new(full(body));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

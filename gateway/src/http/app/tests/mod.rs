@@ -2,6 +2,7 @@
 
 mod access;
 mod cluster;
+mod dashboard;
 mod fake;
 mod idempotency;
 mod internal;
@@ -81,7 +82,10 @@ async fn call_with(
     let status = res.status().as_u16();
     let headers = res.headers().clone();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let body = if headers[CONTENT_TYPE].to_str().unwrap().contains("json") {
+    let body = if headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.to_str().unwrap().contains("json"))
+    {
         serde_json::from_slice(&bytes).unwrap()
     } else {
         Value::String(String::from_utf8(bytes.to_vec()).unwrap())

@@ -16,6 +16,7 @@ pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
             "text/javascript; charset=utf-8",
             include_str!("assets/login.js"),
         )),
+        "favicon.svg" => Some(("image/svg+xml", include_str!("assets/favicon.svg"))),
         "dashboard.css" => Some((
             "text/css; charset=utf-8",
             include_str!("assets/dashboard.css"),

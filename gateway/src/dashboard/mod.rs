@@ -2,7 +2,7 @@
 //! the binary ([`assets`]), signed in with the admin token for a session cookie ([`session`]),
 //! and fed by server-sent events from `GET /dashboard/events` ([`feed`]), one per second
 //! ([`sampler`] gathers, [`sample`] computes). The HTTP handlers are in
-//! `http/app/dashboard.rs`; docs/adr/0021-operator-dashboard.md explains the choices.
+//! `http/app/dashboard.rs`; docs/adr/0022-operator-dashboard.md explains the choices.
 
 pub mod assets;
 pub mod feed;

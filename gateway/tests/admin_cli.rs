@@ -300,3 +300,44 @@ fn help_describes_every_contract_flag() {
         "watch --help says nothing about request logging"
     );
 }
+
+#[test]
+fn every_flag_states_its_default_once() {
+    // Issue 13: `--stream-threads` printed its default twice (in its doc and from clap).
+    let help = |args: &[&str]| {
+        let (code, out, err) = flashsale(args, &[]);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+    for args in [
+        &["serve", "--help"][..],
+        &["watch", "--help"],
+        &["credentials", "show", "--help"],
+        &["sku", "list", "--help"],
+    ] {
+        let text = help(args);
+        // Each flag's block runs from its `  -…` line to the next one.
+        let mut blocks: Vec<String> = Vec::new();
+        for line in text.lines() {
+            if line.trim_start().starts_with('-') || blocks.is_empty() {
+                blocks.push(String::new());
+            }
+            if let Some(b) = blocks.last_mut() {
+                b.push_str(line);
+                b.push('\n');
+            }
+        }
+        assert!(blocks.len() > 3, "{args:?}: {text}");
+        for block in blocks {
+            let defaults = block.matches("[default").count();
+            assert!(
+                defaults <= 1,
+                "{args:?}: a default stated {defaults} times in:\n{block}"
+            );
+        }
+        assert!(
+            text.contains("--metrics-top-skus") || args[0] != "serve",
+            "{text}"
+        );
+    }
+}

@@ -4,6 +4,8 @@
 //! at once instead of holding up the drain. (The page itself is driven in headless Chromium by
 //! scripts/dashboard-browser.sh.)
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

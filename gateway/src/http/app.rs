@@ -39,6 +39,7 @@ use super::problem::{Problem, ProblemKind};
 use super::rate_limit::{retry_after_s, Rate, RateLimiter};
 use super::recent::RecentProblems;
 use super::routes::{self, Miss, RouteId};
+use super::stock_metrics::StockRenderCache;
 use crate::auth::{Role, Tokens};
 use crate::dashboard::session::SessionKey;
 use crate::dashboard::DashboardFeed;
@@ -111,6 +112,8 @@ pub struct App<E> {
     cluster: Option<Arc<ClusterState>>,
     /// The latest problems answered, for the dashboard.
     recent: RecentProblems,
+    /// The stock series of `/metrics`, reused for a second.
+    stock_render: StockRenderCache,
     /// The dashboard's event feed, if the dashboard is served.
     dashboard: Option<Arc<DashboardFeed>>,
     /// Signs and checks the dashboard's session cookies (derived from the admin tokens).
@@ -131,6 +134,7 @@ impl<E: Inventory> App<E> {
             extra_metrics: None,
             cluster: None,
             recent: RecentProblems::new(),
+            stock_render: StockRenderCache::new(),
             dashboard: None,
             session_key,
         }

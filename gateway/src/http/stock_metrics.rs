@@ -5,6 +5,8 @@
 //! million SKUs costs at most `3 × top + 7` series.
 
 use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use flashsale_engine::StockLevel;
 
@@ -14,6 +16,39 @@ use super::metrics::{gauge, header};
 pub const DEFAULT_TOP_SKUS: usize = 20;
 /// Most SKUs `--metrics-top-skus` may ask for.
 pub const MAX_TOP_SKUS: usize = 1_000;
+
+/// How long a rendering of the stock series is reused: `/metrics` takes no credential, so
+/// however often it is scraped, the walk over every SKU happens at most once per this period.
+pub const STOCK_RENDER_TTL: Duration = Duration::from_secs(1);
+
+/// The latest rendering of the stock series and when it was made.
+#[derive(Debug, Default)]
+pub struct StockRenderCache {
+    latest: Mutex<Option<(Instant, String)>>,
+}
+
+impl StockRenderCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The rendering made at most [`STOCK_RENDER_TTL`] before `now`, if any.
+    pub fn fresh(&self, now: Instant) -> Option<String> {
+        let latest = self.latest.lock().ok()?;
+        latest
+            .as_ref()
+            .filter(|(at, _)| now.saturating_duration_since(*at) < STOCK_RENDER_TTL)
+            .map(|(_, text)| text.clone())
+    }
+
+    /// Keeps `text`, rendered at `at`.
+    pub fn store(&self, at: Instant, text: &str) {
+        if let Ok(mut latest) = self.latest.lock() {
+            *latest = Some((at, text.to_owned()));
+        }
+    }
+}
 
 /// Units of each state, summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -166,6 +201,19 @@ mod tests {
             .filter(|l| l.starts_with("flashsale_sku_stock_units{"))
             .count();
         assert_eq!(series, 9);
+    }
+
+    #[test]
+    fn a_rendering_is_reused_for_one_second() {
+        let cache = StockRenderCache::new();
+        let t0 = Instant::now();
+        assert_eq!(cache.fresh(t0), None);
+        cache.store(t0, "x 1\n");
+        assert_eq!(
+            cache.fresh(t0 + Duration::from_millis(999)).as_deref(),
+            Some("x 1\n")
+        );
+        assert_eq!(cache.fresh(t0 + STOCK_RENDER_TTL), None);
     }
 
     #[test]

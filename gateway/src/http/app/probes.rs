@@ -40,12 +40,23 @@ impl<E: Inventory> App<E> {
     }
 
     /// `GET /metrics`: the gateway's and the engine's metrics, per-SKU stock (the busiest
-    /// `metrics_top_skus`), any extra ones, then the build and the process.
+    /// `metrics_top_skus`; rendered at most once a second), any extra ones, then the build and
+    /// the process.
     pub(super) async fn render_metrics(&self) -> Response<ResBody> {
         let stats = self.inventory.stats();
         let mut text = self.metrics.render(stats.as_ref());
-        let mut levels = self.inventory.stock_levels().await;
-        stock_metrics::render(&mut text, &mut levels, self.config.metrics_top_skus);
+        let now = std::time::Instant::now();
+        let stock = match self.stock_render.fresh(now) {
+            Some(stock) => stock,
+            None => {
+                let mut levels = self.inventory.stock_levels().await;
+                let mut stock = String::new();
+                stock_metrics::render(&mut stock, &mut levels, self.config.metrics_top_skus);
+                self.stock_render.store(now, &stock);
+                stock
+            }
+        };
+        text.push_str(&stock);
         if let Some(extra) = &self.extra_metrics {
             (extra.0)(&mut text);
         }

@@ -14,9 +14,9 @@ use super::routes::{RouteId, ROUTES, ROUTE_COUNT};
 
 /// Status codes counted individually; anything else is counted as `other`.
 const STATUSES: &[u16] = &[
-    200, 201, 400, 401, 403, 404, 405, 408, 409, 413, 422, 429, 500, 503,
+    200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 422, 429, 500, 503,
 ];
-const STATUS_SLOTS: usize = 15;
+const STATUS_SLOTS: usize = 16;
 /// Slots: every route, then one for requests that matched no route.
 const ROUTE_SLOTS: usize = ROUTE_COUNT + 1;
 /// Latency histogram bucket bounds, in µs (rendered in seconds).
@@ -410,6 +410,11 @@ mod tests {
         m.record(Some(RouteId::Reserve), 409, Duration::from_micros(80));
         m.record(Some(RouteId::Reserve), 409, Duration::from_millis(3));
         m.record(None, 404, Duration::from_micros(5));
+        m.record(
+            Some(RouteId::DashboardSignOut),
+            204,
+            Duration::from_micros(5),
+        );
         m.record(Some(RouteId::Health), 299, Duration::from_micros(5));
         assert_eq!(m.count(Some(RouteId::Reserve), 409), 2);
         m.connections_open.store(7, Ordering::Relaxed);
@@ -422,6 +427,9 @@ mod tests {
             text.contains("flashsale_http_requests_total{route=\"unmatched\",status=\"404\"} 1")
         );
         assert!(text.contains("flashsale_http_requests_total{route=\"health\",status=\"other\"} 1"));
+        assert!(text.contains(
+            "flashsale_http_requests_total{route=\"dashboard_sign_out\",status=\"204\"} 1"
+        ));
         assert!(
             text.contains(
                 "flashsale_http_request_duration_seconds_bucket{route=\"reserve\",le=\"0.0001\"} 1"

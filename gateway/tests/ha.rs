@@ -168,6 +168,18 @@ async fn standby_refuses_writes_and_takes_over_with_keys_and_timers() {
     );
     api_a.put_sku("ha-tee", sku_body(10, 3600)).await;
     api_a.put_sku("ha-short", sku_body(5, 1)).await;
+    // The leader's /metrics has per-SKU stock (its engine behind the HA switch); the standby's
+    // has none (no engine).
+    let metrics = |s: &Server| {
+        let url = s.url("/metrics");
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let text = metrics(&a).await;
+    assert!(
+        text.contains("flashsale_sku_stock_units{sku=\"ha-tee\",state=\"available\"} 10"),
+        "{text}"
+    );
+    assert!(metrics(&b).await.contains("flashsale_skus 0"));
     let refused = api_b.reserve("x", "ha-tee", 1).await;
     assert_eq!((refused.status, refused.problem()), (503, "not-leader"));
     assert_eq!(refused.body["leader_url"], format!("http://{}", a.addr));

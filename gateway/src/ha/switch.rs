@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use flashsale_engine::{
     CommandError, Engine, OrderView, ReservationView, ReserveRequest, SkuView, StatsSnapshot,
+    StockLevel,
 };
 use flashsale_protocol::{OrderId, ReservationId, SkuId, SkuSpec};
 
@@ -117,5 +118,14 @@ impl Inventory for SwitchEngine {
     }
     fn stats(&self) -> Option<StatsSnapshot> {
         self.get().map(|e| e.stats())
+    }
+    fn stock_levels(&self) -> impl Future<Output = Vec<StockLevel>> + Send {
+        let e = self.get();
+        async move {
+            match e {
+                Some(e) => e.stock_levels().await,
+                None => Vec::new(),
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod event;
 pub mod ids;
 pub mod limits;
+pub mod queue;
 pub mod stream;
 
 pub use codec::{decode_record, encode_record, DecodeError, RECORD_VERSION};

@@ -80,11 +80,7 @@ pub fn validate(spec: &QueueSpec) -> Result<(), ConfigError> {
 }
 
 /// Checks a change of an existing queue: after the start, its SKUs, times and method stay.
-pub fn validate_change(
-    old: &QueueSpec,
-    new: &QueueSpec,
-    started: bool,
-) -> Result<(), ConfigError> {
+pub fn validate_change(old: &QueueSpec, new: &QueueSpec, started: bool) -> Result<(), ConfigError> {
     if !started {
         return Ok(());
     }

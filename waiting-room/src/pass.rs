@@ -173,7 +173,11 @@ mod tests {
         let mut other = claims();
         other.buyer = BuyerId::new("mallory").unwrap();
         let (_, tag) = pass.split_once('.').unwrap();
-        let (body, _) = key.sign(&other).split_once('.').map(|(b, t)| (b.to_string(), t.to_string())).unwrap();
+        let (body, _) = key
+            .sign(&other)
+            .split_once('.')
+            .map(|(b, t)| (b.to_string(), t.to_string()))
+            .unwrap();
         assert_eq!(key.verify(&format!("{body}.{tag}")), Err(PassError::Forged));
         for bad in ["", ".", "abc", "a.b.c", &"x".repeat(600)] {
             assert_eq!(key.verify(bad), Err(PassError::Forged), "{bad:?}");
@@ -183,7 +187,10 @@ mod tests {
             let orig = bytes[i];
             bytes[i] = if orig == b'A' { b'B' } else { b'A' };
             let s = String::from_utf8(bytes.clone()).unwrap();
-            assert!(key.verify(&s).is_err() || s.as_bytes()[i] == orig, "flip at {i}");
+            assert!(
+                key.verify(&s).is_err() || s.as_bytes()[i] == orig,
+                "flip at {i}"
+            );
             bytes[i] = orig;
         }
     }

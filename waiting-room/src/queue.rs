@@ -452,7 +452,10 @@ impl Queue {
             return Err(format!("counts {:?} != tickets {c:?}", self.counts));
         }
         if waiting != self.waiting() {
-            return Err(format!("{waiting} waiting tickets, lines hold {}", self.waiting()));
+            return Err(format!(
+                "{waiting} waiting tickets, lines hold {}",
+                self.waiting()
+            ));
         }
         if c.active + c.spent + c.expired != c.admitted_total {
             return Err("admitted tickets do not add up".into());

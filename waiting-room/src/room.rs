@@ -13,8 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{self, ConfigError};
 use crate::limits::{
-    ADMIT_BURST_S, MAX_ADMISSIONS_PER_TICK, MAX_PENDING_RECORDS, MAX_QUEUES,
-    MAX_TICKETS_PER_QUEUE,
+    ADMIT_BURST_S, MAX_ADMISSIONS_PER_TICK, MAX_PENDING_RECORDS, MAX_QUEUES, MAX_TICKETS_PER_QUEUE,
 };
 use crate::pass::{PassError, PassKey};
 use crate::queue::{ApplyError, Counts, Phase, Queue, SkuStock};
@@ -170,7 +169,10 @@ impl WaitingRoom {
     fn emit(&mut self, record: QueueRecord) {
         match self.apply(&record) {
             Ok(()) => {
-                debug_assert!(self.outbox.len() < MAX_PENDING_RECORDS, "outbox not drained");
+                debug_assert!(
+                    self.outbox.len() < MAX_PENDING_RECORDS,
+                    "outbox not drained"
+                );
                 self.outbox.push(record);
             }
             // The room checked the record's preconditions: refusing it is a bug. The state is
@@ -182,10 +184,7 @@ impl WaitingRoom {
     /// Applies one record (replay; commands apply theirs as they make them).
     pub fn apply(&mut self, record: &QueueRecord) -> Result<(), ApplyError> {
         let queue = record.queue().clone();
-        if let QueueRecord::Configured {
-            spec, seed, ..
-        } = record
-        {
+        if let QueueRecord::Configured { spec, seed, .. } = record {
             let q = self
                 .queues
                 .entry(queue.clone())
@@ -235,9 +234,7 @@ impl WaitingRoom {
                 self.holds.retain(|_, v| !(v.0 == queue && v.1 == *ticket));
                 Ok(())
             }
-            QueueRecord::PassExpired { ticket, at_ms, .. } => {
-                q.apply_pass_expired(*ticket, *at_ms)
-            }
+            QueueRecord::PassExpired { ticket, at_ms, .. } => q.apply_pass_expired(*ticket, *at_ms),
         }
     }
 
@@ -399,7 +396,10 @@ impl WaitingRoom {
         let due = q.take_due_expiries(now_ms);
         for ticket in due {
             let idle = matches!(
-                self.queues.get(queue).and_then(|q| q.ticket(ticket)).map(|t| t.state),
+                self.queues
+                    .get(queue)
+                    .and_then(|q| q.ticket(ticket))
+                    .map(|t| t.state),
                 Some(TicketState::Admitted {
                     hold: Hold::Idle,
                     ..
@@ -595,7 +595,10 @@ impl WaitingRoom {
         }
         let holding: u64 = self.queues.values().map(|q| q.counts().holding).sum();
         if holding != self.holds.len() as u64 {
-            return Err(format!("{holding} holding passes, {} holds", self.holds.len()));
+            return Err(format!(
+                "{holding} holding passes, {} holds",
+                self.holds.len()
+            ));
         }
         Ok(())
     }

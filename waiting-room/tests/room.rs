@@ -62,7 +62,8 @@ fn pass_of(room: &WaitingRoom, ticket: u64, now: u64) -> String {
 #[test]
 fn invalid_configurations_name_the_field() {
     let mut room = WaitingRoom::new(key(), 1);
-    let cases: Vec<(&str, Box<dyn Fn(&mut QueueSpec)>)> = vec![
+    type Change = Box<dyn Fn(&mut QueueSpec)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("skus", Box::new(|s| s.skus.clear())),
         ("skus", Box::new(|s| s.skus = vec![sku("a"), sku("a")])),
         (

@@ -306,7 +306,7 @@ fn run(seed: u64, steps: usize) {
                     owner
                 };
                 let sku = skus[rng.gen_range(0..skus.len())].clone();
-                let got = room.begin_hold(&[sku.clone()], Some(&pass), &buyer, now);
+                let got = room.begin_hold(std::slice::from_ref(&sku), Some(&pass), &buyer, now);
                 let want = match state {
                     _ if thief => Err(PassError::OtherBuyer),
                     MState::Spent => Err(PassError::Spent),

@@ -1,0 +1,213 @@
+//! The waiting room's journal: its [`QueueRecord`]s in a log of their own — shard 0 of 1 of a
+//! separate backend instance (`<data dir>/waiting-room` embedded, schema `<schema>_queues` on
+//! Postgres; see ADR 0021) — written by one glommio thread (`flashsale-queues`) with group
+//! commit, and replayed in full at start.
+//!
+//! Order is the room's order: take a [`JournalPermit`] before changing the room, submit the
+//! records under the same lock, await durability after releasing it.
+
+use flashsale_engine::log::{LogBackend, ShardLog};
+use flashsale_protocol::queue::{decode_queue_record, encode_queue_record, QueueRecord};
+use glommio::{LocalExecutorBuilder, Placement};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most batches waiting for the journal thread; more are refused with [`JournalError::Busy`].
+pub const JOURNAL_QUEUE_BATCHES: usize = 4_096;
+
+/// Most batches one group commit takes.
+const GROUP_MAX_BATCHES: usize = 1_024;
+
+/// The journal thread's DMA memory (the log only writes small records).
+const IO_MEMORY: usize = 512 << 10;
+
+/// Why the journal could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    /// The log could not be opened or replayed.
+    #[error("waiting-room journal: cannot open: {0}")]
+    Open(String),
+    /// A stored record did not decode.
+    #[error("waiting-room journal: record {seq} is corrupt: {reason}")]
+    Corrupt {
+        /// Its sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// [`JOURNAL_QUEUE_BATCHES`] batches are waiting already.
+    #[error("waiting-room journal is busy")]
+    Busy,
+    /// The log refused the write (records stay buffered; the next flush retries them).
+    #[error("waiting-room journal: write failed: {0}")]
+    Write(String),
+    /// The journal thread stopped.
+    #[error("waiting-room journal stopped")]
+    Closed,
+}
+
+struct Batch {
+    records: Vec<QueueRecord>,
+    done: oneshot::Sender<Result<(), JournalError>>,
+}
+
+/// The open journal. Dropping it stops its thread after the batches already submitted.
+pub struct QueueJournal {
+    tx: Option<mpsc::Sender<Batch>>,
+    thread: Option<glommio::ExecutorJoinHandle<()>>,
+}
+
+/// A reserved place for one batch: taken before the room changes, so a full journal refuses
+/// the command instead of losing its records.
+pub struct JournalPermit<'a>(mpsc::Permit<'a, Batch>);
+
+impl JournalPermit<'_> {
+    /// Submits the records (in the order the room made them); the future resolves once they
+    /// are durable.
+    pub fn submit(
+        self,
+        records: Vec<QueueRecord>,
+    ) -> impl std::future::Future<Output = Result<(), JournalError>> {
+        let (done, rx) = oneshot::channel();
+        let empty = records.is_empty();
+        if empty {
+            let _ = done.send(Ok(()));
+        } else {
+            self.0.send(Batch { records, done });
+        }
+        async move { rx.await.unwrap_or(Err(JournalError::Closed)) }
+    }
+}
+
+impl QueueJournal {
+    /// Opens the journal on `backend` (shard 0 of 1) and returns it with every stored
+    /// record, in order.
+    pub fn open(
+        backend: Arc<dyn LogBackend>,
+    ) -> Result<(QueueJournal, Vec<QueueRecord>), JournalError> {
+        let (tx, rx) = mpsc::channel::<Batch>(JOURNAL_QUEUE_BATCHES);
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let handle = LocalExecutorBuilder::new(Placement::Unbound)
+            .name("flashsale-queues")
+            .io_memory(IO_MEMORY)
+            .spawn(move || async move {
+                let opened = open_and_replay(backend.as_ref()).await;
+                match opened {
+                    Ok((log, records, last_seq)) => {
+                        if ready_tx.send(Ok(records)).is_ok() {
+                            run(log, last_seq, rx).await;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| JournalError::Open(format!("starting the journal thread: {e}")))?;
+        let records = ready_rx
+            .recv()
+            .map_err(|_| JournalError::Open("journal thread ended".into()))??;
+        Ok((
+            QueueJournal {
+                tx: Some(tx),
+                thread: Some(handle),
+            },
+            records,
+        ))
+    }
+
+    /// A place for one batch, or `Busy`.
+    pub fn try_reserve(&self) -> Result<JournalPermit<'_>, JournalError> {
+        let tx = self.tx.as_ref().ok_or(JournalError::Closed)?;
+        match tx.try_reserve() {
+            Ok(p) => Ok(JournalPermit(p)),
+            Err(mpsc::error::TrySendError::Full(())) => Err(JournalError::Busy),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(JournalError::Closed),
+        }
+    }
+
+    /// Stops the thread after every submitted batch is written (or failed).
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for QueueJournal {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+type Opened = (Box<dyn ShardLog>, Vec<QueueRecord>, u64);
+
+async fn open_and_replay(backend: &dyn LogBackend) -> Result<Opened, JournalError> {
+    let mut log = backend
+        .open(0, 1)
+        .await
+        .map_err(|e| JournalError::Open(e.to_string()))?;
+    let mut records = Vec::new();
+    let mut bad: Option<JournalError> = None;
+    let last = {
+        let mut apply = |seq: u64, bytes: &[u8]| {
+            match decode_queue_record(bytes) {
+                Ok(r) => records.push(r),
+                Err(e) => {
+                    if bad.is_none() {
+                        bad = Some(JournalError::Corrupt {
+                            seq,
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        };
+        log.replay(0, &mut apply)
+            .await
+            .map_err(|e| JournalError::Open(e.to_string()))?
+    };
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    Ok((log, records, last))
+}
+
+async fn run(mut log: Box<dyn ShardLog>, mut seq: u64, mut rx: mpsc::Receiver<Batch>) {
+    let mut buf = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX_BATCHES {
+            match rx.try_recv() {
+                Ok(b) => group.push(b),
+                Err(_) => break,
+            }
+        }
+        let mut failed: Option<JournalError> = None;
+        for batch in &group {
+            for r in &batch.records {
+                buf.clear();
+                if let Err(e) = encode_queue_record(r, &mut buf) {
+                    failed = Some(JournalError::Write(e.to_string()));
+                    continue;
+                }
+                seq += 1;
+                log.append(seq, &buf);
+            }
+        }
+        let res = match (failed, log.flush().await) {
+            (Some(e), _) => Err(e),
+            (None, Ok(())) => Ok(()),
+            (None, Err(e)) => Err(JournalError::Write(e.to_string())),
+        };
+        for b in group {
+            let _ = b.done.send(res.clone());
+        }
+    }
+}

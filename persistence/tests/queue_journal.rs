@@ -1,0 +1,136 @@
+//! The waiting room's journal on both backends: records written by one server are replayed by
+//! the next, which shows every ticket (position, status, pass) as the first one did; a second
+//! restart appends after the first's records.
+
+mod common;
+
+use std::sync::Arc;
+
+use flashsale_engine::log::LogBackend;
+use flashsale_persistence::{EmbeddedBackend, PostgresBackend, QueueJournal};
+use flashsale_protocol::queue::{AdmissionMethod, QueueId, QueueSpec};
+use flashsale_protocol::{BuyerId, ReservationId, SkuId};
+use flashsale_waiting_room::{PassKey, TicketView, WaitingRoom};
+
+const T0: u64 = 5_000_000;
+
+fn q() -> QueueId {
+    QueueId::new("drop").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn key() -> PassKey {
+    PassKey::new([3; 32])
+}
+
+fn buyer(i: usize) -> BuyerId {
+    BuyerId::new(format!("b{i}")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn tee() -> SkuId {
+    SkuId::new("tee").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `f(room)` and makes its records durable, as a server does per command.
+fn commit(journal: &QueueJournal, room: &mut WaitingRoom, f: impl FnOnce(&mut WaitingRoom)) {
+    let permit = journal.try_reserve().unwrap_or_else(|e| panic!("{e}"));
+    f(room);
+    let done = permit.submit(room.take_records());
+    common::block_on(done).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn views(room: &WaitingRoom, n: u64, now: u64) -> Vec<TicketView> {
+    (1..=n)
+        .map(|t| room.ticket(&q(), t, now).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+fn restart_keeps_every_position(backend: impl Fn() -> Arc<dyn LogBackend>) {
+    let (journal, stored) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(stored.is_empty());
+    let mut room = WaitingRoom::new(key(), 1);
+    commit(&journal, &mut room, |r| {
+        let spec = QueueSpec {
+            skus: vec![tee()],
+            prequeue_opens_at_ms: Some(T0),
+            starts_at_ms: T0 + 1_000,
+            admit_per_s: 5,
+            max_active: 100,
+            pass_ttl_s: 60,
+            method: AdmissionMethod::Fifo,
+            overbooking_pct: 100,
+        };
+        r.configure(q(), spec, T0).unwrap_or_else(|e| panic!("{e}"));
+    });
+    room.observe_stock(&tee(), 50, 0);
+    for i in 0..30 {
+        commit(&journal, &mut room, |r| {
+            r.join(&q(), &buyer(i), T0 + 10 + i as u64)
+                .unwrap_or_else(|e| panic!("{e}"));
+        });
+    }
+    commit(&journal, &mut room, |r| r.tick(T0 + 1_000));
+    for i in 30..50 {
+        commit(&journal, &mut room, |r| {
+            r.join(&q(), &buyer(i), T0 + 1_100)
+                .unwrap_or_else(|e| panic!("{e}"));
+        });
+    }
+    commit(&journal, &mut room, |r| r.tick(T0 + 2_000));
+    // The first admitted buyer holds a reservation, then confirms: its pass is spent.
+    let first = views(&room, 50, T0 + 2_000)
+        .into_iter()
+        .find(|v| v.pass.is_some())
+        .unwrap_or_else(|| panic!("nobody admitted"));
+    commit(&journal, &mut room, |r| {
+        let g = r
+            .begin_hold(&[tee()], first.pass.as_deref(), &first.buyer, T0 + 2_000)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no guard"));
+        r.hold_placed(g, ReservationId::compose(0, 1));
+        assert!(r.reservation_confirmed(ReservationId::compose(0, 1), T0 + 2_001));
+    });
+    let before = views(&room, 50, T0 + 2_500);
+    journal.close();
+
+    let (journal, stored) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
+    let mut again = WaitingRoom::restore(key(), 2, stored).unwrap_or_else(|e| panic!("{e}"));
+    again.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        views(&again, 50, T0 + 2_500),
+        before,
+        "every ticket as before"
+    );
+    // A second life appends after the first's records.
+    again.observe_stock(&tee(), 49, 0);
+    commit(&journal, &mut again, |r| r.tick(T0 + 3_000));
+    let after = views(&again, 50, T0 + 3_000);
+    journal.close();
+    let (journal, stored) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
+    let third = WaitingRoom::restore(key(), 3, stored).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(views(&third, 50, T0 + 3_000), after);
+    let admitted = after.iter().filter(|v| v.pass.is_some()).count();
+    assert!(admitted > 5, "the second life admitted more ({admitted})");
+    journal.close();
+}
+
+#[test]
+fn embedded_journal_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("waiting-room");
+    restart_keeps_every_position(|| {
+        Arc::new(EmbeddedBackend::open(&path).unwrap_or_else(|e| panic!("open: {e}")))
+    });
+}
+
+#[test]
+fn postgres_journal_survives_restarts() {
+    let schema = format!("queue_journal_{}", std::process::id());
+    common::execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    restart_keeps_every_position(|| {
+        Arc::new(
+            PostgresBackend::with_schema(common::PG_URL, &schema)
+                .unwrap_or_else(|e| panic!("postgres: {e}")),
+        )
+    });
+    common::execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+}

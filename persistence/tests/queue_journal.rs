@@ -86,7 +86,7 @@ fn restart_keeps_every_position(backend: impl Fn() -> Arc<dyn LogBackend>) {
             .begin_hold(&[tee()], first.pass.as_deref(), &first.buyer, T0 + 2_000)
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("no guard"));
-        r.hold_placed(g, ReservationId::compose(0, 1));
+        r.hold_placed(g, ReservationId::compose(0, 1), u64::MAX);
         assert!(r.reservation_confirmed(ReservationId::compose(0, 1), T0 + 2_001));
     });
     let before = views(&room, 50, T0 + 2_500);

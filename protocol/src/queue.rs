@@ -146,6 +146,8 @@ pub enum QueueRecord {
         ticket: u64,
         /// The reservation.
         reservation: ReservationId,
+        /// When the reservation expires unless confirmed or extended, Unix ms.
+        expires_at_ms: u64,
     },
     /// A pass's reservation was cancelled or expired: the pass may hold again while valid.
     HoldReleased {
@@ -232,7 +234,10 @@ pub enum QueueDecodeError {
 pub struct QueueEncodeError(String);
 
 /// Appends the encoded form of `record` to `out`.
-pub fn encode_queue_record(record: &QueueRecord, out: &mut Vec<u8>) -> Result<(), QueueEncodeError> {
+pub fn encode_queue_record(
+    record: &QueueRecord,
+    out: &mut Vec<u8>,
+) -> Result<(), QueueEncodeError> {
     let archive = rkyv::to_bytes::<rkyv::rancor::Error>(record)
         .map_err(|e| QueueEncodeError(e.to_string()))?;
     let len = u32::try_from(archive.len()).map_err(|_| QueueEncodeError("too large".into()))?;
@@ -299,6 +304,7 @@ mod tests {
                 queue: q(),
                 ticket: 3,
                 reservation: ReservationId::compose(1, 2),
+                expires_at_ms: 9,
             },
         ]
     }
@@ -308,7 +314,10 @@ mod tests {
         for r in samples() {
             let mut buf = Vec::new();
             encode_queue_record(&r, &mut buf).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(decode_queue_record(&buf).unwrap_or_else(|e| panic!("{e}")), r);
+            assert_eq!(
+                decode_queue_record(&buf).unwrap_or_else(|e| panic!("{e}")),
+                r
+            );
             for len in 0..buf.len() {
                 assert!(decode_queue_record(&buf[..len]).is_err(), "cut at {len}");
             }

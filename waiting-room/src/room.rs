@@ -102,7 +102,8 @@ pub struct WaitingRoom {
     rng: ChaCha8Rng,
     queues: BTreeMap<QueueId, Queue>,
     sku_queue: HashMap<SkuId, QueueId>,
-    holds: HashMap<ReservationId, (QueueId, u64)>,
+    /// Reservation → (queue, ticket, expires_at_ms) of every pass's held reservation.
+    holds: HashMap<ReservationId, (QueueId, u64, u64)>,
     outbox: Vec<QueueRecord>,
 }
 
@@ -218,10 +219,12 @@ impl WaitingRoom {
             QueueRecord::HoldPlaced {
                 ticket,
                 reservation,
+                expires_at_ms,
                 ..
             } => {
                 q.apply_hold_placed(*ticket, *reservation)?;
-                self.holds.insert(*reservation, (queue, *ticket));
+                self.holds
+                    .insert(*reservation, (queue, *ticket, *expires_at_ms));
                 Ok(())
             }
             QueueRecord::HoldReleased { ticket, .. } => {
@@ -544,13 +547,41 @@ impl WaitingRoom {
         }
     }
 
-    /// The reservation checked by `guard` was placed.
-    pub fn hold_placed(&mut self, guard: HoldGuard, reservation: ReservationId) {
+    /// The reservation checked by `guard` was placed; it expires at `expires_at_ms` unless
+    /// confirmed (see [`Self::due_holds`]).
+    pub fn hold_placed(
+        &mut self,
+        guard: HoldGuard,
+        reservation: ReservationId,
+        expires_at_ms: u64,
+    ) {
         self.emit(QueueRecord::HoldPlaced {
             queue: guard.queue,
             ticket: guard.ticket,
             reservation,
+            expires_at_ms,
         });
+    }
+
+    /// Held reservations of passes whose expiry is at or before `now_ms`: the caller asks the
+    /// engine what became of each (confirmed, released, or extended: [`Self::hold_extended`]).
+    pub fn due_holds(&self, now_ms: u64) -> Vec<ReservationId> {
+        let mut due: Vec<ReservationId> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| h.2 <= now_ms)
+            .map(|(r, _)| *r)
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
+    /// A pass's reservation is still held, now until `expires_at_ms` (not logged: the
+    /// engine's log has the extension; after a restart the next check learns it again).
+    pub fn hold_extended(&mut self, reservation: ReservationId, expires_at_ms: u64) {
+        if let Some(h) = self.holds.get_mut(&reservation) {
+            h.2 = expires_at_ms;
+        }
     }
 
     /// The reservation checked by `guard` was refused: the pass is idle again.
@@ -564,7 +595,7 @@ impl WaitingRoom {
 
     /// A reservation was confirmed: its pass (if any) is spent. Returns whether it had one.
     pub fn reservation_confirmed(&mut self, reservation: ReservationId, now_ms: u64) -> bool {
-        let Some((queue, ticket)) = self.holds.get(&reservation).cloned() else {
+        let Some((queue, ticket, _)) = self.holds.get(&reservation).cloned() else {
             return false;
         };
         self.emit(QueueRecord::Spent {
@@ -577,7 +608,7 @@ impl WaitingRoom {
 
     /// A reservation was cancelled or expired: its pass (if any) may hold again while valid.
     pub fn reservation_released(&mut self, reservation: ReservationId, now_ms: u64) -> bool {
-        let Some((queue, ticket)) = self.holds.get(&reservation).cloned() else {
+        let Some((queue, ticket, _)) = self.holds.get(&reservation).cloned() else {
             return false;
         };
         self.emit(QueueRecord::HoldReleased {

@@ -205,7 +205,7 @@ fn sold_out_flips_every_waiting_ticket_and_resumes_when_units_return() {
         .unwrap()
         .unwrap();
     let res = ReservationId::compose(0, 1);
-    room.hold_placed(guard, res);
+    room.hold_placed(guard, res, u64::MAX);
     room.observe_stock(&sku("tee"), 0, 1);
     let statuses: Vec<_> = (1..=50)
         .filter(|t| *t != first[0])
@@ -306,7 +306,7 @@ fn passes_are_checked_and_each_failure_is_distinct() {
         .begin_hold(&tee, Some(&pass), &alice, now)
         .unwrap()
         .unwrap();
-    room.hold_placed(g, ReservationId::compose(0, 1));
+    room.hold_placed(g, ReservationId::compose(0, 1), u64::MAX);
     assert_eq!(
         room.begin_hold(&tee, Some(&pass), &alice, now),
         Err(PassError::InUse)
@@ -316,7 +316,7 @@ fn passes_are_checked_and_each_failure_is_distinct() {
         .begin_hold(&tee, Some(&pass), &alice, now)
         .unwrap()
         .unwrap();
-    room.hold_placed(g, ReservationId::compose(0, 2));
+    room.hold_placed(g, ReservationId::compose(0, 2), u64::MAX);
     assert!(room.reservation_confirmed(ReservationId::compose(0, 2), now));
     assert_eq!(
         room.begin_hold(&tee, Some(&pass), &alice, now),
@@ -355,7 +355,7 @@ fn a_restart_keeps_every_position_and_pass() {
         .begin_hold(&[sku("tee")], v.pass.as_deref(), &v.buyer, T0 + 10_400)
         .unwrap()
         .unwrap();
-    room.hold_placed(g, ReservationId::compose(1, 1));
+    room.hold_placed(g, ReservationId::compose(1, 1), u64::MAX);
     let records = room.take_records();
     let restored = WaitingRoom::restore(key(), 99, records).unwrap();
     restored.check_invariants().unwrap();

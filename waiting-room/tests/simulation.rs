@@ -210,6 +210,7 @@ fn run(seed: u64, steps: usize) {
                     .filter(|(_, (_, _, exp))| *exp <= now)
                     .map(|(r, _)| *r)
                     .collect();
+                assert_eq!(room.due_holds(now), due, "{ctx}: holds due for a check");
                 for r in due {
                     let (sku, t, _) = stock.holds.remove(&r).unwrap();
                     *stock.reserved.get_mut(&sku).unwrap() -= 1;
@@ -327,10 +328,9 @@ fn run(seed: u64, steps: usize) {
                             stock.next_res += 1;
                             *stock.available.get_mut(&sku).unwrap() -= 1;
                             *stock.reserved.get_mut(&sku).unwrap() += 1;
-                            stock
-                                .holds
-                                .insert(r, (sku, t, now + rng.gen_range(500..6_000)));
-                            room.hold_placed(guard, r);
+                            let exp = now + rng.gen_range(500..6_000);
+                            stock.holds.insert(r, (sku, t, exp));
+                            room.hold_placed(guard, r, exp);
                             if let MState::Admitted { holding, .. } =
                                 &mut model.tickets.get_mut(&t).unwrap().1
                             {

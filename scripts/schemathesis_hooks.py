@@ -6,12 +6,18 @@ them in prose and the server refuses a request that breaks them with 422 `invali
 
 - `POST /v1/reservations`: no SKU on two lines (`uniqueItems` only forbids identical lines),
   and `buyer` is required with a storefront or admin token (a buyer JWT may omit it);
-- `PUT /v1/skus/{sku}`: `sale_ends_at` after `sale_starts_at`.
+- `PUT /v1/skus/{sku}`: `sale_ends_at` after `sale_starts_at`;
+- `PUT /v1/queues/{queue}`: `prequeue_opens_at` not after `starts_at`, a SKU in one queue only,
+  and after the start a queue keeps its SKUs, times and method (so a positive case is mapped to
+  one of 64 queues whose SKUs, times and method follow from its name, and has started);
+- `POST /v1/queues/{queue}/join`: `buyer` is required with a storefront or admin token.
 
 A *positive* case (schema-valid data, which the server must accept) is brought within these
 rules here, by the smallest change that keeps it schema-valid. Negative cases are left alone,
 and every other check stays as schemathesis ships it.
 """
+
+import hashlib
 
 import schemathesis
 from schemathesis.generation.modes import GenerationMode
@@ -47,6 +53,19 @@ def _sku(body: dict) -> None:
         del body["sale_ends_at"]
 
 
+def _queue(case) -> None:
+    name = str(case.path_parameters.get("queue", "q"))
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    queue = "st-q%02d" % (int(digest, 16) % 64)
+    case.path_parameters["queue"] = queue
+    body = case.body
+    count = len(body.get("skus") or [None]) if isinstance(body.get("skus"), list) else 1
+    body["skus"] = ["%s-sku%d" % (queue, i) for i in range(max(1, min(count, 32)))]
+    body.pop("prequeue_opens_at", None)
+    body["starts_at"] = "2000-01-01T00:00:00Z"
+    body["method"] = "fifo" if int(digest, 16) % 2 == 0 else "random"
+
+
 def _ms(t: str) -> str:
     """A sortable key of a `Time` (`YYYY-MM-DDTHH:MM:SS[.f]Z`) to the millisecond, as the server
     keeps times: the fixed-width head, then the fraction cut or padded to 3 digits."""
@@ -63,4 +82,9 @@ def map_case(context, case):
         _reservation(case.body)
     elif route == ("PUT", "/v1/skus/{sku}"):
         _sku(case.body)
+    elif route == ("PUT", "/v1/queues/{queue}"):
+        _queue(case)
+    elif route == ("POST", "/v1/queues/{queue}/join"):
+        if "buyer" not in case.body:
+            case.body["buyer"] = DEFAULT_BUYER
     return case

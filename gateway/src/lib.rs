@@ -9,6 +9,7 @@
 //! - [`serve`]: `flashsale serve`: flags and process wiring.
 //! - [`stream`]: the QUIC stock stream.
 //! - [`watch`]: `flashsale watch`, the stream's command-line client.
+//! - [`waiting_room`]: the waiting room in the server (room, journal, ticker).
 
 pub mod auth;
 pub mod cli;
@@ -18,4 +19,5 @@ pub mod http;
 pub mod identity;
 pub mod serve;
 pub mod stream;
+pub mod waiting_room;
 pub mod watch;

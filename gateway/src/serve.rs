@@ -642,8 +642,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     quic.start(hub.clone(), tokens.clone());
     println!("http listening on {http_addr}");
     println!("dashboard: http://{http_addr}/dashboard (sign in with the admin token)");
+    // The waiting room: its own journal next to the log, passes keyed by the stored identity.
+    let queues = {
+        let backend = crate::waiting_room::journal_backend(
+            args.database_url
+                .as_deref()
+                .map(|url| (url, args.database_schema.as_str())),
+            &args.data_dir,
+        )
+        .context("cannot open the waiting room's journal")?;
+        let secret = identity
+            .reset_secret()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("the stored identity secret")?;
+        crate::waiting_room::open(
+            backend,
+            crate::waiting_room::pass_key_from(&secret),
+            Arc::new(SystemClock),
+        )?
+    };
+    let queue_ticker = queues.clone().spawn_ticker(Arc::new(engine.clone()));
     let (app, feed) = with_dashboard(
-        App::new(engine.clone(), api).with_extra_metrics(stream_metrics),
+        App::new(engine.clone(), api)
+            .with_extra_metrics(stream_metrics)
+            .with_queues(queues),
         &quic,
     );
     let outcome = crate::http::serve(http, app, server, async move {
@@ -659,6 +681,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "some connections were closed before finishing"
         );
     }
+    queue_ticker.abort();
     if let Some(rm) = read_model {
         if let Err(e) = rm.stop().await {
             tracing::warn!(error = %e, "read model stopped with an error");

@@ -148,6 +148,13 @@ impl WaitingRoom {
         self.queues.keys()
     }
 
+    /// Every queued SKU (the caller feeds their counts to [`Self::observe_stock`]).
+    pub fn queued_skus(&self) -> Vec<SkuId> {
+        let mut skus: Vec<SkuId> = self.sku_queue.keys().cloned().collect();
+        skus.sort_unstable();
+        skus
+    }
+
     /// The queue guarding `sku`, if any.
     pub fn queue_of_sku(&self, sku: &SkuId) -> Option<&QueueId> {
         self.sku_queue.get(sku)

@@ -10,7 +10,8 @@
 //! - `skus.rs`, `reservations.rs`, `orders.rs`: the handlers of each resource;
 //! - `probes.rs`: `/health`, `/ready` and `/metrics`;
 //! - `cluster.rs`: `GET /v1/cluster` and the standby's `503 not-leader` (high availability);
-//! - `dashboard.rs`: the operator dashboard's page, assets, session and event stream.
+//! - `dashboard.rs`: the operator dashboard's page, assets, session and event stream;
+//! - `queues.rs`: the waiting room's endpoints (queues, joins, tickets).
 
 mod access;
 mod body;
@@ -19,6 +20,7 @@ mod dashboard;
 mod orders;
 mod pagination;
 mod probes;
+mod queues;
 mod reservations;
 mod response;
 mod skus;
@@ -44,6 +46,7 @@ use crate::auth::{Role, Tokens};
 use crate::dashboard::session::SessionKey;
 use crate::dashboard::DashboardFeed;
 use crate::ha::ClusterState;
+use crate::waiting_room::QueueService;
 
 pub use access::{Caller, CredentialId};
 pub use body::RequestBody;
@@ -118,6 +121,8 @@ pub struct App<E> {
     dashboard: Option<Arc<DashboardFeed>>,
     /// Signs and checks the dashboard's session cookies (derived from the admin tokens).
     session_key: SessionKey,
+    /// The waiting room, if enabled: its endpoints and the pass check of reservations.
+    queues: Option<Arc<QueueService>>,
 }
 
 impl<E: Inventory> App<E> {
@@ -137,6 +142,7 @@ impl<E: Inventory> App<E> {
             stock_render: StockRenderCache::new(),
             dashboard: None,
             session_key,
+            queues: None,
         }
     }
 
@@ -155,6 +161,12 @@ impl<E: Inventory> App<E> {
     /// Makes this the API of a node of a high-availability group described by `cluster`.
     pub fn with_cluster(mut self, cluster: Arc<ClusterState>) -> Self {
         self.cluster = Some(cluster);
+        self
+    }
+
+    /// Enables the waiting room: its endpoints, and a pass on reservations of queued SKUs.
+    pub fn with_queues(mut self, queues: Arc<QueueService>) -> Self {
+        self.queues = Some(queues);
         self
     }
 
@@ -181,7 +193,8 @@ impl<E: Inventory> App<E> {
         let (route, answer) = match routes::resolve(&parts.method, parts.uri.path()) {
             Ok(m) => (
                 Some(m.route),
-                self.dispatch(m.route, m.param, &parts, body, peer).await,
+                self.dispatch(m.route, (m.param, m.param2), &parts, body, peer)
+                    .await,
             ),
             Err(miss) => (None, Err(miss_problem(&parts, miss))),
         };
@@ -215,7 +228,7 @@ impl<E: Inventory> App<E> {
     async fn dispatch<B: RequestBody>(
         &self,
         route: RouteId,
-        param: Option<&str>,
+        (param, param2): (Option<&str>, Option<&str>),
         parts: &Parts,
         body: B,
         peer: IpAddr,
@@ -255,6 +268,10 @@ impl<E: Inventory> App<E> {
             RouteId::Confirm => self.confirm(&caller, param, headers, body).await,
             RouteId::Cancel => self.cancel(&caller, param, headers, body).await,
             RouteId::GetOrder => self.get_order(&caller, param).await,
+            RouteId::PutQueue => self.put_queue(&caller, param, headers, body).await,
+            RouteId::GetQueue => self.get_queue(&caller, param),
+            RouteId::JoinQueue => self.join_queue(&caller, param, headers, body).await,
+            RouteId::GetTicket => self.get_ticket(&caller, param, param2.unwrap_or_default()),
             RouteId::Health
             | RouteId::Ready
             | RouteId::Metrics

@@ -6,6 +6,7 @@
 //! - [`server`]: sockets: the accept loop, connection caps ([`per_ip`] per address), idle
 //!   connections ([`idle`]), timeouts, graceful drain.
 //! - [`json`]: request bodies are JSON objects (never serde's positional arrays).
+//! - [`queue_wire`], [`queue_problem`]: the waiting room's JSON and problems.
 //! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each;
 //!   [`process`] (build and process metrics) and [`stock_metrics`] (per-SKU stock, top N) add
 //!   to `/metrics`; [`recent`] keeps the latest problems for the dashboard.
@@ -19,6 +20,8 @@ pub mod metrics;
 pub mod per_ip;
 pub mod problem;
 pub mod process;
+pub mod queue_problem;
+pub mod queue_wire;
 pub mod rate_limit;
 pub mod recent;
 pub mod routes;

@@ -54,6 +54,12 @@ pub enum ProblemKind {
     /// 503: this node is a standby of a high-availability group (`leader_url` names the
     /// leader, when known).
     NotLeader,
+    /// 403: a reservation of a queued SKU came without a waiting-room pass.
+    PassRequired,
+    /// 403: the waiting-room pass is forged, expired, spent, another buyer's or in use.
+    PassInvalid,
+    /// 409: the queue does not take joins (not open yet, or full).
+    QueueClosed,
 }
 
 /// Every kind, for documentation checks.
@@ -76,6 +82,9 @@ pub const ALL_KINDS: &[ProblemKind] = &[
     ProblemKind::Internal,
     ProblemKind::Unavailable,
     ProblemKind::NotLeader,
+    ProblemKind::PassRequired,
+    ProblemKind::PassInvalid,
+    ProblemKind::QueueClosed,
 ];
 
 impl ProblemKind {
@@ -84,14 +93,18 @@ impl ProblemKind {
         match self {
             ProblemKind::Malformed => StatusCode::BAD_REQUEST,
             ProblemKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ProblemKind::Forbidden | ProblemKind::SaleNotOpen => StatusCode::FORBIDDEN,
+            ProblemKind::Forbidden
+            | ProblemKind::SaleNotOpen
+            | ProblemKind::PassRequired
+            | ProblemKind::PassInvalid => StatusCode::FORBIDDEN,
             ProblemKind::NotFound => StatusCode::NOT_FOUND,
             ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProblemKind::Timeout => StatusCode::REQUEST_TIMEOUT,
             ProblemKind::SoldOut
             | ProblemKind::InvalidState
             | ProblemKind::IdempotencyMismatch
-            | ProblemKind::IdempotencyInProgress => StatusCode::CONFLICT,
+            | ProblemKind::IdempotencyInProgress
+            | ProblemKind::QueueClosed => StatusCode::CONFLICT,
             ProblemKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProblemKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             ProblemKind::BuyerLimit | ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -121,6 +134,9 @@ impl ProblemKind {
             ProblemKind::Internal => "internal",
             ProblemKind::Unavailable => "unavailable",
             ProblemKind::NotLeader => "not-leader",
+            ProblemKind::PassRequired => "pass-required",
+            ProblemKind::PassInvalid => "pass-invalid",
+            ProblemKind::QueueClosed => "queue-closed",
         }
     }
 
@@ -145,6 +161,9 @@ impl ProblemKind {
             ProblemKind::Internal => "Internal error",
             ProblemKind::Unavailable => "Service unavailable",
             ProblemKind::NotLeader => "Not the leader",
+            ProblemKind::PassRequired => "Waiting-room pass required",
+            ProblemKind::PassInvalid => "Waiting-room pass invalid",
+            ProblemKind::QueueClosed => "Queue closed",
         }
     }
 

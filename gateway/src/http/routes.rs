@@ -43,6 +43,14 @@ pub enum RouteId {
     DashboardSignOut,
     /// `GET /dashboard/events`: the dashboard's server-sent events.
     DashboardEvents,
+    /// `PUT /v1/queues/{queue}`: create or change a waiting-room queue (admin).
+    PutQueue,
+    /// `GET /v1/queues/{queue}`: a queue's configuration and counts (admin, storefront).
+    GetQueue,
+    /// `POST /v1/queues/{queue}/join`: a buyer joins a queue and gets a ticket.
+    JoinQueue,
+    /// `GET /v1/queues/{queue}/tickets/{ticket}`: poll a ticket.
+    GetTicket,
 }
 
 /// A route's method, path template and metrics label.
@@ -168,10 +176,34 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/dashboard/events",
         name: "dashboard_events",
     },
+    RouteSpec {
+        id: RouteId::PutQueue,
+        method: "PUT",
+        path: "/v1/queues/{queue}",
+        name: "put_queue",
+    },
+    RouteSpec {
+        id: RouteId::GetQueue,
+        method: "GET",
+        path: "/v1/queues/{queue}",
+        name: "get_queue",
+    },
+    RouteSpec {
+        id: RouteId::JoinQueue,
+        method: "POST",
+        path: "/v1/queues/{queue}/join",
+        name: "join_queue",
+    },
+    RouteSpec {
+        id: RouteId::GetTicket,
+        method: "GET",
+        path: "/v1/queues/{queue}/tickets/{ticket}",
+        name: "get_ticket",
+    },
 ];
 
 /// Number of routes (metrics keep one slot per route plus one for unmatched requests).
-pub const ROUTE_COUNT: usize = 18;
+pub const ROUTE_COUNT: usize = 22;
 
 impl RouteId {
     /// Position of this route in [`ROUTES`].
@@ -197,6 +229,8 @@ pub struct Matched<'a> {
     pub route: RouteId,
     /// The `{…}` segment of the path, raw (not yet validated).
     pub param: Option<&'a str>,
+    /// A second `{…}` segment (e.g. the ticket of `/v1/queues/{queue}/tickets/{ticket}`).
+    pub param2: Option<&'a str>,
 }
 
 /// Why no route matched.
@@ -212,11 +246,12 @@ pub enum Miss {
 pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Miss> {
     let mut allowed: Vec<&'static str> = Vec::new();
     for spec in ROUTES {
-        if let Some(param) = match_template(spec.path, path) {
+        if let Some((param, param2)) = match_template(spec.path, path) {
             if spec.method == method.as_str() {
                 return Ok(Matched {
                     route: spec.id,
                     param,
+                    param2,
                 });
             }
             allowed.push(spec.method);
@@ -230,20 +265,27 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Miss> 
     }
 }
 
-/// Matches `path` against `template`; `Some(param)` on a match (param = the placeholder segment).
-fn match_template<'a>(template: &str, path: &'a str) -> Option<Option<&'a str>> {
-    let mut param = None;
+/// The placeholder segments of a matched path: the first and the second, if any.
+type Params<'a> = (Option<&'a str>, Option<&'a str>);
+
+/// Matches `path` against `template`; `Some(params)` on a match (the placeholder segments).
+fn match_template<'a>(template: &str, path: &'a str) -> Option<Params<'a>> {
+    let mut params: Params<'a> = (None, None);
     let mut t = template.split('/');
     let mut p = path.split('/');
     loop {
         match (t.next(), p.next()) {
-            (None, None) => return Some(param),
+            (None, None) => return Some(params),
             (Some(ts), Some(ps)) => {
                 if ts.starts_with('{') {
                     if ps.is_empty() {
                         return None;
                     }
-                    param = Some(ps);
+                    if params.0.is_none() {
+                        params.0 = Some(ps);
+                    } else {
+                        params.1 = Some(ps);
+                    }
                 } else if ts != ps {
                     return None;
                 }
@@ -315,11 +357,27 @@ mod tests {
                 None,
             ),
             ("GET", "/dashboard/events", RouteId::DashboardEvents, None),
+            ("PUT", "/v1/queues/q1", RouteId::PutQueue, Some("q1")),
+            ("GET", "/v1/queues/q1", RouteId::GetQueue, Some("q1")),
+            ("POST", "/v1/queues/q1/join", RouteId::JoinQueue, Some("q1")),
         ];
         for (m, p, route, param) in cases {
             let method = Method::from_bytes(m.as_bytes()).unwrap();
-            assert_eq!(resolve(&method, p), Ok(Matched { route, param }), "{m} {p}");
+            let want = Matched {
+                route,
+                param,
+                param2: None,
+            };
+            assert_eq!(resolve(&method, p), Ok(want), "{m} {p}");
         }
+        assert_eq!(
+            resolve(&Method::GET, "/v1/queues/q1/tickets/tkt_3"),
+            Ok(Matched {
+                route: RouteId::GetTicket,
+                param: Some("q1"),
+                param2: Some("tkt_3"),
+            })
+        );
     }
 
     #[test]

@@ -38,14 +38,37 @@ impl<E: Inventory> App<E> {
             Some(key) => Some(ScopedKey::new(key_owner(caller)?, key)),
             None => None,
         };
-        let view = self
+        // A line of a queued SKU needs the buyer's pass (checked and marked in use here).
+        let guard = match &self.queues {
+            Some(q) => {
+                let skus: Vec<_> = lines.iter().map(|(s, _)| s.clone()).collect();
+                q.begin_hold(&skus, pass_header(headers)?, &buyer)?
+            }
+            None => None,
+        };
+        let reserved = self
             .inventory
             .reserve(ReserveRequest {
                 buyer,
                 lines,
                 idempotency_key,
             })
-            .await?;
+            .await;
+        let view = match (guard, reserved, &self.queues) {
+            (Some(g), Ok(view), Some(q)) => {
+                // The hold is durable in the engine; the room's record of it is retried by
+                // the journal if this write fails, so the reservation is answered either way.
+                if let Err(e) = q.hold_placed(g, view.id, view.expires_at_ms).await {
+                    tracing::warn!(error = %e, reservation = %view.id, "waiting room: hold not logged yet");
+                }
+                view
+            }
+            (Some(g), Err(e), Some(q)) => {
+                q.hold_failed(g);
+                return Err(e.into());
+            }
+            (_, r, _) => r?,
+        };
         let mut res = json(StatusCode::CREATED, &ReservationJson::try_from(&view)?)?;
         set_location(&mut res, &format!("/v1/reservations/{}", view.id));
         Ok(res)
@@ -92,6 +115,12 @@ impl<E: Inventory> App<E> {
         let body = self.read_body(headers, body).await?;
         let payment_ref = parse_json::<ConfirmBody>(&body)?.payment_ref()?;
         let view = self.inventory.confirm(id, payment_ref).await?;
+        if let Some(q) = &self.queues {
+            // Done in the engine: answer it; the journal retries the room's record.
+            if let Err(e) = q.confirmed(id).await {
+                tracing::warn!(error = %e, reservation = %id, "waiting room: pass not updated in the log yet");
+            }
+        }
         json(StatusCode::OK, &ReservationJson::try_from(&view)?)
     }
 
@@ -114,7 +143,24 @@ impl<E: Inventory> App<E> {
             check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
         }
         let view = self.inventory.cancel(id).await?;
+        if let Some(q) = &self.queues {
+            // Done in the engine: answer it; the journal retries the room's record.
+            if let Err(e) = q.released(id).await {
+                tracing::warn!(error = %e, reservation = %id, "waiting room: pass not updated in the log yet");
+            }
+        }
         json(StatusCode::OK, &ReservationJson::try_from(&view)?)
+    }
+}
+
+/// The `Flashsale-Pass` header, if sent (a value that is not text cannot be a pass).
+fn pass_header(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
+    match headers.get("flashsale-pass") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| Problem::from(flashsale_waiting_room::PassError::Forged)),
     }
 }
 
@@ -133,7 +179,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Proble
 
 /// The buyer a reservation is for: a buyer JWT's `sub` (the body may only repeat it), else the
 /// body's `buyer`, which storefronts and admins must send.
-fn acting_buyer(caller: &Caller, body_buyer: Option<BuyerId>) -> Result<BuyerId, Problem> {
+pub(super) fn acting_buyer(
+    caller: &Caller,
+    body_buyer: Option<BuyerId>,
+) -> Result<BuyerId, Problem> {
     match (caller, body_buyer) {
         (Caller::Buyer(sub), None) => Ok(sub.clone()),
         (Caller::Buyer(sub), Some(b)) if &b == sub => Ok(b),

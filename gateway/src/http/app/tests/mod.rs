@@ -8,6 +8,7 @@ mod idempotency;
 mod internal;
 mod limits;
 mod objects;
+mod queues;
 mod reservations;
 mod skus;
 mod values;

@@ -59,8 +59,7 @@ def _queue(case) -> None:
     queue = "st-q%02d" % (int(digest, 16) % 64)
     case.path_parameters["queue"] = queue
     body = case.body
-    count = len(body.get("skus") or [None]) if isinstance(body.get("skus"), list) else 1
-    body["skus"] = ["%s-sku%d" % (queue, i) for i in range(max(1, min(count, 32)))]
+    body["skus"] = ["%s-sku%d" % (queue, i) for i in range(1 + int(digest, 16) % 3)]
     body.pop("prequeue_opens_at", None)
     body["starts_at"] = "2000-01-01T00:00:00Z"
     body["method"] = "fifo" if int(digest, 16) % 2 == 0 else "random"

@@ -2,6 +2,9 @@
 //! reservations, sell-out seen by every waiting ticket, and a restart (SIGTERM, same data dir)
 //! that keeps every ticket's status and position and every spent pass spent.
 
+// Test code: panicking on a broken expectation is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

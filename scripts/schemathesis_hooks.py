@@ -10,7 +10,8 @@ them in prose and the server refuses a request that breaks them with 422 `invali
 - `PUT /v1/queues/{queue}`: `prequeue_opens_at` not after `starts_at`, a SKU in one queue only,
   and after the start a queue keeps its SKUs, times and method (so a positive case is mapped to
   one of 64 queues whose SKUs, times and method follow from its name, and has started);
-- `POST /v1/queues/{queue}/join`: `buyer` is required with a storefront or admin token.
+- `POST /v1/queues/{queue}/join`: `buyer` is required with a storefront or admin token (and a
+  positive join goes to one of those 64 queues, so that it can succeed).
 
 A *positive* case (schema-valid data, which the server must accept) is brought within these
 rules here, by the smallest change that keeps it schema-valid. Negative cases are left alone,
@@ -53,11 +54,17 @@ def _sku(body: dict) -> None:
         del body["sale_ends_at"]
 
 
-def _queue(case) -> None:
+def _queue_name(case) -> str:
+    """Maps the case's queue onto one of 64 names (`st-q00`..`st-q63`); returns its digest."""
     name = str(case.path_parameters.get("queue", "q"))
     digest = hashlib.sha256(name.encode()).hexdigest()
-    queue = "st-q%02d" % (int(digest, 16) % 64)
-    case.path_parameters["queue"] = queue
+    case.path_parameters["queue"] = "st-q%02d" % (int(digest, 16) % 64)
+    return digest
+
+
+def _queue(case) -> None:
+    digest = _queue_name(case)
+    queue = case.path_parameters["queue"]
     body = case.body
     body["skus"] = ["%s-sku%d" % (queue, i) for i in range(1 + int(digest, 16) % 3)]
     body.pop("prequeue_opens_at", None)
@@ -84,6 +91,7 @@ def map_case(context, case):
     elif route == ("PUT", "/v1/queues/{queue}"):
         _queue(case)
     elif route == ("POST", "/v1/queues/{queue}/join"):
+        _queue_name(case)
         if "buyer" not in case.body:
             case.body["buyer"] = DEFAULT_BUYER
     return case

@@ -10,8 +10,7 @@ them in prose and the server refuses a request that breaks them with 422 `invali
 - `PUT /v1/queues/{queue}`: `prequeue_opens_at` not after `starts_at`, a SKU in one queue only,
   and after the start a queue keeps its SKUs, times and method (so a positive case is mapped to
   one of 64 queues whose SKUs, times and method follow from its name, and has started);
-- `POST /v1/queues/{queue}/join`: `buyer` is required with a storefront or admin token (and a
-  positive join goes to one of those 64 queues, so that it can succeed).
+- `POST /v1/queues/{queue}/join`: `buyer` is required with a storefront or admin token.
 
 A *positive* case (schema-valid data, which the server must accept) is brought within these
 rules here, by the smallest change that keeps it schema-valid. Negative cases are left alone,
@@ -91,7 +90,6 @@ def map_case(context, case):
     elif route == ("PUT", "/v1/queues/{queue}"):
         _queue(case)
     elif route == ("POST", "/v1/queues/{queue}/join"):
-        _queue_name(case)
         if "buyer" not in case.body:
             case.body["buyer"] = DEFAULT_BUYER
     return case

@@ -53,17 +53,18 @@ def _sku(body: dict) -> None:
         del body["sale_ends_at"]
 
 
-def _queue_name(case) -> str:
-    """Maps the case's queue onto one of 64 names (`st-q00`..`st-q63`); returns its digest."""
+def _queue_name(case) -> None:
+    """Maps the case's queue onto one of 64 names (`st-q00`..`st-q63`)."""
     name = str(case.path_parameters.get("queue", "q"))
     digest = hashlib.sha256(name.encode()).hexdigest()
     case.path_parameters["queue"] = "st-q%02d" % (int(digest, 16) % 64)
-    return digest
 
 
 def _queue(case) -> None:
-    digest = _queue_name(case)
+    _queue_name(case)
     queue = case.path_parameters["queue"]
+    # Everything that must stay after the start follows from the mapped name alone.
+    digest = hashlib.sha256(queue.encode()).hexdigest()
     body = case.body
     body["skus"] = ["%s-sku%d" % (queue, i) for i in range(1 + int(digest, 16) % 3)]
     body.pop("prequeue_opens_at", None)

@@ -16,6 +16,7 @@ mod access;
 mod body;
 mod cluster;
 mod dashboard;
+mod lists;
 mod orders;
 mod pagination;
 mod probes;
@@ -254,7 +255,10 @@ impl<E: Inventory> App<E> {
             RouteId::GetReservation => self.get_reservation(&caller, param).await,
             RouteId::Confirm => self.confirm(&caller, param, headers, body).await,
             RouteId::Cancel => self.cancel(&caller, param, headers, body).await,
+            RouteId::Extend => self.extend(&caller, param, headers, body).await,
             RouteId::GetOrder => self.get_order(&caller, param).await,
+            RouteId::ListReservations => self.list_reservations(&caller, parts.uri.query()).await,
+            RouteId::ListOrders => self.list_orders(&caller, parts.uri.query()).await,
             RouteId::Health
             | RouteId::Ready
             | RouteId::Metrics

@@ -19,14 +19,20 @@ pub enum RouteId {
     Reserve,
     /// `GET /v1/reservations/{id}`: a reservation's view.
     GetReservation,
+    /// `GET /v1/reservations`: a buyer's reservations, paginated.
+    ListReservations,
     /// `POST /v1/reservations/{id}/confirm`: turn a reservation into an order.
     Confirm,
     /// `POST /v1/reservations/{id}/cancel`: release a reservation.
     Cancel,
+    /// `POST /v1/reservations/{id}/extend`: move a held reservation's expiry later.
+    Extend,
     /// `GET /v1/orders/{order_id}`: an order's view.
     GetOrder,
     /// `GET /v1/cluster`: this node's view of its high-availability group (admin).
     Cluster,
+    /// `GET /v1/orders`: a buyer's orders, paginated.
+    ListOrders,
     /// `GET /health`: liveness.
     Health,
     /// `GET /ready`: readiness (log writable).
@@ -97,6 +103,12 @@ pub const ROUTES: &[RouteSpec] = &[
         name: "get_reservation",
     },
     RouteSpec {
+        id: RouteId::ListReservations,
+        method: "GET",
+        path: "/v1/reservations",
+        name: "list_reservations",
+    },
+    RouteSpec {
         id: RouteId::Confirm,
         method: "POST",
         path: "/v1/reservations/{id}/confirm",
@@ -109,6 +121,12 @@ pub const ROUTES: &[RouteSpec] = &[
         name: "cancel",
     },
     RouteSpec {
+        id: RouteId::Extend,
+        method: "POST",
+        path: "/v1/reservations/{id}/extend",
+        name: "extend",
+    },
+    RouteSpec {
         id: RouteId::GetOrder,
         method: "GET",
         path: "/v1/orders/{order_id}",
@@ -119,6 +137,12 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/v1/cluster",
         name: "cluster",
+    },
+    RouteSpec {
+        id: RouteId::ListOrders,
+        method: "GET",
+        path: "/v1/orders",
+        name: "list_orders",
     },
     RouteSpec {
         id: RouteId::Health,
@@ -171,7 +195,7 @@ pub const ROUTES: &[RouteSpec] = &[
 ];
 
 /// Number of routes (metrics keep one slot per route plus one for unmatched requests).
-pub const ROUTE_COUNT: usize = 18;
+pub const ROUTE_COUNT: usize = 21;
 
 impl RouteId {
     /// Position of this route in [`ROUTES`].

@@ -1,12 +1,14 @@
 """Schemathesis hooks of scripts/schemathesis.sh.
 
-docs/openapi.yaml states every rule JSON Schema can express. Three rules of the API relate
+docs/openapi.yaml states every rule JSON Schema can express. Four rules of the API relate
 fields to each other or to the credential, which JSON Schema cannot say; the document states
 them in prose and the server refuses a request that breaks them with 422 `invalid`:
 
 - `POST /v1/reservations`: no SKU on two lines (`uniqueItems` only forbids identical lines),
   and `buyer` is required with a storefront or admin token (a buyer JWT may omit it);
-- `PUT /v1/skus/{sku}`: `sale_ends_at` after `sale_starts_at`.
+- `PUT /v1/skus/{sku}`: `sale_ends_at` after `sale_starts_at`;
+- `POST /v1/webhooks`: the `url` must reach an http(s) receiver (a resolvable host; the
+  server under test runs with `--webhook-allow-private`), which `format: uri` cannot say.
 
 A *positive* case (schema-valid data, which the server must accept) is brought within these
 rules here, by the smallest change that keeps it schema-valid. Negative cases are left alone,
@@ -15,6 +17,10 @@ and every other check stays as schemathesis ships it.
 
 import schemathesis
 from schemathesis.generation.modes import GenerationMode
+
+# The receiver of positive webhook registrations: a closed loopback port (deliveries fail
+# fast and are retried, then dead-lettered; nothing leaves the machine).
+WEBHOOK_URL = "http://127.0.0.1:9/schemathesis"
 
 # The buyer of positive reservations that name none (printable ASCII, 1..128 bytes).
 DEFAULT_BUYER = "schemathesis-buyer"
@@ -63,4 +69,6 @@ def map_case(context, case):
         _reservation(case.body)
     elif route == ("PUT", "/v1/skus/{sku}"):
         _sku(case.body)
+    elif route == ("POST", "/v1/webhooks"):
+        case.body["url"] = WEBHOOK_URL
     return case

@@ -8,6 +8,7 @@
 //! - `pagination.rs`: `limit` and the opaque `cursor` of list endpoints;
 //! - `response.rs`: JSON answers, `Location`, and the security headers of every response;
 //! - `skus.rs`, `reservations.rs`, `orders.rs`: the handlers of each resource;
+//! - `webhooks.rs`: the admin endpoints of webhook delivery (`/v1/webhooks…`);
 //! - `probes.rs`: `/health`, `/ready` and `/metrics`;
 //! - `cluster.rs`: `GET /v1/cluster` and the standby's `503 not-leader` (high availability);
 //! - `dashboard.rs`: the operator dashboard's page, assets, session and event stream.
@@ -23,6 +24,7 @@ mod probes;
 mod reservations;
 mod response;
 mod skus;
+mod webhooks;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -119,6 +121,8 @@ pub struct App<E> {
     dashboard: Option<Arc<DashboardFeed>>,
     /// Signs and checks the dashboard's session cookies (derived from the admin tokens).
     session_key: SessionKey,
+    /// Event delivery (webhooks, AMQP), if the server runs it.
+    events: Option<flashsale_events::EventService>,
 }
 
 impl<E: Inventory> App<E> {
@@ -138,6 +142,7 @@ impl<E: Inventory> App<E> {
             stock_render: StockRenderCache::new(),
             dashboard: None,
             session_key,
+            events: None,
         }
     }
 
@@ -156,6 +161,12 @@ impl<E: Inventory> App<E> {
     /// Makes this the API of a node of a high-availability group described by `cluster`.
     pub fn with_cluster(mut self, cluster: Arc<ClusterState>) -> Self {
         self.cluster = Some(cluster);
+        self
+    }
+
+    /// Serves the webhook endpoints from `events` (without it they answer 404).
+    pub fn with_events(mut self, events: flashsale_events::EventService) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -259,6 +270,12 @@ impl<E: Inventory> App<E> {
             RouteId::GetOrder => self.get_order(&caller, param).await,
             RouteId::ListReservations => self.list_reservations(&caller, parts.uri.query()).await,
             RouteId::ListOrders => self.list_orders(&caller, parts.uri.query()).await,
+            RouteId::CreateWebhook => self.create_webhook(&caller, headers, body).await,
+            RouteId::ListWebhooks => self.list_webhooks(&caller),
+            RouteId::GetWebhook => self.get_webhook(&caller, param),
+            RouteId::DeleteWebhook => self.delete_webhook(&caller, param),
+            RouteId::WebhookDeliveries => self.webhook_deliveries(&caller, param),
+            RouteId::ReplayWebhook => self.replay_webhook(&caller, param),
             RouteId::Health
             | RouteId::Ready
             | RouteId::Metrics

@@ -33,6 +33,18 @@ pub enum RouteId {
     Cluster,
     /// `GET /v1/orders`: a buyer's orders, paginated.
     ListOrders,
+    /// `POST /v1/webhooks`: register a webhook endpoint (admin).
+    CreateWebhook,
+    /// `GET /v1/webhooks`: the webhook endpoints (admin).
+    ListWebhooks,
+    /// `GET /v1/webhooks/{id}`: one webhook endpoint (admin).
+    GetWebhook,
+    /// `DELETE /v1/webhooks/{id}`: remove a webhook endpoint (admin).
+    DeleteWebhook,
+    /// `GET /v1/webhooks/{id}/deliveries`: recent delivery attempts (admin).
+    WebhookDeliveries,
+    /// `POST /v1/webhooks/{id}/replay`: re-deliver the dead letters (admin).
+    ReplayWebhook,
     /// `GET /health`: liveness.
     Health,
     /// `GET /ready`: readiness (log writable).
@@ -145,6 +157,42 @@ pub const ROUTES: &[RouteSpec] = &[
         name: "list_orders",
     },
     RouteSpec {
+        id: RouteId::CreateWebhook,
+        method: "POST",
+        path: "/v1/webhooks",
+        name: "create_webhook",
+    },
+    RouteSpec {
+        id: RouteId::ListWebhooks,
+        method: "GET",
+        path: "/v1/webhooks",
+        name: "list_webhooks",
+    },
+    RouteSpec {
+        id: RouteId::GetWebhook,
+        method: "GET",
+        path: "/v1/webhooks/{id}",
+        name: "get_webhook",
+    },
+    RouteSpec {
+        id: RouteId::DeleteWebhook,
+        method: "DELETE",
+        path: "/v1/webhooks/{id}",
+        name: "delete_webhook",
+    },
+    RouteSpec {
+        id: RouteId::WebhookDeliveries,
+        method: "GET",
+        path: "/v1/webhooks/{id}/deliveries",
+        name: "webhook_deliveries",
+    },
+    RouteSpec {
+        id: RouteId::ReplayWebhook,
+        method: "POST",
+        path: "/v1/webhooks/{id}/replay",
+        name: "replay_webhook",
+    },
+    RouteSpec {
         id: RouteId::Health,
         method: "GET",
         path: "/health",
@@ -195,7 +243,7 @@ pub const ROUTES: &[RouteSpec] = &[
 ];
 
 /// Number of routes (metrics keep one slot per route plus one for unmatched requests).
-pub const ROUTE_COUNT: usize = 21;
+pub const ROUTE_COUNT: usize = 27;
 
 impl RouteId {
     /// Position of this route in [`ROUTES`].
@@ -321,6 +369,32 @@ mod tests {
                 Some("res_1"),
             ),
             ("GET", "/v1/orders/ord_1", RouteId::GetOrder, Some("ord_1")),
+            ("POST", "/v1/webhooks", RouteId::CreateWebhook, None),
+            ("GET", "/v1/webhooks", RouteId::ListWebhooks, None),
+            (
+                "GET",
+                "/v1/webhooks/wh_1",
+                RouteId::GetWebhook,
+                Some("wh_1"),
+            ),
+            (
+                "DELETE",
+                "/v1/webhooks/wh_1",
+                RouteId::DeleteWebhook,
+                Some("wh_1"),
+            ),
+            (
+                "GET",
+                "/v1/webhooks/wh_1/deliveries",
+                RouteId::WebhookDeliveries,
+                Some("wh_1"),
+            ),
+            (
+                "POST",
+                "/v1/webhooks/wh_1/replay",
+                RouteId::ReplayWebhook,
+                Some("wh_1"),
+            ),
             ("GET", "/health", RouteId::Health, None),
             ("GET", "/ready", RouteId::Ready, None),
             ("GET", "/metrics", RouteId::Metrics, None),

@@ -610,6 +610,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }))
     };
     if args.ha {
+        // Event delivery (webhooks, AMQP) runs on single-node servers only for now: without
+        // it the webhook endpoints answer 404 on an HA node.
+        anyhow::ensure!(
+            args.amqp_url.is_none(),
+            "--amqp-url is not supported with --ha yet (events are delivered by single-node servers)"
+        );
+        drop(events);
         let Some(pg) = postgres else {
             anyhow::bail!("--ha needs --database-url");
         };

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::kind::EventType;
 use crate::outgoing::{rfc3339_ms, OutEvent};
 
-/// The event of one log record (each record yields at most one).
+/// The event of one log record (each record yields at most one; a hold extension none).
 pub fn derive(record: &LogRecord) -> Option<OutEvent> {
     let id = OutEvent::id_for(record.shard, record.seq);
     let (kind, at_ms, key, data) = match &record.event {
@@ -72,6 +72,9 @@ pub fn derive(record: &LogRecord) -> Option<OutEvent> {
                 "payment_ref": payment_ref,
             }),
         ),
+        // A hold's expiry moved later: no event type of the contract carries it (the new
+        // `expires_at` shows in the reservation's later events and in its GET).
+        Event::Extended { .. } => return None,
         Event::Released {
             id: rid,
             reason,

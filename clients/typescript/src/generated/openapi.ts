@@ -279,6 +279,94 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The webhook endpoints (admin), without secrets. */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Register a webhook endpoint (admin); answers its signing secret, shown only here.
+         * @description The endpoint receives the events committed from now on whose type it subscribes to
+         *     (`["*"]` = all, also when mixed with names), signed per Standard Webhooks 1.0.
+         *     Targets must be http(s); loopback, private and link-local addresses (also through
+         *     DNS) are refused with 422 unless the server runs with `--webhook-allow-private`. At
+         *     most 1000 endpoints (409 `invalid-state` beyond).
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        /** One webhook endpoint (admin), without its secret. */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /** Remove a webhook endpoint (admin); its delivery stops. */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        /** The endpoint's last 1000 delivery attempts, newest first (admin). */
+        get: operations["webhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-deliver the endpoint's dead letters, in order, in the background (admin).
+         * @description An event is dead-lettered after its retry period (`--webhook-retry-period-s`, default
+         *     24 h of exponential backoff with jitter). A replayed letter that fails again for a
+         *     whole retry period is dead again.
+         */
+        post: operations["replayWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -336,7 +424,11 @@ export type paths = {
          *     `flashsale_stock_units{state}` and `flashsale_skus` for all; the stock stream's
          *     `flashsale_stream_*`; `flashsale_build_info{version,profile,os,arch} 1`; the process's
          *     `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`,
-         *     `process_cpu_seconds_total`, `process_start_time_seconds`. Durations are in seconds.
+         *     `process_cpu_seconds_total`, `process_start_time_seconds`; per event destination
+         *     (`kind` = webhook or amqp, `destination` = endpoint id or `amqp`):
+         *     `flashsale_events_delivered_total`, `flashsale_events_attempts_total`,
+         *     `flashsale_events_failures_total`, `flashsale_events_dead_letters_total`,
+         *     `flashsale_events_lag_events` and `flashsale_events_lag_seconds`. Durations are in seconds.
          *     docs/grafana/flashsale.json charts them.
          */
         get: operations["metrics"];
@@ -447,7 +539,178 @@ export type paths = {
         trace?: never;
     };
 };
-export type webhooks = Record<string, never>;
+export type webhooks = {
+    "reservation.held": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stock was held for a buyer (per shard part of a multi-shard reservation, `partial` true). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: components["requestBodies"]["EventDelivery"];
+            responses: {
+                /** @description Any 2xx acknowledges; anything else (redirects included) is retried. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reservation.confirmed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A held reservation became an order (`order_id`, `payment_ref`). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: components["requestBodies"]["EventDelivery"];
+            responses: {
+                /** @description Any 2xx acknowledges. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reservation.released": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A held reservation was cancelled or rolled back (`reason`). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: components["requestBodies"]["EventDelivery"];
+            responses: {
+                /** @description Any 2xx acknowledges. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reservation.expired": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A held reservation's TTL passed. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: components["requestBodies"]["EventDelivery"];
+            responses: {
+                /** @description Any 2xx acknowledges. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "sku.updated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A SKU was created, its settings replaced (`change` = settings) or restocked (`change` = restocked). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: components["requestBodies"]["EventDelivery"];
+            responses: {
+                /** @description Any 2xx acknowledges. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+};
 export type components = {
     schemas: {
         SkuId: string;
@@ -561,6 +824,46 @@ export type components = {
             leader_url: string | null;
             log_position: number;
             lag: number;
+        };
+        /** @enum {unknown} */
+        EventType: "reservation.held" | "reservation.confirmed" | "reservation.released" | "reservation.expired" | "sku.updated" | "sku.sold_out";
+        WebhookCreate: {
+            /**
+             * Format: uri
+             * @description http(s) URL of the receiver (at most 1000 characters).
+             */
+            url: string;
+            events: ("*" | "reservation.held" | "reservation.confirmed" | "reservation.released" | "reservation.expired" | "sku.updated" | "sku.sold_out")[];
+        };
+        Webhook: {
+            id: string;
+            url: string;
+            events: string[];
+            created_at: components["schemas"]["Time"];
+            /** @description Events waiting for a replay. */
+            dead_letters: number;
+        };
+        WebhookCreated: components["schemas"]["Webhook"] & {
+            /** @description Standard Webhooks signing secret; shown only in this answer. */
+            secret: string;
+        };
+        Delivery: {
+            event_id: string;
+            type: string;
+            attempt: number;
+            at: components["schemas"]["Time"];
+            status: number | null;
+            /** @enum {unknown} */
+            outcome: "delivered" | "failed" | "dead_lettered";
+            error: string | null;
+            duration_ms: number;
+        };
+        /** @description The body of every webhook request and AMQP message. `id` is `evt_<shard>_<seq>`, its position in the log: the same across retries and restarts (deduplicate on it). */
+        Event: {
+            id: string;
+            type: components["schemas"]["EventType"];
+            timestamp: components["schemas"]["Time"];
+            data: Record<string, never>;
         };
         /** @description RFC 9457 problem details. Extension members depend on the type. */
         Problem: {
@@ -744,6 +1047,7 @@ export type components = {
     parameters: {
         Sku: components["schemas"]["SkuId"];
         ReservationId: string;
+        WebhookId: string;
         /**
          * @description The `next_cursor` of the previous page of the same list (same endpoint, `buyer` and
          *     filters); omitted or empty for the first page. Opaque; any other value is 400
@@ -751,7 +1055,14 @@ export type components = {
          */
         Cursor: string;
     };
-    requestBodies: never;
+    requestBodies: {
+        /** @description Headers `webhook-id` (= `id`), `webhook-timestamp` (Unix s) and `webhook-signature: v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>" keyed with the base64-decoded part of the secret after `whsec_`>` (Standard Webhooks 1.0). */
+        EventDelivery: {
+            content: {
+                "application/json": components["schemas"]["Event"];
+            };
+        };
+    };
     headers: {
         /** @description Path of the created resource. */
         Location: string;
@@ -1239,6 +1550,182 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every endpoint. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Webhook"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description The endpoint, with its secret. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            400: components["responses"]["Malformed"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["Timeout"];
+            409: components["responses"]["InvalidState"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Invalid"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    webhookDeliveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Recent attempts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Delivery"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    replayWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How many dead letters are being re-delivered. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        replaying: number;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     health: {

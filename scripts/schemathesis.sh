@@ -70,6 +70,7 @@ storefront_token="$(token shop)"
     --http 127.0.0.1:0 --quic 127.0.0.1:0 --data-dir "$work/data" \
     --admin-token "$admin_token" --storefront-token "$storefront_token" \
     --shards 2 --no-pin-cores --rate-limit-ip-rps 0 --rate-limit-buyer-rps 0 \
+    --webhook-allow-private --webhook-retry-period-s 5 \
     --log-level warn >"$work/serve.out" 2>"$work/serve.err" &
 server_pid=$!
 

@@ -1,6 +1,6 @@
 """Schemathesis hooks of scripts/schemathesis.sh.
 
-docs/openapi.yaml states every rule JSON Schema can express. Three rules of the API relate
+docs/openapi.yaml states every rule JSON Schema can express. Four rules of the API relate
 fields to each other or to the credential, which JSON Schema cannot say; the document states
 them in prose and the server refuses a request that breaks them with 422 `invalid`:
 
@@ -11,6 +11,8 @@ them in prose and the server refuses a request that breaks them with 422 `invali
   and after the start a queue keeps its SKUs, times and method (so a positive case is mapped to
   one of 64 queues whose SKUs, times and method follow from its name, and has started);
 - `POST /v1/queues/{queue}/join`: `buyer` is required with a storefront or admin token.
+- `POST /v1/webhooks`: the `url` must reach an http(s) receiver (a resolvable host; the
+  server under test runs with `--webhook-allow-private`), which `format: uri` cannot say.
 
 A *positive* case (schema-valid data, which the server must accept) is brought within these
 rules here, by the smallest change that keeps it schema-valid. Negative cases are left alone,
@@ -21,6 +23,10 @@ import hashlib
 
 import schemathesis
 from schemathesis.generation.modes import GenerationMode
+
+# The receiver of positive webhook registrations: a closed loopback port (deliveries fail
+# fast and are retried, then dead-lettered; nothing leaves the machine).
+WEBHOOK_URL = "http://127.0.0.1:9/schemathesis"
 
 # The buyer of positive reservations that name none (printable ASCII, 1..128 bytes).
 DEFAULT_BUYER = "schemathesis-buyer"
@@ -93,4 +99,6 @@ def map_case(context, case):
     elif route == ("POST", "/v1/queues/{queue}/join"):
         if "buyer" not in case.body:
             case.body["buyer"] = DEFAULT_BUYER
+    elif route == ("POST", "/v1/webhooks"):
+        case.body["url"] = WEBHOOK_URL
     return case

@@ -98,6 +98,7 @@ fn sold_out(c: &mut Criterion) {
         buyer: buyer("late-buyer"),
         lines: vec![(id.clone(), 1)],
         idempotency_key: None,
+        ttl_ms: None,
     };
     group.bench_function("engine_reserve", |b| {
         b.iter(|| {
@@ -174,6 +175,7 @@ fn hot_sku(c: &mut Criterion) {
                                 buyer: buyer(&format!("buyer-{i}")),
                                 lines: vec![(id.clone(), 1)],
                                 idempotency_key: None,
+                                ttl_ms: None,
                             };
                             thread::spawn(move || {
                                 barrier.wait();
@@ -221,11 +223,13 @@ fn cross_shard(c: &mut Criterion) {
         buyer: buyer("cross-buyer"),
         lines: vec![(a.clone(), 1), (b_sku.clone(), 1)],
         idempotency_key: None,
+        ttl_ms: None,
     };
     let one_line = ReserveRequest {
         buyer: buyer("cross-buyer"),
         lines: vec![(a.clone(), 1)],
         idempotency_key: None,
+        ttl_ms: None,
     };
     for (name, request) in [
         ("one_line_baseline", one_line),

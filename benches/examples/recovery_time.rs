@@ -54,6 +54,8 @@ fn write_log(dir: &Path, events: u64) -> anyhow::Result<Expected> {
                     sale_starts_at_ms: None,
                     sale_ends_at_ms: None,
                     reservation_ttl_ms: 86_400_000,
+                    max_hold_ms: flashsale_protocol::default_max_hold_ms(86_400_000),
+                    max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
                 },
                 at_ms: now_ms,
             })?;

@@ -35,6 +35,8 @@ pub fn spec(id: &SkuId, stock: u64) -> SkuSpec {
         sale_starts_at_ms: None,
         sale_ends_at_ms: None,
         reservation_ttl_ms: 600_000,
+        max_hold_ms: flashsale_protocol::default_max_hold_ms(600_000),
+        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
     }
 }
 

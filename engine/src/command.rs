@@ -13,6 +13,31 @@ pub struct ReserveRequest {
     pub lines: Vec<(SkuId, u32)>,
     /// Makes retries return the original reservation; scoped to its caller.
     pub idempotency_key: Option<ScopedKey>,
+    /// How long to hold, in ms; `None` = the shortest `reservation_ttl_ms` of the lines' SKUs
+    /// (the cart rule), which is also the most it may be.
+    pub ttl_ms: Option<u64>,
+}
+
+/// Which per-SKU bound of a hold a request went past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldLimit {
+    /// `reservation_ttl_ms`: the most a new reservation may hold (ms).
+    ReservationTtl,
+    /// `max_hold_ms`: the longest hold from creation, extensions included (ms).
+    MaxHold,
+    /// `max_extensions`: the most extensions of one reservation (a count).
+    MaxExtensions,
+}
+
+impl HoldLimit {
+    /// The API's name of the SKU field.
+    pub fn field(self) -> &'static str {
+        match self {
+            HoldLimit::ReservationTtl => "reservation_ttl_s",
+            HoldLimit::MaxHold => "max_hold_s",
+            HoldLimit::MaxExtensions => "max_extensions",
+        }
+    }
 }
 
 /// Why the engine refused a command. Maps one-to-one onto the HTTP contract's problem types.
@@ -79,6 +104,19 @@ pub enum CommandError {
         /// The SKU.
         sku: SkuId,
         /// What conflicts, with the numbers.
+        detail: String,
+    },
+    /// A hold past a SKU's bound: a `ttl_ms` above a line's reservation TTL, or an extension
+    /// past the maximum hold or number of extensions. Nothing changed.
+    #[error("{detail}")]
+    HoldLimit {
+        /// The SKU whose bound it is (the strictest of the reservation's lines).
+        sku: SkuId,
+        /// Which bound.
+        limit: HoldLimit,
+        /// Its value: ms for the hold bounds, a count for extensions.
+        value: u64,
+        /// What was refused, with the numbers.
         detail: String,
     },
     /// Well-formed but invalid input (qty 0, duplicate lines, a value beyond its limit…).

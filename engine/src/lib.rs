@@ -29,10 +29,11 @@ mod sync;
 pub mod view;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use command::{CommandError, ReserveRequest};
+pub use command::{CommandError, HoldLimit, ReserveRequest};
 pub use gate::StockGate;
 pub use log::{LogBackend, LogError, ShardLog};
 pub use observer::{StockLevel, StockObserver};
 pub use runtime::{Engine, EngineConfig, StartError};
+pub use shard::{ListPos, OrderQuery, ReservationQuery, MAX_LIST_LIMIT};
 pub use stats::StatsSnapshot;
 pub use view::{OrderView, ReservationStatus, ReservationView, SkuView};

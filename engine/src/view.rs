@@ -27,6 +27,10 @@ pub struct SkuView {
     pub sale_ends_at_ms: Option<u64>,
     /// Reservation TTL in ms.
     pub reservation_ttl_ms: u64,
+    /// Longest hold from creation, extensions included, in ms.
+    pub max_hold_ms: u64,
+    /// Most extensions of one reservation.
+    pub max_extensions: u32,
 }
 
 /// Where a reservation is in its life.
@@ -73,6 +77,8 @@ pub struct ReservationView {
     pub order: Option<OrderId>,
     /// Why it was released, once released or expired.
     pub release_reason: Option<ReleaseReason>,
+    /// How many times its expiry was extended.
+    pub extensions: u32,
 }
 
 /// A confirmed order.

@@ -26,6 +26,7 @@ fn req(b: &str, lines: &[(&str, u32)], k: Option<ScopedKey>) -> ReserveRequest {
         buyer: buyer(b),
         lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
         idempotency_key: k,
+        ttl_ms: None,
     }
 }
 

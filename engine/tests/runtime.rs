@@ -32,6 +32,8 @@ fn spec(id: &str, stock: u64) -> SkuSpec {
         sale_starts_at_ms: None,
         sale_ends_at_ms: None,
         reservation_ttl_ms: 60_000,
+        max_hold_ms: flashsale_protocol::default_max_hold_ms(60_000),
+        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
     }
 }
 
@@ -51,6 +53,7 @@ fn req(b: &str, lines: &[(&str, u32)], key: Option<&str>) -> ReserveRequest {
         lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
         idempotency_key: key
             .map(|k| ScopedKey::new(KeyOwner::Credential(1), IdempotencyKey::new(k).unwrap())),
+        ttl_ms: None,
     }
 }
 

@@ -83,6 +83,8 @@ impl Model {
             sale_starts_at_ms: s.spec.sale_starts_at_ms,
             sale_ends_at_ms: s.spec.sale_ends_at_ms,
             reservation_ttl_ms: s.spec.reservation_ttl_ms,
+            max_hold_ms: s.spec.max_hold_ms,
+            max_extensions: s.spec.max_extensions,
         })
     }
 
@@ -281,6 +283,7 @@ impl Model {
             expires_at_ms: r.expires_at,
             order: r.order,
             release_reason: r.reason,
+            extensions: 0,
         })
     }
 
@@ -584,6 +587,13 @@ impl<S: Sut> Sim<S> {
             committed + r.gen_range(0..25)
         };
         let start = self.now as i64 + r.gen_range(-5_000..5_000);
+        let ttl_ms = if r.gen_bool(0.02) {
+            0
+        } else if self.expiry {
+            r.gen_range(500..8_000)
+        } else {
+            1 << 40
+        };
         SkuSpec {
             sku,
             name: "thing".into(),
@@ -594,13 +604,9 @@ impl<S: Sut> Sim<S> {
             sale_ends_at_ms: r
                 .gen_bool(0.15)
                 .then(|| (start + r.gen_range(-1_000..20_000)).max(0) as u64),
-            reservation_ttl_ms: if r.gen_bool(0.02) {
-                0
-            } else if self.expiry {
-                r.gen_range(500..8_000)
-            } else {
-                1 << 40
-            },
+            reservation_ttl_ms: ttl_ms,
+            max_hold_ms: flashsale_protocol::default_max_hold_ms(ttl_ms),
+            max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
         }
     }
 
@@ -627,6 +633,7 @@ impl<S: Sut> Sim<S> {
             buyer,
             lines,
             idempotency_key: key,
+            ttl_ms: None,
         };
         if req.idempotency_key.is_some() {
             self.requests.push(req.clone());

@@ -66,6 +66,8 @@ fn records() -> Vec<(&'static str, LogRecord)> {
         sale_starts_at_ms: Some(1_795_255_200_000),
         sale_ends_at_ms: Some(1_795_258_800_000),
         reservation_ttl_ms: 600_000,
+        max_hold_ms: flashsale_protocol::default_max_hold_ms(600_000),
+        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
     };
     let key = IdempotencyKey::new("order-7f3a").unwrap_or_else(|e| panic!("{e}"));
     let events = vec![
@@ -88,6 +90,8 @@ fn records() -> Vec<(&'static str, LogRecord)> {
                     sale_starts_at_ms: None,
                     sale_ends_at_ms: None,
                     reservation_ttl_ms: 1_000,
+                    max_hold_ms: flashsale_protocol::default_max_hold_ms(1_000),
+                    max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
                 },
                 at_ms: 0,
             },

@@ -187,6 +187,28 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_EXPIRY_TICK_MS", default_value_t = 100)]
     pub expiry_tick_ms: u64,
 
+    /// Accept webhook targets on loopback and private addresses (tests, development). Without
+    /// it such URLs are refused with 422.
+    #[arg(long, env = "FLASHSALE_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// How long a failing webhook delivery is retried (exponential backoff with jitter) before
+    /// the event is dead-lettered, in seconds.
+    #[arg(long, env = "FLASHSALE_WEBHOOK_RETRY_PERIOD_S", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_period_s: u64,
+
+    /// First retry delay of a failing webhook delivery in ms (doubles per failure, up to 5 min).
+    #[arg(long, env = "FLASHSALE_WEBHOOK_RETRY_BASE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_base_ms: u64,
+
+    /// Publish every event to RabbitMQ (AMQP 0-9-1), e.g. amqp://guest:guest@127.0.0.1:5672/%2f.
+    #[arg(long, env = "FLASHSALE_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+
+    /// The topic exchange events are published to (routing key = event type).
+    #[arg(long, env = "FLASHSALE_AMQP_EXCHANGE", default_value = flashsale_events::DEFAULT_EXCHANGE)]
+    pub amqp_exchange: String,
+
     /// Do not pin shard executors to cores.
     #[arg(long, env = "FLASHSALE_NO_PIN_CORES")]
     pub no_pin_cores: bool,
@@ -319,6 +341,8 @@ fn tokens(mut t: Tokens, identity: &Identity, created: bool, dir: &Path) -> Toke
 struct OpenedLog {
     log: Arc<dyn LogBackend>,
     postgres: Option<flashsale_persistence::PostgresBackend>,
+    /// The committed log as the events outbox reads it.
+    events_source: flashsale_events::LogSource,
 }
 
 /// Opens the write-ahead log the flags ask for: Postgres with `--database-url`, else the
@@ -330,6 +354,7 @@ fn open_log(args: &ServeArgs) -> anyhow::Result<OpenedLog> {
                 .context("--database-url: cannot use the Postgres log")?;
         return Ok(OpenedLog {
             log: Arc::new(backend.clone()),
+            events_source: flashsale_events::LogSource::postgres(&backend),
             postgres: Some(backend),
         });
     }
@@ -345,6 +370,7 @@ fn open_log(args: &ServeArgs) -> anyhow::Result<OpenedLog> {
         )
     })?;
     Ok(OpenedLog {
+        events_source: flashsale_events::LogSource::embedded(&backend),
         log: Arc::new(backend),
         postgres: None,
     })
@@ -520,7 +546,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
 
-    let OpenedLog { log, postgres } = open_log(&args)?;
+    let OpenedLog {
+        log,
+        postgres,
+        events_source,
+    } = open_log(&args)?;
+    // Event delivery reads the committed log (the outbox); its stored positions hold the log
+    // segments it still needs, so it is prepared before the engine may take a snapshot.
+    let mut events_config = flashsale_events::EventsConfig::new(
+        args.data_dir.join("events"),
+        u16::try_from(shards).unwrap_or(u16::MAX),
+    );
+    events_config.allow_private = args.webhook_allow_private;
+    events_config.retry.period = Duration::from_secs(args.webhook_retry_period_s);
+    events_config.retry.base = Duration::from_millis(args.webhook_retry_base_ms);
+    events_config.amqp = args
+        .amqp_url
+        .clone()
+        .map(|url| flashsale_events::AmqpConfig {
+            url,
+            exchange: args.amqp_exchange.clone(),
+        });
+    let events = flashsale_events::EventService::prepare(events_config, events_source)
+        .context("cannot prepare event delivery (webhooks, AMQP)")?;
     // The stock hub learns of every durable stock change from the shards (never blocking them)
     // and feeds the QUIC stream. Bind the stream before the engine replays, like HTTP.
     let mut stream_config = StreamConfig::new(args.quic);
@@ -562,6 +610,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }))
     };
     if args.ha {
+        // Event delivery (webhooks, AMQP) runs on single-node servers only for now: without
+        // it the webhook endpoints answer 404 on an HA node.
+        anyhow::ensure!(
+            args.amqp_url.is_none(),
+            "--amqp-url is not supported with --ha yet (events are delivered by single-node servers)"
+        );
+        drop(events);
         let Some(pg) = postgres else {
             anyhow::bail!("--ha needs --database-url");
         };
@@ -630,6 +685,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the engine")?;
 
     hub.seed(&engine.stock_levels().await);
+    events
+        .start()
+        .await
+        .context("cannot start event delivery")?;
     // The read model (orders, order_lines, sku_stock) follows the committed Postgres log from
     // its own connection: it never blocks or slows an acknowledgement.
     let read_model = postgres.as_ref().map(|pg| {
@@ -665,7 +724,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (app, feed) = with_dashboard(
         App::new(engine.clone(), api)
             .with_extra_metrics(stream_metrics)
-            .with_queues(queues),
+            .with_queues(queues)
+            .with_events(events.clone()),
         &quic,
     );
     let outcome = crate::http::serve(http, app, server, async move {
@@ -682,6 +742,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     queue_ticker.abort();
+    events.stop().await;
     if let Some(rm) = read_model {
         if let Err(e) = rm.stop().await {
             tracing::warn!(error = %e, "read model stopped with an error");

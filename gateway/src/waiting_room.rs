@@ -243,7 +243,7 @@ pub fn pass_key_from(secret: &[u8]) -> PassKey {
 }
 
 /// Where the waiting room's journal lives: schema `<schema>_queues` next to a Postgres log,
-/// else `<data dir>/waiting-room` (each its own log, shard 0 of 1; ADR 0023).
+/// else `<data dir>/waiting-room` (each its own log, shard 0 of 1; ADR 0025).
 pub fn journal_backend(
     database: Option<(&str, &str)>,
     data_dir: &std::path::Path,

@@ -29,6 +29,8 @@ fn spec(id: &str) -> SkuSpec {
         sale_starts_at_ms: None,
         sale_ends_at_ms: None,
         reservation_ttl_ms: 60_000,
+        max_hold_ms: flashsale_protocol::default_max_hold_ms(60_000),
+        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
     }
 }
 
@@ -108,6 +110,7 @@ async fn stream_matches_the_engine_and_a_stalled_reader_does_not_hold_up_reserva
                     buyer: BuyerId::new(format!("buyer-{t}-{i}")).unwrap(),
                     lines: vec![(sku(id), 1 + (i % 3) as u32)],
                     idempotency_key: None,
+                    ttl_ms: None,
                 };
                 let r = engine.reserve(request).await.expect("reserve");
                 match i % 3 {

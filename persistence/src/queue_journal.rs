@@ -1,6 +1,6 @@
 //! The waiting room's journal: its [`QueueRecord`]s in a log of their own — shard 0 of 1 of a
 //! separate backend instance (`<data dir>/waiting-room` embedded, schema `<schema>_queues` on
-//! Postgres; see ADR 0023) — written by one glommio thread (`flashsale-queues`) with group
+//! Postgres; see ADR 0025) — written by one glommio thread (`flashsale-queues`) with group
 //! commit, and replayed in full at start.
 //!
 //! Order is the room's order: take a [`JournalPermit`] before changing the room, submit the

@@ -404,6 +404,8 @@ async fn apply_batch(
                 }
                 removed.push(rid);
             }
+            // The read model keeps no expiry times: an extension changes no row.
+            Event::Extended { .. } => {}
         }
     }
     write_batch(&tx, s, shard_i, &held, &created, &removed, &orders, &skus).await?;

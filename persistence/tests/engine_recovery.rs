@@ -31,6 +31,8 @@ fn spec(id: &str, stock: u64, ttl_ms: u64) -> SkuSpec {
         sale_starts_at_ms: None,
         sale_ends_at_ms: None,
         reservation_ttl_ms: ttl_ms,
+        max_hold_ms: flashsale_protocol::default_max_hold_ms(ttl_ms),
+        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
     }
 }
 
@@ -77,6 +79,7 @@ fn workload(engine: &Engine, clock: &ManualClock) -> Vec<ReservationId> {
             buyer: BuyerId::new(format!("buyer-{}", i % 40)).unwrap(),
             lines,
             idempotency_key: None,
+            ttl_ms: None,
         };
         match block_on(engine.reserve(request)) {
             Ok(view) => {
@@ -101,6 +104,7 @@ fn workload(engine: &Engine, clock: &ManualClock) -> Vec<ReservationId> {
             buyer: BuyerId::new(format!("late-{i}")).unwrap(),
             lines: vec![(sku("short"), 2)],
             idempotency_key: None,
+            ttl_ms: None,
         };
         ids.push(block_on(engine.reserve(request)).unwrap().id);
     }

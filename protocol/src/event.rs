@@ -23,6 +23,23 @@ pub struct SkuSpec {
     pub sale_ends_at_ms: Option<u64>,
     /// How long a reservation holds stock before it expires, in ms.
     pub reservation_ttl_ms: u64,
+    /// Longest a reservation with a line of this SKU may be held, from its creation,
+    /// extensions included, in ms (at least `reservation_ttl_ms`).
+    pub max_hold_ms: u64,
+    /// Most times a reservation with a line of this SKU may be extended.
+    pub max_extensions: u32,
+}
+
+/// Default longest hold of a SKU whose spec does not set one: the larger of its reservation
+/// TTL and this (one hour).
+pub const DEFAULT_MAX_HOLD_MS: u64 = 3_600_000;
+
+/// Default number of extensions of a SKU whose spec does not set one.
+pub const DEFAULT_MAX_EXTENSIONS: u32 = 3;
+
+/// The default longest hold for a SKU with this reservation TTL.
+pub fn default_max_hold_ms(reservation_ttl_ms: u64) -> u64 {
+    reservation_ttl_ms.max(DEFAULT_MAX_HOLD_MS)
 }
 
 /// One line of a reservation as logged: the SKU, the units and the unit price at reservation.
@@ -116,6 +133,17 @@ pub enum Event {
         id: ReservationId,
         /// Why.
         reason: ReleaseReason,
+        /// When, Unix ms.
+        at_ms: u64,
+    },
+    /// A held reservation's expiry moved later (on its home, then on each part).
+    Extended {
+        /// The reservation.
+        id: ReservationId,
+        /// The new expiry, Unix ms.
+        expires_at_ms: u64,
+        /// How many times it has been extended, this time included.
+        extensions: u32,
         /// When, Unix ms.
         at_ms: u64,
     },

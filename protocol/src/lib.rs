@@ -11,7 +11,10 @@ pub mod queue;
 pub mod stream;
 
 pub use codec::{decode_record, encode_record, DecodeError, RECORD_VERSION};
-pub use event::{Event, Line, LogRecord, ReleaseReason, SkuSpec};
+pub use event::{
+    default_max_hold_ms, Event, Line, LogRecord, ReleaseReason, SkuSpec, DEFAULT_MAX_EXTENSIONS,
+    DEFAULT_MAX_HOLD_MS,
+};
 pub use ids::{
     BuyerId, IdError, IdempotencyKey, KeyOwner, OrderId, ReservationId, ScopedKey, ShardId, SkuId,
 };

@@ -34,6 +34,9 @@ pub fn checked_total_cents(lines: impl IntoIterator<Item = (u32, u64)>) -> Optio
     (total <= MAX_MONEY_CENTS).then_some(total)
 }
 
+/// Most extensions a SKU may allow per reservation (`max_extensions`).
+pub const MAX_EXTENSIONS: u32 = 100;
+
 #[cfg(test)]
 mod tests {
     use super::*;

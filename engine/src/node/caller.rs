@@ -8,7 +8,7 @@ use std::sync::Arc;
 use flashsale_protocol::{ScopedKey, ShardId, SkuId};
 
 use crate::claim::{Claim, Claims};
-use crate::command::{CommandError, ReserveRequest};
+use crate::command::{CommandError, HoldLimit, ReserveRequest};
 use crate::gate::StockGate;
 use crate::shard::{plan, request_hash, shard_of_key, validate_lines, ReserveCommand};
 
@@ -90,25 +90,30 @@ pub fn prepare_reserve(
     gate_of: impl Fn(&SkuId) -> Option<GateInfo>,
 ) -> Result<Prepared, CommandError> {
     validate_lines(req.lines.iter().map(|(s, q)| (s, *q)))?;
+    if let Some(ttl_ms) = req.ttl_ms {
+        check_ttl(&req.lines, ttl_ms, &gate_of)?;
+    }
+    let hash = hash_of(&req);
     let (mut claims, min_ttl) = match claim_lines(&req.lines, &gate_of) {
         Ok(claimed) => claimed,
         Err(error) => {
             let probe = req.idempotency_key.map(|key| Probe {
                 home: shard_of_key(&key, shards),
-                request_hash: request_hash(&req.buyer, &req.lines),
+                request_hash: hash,
                 key,
             });
             return Ok(Prepared::Refused { error, probe });
         }
     };
-    let hash = request_hash(&req.buyer, &req.lines);
     let key_home = req
         .idempotency_key
         .as_ref()
         .map(|k| shard_of_key(k, shards));
     let plan = plan(req.lines, shards, key_home);
     let group = plan.is_group();
-    let expires_at_ms = group.then(|| now_ms.saturating_add(min_ttl));
+    // The cart rule: the shortest TTL of the lines, unless the request asks for less.
+    let ttl_ms = req.ttl_ms.map_or(min_ttl, |t| t.min(min_ttl));
+    let expires_at_ms = (group || req.ttl_ms.is_some()).then(|| now_ms.saturating_add(ttl_ms));
     let groups: Vec<_> = (0..plan.parts.len()).map(|i| plan.group(i)).collect();
     let mut key = req.idempotency_key;
     let mut parts = Vec::with_capacity(plan.parts.len());
@@ -137,6 +142,43 @@ pub fn prepare_reserve(
         Request::Reserve(Box::new(cmd))
     };
     Ok(Prepared::Send { home, request })
+}
+
+/// The request's hash for idempotency: its buyer and lines, and its `ttl_ms` when given (so
+/// a request without one hashes as before it existed).
+fn hash_of(req: &ReserveRequest) -> u64 {
+    let h = request_hash(&req.buyer, &req.lines);
+    match req.ttl_ms {
+        None => h,
+        Some(t) => (h ^ t.wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(17),
+    }
+}
+
+/// Refuses a `ttl_ms` above the reservation TTL of any line's SKU (the cart rule), naming the
+/// SKU with the shortest one. Unknown SKUs are left to the claims.
+fn check_ttl(
+    lines: &[(SkuId, u32)],
+    ttl_ms: u64,
+    gate_of: &impl Fn(&SkuId) -> Option<GateInfo>,
+) -> Result<(), CommandError> {
+    let shortest = lines
+        .iter()
+        .filter_map(|(sku, _)| gate_of(sku).map(|i| (i.ttl_ms, sku)))
+        .min_by_key(|(ttl, _)| *ttl);
+    match shortest {
+        Some((limit, sku)) if ttl_ms > limit => Err(CommandError::HoldLimit {
+            sku: sku.clone(),
+            limit: HoldLimit::ReservationTtl,
+            value: limit,
+            detail: format!(
+                "ttl_s {} is above the reservation_ttl_s of {sku} ({} s): a cart holds at most \
+                 as long as its shortest line",
+                ttl_ms / 1000,
+                limit / 1000
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Claims every line on its gate, in order; returns the claims (one per line) and the shortest

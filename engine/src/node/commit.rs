@@ -114,6 +114,8 @@ impl EventSink for Pending {
             Event::Confirmed { id, .. } | Event::Released { id, .. } => {
                 self.dirty_reservations.push(*id)
             }
+            // A later expiry changes no stock count.
+            Event::Extended { .. } => {}
         }
     }
 }

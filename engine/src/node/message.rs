@@ -9,7 +9,10 @@ use flashsale_protocol::{OrderId, ReservationId, ScopedKey, ShardId, SkuId, SkuS
 use crate::command::CommandError;
 use crate::gate::StockGate;
 use crate::observer::StockLevel;
-use crate::shard::{FollowAction, GroupState, PartView, ReserveCommand};
+use crate::shard::{
+    ExtendCommand, FollowAction, GroupState, OrderPart, OrderQuery, PartView, ReservationQuery,
+    ReserveCommand, ShardPage,
+};
 use crate::view::{OrderView, ReservationView, SkuView};
 
 /// A cross-shard reservation handed to its home shard: `(shard, command)`, home first; every
@@ -48,8 +51,14 @@ pub enum Request {
     Confirm(ReservationId, String),
     /// Cancel on the home shard.
     Cancel(ReservationId),
+    /// Extend the hold on the home shard (the parts follow).
+    Extend(Box<ExtendCommand>),
     /// An order of this shard.
     Order(OrderId),
+    /// A page of a buyer's home reservations on this shard.
+    BuyerReservations(Box<ReservationQuery>),
+    /// A page of a buyer's home orders on this shard.
+    BuyerOrders(Box<OrderQuery>),
     /// Every cross-shard part known here (recovery).
     GroupStates,
     /// Apply a decision to this shard's part (recovery).
@@ -69,6 +78,7 @@ impl Request {
                 | Request::ReserveGroup(..)
                 | Request::Confirm(..)
                 | Request::Cancel(..)
+                | Request::Extend(..)
         )
     }
 }
@@ -92,6 +102,10 @@ pub enum Answer {
     Order(OrderView, Option<Group>),
     /// Cross-shard parts.
     GroupStates(Vec<GroupState>),
+    /// A shard's page of a buyer's reservations (home parts; the caller completes them).
+    BuyerReservations(ShardPage<PartView>),
+    /// A shard's page of a buyer's orders (home lines; the caller completes them).
+    BuyerOrders(ShardPage<OrderPart>),
     /// Done, with a count.
     Count(usize),
 }

@@ -23,7 +23,7 @@ use crate::command::CommandError;
 use crate::limits::{
     COORDINATION_DEADLINE_MS, DECISION_ACK_WAIT_MS, DUPLICATE_RETRY_AFTER_MS, MAX_COORDINATIONS,
 };
-use crate::shard::{FollowAction, GroupState, PartView, ReserveCommand, Shard};
+use crate::shard::{ExtendCommand, FollowAction, GroupState, PartView, ReserveCommand, Shard};
 use crate::view::ReservationStatus;
 
 use self::commit::{AfterDurable, Batch, Commit, LogState, SnapshotPolicy};
@@ -210,12 +210,22 @@ impl<R> ShardNode<R> {
             }
             Request::Confirm(id, payment_ref) => self.confirm(now_ms, id, payment_ref, to, out),
             Request::Cancel(id) => self.cancel(now_ms, id, to, out),
+            Request::Extend(cmd) => self.extend(now_ms, &cmd, to, out),
             Request::Order(id) => {
                 let r = self
                     .shard
                     .order(id)
                     .ok_or_else(|| CommandError::OrderNotFound(id.to_string()));
                 self.reply_durable(now_ms, to, r.map(|(v, g)| Answer::Order(v, g)), out);
+            }
+            Request::BuyerReservations(q) => {
+                let page = self.shard.buyer_reservations(&q);
+                // What the page shows must be durable first, as for a single reservation.
+                self.reply_durable(now_ms, to, Ok(Answer::BuyerReservations(page)), out);
+            }
+            Request::BuyerOrders(q) => {
+                let page = self.shard.buyer_orders(&q);
+                self.reply_durable(now_ms, to, Ok(Answer::BuyerOrders(page)), out);
             }
             Request::GroupStates => {
                 reply(out, to, Ok(Answer::GroupStates(self.shard.group_states())));
@@ -405,6 +415,18 @@ impl<R> ShardNode<R> {
             self.counters.released += 1;
         }
         self.decided(now_ms, id, r.map(|o| o.follow), to, out);
+    }
+
+    /// Extends a hold on the home; the parts follow once it is durable, as they follow a
+    /// confirm. A reservation still being coordinated is refused as busy (its parts are not
+    /// all held yet): retry.
+    fn extend(&mut self, now_ms: u64, cmd: &ExtendCommand, to: R, out: &mut Vec<Output<R>>) {
+        if self.active.contains_key(&cmd.id) {
+            let busy = "the reservation is still being placed; retry";
+            return reply(out, to, Err(CommandError::Busy(busy.into())));
+        }
+        let r = self.shard.extend(now_ms, cmd, &mut self.commit.pending);
+        self.decided(now_ms, cmd.id, r.map(|o| o.follow), to, out);
     }
 
     // ----- reservations -----

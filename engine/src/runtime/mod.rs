@@ -23,7 +23,10 @@ use crate::node::caller::{prepare_reserve, GateInfo, KeysInFlight, Prepared, Res
 use crate::node::commit::SnapshotPolicy;
 use crate::node::message::{Answer, Request};
 use crate::node::{NodeConfig, ShardNode};
-use crate::shard::{assemble_order, assemble_reservation, reconcile, shard_of, PartView};
+use crate::shard::{
+    assemble_order, assemble_reservation, merge_pages, reconcile, shard_of, ExtendCommand, ListPos,
+    OrderQuery, PartView, ReservationQuery,
+};
 
 use crate::clock::Clock;
 use crate::command::{CommandError, ReserveRequest};
@@ -456,6 +459,44 @@ impl Engine {
         self.whole(answer).await
     }
 
+    /// Extends a held reservation's hold to `ttl_ms` from now (never shortening it); returns
+    /// once durable on its home and followed by its parts. The bounds are the strictest
+    /// `max_hold_ms` and `max_extensions` of its lines' SKUs, read from the SKUs now.
+    pub async fn extend(
+        &self,
+        id: ReservationId,
+        ttl_ms: u64,
+    ) -> Result<ReservationView, CommandError> {
+        let home = self.home_of(id)?;
+        let view = self.reservation(id).await?;
+        let mut max_hold: Option<(u64, SkuId)> = None;
+        let mut max_extensions: Option<(u32, SkuId)> = None;
+        for line in &view.lines {
+            // A SKU's settings are never removed, so every line's SKU is known.
+            let sku = self.sku(line.sku.clone()).await?;
+            if max_hold.as_ref().is_none_or(|(m, _)| sku.max_hold_ms < *m) {
+                max_hold = Some((sku.max_hold_ms, sku.sku.clone()));
+            }
+            if max_extensions
+                .as_ref()
+                .is_none_or(|(m, _)| sku.max_extensions < *m)
+            {
+                max_extensions = Some((sku.max_extensions, sku.sku));
+            }
+        }
+        let (Some(max_hold), Some(max_extensions)) = (max_hold, max_extensions) else {
+            return Err(CommandError::Internal(format!("{id} has no lines")));
+        };
+        let cmd = ExtendCommand {
+            id,
+            ttl_ms,
+            max_hold,
+            max_extensions,
+        };
+        let answer = self.ask(home, Request::Extend(Box::new(cmd))).await?;
+        self.whole(answer).await
+    }
+
     /// An order's view.
     pub async fn order(&self, id: OrderId) -> Result<OrderView, CommandError> {
         let s = usize::from(id.shard());
@@ -471,6 +512,65 @@ impl Engine {
             None => Vec::new(),
         };
         Ok(assemble_order(view, group, &parts))
+    }
+
+    /// A page of a buyer's reservations, newest first, each one whole (a cross-shard
+    /// reservation appears once, on its home shard's page, completed with its other parts),
+    /// and the position to continue from (`None`: the last page). Every shard examines at
+    /// most [`crate::shard::MAX_LIST_SCAN`] entries, so a page may be short, even empty,
+    /// while the list goes on.
+    pub async fn list_reservations(
+        &self,
+        query: ReservationQuery,
+    ) -> Result<(Vec<ReservationView>, Option<ListPos>), CommandError> {
+        let mut pages = Vec::with_capacity(self.shard_count());
+        for s in 0..self.shard_count() {
+            let q = Box::new(query.clone());
+            match self.ask(s, Request::BuyerReservations(q)).await? {
+                Answer::BuyerReservations(page) => pages.push(page),
+                a => return Err(unexpected(&a)),
+            }
+        }
+        let (items, next) = merge_pages(pages, query.limit);
+        let mut out = Vec::with_capacity(items.len());
+        for (_, part) in items {
+            let view = self.assemble(part).await?;
+            // A home part is a candidate for a SKU its other parts may hold: check it whole.
+            if query
+                .sku
+                .as_ref()
+                .is_none_or(|sku| view.lines.iter().any(|l| &l.sku == sku))
+            {
+                out.push(view);
+            }
+        }
+        Ok((out, next))
+    }
+
+    /// A page of a buyer's orders, newest first, each one whole, and the position to
+    /// continue from (`None`: the last page); bounded as [`Engine::list_reservations`].
+    pub async fn list_orders(
+        &self,
+        query: OrderQuery,
+    ) -> Result<(Vec<OrderView>, Option<ListPos>), CommandError> {
+        let mut pages = Vec::with_capacity(self.shard_count());
+        for s in 0..self.shard_count() {
+            let q = Box::new(query.clone());
+            match self.ask(s, Request::BuyerOrders(q)).await? {
+                Answer::BuyerOrders(page) => pages.push(page),
+                a => return Err(unexpected(&a)),
+            }
+        }
+        let (items, next) = merge_pages(pages, query.limit);
+        let mut out = Vec::with_capacity(items.len());
+        for (_, (view, group)) in items {
+            let parts = match group {
+                Some(g) => self.parts_of(view.reservation, view.id.shard(), g).await?,
+                None => Vec::new(),
+            };
+            out.push(assemble_order(view, group, &parts));
+        }
+        Ok((out, next))
     }
 
     /// Whether every shard's log is writable (for `/ready`).

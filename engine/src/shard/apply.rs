@@ -162,6 +162,21 @@ impl Shard {
                 Some(r) => inconsistent(format!("{id} is {}", r.status.as_str())),
                 None => inconsistent(format!("unknown {id}")),
             },
+            Event::Extended {
+                id,
+                expires_at_ms,
+                extensions,
+                ..
+            } => match self.res(*id) {
+                Some(r) if r.status != ReservationStatus::Held => {
+                    inconsistent(format!("{id} is {}", r.status.as_str()))
+                }
+                Some(r) if *expires_at_ms < r.expires_at_ms || *extensions <= r.extensions => {
+                    inconsistent(format!("{id} extended backwards"))
+                }
+                Some(_) => Ok(()),
+                None => inconsistent(format!("unknown {id}")),
+            },
         }
     }
 
@@ -190,6 +205,7 @@ impl Shard {
                     lines: compact,
                     created_at_ms: at_ms,
                     expires_at_ms,
+                    extensions: 0,
                     status: ReservationStatus::Held,
                     release_reason: None,
                     released_at_ms: 0,
@@ -208,6 +224,12 @@ impl Shard {
                 at_ms,
             } => self.apply_confirmed(id, order, payment_ref, at_ms),
             Event::Released { id, reason, at_ms } => self.apply_released(id, reason, at_ms),
+            Event::Extended {
+                id,
+                expires_at_ms,
+                extensions,
+                ..
+            } => self.apply_extended(id, expires_at_ms, extensions),
         }
     }
 
@@ -309,6 +331,7 @@ impl Shard {
             if let Some(key) = &r.idempotency_key {
                 self.idempotency.insert(key.clone(), id);
             }
+            self.buyers.add_reservation(&r.buyer, r.created_at_ms, id);
         } else if r.group.is_some() {
             self.part_expiry.push(Reverse((r.expires_at_ms, id)));
         }
@@ -349,8 +372,31 @@ impl Shard {
         if order.shard() == self.id {
             self.next_order = self.next_order.max(order.counter() + 1);
         }
+        if id.shard() == self.id {
+            self.buyers.add_order(&r.buyer, at_ms, id);
+        }
         let previous = self.orders.insert(order, id);
         assert!(previous.is_none(), "{order} allocated twice");
+    }
+
+    /// `Extended`: the hold lasts until `expires_at_ms`; the timer queue gets the new
+    /// deadline (the old entry no longer matches and is skipped when it comes up).
+    fn apply_extended(&mut self, id: ReservationId, expires_at_ms: u64, extensions: u32) {
+        let Some(r) = self.reservations.get_mut(self.id, id) else {
+            panic!("extension of missing reservation {id} passed the check");
+        };
+        assert_eq!(
+            r.status,
+            ReservationStatus::Held,
+            "{id}: extension of non-held"
+        );
+        r.expires_at_ms = expires_at_ms;
+        r.extensions = extensions;
+        if id.shard() == self.id {
+            self.expiry.push(Reverse((expires_at_ms, id)));
+        } else if r.group.is_some() {
+            self.part_expiry.push(Reverse((expires_at_ms, id)));
+        }
     }
 
     /// `Released` (cancel, expiry or rollback): the held units return to the stock and the
@@ -385,6 +431,11 @@ impl Shard {
                 if self.idempotency.get(key) == Some(&id) {
                     self.idempotency.remove(key);
                 }
+            }
+            // Never acknowledged to anyone: not listed either.
+            if id.shard() == self.id {
+                self.buyers
+                    .remove_reservation(&r.buyer, r.created_at_ms, id);
             }
         }
         self.settled.push_back((at_ms, id));

@@ -1,13 +1,27 @@
-//! Deciding a reservation: confirm and cancel on its home shard, and the parts on other
-//! shards following that decision.
+//! Deciding a reservation: confirm, cancel and extend on its home shard, and the parts on
+//! other shards following that decision.
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{Event, OrderId, ReleaseReason, ReservationId};
 
 use super::store::Reservation;
 use super::{EventSink, FollowAction, Shard, MAX_PAYMENT_REF_LEN};
-use crate::command::CommandError;
+use crate::command::{CommandError, HoldLimit};
 use crate::view::ReservationStatus;
+
+/// An extension as the home shard checks it: the new hold and the bounds of the
+/// reservation's lines (all of them, on every shard: the caller works them out from the SKUs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtendCommand {
+    /// The reservation.
+    pub id: ReservationId,
+    /// The hold asked for, from now, in ms.
+    pub ttl_ms: u64,
+    /// The strictest `max_hold_ms` of the lines, and its SKU.
+    pub max_hold: (u64, flashsale_protocol::SkuId),
+    /// The strictest `max_extensions` of the lines, and its SKU.
+    pub max_extensions: (u32, flashsale_protocol::SkuId),
+}
 
 /// What part shards must do after the home shard decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +142,82 @@ impl Shard {
         }
     }
 
+    /// Moves a held reservation's expiry to `now + ttl_ms` on its home shard (never earlier
+    /// than it is), within the reservation's maximum hold (from its creation) and number of
+    /// extensions; past either, nothing changes. A reservation whose hold already ran out is
+    /// `Expired` even before the expiry pass released it.
+    pub fn extend(
+        &mut self,
+        now_ms: u64,
+        cmd: &ExtendCommand,
+        sink: &mut impl EventSink,
+    ) -> Result<DecideOutcome, CommandError> {
+        let id = cmd.id;
+        let r = self.home_reservation(id)?;
+        match r.status {
+            ReservationStatus::Held if now_ms >= r.expires_at_ms => {
+                return Err(CommandError::InvalidState {
+                    id,
+                    status: ReservationStatus::Expired,
+                })
+            }
+            ReservationStatus::Held => {}
+            status => return Err(CommandError::InvalidState { id, status }),
+        }
+        let (max_extensions, ext_sku) = &cmd.max_extensions;
+        if r.extensions >= *max_extensions {
+            return Err(CommandError::HoldLimit {
+                sku: ext_sku.clone(),
+                limit: HoldLimit::MaxExtensions,
+                value: u64::from(*max_extensions),
+                detail: format!(
+                    "{id} was extended {} times: the max_extensions of {ext_sku} is {max_extensions}",
+                    r.extensions
+                ),
+            });
+        }
+        let (max_hold_ms, hold_sku) = &cmd.max_hold;
+        let expires_at_ms = r.expires_at_ms.max(now_ms.saturating_add(cmd.ttl_ms));
+        let latest = r.created_at_ms.saturating_add(*max_hold_ms);
+        if expires_at_ms > latest {
+            return Err(CommandError::HoldLimit {
+                sku: hold_sku.clone(),
+                limit: HoldLimit::MaxHold,
+                value: *max_hold_ms,
+                detail: format!(
+                    "a hold until then would last {} s from the reservation's creation: the \
+                     max_hold_s of {hold_sku} is {} s ({} s left)",
+                    (expires_at_ms - r.created_at_ms).div_ceil(1000),
+                    max_hold_ms / 1000,
+                    latest.saturating_sub(now_ms) / 1000
+                ),
+            });
+        }
+        let extensions = r.extensions + 1;
+        let group = r.group;
+        self.emit(
+            Event::Extended {
+                id,
+                expires_at_ms,
+                extensions,
+                at_ms: now_ms,
+            },
+            sink,
+        )?;
+        Ok(DecideOutcome {
+            id,
+            order: None,
+            follow: group.map(|group| Decision {
+                id,
+                group,
+                action: FollowAction::Extend {
+                    expires_at_ms,
+                    extensions,
+                },
+            }),
+        })
+    }
+
     /// Applies a decision taken elsewhere (the home shard, or a rollback) to this shard's part.
     /// A part that is not held (or unknown) is left alone: following is idempotent.
     /// Returns whether anything changed.
@@ -138,10 +228,10 @@ impl Shard {
         action: &FollowAction,
         sink: &mut impl EventSink,
     ) -> Result<bool, CommandError> {
-        match self.res(id) {
-            Some(r) if r.status == ReservationStatus::Held => {}
+        let extensions_now = match self.res(id) {
+            Some(r) if r.status == ReservationStatus::Held => r.extensions,
             _ => return Ok(false),
-        }
+        };
         let event = match action {
             FollowAction::Confirm {
                 order,
@@ -156,6 +246,19 @@ impl Shard {
             FollowAction::Release(reason) => Event::Released {
                 id,
                 reason: *reason,
+                at_ms: now_ms,
+            },
+            // An extension this part already has (a repeated message) changes nothing.
+            FollowAction::Extend { extensions, .. } if *extensions <= extensions_now => {
+                return Ok(false)
+            }
+            FollowAction::Extend {
+                expires_at_ms,
+                extensions,
+            } => Event::Extended {
+                id,
+                expires_at_ms: *expires_at_ms,
+                extensions: *extensions,
                 at_ms: now_ms,
             },
         };

@@ -123,6 +123,10 @@ impl Shard {
                     self.idempotency.remove(key);
                 }
             }
+            if id.shard() == self.id {
+                self.buyers
+                    .remove_reservation(&r.buyer, r.created_at_ms, id);
+            }
             n += 1;
         }
         n

@@ -21,7 +21,8 @@ impl Shard {
         let counts = self.recount()?;
         self.check_skus(&counts)?;
         self.check_usage(&counts)?;
-        self.check_keys_and_orders()
+        self.check_keys_and_orders()?;
+        self.check_buyer_index()
     }
 
     /// Recomputes per-SKU reserved and sold units and per-buyer usage from the reservations;

@@ -18,9 +18,11 @@
 //! and forgets, `apply` turns events into state, `invariants` re-checks it, `queries` reads
 //! it, `usage` counts per buyer, `orders` indexes orders, `snapshot` saves and restores,
 //! `sink` receives the records, and `route` maps SKUs and keys to shards and plans, assembles
-//! and reconciles cross-shard reservations.
+//! and reconciles cross-shard reservations; `buyers` indexes home reservations and orders per
+//! buyer and pages through them.
 
 mod apply;
+mod buyers;
 mod decide;
 mod expire;
 mod invariants;
@@ -42,7 +44,11 @@ use flashsale_protocol::{BuyerId, Line, ReservationId, ScopedKey, ShardId, SkuId
 use crate::command::CommandError;
 
 pub use apply::ApplyError;
-pub use decide::{DecideOutcome, Decision};
+pub use buyers::{
+    merge_pages, ListPos, OrderPart, OrderQuery, ReservationQuery, ShardPage, MAX_LIST_LIMIT,
+    MAX_LIST_SCAN,
+};
+pub use decide::{DecideOutcome, Decision, ExtendCommand};
 pub use expire::ExpireOutcome;
 pub use queries::{total_cents, PartView};
 pub use reserve::{validate_lines, ReserveCommand, ReserveOutcome};
@@ -97,6 +103,8 @@ pub struct Shard {
     reservations: Store,
     /// Reservations by order id.
     orders: orders::Orders,
+    /// Home reservations and orders per buyer, newest first (for the storefront's lists).
+    buyers: buyers::BuyerIndex,
     /// Home reservations by idempotency key (successful ones only).
     idempotency: FastMap<ScopedKey, ReservationId>,
     /// Units held or bought per `(buyer, SKU index)`, for per-buyer limits.
@@ -130,6 +138,7 @@ impl Shard {
             sku_order: BTreeMap::new(),
             reservations: Store::new(),
             orders: orders::Orders::new(id),
+            buyers: buyers::BuyerIndex::default(),
             idempotency: fast_map(),
             usage: fast_map(),
             expiry: BinaryHeap::new(),

@@ -182,6 +182,7 @@ pub fn assemble_order(home: OrderView, home_group: Option<Group>, parts: &[PartV
             expires_at_ms: 0,
             order: Some(home.id),
             release_reason: None,
+            extensions: 0,
         },
         group: Some(group),
     };
@@ -207,6 +208,13 @@ pub enum FollowAction {
     },
     /// The home released (or the group was rolled back).
     Release(ReleaseReason),
+    /// The home extended the hold: the part's expiry follows.
+    Extend {
+        /// The new expiry, Unix ms.
+        expires_at_ms: u64,
+        /// The home's extension count, this one included.
+        extensions: u32,
+    },
 }
 
 /// A cross-shard reservation part as one shard sees it (input of [`reconcile`]).

@@ -53,6 +53,8 @@ impl SkuState {
             sale_starts_at_ms: self.spec.sale_starts_at_ms,
             sale_ends_at_ms: self.spec.sale_ends_at_ms,
             reservation_ttl_ms: self.spec.reservation_ttl_ms,
+            max_hold_ms: self.spec.max_hold_ms,
+            max_extensions: self.spec.max_extensions,
         }
     }
 
@@ -184,6 +186,9 @@ pub(super) fn sku_at_mut(skus: &mut [SkuState], i: u32) -> &mut SkuState {
     }
 }
 
+/// Most extensions a SKU may allow per reservation.
+const MAX_EXTENSIONS: u32 = flashsale_protocol::limits::MAX_EXTENSIONS;
+
 /// Validates an admin's SKU settings.
 pub fn validate_spec(spec: &SkuSpec) -> Result<(), CommandError> {
     let invalid = |s: String| Err(CommandError::Invalid(s));
@@ -200,6 +205,14 @@ pub fn validate_spec(spec: &SkuSpec) -> Result<(), CommandError> {
     }
     if spec.reservation_ttl_ms == 0 {
         return invalid("reservation TTL must be positive".into());
+    }
+    if spec.max_hold_ms < spec.reservation_ttl_ms {
+        return invalid("max_hold_s must be at least reservation_ttl_s".into());
+    }
+    if spec.max_extensions > MAX_EXTENSIONS {
+        return invalid(format!(
+            "max_extensions is above the maximum of {MAX_EXTENSIONS}"
+        ));
     }
     if spec.per_buyer_limit == Some(0) {
         return invalid("per-buyer limit must be at least 1".into());

@@ -60,6 +60,8 @@ pub(super) struct Reservation {
     pub(super) created_at_ms: u64,
     /// When it expires if still held.
     pub(super) expires_at_ms: u64,
+    /// How many times its expiry was extended.
+    pub(super) extensions: u32,
     /// Held, confirmed, released or expired.
     pub(super) status: ReservationStatus,
     /// Why it was released, once released or expired.
@@ -314,6 +316,7 @@ mod tests {
             lines: Lines::from_slice(&[]),
             created_at_ms: 0,
             expires_at_ms: 1,
+            extensions: 0,
             status: ReservationStatus::Held,
             release_reason: None,
             released_at_ms: 0,

@@ -18,6 +18,8 @@ fn spec(stock: u64) -> SkuSpec {
         sale_starts_at_ms: None,
         sale_ends_at_ms: None,
         reservation_ttl_ms: 1_000,
+        max_hold_ms: flashsale_protocol::default_max_hold_ms(1_000),
+        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
     }
 }
 
@@ -413,7 +415,7 @@ fn the_shard_checks_the_protocol_limits() {
     assert!(shard.confirm(2, id, long, &mut NullSink).is_err());
 }
 
-/// Snapshots are format 3 (`FSSNAP03`: scoped idempotency keys); older formats are refused
+/// Snapshots are format 4 (`FSSNAP04`); formats before 3 (unscoped keys) are refused
 /// with an error that names them, anything else as not a snapshot.
 #[test]
 fn snapshots_of_older_formats_are_refused_by_name() {
@@ -421,7 +423,7 @@ fn snapshots_of_older_formats_are_refused_by_name() {
     shard.upsert_sku(0, spec(5), &mut NullSink).unwrap();
     one(&mut shard, 1);
     let bytes = shard.snapshot();
-    assert!(bytes.starts_with(b"FSSNAP03"));
+    assert!(bytes.starts_with(b"FSSNAP04"));
     assert_eq!(
         Shard::restore(&bytes).unwrap().state_hash(),
         shard.state_hash()

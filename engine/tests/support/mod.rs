@@ -45,6 +45,8 @@ pub fn spec(id: &str, stock: u64) -> SkuSpec {
         sale_starts_at_ms: None,
         sale_ends_at_ms: None,
         reservation_ttl_ms: 10_000,
+        max_hold_ms: flashsale_protocol::default_max_hold_ms(10_000),
+        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
     }
 }
 

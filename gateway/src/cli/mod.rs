@@ -8,7 +8,8 @@
 //! - [`credentials`]: `credentials show` prints the identity `serve` stored in its data dir.
 //! - [`client`]: the HTTP client; [`output`]: tables for people.
 
-pub mod client;
+/// The HTTP client of the admin commands: the workspace's one Rust client of the API.
+pub use flashsale_client as client;
 pub mod credentials;
 pub mod order;
 pub mod output;

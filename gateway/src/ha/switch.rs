@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use flashsale_engine::{
-    CommandError, Engine, OrderView, ReservationView, ReserveRequest, SkuView, StatsSnapshot,
-    StockLevel,
+    CommandError, Engine, ListPos, OrderQuery, OrderView, ReservationQuery, ReservationView,
+    ReserveRequest, SkuView, StatsSnapshot, StockLevel,
 };
 use flashsale_protocol::{OrderId, ReservationId, SkuId, SkuSpec};
 
@@ -109,9 +109,32 @@ impl Inventory for SwitchEngine {
         let e = self.engine();
         async move { e?.cancel(id).await }
     }
+    fn extend(
+        &self,
+        id: ReservationId,
+        ttl_ms: u64,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
+        let e = self.engine();
+        async move { e?.extend(id, ttl_ms).await }
+    }
     fn order(&self, id: OrderId) -> impl Future<Output = Result<OrderView, CommandError>> + Send {
         let e = self.engine();
         async move { e?.order(id).await }
+    }
+    fn list_reservations(
+        &self,
+        query: ReservationQuery,
+    ) -> impl Future<Output = Result<(Vec<ReservationView>, Option<ListPos>), CommandError>> + Send
+    {
+        let e = self.engine();
+        async move { e?.list_reservations(query).await }
+    }
+    fn list_orders(
+        &self,
+        query: OrderQuery,
+    ) -> impl Future<Output = Result<(Vec<OrderView>, Option<ListPos>), CommandError>> + Send {
+        let e = self.engine();
+        async move { e?.list_orders(query).await }
     }
     fn ready(&self) -> bool {
         self.get().is_some_and(|e| e.ready())

@@ -8,6 +8,7 @@
 //! - `pagination.rs`: `limit` and the opaque `cursor` of list endpoints;
 //! - `response.rs`: JSON answers, `Location`, and the security headers of every response;
 //! - `skus.rs`, `reservations.rs`, `orders.rs`: the handlers of each resource;
+//! - `webhooks.rs`: the admin endpoints of webhook delivery (`/v1/webhooks…`);
 //! - `probes.rs`: `/health`, `/ready` and `/metrics`;
 //! - `cluster.rs`: `GET /v1/cluster` and the standby's `503 not-leader` (high availability);
 //! - `dashboard.rs`: the operator dashboard's page, assets, session and event stream;
@@ -17,6 +18,7 @@ mod access;
 mod body;
 mod cluster;
 mod dashboard;
+mod lists;
 mod orders;
 mod pagination;
 mod probes;
@@ -24,6 +26,7 @@ mod queues;
 mod reservations;
 mod response;
 mod skus;
+mod webhooks;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -123,6 +126,8 @@ pub struct App<E> {
     session_key: SessionKey,
     /// The waiting room, if enabled: its endpoints and the pass check of reservations.
     queues: Option<Arc<QueueService>>,
+    /// Event delivery (webhooks, AMQP), if the server runs it.
+    events: Option<flashsale_events::EventService>,
 }
 
 impl<E: Inventory> App<E> {
@@ -143,6 +148,7 @@ impl<E: Inventory> App<E> {
             dashboard: None,
             session_key,
             queues: None,
+            events: None,
         }
     }
 
@@ -167,6 +173,12 @@ impl<E: Inventory> App<E> {
     /// Enables the waiting room: its endpoints, and a pass on reservations of queued SKUs.
     pub fn with_queues(mut self, queues: Arc<QueueService>) -> Self {
         self.queues = Some(queues);
+        self
+    }
+
+    /// Serves the webhook endpoints from `events` (without it they answer 404).
+    pub fn with_events(mut self, events: flashsale_events::EventService) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -267,11 +279,20 @@ impl<E: Inventory> App<E> {
             RouteId::GetReservation => self.get_reservation(&caller, param).await,
             RouteId::Confirm => self.confirm(&caller, param, headers, body).await,
             RouteId::Cancel => self.cancel(&caller, param, headers, body).await,
+            RouteId::Extend => self.extend(&caller, param, headers, body).await,
             RouteId::GetOrder => self.get_order(&caller, param).await,
             RouteId::PutQueue => self.put_queue(&caller, param, headers, body).await,
             RouteId::GetQueue => self.get_queue(&caller, param),
             RouteId::JoinQueue => self.join_queue(&caller, param, headers, body).await,
             RouteId::GetTicket => self.get_ticket(&caller, param, param2.unwrap_or_default()),
+            RouteId::ListReservations => self.list_reservations(&caller, parts.uri.query()).await,
+            RouteId::ListOrders => self.list_orders(&caller, parts.uri.query()).await,
+            RouteId::CreateWebhook => self.create_webhook(&caller, headers, body).await,
+            RouteId::ListWebhooks => self.list_webhooks(&caller),
+            RouteId::GetWebhook => self.get_webhook(&caller, param),
+            RouteId::DeleteWebhook => self.delete_webhook(&caller, param),
+            RouteId::WebhookDeliveries => self.webhook_deliveries(&caller, param),
+            RouteId::ReplayWebhook => self.replay_webhook(&caller, param),
             RouteId::Health
             | RouteId::Ready
             | RouteId::Metrics

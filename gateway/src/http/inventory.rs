@@ -4,8 +4,8 @@
 use std::future::Future;
 
 use flashsale_engine::{
-    CommandError, Engine, OrderView, ReservationView, ReserveRequest, SkuView, StatsSnapshot,
-    StockLevel,
+    CommandError, Engine, ListPos, OrderQuery, OrderView, ReservationQuery, ReservationView,
+    ReserveRequest, SkuView, StatsSnapshot, StockLevel,
 };
 use flashsale_protocol::{OrderId, ReservationId, SkuId, SkuSpec};
 
@@ -51,8 +51,24 @@ pub trait Inventory: Send + Sync + 'static {
         &self,
         id: ReservationId,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send;
+    /// See [`Engine::extend`].
+    fn extend(
+        &self,
+        id: ReservationId,
+        ttl_ms: u64,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send;
     /// See [`Engine::order`].
     fn order(&self, id: OrderId) -> impl Future<Output = Result<OrderView, CommandError>> + Send;
+    /// See [`Engine::list_reservations`].
+    fn list_reservations(
+        &self,
+        query: ReservationQuery,
+    ) -> impl Future<Output = Result<(Vec<ReservationView>, Option<ListPos>), CommandError>> + Send;
+    /// See [`Engine::list_orders`].
+    fn list_orders(
+        &self,
+        query: OrderQuery,
+    ) -> impl Future<Output = Result<(Vec<OrderView>, Option<ListPos>), CommandError>> + Send;
     /// See [`Engine::ready`].
     fn ready(&self) -> bool;
     /// See [`Engine::stats`]; `None` if the implementation keeps none.
@@ -112,8 +128,28 @@ impl Inventory for Engine {
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
         Engine::cancel(self, id)
     }
+    fn extend(
+        &self,
+        id: ReservationId,
+        ttl_ms: u64,
+    ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
+        Engine::extend(self, id, ttl_ms)
+    }
     fn order(&self, id: OrderId) -> impl Future<Output = Result<OrderView, CommandError>> + Send {
         Engine::order(self, id)
+    }
+    fn list_reservations(
+        &self,
+        query: ReservationQuery,
+    ) -> impl Future<Output = Result<(Vec<ReservationView>, Option<ListPos>), CommandError>> + Send
+    {
+        Engine::list_reservations(self, query)
+    }
+    fn list_orders(
+        &self,
+        query: OrderQuery,
+    ) -> impl Future<Output = Result<(Vec<OrderView>, Option<ListPos>), CommandError>> + Send {
+        Engine::list_orders(self, query)
     }
     fn ready(&self) -> bool {
         Engine::ready(self)

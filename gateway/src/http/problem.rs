@@ -1,6 +1,6 @@
 //! RFC 9457 problem details: the one error shape of the API, with stable `type` URIs.
 
-use flashsale_engine::CommandError;
+use flashsale_engine::{CommandError, HoldLimit};
 use flashsale_protocol::SkuId;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
@@ -363,6 +363,19 @@ impl From<CommandError> for Problem {
             }
             CommandError::StockConflict { sku, .. } => {
                 Problem::new(ProblemKind::InvalidState, detail).with("sku", sku.as_str())
+            }
+            CommandError::HoldLimit {
+                sku, limit, value, ..
+            } => {
+                // Hold bounds are shown in seconds, as the API sets them.
+                let shown = match limit {
+                    HoldLimit::MaxExtensions => value,
+                    HoldLimit::ReservationTtl | HoldLimit::MaxHold => value / 1000,
+                };
+                Problem::invalid(detail)
+                    .with("sku", sku.as_str())
+                    .with("limit", shown)
+                    .with("limit_name", limit.field())
             }
             CommandError::Invalid(_) => Problem::invalid(detail),
             CommandError::Internal(what) => Problem::internal(what),

@@ -19,14 +19,32 @@ pub enum RouteId {
     Reserve,
     /// `GET /v1/reservations/{id}`: a reservation's view.
     GetReservation,
+    /// `GET /v1/reservations`: a buyer's reservations, paginated.
+    ListReservations,
     /// `POST /v1/reservations/{id}/confirm`: turn a reservation into an order.
     Confirm,
     /// `POST /v1/reservations/{id}/cancel`: release a reservation.
     Cancel,
+    /// `POST /v1/reservations/{id}/extend`: move a held reservation's expiry later.
+    Extend,
     /// `GET /v1/orders/{order_id}`: an order's view.
     GetOrder,
     /// `GET /v1/cluster`: this node's view of its high-availability group (admin).
     Cluster,
+    /// `GET /v1/orders`: a buyer's orders, paginated.
+    ListOrders,
+    /// `POST /v1/webhooks`: register a webhook endpoint (admin).
+    CreateWebhook,
+    /// `GET /v1/webhooks`: the webhook endpoints (admin).
+    ListWebhooks,
+    /// `GET /v1/webhooks/{id}`: one webhook endpoint (admin).
+    GetWebhook,
+    /// `DELETE /v1/webhooks/{id}`: remove a webhook endpoint (admin).
+    DeleteWebhook,
+    /// `GET /v1/webhooks/{id}/deliveries`: recent delivery attempts (admin).
+    WebhookDeliveries,
+    /// `POST /v1/webhooks/{id}/replay`: re-deliver the dead letters (admin).
+    ReplayWebhook,
     /// `GET /health`: liveness.
     Health,
     /// `GET /ready`: readiness (log writable).
@@ -105,6 +123,12 @@ pub const ROUTES: &[RouteSpec] = &[
         name: "get_reservation",
     },
     RouteSpec {
+        id: RouteId::ListReservations,
+        method: "GET",
+        path: "/v1/reservations",
+        name: "list_reservations",
+    },
+    RouteSpec {
         id: RouteId::Confirm,
         method: "POST",
         path: "/v1/reservations/{id}/confirm",
@@ -117,6 +141,12 @@ pub const ROUTES: &[RouteSpec] = &[
         name: "cancel",
     },
     RouteSpec {
+        id: RouteId::Extend,
+        method: "POST",
+        path: "/v1/reservations/{id}/extend",
+        name: "extend",
+    },
+    RouteSpec {
         id: RouteId::GetOrder,
         method: "GET",
         path: "/v1/orders/{order_id}",
@@ -127,6 +157,48 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/v1/cluster",
         name: "cluster",
+    },
+    RouteSpec {
+        id: RouteId::ListOrders,
+        method: "GET",
+        path: "/v1/orders",
+        name: "list_orders",
+    },
+    RouteSpec {
+        id: RouteId::CreateWebhook,
+        method: "POST",
+        path: "/v1/webhooks",
+        name: "create_webhook",
+    },
+    RouteSpec {
+        id: RouteId::ListWebhooks,
+        method: "GET",
+        path: "/v1/webhooks",
+        name: "list_webhooks",
+    },
+    RouteSpec {
+        id: RouteId::GetWebhook,
+        method: "GET",
+        path: "/v1/webhooks/{id}",
+        name: "get_webhook",
+    },
+    RouteSpec {
+        id: RouteId::DeleteWebhook,
+        method: "DELETE",
+        path: "/v1/webhooks/{id}",
+        name: "delete_webhook",
+    },
+    RouteSpec {
+        id: RouteId::WebhookDeliveries,
+        method: "GET",
+        path: "/v1/webhooks/{id}/deliveries",
+        name: "webhook_deliveries",
+    },
+    RouteSpec {
+        id: RouteId::ReplayWebhook,
+        method: "POST",
+        path: "/v1/webhooks/{id}/replay",
+        name: "replay_webhook",
     },
     RouteSpec {
         id: RouteId::Health,
@@ -203,7 +275,7 @@ pub const ROUTES: &[RouteSpec] = &[
 ];
 
 /// Number of routes (metrics keep one slot per route plus one for unmatched requests).
-pub const ROUTE_COUNT: usize = 22;
+pub const ROUTE_COUNT: usize = 31;
 
 impl RouteId {
     /// Position of this route in [`ROUTES`].
@@ -339,6 +411,32 @@ mod tests {
                 Some("res_1"),
             ),
             ("GET", "/v1/orders/ord_1", RouteId::GetOrder, Some("ord_1")),
+            ("POST", "/v1/webhooks", RouteId::CreateWebhook, None),
+            ("GET", "/v1/webhooks", RouteId::ListWebhooks, None),
+            (
+                "GET",
+                "/v1/webhooks/wh_1",
+                RouteId::GetWebhook,
+                Some("wh_1"),
+            ),
+            (
+                "DELETE",
+                "/v1/webhooks/wh_1",
+                RouteId::DeleteWebhook,
+                Some("wh_1"),
+            ),
+            (
+                "GET",
+                "/v1/webhooks/wh_1/deliveries",
+                RouteId::WebhookDeliveries,
+                Some("wh_1"),
+            ),
+            (
+                "POST",
+                "/v1/webhooks/wh_1/replay",
+                RouteId::ReplayWebhook,
+                Some("wh_1"),
+            ),
             ("GET", "/health", RouteId::Health, None),
             ("GET", "/ready", RouteId::Ready, None),
             ("GET", "/metrics", RouteId::Metrics, None),

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use flashsale_engine::{OrderView, ReservationView, SkuView};
 use flashsale_protocol::limits::{
-    checked_total_cents, DEFAULT_RESERVATION_TTL_S, MAX_MONEY_CENTS, MAX_NAME_LEN,
+    checked_total_cents, DEFAULT_RESERVATION_TTL_S, MAX_EXTENSIONS, MAX_MONEY_CENTS, MAX_NAME_LEN,
     MAX_PAYMENT_REF_LEN, MAX_RESERVATION_TTL_S, MAX_STOCK,
 };
 use flashsale_protocol::{BuyerId, Line, ReleaseReason, SkuId, SkuSpec, MAX_LINES};
@@ -133,6 +133,12 @@ pub struct PutSkuBody {
     /// Reservation TTL in seconds.
     #[serde(default)]
     pub reservation_ttl_s: Option<JsonInt>,
+    /// Longest hold from creation, extensions included, in seconds.
+    #[serde(default)]
+    pub max_hold_s: Option<JsonInt>,
+    /// Most extensions of one reservation.
+    #[serde(default)]
+    pub max_extensions: Option<JsonInt>,
 }
 
 impl PutSkuBody {
@@ -153,6 +159,25 @@ impl PutSkuBody {
             None => DEFAULT_RESERVATION_TTL_S,
             Some(t) => in_range("reservation_ttl_s", t, 1, MAX_RESERVATION_TTL_S)?,
         };
+        let max_hold_ms = match self.max_hold_s {
+            None => flashsale_protocol::default_max_hold_ms(ttl_s * 1000),
+            Some(t) => {
+                let t = in_range("max_hold_s", t, 1, MAX_RESERVATION_TTL_S)?;
+                if t < ttl_s {
+                    return Err(Problem::invalid(format!(
+                        "max_hold_s ({t}) must be at least reservation_ttl_s ({ttl_s})"
+                    )));
+                }
+                t * 1000
+            }
+        };
+        let max_extensions = match self.max_extensions {
+            None => flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
+            Some(n) => {
+                let n = in_range("max_extensions", n, 0, u64::from(MAX_EXTENSIONS))?;
+                u32::try_from(n).map_err(|_| Problem::internal("max_extensions range"))?
+            }
+        };
         Ok(SkuSpec {
             sku,
             name,
@@ -162,6 +187,8 @@ impl PutSkuBody {
             sale_starts_at_ms: starts,
             sale_ends_at_ms: ends,
             reservation_ttl_ms: ttl_s * 1000,
+            max_hold_ms,
+            max_extensions,
         })
     }
 
@@ -244,6 +271,9 @@ pub struct ReserveBody {
     /// What to hold; each line a JSON object.
     #[serde(deserialize_with = "objects")]
     pub lines: Vec<LineBody>,
+    /// How long to hold, in seconds (at most every line's SKU `reservation_ttl_s`).
+    #[serde(default)]
+    pub ttl_s: Option<JsonInt>,
 }
 impl ReserveBody {
     /// Validates the lines: 1..=32 of them, no SKU twice, qty 1..=1,000,000.
@@ -274,12 +304,34 @@ impl ReserveBody {
         Ok(out)
     }
 
+    /// The validated hold in ms, if given (1..=86,400 s; the SKUs' bounds are the engine's).
+    pub fn ttl_ms(&self) -> Result<Option<u64>, Problem> {
+        self.ttl_s
+            .map(|t| in_range("ttl_s", t, 1, MAX_RESERVATION_TTL_S).map(|s| s * 1000))
+            .transpose()
+    }
+
     /// The validated buyer id from the body, if any.
     pub fn buyer(&self) -> Result<Option<BuyerId>, Problem> {
         self.buyer
             .as_deref()
             .map(|b| BuyerId::new(b).map_err(|e| Problem::invalid(format!("buyer: {e}"))))
             .transpose()
+    }
+}
+
+/// `POST /v1/reservations/{id}/extend` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    /// The hold asked for, in seconds from now.
+    pub ttl_s: JsonInt,
+}
+
+impl ExtendBody {
+    /// The validated hold in ms (1..=86,400 s; the SKUs' bounds are the engine's).
+    pub fn ttl_ms(&self) -> Result<u64, Problem> {
+        in_range("ttl_s", self.ttl_s, 1, MAX_RESERVATION_TTL_S).map(|s| s * 1000)
     }
 }
 
@@ -352,6 +404,10 @@ pub struct SkuJson {
     pub sale_ends_at: Option<String>,
     /// Reservation TTL in seconds.
     pub reservation_ttl_s: u64,
+    /// Longest hold from creation, extensions included, in seconds.
+    pub max_hold_s: u64,
+    /// Most extensions of one reservation.
+    pub max_extensions: u32,
 }
 
 impl TryFrom<&SkuView> for SkuJson {
@@ -370,6 +426,8 @@ impl TryFrom<&SkuView> for SkuJson {
             sale_starts_at: v.sale_starts_at_ms.map(format_ms),
             sale_ends_at: v.sale_ends_at_ms.map(format_ms),
             reservation_ttl_s: v.reservation_ttl_ms / 1000,
+            max_hold_s: v.max_hold_ms / 1000,
+            max_extensions: v.max_extensions,
         })
     }
 }
@@ -415,6 +473,8 @@ pub struct ReservationJson {
     pub order_id: Option<String>,
     /// `cancelled`, `expired` or `aborted`, once released.
     pub release_reason: Option<&'static str>,
+    /// How many times the hold was extended.
+    pub extensions: u32,
 }
 
 /// The lines as shown and their exact total; `owner` names the reservation or order in the
@@ -467,6 +527,7 @@ impl TryFrom<&ReservationView> for ReservationJson {
             expires_at: format_ms(v.expires_at_ms),
             order_id: v.order.map(|o| o.to_string()),
             release_reason: v.release_reason.map(release_reason_str),
+            extensions: v.extensions,
         })
     }
 }

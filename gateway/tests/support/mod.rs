@@ -325,6 +325,11 @@ impl Api {
         }
     }
 
+    /// The server's base URL (`http://127.0.0.1:PORT`).
+    pub fn base_url(&self) -> String {
+        self.base.clone()
+    }
+
     /// Sends `method path` with `token` and a raw `body`, plus `headers`.
     pub async fn raw(
         &self,

@@ -14,6 +14,7 @@ mod files;
 mod lock;
 pub mod scan;
 mod shard_log;
+pub mod tail;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use crate::PersistenceError;
 pub use lock::DirLock;
 pub use scan::{SegmentScan, TailEnd};
 pub use shard_log::EmbeddedLog;
+pub use tail::{EmbeddedTail, TailMarks};
 
 /// Default size at which a segment is closed and a new one started: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
@@ -61,6 +63,8 @@ struct Inner {
     dir: PathBuf,
     options: EmbeddedOptions,
     lock: Arc<DirLock>,
+    /// Durable seqs and follower holds, shared with every shard's log and with tails.
+    marks: Arc<TailMarks>,
     /// The shard count recorded in `FORMAT` once a shard has been opened.
     shard_count: Mutex<Option<u16>>,
 }
@@ -94,6 +98,7 @@ impl EmbeddedBackend {
                 dir: data_dir.to_path_buf(),
                 options,
                 lock: Arc::new(lock),
+                marks: Arc::new(TailMarks::default()),
                 shard_count: Mutex::new(None),
             }),
         })
@@ -102,6 +107,16 @@ impl EmbeddedBackend {
     /// The data dir.
     pub fn data_dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The durable seqs and follower holds of this log's shards.
+    pub fn tail_marks(&self) -> Arc<TailMarks> {
+        self.inner.marks.clone()
+    }
+
+    /// A reader of this log's durable records (see [`tail`]).
+    pub fn tail(&self) -> EmbeddedTail {
+        EmbeddedTail::new(&self.inner.dir, self.inner.marks.clone())
     }
 
     /// The directory holding `shard`'s segments and snapshots.
@@ -191,6 +206,7 @@ impl EmbeddedBackend {
             shard,
             self.inner.options.clone(),
             self.inner.lock.clone(),
+            self.inner.marks.clone(),
         ))
     }
 }

@@ -66,6 +66,8 @@ pub struct EmbeddedLog {
     /// rotation costs only a rename.
     spare: Option<Spare>,
     _lock: Arc<DirLock>,
+    /// Durable seqs published for log followers, and the segments they still need.
+    marks: Arc<super::TailMarks>,
     recovered: bool,
     /// First seqs of the segments on disk, ascending.
     segments: Vec<u64>,
@@ -102,6 +104,7 @@ impl EmbeddedLog {
         shard: ShardId,
         options: super::EmbeddedOptions,
         lock: Arc<DirLock>,
+        marks: Arc<super::TailMarks>,
     ) -> EmbeddedLog {
         EmbeddedLog {
             dir,
@@ -110,6 +113,7 @@ impl EmbeddedLog {
             zero_fill: options.zero_fill_segments,
             spare: None,
             _lock: lock,
+            marks,
             recovered: false,
             segments: Vec::new(),
             active: None,
@@ -193,6 +197,8 @@ impl EmbeddedLog {
             });
         }
         self.last_durable = scan.last();
+        self.marks
+            .set_durable(self.shard, self.last_durable.unwrap_or(0));
         self.recovered = true;
         Ok(scan.replayed_through())
     }
@@ -328,6 +334,7 @@ impl EmbeddedLog {
         a.tail = new_tail;
         self.commits += 1;
         self.last_durable = Some(last);
+        self.marks.set_durable(self.shard, last);
         self.pending.clear();
         self.pending_first = None;
         self.pending_last = None;
@@ -383,7 +390,12 @@ impl EmbeddedLog {
                 .segments
                 .get(i + 1)
                 .is_some_and(|next| *next <= seq.saturating_add(1));
-            if covered && Some(*first) != active_first {
+            // A log follower (the events outbox) may still need this segment's records.
+            let released = self
+                .segments
+                .get(i + 1)
+                .is_some_and(|next| *next <= self.marks.hold(self.shard));
+            if covered && released && Some(*first) != active_first {
                 std::fs::remove_file(segment_path(&self.dir, *first))?;
             } else {
                 keep.push(*first);

@@ -93,6 +93,14 @@ const MIGRATIONS: &[&str] = &[
         seen_at       timestamptz NOT NULL
     );
     "#,
+    // 4: the events outbox's hold: per shard, the last seq every event destination has
+    // delivered; compaction keeps the log rows after it.
+    r#"
+    CREATE TABLE {s}.events_hold (
+        shard int2 PRIMARY KEY,
+        seq   int8 NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

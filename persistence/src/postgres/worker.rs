@@ -430,10 +430,11 @@ async fn write_snapshot(
     )
     .await?;
     tx.execute(
-        // Rows the read model has not consumed yet stay until it has.
+        // Rows the read model or an event destination has not consumed yet stay until it has.
         &format!(
             "DELETE FROM {s}.log WHERE shard = $1 AND seq <= LEAST($2, COALESCE( \
-             (SELECT p.seq FROM {s}.read_model_position p WHERE p.shard = $1), $2))"
+             (SELECT p.seq FROM {s}.read_model_position p WHERE p.shard = $1), $2), \
+             COALESCE((SELECT h.seq FROM {s}.events_hold h WHERE h.shard = $1), $2))"
         ),
         &[&shard, &seq],
     )

@@ -64,6 +64,9 @@ impl<E: Inventory> App<E> {
         if let Some(p) = process::read_process_stats() {
             process::render_process(&mut text, &p);
         }
+        if let Some(events) = &self.events {
+            events.render_metrics(&mut text);
+        }
         let mut res = Response::new(full(text));
         res.headers_mut().insert(
             CONTENT_TYPE,

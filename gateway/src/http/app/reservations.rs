@@ -17,7 +17,9 @@ use crate::auth::Role;
 use crate::http::inventory::Inventory;
 use crate::http::problem::{Problem, ProblemKind};
 use crate::http::rate_limit::retry_after_s;
-use crate::http::wire::{parse_json, CancelBody, ConfirmBody, ReservationJson, ReserveBody};
+use crate::http::wire::{
+    parse_json, CancelBody, ConfirmBody, ExtendBody, ReservationJson, ReserveBody,
+};
 
 impl<E: Inventory> App<E> {
     /// `POST /v1/reservations`: 201 with `Location` once the hold is durable.
@@ -32,6 +34,7 @@ impl<E: Inventory> App<E> {
         let raw = self.read_body(headers, body).await?;
         let req: ReserveBody = parse_json(&raw)?;
         let lines = req.validated_lines()?;
+        let ttl_ms = req.ttl_ms()?;
         let buyer = acting_buyer(caller, req.buyer()?)?;
         self.check_buyer_rate(&buyer)?;
         let idempotency_key = match idempotency_key {
@@ -52,6 +55,7 @@ impl<E: Inventory> App<E> {
                 buyer,
                 lines,
                 idempotency_key,
+                ttl_ms,
             })
             .await;
         let view = match (guard, reserved, &self.queues) {
@@ -149,6 +153,26 @@ impl<E: Inventory> App<E> {
                 tracing::warn!(error = %e, reservation = %id, "waiting room: pass not updated in the log yet");
             }
         }
+        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
+    }
+
+    /// `POST /v1/reservations/{id}/extend` `{ttl_s}`: storefronts, admins, or its buyer.
+    pub(super) async fn extend<B: RequestBody>(
+        &self,
+        caller: &Caller,
+        param: &str,
+        headers: &HeaderMap,
+        body: B,
+    ) -> Answer {
+        forbid_partner(caller)?;
+        let id = path_reservation(param)?;
+        let raw = self.read_body(headers, body).await?;
+        let ttl_ms = parse_json::<ExtendBody>(&raw)?.ttl_ms()?;
+        if let Caller::Buyer(_) = caller {
+            let view = self.inventory.reservation(id).await?;
+            check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
+        }
+        let view = self.inventory.extend(id, ttl_ms).await?;
         json(StatusCode::OK, &ReservationJson::try_from(&view)?)
     }
 }

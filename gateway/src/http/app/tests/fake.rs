@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use flashsale_engine::{
-    CommandError, OrderView, ReservationStatus, ReservationView, ReserveRequest, SkuView,
-    StatsSnapshot,
+    CommandError, ListPos, OrderQuery, OrderView, ReservationQuery, ReservationStatus,
+    ReservationView, ReserveRequest, SkuView, StatsSnapshot,
 };
 use flashsale_protocol::{Line, OrderId, ReservationId, ScopedKey, SkuId, SkuSpec};
 
@@ -68,6 +68,8 @@ impl Inventory for Fake {
             sale_starts_at_ms: spec.sale_starts_at_ms,
             sale_ends_at_ms: spec.sale_ends_at_ms,
             reservation_ttl_ms: spec.reservation_ttl_ms,
+            max_hold_ms: spec.max_hold_ms,
+            max_extensions: spec.max_extensions,
         };
         s.skus.insert(spec.sku, v.clone());
         Ok((v, created))
@@ -149,6 +151,7 @@ impl Inventory for Fake {
             expires_at_ms: 1_795_255_800_000,
             order: None,
             release_reason: None,
+            extensions: 0,
         };
         s.reservations.insert(id, view.clone());
         if let Some(k) = r.idempotency_key {
@@ -220,6 +223,27 @@ impl Inventory for Fake {
         v.release_reason = Some(flashsale_protocol::ReleaseReason::Cancelled);
         Ok(v.clone())
     }
+    async fn extend(
+        &self,
+        id: ReservationId,
+        ttl_ms: u64,
+    ) -> Result<ReservationView, CommandError> {
+        self.injected()?;
+        let mut s = self.state.lock().unwrap();
+        let v = s
+            .reservations
+            .get_mut(&id)
+            .ok_or(CommandError::ReservationNotFound(id))?;
+        if v.status != ReservationStatus::Held {
+            return Err(CommandError::InvalidState {
+                id,
+                status: v.status,
+            });
+        }
+        v.expires_at_ms = v.expires_at_ms.max(v.created_at_ms + ttl_ms);
+        v.extensions += 1;
+        Ok(v.clone())
+    }
     async fn order(&self, id: OrderId) -> Result<OrderView, CommandError> {
         self.injected()?;
         let s = self.state.lock().unwrap();
@@ -227,6 +251,38 @@ impl Inventory for Fake {
             .get(&id)
             .cloned()
             .ok_or(CommandError::OrderNotFound(id.to_string()))
+    }
+    async fn list_reservations(
+        &self,
+        q: ReservationQuery,
+    ) -> Result<(Vec<ReservationView>, Option<ListPos>), CommandError> {
+        self.injected()?;
+        let s = self.state.lock().unwrap();
+        let found = s.reservations.values().filter(|v| {
+            v.buyer == q.buyer
+                && q.status.is_none_or(|st| st == v.status)
+                && q.sku
+                    .as_ref()
+                    .is_none_or(|k| v.lines.iter().any(|l| &l.sku == k))
+        });
+        Ok(newest_page(
+            found.map(|v| ((v.created_at_ms, v.id), v.clone())),
+            q.before,
+            q.limit,
+        ))
+    }
+    async fn list_orders(
+        &self,
+        q: OrderQuery,
+    ) -> Result<(Vec<OrderView>, Option<ListPos>), CommandError> {
+        self.injected()?;
+        let s = self.state.lock().unwrap();
+        let found = s.orders.values().filter(|o| o.buyer == q.buyer);
+        Ok(newest_page(
+            found.map(|o| ((o.created_at_ms, o.reservation), o.clone())),
+            q.before,
+            q.limit,
+        ))
     }
     fn ready(&self) -> bool {
         !self.not_ready.load(Ordering::Relaxed)
@@ -237,4 +293,25 @@ impl Inventory for Fake {
             ..Default::default()
         })
     }
+}
+
+/// Items strictly before `before`, newest first, at most `limit`, and the position of the
+/// last one when more remain (the engine's paging, without its scan bound).
+fn newest_page<T>(
+    items: impl Iterator<Item = (ListPos, T)>,
+    before: Option<ListPos>,
+    limit: usize,
+) -> (Vec<T>, Option<ListPos>) {
+    let mut all: Vec<(ListPos, T)> = items
+        .filter(|(p, _)| before.is_none_or(|b| *p < b))
+        .collect();
+    all.sort_unstable_by_key(|(p, _)| std::cmp::Reverse(*p));
+    let more = all.len() > limit;
+    all.truncate(limit);
+    let next = if more {
+        all.last().map(|(p, _)| *p)
+    } else {
+        None
+    };
+    (all.into_iter().map(|(_, t)| t).collect(), next)
 }

@@ -93,6 +93,7 @@ async fn stored_money_beyond_the_limit_is_never_shown() {
                 expires_at_ms: 0,
                 order: None,
                 release_reason: None,
+                extensions: 0,
             },
         );
         // An order whose stored total disagrees with its lines.

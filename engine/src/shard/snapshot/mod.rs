@@ -1,12 +1,16 @@
 //! Snapshots of a shard: a canonical rkyv archive (SKUs and reservations sorted by id) behind
-//! a magic tag. Derived indexes (SKU index, per-buyer usage, idempotency keys, orders, expiry
+//! a magic tag. Derived indexes (SKU index, per-buyer usage, idempotency keys, orders, the
+//! per-buyer lists, expiry
 //! and retention queues, gates) are rebuilt on restore, and the result is validated: bad bytes
 //! give an error, never a panic.
 //!
-//! Format 3 (`FSSNAP03`) stores each reservation's release time (for retention) and its
-//! idempotency key scoped to its caller ([`ScopedKey`]). Older formats hold unscoped keys, and
-//! their logs (record version 1) cannot be replayed either, so they are refused by name
-//! ([`SnapshotError::Outdated`]).
+//! Format 4 (`FSSNAP04`) adds each SKU's maximum hold and number of extensions and each
+//! reservation's extension count to format 3 (`FSSNAP03`: release times for retention,
+//! idempotency keys scoped to their caller, [`ScopedKey`]), which is still read ([`v3`]).
+//! Older formats hold unscoped keys, and their logs (record version 1) cannot be replayed
+//! either, so they are refused by name ([`SnapshotError::Outdated`]).
+
+mod v3;
 
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -26,7 +30,7 @@ use crate::gate::StockGate;
 use crate::view::ReservationStatus;
 
 /// Tag of the current format.
-const MAGIC: &[u8; 8] = b"FSSNAP03";
+const MAGIC: &[u8; 8] = b"FSSNAP04";
 /// Tags of the formats this build refuses (unscoped idempotency keys).
 const OUTDATED: [&[u8; 8]; 2] = [b"FSSNAP01", b"FSSNAP02"];
 
@@ -38,7 +42,9 @@ pub enum SnapshotError {
     Magic,
     /// A snapshot of an older format, written before idempotency keys were scoped per
     /// caller; it cannot be loaded (nor can its log be replayed).
-    #[error("shard snapshot format {found} is no longer supported (this build reads FSSNAP03)")]
+    #[error(
+        "shard snapshot format {found} is no longer supported (this build reads FSSNAP03 and FSSNAP04)"
+    )]
     Outdated {
         /// The format's tag.
         found: String,
@@ -67,6 +73,8 @@ struct SnapReservation {
     lines: Vec<Line>,
     created_at_ms: u64,
     expires_at_ms: u64,
+    /// Times its expiry was extended.
+    extensions: u32,
     status: u8,
     release_reason: Option<ReleaseReason>,
     order: Option<OrderId>,
@@ -79,7 +87,7 @@ struct SnapReservation {
     released_at_ms: u64,
 }
 
-/// A whole snapshot (format 3).
+/// A whole snapshot (format 4).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct Snap {
     shard: ShardId,
@@ -92,6 +100,13 @@ struct Snap {
 
 /// A snapshot's bytes decoded and validated as an archive of the current format.
 fn decode(bytes: &[u8]) -> Result<Snap, SnapshotError> {
+    if let Some(body) = bytes.strip_prefix(v3::MAGIC) {
+        let mut aligned = AlignedVec::<16>::with_capacity(body.len());
+        aligned.extend_from_slice(body);
+        return rkyv::from_bytes::<v3::SnapV3, rkyv::rancor::Error>(&aligned)
+            .map(Snap::from)
+            .map_err(|e| SnapshotError::Archive(e.to_string()));
+    }
     let Some(body) = bytes.strip_prefix(MAGIC) else {
         let tag = bytes.get(..8);
         return Err(
@@ -157,6 +172,7 @@ impl Shard {
                 lines: self.full_lines(&r.lines),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,
+                extensions: r.extensions,
                 status: status_code(r.status),
                 release_reason: r.release_reason,
                 order: r.order,
@@ -188,7 +204,7 @@ impl Shard {
         out
     }
 
-    /// Rebuilds a shard from [`Shard::snapshot`] bytes (format 3; older formats are refused
+    /// Rebuilds a shard from [`Shard::snapshot`] bytes (format 4, or 3; older formats are refused
     /// with [`SnapshotError::Outdated`]), validating everything. The retention is the default; set it afterwards.
     pub fn restore(bytes: &[u8]) -> Result<Shard, SnapshotError> {
         let snap = decode(bytes)?;
@@ -271,6 +287,12 @@ impl Shard {
                 return Err(bad(format!("{order} beyond the order counter")));
             }
             self.orders.insert(order, r.id);
+            if home {
+                self.buyers.add_order(&r.buyer, r.confirmed_at_ms, r.id);
+            }
+        }
+        if home && r.release_reason != Some(ReleaseReason::Aborted) {
+            self.buyers.add_reservation(&r.buyer, r.created_at_ms, r.id);
         }
         let res = Reservation {
             id: r.id,
@@ -278,6 +300,7 @@ impl Shard {
             lines,
             created_at_ms: r.created_at_ms,
             expires_at_ms: r.expires_at_ms,
+            extensions: r.extensions,
             status,
             release_reason: r.release_reason,
             released_at_ms: r.released_at_ms,

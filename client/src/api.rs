@@ -1,5 +1,5 @@
-//! A small HTTP/1.1 client for the admin commands: one request, a JSON answer or a problem
-//! turned into one clear line.
+//! The HTTP transport of the client: one request, a JSON answer or a problem turned into one
+//! clear line.
 
 use std::time::Duration;
 

@@ -1,0 +1,441 @@
+//! Per-buyer indexes of the reservations and orders this shard is the home of, for the
+//! storefront's lists (`GET /v1/reservations?buyer=`, `GET /v1/orders?buyer=`), and the
+//! queries that page through them, newest first.
+//!
+//! Derived state: the indexes follow the reservation store exactly (an entry per home
+//! reservation that was not rolled back; an entry per home order), are kept up to date by the
+//! apply functions and by retention ([`super::Shard::forget`]), and are rebuilt from the store
+//! on snapshot restore. So their memory is bounded by the reservations the shard keeps anyway
+//! (ADR 0023): one entry (buyer id, time, id) per kept reservation and per order.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use flashsale_protocol::event::Group;
+use flashsale_protocol::{BuyerId, ReleaseReason, ReservationId, SkuId};
+
+use super::{PartView, Shard};
+use crate::view::{OrderView, ReservationStatus};
+
+/// Most index entries one list query examines on one shard: a page costs at most this many
+/// steps per shard whatever the filters, and says where it stopped.
+pub const MAX_LIST_SCAN: usize = 1_000;
+
+/// Most items one page of a buyer's list may hold.
+pub const MAX_LIST_LIMIT: usize = 100;
+
+/// A position in a buyer's list: `(time in Unix ms, reservation id)`. Lists run from the
+/// greatest position down (newest first); a cursor names the last position seen.
+pub type ListPos = (u64, ReservationId);
+
+/// One shard's index entries per buyer (see the module doc).
+#[derive(Debug, Default)]
+pub(super) struct BuyerIndex {
+    /// `(buyer, created_at_ms, id)` of every home reservation kept, rolled-back ones excepted.
+    reservations: BTreeSet<(BuyerId, u64, ReservationId)>,
+    /// `(buyer, confirmed_at_ms, reservation id)` of every home order.
+    orders: BTreeSet<(BuyerId, u64, ReservationId)>,
+}
+
+impl BuyerIndex {
+    /// Indexes a home reservation.
+    pub(super) fn add_reservation(
+        &mut self,
+        buyer: &BuyerId,
+        created_at_ms: u64,
+        id: ReservationId,
+    ) {
+        self.reservations.insert((buyer.clone(), created_at_ms, id));
+    }
+
+    /// Drops a home reservation (rolled back, or forgotten after retention).
+    pub(super) fn remove_reservation(
+        &mut self,
+        buyer: &BuyerId,
+        created_at_ms: u64,
+        id: ReservationId,
+    ) {
+        self.reservations
+            .remove(&(buyer.clone(), created_at_ms, id));
+    }
+
+    /// Indexes a home order (its reservation id and confirmation time).
+    pub(super) fn add_order(&mut self, buyer: &BuyerId, confirmed_at_ms: u64, id: ReservationId) {
+        self.orders.insert((buyer.clone(), confirmed_at_ms, id));
+    }
+}
+
+/// The positions of `buyer` in `set` strictly before `before` (all when `None`), newest first.
+fn newest_first<'a>(
+    set: &'a BTreeSet<(BuyerId, u64, ReservationId)>,
+    buyer: &BuyerId,
+    before: Option<ListPos>,
+) -> impl Iterator<Item = ListPos> + 'a {
+    let low = Bound::Included((buyer.clone(), 0, ReservationId(0)));
+    let high = match before {
+        Some((at, id)) => Bound::Excluded((buyer.clone(), at, id)),
+        None => Bound::Included((buyer.clone(), u64::MAX, ReservationId(u64::MAX))),
+    };
+    set.range((low, high)).rev().map(|(_, at, id)| (*at, *id))
+}
+
+/// What a buyer's reservation list asks one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationQuery {
+    /// Whose reservations.
+    pub buyer: BuyerId,
+    /// Only this status.
+    pub status: Option<ReservationStatus>,
+    /// Only reservations with a line of this SKU.
+    pub sku: Option<SkuId>,
+    /// Strictly before this position (the previous page's cursor).
+    pub before: Option<ListPos>,
+    /// At most this many items.
+    pub limit: usize,
+}
+
+/// What a buyer's order list asks one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQuery {
+    /// Whose orders.
+    pub buyer: BuyerId,
+    /// Strictly before this position (the previous page's cursor).
+    pub before: Option<ListPos>,
+    /// At most this many items.
+    pub limit: usize,
+}
+
+/// One shard's page of a list: the items it found, newest first, and where it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPage<T> {
+    /// Matching items with their positions, newest first.
+    pub items: Vec<(ListPos, T)>,
+    /// The last position examined when the scan stopped before the end of the buyer's
+    /// entries (the page was full or [`MAX_LIST_SCAN`] entries were examined); `None` when
+    /// every older entry was examined. Entries at or after it were all examined.
+    pub stopped_at: Option<ListPos>,
+}
+
+/// A home order on this shard, with its reservation's group (the caller adds the other
+/// shards' lines).
+pub type OrderPart = (OrderView, Option<Group>);
+
+impl Shard {
+    /// A page of `q.buyer`'s home reservations on this shard, newest first. With `q.sku`, a
+    /// cross-shard reservation whose lines here lack the SKU is still returned (its other
+    /// parts may hold it): the caller filters the assembled reservation again.
+    pub fn buyer_reservations(&self, q: &ReservationQuery) -> ShardPage<PartView> {
+        let limit = q.limit.clamp(1, MAX_LIST_LIMIT);
+        // `Some(None)`: the SKU is not on this shard, only other parts may hold it.
+        let sku = q.sku.as_ref().map(|s| self.sku_index.get(s).copied());
+        let mut items = Vec::new();
+        let mut last = None;
+        let mut stopped = false;
+        for (examined, pos) in
+            newest_first(&self.buyers.reservations, &q.buyer, q.before).enumerate()
+        {
+            if items.len() == limit || examined == MAX_LIST_SCAN {
+                stopped = true;
+                break;
+            }
+            last = Some(pos);
+            let Some(r) = self.res(pos.1) else {
+                debug_assert!(false, "buyer index names a missing {}", pos.1);
+                continue;
+            };
+            debug_assert_ne!(r.release_reason, Some(ReleaseReason::Aborted));
+            if q.status.is_some_and(|s| s != r.status) {
+                continue;
+            }
+            let sku_ok = match sku {
+                None => true,
+                Some(None) => r.group.is_some(),
+                Some(Some(i)) => r.group.is_some() || r.lines.as_slice().iter().any(|l| l.sku == i),
+            };
+            if sku_ok {
+                items.push((pos, self.part_of(r)));
+            }
+        }
+        ShardPage {
+            items,
+            stopped_at: last.filter(|_| stopped),
+        }
+    }
+
+    /// A page of `q.buyer`'s home orders on this shard, newest first (by confirmation).
+    pub fn buyer_orders(&self, q: &OrderQuery) -> ShardPage<OrderPart> {
+        let limit = q.limit.clamp(1, MAX_LIST_LIMIT);
+        let mut items = Vec::new();
+        let mut last = None;
+        let mut stopped = false;
+        for (examined, pos) in newest_first(&self.buyers.orders, &q.buyer, q.before).enumerate() {
+            if items.len() == limit || examined == MAX_LIST_SCAN {
+                stopped = true;
+                break;
+            }
+            last = Some(pos);
+            let Some(r) = self.res(pos.1) else {
+                debug_assert!(false, "order index names a missing {}", pos.1);
+                continue;
+            };
+            let Some(order) = r.order else {
+                debug_assert!(false, "order index names unconfirmed {}", pos.1);
+                continue;
+            };
+            let lines = self.full_lines(&r.lines);
+            let view = OrderView {
+                id: order,
+                reservation: r.id,
+                buyer: r.buyer.clone(),
+                total_cents: super::total_cents(&lines),
+                lines,
+                payment_ref: r.payment_ref.clone(),
+                created_at_ms: r.confirmed_at_ms,
+            };
+            items.push((pos, (view, r.group)));
+        }
+        ShardPage {
+            items,
+            stopped_at: last.filter(|_| stopped),
+        }
+    }
+
+    /// Checks that the per-buyer indexes name exactly the home reservations kept (rolled-back
+    /// ones excepted) and the home orders, with their buyers and times.
+    pub(super) fn check_buyer_index(&self) -> Result<(), String> {
+        let mut kept = 0usize;
+        let mut ordered = 0usize;
+        for r in self.reservations.iter().filter(|r| r.id.shard() == self.id) {
+            if r.release_reason == Some(ReleaseReason::Aborted) {
+                continue;
+            }
+            kept += 1;
+            let entry = (r.buyer.clone(), r.created_at_ms, r.id);
+            if !self.buyers.reservations.contains(&entry) {
+                return Err(format!("{} missing from the buyer index", r.id));
+            }
+            if r.status == ReservationStatus::Confirmed {
+                ordered += 1;
+                let entry = (r.buyer.clone(), r.confirmed_at_ms, r.id);
+                if !self.buyers.orders.contains(&entry) {
+                    return Err(format!("order of {} missing from the buyer index", r.id));
+                }
+            }
+        }
+        let (indexed, orders) = (self.buyers.reservations.len(), self.buyers.orders.len());
+        if (indexed, orders) != (kept, ordered) {
+            return Err(format!(
+                "buyer index holds {indexed} reservations and {orders} orders for {kept} and {ordered}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Gathers the shards' pages of one list into one page of at most `limit` items, newest
+/// first, and the position to continue from (`None`: the list is complete).
+///
+/// A shard that stopped early examined every entry at or after its `stopped_at`, so the
+/// union of the pages is complete down to the latest of those positions (the frontier):
+/// items older than it are left for the next page, which starts from the last item kept (or
+/// from the frontier when no item is kept before it, so a page may be short or even empty
+/// while the list goes on).
+pub fn merge_pages<T>(
+    pages: Vec<ShardPage<T>>,
+    limit: usize,
+) -> (Vec<(ListPos, T)>, Option<ListPos>) {
+    let limit = limit.clamp(1, MAX_LIST_LIMIT);
+    let frontier = pages.iter().filter_map(|p| p.stopped_at).max();
+    let mut items: Vec<(ListPos, T)> = pages
+        .into_iter()
+        .flat_map(|p| p.items)
+        .filter(|(pos, _)| frontier.is_none_or(|f| *pos >= f))
+        .collect();
+    items.sort_unstable_by_key(|(pos, _)| std::cmp::Reverse(*pos));
+    if items.len() > limit {
+        items.truncate(limit);
+        let next = items.last().map(|(pos, _)| *pos);
+        return (items, next);
+    }
+    (items, frontier)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use flashsale_protocol::SkuSpec;
+
+    use super::*;
+    use crate::shard::{NullSink, ReserveCommand};
+
+    fn spec(sku: &str) -> SkuSpec {
+        SkuSpec {
+            sku: SkuId::new(sku).unwrap(),
+            name: sku.into(),
+            price_cents: 5,
+            stock: 1 << 20,
+            per_buyer_limit: None,
+            sale_starts_at_ms: None,
+            sale_ends_at_ms: None,
+            reservation_ttl_ms: 1_000,
+            max_hold_ms: flashsale_protocol::default_max_hold_ms(1_000),
+            max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
+        }
+    }
+
+    fn reserve(shard: &mut Shard, now: u64, buyer: &str, sku: &str) -> ReservationId {
+        let cmd = ReserveCommand {
+            buyer: BuyerId::new(buyer).unwrap(),
+            lines: vec![(SkuId::new(sku).unwrap(), 1)],
+            idempotency_key: None,
+            request_hash: 0,
+            id: None,
+            expires_at_ms: None,
+            group: None,
+            claims: crate::claim::Claims::none(),
+        };
+        shard.reserve(now, cmd, &mut NullSink).unwrap().id
+    }
+
+    fn query(buyer: &str, before: Option<ListPos>, limit: usize) -> ReservationQuery {
+        ReservationQuery {
+            buyer: BuyerId::new(buyer).unwrap(),
+            status: None,
+            sku: None,
+            before,
+            limit,
+        }
+    }
+
+    fn ids(page: &ShardPage<PartView>) -> Vec<ReservationId> {
+        page.items.iter().map(|(_, p)| p.view.id).collect()
+    }
+
+    /// Pages run newest first, per buyer, with filters; retention and snapshots keep the
+    /// index equal to the store.
+    #[test]
+    fn a_buyers_reservations_page_newest_first_and_follow_retention() {
+        let mut shard = Shard::new(0);
+        shard.set_retention_ms(100);
+        shard.upsert_sku(0, spec("hat"), &mut NullSink).unwrap();
+        shard.upsert_sku(0, spec("cap"), &mut NullSink).unwrap();
+        let a1 = reserve(&mut shard, 10, "ann", "hat");
+        let b1 = reserve(&mut shard, 11, "bob", "hat");
+        let a2 = reserve(&mut shard, 12, "ann", "cap");
+        let a3 = reserve(&mut shard, 12, "ann", "hat");
+        shard.confirm(13, a1, "pay".into(), &mut NullSink).unwrap();
+        shard.cancel(14, a2, &mut NullSink).unwrap();
+        shard.check_invariants().unwrap();
+
+        let all = shard.buyer_reservations(&query("ann", None, 10));
+        assert_eq!(ids(&all), [a3, a2, a1], "newest first, same time by id");
+        assert_eq!(all.stopped_at, None);
+        assert_eq!(
+            ids(&shard.buyer_reservations(&query("bob", None, 10))),
+            [b1]
+        );
+        assert!(shard
+            .buyer_reservations(&query("cid", None, 10))
+            .items
+            .is_empty());
+
+        let first = shard.buyer_reservations(&query("ann", None, 2));
+        assert_eq!(ids(&first), [a3, a2]);
+        let cursor = first.stopped_at.unwrap();
+        let second = shard.buyer_reservations(&query("ann", Some(cursor), 2));
+        assert_eq!(ids(&second), [a1]);
+        assert_eq!(second.stopped_at, None);
+
+        let mut q = query("ann", None, 10);
+        q.status = Some(ReservationStatus::Confirmed);
+        assert_eq!(ids(&shard.buyer_reservations(&q)), [a1]);
+        q.status = None;
+        q.sku = Some(SkuId::new("cap").unwrap());
+        assert_eq!(ids(&shard.buyer_reservations(&q)), [a2]);
+        q.sku = Some(SkuId::new("nope").unwrap());
+        assert!(shard.buyer_reservations(&q).items.is_empty());
+
+        let orders = shard.buyer_orders(&OrderQuery {
+            buyer: BuyerId::new("ann").unwrap(),
+            before: None,
+            limit: 10,
+        });
+        assert_eq!(orders.items.len(), 1);
+        assert_eq!(orders.items[0].1 .0.reservation, a1);
+        assert_eq!(orders.items[0].1 .0.payment_ref, "pay");
+
+        // The snapshot rebuilds the same index.
+        let restored = Shard::restore(&shard.snapshot()).unwrap();
+        assert_eq!(
+            ids(&restored.buyer_reservations(&query("ann", None, 10))),
+            [a3, a2, a1]
+        );
+
+        // Retention forgets the cancelled one; the confirmed one stays listed.
+        shard.expire(14 + 100, usize::MAX, &mut NullSink).unwrap();
+        shard.check_invariants().unwrap();
+        let after = ids(&shard.buyer_reservations(&query("ann", None, 10)));
+        assert!(!after.contains(&a2), "{after:?}");
+        assert!(after.contains(&a1), "{after:?}");
+    }
+
+    /// A filter that matches nothing costs at most `MAX_LIST_SCAN` entries a page, and the
+    /// pages still reach the one match at the end.
+    #[test]
+    fn a_page_examines_a_bounded_number_of_entries() {
+        let mut shard = Shard::new(0);
+        shard.upsert_sku(0, spec("hat"), &mut NullSink).unwrap();
+        let oldest = reserve(&mut shard, 1, "ann", "hat");
+        shard.confirm(2, oldest, "p".into(), &mut NullSink).unwrap();
+        for _ in 0..(2 * MAX_LIST_SCAN + 10) {
+            reserve(&mut shard, 3, "ann", "hat");
+        }
+        let mut q = query("ann", None, 5);
+        q.status = Some(ReservationStatus::Confirmed);
+        let mut pages = 0;
+        let mut found = Vec::new();
+        loop {
+            pages += 1;
+            let (items, next) = merge_pages(vec![shard.buyer_reservations(&q)], q.limit);
+            found.extend(items.into_iter().map(|(_, p)| p.view.id));
+            match next {
+                Some(pos) => q.before = Some(pos),
+                None => break,
+            }
+            assert!(pages < 10, "no progress");
+        }
+        assert_eq!(found, [oldest]);
+        assert_eq!(pages, 3, "two full scans, then the rest");
+    }
+
+    /// Merging keeps only what every shard examined; the next page starts where it ends.
+    #[test]
+    fn merging_stops_at_the_latest_frontier() {
+        let r = |c| ReservationId::compose(0, c);
+        let pos = |t, c| (t, r(c));
+        let a = ShardPage {
+            items: vec![(pos(9, 1), 'a'), (pos(5, 2), 'b')],
+            stopped_at: Some(pos(5, 2)),
+        };
+        let b = ShardPage {
+            items: vec![(pos(8, 3), 'c'), (pos(7, 4), 'd'), (pos(4, 5), 'e')],
+            stopped_at: None,
+        };
+        let (items, next) = merge_pages(vec![a, b], 10);
+        let got: Vec<char> = items.iter().map(|(_, c)| *c).collect();
+        assert_eq!(got, ['a', 'c', 'd', 'b'], "'e' is after the frontier");
+        assert_eq!(next, Some(pos(5, 2)));
+        let a = ShardPage {
+            items: vec![(pos(9, 1), 'a'), (pos(5, 2), 'b')],
+            stopped_at: None,
+        };
+        let b = ShardPage {
+            items: vec![(pos(8, 3), 'c')],
+            stopped_at: None,
+        };
+        let (items, next) = merge_pages(vec![a, b], 2);
+        assert_eq!(items.iter().map(|(_, c)| *c).collect::<String>(), "ac");
+        assert_eq!(next, Some(pos(8, 3)));
+    }
+}

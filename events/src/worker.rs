@@ -1,0 +1,223 @@
+//! The delivery loop of one destination on one shard: read committed records after the
+//! position in bounded batches, derive and filter events, deliver them in log order (so the
+//! events of one reservation arrive in order), then store the new position. A crash between
+//! delivery and the stored position only repeats events, with the same ids (at-least-once).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng as _;
+
+use crate::derive::derive;
+use crate::dest::{lock, DeliveryRecord, Dest, DestKind};
+use crate::outgoing::{rfc3339_ms, OutEvent};
+use crate::service::Shared;
+use crate::store::DeadLetter;
+use crate::webhook::{send, Attempt};
+
+/// Now as Unix ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Sleeps `d` unless the destination is stopped first; false if stopped.
+async fn pause(dest: &Dest, d: Duration) -> bool {
+    let mut rx = dest.stop.subscribe();
+    if *rx.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => !dest.stopped(),
+        _ = rx.changed() => false,
+    }
+}
+
+/// Runs until the destination stops.
+pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
+    let slot = usize::from(shard);
+    let mut read_backoff = Duration::from_millis(100);
+    loop {
+        if dest.stopped() {
+            return;
+        }
+        let pos = lock(&dest.positions).get(slot).copied().unwrap_or(0);
+        let records = match shared.source.read(shard, pos, shared.config.batch).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(destination = %dest.id, shard, error = %e, "events: cannot read the log");
+                if !pause(&dest, read_backoff).await {
+                    return;
+                }
+                read_backoff = (read_backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        read_backoff = Duration::from_millis(100);
+        // The head for the lag: a short batch ends at it; only a full one needs a look.
+        if records.len() < shared.config.batch {
+            let head = records.last().map_or(pos, |r| r.0);
+            dest.metrics.head[slot].fetch_max(head, Ordering::Relaxed);
+        } else {
+            crate::metrics::refresh_head(&dest.metrics, &shared.source, shard).await;
+        }
+        let Some(&(last, _)) = records.last() else {
+            dest.metrics.pending_since_ms[slot].store(0, Ordering::Relaxed);
+            if !pause(&dest, shared.config.poll_interval).await {
+                return;
+            }
+            continue;
+        };
+        let mut events = Vec::with_capacity(records.len());
+        for (seq, bytes) in &records {
+            match flashsale_protocol::decode_record(bytes) {
+                Ok(rec) => {
+                    if let Some(ev) = derive(&rec) {
+                        if dest.filter.accepts(ev.kind) {
+                            events.push(ev);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(shard, seq, error = %e, "events: undecodable log record skipped")
+                }
+            }
+        }
+        if let Some(first) = events.first() {
+            dest.metrics.pending_since_ms[slot].store(first.at_ms.max(1), Ordering::Relaxed);
+        }
+        let done = match &dest.kind {
+            DestKind::Webhook { .. } => deliver_webhooks(&shared, &dest, &events).await,
+            DestKind::Amqp(sink) => publish_amqp(&shared, &dest, sink, &events).await,
+        };
+        if !done {
+            return;
+        }
+        shared.advance(&dest, shard, last).await;
+    }
+}
+
+/// Delivers each event in order, retrying per the policy; false if stopped meanwhile.
+async fn deliver_webhooks(shared: &Shared, dest: &Dest, events: &[OutEvent]) -> bool {
+    for ev in events {
+        let body = ev.body();
+        if !deliver_one(shared, dest, &ev.id, ev.kind.as_str(), &body).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// Delivers one event until it succeeds or its retry period ends (then it is dead-lettered);
+/// false if stopped first.
+pub async fn deliver_one(shared: &Shared, dest: &Dest, id: &str, kind: &str, body: &[u8]) -> bool {
+    let DestKind::Webhook { url, secret } = &dest.kind else {
+        return true;
+    };
+    let policy = shared.config.retry;
+    let started = Instant::now();
+    let mut failures = 0u32;
+    loop {
+        let t0 = Instant::now();
+        let ts = now_ms() / 1000;
+        dest.metrics.attempts.fetch_add(1, Ordering::Relaxed);
+        let mut stop_rx = dest.stop.subscribe();
+        let attempt = tokio::select! {
+            a = send(&shared.http, url, secret, id, ts, body) => a,
+            _ = stop_rx.changed() => return false,
+        };
+        let duration_ms = t0.elapsed().as_millis() as u64;
+        let mut rec = DeliveryRecord {
+            event_id: id.to_string(),
+            kind: kind.to_string(),
+            attempt: failures + 1,
+            at: rfc3339_ms(now_ms()),
+            status: None,
+            outcome: "delivered",
+            error: None,
+            duration_ms,
+        };
+        match attempt {
+            Attempt::Delivered { status } => {
+                rec.status = Some(status);
+                dest.log(rec);
+                dest.metrics.delivered.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            Attempt::Failed { status, error } => {
+                failures += 1;
+                dest.metrics.failures.fetch_add(1, Ordering::Relaxed);
+                rec.status = status;
+                rec.error = Some(error.clone());
+                if !policy.may_retry(started.elapsed()) {
+                    rec.outcome = "dead_lettered";
+                    dest.log(rec);
+                    dest.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    let dl = DeadLetter {
+                        id: id.to_string(),
+                        kind: kind.to_string(),
+                        body: String::from_utf8_lossy(body).into_owned(),
+                        failed_at: rfc3339_ms(now_ms()),
+                        last_error: error,
+                        attempts: failures,
+                    };
+                    dest.add_dead(&shared.store, dl);
+                    return true;
+                }
+                rec.outcome = "failed";
+                dest.log(rec);
+                let jitter = rand::thread_rng().gen::<f64>();
+                if !pause(dest, policy.delay(failures, jitter)).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Publishes the batch until the broker confirms it (the broker is retried forever: the log
+/// is the buffer); false if stopped first.
+async fn publish_amqp(
+    shared: &Shared,
+    dest: &Dest,
+    sink: &tokio::sync::Mutex<crate::amqp::AmqpSink>,
+    events: &[OutEvent],
+) -> bool {
+    if events.is_empty() {
+        return true;
+    }
+    let mut failures = 0u32;
+    loop {
+        let n = events.len() as u64;
+        dest.metrics.attempts.fetch_add(n, Ordering::Relaxed);
+        let mut stop_rx = dest.stop.subscribe();
+        let res = tokio::select! {
+            r = async { sink.lock().await.publish(events).await } => r,
+            _ = stop_rx.changed() => return false,
+        };
+        match res {
+            Ok(()) => {
+                dest.metrics.delivered.fetch_add(n, Ordering::Relaxed);
+                return true;
+            }
+            Err(e) => {
+                failures += 1;
+                dest.metrics.failures.fetch_add(n, Ordering::Relaxed);
+                if failures == 1 {
+                    tracing::warn!(error = %e, "events: AMQP publish failed; retrying");
+                }
+                let jitter = rand::thread_rng().gen::<f64>();
+                let delay = shared
+                    .config
+                    .retry
+                    .delay(failures, jitter)
+                    .min(Duration::from_secs(5));
+                if !pause(dest, delay).await {
+                    return false;
+                }
+            }
+        }
+    }
+}

@@ -225,9 +225,21 @@ export class NotLeaderError extends ProblemError {
 export class PassRequiredError extends ProblemError {
   override name = "PassRequiredError";
 }
-/** 403 `pass-invalid`: the `Flashsale-Pass` is forged, expired, spent or another buyer's. */
+/** 403 `pass-invalid`: the `Flashsale-Pass` is forged, expired, spent, another buyer's or in use. */
 export class PassInvalidError extends ProblemError {
   override name = "PassInvalidError";
+  /** Why: forged, expired, spent, other-buyer, other-queue, several-queues or in-use. */
+  get reason(): string | undefined {
+    return this.str("reason");
+  }
+}
+/** 409 `queue-closed`: the queue does not take joins yet (`opens_at`) or any more. */
+export class QueueClosedError extends ProblemError {
+  override name = "QueueClosedError";
+  /** When joins open, if they have not yet. */
+  get opensAt(): string | undefined {
+    return this.str("opens_at");
+  }
 }
 
 /** A constructor of a problem class. */
@@ -260,13 +272,13 @@ const DOCUMENTED: Record<ProblemType, ProblemClass> = {
   "https://flashsale.dev/problems/internal": InternalError,
   "https://flashsale.dev/problems/unavailable": UnavailableError,
   "https://flashsale.dev/problems/not-leader": NotLeaderError,
+  "https://flashsale.dev/problems/pass-required": PassRequiredError,
+  "https://flashsale.dev/problems/pass-invalid": PassInvalidError,
+  "https://flashsale.dev/problems/queue-closed": QueueClosedError,
 };
 
 /** Types the contract names that this spec version does not list yet. */
-const CONTRACT_ONLY: Record<string, ProblemClass> = {
-  "https://flashsale.dev/problems/pass-required": PassRequiredError,
-  "https://flashsale.dev/problems/pass-invalid": PassInvalidError,
-};
+const CONTRACT_ONLY: Record<string, ProblemClass> = {};
 
 /** The typed error for an error answer's status, body and `Retry-After` (in ms). */
 export function problemError(

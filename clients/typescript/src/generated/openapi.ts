@@ -538,6 +538,87 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/queues/{queue}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+            };
+            cookie?: never;
+        };
+        /** A queue's configuration and counts (admin or storefront). */
+        get: operations["getQueue"];
+        /**
+         * Create or change a waiting-room queue (admin).
+         * @description A queue guards its SKUs: a reservation with a line of one of them needs the buyer's
+         *     pass of this queue (`Flashsale-Pass`). Buyers join from `prequeue_opens_at` (or
+         *     `starts_at`); everyone who joined before `starts_at` is shuffled uniformly at the start,
+         *     then later buyers follow in arrival order (`fifo`) or are drawn at random (`random`).
+         *     Admission runs at `admit_per_s`, at most `max_active` live passes, and never more idle
+         *     passes than unclaimed units × `overbooking_pct` / 100. A SKU belongs to one queue.
+         *     After the start, `skus`, `starts_at`, `prequeue_opens_at` and `method` stay; rates,
+         *     caps and lifetimes may change. Errors name the `field`.
+         */
+        put: operations["putQueue"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/join": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Join a queue and get a ticket (storefront for `buyer`, or a buyer JWT for itself).
+         * @description Joining again returns the same ticket. A buyer JWT may send `{}` (or no body). The answer says when to poll next
+         *     (`poll_after_ms`): the server spreads polls so that a queue's waiting buyers stay under
+         *     5,000 polls per second together.
+         */
+        post: operations["joinQueue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/tickets/{ticket}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+                ticket: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Poll a ticket (answered from the waiting room, never from a shard).
+         * @description `waiting` (with `position` in fifo order, `eta_s` and `poll_after_ms`), `admitted`
+         *     (with the `pass` for `Flashsale-Pass` and `pass_expires_at`), `sold_out` (nothing of
+         *     the queue's SKUs is unclaimed now; the ticket keeps its place and turns `waiting` again
+         *     if units return), `spent` (a reservation with the pass was confirmed) or `expired`.
+         *     A buyer JWT sees only its own tickets (others are 404).
+         */
+        get: operations["getTicket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 };
 export type webhooks = {
     "reservation.held": {
@@ -868,7 +949,7 @@ export type components = {
         /** @description RFC 9457 problem details. Extension members depend on the type. */
         Problem: {
             /** @enum {string} */
-            type: "https://flashsale.dev/problems/malformed" | "https://flashsale.dev/problems/unauthenticated" | "https://flashsale.dev/problems/forbidden" | "https://flashsale.dev/problems/sale-not-open" | "https://flashsale.dev/problems/not-found" | "https://flashsale.dev/problems/method-not-allowed" | "https://flashsale.dev/problems/timeout" | "https://flashsale.dev/problems/sold-out" | "https://flashsale.dev/problems/invalid-state" | "https://flashsale.dev/problems/idempotency-mismatch" | "https://flashsale.dev/problems/idempotency-in-progress" | "https://flashsale.dev/problems/too-large" | "https://flashsale.dev/problems/invalid" | "https://flashsale.dev/problems/buyer-limit" | "https://flashsale.dev/problems/rate-limited" | "https://flashsale.dev/problems/internal" | "https://flashsale.dev/problems/unavailable" | "https://flashsale.dev/problems/not-leader";
+            type: "https://flashsale.dev/problems/malformed" | "https://flashsale.dev/problems/unauthenticated" | "https://flashsale.dev/problems/forbidden" | "https://flashsale.dev/problems/sale-not-open" | "https://flashsale.dev/problems/not-found" | "https://flashsale.dev/problems/method-not-allowed" | "https://flashsale.dev/problems/timeout" | "https://flashsale.dev/problems/sold-out" | "https://flashsale.dev/problems/invalid-state" | "https://flashsale.dev/problems/idempotency-mismatch" | "https://flashsale.dev/problems/idempotency-in-progress" | "https://flashsale.dev/problems/too-large" | "https://flashsale.dev/problems/invalid" | "https://flashsale.dev/problems/buyer-limit" | "https://flashsale.dev/problems/rate-limited" | "https://flashsale.dev/problems/internal" | "https://flashsale.dev/problems/unavailable" | "https://flashsale.dev/problems/not-leader" | "https://flashsale.dev/problems/pass-required" | "https://flashsale.dev/problems/pass-invalid" | "https://flashsale.dev/problems/queue-closed";
             title: string;
             status: number;
             detail: string;
@@ -900,6 +981,70 @@ export type components = {
             line?: number;
             /** @description malformed — where the JSON failed */
             column?: number;
+            /** @description pass-required, queue-closed, not-found (queue) */
+            queue?: string;
+            /** @description pass-invalid — forged, expired, spent, other-buyer, other-queue, several-queues or in-use */
+            reason?: string;
+            /** @description invalid (queue configuration) — the field at fault */
+            field?: string;
+            /** @description queue-closed — when joins open */
+            opens_at?: string;
+        };
+        JoinQueue: {
+            /** @description Required with a storefront or admin token; a buyer JWT joins for its `sub`. */
+            buyer?: string;
+        };
+        Ticket: {
+            ticket: string;
+            queue: string;
+            buyer: string;
+            /** @enum {string} */
+            status: "waiting" | "admitted" | "sold_out" | "spent" | "expired";
+            /** @description Place in line (1 = next), fifo order only. */
+            position?: number;
+            eta_s?: number;
+            poll_after_ms?: number;
+            pass?: string;
+            pass_expires_at?: string;
+        };
+        Queue: {
+            queue: string;
+            skus: string[];
+            prequeue_opens_at?: string;
+            starts_at: string;
+            admit_per_s: number;
+            max_active: number;
+            pass_ttl_s: number;
+            /** @enum {string} */
+            method: "fifo" | "random";
+            overbooking_pct: number;
+            /** @enum {string} */
+            status: "scheduled" | "open" | "sold_out";
+            /** @description Unclaimed units of the queue's SKUs (absent until known). */
+            unclaimed?: number;
+            joined: number;
+            waiting: number;
+            /** @description Live passes (neither spent nor expired). */
+            admitted: number;
+            /** @description Live passes holding a reservation. */
+            holding: number;
+            spent: number;
+            expired: number;
+        };
+        /** @description `prequeue_opens_at` must not be after `starts_at` (else 422 naming the field). A SKU belongs to one queue. `null` or absent optional fields take their defaults. */
+        PutQueue: {
+            skus: components["schemas"]["SkuId"][];
+            prequeue_opens_at?: components["schemas"]["Time"] | null;
+            starts_at: components["schemas"]["Time"];
+            admit_per_s: number;
+            /** @default 1000 */
+            max_active?: number | null;
+            /** @default 120 */
+            pass_ttl_s?: number | null;
+            /** @enum {string} */
+            method: "fifo" | "random";
+            /** @default 100 */
+            overbooking_pct?: number | null;
         };
     };
     responses: {
@@ -930,7 +1075,7 @@ export type components = {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description `forbidden` (wrong role, or a buyer JWT reserving for another buyer) or `sale-not-open` (outside the SKU's sale window; names `sku`, `sale_starts_at`, `sale_ends_at`). */
+        /** @description `forbidden` (wrong role, or a buyer JWT reserving for another buyer), `sale-not-open` (outside the SKU's sale window; names `sku`, `sale_starts_at`, `sale_ends_at`), `pass-required` (a line names a queued SKU and no `Flashsale-Pass` came; names `queue`) or `pass-invalid` (the pass is forged, expired, spent, another buyer's, of another queue, or holds a reservation already; `reason` says which: `forged`, `expired`, `spent`, `other-buyer`, `other-queue`, `several-queues`, `in-use`). */
         ForbiddenOrSaleNotOpen: {
             headers: {
                 [name: string]: unknown;
@@ -1043,6 +1188,15 @@ export type components = {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description `queue-closed`: the queue takes no joins yet (names `queue` and `opens_at`) or holds its most tickets. */
+        QueueClosed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
         Sku: components["schemas"]["SkuId"];
@@ -1054,6 +1208,7 @@ export type components = {
          *     `malformed`.
          */
         Cursor: string;
+        Queue: string;
     };
     requestBodies: {
         /** @description Headers `webhook-id` (= `id`), `webhook-timestamp` (Unix s) and `webhook-signature: v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>" keyed with the base64-decoded part of the secret after `whsec_`>` (Standard Webhooks 1.0). */
@@ -1276,6 +1431,12 @@ export interface operations {
             query?: never;
             header?: {
                 "Idempotency-Key"?: string;
+                /**
+                 * @description The buyer's waiting-room pass (the `pass` of its admitted ticket). Needed when a line
+                 *     names a SKU of a queue; one held reservation per pass at a time; a confirm spends it,
+                 *     a cancel or an expiry frees it while the pass lives.
+                 */
+                "Flashsale-Pass"?: string;
             };
             path?: never;
             cookie?: never;
@@ -1914,6 +2075,146 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    getQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The queue. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    putQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutQueue"];
+            };
+        };
+        responses: {
+            /** @description Changed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Created. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            400: components["responses"]["Malformed"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["Timeout"];
+            409: components["responses"]["InvalidState"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Invalid"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    joinQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JoinQueue"];
+            };
+        };
+        responses: {
+            /** @description The buyer's ticket. */
+            202: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ticket"];
+                };
+            };
+            400: components["responses"]["Malformed"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["Timeout"];
+            409: components["responses"]["QueueClosed"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Invalid"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+                ticket: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ticket. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ticket"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
         };
     };
 }

@@ -6,7 +6,17 @@ them in prose and the server refuses a request that breaks them with 422 `invali
 
 - `POST /v1/reservations`: no SKU on two lines (`uniqueItems` only forbids identical lines),
   and `buyer` is required with a storefront or admin token (a buyer JWT may omit it);
-- `PUT /v1/skus/{sku}`: `sale_ends_at` after `sale_starts_at`;
+- `PUT /v1/skus/{sku}`: `sale_ends_at` after `sale_starts_at`, and `max_hold_s` at least the
+  SKU's `reservation_ttl_s` (600 when absent);
+- `POST /v1/reservations`: a `ttl_s` at most every line's SKU `reservation_ttl_s`, which a case
+  cannot know: positive cases leave `ttl_s` out (gateway/tests/holds.rs covers it);
+- `POST /v1/reservations/{id}/extend`: at most 600 s, so that most extensions stay within the
+  SKU's `max_hold_s` (how many extensions are left depends on the reservation's history, so
+  scripts/schemathesis.toml also accepts 422 there);
+- `GET /v1/reservations`, `GET /v1/orders`: `buyer` is required with a storefront or admin token,
+  and a `cursor` is only valid for the list (endpoint, buyer, filters) that answered it: a
+  positive case keeps only a cursor the server gave (with that list's parameters) and drops any
+  other;
 - `PUT /v1/queues/{queue}`: `prequeue_opens_at` not after `starts_at`, a SKU in one queue only,
   and after the start a queue keeps its SKUs, times and method (so a positive case is mapped to
   one of 64 queues whose SKUs, times and method follow from its name, and has started);
@@ -78,6 +88,41 @@ def _queue(case) -> None:
     body["method"] = "fifo" if int(digest, 16) % 2 == 0 else "random"
 
 
+# The SKU hold when a PUT names none (protocol::limits::DEFAULT_RESERVATION_TTL_S).
+DEFAULT_RESERVATION_TTL_S = 600
+
+# Cursors the server answered on the list routes, with the query of the list they belong to
+# (bounded: the oldest are dropped).
+_CURSORS: dict = {}
+_CURSORS_MAX = 1000
+_LIST_ROUTES = {("GET", "/v1/reservations"), ("GET", "/v1/orders")}
+
+
+def _sku_hold(body: dict) -> None:
+    ttl = body.get("reservation_ttl_s")
+    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool):
+        ttl = DEFAULT_RESERVATION_TTL_S
+    hold = body.get("max_hold_s")
+    if isinstance(hold, (int, float)) and not isinstance(hold, bool) and hold < ttl:
+        body["max_hold_s"] = ttl
+
+
+def _list_query(case) -> None:
+    query = case.query if isinstance(case.query, dict) else {}
+    if "buyer" not in query:
+        query["buyer"] = DEFAULT_BUYER
+    cursor = query.get("cursor")
+    if cursor is not None:
+        origin = _CURSORS.get(str(cursor))
+        if origin is None:
+            del query["cursor"]
+        else:
+            for key in ("buyer", "status", "sku"):
+                query.pop(key, None)
+            query.update(origin)
+    case.query = query
+
+
 def _ms(t: str) -> str:
     """A sortable key of a `Time` (`YYYY-MM-DDTHH:MM:SS[.f]Z`) to the millisecond, as the server
     keeps times: the fixed-width head, then the fraction cut or padded to 3 digits."""
@@ -87,13 +132,22 @@ def _ms(t: str) -> str:
 
 @schemathesis.hook
 def map_case(context, case):
+    route = (case.operation.method.upper(), case.operation.path)
+    if _is_positive(case) and route in _LIST_ROUTES:
+        _list_query(case)
+        return case
     if not _is_positive(case) or not isinstance(case.body, dict):
         return case
-    route = (case.operation.method.upper(), case.operation.path)
     if route == ("POST", "/v1/reservations"):
         _reservation(case.body)
+        case.body.pop("ttl_s", None)
+    elif route == ("POST", "/v1/reservations/{id}/extend"):
+        ttl = case.body.get("ttl_s")
+        if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl > 600:
+            case.body["ttl_s"] = 600
     elif route == ("PUT", "/v1/skus/{sku}"):
         _sku(case.body)
+        _sku_hold(case.body)
     elif route == ("PUT", "/v1/queues/{queue}"):
         _queue(case)
     elif route == ("POST", "/v1/queues/{queue}/join"):
@@ -102,3 +156,22 @@ def map_case(context, case):
     elif route == ("POST", "/v1/webhooks"):
         case.body["url"] = WEBHOOK_URL
     return case
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    """Remembers the `next_cursor` of list pages, with the query of the list it belongs to."""
+    route = (case.operation.method.upper(), case.operation.path)
+    if route not in _LIST_ROUTES or response.status_code != 200:
+        return
+    try:
+        cursor = response.json().get("next_cursor")
+    except Exception:  # not JSON: nothing to remember (the checks report it)
+        return
+    if not isinstance(cursor, str):
+        return
+    query = case.query if isinstance(case.query, dict) else {}
+    origin = {k: query[k] for k in ("buyer", "status", "sku") if k in query}
+    if len(_CURSORS) >= _CURSORS_MAX:
+        _CURSORS.pop(next(iter(_CURSORS)))
+    _CURSORS[cursor] = origin

@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{Api, Server, ADMIN, PARTNER, SHOP};
+use support::{Api, PgSchema, Server, ADMIN, DATABASE_URL, PARTNER, SHOP};
 
 const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!!";
 const SKUS: [&str; 6] = ["s0", "s1", "s2", "s3", "s4", "s5"];
@@ -201,29 +201,16 @@ async fn lists_on_the_embedded_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_on_the_postgres_log() {
     // A schema of its own, dropped afterwards; the test fails if Postgres is unreachable.
-    let schema = format!(
-        "lists_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let schema = PgSchema::new("lists");
     let tmp = tempfile::tempdir().unwrap();
-    let url = "postgres://postgres@127.0.0.1:5432/test";
     scenario(
         tmp.path(),
-        &["--database-url", url, "--database-schema", &schema],
+        &[
+            "--database-url",
+            DATABASE_URL,
+            "--database-schema",
+            schema.name(),
+        ],
     )
     .await;
-    let out = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atqc"])
-        .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

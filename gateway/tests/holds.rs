@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{Api, Server, PARTNER, SHOP};
+use support::{Api, PgSchema, Server, DATABASE_URL, PARTNER, SHOP};
 
 /// Reserves `lines` for `buyer` with an optional `ttl_s`.
 async fn reserve(api: &Api, lines: &[&str], ttl_s: Option<u64>) -> support::Reply {
@@ -224,29 +224,16 @@ async fn holds_on_the_embedded_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_on_the_postgres_log() {
     // A schema of its own, dropped afterwards; the test fails if Postgres is unreachable.
-    let schema = format!(
-        "holds_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let schema = PgSchema::new("holds");
     let tmp = tempfile::tempdir().unwrap();
-    let url = "postgres://postgres@127.0.0.1:5432/test";
     scenario(
         tmp.path(),
-        &["--database-url", url, "--database-schema", &schema],
+        &[
+            "--database-url",
+            DATABASE_URL,
+            "--database-schema",
+            schema.name(),
+        ],
     )
     .await;
-    let out = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atqc"])
-        .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -38,6 +38,27 @@ pub enum IdError {
 /// Index of a shard (an engine executor owning a subset of SKUs).
 pub type ShardId = u16;
 
+/// Checks a name of the SKU alphabet, `[A-Za-z0-9._-]{1,max_len}` (SKU ids, queue names);
+/// `kind` names it in the error.
+pub(crate) fn check_name(kind: &'static str, s: &str, max_len: usize) -> Result<(), IdError> {
+    if s.is_empty() {
+        return Err(IdError::Empty { kind });
+    }
+    if s.len() > max_len {
+        return Err(IdError::TooLong { kind, max: max_len });
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(IdError::BadChar {
+            kind,
+            alphabet: "[A-Za-z0-9._-]",
+        });
+    }
+    Ok(())
+}
+
 /// A stock-keeping unit id: `[A-Za-z0-9._-]{1,64}`.
 #[derive(
     Clone, PartialEq, Eq, Hash, PartialOrd, Ord, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
@@ -52,25 +73,7 @@ impl SkuId {
     /// Validates and wraps a SKU id.
     pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
         let s = s.into();
-        const KIND: &str = "sku";
-        if s.is_empty() {
-            return Err(IdError::Empty { kind: KIND });
-        }
-        if s.len() > Self::MAX_LEN {
-            return Err(IdError::TooLong {
-                kind: KIND,
-                max: Self::MAX_LEN,
-            });
-        }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(IdError::BadChar {
-                kind: KIND,
-                alphabet: "[A-Za-z0-9._-]",
-            });
-        }
+        check_name("sku", &s, Self::MAX_LEN)?;
         Ok(SkuId(s))
     }
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::ids::{BuyerId, IdError, ReservationId, SkuId};
+use crate::ids::{check_name, BuyerId, IdError, ReservationId, SkuId};
 
 /// A waiting room queue's name: `[A-Za-z0-9._-]{1,64}` (the alphabet of SKU ids).
 #[derive(
@@ -22,25 +22,7 @@ impl QueueId {
     /// Validates and wraps a queue name.
     pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
         let s = s.into();
-        const KIND: &str = "queue";
-        if s.is_empty() {
-            return Err(IdError::Empty { kind: KIND });
-        }
-        if s.len() > Self::MAX_LEN {
-            return Err(IdError::TooLong {
-                kind: KIND,
-                max: Self::MAX_LEN,
-            });
-        }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(IdError::BadChar {
-                kind: KIND,
-                alphabet: "[A-Za-z0-9._-]",
-            });
-        }
+        check_name("queue", &s, Self::MAX_LEN)?;
         Ok(QueueId(s))
     }
 

@@ -418,8 +418,9 @@ impl Api {
 /// The shared Postgres of the tests (a test that needs it fails when it is unreachable).
 pub const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// A Postgres schema of one test's own (`<prefix>_<pid>_<nanos>`), dropped with the guard; the
-/// drop fails the test when Postgres refuses it (unless the test is already failing).
+/// A Postgres schema of one test's own (`<prefix>_<pid>_<nanos>`), dropped with the guard together
+/// with the waiting room's `<schema>_queues`; the drop fails the test when Postgres refuses it
+/// (unless the test is already failing).
 pub struct PgSchema {
     /// The schema's name.
     name: String,
@@ -447,7 +448,10 @@ impl Drop for PgSchema {
     fn drop(&mut self) {
         let out = Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atqc"])
-            .arg(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name))
+            .arg(format!(
+                "DROP SCHEMA IF EXISTS {0} CASCADE; DROP SCHEMA IF EXISTS {0}_queues CASCADE",
+                self.name
+            ))
             .output();
         if std::thread::panicking() {
             return;

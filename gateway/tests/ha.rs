@@ -97,17 +97,27 @@ async fn cluster(api: &Api) -> Reply {
 
 /// Waits (bounded) until `server` reports `role`.
 async fn wait_role(server: &Server, role: &str, limit: Duration) -> Value {
+    wait_view(server, role, limit, |v| v["role"] == role).await
+}
+
+/// Polls `GET /v1/cluster` on `server` until its view satisfies `done` (`what` names it).
+async fn wait_view(
+    server: &Server,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let api = Api::new(server);
     let deadline = Instant::now() + limit;
     loop {
         let r = cluster(&api).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        if r.body["role"] == role {
+        if done(&r.body) {
             return r.body;
         }
         assert!(
             Instant::now() < deadline,
-            "{} did not become {role} within {limit:?}: {}",
+            "{} did not become {what} within {limit:?}: {}",
             server.addr,
             r.body
         );
@@ -546,7 +556,12 @@ async fn a_paused_leader_is_fenced_and_steps_down() {
         let r = api_b.get(&format!("/v1/reservations/{id}"), SHOP).await;
         assert_eq!(r.status, 200, "acknowledged {id} lost: {}", r.body);
     }
-    let a_view = wait_role(&a, "standby", Duration::from_secs(10)).await;
+    // A node that steps down learns the new leader at its next look at the lease.
+    let b_url = format!("http://{}", b.addr);
+    let a_view = wait_view(&a, "a standby naming b", Duration::from_secs(10), |v| {
+        v["role"] == "standby" && v["leader_url"] == b_url.as_str()
+    })
+    .await;
     assert_eq!(
         a_view["leader_url"],
         format!("http://{}", b.addr),

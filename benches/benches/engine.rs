@@ -8,8 +8,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use flashsale_benches::{buyer, engine, shard_with, sku, skus_on_two_shards, spec, EncodingSink};
-use flashsale_engine::shard::{NullSink, ReserveCommand};
+use flashsale_benches::{
+    buyer, engine, reserve_confirm_pairs, shard_with, sku, skus_on_two_shards, spec, EncodingSink,
+};
+use flashsale_engine::shard::{NullSink, MAX_STOCK};
 use flashsale_engine::{CommandError, ReserveRequest, StockGate};
 use futures::executor::block_on;
 
@@ -36,40 +38,17 @@ fn reserve_confirm(c: &mut Criterion) {
                 while left > 0 {
                     let n = left.min(BATCH);
                     left -= n;
-                    let mut shard = shard_with(&id, u64::MAX >> 20);
+                    let mut shard = shard_with(&id, MAX_STOCK);
                     let mut sink = EncodingSink::default();
                     let start = Instant::now();
-                    for _ in 0..n {
-                        let cmd = ReserveCommand {
-                            buyer: who.clone(),
-                            lines: vec![(id.clone(), 1)],
-                            idempotency_key: None,
-                            request_hash: 0,
-                            id: None,
-                            expires_at_ms: None,
-                            group: None,
-                            claims: flashsale_engine::claim::Claims::none(),
-                        };
-                        let out = if encode {
-                            let r = shard.reserve(1, cmd, &mut sink);
-                            sink.bytes.clear();
-                            r
-                        } else {
-                            shard.reserve(1, cmd, &mut NullSink)
-                        };
-                        let rid = match out {
-                            Ok(o) => o.id,
-                            Err(e) => panic!("reserve: {e}"),
-                        };
-                        let confirmed = if encode {
-                            let r = shard.confirm(2, rid, "pay".to_string(), &mut sink);
-                            sink.bytes.clear();
-                            r
-                        } else {
-                            shard.confirm(2, rid, "pay".to_string(), &mut NullSink)
-                        };
-                        black_box(confirmed.is_ok());
-                    }
+                    let done = if encode {
+                        reserve_confirm_pairs(&mut shard, &id, &who, n, &mut sink, |s| {
+                            s.bytes.clear()
+                        })
+                    } else {
+                        reserve_confirm_pairs(&mut shard, &id, &who, n, &mut NullSink, |_| {})
+                    };
+                    black_box(done);
                     elapsed += start.elapsed();
                 }
                 elapsed

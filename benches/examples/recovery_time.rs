@@ -49,7 +49,7 @@ fn write_log(dir: &Path, events: u64) -> anyhow::Result<Expected> {
                     sku: sku.clone(),
                     name: "Recovery tee".into(),
                     price_cents: 1500,
-                    stock: 1 << 40,
+                    stock: flashsale_protocol::limits::MAX_STOCK,
                     per_buyer_limit: None,
                     sale_starts_at_ms: None,
                     sale_ends_at_ms: None,

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use flashsale_engine::claim::Claims;
 use flashsale_engine::log::memory::MemoryBackend;
-use flashsale_engine::shard::{shard_of, EventSink, NullSink, Shard};
+use flashsale_engine::shard::{shard_of, EventSink, NullSink, ReserveCommand, Shard};
 use flashsale_engine::{Engine, EngineConfig, SystemClock};
 use flashsale_protocol::{encode_record, BuyerId, LogRecord, SkuId, SkuSpec};
 
@@ -62,6 +63,42 @@ impl EventSink for EncodingSink {
             panic!("bench encode: {e}");
         }
     }
+}
+
+/// Runs `pairs` reserve+confirm pairs of one unit of `sku` for `buyer` on `shard` (the
+/// workload of bench (a)), handing every record to `sink` and calling `after` after each
+/// command (e.g. to clear an encoding buffer). Returns how many were confirmed.
+pub fn reserve_confirm_pairs<S: EventSink>(
+    shard: &mut Shard,
+    sku: &SkuId,
+    buyer: &BuyerId,
+    pairs: u64,
+    sink: &mut S,
+    mut after: impl FnMut(&mut S),
+) -> u64 {
+    let mut confirmed = 0;
+    for _ in 0..pairs {
+        let cmd = ReserveCommand {
+            buyer: buyer.clone(),
+            lines: vec![(sku.clone(), 1)],
+            idempotency_key: None,
+            request_hash: 0,
+            id: None,
+            expires_at_ms: None,
+            group: None,
+            claims: Claims::none(),
+        };
+        let out = shard.reserve(1, cmd, sink);
+        after(sink);
+        let id = match out {
+            Ok(o) => o.id,
+            Err(e) => panic!("reserve: {e}"),
+        };
+        let done = shard.confirm(2, id, "pay".to_string(), sink);
+        after(sink);
+        confirmed += u64::from(done.is_ok());
+    }
+    confirmed
 }
 
 /// Starts an engine with `shards` shards on the in-memory log (durable = appended in memory).

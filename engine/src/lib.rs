@@ -6,6 +6,8 @@
 //! - [`gate`] and [`claim`]: the lock-free stock counter that rejects sold-out requests on the
 //!   caller's thread, and claims on it as guard values.
 //! - `mirror`: consistent lock-free copies of each SKU's last durable counts (a seqlock).
+//! - [`follower`]: a standby's copy of the shards, advanced only by applying committed
+//!   records (high availability); [`Engine::start_from`] starts an engine from it.
 //! - [`log`]: the interface to a durable write-ahead log (implemented in `flashsale-persistence`).
 //! - [`runtime`]: the glommio shell around the nodes: executors pinned to cores, channels, the
 //!   real log and timers, and the async [`Engine`] handle.
@@ -16,6 +18,7 @@
 pub mod claim;
 pub mod clock;
 pub mod command;
+pub mod follower;
 pub mod gate;
 pub mod limits;
 pub mod log;
@@ -30,6 +33,7 @@ pub mod view;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{CommandError, HoldLimit, ReserveRequest};
+pub use follower::{FollowError, Follower};
 pub use gate::StockGate;
 pub use log::{LogBackend, LogError, ShardLog};
 pub use observer::{StockLevel, StockObserver};

@@ -16,6 +16,10 @@ pub const COORDINATION_DEADLINE_MS: u64 = 10_000;
 /// Most cross-shard reservations one home shard coordinates at once.
 pub const MAX_COORDINATIONS: usize = 8_192;
 
+/// Most restock idempotency keys a SKU keeps (the latest ones): a retry of an older keyed
+/// restock adds stock again (ADR 0015, addendum).
+pub const MAX_RESTOCK_KEYS: usize = 64;
+
 /// Most duplicates that may wait on one in-progress idempotency key; more get
 /// `IdempotencyInProgress` at once.
 pub const MAX_KEY_WAITERS: usize = 8;

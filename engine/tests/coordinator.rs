@@ -322,3 +322,61 @@ fn a_coordination_past_its_deadline_gives_up() {
     w.settle(later);
     assert!(outcome(&mut w, &again).unwrap().is_ok());
 }
+
+/// A buyer's list (and so a storefront) never sees a cross-shard reservation while it is
+/// being placed: its home part is held, and durable, before the other parts are asked, which
+/// may still refuse and roll it back (a list would show a partial reservation, or one that
+/// never existed). Once placed it is listed, whole.
+#[test]
+fn a_list_never_shows_a_cross_shard_reservation_being_placed() {
+    use flashsale_engine::node::message::{Answer, Request};
+    use flashsale_engine::node::world::World;
+    use flashsale_engine::ReservationQuery;
+
+    let mut w = world(2);
+    let (x, y) = skus_on_two_shards(&mut w, "p", 10, 100);
+    let home = shard_of(&sku(&x), 2);
+    let now = 1_000;
+    let sub = submit_reserve(&mut w, now, req("ann", &[(&x, 1), (&y, 1)], None));
+    // The home takes the request and makes its own part durable; the part is not asked yet.
+    w.deliver(0, now);
+    assert!(w.append(usize::from(home)));
+    w.flush(usize::from(home), true, now);
+    assert!(
+        pending(&w, &sub),
+        "answered before its other part was placed"
+    );
+    let query = ReservationQuery {
+        buyer: buyer("ann"),
+        status: None,
+        sku: None,
+        before: None,
+        limit: 10,
+    };
+    let list = |w: &mut World| {
+        let t = w.submit(home, Request::BuyerReservations(Box::new(query.clone())));
+        let last = w.in_flight() - 1;
+        w.deliver(last, now);
+        if !w.has_reply(t) {
+            w.append(usize::from(home));
+            w.flush(usize::from(home), true, now);
+        }
+        match w.take_reply(t) {
+            Some(Ok(Answer::BuyerReservations(page))) => page,
+            other => panic!("list answered {other:?}"),
+        }
+    };
+    let page = list(&mut w);
+    assert!(page.items.is_empty(), "listed while being placed: {page:?}");
+
+    w.settle(now);
+    let placed = outcome(&mut w, &sub).expect("answered").expect("placed");
+    let page = list(&mut w);
+    let listed: Vec<_> = page
+        .items
+        .into_iter()
+        .map(|(_, part)| w.assemble(part))
+        .collect();
+    assert_eq!(listed, vec![placed]);
+    assert_eq!(listed[0].lines.len(), 2);
+}

@@ -9,7 +9,13 @@
 //! the whole state: an acknowledged reservation is real, whole and durable; a key (scoped to
 //! its caller) names one reservation and its retries return it; nothing is held, sold or
 //! refused that the contract does not allow; every SKU's counts are the sum of its
-//! reservations; no buyer exceeds a limit; parts agree with their home.
+//! reservations; no buyer exceeds a limit; parts agree with their home. Hold extensions are
+//! sent concurrently with the rest: an acknowledged extension moves the deadline the model
+//! holds the system to (no expiry before it), stays within the SKUs' maximum hold and number
+//! of extensions, and a refusal must be one they explain. After every crash and at every quiet
+//! point each buyer's lists (reservations, with filters, paged by cursor; orders) are read from
+//! the shards' per-buyer indexes and assembled as the runtime does: each reservation once,
+//! whole, exactly the model's.
 //!
 //! Replay a failing seed with the command it prints. `FLASHSALE_RTSIM_SEED` runs one seed,
 //! `FLASHSALE_RTSIM_STEPS` sets the steps per seed, `FLASHSALE_RTSIM_SEEDS` the seed count.
@@ -23,9 +29,14 @@ use std::collections::BTreeMap;
 use flashsale_engine::limits::UNAVAILABLE_AFTER_MS;
 use flashsale_engine::node::message::{Answer, Request};
 use flashsale_engine::node::world::{Ticket, World};
-use flashsale_engine::shard::shard_of;
-use flashsale_engine::{CommandError, ReservationStatus, ReservationView, ReserveRequest};
-use flashsale_protocol::{BuyerId, KeyOwner, ReleaseReason, ReservationId, ScopedKey, SkuId};
+use flashsale_engine::shard::{merge_pages, shard_of, ExtendCommand};
+use flashsale_engine::{
+    CommandError, HoldLimit, OrderQuery, ReservationQuery, ReservationStatus, ReservationView,
+    ReserveRequest,
+};
+use flashsale_protocol::{
+    BuyerId, KeyOwner, ReleaseReason, ReservationId, ScopedKey, SkuId, SkuSpec,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use support::*;
@@ -47,8 +58,11 @@ enum Known {
 struct MRes {
     buyer: BuyerId,
     lines: Vec<(SkuId, u32)>,
+    /// The latest deadline acknowledged (at creation or by an extension): no expiry before.
     expires_at_ms: u64,
     known: Known,
+    /// Extensions sent (acknowledged or not): at most this many can have happened.
+    extends_sent: u32,
 }
 
 /// A reservation request whose outcome was lost in a crash: it may or may not exist.
@@ -67,6 +81,8 @@ struct Model {
     unknown: Vec<Unknown>,
     limits: BTreeMap<SkuId, Option<u32>>,
     totals: BTreeMap<SkuId, u64>,
+    /// Every SKU as created (the run never changes them).
+    specs: BTreeMap<SkuId, SkuSpec>,
 }
 
 /// A request on its way (a test's short list of them: the size of a variant does not matter).
@@ -82,6 +98,21 @@ enum Op {
     Decide {
         id: ReservationId,
         confirm: bool,
+        ticket: Ticket,
+    },
+    /// One page of a buyer's reservations, asked of every shard as the runtime does.
+    List {
+        buyer: BuyerId,
+        tickets: Vec<Ticket>,
+    },
+    Extend {
+        cmd: ExtendCommand,
+        /// When it was sent: the home decides at delivery, no earlier.
+        sent_ms: u64,
+        /// What the model knew of the reservation then.
+        known: Known,
+        /// The deadline acknowledged by then: the extension may not end the hold earlier.
+        deadline_ms: u64,
         ticket: Ticket,
     },
 }
@@ -103,6 +134,10 @@ struct Sim {
     /// Per shard: since when its log fails (flushes fail until it heals).
     failing: Vec<Option<u64>>,
     stats: Stats,
+    /// Reservations a list showed during the run, with the lines it showed: each must exist
+    /// at the next quiet point, never rolled back, with those lines (a list shows a
+    /// reservation only whole, once it is placed).
+    listed: BTreeMap<ReservationId, (BuyerId, Vec<(SkuId, u32)>)>,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +152,10 @@ struct Stats {
     flush_failures: u64,
     duplicates: u64,
     resolved_unknown: u64,
+    extended: u64,
+    extend_refused: u64,
+    lists_checked: u64,
+    listed_mid_run: u64,
 }
 
 fn same_lines(v: &ReservationView, lines: &[(SkuId, u32)]) -> bool {
@@ -143,6 +182,13 @@ impl Sim {
                 s.sale_starts_at_ms = Some(now + rng.gen_range(0..20_000));
             }
             s.reservation_ttl_ms = rng.gen_range(300..6_000);
+            if rng.gen_bool(0.6) {
+                s.max_hold_ms = s.reservation_ttl_ms + rng.gen_range(0..6_000);
+            }
+            if rng.gen_bool(0.5) {
+                s.max_extensions = rng.gen_range(0..4);
+            }
+            model.specs.insert(s.sku.clone(), s.clone());
             model.limits.insert(s.sku.clone(), s.per_buyer_limit);
             model.totals.insert(s.sku.clone(), s.stock);
             skus.push(s.sku.clone());
@@ -162,6 +208,7 @@ impl Sim {
             ops: Vec::new(),
             model,
             failing: vec![None; shards],
+            listed: BTreeMap::new(),
             history: Vec::new(),
             stats: Stats::default(),
         }
@@ -243,7 +290,46 @@ impl Sim {
                     _key: key,
                 });
             }
-            20..=25 => {
+            20..=21 => {
+                // Mostly a hold that should still be live (those are the interesting ones).
+                let now = self.now;
+                let live: Vec<ReservationId> = self
+                    .model
+                    .res
+                    .iter()
+                    .filter(|(_, m)| m.known == Known::Held && m.expires_at_ms > now)
+                    .map(|(id, _)| *id)
+                    .collect();
+                let ids: Vec<ReservationId> = if !live.is_empty() && self.rng.gen_bool(0.8) {
+                    live
+                } else {
+                    self.model.res.keys().copied().collect()
+                };
+                if !ids.is_empty() {
+                    let id = ids[self.rng.gen_range(0..ids.len())];
+                    let ttl_ms = self.rng.gen_range(1..8_000);
+                    let cmd = self.extend_command(id, ttl_ms);
+                    if let Some(m) = self.model.res.get_mut(&id) {
+                        m.extends_sent += 1;
+                    }
+                    let (known, deadline_ms) = self
+                        .model
+                        .res
+                        .get(&id)
+                        .map_or((Known::Decided, 0), |m| (m.known, m.expires_at_ms));
+                    let ticket = self
+                        .w
+                        .submit(id.shard(), Request::Extend(Box::new(cmd.clone())));
+                    self.ops.push(Op::Extend {
+                        cmd,
+                        sent_ms: self.now,
+                        known,
+                        deadline_ms,
+                        ticket,
+                    });
+                }
+            }
+            22..=25 => {
                 let ids: Vec<ReservationId> = self.model.res.keys().copied().collect();
                 if !ids.is_empty() {
                     let id = ids[self.rng.gen_range(0..ids.len())];
@@ -261,7 +347,24 @@ impl Sim {
                     });
                 }
             }
-            26..=64 => {
+            26 => {
+                let buyer = self.buyers[self.rng.gen_range(0..self.buyers.len())].clone();
+                let q = ReservationQuery {
+                    buyer: buyer.clone(),
+                    status: None,
+                    sku: None,
+                    before: None,
+                    limit: self.rng.gen_range(1..20),
+                };
+                let tickets = (0..shards)
+                    .map(|s| {
+                        let q = Box::new(q.clone());
+                        self.w.submit(s as u16, Request::BuyerReservations(q))
+                    })
+                    .collect();
+                self.ops.push(Op::List { buyer, tickets });
+            }
+            27..=64 => {
                 if self.w.in_flight() > 0 {
                     let i = self.rng.gen_range(0..self.w.in_flight());
                     self.w.deliver(i, self.now);
@@ -320,7 +423,8 @@ impl Sim {
         while i < self.ops.len() {
             let done = match &self.ops[i] {
                 Op::Reserve { sub, .. } => !pending(&self.w, sub),
-                Op::Decide { ticket, .. } => self.w.has_reply(*ticket),
+                Op::Decide { ticket, .. } | Op::Extend { ticket, .. } => self.w.has_reply(*ticket),
+                Op::List { tickets, .. } => tickets.iter().all(|t| self.w.has_reply(*t)),
             };
             if !done {
                 i += 1;
@@ -344,6 +448,17 @@ impl Sim {
                     let r = self.w.take_reply(ticket).expect("answered");
                     self.check_decide(id, confirm, r)?;
                 }
+                Op::Extend {
+                    cmd,
+                    sent_ms,
+                    known,
+                    deadline_ms,
+                    ticket,
+                } => {
+                    let r = self.w.take_reply(ticket).expect("answered");
+                    self.check_extend(&cmd, (sent_ms, known, deadline_ms), r)?;
+                }
+                Op::List { buyer, tickets } => self.collect_list(&buyer, tickets)?,
             }
         }
         Ok(())
@@ -387,6 +502,7 @@ impl Sim {
                     lines: req.lines.clone(),
                     expires_at_ms: v.expires_at_ms,
                     known,
+                    extends_sent: 0,
                 });
                 Ok(())
             }
@@ -495,6 +611,330 @@ impl Sim {
         }
     }
 
+    /// An extension of `id` by `ttl_ms` as the runtime's caller builds it: the strictest
+    /// bounds of the lines' SKUs (the first line's on a tie).
+    fn extend_command(&self, id: ReservationId, ttl_ms: u64) -> ExtendCommand {
+        let m = &self.model.res[&id];
+        let mut max_hold: Option<(u64, SkuId)> = None;
+        let mut max_extensions: Option<(u32, SkuId)> = None;
+        for (sku, _) in &m.lines {
+            let spec = &self.model.specs[sku];
+            if max_hold.as_ref().is_none_or(|(h, _)| spec.max_hold_ms < *h) {
+                max_hold = Some((spec.max_hold_ms, sku.clone()));
+            }
+            if max_extensions
+                .as_ref()
+                .is_none_or(|(e, _)| spec.max_extensions < *e)
+            {
+                max_extensions = Some((spec.max_extensions, sku.clone()));
+            }
+        }
+        ExtendCommand {
+            id,
+            ttl_ms,
+            max_hold: max_hold.expect("lines"),
+            max_extensions: max_extensions.expect("lines"),
+            key: None,
+        }
+    }
+
+    /// An extension's answer: an acknowledged one was held, moved the deadline to at least
+    /// `sent + ttl` within the bounds, and becomes the deadline the model holds the system to;
+    /// a refusal must be one the state and the bounds explain. `sent` is when it was sent,
+    /// what the model knew then and the deadline acknowledged by then.
+    fn check_extend(
+        &mut self,
+        cmd: &ExtendCommand,
+        sent: (u64, Known, u64),
+        r: Result<Answer, CommandError>,
+    ) -> Result<(), String> {
+        let (sent_ms, known_at_send, deadline_at_send) = sent;
+        let id = cmd.id;
+        let now = self.now;
+        let read = self.read(id);
+        let Some(m) = self.model.res.get_mut(&id) else {
+            return Ok(());
+        };
+        let (max_hold, _) = cmd.max_hold;
+        let (max_ext, _) = cmd.max_extensions;
+        let bad = match r {
+            Ok(Answer::Part(p)) => {
+                let v = &p.view;
+                self.stats.extended += 1;
+                let wrong = v.id != id
+                    || v.status != ReservationStatus::Held
+                    || v.expires_at_ms < sent_ms + cmd.ttl_ms
+                    || v.expires_at_ms < deadline_at_send
+                    || v.expires_at_ms > v.created_at_ms + max_hold
+                    || v.extensions > max_ext
+                    || v.extensions > m.extends_sent
+                    || matches!(known_at_send, Known::Confirmed | Known::Cancelled);
+                if !wrong {
+                    // Answers of concurrent extensions may arrive in any order.
+                    m.expires_at_ms = m.expires_at_ms.max(v.expires_at_ms);
+                }
+                wrong.then(|| {
+                    format!(
+                        "extend {cmd:?} sent at {sent_ms} ({known_at_send:?}, deadline {}, {} \
+                         sent) answered {v:?}",
+                        m.expires_at_ms, m.extends_sent
+                    )
+                })
+            }
+            Err(CommandError::InvalidState {
+                status: ReservationStatus::Expired,
+                ..
+            }) if now < m.expires_at_ms => Some(format!(
+                "extend of {id} refused as expired at {now}, before the acknowledged deadline {}",
+                m.expires_at_ms
+            )),
+            Err(CommandError::HoldLimit {
+                limit: HoldLimit::MaxExtensions,
+                ..
+            }) if m.extends_sent.saturating_sub(1) < max_ext => Some(format!(
+                "extend of {id} refused past {max_ext} extensions with {} others sent",
+                m.extends_sent - 1
+            )),
+            Err(CommandError::HoldLimit {
+                limit: HoldLimit::MaxHold,
+                ..
+            }) if read
+                .as_ref()
+                .is_some_and(|v| now + cmd.ttl_ms <= v.created_at_ms + max_hold) =>
+            {
+                Some(format!(
+                    "extend {cmd:?} refused past the maximum hold at {now}: {read:?}"
+                ))
+            }
+            Err(CommandError::HoldLimit { .. })
+            | Err(CommandError::InvalidState { .. })
+            | Err(CommandError::Busy(_))
+            | Err(CommandError::Unavailable(_)) => {
+                self.stats.extend_refused += 1;
+                None
+            }
+            Ok(a) => Some(format!("extend of {id} answered {a:?}")),
+            Err(e) => Some(format!("extend of known {id} answered {e:?}")),
+        };
+        match bad {
+            Some(why) => Err(self.fail(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// A page every shard answered: merged and assembled as the runtime does; each reservation
+    /// shown once, the buyer's, and remembered to be checked at the next quiet point.
+    fn collect_list(&mut self, buyer: &BuyerId, tickets: Vec<Ticket>) -> Result<(), String> {
+        let mut pages = Vec::new();
+        for t in tickets {
+            match self.w.take_reply(t).expect("answered") {
+                Ok(Answer::BuyerReservations(page)) => pages.push(page),
+                // The log of that shard fails: the list is refused, as the runtime's would be.
+                Err(CommandError::Unavailable(_)) | Err(CommandError::Busy(_)) => return Ok(()),
+                other => return Err(self.fail(format!("a list page answered {other:?}"))),
+            }
+        }
+        let (items, _) = merge_pages(pages, usize::MAX);
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, part) in items {
+            let v = self.w.assemble(part);
+            if &v.buyer != buyer || !seen.insert(v.id) {
+                return Err(self.fail(format!("{buyer}'s list shows {v:?} (twice or foreign)")));
+            }
+            self.stats.listed_mid_run += 1;
+            let lines = v.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect();
+            self.listed.entry(v.id).or_insert((v.buyer.clone(), lines));
+        }
+        Ok(())
+    }
+
+    /// Every buyer's lists, read from the shards' per-buyer indexes and assembled as the
+    /// runtime does, paged by cursor with a random page size: each reservation once, whole
+    /// (equal to its read), newest first, exactly the model's (filters included); the orders
+    /// exactly its confirmed ones.
+    fn check_lists(&mut self) -> Result<(), String> {
+        self.stats.lists_checked += 1;
+        // Every acknowledged reservation read once, by buyer, newest first.
+        let mut by_buyer: BTreeMap<BuyerId, Vec<ReservationView>> = BTreeMap::new();
+        for (id, m) in &self.model.res {
+            if let Some(v) = self.read(*id) {
+                by_buyer.entry(m.buyer.clone()).or_default().push(v);
+            }
+        }
+        for views in by_buyer.values_mut() {
+            views.sort_by_key(|v| std::cmp::Reverse((v.created_at_ms, v.id)));
+        }
+        let none = Vec::new();
+        for buyer in self.buyers.clone() {
+            let views = by_buyer.get(&buyer).unwrap_or(&none);
+            let status = self.rng.gen_bool(0.5).then(|| {
+                [
+                    ReservationStatus::Held,
+                    ReservationStatus::Confirmed,
+                    ReservationStatus::Released,
+                    ReservationStatus::Expired,
+                ][self.rng.gen_range(0..4)]
+            });
+            let sku = self
+                .rng
+                .gen_bool(0.3)
+                .then(|| self.skus[self.rng.gen_range(0..self.skus.len())].clone());
+            for (status, sku) in [(None, None), (status, sku)] {
+                let limit = self.rng.gen_range(1..12);
+                self.check_reservation_list(&buyer, views, status, sku, limit)?;
+            }
+            let limit = self.rng.gen_range(1..12);
+            self.check_order_list(&buyer, views, limit)?;
+        }
+        Ok(())
+    }
+
+    fn check_reservation_list(
+        &self,
+        buyer: &BuyerId,
+        views: &[ReservationView],
+        status: Option<ReservationStatus>,
+        sku: Option<SkuId>,
+        limit: usize,
+    ) -> Result<(), String> {
+        let mut q = ReservationQuery {
+            buyer: buyer.clone(),
+            status,
+            sku: sku.clone(),
+            before: None,
+            limit,
+        };
+        let mut listed: Vec<ReservationView> = Vec::new();
+        for _ in 0..10_000 {
+            let pages = self
+                .w
+                .nodes()
+                .iter()
+                .map(|n| n.shard().buyer_reservations(&q))
+                .collect();
+            let (items, next) = merge_pages(pages, limit);
+            if items.len() > limit {
+                return Err(self.fail(format!("a page of {} for {limit}", items.len())));
+            }
+            listed.extend(
+                items
+                    .into_iter()
+                    .map(|(_, part)| self.w.assemble(part))
+                    .filter(|v| {
+                        sku.as_ref()
+                            .is_none_or(|s| v.lines.iter().any(|l| &l.sku == s))
+                    }),
+            );
+            match next {
+                Some(pos) if q.before.is_some_and(|b| pos >= b) => {
+                    return Err(self.fail(format!("list {q:?} made no progress")))
+                }
+                Some(pos) => q.before = Some(pos),
+                None => break,
+            }
+        }
+        let want: Vec<&ReservationView> = views
+            .iter()
+            .filter(|v| status.is_none_or(|s| v.status == s))
+            .filter(|v| {
+                sku.as_ref()
+                    .is_none_or(|s| v.lines.iter().any(|l| &l.sku == s))
+            })
+            .collect();
+        if listed.iter().ne(want.iter().copied()) {
+            let got: Vec<_> = listed.iter().map(|v| (v.id, v.status)).collect();
+            let want: Vec<_> = want.iter().map(|v| (v.id, v.status)).collect();
+            return Err(self.fail(format!(
+                "{buyer}'s reservations ({status:?}, {sku:?}, pages of {limit}): listed {got:?},                  the model's {want:?} (or a listed one is not whole)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_order_list(
+        &self,
+        buyer: &BuyerId,
+        views: &[ReservationView],
+        limit: usize,
+    ) -> Result<(), String> {
+        let mut q = OrderQuery {
+            buyer: buyer.clone(),
+            before: None,
+            limit,
+        };
+        let mut listed = Vec::new();
+        for _ in 0..10_000 {
+            let pages = self
+                .w
+                .nodes()
+                .iter()
+                .map(|n| n.shard().buyer_orders(&q))
+                .collect();
+            let (items, next) = merge_pages(pages, limit);
+            for (_, (order, group)) in items {
+                let parts: Vec<_> = match group {
+                    Some(g) => self
+                        .w
+                        .nodes()
+                        .iter()
+                        .enumerate()
+                        .filter(|(s, _)| {
+                            *s != usize::from(order.id.shard()) && g.shards_mask & (1 << s) != 0
+                        })
+                        .filter_map(|(_, n)| n.shard().reservation(order.reservation))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                listed.push(flashsale_engine::shard::assemble_order(
+                    order, group, &parts,
+                ));
+            }
+            match next {
+                Some(pos) if q.before.is_some_and(|b| pos >= b) => {
+                    return Err(self.fail(format!("orders {q:?} made no progress")))
+                }
+                Some(pos) => q.before = Some(pos),
+                None => break,
+            }
+        }
+        let got: Vec<(ReservationId, Vec<(SkuId, u32)>)> = listed
+            .iter()
+            .map(|o| {
+                let lines = o.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect();
+                (o.reservation, lines)
+            })
+            .collect();
+        let mut confirmed: Vec<&ReservationView> = views
+            .iter()
+            .filter(|v| v.status == ReservationStatus::Confirmed)
+            .collect();
+        confirmed.sort_by_key(|v| v.id);
+        let mut by_time: Vec<_> = listed
+            .iter()
+            .map(|o| (o.created_at_ms, o.reservation))
+            .collect();
+        let sorted = by_time.windows(2).all(|w| w[0] > w[1]);
+        by_time.sort_by_key(|(_, id)| *id);
+        let want: Vec<(ReservationId, Vec<(SkuId, u32)>)> = confirmed
+            .iter()
+            .map(|v| {
+                (
+                    v.id,
+                    v.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect(),
+                )
+            })
+            .collect();
+        let mut got_sorted = got.clone();
+        got_sorted.sort_by_key(|(id, _)| *id);
+        let whole = listed.iter().all(|o| &o.buyer == buyer);
+        if got_sorted != want || !sorted || !whole {
+            return Err(self.fail(format!(
+                "{buyer}'s orders (pages of {limit}): listed {got:?}, confirmed {want:?}"
+            )));
+        }
+        Ok(())
+    }
+
     /// The process dies; answers in flight are lost (their outcome becomes unknown).
     fn crash(&mut self) -> Result<(), String> {
         self.stats.crashes += 1;
@@ -504,7 +944,7 @@ impl Sim {
                     self.history
                         .push((self.stats.steps, req.clone(), "lost in a crash".into()))
                 }
-                Op::Decide { .. } => {}
+                Op::Decide { .. } | Op::Extend { .. } | Op::List { .. } => {}
             }
         }
         for op in std::mem::take(&mut self.ops) {
@@ -521,6 +961,9 @@ impl Sim {
                         }
                     }
                 }
+                // A lost extension may or may not have happened: the deadline the model holds
+                // the system to stays the last acknowledged one (a lower bound).
+                Op::Extend { .. } | Op::List { .. } => {}
             }
         }
         let ticks = if self.rng.gen_bool(0.5) {
@@ -548,7 +991,12 @@ impl Sim {
         self.stats.snapshots_restored +=
             self.w.logs().iter().filter(|l| l.has_snapshot()).count() as u64;
         self.failing.iter_mut().for_each(|f| *f = None);
-        self.check_state()
+        self.check_state()?;
+        // The lists after recovery (every few crashes: they cost a read of everything).
+        if self.rng.gen_bool(0.25) {
+            self.check_lists()?;
+        }
+        Ok(())
     }
 
     /// Heals every log, delivers everything, then checks the whole state.
@@ -581,6 +1029,20 @@ impl Sim {
             )));
         }
         self.check_state()?;
+        self.check_lists()?;
+        for (id, (buyer, lines)) in std::mem::take(&mut self.listed) {
+            let v = self.read(id);
+            let whole = v.as_ref().is_some_and(|v| {
+                v.buyer == buyer
+                    && same_lines(v, &lines)
+                    && v.release_reason != Some(ReleaseReason::Aborted)
+            });
+            if !whole {
+                return Err(self.fail(format!(
+                    "a list showed {id} of {buyer} with lines {lines:?}; now it is {v:?}"
+                )));
+            }
+        }
         for n in self.w.nodes() {
             n.shard()
                 .check_gates()
@@ -684,6 +1146,7 @@ impl Sim {
                             lines: u.lines,
                             expires_at_ms: part.view.expires_at_ms,
                             known: Known::Decided,
+                            extends_sent: 0,
                         },
                     );
                 }
@@ -735,6 +1198,7 @@ impl Sim {
                     lines: u.lines,
                     expires_at_ms: v.expires_at_ms,
                     known: Known::Decided,
+                    extends_sent: 0,
                 },
             );
         }
@@ -844,10 +1308,16 @@ fn runtime_simulation_with_faults_against_the_model() {
         total.flush_failures += s.flush_failures;
         total.duplicates += s.duplicates;
         total.resolved_unknown += s.resolved_unknown;
+        total.extended += s.extended;
+        total.extend_refused += s.extend_refused;
+        total.lists_checked += s.lists_checked;
+        total.listed_mid_run += s.listed_mid_run;
     }
     eprintln!("runtime simulation: {total:?}");
     // The run must have exercised what it claims to.
     assert!(total.acked > 0 && total.refused > 0 && total.duplicates > 0);
     assert!(total.crashes > 0 && total.flush_failures > 0 && total.unavailable > 0);
     assert!(total.snapshots_restored > 0 && total.in_progress > 0);
+    assert!(total.extended > 0 && total.extend_refused > 0 && total.lists_checked > 0);
+    assert!(total.listed_mid_run > 0);
 }

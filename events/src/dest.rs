@@ -68,6 +68,9 @@ pub struct Dest {
     pub filter: EventFilter,
     /// Last delivered seq per shard (durable copy in the store).
     pub positions: Mutex<Vec<u64>>,
+    /// Last delivered seq per shard as stored on disk (behind or equal to `positions`): the
+    /// log hold and the shard ledgers follow these, so a restart finds what it needs.
+    pub stored: Mutex<Vec<u64>>,
     /// Held while the positions file is written, so the shards' workers write it one at a
     /// time and the newest positions are written last.
     pub save: tokio::sync::Mutex<()>,
@@ -92,7 +95,7 @@ impl Dest {
     }
 
     /// Adds a dead letter (dropping the oldest beyond the bound) and stores the list.
-    pub fn add_dead(&self, store: &Store, dl: DeadLetter) {
+    pub async fn add_dead(&self, store: &Store, dl: DeadLetter) {
         let list = {
             let mut dead = lock(&self.dead);
             if dead.len() >= crate::store::MAX_DEAD_LETTERS {
@@ -101,7 +104,7 @@ impl Dest {
             dead.push(dl);
             dead.clone()
         };
-        if let Err(e) = store.save_dead(&self.id, &list) {
+        if let Err(e) = store.save_dead(&self.id, &list).await {
             tracing::error!(destination = %self.id, error = %e, "cannot store dead letters");
         }
     }

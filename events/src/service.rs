@@ -15,6 +15,7 @@ use crate::backoff::RetryPolicy;
 use crate::dest::{lock, DeliveryRecord, Dest, DestKind};
 use crate::error::EventsError;
 use crate::kind::{EventFilter, UnknownEventType};
+use crate::ledger::Ledger;
 use crate::metrics::DestMetrics;
 use crate::outgoing::rfc3339_ms;
 use crate::signature::Secret;
@@ -25,6 +26,9 @@ use crate::worker::now_ms;
 
 /// Most webhook endpoints.
 pub const MAX_ENDPOINTS: usize = 1_000;
+
+/// How long [`EventService::stop`] waits for its workers before aborting them.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Settings of the events service.
 #[derive(Debug, Clone)]
@@ -43,6 +47,9 @@ pub struct EventsConfig {
     pub batch: usize,
     /// Pause when caught up.
     pub poll_interval: Duration,
+    /// Checked before every delivery: closed, workers wait (a high-availability node that
+    /// is not, or no longer, sure it leads).
+    pub gate: crate::gate::Gate,
 }
 
 impl EventsConfig {
@@ -56,6 +63,7 @@ impl EventsConfig {
             amqp: None,
             batch: 256,
             poll_interval: Duration::from_millis(20),
+            gate: crate::gate::Gate::open(),
         }
     }
 }
@@ -111,48 +119,84 @@ pub struct Shared {
     amqp: Option<Arc<Dest>>,
     /// Running workers.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Per shard: the ledger as last stored (`None` until [`EventService::start`] decided
+    /// where it starts).
+    ledgers: Mutex<Vec<Option<Arc<Ledger>>>>,
+    /// Set when the service stops (ends the ledger keepers).
+    pub stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
-    /// Records that `dest` delivered everything of `shard` up to `seq`: stores the position and
-    /// moves the hold on log segments.
-    pub async fn advance(&self, dest: &Dest, shard: u16, seq: u64) {
+    /// Records that `dest` delivered everything of `shard` up to `seq`: stores the position,
+    /// then (only once stored) takes it as the destination's position and moves the hold on
+    /// the log. `Err` if it could not be stored: the worker delivers the batch again later
+    /// (same ids), or stops on [`EventsError::Fenced`] (this node no longer leads).
+    pub async fn advance(&self, dest: &Dest, shard: u16, seq: u64) -> Result<(), EventsError> {
         let _writing = dest.save.lock().await;
         if dest.stopped() {
             // Deleted (its files are gone) or stopping: nothing to store.
-            return;
+            return Ok(());
         }
-        let positions = {
-            let mut p = lock(&dest.positions);
-            if let Some(slot) = p.get_mut(usize::from(shard)) {
-                *slot = seq;
-            }
-            p.clone()
-        };
-        let store = self.store.clone();
-        let id = dest.id.clone();
-        let res = tokio::task::spawn_blocking(move || store.save_positions(&id, &positions)).await;
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(destination = %dest.id, error = %e, "cannot store the delivery position")
-            }
-            Err(e) => tracing::error!(destination = %dest.id, error = %e, "position task failed"),
+        let mut positions = lock(&dest.positions).clone();
+        if let Some(slot) = positions.get_mut(usize::from(shard)) {
+            *slot = seq;
+        }
+        if let Err(e) = self.store.save_positions(&dest.id, &positions).await {
+            tracing::error!(destination = %dest.id, error = %e, "cannot store the delivery position");
+            return Err(e);
+        }
+        *lock(&dest.stored) = positions;
+        if let Some(slot) = lock(&dest.positions).get_mut(usize::from(shard)) {
+            *slot = seq;
         }
         self.update_hold(shard).await;
+        Ok(())
     }
 
-    /// The first seq of `shard` some destination still needs.
+    /// The first seq of `shard` some destination (by its stored position) or the shard's
+    /// stored ledger still needs.
     fn first_needed(&self, shard: u16) -> u64 {
         let slot = usize::from(shard);
-        let mut low = u64::MAX;
+        let mut low = match lock(&self.ledgers).get(slot) {
+            Some(Some(l)) => l.seq.saturating_add(1),
+            // Not decided yet (before start): keep the whole log.
+            _ => 1,
+        };
         let eps = lock(&self.endpoints);
         for d in eps.values().map(|(_, d)| d).chain(self.amqp.iter()) {
-            if let Some(p) = lock(&d.positions).get(slot) {
+            if let Some(p) = lock(&d.stored).get(slot) {
                 low = low.min(p.saturating_add(1));
             }
         }
         low
+    }
+
+    /// The lowest stored position of any destination on `shard` (`None` without destinations):
+    /// how far the shard's ledger keeper may fold.
+    pub fn slowest(&self, shard: u16) -> Option<u64> {
+        let slot = usize::from(shard);
+        let eps = lock(&self.endpoints);
+        eps.values()
+            .map(|(_, d)| d)
+            .chain(self.amqp.iter())
+            .filter_map(|d| lock(&d.stored).get(slot).copied())
+            .min()
+    }
+
+    /// A copy of the stored ledger of `shard` (`None` before [`EventService::start`]).
+    pub fn stored_ledger(&self, shard: u16) -> Option<Arc<Ledger>> {
+        lock(&self.ledgers)
+            .get(usize::from(shard))
+            .cloned()
+            .flatten()
+    }
+
+    /// Records that the ledger of `shard` is stored as `ledger`, and moves the log hold.
+    pub async fn ledger_stored(&self, shard: u16, ledger: Arc<Ledger>) {
+        if let Some(slot) = lock(&self.ledgers).get_mut(usize::from(shard)) {
+            *slot = Some(ledger);
+        }
+        self.update_hold(shard).await;
     }
 
     /// Moves the hold on log compaction of `shard` to what the destinations still need.
@@ -188,7 +232,8 @@ fn new_dest(
         id,
         kind,
         filter,
-        positions: Mutex::new(positions),
+        positions: Mutex::new(positions.clone()),
+        stored: Mutex::new(positions),
         save: tokio::sync::Mutex::new(()),
         deliveries: Mutex::new(Default::default()),
         dead: Mutex::new(Vec::new()),
@@ -198,14 +243,28 @@ fn new_dest(
 }
 
 impl EventService {
-    /// Loads the stored endpoints and positions and holds the log segments they still need.
-    /// Call before the engine starts (so no needed segment is removed); then [`Self::start`].
-    pub fn prepare(config: EventsConfig, source: LogSource) -> Result<EventService, EventsError> {
+    /// Loads the endpoints and positions stored in `<state dir>` and holds the log segments
+    /// they still need. Call before the engine starts (so no needed segment is removed); then
+    /// [`Self::start`].
+    pub async fn prepare(
+        config: EventsConfig,
+        source: LogSource,
+    ) -> Result<EventService, EventsError> {
         let store = Store::open(&config.state_dir)?;
+        Self::prepare_with(config, source, store).await
+    }
+
+    /// Like [`Self::prepare`] with the state in `store` (a high-availability leader: the
+    /// shared Postgres schema, written fenced at its epoch).
+    pub async fn prepare_with(
+        config: EventsConfig,
+        source: LogSource,
+        store: Store,
+    ) -> Result<EventService, EventsError> {
         let shards = usize::from(config.shard_count);
         let http = crate::webhook::client().map_err(|e| EventsError::Config(e.to_string()))?;
         let mut endpoints = BTreeMap::new();
-        for rec in store.load_endpoints()? {
+        for rec in store.load_endpoints().await? {
             let secret = Secret::parse(&rec.secret).map_err(|e| EventsError::Corrupt {
                 path: config.state_dir.join("endpoints.json"),
                 reason: e.to_string(),
@@ -214,7 +273,7 @@ impl EventService {
                 path: config.state_dir.join("endpoints.json"),
                 reason: e.to_string(),
             })?;
-            let positions = store.load_positions(&rec.id)?.unwrap_or_default();
+            let positions = store.load_positions(&rec.id).await?.unwrap_or_default();
             let d = new_dest(
                 rec.id.clone(),
                 DestKind::Webhook {
@@ -225,12 +284,13 @@ impl EventService {
                 positions,
                 shards,
             );
-            *lock(&d.dead) = store.load_dead(&rec.id)?;
+            let dead = store.load_dead(&rec.id).await?;
+            *lock(&d.dead) = dead;
             endpoints.insert(rec.id.clone(), (rec, Arc::new(d)));
         }
         let amqp = match &config.amqp {
             Some(cfg) => {
-                let positions = store.load_positions("amqp")?.unwrap_or_default();
+                let positions = store.load_positions("amqp").await?.unwrap_or_default();
                 Some(Arc::new(new_dest(
                     "amqp".into(),
                     DestKind::Amqp(Box::new(tokio::sync::Mutex::new(AmqpSink::new(
@@ -243,6 +303,16 @@ impl EventService {
             }
             None => None,
         };
+        let mut ledgers = Vec::with_capacity(shards);
+        for shard in 0..config.shard_count {
+            ledgers.push(
+                store
+                    .load_ledger(shard)
+                    .await?
+                    .map(|l| Arc::new(Ledger::from_stored(l))),
+            );
+        }
+        let (stop, _) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             config,
             source,
@@ -251,6 +321,8 @@ impl EventService {
             endpoints: Mutex::new(endpoints),
             amqp,
             tasks: Mutex::new(Vec::new()),
+            ledgers: Mutex::new(ledgers),
+            stop,
         });
         for shard in 0..shared.config.shard_count {
             shared.source.hold_now(shard, shared.first_needed(shard));
@@ -268,15 +340,50 @@ impl EventService {
                 .chain(self.shared.amqp.clone())
                 .collect()
         };
+        for shard in 0..self.shared.config.shard_count {
+            self.init_ledger(shard).await?;
+        }
         for d in &dests {
             self.init_positions(d).await?;
         }
         for shard in 0..self.shared.config.shard_count {
             self.shared.update_hold(shard).await;
+            let task = tokio::spawn(crate::keeper::run(self.shared.clone(), shard));
+            lock(&self.shared.tasks).push(task);
         }
         for d in dests {
             self.spawn(d);
         }
+        Ok(())
+    }
+
+    /// Decides where the ledger of `shard` starts if none is stored: before the first record
+    /// still in the log (complete if that is seq 1 or the log is empty), and stores it.
+    async fn init_ledger(&self, shard: u16) -> Result<(), EventsError> {
+        if self.shared.stored_ledger(shard).is_some() {
+            return Ok(());
+        }
+        let first = self.shared.source.read(shard, 0, 1).await?;
+        let ledger = match first.first() {
+            Some(&(seq, _)) => Ledger::starting_after(seq.saturating_sub(1), seq == 1),
+            None => {
+                let head = self.shared.source.head(shard).await?;
+                Ledger::starting_after(head, head == 0)
+            }
+        };
+        if !ledger.complete {
+            tracing::warn!(
+                shard,
+                from_seq = ledger.seq + 1,
+                "events: the log before this seq was compacted before events kept a ledger; \
+                 sku.sold_out and order lines cover only SKUs and holds logged from here on"
+            );
+        }
+        self.shared
+            .store
+            .save_ledger(shard, ledger.to_stored())
+            .await?;
+        self.shared.ledger_stored(shard, Arc::new(ledger)).await;
         Ok(())
     }
 
@@ -297,7 +404,8 @@ impl EventService {
             p.extend_from_slice(&heads[have..]);
             p.clone()
         };
-        self.shared.store.save_positions(&d.id, &positions)?;
+        self.shared.store.save_positions(&d.id, &positions).await?;
+        *lock(&d.stored) = positions;
         Ok(())
     }
 
@@ -350,9 +458,9 @@ impl EventService {
             eps.insert(id.clone(), (rec.clone(), d.clone()));
             eps.values().map(|(r, _)| r.clone()).collect::<Vec<_>>()
         };
-        if let Err(e) = self.shared.store.save_endpoints(&all) {
+        if let Err(e) = self.shared.store.save_endpoints(&all).await {
             lock(&self.shared.endpoints).remove(&id);
-            self.shared.store.remove(&id);
+            self.shared.store.remove(&id).await;
             return Err(e.into());
         }
         for shard in 0..self.shared.config.shard_count {
@@ -385,7 +493,7 @@ impl EventService {
     }
 
     /// Deletes an endpoint and stops its delivery; false if unknown.
-    pub fn delete(&self, id: &str) -> Result<bool, EventsError> {
+    pub async fn delete(&self, id: &str) -> Result<bool, EventsError> {
         let (removed, all) = {
             let mut eps = lock(&self.shared.endpoints);
             let removed = eps.remove(id);
@@ -398,8 +506,8 @@ impl EventService {
             return Ok(false);
         };
         let _ = d.stop.send(true);
-        self.shared.store.save_endpoints(&all)?;
-        self.shared.store.remove(id);
+        self.shared.store.save_endpoints(&all).await?;
+        self.shared.store.remove(id).await;
         // Release what only this endpoint held (in the background: never urgent).
         let shared = self.shared.clone();
         tokio::spawn(async move {
@@ -429,11 +537,11 @@ impl EventService {
         if n == 0 {
             return Some(0);
         }
-        if let Err(e) = self.shared.store.save_dead(&d.id, &[]) {
-            tracing::error!(destination = %d.id, error = %e, "cannot store dead letters");
-        }
         let shared = self.shared.clone();
         let task = tokio::spawn(async move {
+            if let Err(e) = shared.store.save_dead(&d.id, &[]).await {
+                tracing::error!(destination = %d.id, error = %e, "cannot store dead letters");
+            }
             for (i, dl) in letters.iter().enumerate() {
                 if !crate::worker::deliver_one(&shared, &d, &dl.id, &dl.kind, dl.body.as_bytes())
                     .await
@@ -445,7 +553,7 @@ impl EventService {
                         dead.extend(rest);
                         dead.clone()
                     };
-                    let _ = shared.store.save_dead(&d.id, &list);
+                    let _ = shared.store.save_dead(&d.id, &list).await;
                     return;
                 }
             }
@@ -469,8 +577,9 @@ impl EventService {
         }
     }
 
-    /// Stops every worker and waits for them (positions already stored stay).
+    /// Stops every worker and waits for them, at most 5 s (positions already stored stay).
     pub async fn stop(&self) {
+        let _ = self.shared.stop.send(true);
         {
             let eps = lock(&self.shared.endpoints);
             for (_, d) in eps.values() {
@@ -480,9 +589,15 @@ impl EventService {
         if let Some(d) = &self.shared.amqp {
             let _ = d.stop.send(true);
         }
+        // Workers stop at their next step; one stuck in a send or a connect is aborted after
+        // the wait (safe: positions are stored only after delivery, so a restart resends).
         let tasks = std::mem::take(&mut *lock(&self.shared.tasks));
-        for t in tasks {
-            let _ = t.await;
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        for mut t in tasks {
+            if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+                t.abort();
+                tracing::warn!("events: a delivery worker did not stop in time; aborted");
+            }
         }
     }
 }

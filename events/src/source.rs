@@ -22,6 +22,8 @@ pub enum LogSource {
         tail: Arc<Mutex<EmbeddedTail>>,
         /// Durable seqs and the hold on segment removal.
         marks: Arc<TailMarks>,
+        /// The data dir (for readers of their own, see [`LogSource::own_reader`]).
+        dir: std::path::PathBuf,
     },
     /// The Postgres `log` table.
     Postgres {
@@ -31,6 +33,9 @@ pub enum LogSource {
         schema: String,
         /// One connection, (re)opened on demand.
         client: Arc<tokio::sync::Mutex<Option<tokio_postgres::Client>>>,
+        /// The lease epoch the hold's writes are conditional on (a high-availability
+        /// leader), so a deposed leader cannot move the hold; `None` on a single node.
+        fence: Option<i64>,
     },
 }
 
@@ -49,15 +54,42 @@ impl LogSource {
         LogSource::Embedded {
             tail: Arc::new(Mutex::new(backend.tail())),
             marks: backend.tail_marks(),
+            dir: backend.data_dir().to_path_buf(),
         }
     }
 
-    /// A source reading the Postgres log of `backend`.
+    /// A source with a reader of its own: the embedded reader keeps one file cursor per shard,
+    /// so readers at different positions (each destination's worker, the ledger keeper) must
+    /// not share it, or every read seeks from the segment's start again. Postgres: its own
+    /// connection.
+    pub fn own_reader(&self) -> LogSource {
+        match self {
+            LogSource::Embedded { marks, dir, .. } => LogSource::Embedded {
+                tail: Arc::new(Mutex::new(EmbeddedTail::new(dir, marks.clone()))),
+                marks: marks.clone(),
+                dir: dir.clone(),
+            },
+            LogSource::Postgres {
+                pg, schema, fence, ..
+            } => LogSource::Postgres {
+                pg: pg.clone(),
+                schema: schema.clone(),
+                client: Arc::new(tokio::sync::Mutex::new(None)),
+                fence: *fence,
+            },
+        }
+    }
+
+    /// A source reading the Postgres log of `backend` (its hold written fenced with
+    /// `backend`'s epoch, if it has one).
     pub fn postgres(backend: &flashsale_persistence::PostgresBackend) -> LogSource {
         LogSource::Postgres {
             pg: Box::new(backend.pg_config().clone()),
             schema: format!("\"{}\"", backend.schema()),
             client: Arc::new(tokio::sync::Mutex::new(None)),
+            fence: backend
+                .fence()
+                .map(|e| i64::try_from(e).unwrap_or(i64::MAX)),
         }
     }
 
@@ -81,7 +113,9 @@ impl LogSource {
                 .await
                 .map_err(|e| EventsError::Runtime(e.to_string()))?
             }
-            LogSource::Postgres { schema, pg, client } => {
+            LogSource::Postgres {
+                schema, pg, client, ..
+            } => {
                 let sql = format!(
                     "SELECT seq, record FROM {schema}.log WHERE shard = $1 AND seq > $2 \
                      ORDER BY seq LIMIT $3"
@@ -107,7 +141,9 @@ impl LogSource {
     pub async fn head(&self, shard: ShardId) -> Result<u64, EventsError> {
         match self {
             LogSource::Embedded { marks, .. } => Ok(marks.durable(shard)),
-            LogSource::Postgres { schema, pg, client } => {
+            LogSource::Postgres {
+                schema, pg, client, ..
+            } => {
                 let sql =
                     format!("SELECT coalesce(max(seq), 0) FROM {schema}.log WHERE shard = $1");
                 let mut guard = client.lock().await;
@@ -132,22 +168,54 @@ impl LogSource {
                 marks.set_hold(shard, first_needed);
                 Ok(())
             }
-            LogSource::Postgres { schema, pg, client } => {
+            LogSource::Postgres {
+                schema,
+                pg,
+                client,
+                fence,
+            } => {
                 let delivered = i64::try_from(first_needed.saturating_sub(1)).unwrap_or(i64::MAX);
-                let sql = format!(
-                    "INSERT INTO {schema}.events_hold (shard, seq) VALUES ($1, $2) \
-                     ON CONFLICT (shard) DO UPDATE SET seq = excluded.seq"
-                );
+                let upsert = |cond: &str| {
+                    format!(
+                        "INSERT INTO {schema}.events_hold (shard, seq) SELECT $1::int2, $2::int8 {cond} \
+                         ON CONFLICT (shard) DO UPDATE SET seq = excluded.seq"
+                    )
+                };
                 let mut guard = client.lock().await;
                 let res = {
                     let c = connect(pg, &mut guard).await?;
-                    c.execute(&sql, &[&(shard as i16), &delivered]).await
+                    match fence {
+                        None => c
+                            .execute(&upsert(""), &[&(shard as i16), &delivered])
+                            .await
+                            .map(|_| true),
+                        // Like the log's appends: the lease row share-locked in the same
+                        // statement, nothing written once another node took the lease.
+                        Some(epoch) => c
+                            .query_one(
+                                &format!(
+                                    "WITH lease AS (SELECT epoch FROM {schema}.ha_lease \
+                                       WHERE id = 1 AND epoch = $3 FOR SHARE), \
+                                     w AS ({}) SELECT count(*) FROM lease",
+                                    upsert("WHERE EXISTS (SELECT 1 FROM lease)")
+                                ),
+                                &[&(shard as i16), &delivered, epoch],
+                            )
+                            .await
+                            .and_then(|row| row.try_get::<_, i64>(0))
+                            .map(|held| held > 0),
+                    }
                 };
-                if res.is_err() {
-                    *guard = None;
+                match res {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(EventsError::Fenced {
+                        epoch: fence.unwrap_or_default().max(0) as u64,
+                    }),
+                    Err(e) => {
+                        *guard = None;
+                        Err(e.into())
+                    }
                 }
-                res?;
-                Ok(())
             }
         }
     }
@@ -162,7 +230,7 @@ impl LogSource {
 }
 
 /// The open connection in `slot`, opened now if there is none.
-async fn connect<'a>(
+pub(crate) async fn connect<'a>(
     pg: &tokio_postgres::Config,
     slot: &'a mut Option<tokio_postgres::Client>,
 ) -> Result<&'a tokio_postgres::Client, EventsError> {

@@ -1,6 +1,7 @@
 //! The delivery loop of one destination on one shard: read committed records after the
-//! position in bounded batches, derive and filter events, deliver them in log order (so the
-//! events of one reservation arrive in order), then store the new position. A crash between
+//! position in bounded batches, derive and filter events, deliver them (webhooks: events of
+//! one key — reservation or SKU — in log order, several keys at a time; AMQP: the batch in
+//! log order), then store the new position. A crash between
 //! delivery and the stored position only repeats events, with the same ids (at-least-once).
 
 use std::sync::atomic::Ordering;
@@ -11,8 +12,11 @@ use rand::Rng as _;
 
 use crate::derive::derive;
 use crate::dest::{lock, DeliveryRecord, Dest, DestKind};
+use crate::keeper::fold;
+use crate::ledger::Ledger;
 use crate::outgoing::{rfc3339_ms, OutEvent};
 use crate::service::Shared;
+use crate::source::LogSource;
 use crate::store::DeadLetter;
 use crate::webhook::{send, Attempt};
 
@@ -35,16 +39,76 @@ async fn pause(dest: &Dest, d: Duration) -> bool {
     }
 }
 
-/// Runs until the destination stops.
+/// Waits until the gate is open (this node may deliver); false if stopped first.
+async fn wait_gate(shared: &Shared, dest: &Dest) -> bool {
+    while !shared.config.gate.is_open() {
+        if !pause(dest, shared.config.poll_interval).await {
+            return false;
+        }
+    }
+    !dest.stopped()
+}
+
+/// The shard's ledger at `pos`: the stored one, folded forward through the log; `None` if
+/// the destination stopped first.
+async fn ledger_at(
+    shared: &Shared,
+    source: &LogSource,
+    dest: &Dest,
+    shard: u16,
+    pos: u64,
+) -> Option<Ledger> {
+    let mut ledger = match shared.stored_ledger(shard) {
+        Some(l) if l.seq <= pos => (*l).clone(),
+        other => {
+            // Cannot happen: the keeper follows the stored positions. Go on without history.
+            tracing::error!(destination = %dest.id, shard, pos, ledger = ?other.map(|l| l.seq),
+                "events: no ledger at or before the position; starting an incomplete one");
+            return Some(Ledger::starting_after(pos, false));
+        }
+    };
+    let mut backoff = Duration::from_millis(100);
+    while ledger.seq < pos {
+        match source.read(shard, ledger.seq, shared.config.batch).await {
+            Ok(records) if !records.is_empty() => {
+                for (seq, bytes) in records.iter().filter(|r| r.0 <= pos) {
+                    fold(&mut ledger, shard, *seq, bytes);
+                }
+            }
+            Ok(_) => {
+                tracing::error!(destination = %dest.id, shard, pos, at = ledger.seq,
+                    "events: the log ends before the position; starting an incomplete ledger");
+                return Some(Ledger::starting_after(pos, false));
+            }
+            Err(e) => {
+                tracing::warn!(destination = %dest.id, shard, error = %e, "events: cannot read the log");
+                if !pause(dest, backoff).await {
+                    return None;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    Some(ledger)
+}
+
+/// Runs until the destination stops (or, on a high-availability node, its position writes
+/// are fenced: another node leads and delivers from the stored positions).
 pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
     let slot = usize::from(shard);
     let mut read_backoff = Duration::from_millis(100);
+    let start = lock(&dest.positions).get(slot).copied().unwrap_or(0);
+    let source = shared.source.own_reader();
+    let Some(mut ledger) = ledger_at(&shared, &source, &dest, shard, start).await else {
+        return;
+    };
     loop {
         if dest.stopped() {
             return;
         }
         let pos = lock(&dest.positions).get(slot).copied().unwrap_or(0);
-        let records = match shared.source.read(shard, pos, shared.config.batch).await {
+        debug_assert_eq!(ledger.seq, pos, "the ledger follows the position");
+        let records = match source.read(shard, pos, shared.config.batch).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(destination = %dest.id, shard, error = %e, "events: cannot read the log");
@@ -74,13 +138,20 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
         for (seq, bytes) in &records {
             match flashsale_protocol::decode_record(bytes) {
                 Ok(rec) => {
-                    if let Some(ev) = derive(&rec) {
-                        if dest.filter.accepts(ev.kind) {
-                            events.push(ev);
+                    let facts = ledger.apply(&rec);
+                    let from = events.len();
+                    derive(&rec, &facts, &mut events);
+                    let mut i = from;
+                    while i < events.len() {
+                        if dest.filter.accepts(events[i].kind) {
+                            i += 1;
+                        } else {
+                            events.remove(i);
                         }
                     }
                 }
                 Err(e) => {
+                    ledger.seq = ledger.seq.max(*seq);
                     tracing::error!(shard, seq, error = %e, "events: undecodable log record skipped")
                 }
             }
@@ -95,13 +166,55 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
         if !done {
             return;
         }
-        shared.advance(&dest, shard, last).await;
+        match shared.advance(&dest, shard, last).await {
+            Ok(()) => {}
+            Err(crate::EventsError::Fenced { epoch }) => {
+                tracing::warn!(destination = %dest.id, shard, epoch, "events: deposed (fenced); delivery stops here");
+                return;
+            }
+            // Not stored: the batch is delivered again (same ids) after a pause.
+            Err(_) => {
+                if !pause(&dest, read_backoff).await {
+                    return;
+                }
+            }
+        }
     }
 }
 
-/// Delivers each event in order, retrying per the policy; false if stopped meanwhile.
+/// Most requests one worker (endpoint × shard) has in flight: events of different keys
+/// (reservations, SKUs) go out concurrently, events of one key one after the other.
+pub const WEBHOOK_IN_FLIGHT: usize = 16;
+
+/// Delivers the batch, retrying per the policy: events of one key (reservation or SKU) in
+/// log order, up to [`WEBHOOK_IN_FLIGHT`] keys at a time; false if stopped meanwhile.
 async fn deliver_webhooks(shared: &Shared, dest: &Dest, events: &[OutEvent]) -> bool {
+    use futures::StreamExt as _;
+    // Chains of events per key, in log order, chains in the order of their first event.
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut chains: Vec<Vec<&OutEvent>> = Vec::new();
     for ev in events {
+        let slot = *index.entry(ev.key.as_str()).or_insert_with(|| {
+            chains.push(Vec::new());
+            chains.len() - 1
+        });
+        chains[slot].push(ev);
+    }
+    let chains: Vec<_> = chains
+        .into_iter()
+        .map(|chain| deliver_chain(shared, dest, chain))
+        .collect();
+    let mut results = futures::stream::iter(chains).buffer_unordered(WEBHOOK_IN_FLIGHT);
+    let mut all = true;
+    while let Some(ok) = results.next().await {
+        all &= ok;
+    }
+    all
+}
+
+/// Delivers the events of one key one after the other; false if stopped meanwhile.
+async fn deliver_chain(shared: &Shared, dest: &Dest, chain: Vec<&OutEvent>) -> bool {
+    for ev in chain {
         let body = ev.body();
         if !deliver_one(shared, dest, &ev.id, ev.kind.as_str(), &body).await {
             return false;
@@ -120,6 +233,9 @@ pub async fn deliver_one(shared: &Shared, dest: &Dest, id: &str, kind: &str, bod
     let started = Instant::now();
     let mut failures = 0u32;
     loop {
+        if !wait_gate(shared, dest).await {
+            return false;
+        }
         let t0 = Instant::now();
         let ts = now_ms() / 1000;
         dest.metrics.attempts.fetch_add(1, Ordering::Relaxed);
@@ -163,7 +279,7 @@ pub async fn deliver_one(shared: &Shared, dest: &Dest, id: &str, kind: &str, bod
                         last_error: error,
                         attempts: failures,
                     };
-                    dest.add_dead(&shared.store, dl);
+                    dest.add_dead(&shared.store, dl).await;
                     return true;
                 }
                 rec.outcome = "failed";
@@ -190,6 +306,9 @@ async fn publish_amqp(
     }
     let mut failures = 0u32;
     loop {
+        if !wait_gate(shared, dest).await {
+            return false;
+        }
         let n = events.len() as u64;
         dest.metrics.attempts.fetch_add(n, Ordering::Relaxed);
         let mut stop_rx = dest.stop.subscribe();

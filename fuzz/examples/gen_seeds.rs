@@ -101,6 +101,7 @@ fn records() -> Vec<(&'static str, LogRecord)> {
             Event::Restocked {
                 sku: sku("tee-black.L"),
                 qty: 250,
+                key: None,
                 at_ms: 1_795_250_000_500,
             },
         ),

@@ -201,9 +201,15 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_WEBHOOK_RETRY_BASE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_retry_base_ms: u64,
 
-    /// Publish every event to RabbitMQ (AMQP 0-9-1), e.g. amqp://guest:guest@127.0.0.1:5672/%2f.
+    /// Publish every event to RabbitMQ (AMQP 0-9-1), e.g. amqp://guest:guest@127.0.0.1:5672/%2f,
+    /// or over TLS with amqps://…:5671/… (server certificate checked against the platform roots).
+    /// With --ha the leader publishes (give it to every node).
     #[arg(long, env = "FLASHSALE_AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
+
+    /// Extra CA certificates (PEM) trusted for an amqps:// broker, besides the platform roots.
+    #[arg(long, env = "FLASHSALE_AMQP_CA_FILE", requires = "amqp_url")]
+    pub amqp_ca_file: Option<PathBuf>,
 
     /// The topic exchange events are published to (routing key = event type).
     #[arg(long, env = "FLASHSALE_AMQP_EXCHANGE", default_value = flashsale_events::DEFAULT_EXCHANGE)]
@@ -233,6 +239,13 @@ pub struct ServeArgs {
     /// A dead leader is replaced after at most this plus a fifth, plus the catch-up.
     #[arg(long, env = "FLASHSALE_HA_LEASE_MS", default_value_t = 1500, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub ha_lease_ms: u64,
+
+    /// With --ha: a standby keeps a live copy of the state by tailing the log, answers reads
+    /// from it (marked with its lag) and at a takeover replays only the records it has not
+    /// applied. `false`: it keeps no copy (no memory for it), refuses reads, and recovers
+    /// from the snapshot and the whole log after it at a takeover.
+    #[arg(long, env = "FLASHSALE_HA_FOLLOW", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ha_follow: bool,
 }
 
 /// Checks the high-availability flags before anything starts.
@@ -551,8 +564,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         postgres,
         events_source,
     } = open_log(&args)?;
-    // Event delivery reads the committed log (the outbox); its stored positions hold the log
-    // segments it still needs, so it is prepared before the engine may take a snapshot.
+    // Event delivery settings (a single node stores its state in the data dir; an HA group in
+    // the shared schema, see below).
     let mut events_config = flashsale_events::EventsConfig::new(
         args.data_dir.join("events"),
         u16::try_from(shards).unwrap_or(u16::MAX),
@@ -560,15 +573,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     events_config.allow_private = args.webhook_allow_private;
     events_config.retry.period = Duration::from_secs(args.webhook_retry_period_s);
     events_config.retry.base = Duration::from_millis(args.webhook_retry_base_ms);
-    events_config.amqp = args
-        .amqp_url
-        .clone()
-        .map(|url| flashsale_events::AmqpConfig {
-            url,
-            exchange: args.amqp_exchange.clone(),
-        });
-    let events = flashsale_events::EventService::prepare(events_config, events_source)
-        .context("cannot prepare event delivery (webhooks, AMQP)")?;
+    events_config.amqp = match &args.amqp_url {
+        Some(url) => Some(
+            flashsale_events::AmqpConfig::new(
+                url,
+                &args.amqp_exchange,
+                args.amqp_ca_file.as_deref(),
+            )
+            .context("--amqp-url / --amqp-ca-file")?,
+        ),
+        None => None,
+    };
     // The stock hub learns of every durable stock change from the shards (never blocking them)
     // and feeds the QUIC stream. Bind the stream before the engine replays, like HTTP.
     let mut stream_config = StreamConfig::new(args.quic);
@@ -610,13 +625,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }))
     };
     if args.ha {
-        // Event delivery (webhooks, AMQP) runs on single-node servers only for now: without
-        // it the webhook endpoints answer 404 on an HA node.
-        anyhow::ensure!(
-            args.amqp_url.is_none(),
-            "--amqp-url is not supported with --ha yet (events are delivered by single-node servers)"
-        );
-        drop(events);
+        drop(events_source);
         let Some(pg) = postgres else {
             anyhow::bail!("--ha needs --database-url");
         };
@@ -628,16 +637,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .node_id
             .clone()
             .unwrap_or_else(|| advertise_url.clone());
-        let factory: EngineFactory = Arc::new(move |log| {
-            Engine::start(engine_config(log)).context("cannot start the engine")
+        let factory: EngineFactory = Arc::new(move |log, followed| match followed {
+            Some(f) => Engine::start_from(engine_config(log), f).context("cannot start the engine"),
+            None => Engine::start(engine_config(log)).context("cannot start the engine"),
         });
         let ha = HaConfig {
             node_id: node_id.clone(),
             advertise_url: advertise_url.clone(),
             lease: Duration::from_millis(args.ha_lease_ms),
+            follow: args.ha_follow,
             shard_count: u16::try_from(shards).unwrap_or(u16::MAX),
         };
-        let node = HaNode::join(ha, pg, factory, Some(hub.clone())).await?;
+        // Event delivery and the waiting room run on the leader only, for one term at a time
+        // (ADR 0027): their state is in the shared schema, so a new leader resumes them.
+        let events_slot = crate::ha::Slot::empty();
+        let queue_slot = crate::ha::Slot::empty();
+        let queues = crate::waiting_room::postgres_journal(
+            args.database_url.as_deref().unwrap_or_default(),
+            &args.database_schema,
+        )
+        .context("cannot open the waiting room's journal")?;
+        let pass_key = crate::ha::services::group_pass_key(&pg).await?;
+        let node = HaNode::join(ha, pg.clone(), factory, Some(hub.clone())).await?;
+        let services = Arc::new(crate::ha::services::LeaderServices {
+            group: pg,
+            events: events_config,
+            events_slot: events_slot.clone(),
+            queues: Some(queues),
+            pass_key,
+            queue_slot: queue_slot.clone(),
+            state: node.state(),
+        });
+        let node = node.with_term_hook(services.hook());
         print_quic(&quic);
         quic.start(hub.clone(), tokens.clone());
         println!("http listening on {http_addr}");
@@ -646,7 +677,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (app, feed) = with_dashboard(
             App::new(node.engines(), api)
                 .with_cluster(node.state())
-                .with_extra_metrics(stream_metrics),
+                .with_extra_metrics(stream_metrics)
+                .with_queue_slot(queue_slot)
+                .with_events_slot(events_slot),
             &quic,
         );
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -678,6 +711,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(pg) = &postgres {
         refuse_if_group(pg).await?;
     }
+    // Event delivery reads the committed log (the outbox); its stored positions hold the log
+    // segments it still needs, so it is prepared before the engine may take a snapshot.
+    let events = flashsale_events::EventService::prepare(events_config, events_source)
+        .await
+        .context("cannot prepare event delivery (webhooks, AMQP)")?;
     let config = engine_config(log);
     let engine = tokio::task::spawn_blocking(move || Engine::start(config))
         .await

@@ -3,11 +3,12 @@
 //! room the engine's stock counts and what became of the passes' reservations, then lets it
 //! start queues, expire passes and admit. Polls read the room only: they never reach a shard.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use flashsale_engine::{Clock, ReservationStatus};
-use flashsale_persistence::{JournalError, QueueJournal};
+use flashsale_persistence::{JournalError, QueueJournal, Stored};
 use flashsale_protocol::queue::{QueueId, QueueRecord, QueueSpec};
 use flashsale_protocol::{BuyerId, ReservationId, SkuId};
 use flashsale_waiting_room::{
@@ -20,6 +21,13 @@ use crate::http::inventory::Inventory;
 /// How often the ticker runs: the longest a waiting ticket takes to learn of a sell-out, plus
 /// its poll interval.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Records logged after which the journal is compacted (a snapshot of the live state
+/// replaces them): replay at start and the journal's size stay bounded over a long sale.
+pub const COMPACT_AFTER_RECORDS: u64 = 100_000;
+
+/// Segment size of the waiting room's embedded journal: compaction drops whole segments.
+pub const JOURNAL_SEGMENT_BYTES: u64 = 8 << 20;
 
 /// Why a waiting-room command failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +48,12 @@ pub struct QueueService {
     room: Mutex<WaitingRoom>,
     journal: Option<QueueJournal>,
     clock: Arc<dyn Clock>,
+    /// Records submitted since the last snapshot.
+    since_snapshot: AtomicU64,
+    /// Compact after this many records.
+    compact_after: AtomicU64,
+    /// Snapshots written (compactions).
+    compactions: AtomicU64,
 }
 
 impl std::fmt::Debug for QueueService {
@@ -60,11 +74,70 @@ impl QueueService {
         journal: Option<QueueJournal>,
         stored: Vec<QueueRecord>,
     ) -> Result<Self, ApplyError> {
+        let stored = Stored {
+            snapshot: None,
+            records: stored,
+        };
+        Self::from_stored(key, seed, clock, journal, stored)
+    }
+
+    /// Like [`Self::new`], from a journal's snapshot and the records after it.
+    pub fn from_stored(
+        key: PassKey,
+        seed: u64,
+        clock: Arc<dyn Clock>,
+        journal: Option<QueueJournal>,
+        stored: Stored,
+    ) -> Result<Self, ApplyError> {
+        let since = stored.records.len() as u64;
         Ok(QueueService {
-            room: Mutex::new(WaitingRoom::restore(key, seed, stored)?),
+            room: Mutex::new(WaitingRoom::restore_from(
+                key,
+                seed,
+                stored.snapshot,
+                stored.records,
+            )?),
             journal,
             clock,
+            since_snapshot: AtomicU64::new(since),
+            compact_after: AtomicU64::new(COMPACT_AFTER_RECORDS),
+            compactions: AtomicU64::new(0),
         })
+    }
+
+    /// Compacts the journal after `records` records instead of [`COMPACT_AFTER_RECORDS`].
+    pub fn set_compaction_after(&self, records: u64) {
+        self.compact_after.store(records.max(1), Ordering::Relaxed);
+    }
+
+    /// Snapshots written since start.
+    pub fn compactions(&self) -> u64 {
+        self.compactions.load(Ordering::Relaxed)
+    }
+
+    /// Under the room's lock, after `n` more records were submitted: when enough piled up
+    /// since the last snapshot, submits a snapshot of the room (the fold of every record
+    /// before it) so the journal can drop them. Not awaited; a failed snapshot is retried at
+    /// the next threshold.
+    fn maybe_compact(&self, room: &WaitingRoom, n: u64) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let since = self.since_snapshot.fetch_add(n, Ordering::Relaxed) + n;
+        if since < self.compact_after.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(permit) = journal.try_reserve() else {
+            return;
+        };
+        self.since_snapshot.store(0, Ordering::Relaxed);
+        self.compactions.fetch_add(1, Ordering::Relaxed);
+        let done = permit.submit_snapshot(room.snapshot());
+        tokio::spawn(async move {
+            if let Err(e) = done.await {
+                tracing::warn!(error = %e, "waiting room: journal compaction failed");
+            }
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, WaitingRoom> {
@@ -89,11 +162,38 @@ impl QueueService {
             };
             let out = f(&mut room, now);
             let records = room.take_records();
-            (out, permit.map(|p| p.submit(records)))
+            let n = records.len() as u64;
+            let done = permit.map(|p| p.submit(records));
+            self.maybe_compact(&room, n);
+            (out, done)
         };
         if let Some(done) = done {
             done.await?;
         }
+        Ok(out)
+    }
+
+    /// Like [`Self::commit`], but the answer does not wait for durability: the records are
+    /// submitted in the room's order and become durable with the journal's next group
+    /// commit. Only for records whose loss a restart repairs by itself (ADR 0025).
+    fn commit_detached<T>(
+        &self,
+        f: impl FnOnce(&mut WaitingRoom, u64) -> T,
+    ) -> Result<T, JournalError> {
+        let now = self.clock.now_ms();
+        let mut room = self.lock();
+        let permit = match &self.journal {
+            Some(j) => Some(j.try_reserve()?),
+            None => None,
+        };
+        let out = f(&mut room, now);
+        let records = room.take_records();
+        let n = records.len() as u64;
+        if let Some(p) = permit {
+            // Dropping the future only drops the wish to hear back; the batch is queued.
+            drop(p.submit(records));
+        }
+        self.maybe_compact(&room, n);
         Ok(out)
     }
 
@@ -168,20 +268,23 @@ impl QueueService {
         self.lock().hold_failed(guard);
     }
 
-    /// A reservation was confirmed (its pass, if any, is spent).
-    pub async fn confirmed(&self, reservation: ReservationId) -> Result<(), JournalError> {
-        self.commit(|room, now| {
+    /// A reservation was confirmed (its pass, if any, is spent). Not awaited: if the record
+    /// is lost in a crash, the pass still reads as holding the reservation (it cannot be used
+    /// again), and the check of holds past their expiry (see [`Self::tick`]) learns from the
+    /// engine that it was confirmed and logs it again.
+    pub fn confirmed(&self, reservation: ReservationId) -> Result<(), JournalError> {
+        self.commit_detached(|room, now| {
             room.reservation_confirmed(reservation, now);
         })
-        .await
     }
 
-    /// A reservation was cancelled or expired (its pass, if any, may hold again).
-    pub async fn released(&self, reservation: ReservationId) -> Result<(), JournalError> {
-        self.commit(|room, now| {
+    /// A reservation was cancelled or expired (its pass, if any, may hold again). Not awaited,
+    /// repaired like [`Self::confirmed`] (until then the pass reads as still holding: it is
+    /// refused `in-use`, never used twice).
+    pub fn released(&self, reservation: ReservationId) -> Result<(), JournalError> {
+        self.commit_detached(|room, now| {
             room.reservation_released(reservation, now);
         })
-        .await
     }
 
     /// One round: the engine's counts of every queued SKU, the fate of passes' reservations
@@ -199,15 +302,11 @@ impl QueueService {
             match inventory.reservation(r).await {
                 Ok(v) => match v.status {
                     ReservationStatus::Held => self.lock().hold_extended(r, v.expires_at_ms),
-                    ReservationStatus::Confirmed => self.confirmed(r).await?,
-                    ReservationStatus::Released | ReservationStatus::Expired => {
-                        self.released(r).await?
-                    }
+                    ReservationStatus::Confirmed => self.confirmed(r)?,
+                    ReservationStatus::Released | ReservationStatus::Expired => self.released(r)?,
                 },
                 // The engine forgot it (retention): its units came back long ago.
-                Err(flashsale_engine::CommandError::ReservationNotFound(_)) => {
-                    self.released(r).await?
-                }
+                Err(flashsale_engine::CommandError::ReservationNotFound(_)) => self.released(r)?,
                 Err(_) => {}
             }
         }
@@ -249,14 +348,25 @@ pub fn journal_backend(
     data_dir: &std::path::Path,
 ) -> Result<Arc<dyn flashsale_engine::LogBackend>, flashsale_persistence::PersistenceError> {
     Ok(match database {
-        Some((url, schema)) => Arc::new(flashsale_persistence::PostgresBackend::with_schema(
-            url,
-            &format!("{schema}_queues"),
-        )?),
-        None => Arc::new(flashsale_persistence::EmbeddedBackend::open(
+        Some((url, schema)) => Arc::new(postgres_journal(url, schema)?),
+        None => Arc::new(flashsale_persistence::EmbeddedBackend::open_with(
             &data_dir.join("waiting-room"),
+            flashsale_persistence::EmbeddedOptions {
+                segment_size_bytes: JOURNAL_SEGMENT_BYTES,
+                ..Default::default()
+            },
         )?),
     })
+}
+
+/// The waiting room's journal next to the Postgres log in `schema`: schema
+/// `<schema>_queues`. A high-availability group's terms fence it with their epoch, checked
+/// against the group's lease ([`flashsale_persistence::PostgresBackend::fenced_by`]).
+pub fn postgres_journal(
+    url: &str,
+    schema: &str,
+) -> Result<flashsale_persistence::PostgresBackend, flashsale_persistence::PersistenceError> {
+    flashsale_persistence::PostgresBackend::with_schema(url, &format!("{schema}_queues"))
 }
 
 /// Opens the journal on `backend` and the room from its records.
@@ -268,9 +378,10 @@ pub fn open(
     use anyhow::Context as _;
     let (journal, stored) =
         QueueJournal::open(backend).context("cannot open the waiting room's journal")?;
-    let count = stored.len();
-    let service = QueueService::new(key, rand::random(), clock, Some(journal), stored)
+    let count = stored.records.len();
+    let snapshot = stored.snapshot.is_some();
+    let service = QueueService::from_stored(key, rand::random(), clock, Some(journal), stored)
         .context("cannot replay the waiting room's journal")?;
-    tracing::info!(records = count, "waiting room replayed");
+    tracing::info!(records = count, snapshot, "waiting room replayed");
     Ok(Arc::new(service))
 }

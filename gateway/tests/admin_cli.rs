@@ -239,8 +239,186 @@ async fn reservations_and_orders_are_shown_and_cancelled() {
     assert_eq!(v["buyer"], "bob");
     assert_problem(
         cli(&server, SHOP, &["order", "get", "ord_nosuch"]),
+        "\"ord_nosuch\" is not an order id",
+    );
+    assert_problem(
+        cli(&server, SHOP, &["order", "get", "ord_00000000000000ff"]),
         "404 not-found",
     );
+    assert!(server.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buyer_lists_holds_and_several_servers_from_the_command_line() {
+    let server = Server::start(&[]);
+    let api = Api::new(&server);
+    // sku put sets the hold limits.
+    let (code, out, err) = cli(
+        &server,
+        ADMIN,
+        &[
+            "sku",
+            "put",
+            "tee",
+            "--name",
+            "Tee",
+            "--price-cents",
+            "100",
+            "--stock",
+            "10",
+            "--reservation-ttl-s",
+            "60",
+            "--max-hold-s",
+            "600",
+            "--max-extensions",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("max_hold_s:        600"), "{out}");
+    assert!(out.contains("max_extensions:    1"), "{out}");
+    let first = api.reserve("ann", "tee", 1).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = api.reserve("ann", "tee", 2).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.reserve("bob", "tee", 1).await;
+
+    // reservation extend: once, then past max_extensions is 422 naming the limit.
+    let (code, out, err) = cli(
+        &server,
+        SHOP,
+        &["reservation", "extend", &first, "--ttl-s", "300"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("extended reservation {first} until ")),
+        "{out}"
+    );
+    assert!(out.contains("extensions:     1"), "{out}");
+    assert_problem(
+        cli(
+            &server,
+            SHOP,
+            &["reservation", "extend", &first, "--ttl-s", "300"],
+        ),
+        "422 invalid",
+    );
+    assert_problem(
+        cli(
+            &server,
+            SHOP,
+            &["reservation", "extend", "res_x", "--ttl-s", "5"],
+        ),
+        "not a reservation id",
+    );
+
+    // reservation list: newest first, filters, a limit with a hint to continue.
+    let (code, out, err) = cli(&server, SHOP, &["reservation", "list", "--buyer", "ann"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("ID ") && lines[0].contains("STATUS"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with(&second) && lines[1].contains("tee×2"),
+        "{out}"
+    );
+    assert!(lines[2].starts_with(&first), "{out}");
+    let (_, out, _) = cli(
+        &server,
+        SHOP,
+        &["reservation", "list", "--buyer", "ann", "--limit", "1"],
+    );
+    let more = out.lines().last().unwrap();
+    assert!(
+        more.starts_with("more: flashsale reservation list --buyer ann --cursor "),
+        "{out}"
+    );
+    let cursor = more.rsplit(' ').next().unwrap();
+    let (_, out, _) = cli(
+        &server,
+        SHOP,
+        &[
+            "reservation",
+            "list",
+            "--buyer",
+            "ann",
+            "--cursor",
+            cursor,
+            "--json",
+        ],
+    );
+    let page: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page["items"][0]["id"], first.as_str());
+    assert!(page["next_cursor"].is_null(), "{out}");
+    api.send(
+        "POST",
+        &format!("/v1/reservations/{second}/confirm"),
+        Some(SHOP),
+        Some(serde_json::json!({"payment_ref": "pay_7"})),
+    )
+    .await;
+    let (_, out, _) = cli(
+        &server,
+        SHOP,
+        &[
+            "reservation",
+            "list",
+            "--buyer",
+            "ann",
+            "--status",
+            "confirmed",
+            "--sku",
+            "tee",
+            "--json",
+        ],
+    );
+    let page: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(page["items"][0]["status"], "confirmed");
+
+    // order list.
+    let (code, out, err) = cli(&server, SHOP, &["order", "list", "--buyer", "ann"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[1].contains("pay_7") && lines[1].contains("tee×2"),
+        "{out}"
+    );
+    let (_, out, _) = cli(&server, SHOP, &["order", "list", "--buyer", "nobody"]);
+    assert_eq!(out, "no orders\n");
+    assert_problem(cli(&server, SHOP, &["order", "list"]), "buyer");
+
+    // Several servers: a dead one is skipped (nothing was sent to it).
+    let dead = "http://127.0.0.1:9";
+    let url = server.url("");
+    let (code, out, err) = flashsale(
+        &["sku", "get", "tee", "--server", &format!("{dead},{url}")],
+        &[("FLASHSALE_TOKEN", PARTNER)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("sku:               tee"), "{out}");
+    let (code, _, err) = flashsale(
+        &[
+            "reservation",
+            "list",
+            "--buyer",
+            "bob",
+            "--server",
+            dead,
+            "--server",
+            &url,
+        ],
+        &[("FLASHSALE_TOKEN", SHOP)],
+    );
+    assert_eq!(code, 0, "{err}");
     assert!(server.stop().success());
 }
 
@@ -260,6 +438,8 @@ fn help_describes_every_contract_flag() {
         "--sale-starts-at",
         "--sale-ends-at",
         "--reservation-ttl-s",
+        "--max-hold-s",
+        "--max-extensions",
         "--server",
         "--token",
         "--json",
@@ -272,8 +452,11 @@ fn help_describes_every_contract_flag() {
         &["sku", "list", "--help"],
         &["sku", "restock", "--help"],
         &["reservation", "get", "--help"],
+        &["reservation", "list", "--help"],
+        &["reservation", "extend", "--help"],
         &["reservation", "cancel", "--help"],
         &["order", "get", "--help"],
+        &["order", "list", "--help"],
     ] {
         let text = help(args);
         assert!(

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use events_support::{unique, Proxy, Receiver, MODE_FAIL_HALF, MODE_OK, MODE_REDIRECT};
+use events_support::{
+    buy, eventually, unique, Proxy, Receiver, MODE_FAIL_HALF, MODE_OK, MODE_REDIRECT,
+};
 use flashsale_events::Secret;
 use serde_json::{json, Value};
 use support::{Api, Server, ADMIN, SHOP};
@@ -46,60 +48,6 @@ async fn register(api: &Api, receiver: &Receiver) -> String {
         format!("/v1/webhooks/{id}")
     );
     id
-}
-
-/// Reserves one unit per buyer and confirms each; returns the confirmed reservation ids.
-/// Stops at the first transport error (the server was killed) or after `max`.
-async fn buy(api: Api, sku: &'static str, tag: usize, max: usize, out: Arc<Mutex<Vec<String>>>) {
-    for i in 0..max {
-        let body = json!({"buyer": format!("b{tag}-{i}"), "lines": [{"sku": sku, "qty": 1}]});
-        let Ok(res) = api
-            .http
-            .post(format!("{}/v1/reservations", api_base(&api)))
-            .bearer_auth(SHOP)
-            .json(&body)
-            .send()
-            .await
-        else {
-            return;
-        };
-        if res.status().as_u16() != 201 {
-            return;
-        }
-        let Ok(v) = res.json::<Value>().await else {
-            return;
-        };
-        let id = v["id"].as_str().unwrap().to_owned();
-        let Ok(res) = api
-            .http
-            .post(format!("{}/v1/reservations/{id}/confirm", api_base(&api)))
-            .bearer_auth(SHOP)
-            .json(&json!({"payment_ref": format!("pay-{tag}-{i}")}))
-            .send()
-            .await
-        else {
-            return;
-        };
-        if res.status().as_u16() == 200 {
-            out.lock().unwrap().push(id);
-        }
-    }
-}
-
-fn api_base(api: &Api) -> String {
-    api.base_url()
-}
-
-/// Waits until `done` holds or `limit` passes; returns whether it held.
-async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    done()
 }
 
 #[test]
@@ -346,6 +294,27 @@ fn dead_letters_are_replayed_with_the_postgres_log() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert!(receiver.inbox.lock().unwrap().ok.is_empty(), "{}", view.body);
+        // The redirect (to a URL of the receiver that would acknowledge) was never followed,
+        // and the delivery log shows the 302 as a failure.
+        assert_eq!(receiver.redirected.load(Ordering::Relaxed), 0);
+        let d = api
+            .get(&format!("/v1/webhooks/{endpoint}/deliveries"), ADMIN)
+            .await;
+        let items = d.body["items"].as_array().unwrap();
+        assert!(
+            items
+                .iter()
+                .all(|i| i["status"] == 302 && i["outcome"] != "delivered"),
+            "{}",
+            d.body
+        );
+        assert!(
+            items
+                .iter()
+                .any(|i| i["error"] == "redirect (not followed)"),
+            "{}",
+            d.body
+        );
         receiver.mode.store(MODE_OK, Ordering::Relaxed);
         let r = api
             .send("POST", &format!("/v1/webhooks/{endpoint}/replay"), Some(ADMIN), None)
@@ -379,6 +348,223 @@ fn dead_letters_are_replayed_with_the_postgres_log() {
         .output();
 }
 
+/// POSTs `path` as the storefront and returns the answer's status and body.
+async fn shop_post(api: &Api, path: &str, body: Option<Value>) -> (u16, Value) {
+    let r = api.send("POST", path, Some(SHOP), body).await;
+    (r.status, r.body)
+}
+
+#[test]
+fn sold_out_and_orders_with_lines_survive_a_restart() {
+    let rt = runtime();
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = ["--webhook-allow-private", "--rate-limit-buyer-rps", "0"];
+    let receiver = rt.block_on(Receiver::start());
+    let mut server = Server::start_in(tmp.path(), &flags, true);
+    let sku = "so-tee";
+    rt.block_on(async {
+        let api = Api::new(&server);
+        register(&api, &receiver).await;
+        api.put_sku(
+            sku,
+            json!({"name": "Tee", "price_cents": 1500, "stock": 3, "reservation_ttl_s": 600}),
+        )
+        .await;
+        // a: 2 units, confirmed (an order with its line).
+        let a = api.reserve("buyer-a", sku, 2).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        let a = a.body["id"].as_str().unwrap().to_owned();
+        let (st, body) = shop_post(
+            &api,
+            &format!("/v1/reservations/{a}/confirm"),
+            Some(json!({"payment_ref": "pay-a"})),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        // b takes the last unit: sold out (1).
+        let b = api.reserve("buyer-b", sku, 1).await;
+        assert_eq!(b.status, 201, "{}", b.body);
+        let b = b.body["id"].as_str().unwrap().to_owned();
+        // Cancelled: one unit back; c takes it: sold out again (2).
+        let (st, body) = shop_post(&api, &format!("/v1/reservations/{b}/cancel"), None).await;
+        assert_eq!(st, 200, "{body}");
+        let c = api.reserve("buyer-c", sku, 1).await;
+        assert_eq!(c.status, 201, "{}", c.body);
+        let ok = eventually(Duration::from_secs(30), || {
+            receiver
+                .distinct()
+                .values()
+                .filter(|e| e["type"] == "sku.sold_out")
+                .count()
+                == 2
+        })
+        .await;
+        assert!(ok, "two sell-outs not delivered: {:?}", receiver.distinct());
+    });
+    // Killed: the ledger is rebuilt from its stored start and the log.
+    server.kill();
+    let server = Server::start_in(tmp.path(), &flags, true);
+    rt.block_on(async {
+        let api = Api::new(&server);
+        let r = api
+            .send(
+                "POST",
+                &format!("/v1/skus/{sku}/restock"),
+                Some(ADMIN),
+                Some(json!({"qty": 2})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let d = api.reserve("buyer-d", sku, 2).await;
+        assert_eq!(d.status, 201, "{}", d.body);
+        let ok = eventually(Duration::from_secs(30), || {
+            receiver
+                .distinct()
+                .values()
+                .filter(|e| e["type"] == "sku.sold_out")
+                .count()
+                >= 3
+        })
+        .await;
+        assert!(ok, "the sell-out after the restart not delivered");
+        let events = receiver.distinct();
+        let sold_out: Vec<&Value> = events
+            .values()
+            .filter(|e| e["type"] == "sku.sold_out")
+            .collect();
+        assert_eq!(sold_out.len(), 3, "{sold_out:?}");
+        let mut units: Vec<(u64, u64, u64)> = sold_out
+            .iter()
+            .map(|e| {
+                assert_eq!(e["data"]["sku"], sku, "{e}");
+                let id = e["id"].as_str().unwrap();
+                assert!(id.starts_with("evt_") && id.ends_with("_1"), "{id}");
+                (
+                    e["data"]["stock"].as_u64().unwrap(),
+                    e["data"]["reserved"].as_u64().unwrap(),
+                    e["data"]["sold"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        units.sort();
+        assert_eq!(units, vec![(3, 1, 2), (3, 1, 2), (5, 3, 2)]);
+        // Each sell-out follows the hold that caused it: same log position.
+        for e in &sold_out {
+            let id = e["id"].as_str().unwrap();
+            let held_id = id.strip_suffix("_1").unwrap();
+            assert_eq!(events[held_id]["type"], "reservation.held", "{id}");
+        }
+        // The order with its lines.
+        let confirmed: Vec<&Value> = events
+            .values()
+            .filter(|e| e["type"] == "reservation.confirmed")
+            .collect();
+        assert_eq!(confirmed.len(), 1, "{confirmed:?}");
+        let data = &confirmed[0]["data"];
+        assert_eq!(data["buyer"], "buyer-a", "{data}");
+        assert_eq!(data["payment_ref"], "pay-a", "{data}");
+        assert_eq!(
+            data["lines"],
+            json!([{"sku": sku, "qty": 2, "unit_price_cents": 1500}]),
+            "{data}"
+        );
+        assert_eq!(data["total_cents"], 3000, "{data}");
+        assert_eq!(data["partial"], false, "{data}");
+        assert_eq!(receiver.inbox.lock().unwrap().bad_signatures, 0);
+    });
+}
+
+/// Runs `flashsale serve` with `extra` flags that must make it refuse to start; returns its
+/// exit code and stderr (killed and failed after 30 s).
+fn serve_refused(dir: &std::path::Path, extra: &[&str]) -> (i32, String) {
+    use std::io::Read as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flashsale"))
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--quic",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .env_remove("FLASHSALE_AMQP_URL")
+        .env_remove("FLASHSALE_AMQP_CA_FILE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve {extra:?} did not refuse to start within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn amqp_urls_and_ca_files_are_checked_at_startup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let junk = junk.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--amqp-url", "https://guest:s3cret@127.0.0.1:5672/%2f"],
+            "amqp:// or amqps://",
+        ),
+        (
+            &["--amqp-url", "amqp://guest:s3cret@127.0.0.1:notaport/%2f"],
+            "invalid AMQP URL",
+        ),
+        (
+            &[
+                "--amqp-url",
+                "amqp://guest:s3cret@127.0.0.1:5672/%2f",
+                "--amqp-ca-file",
+                junk,
+            ],
+            "needs an amqps:// URL",
+        ),
+        (
+            &[
+                "--amqp-url",
+                "amqps://guest:s3cret@127.0.0.1:5671/%2f",
+                "--amqp-ca-file",
+                junk,
+            ],
+            "no PEM certificate",
+        ),
+    ];
+    for (i, (extra, want)) in cases.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("d{i}"));
+        let (code, err) = serve_refused(&dir, extra);
+        assert_ne!(code, 0, "{extra:?}: {err}");
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(
+            !err.contains("s3cret"),
+            "{extra:?} leaked the password: {err}"
+        );
+    }
+}
+
 /// Opens a channel to the real broker (fails the test if it is unreachable).
 async fn broker() -> (lapin::Connection, lapin::Channel) {
     let props = lapin::ConnectionProperties::default()
@@ -402,33 +588,7 @@ fn amqp_sink_catches_up_after_a_broker_outage() {
     let queue = unique("flashsale-test-q");
     let (conn, ch, proxy) = rt.block_on(async {
         let (conn, ch) = broker().await;
-        ch.exchange_declare(
-            &exchange,
-            lapin::ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        ch.queue_declare(
-            &queue,
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        ch.queue_bind(
-            &queue,
-            &exchange,
-            "reservation.*",
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+        events_support::bind_topic_queue(&ch, &exchange, &queue, "reservation.*").await;
         let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
         (conn, ch, proxy)
     });

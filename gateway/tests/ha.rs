@@ -38,7 +38,11 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
-        let _ = psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
+        // The waiting room's journal of the group lives next to it, in `<schema>_queues`.
+        let _ = psql(&format!(
+            "DROP SCHEMA IF EXISTS {0} CASCADE; DROP SCHEMA IF EXISTS {0}_queues CASCADE",
+            self.0
+        ));
     }
 }
 
@@ -543,6 +547,12 @@ async fn a_paused_leader_is_fenced_and_steps_down() {
                 ),
                 "{body}"
             );
+            // A resumed leader never names itself: unknown, or the new leader.
+            assert_ne!(
+                body["leader_url"],
+                format!("http://{}", a.addr),
+                "the deposed leader sent clients back to itself: {body}"
+            );
         }
     }
     for t in in_flight {
@@ -556,7 +566,8 @@ async fn a_paused_leader_is_fenced_and_steps_down() {
         let r = api_b.get(&format!("/v1/reservations/{id}"), SHOP).await;
         assert_eq!(r.status, 200, "acknowledged {id} lost: {}", r.body);
     }
-    // A node that steps down learns the new leader at its next look at the lease.
+    // A node that steps down names the new leader at once (it reads the lease as it steps
+    // down); the wait covers the controller's first round after the resume.
     let b_url = format!("http://{}", b.addr);
     let a_view = wait_view(&a, "a standby naming b", Duration::from_secs(10), |v| {
         v["role"] == "standby" && v["leader_url"] == b_url.as_str()

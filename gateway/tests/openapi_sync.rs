@@ -184,3 +184,30 @@ fn the_parser_reads_what_it_should() {
     let get = &ops[&("GET".to_owned(), "/a/{x}".to_owned())];
     assert_eq!(get.iter().collect::<Vec<_>>(), ["200", "404"]);
 }
+
+/// The keys under the top-level `webhooks:` key (two spaces of indentation).
+fn documented_webhooks(doc: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut inside = false;
+    for line in doc.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() {
+            inside = line.trim_end() == "webhooks:";
+            continue;
+        }
+        if let (true, Some((2, key))) = (inside, indented(line)) {
+            out.insert(key.strip_suffix(':').unwrap_or(key).to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_event_type_is_a_documented_webhook_and_vice_versa() {
+    let doc = document();
+    let documented = documented_webhooks(&doc);
+    let emitted: BTreeSet<String> = flashsale_events::EventType::ALL
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect();
+    assert_eq!(documented, emitted, "webhooks: in docs/openapi.yaml");
+}

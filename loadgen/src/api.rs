@@ -1,4 +1,15 @@
-//! The flashsale HTTP contract as seen by a client: request builders and answer classification.
+//! The measured hot path of the load: pre-built `reserve`, `confirm` and `cancel` requests for
+//! a buyer's own keep-alive connection ([`crate::conn::Conn`]), and the classification of their
+//! answers.
+//!
+//! Why hand-rolled rather than `flashsale-client` (which set-up, counts and checks use): each
+//! buyer owns exactly one HTTP/1.1 connection bound to its source address (10K+ of them, see
+//! `source_addrs`), opened during ramp-up and never pooled or redirected, so a latency is
+//! one exchange on one known socket; answers are classified from the raw body without
+//! deserializing a whole reservation; and a reserve is never sent again by the library (a
+//! retry would hide the server's refusals and skew the oversell ledger).
+
+pub use flashsale_client::encode;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,9 +30,6 @@ pub enum ApiError {
     /// The request could not be assembled.
     #[error("building request: {0}")]
     Build(#[from] hyper::http::Error),
-    /// The admin token is needed but was not given.
-    #[error("this call needs --admin-token")]
-    NoAdminToken,
 }
 
 /// How one answer counts in the report.
@@ -35,54 +43,22 @@ pub enum Outcome {
     Error(String),
 }
 
-/// A SKU as the server reports it (`GET /v1/skus/{sku}`); other fields are ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct SkuCounts {
-    /// Total stock.
-    pub total: i64,
-    /// Units neither held nor sold.
-    pub available: i64,
-    /// Units held by open reservations.
-    pub reserved: i64,
-    /// Units sold (confirmed).
-    pub sold: i64,
-}
-
-/// What the admin sets on each created SKU.
-#[derive(Debug, Clone)]
-pub struct SkuSpec {
-    /// Display name.
-    pub name: String,
-    /// Price per unit in cents.
-    pub price_cents: u64,
-    /// Total stock.
-    pub stock: u64,
-    /// Reservation TTL in seconds.
-    pub reservation_ttl_s: u64,
-}
-
-/// Builds contract requests with the right headers.
+/// Builds the hot path's contract requests with the right headers.
 #[derive(Debug, Clone)]
 pub struct Api {
     host: HeaderValue,
     storefront: HeaderValue,
-    admin: Option<HeaderValue>,
 }
 
 impl Api {
-    /// An API client for `authority` with the storefront and (optional) admin tokens.
-    pub fn new(authority: &str, token: &str, admin_token: Option<&str>) -> Result<Api, ApiError> {
-        let bearer = |t: &str, what| {
-            HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| ApiError::Header { what })
-        };
+    /// Request builders for `authority` with the storefront token.
+    pub fn new(authority: &str, token: &str) -> Result<Api, ApiError> {
         Ok(Api {
             host: HeaderValue::from_str(authority).map_err(|_| ApiError::Header {
                 what: "target authority",
             })?,
-            storefront: bearer(token, "--token")?,
-            admin: admin_token
-                .map(|t| bearer(t, "--admin-token"))
-                .transpose()?,
+            storefront: HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ApiError::Header { what: "--token" })?,
         })
     }
 
@@ -106,29 +82,6 @@ impl Api {
             None => Bytes::new(),
         };
         Ok(b.body(Full::new(body))?)
-    }
-
-    /// `PUT /v1/skus/{sku}` (admin).
-    pub fn put_sku(&self, sku: &str, spec: &SkuSpec) -> Result<Request<Full<Bytes>>, ApiError> {
-        let admin = self.admin.as_ref().ok_or(ApiError::NoAdminToken)?;
-        let body = json!({
-            "name": spec.name,
-            "price_cents": spec.price_cents,
-            "stock": spec.stock,
-            "reservation_ttl_s": spec.reservation_ttl_s,
-        });
-        self.request(
-            Method::PUT,
-            &format!("/v1/skus/{}", encode(sku)),
-            admin,
-            Some(body),
-        )
-    }
-
-    /// `GET /v1/skus/{sku}` (storefront token).
-    pub fn get_sku(&self, sku: &str) -> Result<Request<Full<Bytes>>, ApiError> {
-        let path = format!("/v1/skus/{}", encode(sku));
-        self.request(Method::GET, &path, &self.storefront, None)
     }
 
     /// `POST /v1/reservations` for one line.
@@ -167,19 +120,6 @@ impl Api {
         let path = format!("/v1/reservations/{}/cancel", encode(id));
         self.request(Method::POST, &path, &self.storefront, None)
     }
-}
-
-/// Percent-encodes everything outside RFC 3986 unreserved characters (ids are opaque).
-pub fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[derive(Deserialize)]
@@ -231,11 +171,6 @@ pub fn reservation_id(body: &[u8]) -> Option<String> {
     }
 }
 
-/// The counts from a SKU view.
-pub fn sku_counts(body: &[u8]) -> Option<SkuCounts> {
-    serde_json::from_slice(body).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,44 +203,18 @@ mod tests {
             Some("r-1")
         );
         assert_eq!(reservation_id(br#"{"id":""}"#), None);
-        let v = br#"{"sku":"a","total":10,"available":7,"reserved":2,"sold":1,"name":"x"}"#;
-        assert_eq!(
-            sku_counts(v),
-            Some(SkuCounts {
-                total: 10,
-                available: 7,
-                reserved: 2,
-                sold: 1
-            })
-        );
         assert_eq!(encode("a b/c"), "a%20b%2Fc");
     }
 
     #[test]
     fn requests_carry_tokens() {
-        let api = Api::new("127.0.0.1:1", "s", Some("a")).unwrap();
+        let api = Api::new("127.0.0.1:1", "s").unwrap();
         let r = api.reserve("b1", "sku", 1, Some("k1")).unwrap();
         assert_eq!(r.headers()[AUTHORIZATION], "Bearer s");
+        assert_eq!(r.headers()[HOST], "127.0.0.1:1");
         assert_eq!(r.headers()["idempotency-key"], "k1");
-        let r = api
-            .put_sku(
-                "sku",
-                &SkuSpec {
-                    name: "n".into(),
-                    price_cents: 1,
-                    stock: 2,
-                    reservation_ttl_s: 3,
-                },
-            )
-            .unwrap();
-        assert_eq!(r.headers()[AUTHORIZATION], "Bearer a");
-        let no_admin = Api::new("h", "s", None).unwrap();
-        let spec = SkuSpec {
-            name: "n".into(),
-            price_cents: 1,
-            stock: 2,
-            reservation_ttl_s: 3,
-        };
-        assert!(no_admin.put_sku("x", &spec).is_err());
+        let r = api.cancel("res_1/x").unwrap();
+        assert_eq!(r.uri().path(), "/v1/reservations/res_1%2Fx/cancel");
+        assert!(Api::new("h", "a b\n").is_err());
     }
 }

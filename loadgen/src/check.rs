@@ -3,8 +3,33 @@
 
 use serde::Serialize;
 
-use crate::api::SkuCounts;
 use crate::ledger::Tally;
+use flashsale_client::Sku;
+
+/// A SKU's counts as the server reports them (`GET /v1/skus/{sku}`), signed: a faulty server's
+/// negative count is evidence, not a parse error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+pub struct SkuCounts {
+    /// Total stock.
+    pub total: i64,
+    /// Units neither held nor sold.
+    pub available: i64,
+    /// Units held by open reservations.
+    pub reserved: i64,
+    /// Units sold (confirmed).
+    pub sold: i64,
+}
+
+impl From<&Sku> for SkuCounts {
+    fn from(s: &Sku) -> SkuCounts {
+        SkuCounts {
+            total: s.total,
+            available: s.available,
+            reserved: s.reserved,
+            sold: s.sold,
+        }
+    }
+}
 
 /// One SKU's counts before and after the run, and the client's tally for it.
 #[derive(Debug, Clone, Copy)]

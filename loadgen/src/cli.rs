@@ -29,6 +29,9 @@ pub enum ScenarioName {
     Checkout,
     /// QUIC stock-stream subscribers measuring update delay.
     Stream,
+    /// A waiting room: buyers join a queue (pre-queue and after the start), poll as told,
+    /// reserve with their pass, then confirm / cancel / abandon (see `--prequeue-share`, …).
+    Queue,
 }
 
 impl ScenarioName {
@@ -39,6 +42,7 @@ impl ScenarioName {
             ScenarioName::Catalog => "catalog",
             ScenarioName::Checkout => "checkout",
             ScenarioName::Stream => "stream",
+            ScenarioName::Queue => "queue",
         }
     }
 }
@@ -63,9 +67,11 @@ pub const DEFAULT_MAX_ERROR_RATE_PERCENT: f64 = 1.0;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "flashsale-loadgen", version, about, long_about = None)]
 pub struct Args {
-    /// Base URL of the server under test (loopback only unless --allow-remote).
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub target: String,
+    /// Base URL of the server under test (loopback only unless --allow-remote). Repeat it, or
+    /// give a comma list, for the nodes of an HA group: set-up follows the leader (a standby's
+    /// `503 not-leader` names it) and the load goes to the leader found.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    pub target: Vec<String>,
     /// Storefront bearer token used for reservations and reads.
     #[arg(long, env = "FLASHSALE_STOREFRONT_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -191,6 +197,9 @@ pub struct Args {
     /// Do not print the per-second progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Flags of the queue scenario.
+    #[command(flatten)]
+    pub queue: crate::queue::flags::QueueArgs,
 }
 
 /// Why the flags do not make a runnable configuration.
@@ -220,9 +229,11 @@ pub enum LoadModel {
 /// The validated configuration of one run (echoed in the report).
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
-    /// Target URL as given.
+    /// URL the load goes to (the first `--target`, or the leader found during set-up).
     pub target_url: String,
-    /// Resolved target.
+    /// Every `--target`, in order.
+    pub target_urls: Vec<String>,
+    /// Resolved target of the load.
     #[serde(skip)]
     pub target: Target,
     /// Storefront token.
@@ -305,6 +316,9 @@ pub struct Config {
     /// Suppress progress lines.
     #[serde(skip)]
     pub quiet: bool,
+    /// The queue scenario's settings (`None` for the other scenarios).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<crate::queue::flags::QueueConfig>,
 }
 
 /// Default buyer connections of the stream scenario (they only make the stock move).
@@ -321,7 +335,18 @@ impl Config {
     /// Validates the flags and fills in scenario-dependent defaults.
     pub fn from_args(args: Args, now_unix_s: u64) -> Result<Config, ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        let target = Target::parse(&args.target, args.allow_remote)?;
+        let target_urls = flashsale_client::split_servers(&args.target);
+        if target_urls.is_empty() || target_urls.len() > flashsale_client::MAX_SERVERS {
+            return invalid(format!(
+                "--target: 1 to {} URLs",
+                flashsale_client::MAX_SERVERS
+            ));
+        }
+        let mut targets = Vec::with_capacity(target_urls.len());
+        for url in &target_urls {
+            targets.push(Target::parse(url, args.allow_remote)?);
+        }
+        let target = targets.swap_remove(0);
         let is_stream = args.scenario == ScenarioName::Stream;
         let connections = args.connections.unwrap_or(if is_stream {
             STREAM_CONNECTIONS
@@ -390,7 +415,7 @@ impl Config {
             );
         }
         let sku_count = args.skus.unwrap_or(match args.scenario {
-            ScenarioName::HotItem | ScenarioName::Stream => 1,
+            ScenarioName::HotItem | ScenarioName::Stream | ScenarioName::Queue => 1,
             ScenarioName::Catalog => 1_000,
             ScenarioName::Checkout => 100,
         });
@@ -399,6 +424,11 @@ impl Config {
         }
         if args.scenario == ScenarioName::HotItem && sku_count != 1 {
             return invalid("hot-item uses exactly one SKU (use catalog for several)".into());
+        }
+        if args.scenario == ScenarioName::Queue && (sku_count != 1 || args.use_existing) {
+            return invalid(
+                "queue creates its one SKU and its queue (no --skus, no --use-existing)".into(),
+            );
         }
         let base = args
             .sku
@@ -414,7 +444,7 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("SKU id {sku:?}: {e}")))?;
         }
         let reservation_ttl_s = args.reservation_ttl_s.unwrap_or(match args.scenario {
-            ScenarioName::Checkout => 5,
+            ScenarioName::Checkout | ScenarioName::Queue => 5,
             _ => args.duration + args.warmup + args.settle_s + 600,
         });
         if reservation_ttl_s == 0 {
@@ -440,6 +470,13 @@ impl Config {
         } else {
             None
         };
+        let queue = match args.scenario {
+            ScenarioName::Queue => Some(
+                crate::queue::flags::QueueConfig::from_args(&args.queue, &skus[0], connections)
+                    .map_err(ConfigError::Invalid)?,
+            ),
+            _ => None,
+        };
         let auto_sources = connections.div_ceil(CONNECTIONS_PER_SOURCE_ADDR);
         let source_addrs = args.source_addrs.unwrap_or(auto_sources);
         if source_addrs > 1 && !target.addr.is_ipv4() {
@@ -452,7 +489,8 @@ impl Config {
             return invalid("--source-addrs must be <= 250".into());
         }
         Ok(Config {
-            target_url: args.target,
+            target_url: target_urls[0].clone(),
+            target_urls,
             target,
             token: args.token,
             admin_token: args.admin_token,
@@ -491,6 +529,7 @@ impl Config {
             subscribers,
             allow_remote: args.allow_remote,
             quiet: args.quiet,
+            queue,
         })
     }
 

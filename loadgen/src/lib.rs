@@ -15,6 +15,7 @@ pub mod fdlimit;
 pub mod ledger;
 pub mod metrics;
 pub mod progress;
+pub mod queue;
 pub mod report;
 pub mod run;
 pub mod scenario;

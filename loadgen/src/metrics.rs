@@ -32,15 +32,21 @@ pub enum Kind {
     Cancel,
     /// Stock-stream update delay (change made over HTTP → update seen by a subscriber).
     StreamUpdate,
+    /// `POST /v1/queues/{queue}/join` (queue scenario).
+    QueueJoin,
+    /// `GET /v1/queues/{queue}/tickets/{ticket}`, a waiting buyer's poll (queue scenario).
+    QueuePoll,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Reserve,
         Kind::Confirm,
         Kind::Cancel,
         Kind::StreamUpdate,
+        Kind::QueueJoin,
+        Kind::QueuePoll,
     ];
 
     /// Name used in reports.
@@ -50,6 +56,8 @@ impl Kind {
             Kind::Confirm => "confirm",
             Kind::Cancel => "cancel",
             Kind::StreamUpdate => "stream_update",
+            Kind::QueueJoin => "queue_join",
+            Kind::QueuePoll => "queue_poll",
         }
     }
 

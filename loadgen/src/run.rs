@@ -20,9 +20,11 @@ use crate::metrics::{Metrics, Snapshot};
 use crate::progress::{self, Phase};
 use crate::report::{ConnectionsReport, Report, RunFacts};
 use crate::scenario::buyer::{self, Shared, Signals};
-use crate::scenario::{self, setup, Plan};
+use crate::scenario::setup::{self, SetupClients};
+use crate::scenario::{self, Plan};
 use crate::schedule::{self, OpenSchedule};
 use crate::source_addrs;
+use crate::target::Target;
 
 /// Descriptors kept free besides one per connection (setup connections, stdio, files, runtime).
 pub const FD_HEADROOM: u64 = 512;
@@ -40,11 +42,40 @@ fn eprint(cfg: &Config, msg: &str) {
 }
 
 /// Runs the configured scenario and returns its report.
-pub async fn run(cfg: Config) -> anyhow::Result<Report> {
+pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
+    if cfg.scenario == crate::cli::ScenarioName::Queue {
+        return crate::queue::run(cfg).await;
+    }
     let started_at_unix_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    // Set-up, before the connections: create the SKUs and read their counts through the
+    // client, which finds the leader when several targets are given.
+    let clients = SetupClients::new(&cfg)?;
+    let setup_info = if cfg.use_existing {
+        None
+    } else {
+        eprint(
+            &cfg,
+            &format!("creating {} SKU(s) via PUT /v1/skus/…", cfg.skus.len()),
+        );
+        Some(
+            setup::create_skus(&cfg, &clients)
+                .await
+                .context("creating SKUs")?,
+        )
+    };
+    let before = setup::read_counts(&cfg, &clients)
+        .await
+        .context("reading SKU counts before the run")?;
+    let leader = clients.storefront.server();
+    if leader != cfg.target.url() {
+        eprint(&cfg, &format!("load goes to the leader, {leader}"));
+        cfg.target = Target::parse(&leader, cfg.allow_remote)
+            .with_context(|| format!("the leader named by the group, {leader}"))?;
+        cfg.target_url = leader;
+    }
     let cfg = Arc::new(cfg);
     let needed = (cfg.connections as u64).max(cfg.subscribers as u64) + FD_HEADROOM;
     let fd_limit = fdlimit::ensure_nofile(needed)
@@ -64,30 +95,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
             }
         }
     }
-    let api = Api::new(
-        &cfg.target.authority,
-        &cfg.token,
-        cfg.admin_token.as_deref(),
-    )
-    .context("building requests")?;
+    let api = Api::new(&cfg.target.authority, &cfg.token).context("building requests")?;
 
     let plan = Plan::for_config(&cfg).context("building the scenario")?;
-    let setup_info = if cfg.use_existing {
-        None
-    } else {
-        eprint(
-            &cfg,
-            &format!("creating {} SKU(s) via PUT /v1/skus/…", cfg.skus.len()),
-        );
-        Some(
-            setup::create_skus(&cfg, &api)
-                .await
-                .context("creating SKUs")?,
-        )
-    };
-    let before = setup::read_counts(&cfg, &api)
-        .await
-        .context("reading SKU counts before the run")?;
 
     let shards = std::thread::available_parallelism().map_or(4, |n| n.get()) * 4;
     let metrics = Arc::new(Metrics::new(shards.min(64)));
@@ -265,7 +275,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let total_since_start = ramp_start.elapsed() + Duration::from_secs(1);
     let expiry_possible =
         !cfg.ttl_known || Duration::from_secs(cfg.reservation_ttl_s) <= total_since_start;
-    let check = match setup::read_counts(&cfg, &api).await {
+    let check = match setup::read_counts(&cfg, &clients).await {
         Ok(after) => {
             let obs: Vec<SkuObservation> = (0..cfg.skus.len())
                 .map(|i| SkuObservation {

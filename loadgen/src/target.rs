@@ -54,6 +54,13 @@ impl Target {
     }
 }
 
+impl Target {
+    /// `http://<authority>`, as given (without a trailing `/`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.authority)
+    }
+}
+
 /// Splits `host[:port]` (IPv6 hosts in brackets); the port defaults to 80.
 fn split_host_port(authority: &str) -> Option<(&str, u16)> {
     if let Some(v6) = authority.strip_prefix('[') {

@@ -235,6 +235,10 @@ fn in_progress_needs_retry_after() {
             retry_after_s: None,
             reservation: None,
             sku: None,
+            items: None,
+            orders: None,
+            next_cursor: None,
+            limit_name: None,
             detail: None,
         })),
     );
@@ -747,4 +751,205 @@ fn a_corrupt_history_is_an_error_naming_the_line() {
     let (_d, p) = write_text("\u{0}\u{1}garbage\n");
     let e = history::read(&p).unwrap_err().to_string();
     assert!(e.contains(":1:"), "{e}");
+}
+
+/// [`load`] plus holds and lists: r3 extended by 3 s (to 3605 ms), lists read during the
+/// load; the read-back reads every buyer's orders to the last page.
+fn with_holds_and_lists() -> (H, [u64; 3]) {
+    let (mut h, mut e) = load();
+    h.op(
+        600,
+        610,
+        extend("r3", 3),
+        with_view(200, view("r3", "held", "u1", R3, 3_605)),
+    );
+    e[2] = 3_605;
+    h.op(
+        700,
+        710,
+        list_res("u1", None),
+        page(
+            vec![
+                view("r3", "held", "u1", R3, 3_605),
+                view("r1", "confirmed", "u1", RA, e[0]),
+            ],
+            None,
+        ),
+    );
+    h.op(
+        720,
+        730,
+        list_res("u2", Some("released")),
+        page(vec![view("r2", "released", "u2", R2, e[1])], None),
+    );
+    (h, e)
+}
+
+fn orders_read_back(h: &mut H) {
+    h.fin(
+        9_100,
+        9_110,
+        list_orders("u1", None),
+        orders_page(&[("r1", "u1", RA)], None),
+    );
+    h.fin(
+        9_120,
+        9_130,
+        list_orders("u2", None),
+        orders_page(&[], None),
+    );
+}
+
+#[test]
+fn extensions_and_lists_in_a_clean_history_are_valid() {
+    let (mut h, e) = with_holds_and_lists();
+    read_back(&mut h, e);
+    orders_read_back(&mut h);
+    let r = h.check();
+    assert_eq!(kinds(&r), vec![], "{:#?}", r.violations);
+    assert_eq!(r.verdict, Verdict::Valid, "{:?}", r.unresolved);
+    assert_eq!(r.stats.extensions_acknowledged, 1);
+    assert_eq!(r.stats.list_pages, 4);
+    assert_eq!(r.stats.orders_listed_checked, 1);
+}
+
+#[test]
+fn an_expiry_before_an_acknowledged_extension_is_early() {
+    let (mut h, e) = with_holds_and_lists();
+    // Expired at 3 s: past the first deadline (2405 ms), before the extended one (3605 ms).
+    h.op(
+        3_000,
+        3_010,
+        get("r3"),
+        with_view(200, view("r3", "expired", "u1", R3, 3_605)),
+    );
+    read_back(&mut h, e);
+    orders_read_back(&mut h);
+    assert_eq!(assert_finds(&h, Kind::EarlyExpiry), vec![Kind::EarlyExpiry]);
+}
+
+#[test]
+fn an_extension_short_of_the_ask_is_wrong() {
+    let (mut h, e) = load();
+    // Asked for 3 s at 600 ms, answered with the old deadline (2405 ms).
+    h.op(
+        600,
+        610,
+        extend("r3", 3),
+        with_view(200, view("r3", "held", "u1", R3, e[2])),
+    );
+    read_back(&mut h, e);
+    assert_eq!(assert_finds(&h, Kind::WrongExpiry), vec![Kind::WrongExpiry]);
+}
+
+#[test]
+fn extensions_past_the_bound_must_be_refused() {
+    // B allows the default 3 extensions: a 4th acknowledged one ignores the bound.
+    let (mut h, mut e) = load();
+    for n in 0..4 {
+        let t = 600 + 100 * n;
+        let exp = t + 3_005;
+        h.op(
+            t,
+            t + 10,
+            extend("r3", 3),
+            with_view(200, view("r3", "held", "u1", R3, exp)),
+        );
+        e[2] = exp;
+    }
+    read_back(&mut h, e);
+    assert_eq!(
+        assert_finds(&h, Kind::HoldBoundIgnored),
+        vec![Kind::HoldBoundIgnored]
+    );
+}
+
+#[test]
+fn an_extension_refused_without_a_cause_is_spurious() {
+    let (mut h, e) = load();
+    // No extension sent before: neither bound can be reached; the hold is live.
+    h.op(600, 610, extend("r3", 1), hold_limit("max_extensions"));
+    h.op(700, 710, extend("r3", 1), problem(409, "invalid-state"));
+    // Past the maximum hold (1 h by default): refused rightly.
+    h.op(800, 810, extend("r3", 3_700), hold_limit("max_hold_s"));
+    read_back(&mut h, e);
+    let k = assert_finds(&h, Kind::SpuriousRefusal);
+    assert_eq!(k, vec![Kind::SpuriousRefusal, Kind::SpuriousRefusal]);
+}
+
+#[test]
+fn a_list_contradicting_the_history_is_found() {
+    let (mut h, e) = load();
+    // r1 was confirmed at 110 ms: a later page showing it held goes backwards.
+    h.op(
+        700,
+        710,
+        list_res("u1", None),
+        page(vec![view("r1", "held", "u1", RA, e[0])], None),
+    );
+    // Another buyer's reservation, and a status other than asked.
+    h.op(
+        720,
+        730,
+        list_res("u2", None),
+        page(vec![view("r1", "confirmed", "u1", RA, e[0])], None),
+    );
+    h.op(
+        740,
+        750,
+        list_res("u2", Some("held")),
+        page(vec![view("r2", "released", "u2", R2, e[1])], None),
+    );
+    read_back(&mut h, e);
+    let k = assert_finds(&h, Kind::ListContradicts);
+    assert_eq!(
+        k,
+        vec![
+            Kind::IllegalTransition,
+            Kind::ListContradicts,
+            Kind::ListContradicts
+        ]
+    );
+}
+
+#[test]
+fn a_confirmed_reservation_missing_from_the_orders_is_found() {
+    let (mut h, e) = with_holds_and_lists();
+    read_back(&mut h, e);
+    h.fin(
+        9_100,
+        9_110,
+        list_orders("u1", None),
+        orders_page(&[], None),
+    );
+    h.fin(
+        9_120,
+        9_130,
+        list_orders("u2", None),
+        orders_page(&[], None),
+    );
+    assert_eq!(
+        assert_finds(&h, Kind::OrderMissing),
+        vec![Kind::OrderMissing]
+    );
+}
+
+#[test]
+fn orders_not_read_to_the_last_page_leave_the_verdict_unknown() {
+    let (mut h, e) = with_holds_and_lists();
+    read_back(&mut h, e);
+    h.fin(
+        9_100,
+        9_110,
+        list_orders("u1", None),
+        orders_page(&[], Some("c2")),
+    );
+    let r = h.check();
+    assert_eq!(kinds(&r), vec![], "{:#?}", r.violations);
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert!(
+        r.unresolved.iter().any(|u| u.contains("u1")),
+        "{:?}",
+        r.unresolved
+    );
 }

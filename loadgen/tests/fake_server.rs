@@ -8,7 +8,7 @@ mod support;
 use clap::Parser;
 use flashsale_loadgen::cli::{Args, Config};
 use flashsale_loadgen::report::Report;
-use support::fake_server::FakeServer;
+use support::fake_server::{FakeServer, FakeStandby};
 
 async fn run(server: &FakeServer, extra: &[&str]) -> Report {
     let target = format!("http://{}", server.addr);
@@ -281,5 +281,54 @@ async fn a_wrong_token_is_an_error_with_context() {
     assert!(
         msg.contains("creating SKUs") && msg.contains("401"),
         "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_targets_set_up_on_and_load_the_leader() {
+    let leader = FakeServer::start("admin", "store", false).await;
+    let standby = FakeStandby::start(format!("http://{}", leader.addr)).await;
+    // A dead first target (nothing listens), then the standby; the leader is not listed.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let targets = format!("http://{dead},http://{}", standby.addr);
+    let argv = vec![
+        "flashsale-loadgen",
+        "--target",
+        &targets,
+        "--token",
+        "store",
+        "--admin-token",
+        "admin",
+        "--quiet",
+        "--timeout-ms",
+        "3000",
+        "--scenario",
+        "hot-item",
+        "--connections",
+        "20",
+        "--duration",
+        "1",
+        "--stock",
+        "50",
+        "--sku",
+        "ha-hot",
+    ];
+    let cfg = Config::from_args(Args::try_parse_from(argv).unwrap(), 42).unwrap();
+    assert_eq!(cfg.target_urls.len(), 2);
+    let r = flashsale_loadgen::run::run(cfg).await.unwrap();
+    assert_eq!(r.config.target_url, format!("http://{}", leader.addr));
+    let (total, _, reserved, sold) = leader.counts("ha-hot");
+    assert_eq!(total, 50, "the SKU was created on the leader");
+    assert_eq!(r.ok, 50);
+    assert_eq!(reserved + sold, 50);
+    assert_eq!(r.errors_total, 0, "{:?}", r.errors);
+    assert_eq!(r.counts_match, Some(true));
+    // The standby saw set-up's first request only: every later one went to the leader.
+    assert_eq!(
+        standby.refused.load(std::sync::atomic::Ordering::Relaxed),
+        1
     );
 }

@@ -18,5 +18,5 @@ pub mod read_model;
 pub use embedded::{EmbeddedBackend, EmbeddedOptions};
 pub use error::PersistenceError;
 pub use postgres::PostgresBackend;
-pub use queue_journal::{JournalError, JournalPermit, QueueJournal};
+pub use queue_journal::{JournalError, JournalPermit, QueueJournal, Stored};
 pub use read_model::{run_read_model, spawn_read_model, ReadModelConfig, ReadModelHandle};

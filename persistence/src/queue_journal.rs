@@ -1,13 +1,21 @@
 //! The waiting room's journal: its [`QueueRecord`]s in a log of their own — shard 0 of 1 of a
 //! separate backend instance (`<data dir>/waiting-room` embedded, schema `<schema>_queues` on
 //! Postgres; see ADR 0025) — written by one glommio thread (`flashsale-queues`) with group
-//! commit, and replayed in full at start.
+//! commit, and replayed at start from its last snapshot.
 //!
 //! Order is the room's order: take a [`JournalPermit`] before changing the room, submit the
 //! records under the same lock, await durability after releasing it.
+//!
+//! Compaction: a [`RoomSnapshot`] submitted the same way (under the room's lock, so it is the
+//! fold of every record before it) is written as the log's snapshot once those records are
+//! durable; the backend then drops the records it covers (whole segments, embedded; rows,
+//! Postgres). A restart loads the snapshot and replays only the records after it.
 
 use flashsale_engine::log::{LogBackend, ShardLog};
 use flashsale_protocol::queue::{decode_queue_record, encode_queue_record, QueueRecord};
+use flashsale_protocol::queue_snapshot::{
+    decode_room_snapshot, encode_room_snapshot, RoomSnapshot,
+};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -46,9 +54,28 @@ pub enum JournalError {
     Closed,
 }
 
-struct Batch {
-    records: Vec<QueueRecord>,
-    done: oneshot::Sender<Result<(), JournalError>>,
+type Done = oneshot::Sender<Result<(), JournalError>>;
+
+enum Batch {
+    /// Records to append.
+    Records {
+        records: Vec<QueueRecord>,
+        done: Done,
+    },
+    /// The room's state after every record submitted before it.
+    Snapshot {
+        snapshot: Box<RoomSnapshot>,
+        done: Done,
+    },
+}
+
+/// What the journal holds at start: the last snapshot (if any) and the records after it.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// The room as of the last compaction.
+    pub snapshot: Option<RoomSnapshot>,
+    /// The records logged after it, in order.
+    pub records: Vec<QueueRecord>,
 }
 
 /// The open journal. Dropping it stops its thread after the batches already submitted.
@@ -73,18 +100,30 @@ impl JournalPermit<'_> {
         if empty {
             let _ = done.send(Ok(()));
         } else {
-            self.0.send(Batch { records, done });
+            self.0.send(Batch::Records { records, done });
         }
+        async move { rx.await.unwrap_or(Err(JournalError::Closed)) }
+    }
+
+    /// Submits a snapshot of the room (taken under the same lock as the records before it);
+    /// the future resolves once it is stored and the records it covers may be dropped.
+    pub fn submit_snapshot(
+        self,
+        snapshot: RoomSnapshot,
+    ) -> impl std::future::Future<Output = Result<(), JournalError>> {
+        let (done, rx) = oneshot::channel();
+        self.0.send(Batch::Snapshot {
+            snapshot: Box::new(snapshot),
+            done,
+        });
         async move { rx.await.unwrap_or(Err(JournalError::Closed)) }
     }
 }
 
 impl QueueJournal {
-    /// Opens the journal on `backend` (shard 0 of 1) and returns it with every stored
-    /// record, in order.
-    pub fn open(
-        backend: Arc<dyn LogBackend>,
-    ) -> Result<(QueueJournal, Vec<QueueRecord>), JournalError> {
+    /// Opens the journal on `backend` (shard 0 of 1) and returns it with its last snapshot
+    /// and the records after it, in order.
+    pub fn open(backend: Arc<dyn LogBackend>) -> Result<(QueueJournal, Stored), JournalError> {
         let (tx, rx) = mpsc::channel::<Batch>(JOURNAL_QUEUE_BATCHES);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
@@ -145,13 +184,27 @@ impl Drop for QueueJournal {
     }
 }
 
-type Opened = (Box<dyn ShardLog>, Vec<QueueRecord>, u64);
+type Opened = (Box<dyn ShardLog>, Stored, u64);
 
 async fn open_and_replay(backend: &dyn LogBackend) -> Result<Opened, JournalError> {
     let mut log = backend
         .open(0, 1)
         .await
         .map_err(|e| JournalError::Open(e.to_string()))?;
+    let (after, snapshot) = match log
+        .load_snapshot()
+        .await
+        .map_err(|e| JournalError::Open(e.to_string()))?
+    {
+        Some((seq, bytes)) => {
+            let s = decode_room_snapshot(&bytes).map_err(|e| JournalError::Corrupt {
+                seq,
+                reason: format!("snapshot: {e}"),
+            })?;
+            (seq, Some(s))
+        }
+        None => (0, None),
+    };
     let mut records = Vec::new();
     let mut bad: Option<JournalError> = None;
     let last = {
@@ -169,14 +222,14 @@ async fn open_and_replay(backend: &dyn LogBackend) -> Result<Opened, JournalErro
             }
             Ok(())
         };
-        log.replay(0, &mut apply)
+        log.replay(after, &mut apply)
             .await
             .map_err(|e| JournalError::Open(e.to_string()))?
     };
     if let Some(e) = bad {
         return Err(e);
     }
-    Ok((log, records, last))
+    Ok((log, Stored { snapshot, records }, last))
 }
 
 async fn run(mut log: Box<dyn ShardLog>, mut seq: u64, mut rx: mpsc::Receiver<Batch>) {
@@ -190,24 +243,64 @@ async fn run(mut log: Box<dyn ShardLog>, mut seq: u64, mut rx: mpsc::Receiver<Ba
             }
         }
         let mut failed: Option<JournalError> = None;
-        for batch in &group {
-            for r in &batch.records {
-                buf.clear();
-                if let Err(e) = encode_queue_record(r, &mut buf) {
-                    failed = Some(JournalError::Write(e.to_string()));
-                    continue;
+        let mut waiting: Vec<Done> = Vec::new();
+        for batch in group {
+            match batch {
+                Batch::Records { records, done } => {
+                    for r in &records {
+                        buf.clear();
+                        if let Err(e) = encode_queue_record(r, &mut buf) {
+                            failed = Some(JournalError::Write(e.to_string()));
+                            continue;
+                        }
+                        seq += 1;
+                        log.append(seq, &buf);
+                    }
+                    waiting.push(done);
                 }
-                seq += 1;
-                log.append(seq, &buf);
+                Batch::Snapshot { snapshot, done } => {
+                    // The records before it must be durable first: the snapshot covers them.
+                    let before = flush(log.as_mut(), failed.take(), &mut waiting).await;
+                    let res = match before {
+                        Ok(()) => write_snapshot(log.as_mut(), seq, &snapshot).await,
+                        Err(e) => Err(e),
+                    };
+                    let _ = done.send(res);
+                }
             }
         }
-        let res = match (failed, log.flush().await) {
-            (Some(e), _) => Err(e),
-            (None, Ok(())) => Ok(()),
-            (None, Err(e)) => Err(JournalError::Write(e.to_string())),
-        };
-        for b in group {
-            let _ = b.done.send(res.clone());
-        }
+        let _ = flush(log.as_mut(), failed, &mut waiting).await;
     }
+}
+
+/// Flushes what was appended and answers the batches waiting for it.
+async fn flush(
+    log: &mut dyn ShardLog,
+    failed: Option<JournalError>,
+    waiting: &mut Vec<Done>,
+) -> Result<(), JournalError> {
+    if waiting.is_empty() && failed.is_none() {
+        return Ok(());
+    }
+    let res = match (failed, log.flush().await) {
+        (Some(e), _) => Err(e),
+        (None, Ok(())) => Ok(()),
+        (None, Err(e)) => Err(JournalError::Write(e.to_string())),
+    };
+    for done in waiting.drain(..) {
+        let _ = done.send(res.clone());
+    }
+    res
+}
+
+async fn write_snapshot(
+    log: &mut dyn ShardLog,
+    seq: u64,
+    snapshot: &RoomSnapshot,
+) -> Result<(), JournalError> {
+    let mut bytes = Vec::new();
+    encode_room_snapshot(snapshot, &mut bytes).map_err(|e| JournalError::Write(e.to_string()))?;
+    log.write_snapshot(seq, &bytes)
+        .await
+        .map_err(|e| JournalError::Write(format!("snapshot: {e}")))
 }

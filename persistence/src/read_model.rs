@@ -336,7 +336,9 @@ async fn apply_batch(
                 d.total = 0;
                 d.at_ms = d.at_ms.max(at_ms);
             }
-            Event::Restocked { sku, qty, at_ms } => {
+            Event::Restocked {
+                sku, qty, at_ms, ..
+            } => {
                 let d = skus.entry(sku.to_string()).or_default();
                 d.total += qty as i64;
                 d.at_ms = d.at_ms.max(at_ms);

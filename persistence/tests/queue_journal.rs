@@ -1,6 +1,7 @@
 //! The waiting room's journal on both backends: records written by one server are replayed by
 //! the next, which shows every ticket (position, status, pass) as the first one did; a second
-//! restart appends after the first's records.
+//! restart appends after the first's records; after a compaction (snapshot + truncation) a
+//! restart loads the snapshot and the records after it and shows every ticket as before.
 
 mod common;
 
@@ -46,7 +47,7 @@ fn views(room: &WaitingRoom, n: u64, now: u64) -> Vec<TicketView> {
 
 fn restart_keeps_every_position(backend: impl Fn() -> Arc<dyn LogBackend>) {
     let (journal, stored) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
-    assert!(stored.is_empty());
+    assert!(stored.records.is_empty() && stored.snapshot.is_none());
     let mut room = WaitingRoom::new(key(), 1);
     commit(&journal, &mut room, |r| {
         let spec = QueueSpec {
@@ -93,7 +94,8 @@ fn restart_keeps_every_position(backend: impl Fn() -> Arc<dyn LogBackend>) {
     journal.close();
 
     let (journal, stored) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
-    let mut again = WaitingRoom::restore(key(), 2, stored).unwrap_or_else(|e| panic!("{e}"));
+    let mut again =
+        WaitingRoom::restore(key(), 2, stored.records).unwrap_or_else(|e| panic!("{e}"));
     again.check_invariants().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         views(&again, 50, T0 + 2_500),
@@ -102,12 +104,14 @@ fn restart_keeps_every_position(backend: impl Fn() -> Arc<dyn LogBackend>) {
     );
     // A second life appends after the first's records.
     again.observe_stock(&tee(), 49, 0);
+    // Admission resumes at the rate from the first tick after the restart (no burst).
     commit(&journal, &mut again, |r| r.tick(T0 + 3_000));
-    let after = views(&again, 50, T0 + 3_000);
+    commit(&journal, &mut again, |r| r.tick(T0 + 4_000));
+    let after = views(&again, 50, T0 + 4_000);
     journal.close();
     let (journal, stored) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
-    let third = WaitingRoom::restore(key(), 3, stored).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(views(&third, 50, T0 + 3_000), after);
+    let third = WaitingRoom::restore(key(), 3, stored.records).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(views(&third, 50, T0 + 4_000), after);
     let admitted = after.iter().filter(|v| v.pass.is_some()).count();
     assert!(admitted > 5, "the second life admitted more ({admitted})");
     journal.close();
@@ -132,5 +136,146 @@ fn postgres_journal_survives_restarts() {
                 .unwrap_or_else(|e| panic!("postgres: {e}")),
         )
     });
+    common::execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+}
+
+/// Fills the journal, compacts it, adds records after the snapshot, and restarts:
+/// `segments` counts the backend's segment files (embedded), to see the truncation.
+fn compaction_keeps_every_ticket(
+    backend: impl Fn() -> Arc<dyn LogBackend>,
+    segments: impl Fn() -> Option<usize>,
+) {
+    let (journal, _) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
+    let mut room = WaitingRoom::new(key(), 1);
+    commit(&journal, &mut room, |r| {
+        let spec = QueueSpec {
+            skus: vec![tee()],
+            prequeue_opens_at_ms: Some(T0),
+            starts_at_ms: T0 + 1_000,
+            admit_per_s: 50,
+            max_active: 1_000,
+            pass_ttl_s: 60,
+            method: AdmissionMethod::Fifo,
+            overbooking_pct: 100,
+        };
+        r.configure(q(), spec, T0).unwrap_or_else(|e| panic!("{e}"));
+    });
+    room.observe_stock(&tee(), 40, 0);
+    for i in 0..200 {
+        commit(&journal, &mut room, |r| {
+            r.join(&q(), &buyer(i), T0 + 10 + i as u64)
+                .unwrap_or_else(|e| panic!("{e}"));
+        });
+    }
+    commit(&journal, &mut room, |r| r.tick(T0 + 1_000));
+    commit(&journal, &mut room, |r| r.tick(T0 + 2_000));
+    let views_now = views(&room, 200, T0 + 2_000);
+    let first = views_now
+        .iter()
+        .find(|v| v.pass.is_some())
+        .unwrap_or_else(|| panic!("nobody admitted"));
+    commit(&journal, &mut room, |r| {
+        let g = r
+            .begin_hold(&[tee()], first.pass.as_deref(), &first.buyer, T0 + 2_000)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no guard"));
+        r.hold_placed(g, ReservationId::compose(0, 7), T0 + 90_000);
+    });
+    // Compaction, then life goes on.
+    let segments_before = segments();
+    let permit = journal.try_reserve().unwrap_or_else(|e| panic!("{e}"));
+    common::block_on(permit.submit_snapshot(room.snapshot())).unwrap_or_else(|e| panic!("{e}"));
+    if let (Some(before), Some(after)) = (segments_before, segments()) {
+        assert!(
+            before > 3 && after <= 2,
+            "the segments before the snapshot were dropped: {before} -> {after}"
+        );
+    }
+    for i in 200..210 {
+        commit(&journal, &mut room, |r| {
+            r.join(&q(), &buyer(i), T0 + 2_100)
+                .unwrap_or_else(|e| panic!("{e}"));
+        });
+    }
+    commit(&journal, &mut room, |r| r.tick(T0 + 2_500));
+    let before = views(&room, 210, T0 + 2_600);
+    journal.close();
+
+    let (journal, stored) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(stored.snapshot.is_some(), "the snapshot is loaded");
+    // Only the records after it: 10 joins and one tick's admissions (at most 25 at 50/s).
+    let n = stored.records.len();
+    assert!((10..=35).contains(&n), "{n} records after the snapshot");
+    let again = WaitingRoom::restore_from(key(), 2, stored.snapshot, stored.records)
+        .unwrap_or_else(|e| panic!("{e}"));
+    again.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        views(&again, 210, T0 + 2_600),
+        before,
+        "every ticket as before"
+    );
+    assert_eq!(
+        again.due_holds(T0 + 90_000),
+        vec![ReservationId::compose(0, 7)],
+        "the pass's hold survived"
+    );
+    journal.close();
+}
+
+#[test]
+fn embedded_journal_compacts() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("waiting-room");
+    let options = || flashsale_persistence::EmbeddedOptions {
+        segment_size_bytes: 4096,
+        zero_fill_segments: false,
+    };
+    let p2 = path.clone();
+    compaction_keeps_every_ticket(
+        || {
+            Arc::new(
+                EmbeddedBackend::open_with(&path, options())
+                    .unwrap_or_else(|e| panic!("open: {e}")),
+            )
+        },
+        move || {
+            Some(
+                walk(&p2)
+                    .into_iter()
+                    .filter(|f| f.extension().is_some_and(|e| e == "seg"))
+                    .count(),
+            )
+        },
+    );
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn postgres_journal_compacts() {
+    let schema = format!("queue_journal_c_{}", std::process::id());
+    common::execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    compaction_keeps_every_ticket(
+        || {
+            Arc::new(
+                PostgresBackend::with_schema(common::PG_URL, &schema)
+                    .unwrap_or_else(|e| panic!("postgres: {e}")),
+            )
+        },
+        || None,
+    );
     common::execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
 }

@@ -107,6 +107,7 @@ fn confirmed_reservations_become_orders_and_stock_is_tracked() {
         Event::Restocked {
             sku: sku("tee"),
             qty: 5,
+            key: None,
             at_ms: now_ms + 5,
         },
         reserved(r3, "carol", vec![line("cap", 2, 500)], now_ms + 6),

@@ -94,6 +94,9 @@ pub enum Event {
         sku: SkuId,
         /// Units added.
         qty: u64,
+        /// The caller's idempotency key and request hash (the `qty`), for a keyed restock
+        /// (ADR 0015, addendum): a retry with it answers without adding stock.
+        key: Option<RequestKey>,
         /// When, Unix ms.
         at_ms: u64,
     },
@@ -144,9 +147,23 @@ pub enum Event {
         expires_at_ms: u64,
         /// How many times it has been extended, this time included.
         extensions: u32,
+        /// The caller's idempotency key and request hash, on the home shard of a keyed
+        /// extension (ADR 0015, addendum): a retry with it answers without a new event.
+        key: Option<RequestKey>,
         /// When, Unix ms.
         at_ms: u64,
     },
+}
+
+/// An idempotency key scoped to its caller, with the hash of the request it was first sent
+/// with (to tell a retry from another request under the same key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(derive(Debug))]
+pub struct RequestKey {
+    /// The caller's key.
+    pub key: ScopedKey,
+    /// Hash of the request body it was first sent with.
+    pub request_hash: u64,
 }
 
 /// One record of a shard's write-ahead log.

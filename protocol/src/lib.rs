@@ -8,12 +8,13 @@ pub mod event;
 pub mod ids;
 pub mod limits;
 pub mod queue;
+pub mod queue_snapshot;
 pub mod stream;
 
 pub use codec::{decode_record, encode_record, DecodeError, RECORD_VERSION};
 pub use event::{
-    default_max_hold_ms, Event, Line, LogRecord, ReleaseReason, SkuSpec, DEFAULT_MAX_EXTENSIONS,
-    DEFAULT_MAX_HOLD_MS,
+    default_max_hold_ms, Event, Line, LogRecord, ReleaseReason, RequestKey, SkuSpec,
+    DEFAULT_MAX_EXTENSIONS, DEFAULT_MAX_HOLD_MS,
 };
 pub use ids::{
     BuyerId, IdError, IdempotencyKey, KeyOwner, OrderId, ReservationId, ScopedKey, ShardId, SkuId,

@@ -215,6 +215,13 @@ pub enum QueueDecodeError {
 #[error("cannot encode queue record: {0}")]
 pub struct QueueEncodeError(String);
 
+impl QueueEncodeError {
+    /// An encoding error saying `why`.
+    pub fn new(why: impl Into<String>) -> Self {
+        QueueEncodeError(why.into())
+    }
+}
+
 /// Appends the encoded form of `record` to `out`.
 pub fn encode_queue_record(
     record: &QueueRecord,

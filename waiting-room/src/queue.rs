@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use flashsale_protocol::queue::{AdmissionMethod, QueueId, QueueSpec};
+use flashsale_protocol::queue_snapshot::{QueueSnapshot, TicketSnapshot, TicketSnapshotState};
 use flashsale_protocol::{BuyerId, ReservationId, SkuId};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -66,6 +67,9 @@ pub struct Counts {
     pub expired: u64,
 }
 
+/// A held reservation of a pass found in a snapshot: (reservation, ticket, expiry in Unix ms).
+pub type SnapshotHold = (ReservationId, u64, u64);
+
 /// One queue.
 #[derive(Debug)]
 pub struct Queue {
@@ -89,9 +93,11 @@ pub struct Queue {
     expiries: BTreeSet<(u64, u64)>,
     counts: Counts,
     stock: BTreeMap<SkuId, SkuStock>,
-    /// Admission credit in thousandths of an admission, and when it was last topped up.
+    /// Admission credit in thousandths of an admission, and when it was last topped up
+    /// (`None` after a restart: the credit restarts empty at the first tick, so a restart
+    /// never releases the admissions the downtime would have earned).
     pub(crate) credit_milli: u64,
-    pub(crate) credit_at_ms: u64,
+    pub(crate) credit_at_ms: Option<u64>,
 }
 
 impl Queue {
@@ -113,7 +119,7 @@ impl Queue {
             counts: Counts::default(),
             stock: BTreeMap::new(),
             credit_milli: 0,
-            credit_at_ms: 0,
+            credit_at_ms: None,
         }
     }
 
@@ -257,6 +263,143 @@ impl Queue {
         }
     }
 
+    /// The live state, for a snapshot of the journal; `holds` gives each held reservation's
+    /// expiry. A pass placing a reservation (`Reserving`, not logged) is stored idle.
+    pub fn snapshot(&self, holds: &HashMap<ReservationId, (QueueId, u64, u64)>) -> QueueSnapshot {
+        let tickets = self
+            .tickets
+            .iter()
+            .map(|t| TicketSnapshot {
+                buyer: t.buyer.clone(),
+                joined_at_ms: t.joined_at_ms,
+                state: match t.state {
+                    TicketState::Prequeue => TicketSnapshotState::Prequeue,
+                    TicketState::Waiting { order } => TicketSnapshotState::Waiting { order },
+                    TicketState::Admitted {
+                        admitted_at_ms,
+                        admission,
+                        pass_expires_at_ms,
+                        hold,
+                    } => TicketSnapshotState::Admitted {
+                        admitted_at_ms,
+                        admission,
+                        pass_expires_at_ms,
+                        hold: match hold {
+                            Hold::Holding(r) => holds.get(&r).map(|h| (r, h.2)),
+                            Hold::Idle | Hold::Reserving => None,
+                        },
+                    },
+                    TicketState::Spent { at_ms } => TicketSnapshotState::Spent { at_ms },
+                    TicketState::Expired { at_ms } => TicketSnapshotState::Expired { at_ms },
+                },
+            })
+            .collect();
+        QueueSnapshot {
+            queue: self.id.clone(),
+            spec: self.spec.clone(),
+            seed: self.seed,
+            started_at_ms: match self.phase {
+                Phase::Scheduled => None,
+                Phase::Started { at_ms } => Some(at_ms),
+            },
+            tickets,
+            prequeue: self.prequeue.clone(),
+            line: self.line.iter().copied().collect(),
+            next_order: self.next_order,
+            pool: self.pool.clone(),
+            admitted_total: self.counts.admitted_total,
+        }
+    }
+
+    /// A queue from its snapshot; returns it with its held reservations (reservation,
+    /// ticket, expiry). Checks the invariants (a corrupt snapshot is refused).
+    pub fn from_snapshot(s: QueueSnapshot) -> Result<(Queue, Vec<SnapshotHold>), ApplyError> {
+        let mut q = Queue::new(s.queue, s.spec, s.seed);
+        q.phase = match s.started_at_ms {
+            None => Phase::Scheduled,
+            Some(at_ms) => Phase::Started { at_ms },
+        };
+        let mut holds = Vec::new();
+        for (i, t) in s.tickets.into_iter().enumerate() {
+            let n = i as u64 + 1;
+            let state = match t.state {
+                TicketSnapshotState::Prequeue => TicketState::Prequeue,
+                TicketSnapshotState::Waiting { order } => TicketState::Waiting { order },
+                TicketSnapshotState::Admitted {
+                    admitted_at_ms,
+                    admission,
+                    pass_expires_at_ms,
+                    hold,
+                } => {
+                    q.counts.active += 1;
+                    let hold = match hold {
+                        Some((r, expires_at_ms)) => {
+                            holds.push((r, n, expires_at_ms));
+                            q.counts.holding += 1;
+                            Hold::Holding(r)
+                        }
+                        None => {
+                            q.counts.idle += 1;
+                            q.expiries.insert((pass_expires_at_ms, n));
+                            Hold::Idle
+                        }
+                    };
+                    TicketState::Admitted {
+                        admitted_at_ms,
+                        admission,
+                        pass_expires_at_ms,
+                        hold,
+                    }
+                }
+                TicketSnapshotState::Spent { at_ms } => {
+                    q.counts.spent += 1;
+                    TicketState::Spent { at_ms }
+                }
+                TicketSnapshotState::Expired { at_ms } => {
+                    q.counts.expired += 1;
+                    TicketState::Expired { at_ms }
+                }
+            };
+            if q.by_buyer.insert(t.buyer.clone(), n).is_some() {
+                return Err(q.err(format!("buyer {} holds two tickets", t.buyer)));
+            }
+            q.tickets.push(Ticket {
+                buyer: t.buyer,
+                joined_at_ms: t.joined_at_ms,
+                state,
+            });
+        }
+        q.counts.joined = q.tickets.len() as u64;
+        q.counts.admitted_total = s.admitted_total;
+        q.prequeue = s.prequeue;
+        q.line = s.line.into_iter().collect();
+        q.next_order = s.next_order;
+        for (i, &t) in s.pool.iter().enumerate() {
+            q.pool_index.insert(t, i);
+        }
+        q.pool = s.pool;
+        q.check_invariants()
+            .map_err(|e| q.err(format!("snapshot: {e}")))?;
+        let listed = q.prequeue.iter().chain(&q.pool).all(|&t| {
+            matches!(
+                q.ticket(t).map(|t| t.state),
+                Some(TicketState::Prequeue | TicketState::Waiting { order: None })
+            )
+        });
+        if !listed || q.next_order < q.line.len() as u64 {
+            return Err(q.err("snapshot: lines do not match the tickets".into()));
+        }
+        q.resume();
+        Ok((q, holds))
+    }
+
+    /// After a replay: the admission credit is unknown (not logged) and restarts empty at
+    /// the next tick.
+    pub(crate) fn resume(&mut self) {
+        self.credit_milli = 0;
+        self.credit_at_ms = None;
+    }
+
     /// A new configuration (same queue).
     pub(crate) fn apply_configured(&mut self, spec: QueueSpec) {
         self.stock.retain(|sku, _| spec.skus.contains(sku));
@@ -317,7 +460,7 @@ impl Queue {
         }
         self.phase = Phase::Started { at_ms };
         self.credit_milli = 0;
-        self.credit_at_ms = at_ms;
+        self.credit_at_ms = Some(at_ms);
         Ok(())
     }
 
@@ -348,13 +491,15 @@ impl Queue {
             }
             _ => return Err(self.err(format!("ticket {ticket} is not waiting"))),
         }
+        let admission = self.counts.admitted_total + 1;
         self.ticket_mut(ticket)?.state = TicketState::Admitted {
             admitted_at_ms: at_ms,
+            admission,
             pass_expires_at_ms,
             hold: Hold::Idle,
         };
         self.expiries.insert((pass_expires_at_ms, ticket));
-        self.counts.admitted_total += 1;
+        self.counts.admitted_total = admission;
         self.counts.active += 1;
         self.counts.idle += 1;
         Ok(())
@@ -487,6 +632,8 @@ impl Queue {
             poll_after_ms: None,
             pass: None,
             pass_expires_at_ms: None,
+            admitted_at_ms: None,
+            admission: None,
         };
         match t.state {
             TicketState::Prequeue | TicketState::Waiting { .. } if self.sold_out() => {
@@ -514,9 +661,14 @@ impl Queue {
                 v.poll_after_ms = Some(poll::poll_after_ms(eta_s * 1_000, waiting));
             }
             TicketState::Admitted {
-                pass_expires_at_ms, ..
+                pass_expires_at_ms,
+                admitted_at_ms,
+                admission,
+                ..
             } => {
                 v.status = TicketStatus::Admitted;
+                v.admitted_at_ms = Some(admitted_at_ms);
+                v.admission = Some(admission);
                 v.pass = Some(key.sign(&PassClaims {
                     queue: self.id.clone(),
                     buyer: t.buyer.clone(),

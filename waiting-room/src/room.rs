@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use flashsale_protocol::queue::{QueueId, QueueRecord, QueueSpec};
+use flashsale_protocol::queue_snapshot::RoomSnapshot;
 use flashsale_protocol::{BuyerId, ReservationId, SkuId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -126,11 +127,52 @@ impl WaitingRoom {
         seed: u64,
         records: impl IntoIterator<Item = QueueRecord>,
     ) -> Result<Self, ApplyError> {
+        Self::restore_from(key, seed, None, records)
+    }
+
+    /// A room rebuilt from a snapshot (if any) and the records logged after it, in order.
+    pub fn restore_from(
+        key: PassKey,
+        seed: u64,
+        snapshot: Option<RoomSnapshot>,
+        records: impl IntoIterator<Item = QueueRecord>,
+    ) -> Result<Self, ApplyError> {
         let mut room = WaitingRoom::new(key, seed);
+        for s in snapshot.map(|s| s.queues).unwrap_or_default() {
+            let (q, holds) = Queue::from_snapshot(s)?;
+            let id = q.id().clone();
+            for sku in &q.spec().skus {
+                if let Some(other) = room.sku_queue.insert(sku.clone(), id.clone()) {
+                    return Err(ApplyError {
+                        queue: id,
+                        reason: format!("snapshot: SKU {sku} is also in queue {other}"),
+                    });
+                }
+            }
+            for (r, ticket, expires_at_ms) in holds {
+                room.holds.insert(r, (id.clone(), ticket, expires_at_ms));
+            }
+            room.queues.insert(id, q);
+        }
         for r in records {
             room.apply(&r)?;
         }
+        for q in room.queues.values_mut() {
+            q.resume();
+        }
         Ok(room)
+    }
+
+    /// The live state of every queue: with it, the records logged so far may be dropped
+    /// (restore with [`Self::restore_from`]).
+    pub fn snapshot(&self) -> RoomSnapshot {
+        RoomSnapshot {
+            queues: self
+                .queues
+                .values()
+                .map(|q| q.snapshot(&self.holds))
+                .collect(),
+        }
     }
 
     /// The records made since the last call, in order: log them (durably) before answering.
@@ -435,13 +477,18 @@ impl WaitingRoom {
             return;
         }
         let rate = u64::from(q.spec().admit_per_s);
-        if now_ms > q.credit_at_ms {
-            let earned = (now_ms - q.credit_at_ms).saturating_mul(rate);
-            q.credit_milli = q
-                .credit_milli
-                .saturating_add(earned)
-                .min(rate * 1_000 * ADMIT_BURST_S);
-            q.credit_at_ms = now_ms;
+        match q.credit_at_ms {
+            // Resumed after a restart: the credit starts empty now (no burst for the downtime).
+            None => q.credit_at_ms = Some(now_ms),
+            Some(at) if now_ms > at => {
+                let earned = (now_ms - at).saturating_mul(rate);
+                q.credit_milli = q
+                    .credit_milli
+                    .saturating_add(earned)
+                    .min(rate * 1_000 * ADMIT_BURST_S);
+                q.credit_at_ms = Some(now_ms);
+            }
+            Some(_) => {}
         }
         let c = q.counts();
         let by_rate = q.credit_milli / 1_000;

@@ -28,6 +28,8 @@ pub enum TicketState {
     Admitted {
         /// When, Unix ms.
         admitted_at_ms: u64,
+        /// Its place in the queue's admission order (1 = admitted first).
+        admission: u64,
         /// When the pass expires, Unix ms.
         pass_expires_at_ms: u64,
         /// The pass's reservation.
@@ -103,4 +105,9 @@ pub struct TicketView {
     pub pass: Option<String>,
     /// When the pass expires, Unix ms.
     pub pass_expires_at_ms: Option<u64>,
+    /// When the ticket was admitted, Unix ms (admitted tickets).
+    pub admitted_at_ms: Option<u64>,
+    /// Its place in the queue's admission order, 1 = admitted first (admitted tickets): what
+    /// fairness is checked against, exact where `admitted_at_ms` ties within a tick.
+    pub admission: Option<u64>,
 }

@@ -371,3 +371,106 @@ fn a_restart_keeps_every_position_and_pass() {
         room.queue(&q("drop")).unwrap().counts()
     );
 }
+
+#[test]
+fn a_restart_resumes_admission_at_the_rate_without_a_burst() {
+    // 10 admissions/s, plenty of stock and buyers: before the restart, 100 ms ticks admit one
+    // each.
+    let mut room = room_with(spec());
+    room.observe_stock(&sku("tee"), 1_000, 0);
+    for i in 0..200 {
+        room.join(&q("drop"), &b(i), T0 + 1 + i as u64).unwrap();
+    }
+    let mut now = T0 + 10_000;
+    room.tick(now);
+    for _ in 0..20 {
+        now += 100;
+        room.tick(now);
+    }
+    let before = room.queue(&q("drop")).unwrap().counts().admitted_total;
+    assert_eq!(before, 20, "2 s at 10/s");
+
+    // Down for a minute (and for a long time since the start): the replayed room must not
+    // admit what the downtime, or the credit it had, would have earned.
+    let records = room.take_records();
+    let mut room = WaitingRoom::restore(key(), 7, records).unwrap();
+    room.observe_stock(&sku("tee"), 1_000, 0);
+    now += 60_000;
+    let mut per_tick = Vec::new();
+    for _ in 0..10 {
+        let was = room.queue(&q("drop")).unwrap().counts().admitted_total;
+        room.tick(now);
+        per_tick.push(room.queue(&q("drop")).unwrap().counts().admitted_total - was);
+        now += 100;
+    }
+    room.check_invariants().unwrap();
+    assert_eq!(
+        per_tick[0], 0,
+        "the first tick after a restart admits nobody"
+    );
+    assert!(
+        per_tick.iter().all(|&n| n <= 1),
+        "at most the rate per tick: {per_tick:?}"
+    );
+    let total: u64 = per_tick.iter().sum();
+    assert!(
+        (8..=10).contains(&total),
+        "one second after the restart: {per_tick:?}"
+    );
+    // Admission order continues where it stopped (fifo over the shuffled pre-queue).
+    let after = room.queue(&q("drop")).unwrap().counts().admitted_total;
+    assert_eq!(after, before + total);
+}
+
+#[test]
+fn a_restart_from_a_snapshot_keeps_every_position_pass_and_admission() {
+    let mut room = room_with(spec());
+    room.observe_stock(&sku("tee"), 5, 0);
+    for i in 0..40 {
+        room.join(&q("drop"), &b(i), T0 + 1 + i as u64).unwrap();
+    }
+    room.tick(T0 + 10_000);
+    room.tick(T0 + 10_400);
+    let t = admitted(&room, T0 + 10_400)[0];
+    let v = room.ticket(&q("drop"), t, T0 + 10_400).unwrap();
+    let g = room
+        .begin_hold(&[sku("tee")], v.pass.as_deref(), &v.buyer, T0 + 10_400)
+        .unwrap()
+        .unwrap();
+    room.hold_placed(g, ReservationId::compose(1, 1), T0 + 70_000);
+    // Compaction: the snapshot replaces every record so far; later records follow it.
+    room.take_records();
+    let snapshot = room.snapshot();
+    for i in 40..60 {
+        room.join(&q("drop"), &b(i), T0 + 10_500).unwrap();
+    }
+    room.tick(T0 + 10_800);
+    let after = room.take_records();
+    assert!(!after.is_empty());
+    let restored = WaitingRoom::restore_from(key(), 99, Some(snapshot), after).unwrap();
+    restored.check_invariants().unwrap();
+    for t in 1..=60 {
+        let (a, b) = (
+            restored.ticket(&q("drop"), t, T0 + 10_900).unwrap(),
+            room.ticket(&q("drop"), t, T0 + 10_900).unwrap(),
+        );
+        assert_eq!(a, b, "ticket {t}");
+        if a.status == TicketStatus::Admitted {
+            assert!(a.pass.is_some() && a.admission.is_some());
+        }
+    }
+    assert_eq!(
+        restored.queue(&q("drop")).unwrap().counts(),
+        room.queue(&q("drop")).unwrap().counts()
+    );
+    // The pass's hold survived: due at its expiry, and its pass is in use until then.
+    assert_eq!(
+        restored.due_holds(T0 + 70_000),
+        vec![ReservationId::compose(1, 1)]
+    );
+    let mut restored = restored;
+    assert_eq!(
+        restored.begin_hold(&[sku("tee")], v.pass.as_deref(), &v.buyer, T0 + 10_900),
+        Err(PassError::InUse)
+    );
+}

@@ -1,6 +1,7 @@
 //! Deterministic simulation: a seeded random mix of joins (and re-joins), clock jumps with
 //! ticks, reservations with passes (good, other buyer's, spent), confirms, cancels, hold
-//! expiries, restocks and restarts (replay of the records so far), checked after every step
+//! expiries, restocks and restarts (replay of the records so far, or of a snapshot — a
+//! compaction — and the records after it), checked after every step
 //! against a plain reference model of the rules and the room's invariants.
 //!
 //! The model encodes the contract: the pre-queue is admitted before anyone who joined after
@@ -38,7 +39,8 @@ struct Model {
     spec: QueueSpec,
     started: Option<u64>,
     credit: u64,
-    credit_at: u64,
+    /// `None` after a restart until the next tick.
+    credit_at: Option<u64>,
     /// Ticket number → buyer, state.
     tickets: BTreeMap<u64, (BuyerId, MState)>,
     /// Joined before the start and not yet admitted.
@@ -61,7 +63,7 @@ impl Model {
         if self.started.is_none() && now >= self.spec.starts_at_ms {
             self.started = Some(now);
             self.credit = 0;
-            self.credit_at = now;
+            self.credit_at = Some(now);
         }
     }
 
@@ -89,9 +91,13 @@ impl Model {
             return 0;
         }
         let rate = u64::from(self.spec.admit_per_s);
-        if now > self.credit_at {
-            self.credit = (self.credit + (now - self.credit_at) * rate).min(rate * 1_000);
-            self.credit_at = now;
+        match self.credit_at {
+            None => self.credit_at = Some(now),
+            Some(at) if now > at => {
+                self.credit = (self.credit + (now - at) * rate).min(rate * 1_000);
+                self.credit_at = Some(now);
+            }
+            Some(_) => {}
         }
         let cap = unclaimed * u64::from(self.spec.overbooking_pct) / 100;
         let n = (self.credit / 1_000)
@@ -145,11 +151,13 @@ fn run(seed: u64, steps: usize) {
     let mut room = WaitingRoom::new(key(), seed);
     room.configure(q(), spec.clone(), T0).unwrap();
     let mut log: Vec<QueueRecord> = room.take_records();
+    // The last compaction: the log holds the records after it.
+    let mut snapshot = None;
     let mut model = Model {
         spec: spec.clone(),
         started: None,
         credit: 0,
-        credit_at: 0,
+        credit_at: None,
         tickets: BTreeMap::new(),
         prequeue: BTreeSet::new(),
         later: Vec::new(),
@@ -376,14 +384,22 @@ fn run(seed: u64, steps: usize) {
             // Restart: replay everything logged so far.
             _ => {
                 log.extend(room.take_records());
-                room = WaitingRoom::restore(key(), seed ^ step as u64, log.iter().cloned())
-                    .unwrap_or_else(|e| panic!("{ctx}: replay: {e}"));
-                stock.observe(&mut room);
-                // Admission credit restarts from the start time (at most one second's burst).
-                if let Some(started) = model.started {
-                    model.credit = 0;
-                    model.credit_at = started;
+                if rng.gen_bool(0.5) {
+                    // Compaction: the live state replaces the records so far.
+                    snapshot = Some(room.snapshot());
+                    log.clear();
                 }
+                room = WaitingRoom::restore_from(
+                    key(),
+                    seed ^ step as u64,
+                    snapshot.clone(),
+                    log.iter().cloned(),
+                )
+                .unwrap_or_else(|e| panic!("{ctx}: replay: {e}"));
+                stock.observe(&mut room);
+                // Admission credit restarts empty at the next tick (no burst for the downtime).
+                model.credit = 0;
+                model.credit_at = None;
             }
         }
         log.extend(room.take_records());

@@ -60,10 +60,10 @@ export class Reservations {
   /**
    * `POST /v1/reservations/{id}/extend {ttl_s}`: the hold ends `ttlS` seconds from now (never
    * earlier than it did), within the SKUs' `max_hold_s` and `max_extensions` (else
-   * `InvalidError` with `limit` and `limitName`). The server counts a repeated extension as
-   * another one, so it is retried only when the server answered that nothing was done (503,
-   * 429, …), not after a timeout or a broken connection (the error is thrown: read the
-   * reservation's `expires_at` and `extensions` to learn whether it was applied).
+   * `InvalidError` with `limit` and `limitName`). Sent with an Idempotency-Key (given or
+   * created), so it is retried like other writes (503, timeouts, broken connections): the
+   * server answers a retry of an extension it made with the reservation, without extending it
+   * again (ADR 0015).
    */
   async extend(id: string, ttlS: number, options?: WriteOptions): Promise<Reservation> {
     const answer = await this.#t.send<Reservation>({
@@ -71,7 +71,7 @@ export class Reservations {
       path: `${resPath(id)}/extend`,
       body: { ttl_s: ttlS },
       idempotencyKey: keyOf(options),
-      replaySafe: false,
+      replaySafe: true,
       signal: options?.signal,
     });
     return answer.body;

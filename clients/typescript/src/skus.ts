@@ -49,10 +49,10 @@ export class Skus {
   }
 
   /**
-   * `POST /v1/skus/{sku}/restock {qty}` (admin). Retried when the server answered that nothing
-   * was done (503, 429, …) but not after a timeout or a broken connection: the server does not
-   * dedupe restocks, so that would risk adding the units twice (the error is thrown instead;
-   * read the SKU to learn whether it was applied).
+   * `POST /v1/skus/{sku}/restock {qty}` (admin). Sent with an Idempotency-Key (given or
+   * created), so it is retried like other writes (503, timeouts, broken connections): the
+   * server answers a retry of a restock it made with the SKU, adding nothing (it keeps the
+   * keys of a SKU's latest 64 keyed restocks; ADR 0015).
    */
   async restock(sku: string, qty: number, options?: WriteOptions): Promise<Sku> {
     const answer = await this.#t.send<Sku>({
@@ -60,7 +60,7 @@ export class Skus {
       path: `${skuPath(sku)}/restock`,
       body: { qty },
       idempotencyKey: keyOf(options),
-      replaySafe: false,
+      replaySafe: true,
       signal: options?.signal,
     });
     return answer.body;

@@ -110,7 +110,7 @@ describe("writes retry with their Idempotency-Key", () => {
     assert.deepEqual([sku.sold, sku.reserved, sku.available], [1, 0, 4]);
   });
 
-  it("a restock is not sent again when its outcome is unknown, but is after a 503", async () => {
+  it("a restock whose answer was lost is sent again with its key and applied once; also after a 503", async () => {
     await admin.skus.put("r-restock", { name: "R", price_cents: 100, stock: 5 });
     const viaProxy = new FlashsaleClient({
       baseUrl: proxy.url,
@@ -118,14 +118,32 @@ describe("writes retry with their Idempotency-Key", () => {
       retry: { baseDelayMs: 10, maxDelayMs: 50 },
     });
     proxy.plan = (i) => (i === 0 ? { kind: "drop-after-forward" } : { kind: "forward" });
-    await assert.rejects(viaProxy.skus.restock("r-restock", 10), ConnectionError);
-    assert.equal(proxy.seen.length, 1, "not retried");
+    assert.equal((await viaProxy.skus.restock("r-restock", 10)).total, 15);
+    assert.equal(proxy.seen.length, 2, "retried");
+    assert.equal(proxy.seen[1]!.idempotencyKey, proxy.seen[0]!.idempotencyKey);
     assert.equal((await admin.skus.get("r-restock")).total, 15, "applied once");
 
     proxy.seen.length = 0;
     proxy.plan = (i) => (i === 0 ? { kind: "answer", status: 503, body: UNAVAILABLE } : { kind: "forward" });
     assert.equal((await viaProxy.skus.restock("r-restock", 10)).total, 25);
     assert.equal(proxy.seen.length, 2);
+  });
+
+  it("an extension whose answer was lost or late is sent again with its key and counted once", async () => {
+    await admin.skus.put("r-ext", { name: "R", price_cents: 100, stock: 5 });
+    const res = await shop().reservations.create({ buyer: "eve", lines: [{ sku: "r-ext", qty: 1 }] });
+    proxy.seen.length = 0;
+    proxy.plan = (i) => (i === 0 ? { kind: "drop-after-forward" } : { kind: "forward" });
+    const once = await shop().reservations.extend(res.id, 900);
+    assert.equal(proxy.seen.length, 2, "retried");
+    assert.equal(proxy.seen[1]!.idempotencyKey, proxy.seen[0]!.idempotencyKey);
+    assert.equal(once.extensions, 1);
+    proxy.seen.length = 0;
+    proxy.plan = (i) => (i === 0 ? { kind: "delay-after-forward", delayMs: 1500 } : { kind: "forward" });
+    const twice = await shop(300).reservations.extend(res.id, 1200);
+    assert.equal(proxy.seen.length, 2, "retried after the timeout");
+    assert.equal(twice.extensions, 2);
+    assert.equal((await admin.reservations.get(res.id)).extensions, 2, "each extension counted once");
   });
 
   it("gives up after maxAttempts and throws the last error", async () => {

@@ -3,10 +3,13 @@
 //! commit path as the glommio runtime, without threads, faults or I/O. Used by the pure
 //! simulation; crashes restore snapshots and replay the in-memory logs.
 
-use flashsale_protocol::{OrderId, ReservationId, ShardId, SkuId, SkuSpec};
+use flashsale_protocol::{OrderId, ReservationId, ScopedKey, ShardId, SkuId, SkuSpec};
 
 use crate::command::{CommandError, ReserveRequest};
-use crate::shard::{assemble_order, shard_of, PartView};
+use crate::shard::{
+    assemble_order, merge_pages, shard_of, ExtendCommand, ListPos, OrderQuery, PartView,
+    ReservationQuery,
+};
 use crate::view::{OrderView, ReservationView, SkuView};
 
 use super::caller::{prepare_reserve, GateInfo, Prepared, ReserveReply};
@@ -81,9 +84,15 @@ impl Cluster {
     }
 
     /// Adds stock.
-    pub fn restock(&mut self, now_ms: u64, sku: &SkuId, qty: u64) -> Result<SkuView, CommandError> {
+    pub fn restock(
+        &mut self,
+        now_ms: u64,
+        sku: &SkuId,
+        qty: u64,
+        key: Option<ScopedKey>,
+    ) -> Result<SkuView, CommandError> {
         let to = self.owner(sku);
-        match self.call(now_ms, to, Request::Restock(sku.clone(), qty))? {
+        match self.call(now_ms, to, Request::Restock(sku.clone(), qty, key))? {
             Answer::Sku(v) => Ok(v),
             a => Err(unexpected(&a)),
         }
@@ -196,6 +205,119 @@ impl Cluster {
         self.decide(now_ms, id, Request::Cancel(id))
     }
 
+    /// Extends a held reservation's hold to `ttl_ms` from now (see [`crate::Engine::extend`]):
+    /// the bounds are the strictest of its lines' SKUs, read now; the parts follow.
+    pub fn extend(
+        &mut self,
+        now_ms: u64,
+        id: ReservationId,
+        ttl_ms: u64,
+        key: Option<ScopedKey>,
+    ) -> Result<ReservationView, CommandError> {
+        let view = self.reservation(id)?;
+        let mut max_hold: Option<(u64, SkuId)> = None;
+        let mut max_extensions: Option<(u32, SkuId)> = None;
+        for line in &view.lines {
+            let sku = self.sku(&line.sku)?;
+            if max_hold.as_ref().is_none_or(|(m, _)| sku.max_hold_ms < *m) {
+                max_hold = Some((sku.max_hold_ms, sku.sku.clone()));
+            }
+            if max_extensions
+                .as_ref()
+                .is_none_or(|(m, _)| sku.max_extensions < *m)
+            {
+                max_extensions = Some((sku.max_extensions, sku.sku));
+            }
+        }
+        let (Some(max_hold), Some(max_extensions)) = (max_hold, max_extensions) else {
+            return Err(CommandError::Internal(format!("{id} has no lines")));
+        };
+        let cmd = ExtendCommand {
+            id,
+            ttl_ms,
+            max_hold,
+            max_extensions,
+            key,
+        };
+        self.decide(now_ms, id, Request::Extend(Box::new(cmd)))
+    }
+
+    /// A page of a buyer's reservations, newest first, each one whole (see
+    /// [`crate::Engine::list_reservations`]), and the position to continue from.
+    pub fn list_reservations(
+        &mut self,
+        now_ms: u64,
+        query: &ReservationQuery,
+    ) -> Result<(Vec<ReservationView>, Option<ListPos>), CommandError> {
+        let mut pages = Vec::with_capacity(self.shard_count());
+        for s in 0..self.shard_count() {
+            let q = Box::new(query.clone());
+            let to = ShardId::try_from(s).map_err(|_| CommandError::Internal("shard id".into()))?;
+            match self.call(now_ms, to, Request::BuyerReservations(q))? {
+                Answer::BuyerReservations(page) => pages.push(page),
+                a => return Err(unexpected(&a)),
+            }
+        }
+        let (items, next) = merge_pages(pages, query.limit);
+        let views = items
+            .into_iter()
+            .map(|(_, part)| self.assemble(part))
+            .filter(|v| {
+                query
+                    .sku
+                    .as_ref()
+                    .is_none_or(|sku| v.lines.iter().any(|l| &l.sku == sku))
+            })
+            .collect();
+        Ok((views, next))
+    }
+
+    /// A page of a buyer's orders, newest first, each one whole (see
+    /// [`crate::Engine::list_orders`]), and the position to continue from.
+    pub fn list_orders(
+        &mut self,
+        now_ms: u64,
+        query: &OrderQuery,
+    ) -> Result<(Vec<OrderView>, Option<ListPos>), CommandError> {
+        let mut pages = Vec::with_capacity(self.shard_count());
+        for s in 0..self.shard_count() {
+            let q = Box::new(query.clone());
+            let to = ShardId::try_from(s).map_err(|_| CommandError::Internal("shard id".into()))?;
+            match self.call(now_ms, to, Request::BuyerOrders(q))? {
+                Answer::BuyerOrders(page) => pages.push(page),
+                a => return Err(unexpected(&a)),
+            }
+        }
+        let (items, next) = merge_pages(pages, query.limit);
+        let orders = items
+            .into_iter()
+            .map(|(_, (view, group))| {
+                let parts = match group {
+                    Some(g) => self.parts_of(view.reservation, view.id.shard(), g),
+                    None => Vec::new(),
+                };
+                assemble_order(view, group, &parts)
+            })
+            .collect();
+        Ok((orders, next))
+    }
+
+    /// The parts of reservation `id` on the shards of `group` other than `home`.
+    fn parts_of(
+        &self,
+        id: ReservationId,
+        home: ShardId,
+        group: flashsale_protocol::event::Group,
+    ) -> Vec<PartView> {
+        self.world
+            .nodes()
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| *s != usize::from(home) && group.shards_mask & (1u64 << s) != 0)
+            .filter_map(|(_, n)| n.shard().reservation(id))
+            .collect()
+    }
+
     /// An order, all lines in request order.
     pub fn order(&self, id: OrderId) -> Result<OrderView, CommandError> {
         let (view, group) = self
@@ -205,14 +327,7 @@ impl Cluster {
             .and_then(|n| n.shard().order(id))
             .ok_or_else(|| CommandError::OrderNotFound(id.to_string()))?;
         let parts = match group {
-            Some(g) => self
-                .world
-                .nodes()
-                .iter()
-                .enumerate()
-                .filter(|(s, _)| *s != usize::from(id.shard()) && g.shards_mask & (1u64 << s) != 0)
-                .filter_map(|(_, n)| n.shard().reservation(view.reservation))
-                .collect(),
+            Some(g) => self.parts_of(view.reservation, id.shard(), g),
             None => Vec::new(),
         };
         Ok(assemble_order(view, group, &parts))

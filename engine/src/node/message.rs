@@ -29,7 +29,7 @@ pub enum Request {
     /// Create or replace a SKU.
     Upsert(SkuSpec),
     /// Add stock.
-    Restock(SkuId, u64),
+    Restock(SkuId, u64, Option<ScopedKey>),
     /// A SKU's view.
     Sku(SkuId),
     /// SKUs after a cursor.

@@ -193,7 +193,7 @@ impl<R> ShardNode<R> {
                 }
                 self.reply_durable(now_ms, to, r.map(|(v, c)| Answer::Upserted(v, c)), out);
             }
-            Request::Restock(sku, qty) => self.restock(now_ms, sku, qty, to, out),
+            Request::Restock(sku, qty, key) => self.restock(now_ms, sku, qty, key, to, out),
             Request::Sku(sku) => {
                 let r = self.shard.sku(&sku).ok_or(CommandError::SkuNotFound(sku));
                 reply(out, to, r.map(Answer::Sku));
@@ -219,7 +219,12 @@ impl<R> ShardNode<R> {
                 self.reply_durable(now_ms, to, r.map(|(v, g)| Answer::Order(v, g)), out);
             }
             Request::BuyerReservations(q) => {
-                let page = self.shard.buyer_reservations(&q);
+                let mut page = self.shard.buyer_reservations(&q);
+                // A cross-shard reservation still being placed is not shown: its other parts
+                // may not be held yet and it may still roll back (no caller has its id yet).
+                // The scan's stopping point is unchanged, so paging stays exact.
+                page.items
+                    .retain(|(_, p)| !self.active.contains_key(&p.view.id));
                 // What the page shows must be durable first, as for a single reservation.
                 self.reply_durable(now_ms, to, Ok(Answer::BuyerReservations(page)), out);
             }
@@ -380,10 +385,18 @@ impl<R> ShardNode<R> {
         }
     }
 
-    fn restock(&mut self, now_ms: u64, sku: SkuId, qty: u64, to: R, out: &mut Vec<Output<R>>) {
+    fn restock(
+        &mut self,
+        now_ms: u64,
+        sku: SkuId,
+        qty: u64,
+        key: Option<ScopedKey>,
+        to: R,
+        out: &mut Vec<Output<R>>,
+    ) {
         let r = self
             .shard
-            .restock(now_ms, &sku, qty, &mut self.commit.pending);
+            .restock(now_ms, &sku, qty, key, &mut self.commit.pending);
         if r.is_ok() {
             self.then_durable(now_ms, AfterDurable::Publish(sku), out);
         }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flashsale_protocol::{OrderId, ReservationId, ShardId, SkuId, SkuSpec};
+use flashsale_protocol::{OrderId, ReservationId, ScopedKey, ShardId, SkuId, SkuSpec};
 use glommio::{LocalExecutorBuilder, Placement};
 use tokio::sync::oneshot;
 
@@ -164,10 +164,35 @@ impl Engine {
     /// with their home shards, then reservations whose TTL passed while down are expired.
     /// Blocks the calling thread until done.
     pub fn start(config: EngineConfig) -> Result<Engine, StartError> {
-        Self::start_inner(config)
+        Self::start_inner(config, None)
     }
 
-    fn start_inner(config: EngineConfig) -> Result<Engine, StartError> {
+    /// Starts the shards from a follower's state (a high-availability standby taking over):
+    /// each shard replays only the log after its [`Follower::position`], instead of loading
+    /// the snapshot and replaying the log after it. A shard whose log no longer holds the
+    /// records right after that position (compacted under a newer snapshot) recovers from the
+    /// snapshot as [`Engine::start`] does. Then as `start`: reconciliation and expiry.
+    /// `config.shards` must equal the follower's shard count.
+    ///
+    /// [`Follower::position`]: crate::Follower::position
+    pub fn start_from(
+        config: EngineConfig,
+        follower: crate::Follower,
+    ) -> Result<Engine, StartError> {
+        if follower.shard_count() != config.shards {
+            return Err(StartError::Config(format!(
+                "the follower has {} shards, the engine {}",
+                follower.shard_count(),
+                config.shards
+            )));
+        }
+        Self::start_inner(config, Some(follower.into_shards()))
+    }
+
+    fn start_inner(
+        config: EngineConfig,
+        followed: Option<Vec<crate::shard::Shard>>,
+    ) -> Result<Engine, StartError> {
         let n = config.shards;
         if n == 0 || n > 64 {
             return Err(StartError::Config(format!(
@@ -194,8 +219,10 @@ impl Engine {
             metrics: metrics.clone(),
             writable: writable.clone(),
         };
+        let mut followed = followed.map(Vec::into_iter);
         for (i, rx) in receivers.into_iter().enumerate() {
-            match spawn_shard(i, rx, &shared, &config, ready_tx.clone()) {
+            let from = followed.as_mut().and_then(Iterator::next);
+            match spawn_shard(i, rx, &shared, &config, from, ready_tx.clone()) {
                 Ok(j) => joins.push(j),
                 Err(e) => {
                     spawn_error = Some(e);
@@ -292,10 +319,16 @@ impl Engine {
         }
     }
 
-    /// Adds units to a SKU's stock.
-    pub async fn restock(&self, sku: SkuId, qty: u64) -> Result<SkuView, CommandError> {
+    /// Adds units to a SKU's stock. With `key`, a retry of one of the SKU's latest keyed
+    /// restocks returns the SKU as it is, adding nothing.
+    pub async fn restock(
+        &self,
+        sku: SkuId,
+        qty: u64,
+        key: Option<ScopedKey>,
+    ) -> Result<SkuView, CommandError> {
         let s = self.shard_of(&sku);
-        match self.ask(s, Request::Restock(sku, qty)).await? {
+        match self.ask(s, Request::Restock(sku, qty, key)).await? {
             Answer::Sku(v) => Ok(v),
             a => Err(unexpected(&a)),
         }
@@ -461,11 +494,14 @@ impl Engine {
 
     /// Extends a held reservation's hold to `ttl_ms` from now (never shortening it); returns
     /// once durable on its home and followed by its parts. The bounds are the strictest
-    /// `max_hold_ms` and `max_extensions` of its lines' SKUs, read from the SKUs now.
+    /// `max_hold_ms` and `max_extensions` of its lines' SKUs, read from the SKUs now. With
+    /// `key`, a retry of an extension already made returns the reservation as it is, without
+    /// extending it again.
     pub async fn extend(
         &self,
         id: ReservationId,
         ttl_ms: u64,
+        key: Option<ScopedKey>,
     ) -> Result<ReservationView, CommandError> {
         let home = self.home_of(id)?;
         let view = self.reservation(id).await?;
@@ -492,6 +528,7 @@ impl Engine {
             ttl_ms,
             max_hold,
             max_extensions,
+            key,
         };
         let answer = self.ask(home, Request::Extend(Box::new(cmd))).await?;
         self.whole(answer).await
@@ -642,12 +679,14 @@ type RecoveredSkus = (
     Vec<crate::observer::StockLevel>,
 );
 
-/// Spawns shard `i`'s executor: it recovers the shard, reports on `ready`, then runs it.
+/// Spawns shard `i`'s executor: it recovers the shard (from `from`'s position if given, see
+/// [`Engine::start_from`]), reports on `ready`, then runs it.
 fn spawn_shard(
     i: usize,
     rx: flume::Receiver<Cmd>,
     shared: &Shared,
     config: &EngineConfig,
+    from: Option<crate::shard::Shard>,
     ready: std::sync::mpsc::Sender<Ready>,
 ) -> Result<glommio::ExecutorJoinHandle<()>, StartError> {
     let id = i as ShardId;
@@ -680,7 +719,7 @@ fn spawn_shard(
         .name(&format!("flashsale-shard-{i}"))
         .io_memory(IO_MEMORY)
         .spawn(move || async move {
-            let (shard, log) = match recovery::recover(id, n, &backend).await {
+            let (shard, log) = match recovery::recover(id, n, &backend, from).await {
                 Ok(x) => x,
                 Err(e) => {
                     let _ = ready.send((id, Err(e)));

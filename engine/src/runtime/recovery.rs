@@ -1,4 +1,5 @@
-//! Bringing one shard back at start: snapshot, then replay of the log after it.
+//! Bringing one shard back at start: snapshot, then replay of the log after it; or, from a
+//! follower's state (a standby taking over), replay of the log after its position only.
 
 use std::sync::Arc;
 
@@ -7,14 +8,37 @@ use flashsale_protocol::{decode_record, ShardId};
 use crate::log::{LogBackend, LogError, ShardLog};
 use crate::shard::{shard_of, Shard};
 
-/// Opens the log, recovers the shard and returns it with the log.
+/// Opens the log, recovers the shard and returns it with the log. With `from` (a follower's
+/// shard), only the log after its position is replayed, unless the stored snapshot is
+/// further (the records after the position may have been compacted under it) or that replay
+/// fails: then the shard recovers from the snapshot.
 pub(crate) async fn recover(
     id: ShardId,
     shard_count: usize,
     backend: &Arc<dyn LogBackend>,
+    from: Option<Shard>,
 ) -> Result<(Shard, Box<dyn ShardLog>), LogError> {
     let mut log = backend.open(id, shard_count as u16).await?;
-    let (after, mut shard) = match log.load_snapshot().await? {
+    let snapshot = log.load_snapshot().await?;
+    // A snapshot past the follower's position means the records after it may be gone.
+    let usable =
+        |s: &Shard| s.id() == id && snapshot.as_ref().is_none_or(|(seq, _)| *seq <= s.seq());
+    if let Some(mut shard) = from.filter(usable) {
+        let after = shard.seq();
+        match replay_into(&mut shard, log.as_mut(), after).await {
+            Ok(()) => {
+                check_owner(&shard, id, shard_count)?;
+                return Ok((shard, log));
+            }
+            Err(e) => tracing::warn!(
+                shard = id,
+                after,
+                error = %e,
+                "catching up from the followed state failed; recovering from the snapshot"
+            ),
+        }
+    }
+    let (after, mut shard) = match snapshot {
         Some((seq, bytes)) => {
             let shard = Shard::restore(&bytes)
                 .map_err(|e| LogError::Corrupt(format!("snapshot at seq {seq}: {e}")))?;
@@ -29,6 +53,17 @@ pub(crate) async fn recover(
         }
         None => (0, Shard::new(id)),
     };
+    replay_into(&mut shard, log.as_mut(), after).await?;
+    check_owner(&shard, id, shard_count)?;
+    Ok((shard, log))
+}
+
+/// Applies every record of `log` after `after` to `shard`.
+async fn replay_into(
+    shard: &mut Shard,
+    log: &mut dyn ShardLog,
+    after: u64,
+) -> Result<(), LogError> {
     let mut apply = |seq: u64, bytes: &[u8]| -> Result<(), LogError> {
         let record = decode_record(bytes).map_err(|e| LogError::Replay {
             seq,
@@ -46,6 +81,11 @@ pub(crate) async fn recover(
         })
     };
     log.replay(after, &mut apply).await?;
+    Ok(())
+}
+
+/// Refuses a shard holding SKUs of another shard (the shard count changed).
+fn check_owner(shard: &Shard, id: ShardId, shard_count: usize) -> Result<(), LogError> {
     for (sku, _, _) in shard.gates() {
         let owner = shard_of(&sku, shard_count);
         if owner != id {
@@ -55,5 +95,5 @@ pub(crate) async fn recover(
             )));
         }
     }
-    Ok((shard, log))
+    Ok(())
 }

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{
-    BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, ReservationId, ShardId, SkuId,
-    SkuSpec, MAX_LINES,
+    BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ShardId,
+    SkuId, SkuSpec, MAX_LINES,
 };
 
 use super::sku::{sku_at_mut, SkuState};
 use super::store::{CLine, Lines, Reservation};
 use super::usage::sub_usage;
-use super::{bug, validate_spec, EventSink, Shard, MAX_STOCK};
+use super::{validate_spec, EventSink, Shard, MAX_STOCK};
 use crate::command::CommandError;
 use crate::gate::StockGate;
 use crate::view::ReservationStatus;
@@ -75,7 +75,7 @@ impl Shard {
         #[cfg(debug_assertions)]
         if let Err(e) = self.check(&event) {
             debug_assert!(false, "command produced an inapplicable event: {e}");
-            return Err(bug(&e.to_string()));
+            return Err(super::bug(&e.to_string()));
         }
         let record = LogRecord {
             shard: self.id,
@@ -186,7 +186,7 @@ impl Shard {
     pub(super) fn mutate(&mut self, event: Event, units: Units, skus: Option<&[u32]>) {
         match event {
             Event::SkuUpserted { spec, .. } => self.apply_sku_upserted(spec),
-            Event::Restocked { sku, qty, .. } => self.apply_restocked(&sku, qty),
+            Event::Restocked { sku, qty, key, .. } => self.apply_restocked(&sku, qty, key),
             Event::Reserved {
                 id,
                 buyer,
@@ -215,6 +215,7 @@ impl Shard {
                     idempotency_key,
                     request_hash,
                     group,
+                    extension_keys: Vec::new(),
                 });
             }
             Event::Confirmed {
@@ -228,8 +229,9 @@ impl Shard {
                 id,
                 expires_at_ms,
                 extensions,
+                key,
                 ..
-            } => self.apply_extended(id, expires_at_ms, extensions),
+            } => self.apply_extended(id, expires_at_ms, extensions, key),
         }
     }
 
@@ -252,6 +254,7 @@ impl Shard {
                     reserved: 0,
                     sold: 0,
                     gate,
+                    restock_keys: std::collections::VecDeque::new(),
                 });
                 assert!(added, "a new SKU was already indexed");
             }
@@ -259,7 +262,7 @@ impl Shard {
     }
 
     /// `Restocked`: adds `qty` to the SKU's total and to its gate.
-    fn apply_restocked(&mut self, sku: &SkuId, qty: u64) {
+    fn apply_restocked(&mut self, sku: &SkuId, qty: u64, key: Option<RequestKey>) {
         let Some(&i) = self.sku_index.get(sku) else {
             panic!("restock of missing SKU {sku} passed the check");
         };
@@ -268,6 +271,12 @@ impl Shard {
         s.spec.stock += qty;
         assert!(s.spec.stock <= MAX_STOCK, "{sku}: restocked past MAX_STOCK");
         move_gate(s, before, i128::from(qty), 0);
+        if let Some(key) = key {
+            if s.restock_keys.len() >= crate::limits::MAX_RESTOCK_KEYS {
+                s.restock_keys.pop_front();
+            }
+            s.restock_keys.push_back(key);
+        }
     }
 
     /// The stock side of `Reserved`: moves each line's units to reserved (and off the gate,
@@ -381,7 +390,13 @@ impl Shard {
 
     /// `Extended`: the hold lasts until `expires_at_ms`; the timer queue gets the new
     /// deadline (the old entry no longer matches and is skipped when it comes up).
-    fn apply_extended(&mut self, id: ReservationId, expires_at_ms: u64, extensions: u32) {
+    fn apply_extended(
+        &mut self,
+        id: ReservationId,
+        expires_at_ms: u64,
+        extensions: u32,
+        key: Option<RequestKey>,
+    ) {
         let Some(r) = self.reservations.get_mut(self.id, id) else {
             panic!("extension of missing reservation {id} passed the check");
         };
@@ -392,6 +407,10 @@ impl Shard {
         );
         r.expires_at_ms = expires_at_ms;
         r.extensions = extensions;
+        // At most one key per extension: bounded by the reservation's `max_extensions`.
+        if let Some(key) = key {
+            r.extension_keys.push(key);
+        }
         if id.shard() == self.id {
             self.expiry.push(Reverse((expires_at_ms, id)));
         } else if r.group.is_some() {

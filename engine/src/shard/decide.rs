@@ -2,7 +2,7 @@
 //! other shards following that decision.
 
 use flashsale_protocol::event::Group;
-use flashsale_protocol::{Event, OrderId, ReleaseReason, ReservationId};
+use flashsale_protocol::{Event, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey};
 
 use super::store::Reservation;
 use super::{EventSink, FollowAction, Shard, MAX_PAYMENT_REF_LEN};
@@ -21,6 +21,9 @@ pub struct ExtendCommand {
     pub max_hold: (u64, flashsale_protocol::SkuId),
     /// The strictest `max_extensions` of the lines, and its SKU.
     pub max_extensions: (u32, flashsale_protocol::SkuId),
+    /// The caller's idempotency key, if any: an extension already made with it is answered
+    /// as the reservation is, without a new event (ADR 0015, addendum).
+    pub key: Option<ScopedKey>,
 }
 
 /// What part shards must do after the home shard decided.
@@ -154,6 +157,20 @@ impl Shard {
     ) -> Result<DecideOutcome, CommandError> {
         let id = cmd.id;
         let r = self.home_reservation(id)?;
+        // A retry of an extension already made answers the reservation as it is now; the same
+        // key with another hold asked for is another request.
+        if let Some(key) = &cmd.key {
+            if let Some(found) = r.extension_keys.iter().find(|k| &k.key == key) {
+                if found.request_hash != cmd.ttl_ms {
+                    return Err(CommandError::IdempotencyMismatch);
+                }
+                return Ok(DecideOutcome {
+                    id,
+                    order: r.order,
+                    follow: None,
+                });
+            }
+        }
         match r.status {
             ReservationStatus::Held if now_ms >= r.expires_at_ms => {
                 return Err(CommandError::InvalidState {
@@ -200,6 +217,10 @@ impl Shard {
                 id,
                 expires_at_ms,
                 extensions,
+                key: cmd.key.clone().map(|key| RequestKey {
+                    key,
+                    request_hash: cmd.ttl_ms,
+                }),
                 at_ms: now_ms,
             },
             sink,
@@ -259,6 +280,7 @@ impl Shard {
                 id,
                 expires_at_ms: *expires_at_ms,
                 extensions: *extensions,
+                key: None,
                 at_ms: now_ms,
             },
         };

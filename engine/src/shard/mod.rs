@@ -27,6 +27,7 @@ mod decide;
 mod expire;
 mod invariants;
 mod orders;
+mod poslist;
 mod queries;
 mod reserve;
 mod route;

@@ -1,10 +1,11 @@
 //! SKUs: per-SKU state ([`SkuState`]), the admin commands that create, change and restock
 //! them, and the validation of their settings.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use flashsale_protocol::limits::MAX_MONEY_CENTS;
-use flashsale_protocol::{Event, SkuId, SkuSpec};
+use flashsale_protocol::{Event, RequestKey, ScopedKey, SkuId, SkuSpec};
 
 use super::{bug, EventSink, Shard, MAX_NAME_LEN, MAX_STOCK};
 use crate::command::CommandError;
@@ -23,6 +24,9 @@ pub(super) struct SkuState {
     pub(super) sold: u64,
     /// The lock-free gate callers claim units on before reserving.
     pub(super) gate: Arc<StockGate>,
+    /// The keys of its latest keyed restocks, oldest first (at most
+    /// [`crate::limits::MAX_RESTOCK_KEYS`]).
+    pub(super) restock_keys: VecDeque<RequestKey>,
 }
 
 impl SkuState {
@@ -112,17 +116,28 @@ impl Shard {
         Ok((self.sku_view_or_bug(&sku)?, created))
     }
 
-    /// Adds `qty` units to a SKU's total stock.
+    /// Adds `qty` units to a SKU's total stock. With `key`, a retry of one of the SKU's
+    /// latest keyed restocks answers the SKU as it is, adding nothing; the same key with
+    /// another `qty` is `IdempotencyMismatch`.
     pub fn restock(
         &mut self,
         now_ms: u64,
         sku: &SkuId,
         qty: u64,
+        key: Option<ScopedKey>,
         sink: &mut impl EventSink,
     ) -> Result<SkuView, CommandError> {
         let s = self
             .sku_state(sku)
             .ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
+        if let Some(key) = &key {
+            if let Some(found) = s.restock_keys.iter().find(|k| &k.key == key) {
+                if found.request_hash != qty {
+                    return Err(CommandError::IdempotencyMismatch);
+                }
+                return self.sku_view_or_bug(sku);
+            }
+        }
         if qty == 0 {
             return Err(CommandError::Invalid(
                 "restock qty must be at least 1".into(),
@@ -141,6 +156,10 @@ impl Shard {
             Event::Restocked {
                 sku: sku.clone(),
                 qty,
+                key: key.map(|key| RequestKey {
+                    key,
+                    request_hash: qty,
+                }),
                 at_ms: now_ms,
             },
             sink,

@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 
 use flashsale_protocol::event::Group;
-use flashsale_protocol::{BuyerId, OrderId, ReleaseReason, ReservationId, ScopedKey, ShardId};
+use flashsale_protocol::{
+    BuyerId, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId,
+};
 
 use super::{fast_map, FastMap};
 use crate::view::ReservationStatus;
@@ -80,6 +82,8 @@ pub(super) struct Reservation {
     pub(super) request_hash: u64,
     /// Which shards hold parts, for a cross-shard reservation.
     pub(super) group: Option<Group>,
+    /// The keys of its keyed extensions, on the home shard (at most one per extension).
+    pub(super) extension_keys: Vec<RequestKey>,
 }
 
 /// Slots per chunk of the own-reservation store.
@@ -326,6 +330,7 @@ mod tests {
             idempotency_key: None,
             request_hash: 0,
             group: None,
+            extension_keys: Vec::new(),
         }
     }
 

@@ -184,6 +184,7 @@ fn replay_of_inconsistent_events_is_refused_without_change() {
         Event::Restocked {
             sku: SkuId::new("nope").unwrap(),
             qty: 1,
+            key: None,
             at_ms: 2,
         },
         Event::Confirmed {
@@ -252,6 +253,7 @@ fn applying_a_restock_of_a_missing_sku_is_a_bug() {
         Event::Restocked {
             sku: SkuId::new("nope").unwrap(),
             qty: 1,
+            key: None,
             at_ms: 2,
         },
         super::apply::Units::FromGates,
@@ -299,7 +301,7 @@ fn gates_follow_available_through_every_event() {
     shard.check_gates().unwrap();
     shard.upsert_sku(1, spec(4), &mut NullSink).unwrap();
     shard.check_gates().unwrap();
-    shard.restock(1, &t, 6, &mut NullSink).unwrap();
+    shard.restock(1, &t, 6, None, &mut NullSink).unwrap();
     shard.check_gates().unwrap();
     let gate = shard.gate(&t).unwrap();
     let claim = crate::claim::Claim::try_new(&gate, 2).unwrap();
@@ -371,10 +373,12 @@ fn restock_and_upsert_share_the_stock_limit() {
     let mut shard = Shard::new(0);
     let t = SkuId::new("t").unwrap();
     shard.upsert_sku(0, spec(10), &mut NullSink).unwrap();
-    shard.restock(1, &t, MAX_STOCK - 10, &mut NullSink).unwrap();
+    shard
+        .restock(1, &t, MAX_STOCK - 10, None, &mut NullSink)
+        .unwrap();
     // Valid in itself, refused by the SKU's state: a conflict, not invalid input.
     assert!(matches!(
-        shard.restock(1, &t, 1, &mut NullSink),
+        shard.restock(1, &t, 1, None, &mut NullSink),
         Err(CommandError::StockConflict { sku, .. }) if sku == t
     ));
     let (view, created) = shard.upsert_sku(2, spec(MAX_STOCK), &mut NullSink).unwrap();
@@ -415,7 +419,7 @@ fn the_shard_checks_the_protocol_limits() {
     assert!(shard.confirm(2, id, long, &mut NullSink).is_err());
 }
 
-/// Snapshots are format 4 (`FSSNAP04`); formats before 3 (unscoped keys) are refused
+/// Snapshots are format 5 (`FSSNAP05`); formats before 3 (unscoped keys) are refused
 /// with an error that names them, anything else as not a snapshot.
 #[test]
 fn snapshots_of_older_formats_are_refused_by_name() {
@@ -423,7 +427,7 @@ fn snapshots_of_older_formats_are_refused_by_name() {
     shard.upsert_sku(0, spec(5), &mut NullSink).unwrap();
     one(&mut shard, 1);
     let bytes = shard.snapshot();
-    assert!(bytes.starts_with(b"FSSNAP04"));
+    assert!(bytes.starts_with(b"FSSNAP05"));
     assert_eq!(
         Shard::restore(&bytes).unwrap().state_hash(),
         shard.state_hash()
@@ -452,4 +456,121 @@ fn snapshots_of_older_formats_are_refused_by_name() {
         Shard::restore(&torn),
         Err(SnapshotError::Archive(_))
     ));
+}
+
+/// A keyed extension retried with its key answers the reservation as it is, without a new
+/// event or a second extension; the same key with another hold is a mismatch; the keys
+/// survive a snapshot and a replay of the log (ADR 0015, addendum).
+#[test]
+fn a_keyed_extension_is_made_once_across_snapshots_and_replay() {
+    use flashsale_protocol::{IdempotencyKey, KeyOwner, ScopedKey};
+    let key = |k: &str| {
+        Some(ScopedKey::new(
+            KeyOwner::Credential(1),
+            IdempotencyKey::new(k).unwrap(),
+        ))
+    };
+    let mut log: Vec<LogRecord> = Vec::new();
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(5), &mut log).unwrap();
+    let id = one(&mut shard, 1);
+    // `one` logs nothing: replay starts from a snapshot taken after it.
+    let base = shard.snapshot();
+    let cmd = |ttl_ms: u64, k: &str| ExtendCommand {
+        id,
+        ttl_ms,
+        max_hold: (1_000_000, SkuId::new("t").unwrap()),
+        max_extensions: (3, SkuId::new("t").unwrap()),
+        key: key(k),
+    };
+    let mut log: Vec<LogRecord> = Vec::new();
+    shard.extend(10, &cmd(5_000, "x1"), &mut log).unwrap();
+    assert_eq!(log.len(), 1);
+    let first = shard.reservation(id).unwrap().view.expires_at_ms;
+    assert_eq!(first, 5_010);
+    // The retry, later: same answer, nothing logged, not counted.
+    shard.extend(20, &cmd(5_000, "x1"), &mut log).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(shard.reservation(id).unwrap().view.expires_at_ms, first);
+    // Another body under the same key.
+    assert_eq!(
+        shard.extend(20, &cmd(6_000, "x1"), &mut log),
+        Err(CommandError::IdempotencyMismatch)
+    );
+    // Another key is another extension.
+    shard.extend(30, &cmd(6_000, "x2"), &mut log).unwrap();
+    assert_eq!(log.len(), 2);
+    // A snapshot and a replay keep both keys.
+    let restored = Shard::restore(&shard.snapshot()).unwrap();
+    let mut replayed = Shard::restore(&base).unwrap();
+    for r in log.iter().cloned() {
+        replayed.apply_record(r).unwrap();
+    }
+    for mut s in [restored, replayed] {
+        assert_eq!(s.state_hash(), shard.state_hash());
+        let mut none: Vec<LogRecord> = Vec::new();
+        s.extend(40, &cmd(5_000, "x1"), &mut none).unwrap();
+        s.extend(40, &cmd(6_000, "x2"), &mut none).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(s.reservation(id).unwrap().view.expires_at_ms, 6_030);
+    }
+}
+
+/// A keyed restock retried with its key adds nothing; the same key with another `qty` is a
+/// mismatch; a SKU keeps only its latest `MAX_RESTOCK_KEYS` keys; snapshots and replay keep
+/// them (ADR 0015, addendum).
+#[test]
+fn a_keyed_restock_adds_stock_once_across_snapshots_and_replay() {
+    use crate::limits::MAX_RESTOCK_KEYS;
+    use flashsale_protocol::{IdempotencyKey, KeyOwner, ScopedKey};
+    let key = |k: &str| {
+        Some(ScopedKey::new(
+            KeyOwner::Credential(9),
+            IdempotencyKey::new(k).unwrap(),
+        ))
+    };
+    let t = SkuId::new("t").unwrap();
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(5), &mut NullSink).unwrap();
+    let base = shard.snapshot();
+    let mut log: Vec<LogRecord> = Vec::new();
+    assert_eq!(
+        shard.restock(1, &t, 3, key("r0"), &mut log).unwrap().total,
+        8
+    );
+    assert_eq!(
+        shard.restock(2, &t, 3, key("r0"), &mut log).unwrap().total,
+        8
+    );
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        shard.restock(2, &t, 4, key("r0"), &mut log),
+        Err(CommandError::IdempotencyMismatch)
+    );
+    // Enough later keyed restocks push the first key out: its retry then adds again.
+    for i in 1..=MAX_RESTOCK_KEYS {
+        shard
+            .restock(3, &t, 1, key(&format!("r{i}")), &mut log)
+            .unwrap();
+    }
+    let total = 8 + MAX_RESTOCK_KEYS as u64;
+    let restored = Shard::restore(&shard.snapshot()).unwrap();
+    let mut replayed = Shard::restore(&base).unwrap();
+    for r in log.iter().cloned() {
+        replayed.apply_record(r).unwrap();
+    }
+    for mut s in [restored, replayed] {
+        assert_eq!(s.state_hash(), shard.state_hash());
+        let last = format!("r{MAX_RESTOCK_KEYS}");
+        assert_eq!(
+            s.restock(4, &t, 1, key(&last), &mut NullSink)
+                .unwrap()
+                .total,
+            total
+        );
+        assert_eq!(
+            s.restock(4, &t, 3, key("r0"), &mut NullSink).unwrap().total,
+            total + 3
+        );
+    }
 }

@@ -2,9 +2,11 @@
 //! (contract: "Admin CLI").
 //!
 //! - Admin commands over the HTTP API: [`sku`] (`put`, `get`, `list`, `restock`),
-//!   [`reservation`] (`get`, `cancel`) and [`order`] (`get`). Each takes `--server URL`
-//!   (default `http://127.0.0.1:8080`), `--token T` (env `FLASHSALE_TOKEN`) and `--json` (print
-//!   the API's JSON instead of a table). A problem is one line on stderr and exit code 1.
+//!   [`reservation`] (`get`, `list`, `extend`, `cancel`) and [`order`] (`get`, `list`). Each
+//!   takes `--server URL` (default `http://127.0.0.1:8080`; repeated or a comma list for the
+//!   nodes of an HA group, the client then follows the leader), `--token T` (env
+//!   `FLASHSALE_TOKEN`) and `--json` (print the API's JSON instead of a table). A problem is
+//!   one line on stderr and exit code 1.
 //! - [`credentials`]: `credentials show` prints the identity `serve` stored in its data dir.
 //! - [`client`]: the HTTP client; [`output`]: tables for people.
 
@@ -24,14 +26,17 @@ use client::{ApiClient, ApiError};
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Server options")]
 pub struct ApiArgs {
-    /// Base URL of the HTTP API (the `--http` address of `flashsale serve`).
+    /// Base URL of the HTTP API (the `--http` address of `flashsale serve`). Repeat it, or give
+    /// a comma list, for the nodes of an HA group: calls go to the leader (a standby's
+    /// `503 not-leader` names it; reads and idempotent writes are sent again there).
     #[arg(
         long,
         global = true,
         env = "FLASHSALE_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:8080"
     )]
-    pub server: String,
+    pub server: Vec<String>,
 
     /// Bearer token: admin for `sku put` and `sku restock`, storefront or admin for
     /// reservations and orders, any for `sku get` and `sku list`. `flashsale credentials show`
@@ -59,14 +64,18 @@ impl ApiArgs {
                     .into(),
             ));
         }
-        ApiClient::new(&self.server, token, Duration::from_millis(self.timeout_ms))
+        ApiClient::with_servers(
+            &client::split_servers(&self.server),
+            token,
+            Duration::from_millis(self.timeout_ms),
+        )
     }
 }
 
-/// What a command prints on stdout: the API's JSON or a table.
-pub fn render(json: bool, answer: &client::Answer, table: impl FnOnce() -> String) -> String {
+/// What a command prints on stdout: the API's JSON as sent (`raw`) or a table.
+pub fn render(json: bool, raw: &[u8], table: impl FnOnce() -> String) -> String {
     if json {
-        let mut out = String::from_utf8_lossy(&answer.raw).trim_end().to_string();
+        let mut out = String::from_utf8_lossy(raw).trim_end().to_string();
         out.push('\n');
         out
     } else {

@@ -84,6 +84,11 @@ pub fn cell(v: Option<&Value>) -> String {
     }
 }
 
+/// An optional value as a cell: `-` when absent.
+pub fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
 /// `field` of `object` as a cell.
 pub fn get(object: &Value, field: &str) -> String {
     cell(object.get(field))

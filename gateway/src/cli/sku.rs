@@ -1,14 +1,11 @@
 //! `flashsale sku put|get|list|restock`: SKU management over the HTTP API.
 
-use hyper::Method;
-use serde_json::{json, Map, Value};
+use flashsale_protocol::SkuId;
 
-use super::client::{encode, ApiClient, ApiError};
-use super::output::{fields, get, number, table, text};
+use super::client::{ApiClient, ApiError, Page, Sku, SkuSettings, MAX_PAGE};
+use super::output::{fields, number, opt, table, text};
+use super::reservation::page_json;
 use super::{render, ApiArgs};
-
-/// Largest page the API serves (`GET /v1/skus?limit=`).
-const MAX_PAGE: u64 = 1_000;
 
 /// `flashsale sku …`.
 #[derive(Debug, Clone, clap::Args)]
@@ -69,34 +66,35 @@ pub struct PutArgs {
     /// server's].
     #[arg(long)]
     pub reservation_ttl_s: Option<u64>,
+    /// Longest a reservation with this SKU may be held from its creation, extensions
+    /// included, in seconds [default: the larger of reservation_ttl_s and 3600].
+    #[arg(long)]
+    pub max_hold_s: Option<u64>,
+    /// Most times a reservation with this SKU may be extended [default: 3].
+    #[arg(long)]
+    pub max_extensions: Option<u32>,
 }
 
 impl PutArgs {
-    /// The `PUT /v1/skus/{sku}` body.
-    pub fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("name".into(), json!(self.name));
-        body.insert("price_cents".into(), json!(self.price_cents));
-        body.insert("stock".into(), json!(self.stock));
-        let optional = [
-            ("per_buyer_limit", self.per_buyer_limit.map(|v| json!(v))),
-            (
-                "sale_starts_at",
-                self.sale_starts_at.as_ref().map(|v| json!(v)),
-            ),
-            ("sale_ends_at", self.sale_ends_at.as_ref().map(|v| json!(v))),
-            (
-                "reservation_ttl_s",
-                self.reservation_ttl_s.map(|v| json!(v)),
-            ),
-        ];
-        for (k, v) in optional {
-            if let Some(v) = v {
-                body.insert(k.into(), v);
-            }
+    /// The `PUT /v1/skus/{sku}` settings (absent flags are not sent).
+    pub fn settings(&self) -> SkuSettings {
+        SkuSettings {
+            name: self.name.clone(),
+            price_cents: self.price_cents,
+            stock: self.stock,
+            per_buyer_limit: self.per_buyer_limit,
+            sale_starts_at: self.sale_starts_at.clone(),
+            sale_ends_at: self.sale_ends_at.clone(),
+            reservation_ttl_s: self.reservation_ttl_s,
+            max_hold_s: self.max_hold_s,
+            max_extensions: self.max_extensions,
         }
-        Value::Object(body)
     }
+}
+
+/// A SKU id from the command line.
+pub fn sku_id(s: &str) -> Result<SkuId, ApiError> {
+    SkuId::new(s).map_err(|e| ApiError::Usage(e.to_string()))
 }
 
 /// Flags of `flashsale sku list`.
@@ -111,37 +109,39 @@ pub struct ListArgs {
 }
 
 /// One SKU view as `field: value` lines.
-pub fn sku_fields(v: &Value) -> String {
+pub fn sku_fields(v: &Sku) -> String {
     fields(&[
-        ("sku", get(v, "sku")),
-        ("name", get(v, "name")),
-        ("price_cents", get(v, "price_cents")),
-        ("total", get(v, "total")),
-        ("available", get(v, "available")),
-        ("reserved", get(v, "reserved")),
-        ("sold", get(v, "sold")),
-        ("per_buyer_limit", get(v, "per_buyer_limit")),
-        ("sale_starts_at", get(v, "sale_starts_at")),
-        ("sale_ends_at", get(v, "sale_ends_at")),
-        ("reservation_ttl_s", get(v, "reservation_ttl_s")),
+        ("sku", v.sku.to_string()),
+        ("name", v.name.clone()),
+        ("price_cents", v.price_cents.to_string()),
+        ("total", v.total.to_string()),
+        ("available", v.available.to_string()),
+        ("reserved", v.reserved.to_string()),
+        ("sold", v.sold.to_string()),
+        ("per_buyer_limit", opt(v.per_buyer_limit)),
+        ("sale_starts_at", opt(v.sale_starts_at.as_deref())),
+        ("sale_ends_at", opt(v.sale_ends_at.as_deref())),
+        ("reservation_ttl_s", v.reservation_ttl_s.to_string()),
+        ("max_hold_s", v.max_hold_s.to_string()),
+        ("max_extensions", v.max_extensions.to_string()),
     ])
 }
 
 /// SKU views as a table, one row each.
-pub fn sku_table(items: &[Value]) -> String {
+pub fn sku_table(items: &[Sku]) -> String {
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|v| {
             vec![
-                get(v, "sku"),
-                get(v, "name"),
-                get(v, "price_cents"),
-                get(v, "total"),
-                get(v, "available"),
-                get(v, "reserved"),
-                get(v, "sold"),
-                get(v, "per_buyer_limit"),
-                sale_window(v),
+                v.sku.to_string(),
+                v.name.clone(),
+                v.price_cents.to_string(),
+                v.total.to_string(),
+                v.available.to_string(),
+                v.reserved.to_string(),
+                v.sold.to_string(),
+                opt(v.per_buyer_limit),
+                sale_window(v.sale_starts_at.as_deref(), v.sale_ends_at.as_deref()),
             ]
         })
         .collect();
@@ -162,9 +162,8 @@ pub fn sku_table(items: &[Value]) -> String {
 }
 
 /// The sale window in one cell: `open`, `from T`, `until T` or `T .. T`.
-fn sale_window(v: &Value) -> String {
-    let at = |k: &str| v.get(k).and_then(Value::as_str);
-    match (at("sale_starts_at"), at("sale_ends_at")) {
+fn sale_window(starts: Option<&str>, ends: Option<&str>) -> String {
+    match (starts, ends) {
         (None, None) => "open".into(),
         (Some(s), None) => format!("from {s}"),
         (None, Some(e)) => format!("until {e}"),
@@ -178,28 +177,24 @@ pub async fn run(args: &SkuArgs) -> Result<String, ApiError> {
     let json = args.api.json;
     match &args.command {
         SkuCommand::Put(put) => {
-            let path = format!("/v1/skus/{}", encode(&put.sku));
-            let a = client.send(Method::PUT, &path, Some(&put.body())).await?;
-            let verb = if a.status == 201 {
+            let v = client.put_sku(&sku_id(&put.sku)?, &put.settings()).await?;
+            let verb = if v.status == 201 {
                 "created"
             } else {
                 "updated"
             };
-            Ok(render(json, &a, || {
-                format!("{verb} SKU {}\n{}", put.sku, sku_fields(&a.json))
+            Ok(render(json, &v.raw, || {
+                format!("{verb} SKU {}\n{}", put.sku, sku_fields(&v))
             }))
         }
         SkuCommand::Get { sku } => {
-            let a = client.get(&format!("/v1/skus/{}", encode(sku))).await?;
-            Ok(render(json, &a, || sku_fields(&a.json)))
+            let v = client.sku(&sku_id(sku)?).await?;
+            Ok(render(json, &v.raw, || sku_fields(&v)))
         }
         SkuCommand::Restock { sku, qty } => {
-            let path = format!("/v1/skus/{}/restock", encode(sku));
-            let a = client
-                .send(Method::POST, &path, Some(&json!({ "qty": qty })))
-                .await?;
-            Ok(render(json, &a, || {
-                format!("added {qty} to SKU {sku}\n{}", sku_fields(&a.json))
+            let v = client.restock(&sku_id(sku)?, *qty).await?;
+            Ok(render(json, &v.raw, || {
+                format!("added {qty} to SKU {sku}\n{}", sku_fields(&v))
             }))
         }
         SkuCommand::List(list) => self::list(&client, list, json).await,
@@ -208,37 +203,28 @@ pub async fn run(args: &SkuArgs) -> Result<String, ApiError> {
 
 /// `sku list`: follows `next_cursor` until the end or `--limit`.
 async fn list(client: &ApiClient, args: &ListArgs, json: bool) -> Result<String, ApiError> {
-    let mut items: Vec<Value> = Vec::new();
+    let mut items: Vec<Sku> = Vec::new();
     let mut cursor = args.cursor.clone();
     let want = args.limit.unwrap_or(u64::MAX);
     loop {
         let left = want.saturating_sub(items.len() as u64);
-        let mut path = format!("/v1/skus?limit={}", left.min(MAX_PAGE));
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={}", encode(c)));
-        }
-        let a = client.get(&path).await?;
-        let page = a
-            .json
-            .get("items")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::BadAnswer {
-                server: client.server().to_string(),
-                reason: "a SKU page without `items`".into(),
-            })?;
-        items.extend(page.iter().cloned());
-        cursor = a
-            .json
-            .get("next_cursor")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if cursor.is_none() || items.len() as u64 >= want || page.is_empty() {
+        let limit = u32::try_from(left.min(u64::from(MAX_PAGE))).unwrap_or(MAX_PAGE);
+        let page = client
+            .list_skus(limit, cursor.as_deref())
+            .await?
+            .into_inner();
+        let empty = page.items.is_empty();
+        items.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() || items.len() as u64 >= want || empty {
             break;
         }
     }
     if json {
-        let page = json!({ "items": items, "next_cursor": cursor });
-        return Ok(format!("{page}\n"));
+        return page_json(&Page {
+            items,
+            next_cursor: cursor,
+        });
     }
     let mut out = if items.is_empty() {
         "no SKUs\n".to_string()
@@ -254,6 +240,7 @@ async fn list(client: &ApiClient, args: &ListArgs, json: bool) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn put_sends_only_the_given_optional_fields() {
@@ -266,20 +253,21 @@ mod tests {
             sale_starts_at: None,
             sale_ends_at: None,
             reservation_ttl_s: None,
+            max_hold_s: None,
+            max_extensions: Some(0),
         };
         assert_eq!(
-            put.body(),
-            json!({"name": "Tee", "price_cents": 1999, "stock": 100, "per_buyer_limit": 2})
+            serde_json::to_value(put.settings()).ok(),
+            Some(
+                json!({"name": "Tee", "price_cents": 1999, "stock": 100, "per_buyer_limit": 2, "max_extensions": 0})
+            )
         );
     }
 
     #[test]
     fn sale_windows_read_in_one_cell() {
-        assert_eq!(sale_window(&json!({})), "open");
-        assert_eq!(
-            sale_window(&json!({"sale_starts_at": "A", "sale_ends_at": "B"})),
-            "A .. B"
-        );
-        assert_eq!(sale_window(&json!({"sale_ends_at": "B"})), "until B");
+        assert_eq!(sale_window(None, None), "open");
+        assert_eq!(sale_window(Some("A"), Some("B")), "A .. B");
+        assert_eq!(sale_window(None, Some("B")), "until B");
     }
 }

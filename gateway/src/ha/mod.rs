@@ -4,13 +4,21 @@
 //! `docs/ha.md`.
 //!
 //! - [`state`]: what the node knows of its group (read by the HTTP API);
-//! - [`switch`]: the engine behind the API, present only while leading;
-//! - [`node`]: the controller: joining, the lease, promotion and step-down.
+//! - [`switch`]: the engine behind the API, present only while leading (a standby's reads
+//!   answer from its followed state);
+//! - [`follow`]: a standby's live copy of the state, tailing the log;
+//! - [`node`]: the controller: joining, the lease, promotion and step-down;
+//! - [`term`]: what a leader runs besides its engine, and the API's slots for it;
+//! - [`services`]: those services: event delivery and the waiting room (ADR 0027).
 
+pub mod follow;
 pub mod node;
+pub mod services;
 pub mod state;
 pub mod switch;
+pub mod term;
 
 pub use node::{HaConfig, HaNode};
 pub use state::{ClusterState, ClusterView, NodeRole};
 pub use switch::SwitchEngine;
+pub use term::{Slot, TermHook, TermServices};

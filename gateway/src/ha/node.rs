@@ -1,24 +1,30 @@
 //! The high-availability controller of one node: joins the group (refusing a node id that a
-//! live node already uses), then loops every lease/5: a standby watches the lease and the
-//! log's position and takes the lease when it lapses (epoch bump), then starts its engine on
-//! the log fenced at its epoch (snapshot + replay: it catches up to the end of the log) and
-//! serves; a leader renews, and steps down when it cannot renew before its lease ends (by its
-//! own clock, counted from before the renewal was sent) or finds the epoch moved on.
+//! live node already uses), then loops every lease/5: a standby follows the log (a task keeps
+//! its [`Follower`] current, see [`super::follow`]), watches the lease and takes it when it
+//! lapses (epoch bump), then starts its engine on the log fenced at its epoch from the
+//! follower's state (replaying only the records it had not applied yet) and serves; a leader
+//! renews, and steps down when it cannot renew before its lease ends (by its own clock,
+//! counted from before the renewal was sent) or finds the epoch moved on, then names the new
+//! leader at once and follows the log again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use flashsale_engine::{Engine, LogBackend};
+use flashsale_engine::{Engine, Follower, LogBackend};
 use flashsale_persistence::postgres::lease::GroupStore;
 use flashsale_persistence::{PostgresBackend, ReadModelConfig, ReadModelHandle};
 
+use super::follow::FollowTask;
 use super::state::{ClusterState, NodeRole};
 use super::switch::SwitchEngine;
+use super::term::{TermHook, TermServices};
 use crate::stream::StockHub;
 
-/// Starts an engine on the given (fenced) log; blocking (it recovers the shards).
-pub type EngineFactory = Arc<dyn Fn(Arc<dyn LogBackend>) -> anyhow::Result<Engine> + Send + Sync>;
+/// Starts an engine on the given (fenced) log, from a follower's state if given (see
+/// [`Engine::start_from`]); blocking (it recovers the shards).
+pub type EngineFactory =
+    Arc<dyn Fn(Arc<dyn LogBackend>, Option<Follower>) -> anyhow::Result<Engine> + Send + Sync>;
 
 /// Settings of a node.
 #[derive(Debug, Clone)]
@@ -31,6 +37,8 @@ pub struct HaConfig {
     pub lease: Duration,
     /// Number of engine shards (for log positions and the read model).
     pub shard_count: u16,
+    /// Whether a standby keeps a live copy of the state (see [`super::follow`]).
+    pub follow: bool,
 }
 
 impl HaConfig {
@@ -64,6 +72,8 @@ struct Term {
     engine: Engine,
     /// The read model, run by the leader only.
     read_model: ReadModelHandle,
+    /// What the term hook started (events, the waiting room).
+    services: TermServices,
 }
 
 /// One node of a group: its controller and what it shares with the HTTP API.
@@ -76,6 +86,9 @@ pub struct HaNode {
     start_engine: EngineFactory,
     hub: Option<Arc<StockHub>>,
     store: StoreSlot,
+    /// The log tail of a standby (none while leading).
+    follow: Option<FollowTask>,
+    term_hook: Option<TermHook>,
 }
 
 /// The group connection, (re)opened on demand.
@@ -161,7 +174,16 @@ impl HaNode {
             start_engine,
             hub,
             store,
+            follow: None,
+            term_hook: None,
         })
+    }
+
+    /// Runs `hook` at every promotion (after the catch-up, before serving) and stops what it
+    /// started at the step-down.
+    pub fn with_term_hook(mut self, hook: TermHook) -> HaNode {
+        self.term_hook = Some(hook);
+        self
     }
 
     /// The group state the HTTP API reads.
@@ -197,6 +219,10 @@ impl HaNode {
                     tracing::warn!(error = %e, "could not release the lease");
                 }
             }
+        }
+        self.engines.set_standby(None);
+        if let Some(task) = self.follow.take() {
+            drop(task.stop().await);
         }
         if let Some(store) = self.store.get().await {
             let _ = store.leave(&self.config.node_id, &self.instance).await;
@@ -268,20 +294,42 @@ impl HaNode {
             tracing::error!(node_id = %node, "another process took this node id over");
         }
         if let Ok(pos) = store.log_position(shards).await {
+            // A standby's lag: the records its followed state has not applied yet (without
+            // one, what a takeover would replay: the log past the snapshots).
+            let applied = self.follow.as_ref().map(|f| f.state().applied());
             self.state.update(|v| {
                 v.log_position = pos.end;
-                v.lag = if leading {
-                    0
-                } else {
-                    pos.end.saturating_sub(pos.snapshot)
+                v.lag = match (leading, applied) {
+                    (true, _) => 0,
+                    (false, Some(applied)) => pos.end.saturating_sub(applied),
+                    (false, None) => pos.end.saturating_sub(pos.snapshot),
                 };
             });
+        }
+    }
+
+    /// Starts following the log, if not already (a standby's reads and its takeover use it).
+    fn ensure_following(&mut self) {
+        if self.follow.is_some() || !self.config.follow {
+            return;
+        }
+        match FollowTask::start(
+            self.backend.clone(),
+            usize::from(self.config.shard_count),
+            self.config.tick(),
+        ) {
+            Ok(task) => {
+                self.engines.set_standby(Some(task.state()));
+                self.follow = Some(task);
+            }
+            Err(e) => tracing::error!(error = format!("{e:#}"), "cannot follow the log"),
         }
     }
 
     /// A standby's round: refresh the view; take the lease if it lapsed or its holder's
     /// connection is gone.
     async fn stand_by(&mut self) -> Phase {
+        self.ensure_following();
         self.heartbeat_and_position(false).await;
         let (node, url, lease_ms) = (
             self.config.node_id.clone(),
@@ -322,12 +370,20 @@ impl HaNode {
         self.promote(epoch, sent).await
     }
 
-    /// Starts the engine fenced at `epoch` (recovering to the end of the log) and serves.
+    /// Starts the engine fenced at `epoch` from the followed state (replaying the log after
+    /// its position: the catch-up) and serves.
     async fn promote(&mut self, epoch: u64, sent: Instant) -> Phase {
         let started = Instant::now();
+        // Reads stop answering from the followed state: it becomes the engine's.
+        self.engines.set_standby(None);
+        let followed = match self.follow.take() {
+            Some(task) => Some(task.stop().await),
+            None => None,
+        };
+        let from = followed.as_ref().map_or(0, Follower::applied);
         let log: Arc<dyn LogBackend> = Arc::new(self.backend.fenced(epoch));
         let factory = self.start_engine.clone();
-        let mut start = tokio::task::spawn_blocking(move || factory(log));
+        let mut start = tokio::task::spawn_blocking(move || factory(log, followed));
         // Keep renewing while the engine catches up: a long log must not make the lease lapse
         // before the node serves (which would start the same catch-up again, forever).
         let mut lost = false;
@@ -384,6 +440,22 @@ impl HaNode {
             stop_engine(engine).await;
             return Phase::Standby;
         }
+        let services = match &self.term_hook {
+            Some(hook) => match hook(epoch, engine.clone()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        epoch,
+                        "cannot start the term's services"
+                    );
+                    stop_engine(engine).await;
+                    self.release(epoch).await;
+                    return Phase::Standby;
+                }
+            },
+            None => TermServices::none(),
+        };
         if let Some(hub) = &self.hub {
             hub.seed(&engine.stock_levels().await);
         }
@@ -402,6 +474,7 @@ impl HaNode {
         });
         tracing::info!(
             epoch,
+            followed_records = from,
             catch_up_ms = started.elapsed().as_millis() as u64,
             "leading"
         );
@@ -411,6 +484,7 @@ impl HaNode {
             deadline,
             engine,
             read_model,
+            services,
         })
     }
 
@@ -462,19 +536,51 @@ impl HaNode {
             epoch,
             engine,
             read_model,
+            services,
             ..
         } = term;
+        services.stop().await;
         if why == "stopping" {
             tracing::info!(epoch, "stepping down: stopping");
         } else {
             tracing::warn!(epoch, reason = why, "stepping down to standby");
             println!("ha: standby after epoch {epoch} ({why})");
         }
+        if why != "stopping" {
+            // Before the (slower) shutdown: the 503s name the new leader from now on.
+            self.name_leader().await;
+        }
         if let Err(e) = read_model.stop().await {
             tracing::warn!(error = %e, "read model stopped with an error");
         }
         stop_engine(engine).await;
+        if why != "stopping" {
+            self.ensure_following();
+        }
         Phase::Standby
+    }
+
+    /// Reads the lease once and records its holder as the leader (a node that just stepped
+    /// down names the new leader at once, not at its next round).
+    async fn name_leader(&mut self) {
+        let timeout = self.config.tick() * 2;
+        let Some(store) = self.store.get().await else {
+            return;
+        };
+        match tokio::time::timeout(timeout, store.lease()).await {
+            Ok(Ok(lease)) => {
+                let live = lease.remaining_ms > 0 && !lease.node_id.is_empty();
+                self.state.update(|v| {
+                    v.epoch = v.epoch.max(lease.epoch);
+                    v.leader_url = live.then(|| lease.advertise_url.clone());
+                });
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "reading the lease failed");
+                self.store.reset();
+            }
+            Err(_) => self.store.reset(),
+        }
     }
 }
 

@@ -92,9 +92,15 @@ impl ClusterState {
         }
     }
 
-    /// The leader's URL as last seen (for `503 not-leader`).
+    /// The leader's URL as last seen (for `503 not-leader`). None while this node's own
+    /// lease has lapsed but its controller has not stepped down yet (a process resumed after
+    /// a pause): the view would still name this node, which is not serving.
     pub fn leader_url(&self) -> Option<String> {
-        self.view().leader_url
+        let view = self.view();
+        if view.role == NodeRole::Leader && !self.is_leader() {
+            return None;
+        }
+        view.leader_url
     }
 
     /// Changes the view with `f`; the leading flag follows the role.
@@ -126,8 +132,11 @@ mod tests {
         assert_eq!(s.view().epoch, 3);
         let json = serde_json::to_value(s.view()).unwrap_or_default();
         assert_eq!(json["role"], "leader");
+        s.update(|v| v.leader_url = Some("http://me".into()));
+        assert_eq!(s.leader_url().as_deref(), Some("http://me"));
         s.set_lease_deadline(Instant::now());
         assert!(!s.is_leader(), "a lapsed lease is not leading");
+        assert_eq!(s.leader_url(), None, "a lapsed leader does not name itself");
         s.set_lease_deadline(Instant::now() + std::time::Duration::from_secs(60));
         s.update(|v| v.role = NodeRole::Standby);
         assert!(!s.is_leader());

@@ -1,6 +1,7 @@
 //! The engine behind the HTTP API of a high-availability node: present while the node leads,
-//! absent while it stands by (calls then fail `unavailable`; the API answers standbys'
-//! requests with `503 not-leader` before reaching it).
+//! absent while it stands by. A standby answers reads (SKUs, reservations, orders, buyer
+//! lists) from its followed state once it has caught up (the API marks them with the lag);
+//! writes then fail `unavailable` (the API answers them `503 not-leader` before reaching it).
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -9,15 +10,25 @@ use flashsale_engine::{
     CommandError, Engine, ListPos, OrderQuery, OrderView, ReservationQuery, ReservationView,
     ReserveRequest, SkuView, StatsSnapshot, StockLevel,
 };
-use flashsale_protocol::{OrderId, ReservationId, SkuId, SkuSpec};
+use flashsale_protocol::{OrderId, ReservationId, ScopedKey, SkuId, SkuSpec};
 
+use super::follow::FollowedState;
 use crate::http::Inventory;
 
-/// An [`Inventory`] whose engine is swapped in at a takeover and out at a step-down. Clones
-/// share the slot.
+/// An [`Inventory`] whose engine is swapped in at a takeover and out at a step-down, and
+/// whose followed state (a standby's) answers reads meanwhile. Clones share the slots.
 #[derive(Debug, Default, Clone)]
 pub struct SwitchEngine {
     current: Arc<RwLock<Option<Engine>>>,
+    standby: Arc<RwLock<Option<FollowedState>>>,
+}
+
+/// Where a read is answered from.
+enum Source {
+    /// The leader's engine.
+    Engine(Engine),
+    /// A standby's followed state.
+    Followed(FollowedState),
 }
 
 fn not_leading() -> CommandError {
@@ -47,8 +58,35 @@ impl SwitchEngine {
         std::mem::replace(&mut *g, engine)
     }
 
+    /// Puts a standby's followed state (or none) behind the API's reads.
+    pub fn set_standby(&self, state: Option<FollowedState>) {
+        let mut g = match self.standby.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *g = state;
+    }
+
+    fn followed(&self) -> Option<FollowedState> {
+        match self.standby.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
     fn engine(&self) -> Result<Engine, CommandError> {
         self.get().ok_or_else(not_leading)
+    }
+
+    /// The engine if leading, else a caught-up followed state.
+    fn source(&self) -> Result<Source, CommandError> {
+        if let Some(e) = self.get() {
+            return Ok(Source::Engine(e));
+        }
+        match self.followed() {
+            Some(f) if f.caught_up() => Ok(Source::Followed(f)),
+            _ => Err(not_leading()),
+        }
     }
 }
 
@@ -64,21 +102,32 @@ impl Inventory for SwitchEngine {
         &self,
         sku: SkuId,
         qty: u64,
+        key: Option<ScopedKey>,
     ) -> impl Future<Output = Result<SkuView, CommandError>> + Send {
         let e = self.engine();
-        async move { e?.restock(sku, qty).await }
+        async move { e?.restock(sku, qty, key).await }
     }
     fn sku(&self, sku: SkuId) -> impl Future<Output = Result<SkuView, CommandError>> + Send {
-        let e = self.engine();
-        async move { e?.sku(sku).await }
+        let src = self.source();
+        async move {
+            match src? {
+                Source::Engine(e) => e.sku(sku).await,
+                Source::Followed(f) => f.with(|f| f.sku(&sku)),
+            }
+        }
     }
     fn list_skus(
         &self,
         after: Option<SkuId>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<SkuView>, CommandError>> + Send {
-        let e = self.engine();
-        async move { e?.list_skus(after, limit).await }
+        let src = self.source();
+        async move {
+            match src? {
+                Source::Engine(e) => e.list_skus(after, limit).await,
+                Source::Followed(f) => Ok(f.with(|f| f.list_skus(after.as_ref(), limit))),
+            }
+        }
     }
     fn reserve(
         &self,
@@ -91,8 +140,13 @@ impl Inventory for SwitchEngine {
         &self,
         id: ReservationId,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
-        let e = self.engine();
-        async move { e?.reservation(id).await }
+        let src = self.source();
+        async move {
+            match src? {
+                Source::Engine(e) => e.reservation(id).await,
+                Source::Followed(f) => f.with(|f| f.reservation(id)),
+            }
+        }
     }
     fn confirm(
         &self,
@@ -113,31 +167,50 @@ impl Inventory for SwitchEngine {
         &self,
         id: ReservationId,
         ttl_ms: u64,
+        key: Option<ScopedKey>,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
         let e = self.engine();
-        async move { e?.extend(id, ttl_ms).await }
+        async move { e?.extend(id, ttl_ms, key).await }
     }
     fn order(&self, id: OrderId) -> impl Future<Output = Result<OrderView, CommandError>> + Send {
-        let e = self.engine();
-        async move { e?.order(id).await }
+        let src = self.source();
+        async move {
+            match src? {
+                Source::Engine(e) => e.order(id).await,
+                Source::Followed(f) => f.with(|f| f.order(id)),
+            }
+        }
     }
     fn list_reservations(
         &self,
         query: ReservationQuery,
     ) -> impl Future<Output = Result<(Vec<ReservationView>, Option<ListPos>), CommandError>> + Send
     {
-        let e = self.engine();
-        async move { e?.list_reservations(query).await }
+        let src = self.source();
+        async move {
+            match src? {
+                Source::Engine(e) => e.list_reservations(query).await,
+                Source::Followed(f) => Ok(f.with(|f| f.list_reservations(&query))),
+            }
+        }
     }
     fn list_orders(
         &self,
         query: OrderQuery,
     ) -> impl Future<Output = Result<(Vec<OrderView>, Option<ListPos>), CommandError>> + Send {
-        let e = self.engine();
-        async move { e?.list_orders(query).await }
+        let src = self.source();
+        async move {
+            match src? {
+                Source::Engine(e) => e.list_orders(query).await,
+                Source::Followed(f) => Ok(f.with(|f| f.list_orders(&query))),
+            }
+        }
     }
     fn ready(&self) -> bool {
         self.get().is_some_and(|e| e.ready())
+    }
+    fn serves_standby_reads(&self) -> bool {
+        self.followed().is_some_and(|f| f.caught_up())
     }
     fn stats(&self) -> Option<StatsSnapshot> {
         self.get().map(|e| e.stats())

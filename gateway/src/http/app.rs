@@ -49,6 +49,7 @@ use crate::auth::{Role, Tokens};
 use crate::dashboard::session::SessionKey;
 use crate::dashboard::DashboardFeed;
 use crate::ha::ClusterState;
+use crate::ha::Slot;
 use crate::waiting_room::QueueService;
 
 pub use access::{Caller, CredentialId};
@@ -124,10 +125,12 @@ pub struct App<E> {
     dashboard: Option<Arc<DashboardFeed>>,
     /// Signs and checks the dashboard's session cookies (derived from the admin tokens).
     session_key: SessionKey,
-    /// The waiting room, if enabled: its endpoints and the pass check of reservations.
-    queues: Option<Arc<QueueService>>,
-    /// Event delivery (webhooks, AMQP), if the server runs it.
-    events: Option<flashsale_events::EventService>,
+    /// The waiting room, if enabled: its endpoints and the pass check of reservations. On a
+    /// high-availability node the slot is filled while the node leads (ADR 0027).
+    queues: Option<Slot<Arc<QueueService>>>,
+    /// Event delivery (webhooks, AMQP), if the server runs it (filled while leading, on a
+    /// high-availability node).
+    events: Option<Slot<flashsale_events::EventService>>,
 }
 
 impl<E: Inventory> App<E> {
@@ -171,14 +174,26 @@ impl<E: Inventory> App<E> {
     }
 
     /// Enables the waiting room: its endpoints, and a pass on reservations of queued SKUs.
-    pub fn with_queues(mut self, queues: Arc<QueueService>) -> Self {
-        self.queues = Some(queues);
+    pub fn with_queues(self, queues: Arc<QueueService>) -> Self {
+        self.with_queue_slot(Slot::filled(queues))
+    }
+
+    /// Enables the waiting room of whoever fills `slot` (a high-availability leader's term);
+    /// while it is empty, its endpoints and reservations answer `503 unavailable`.
+    pub fn with_queue_slot(mut self, slot: Slot<Arc<QueueService>>) -> Self {
+        self.queues = Some(slot);
         self
     }
 
     /// Serves the webhook endpoints from `events` (without it they answer 404).
-    pub fn with_events(mut self, events: flashsale_events::EventService) -> Self {
-        self.events = Some(events);
+    pub fn with_events(self, events: flashsale_events::EventService) -> Self {
+        self.with_events_slot(Slot::filled(events))
+    }
+
+    /// Serves the webhook endpoints from the service in `slot` (a high-availability leader's
+    /// term); while it is empty they answer `503 unavailable`.
+    pub fn with_events_slot(mut self, slot: Slot<flashsale_events::EventService>) -> Self {
+        self.events = Some(slot);
         self
     }
 
@@ -202,12 +217,22 @@ impl<E: Inventory> App<E> {
     pub async fn handle<B: RequestBody>(&self, req: Request<B>, peer: IpAddr) -> Response<ResBody> {
         let start = Instant::now();
         let (parts, body) = req.into_parts();
+        let mut standby_lag = None;
         let (route, answer) = match routes::resolve(&parts.method, parts.uri.path()) {
-            Ok(m) => (
-                Some(m.route),
-                self.dispatch(m.route, (m.param, m.param2), &parts, body, peer)
-                    .await,
-            ),
+            Ok(m) => {
+                standby_lag = self.standby_read(m.route);
+                let answer = self
+                    .dispatch(
+                        m.route,
+                        (m.param, m.param2),
+                        &parts,
+                        body,
+                        peer,
+                        standby_lag,
+                    )
+                    .await;
+                (Some(m.route), answer)
+            }
             Err(miss) => (None, Err(miss_problem(&parts, miss))),
         };
         let mut res = match answer {
@@ -220,6 +245,9 @@ impl<E: Inventory> App<E> {
             }
         };
         add_security_headers(res.headers_mut());
+        if let Some(lag) = standby_lag {
+            cluster::mark_standby(res.headers_mut(), lag);
+        }
         let latency = start.elapsed();
         let status = res.status().as_u16();
         self.metrics.record(route, status, latency);
@@ -236,7 +264,9 @@ impl<E: Inventory> App<E> {
     }
 
     /// Runs the handler of `route`: probes first (no credentials, no limits), then the per-IP
-    /// rate limit and the caller's credentials, then the endpoint itself.
+    /// rate limit and the caller's credentials, then the endpoint itself. A standby refuses
+    /// with `503 not-leader` unless it answers this read from its followed state
+    /// (`standby_lag` is set).
     async fn dispatch<B: RequestBody>(
         &self,
         route: RouteId,
@@ -244,6 +274,7 @@ impl<E: Inventory> App<E> {
         parts: &Parts,
         body: B,
         peer: IpAddr,
+        standby_lag: Option<u64>,
     ) -> Answer {
         match route {
             RouteId::Health => return probes::health(),
@@ -267,7 +298,9 @@ impl<E: Inventory> App<E> {
         if route == RouteId::Cluster {
             return self.cluster_view(&caller);
         }
-        self.check_leader()?;
+        if standby_lag.is_none() {
+            self.check_leader()?;
+        }
         let param = param.unwrap_or_default();
         let headers = &parts.headers;
         match route {
@@ -290,7 +323,7 @@ impl<E: Inventory> App<E> {
             RouteId::CreateWebhook => self.create_webhook(&caller, headers, body).await,
             RouteId::ListWebhooks => self.list_webhooks(&caller),
             RouteId::GetWebhook => self.get_webhook(&caller, param),
-            RouteId::DeleteWebhook => self.delete_webhook(&caller, param),
+            RouteId::DeleteWebhook => self.delete_webhook(&caller, param).await,
             RouteId::WebhookDeliveries => self.webhook_deliveries(&caller, param),
             RouteId::ReplayWebhook => self.replay_webhook(&caller, param),
             RouteId::Health

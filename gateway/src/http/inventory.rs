@@ -7,7 +7,7 @@ use flashsale_engine::{
     CommandError, Engine, ListPos, OrderQuery, OrderView, ReservationQuery, ReservationView,
     ReserveRequest, SkuView, StatsSnapshot, StockLevel,
 };
-use flashsale_protocol::{OrderId, ReservationId, SkuId, SkuSpec};
+use flashsale_protocol::{OrderId, ReservationId, ScopedKey, SkuId, SkuSpec};
 
 /// The engine operations the API calls. Mirrors [`Engine`]'s methods one to one.
 pub trait Inventory: Send + Sync + 'static {
@@ -21,6 +21,7 @@ pub trait Inventory: Send + Sync + 'static {
         &self,
         sku: SkuId,
         qty: u64,
+        key: Option<ScopedKey>,
     ) -> impl Future<Output = Result<SkuView, CommandError>> + Send;
     /// See [`Engine::sku`].
     fn sku(&self, sku: SkuId) -> impl Future<Output = Result<SkuView, CommandError>> + Send;
@@ -56,6 +57,7 @@ pub trait Inventory: Send + Sync + 'static {
         &self,
         id: ReservationId,
         ttl_ms: u64,
+        key: Option<ScopedKey>,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send;
     /// See [`Engine::order`].
     fn order(&self, id: OrderId) -> impl Future<Output = Result<OrderView, CommandError>> + Send;
@@ -77,6 +79,11 @@ pub trait Inventory: Send + Sync + 'static {
     fn stock_levels(&self) -> impl Future<Output = Vec<StockLevel>> + Send {
         async { Vec::new() }
     }
+    /// Whether reads are answered while this node stands by (a high-availability standby
+    /// with a caught-up followed state); false by default.
+    fn serves_standby_reads(&self) -> bool {
+        false
+    }
 }
 
 impl Inventory for Engine {
@@ -90,8 +97,9 @@ impl Inventory for Engine {
         &self,
         sku: SkuId,
         qty: u64,
+        key: Option<ScopedKey>,
     ) -> impl Future<Output = Result<SkuView, CommandError>> + Send {
-        Engine::restock(self, sku, qty)
+        Engine::restock(self, sku, qty, key)
     }
     fn sku(&self, sku: SkuId) -> impl Future<Output = Result<SkuView, CommandError>> + Send {
         Engine::sku(self, sku)
@@ -132,8 +140,9 @@ impl Inventory for Engine {
         &self,
         id: ReservationId,
         ttl_ms: u64,
+        key: Option<ScopedKey>,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
-        Engine::extend(self, id, ttl_ms)
+        Engine::extend(self, id, ttl_ms, key)
     }
     fn order(&self, id: OrderId) -> impl Future<Output = Result<OrderView, CommandError>> + Send {
         Engine::order(self, id)

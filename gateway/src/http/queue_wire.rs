@@ -216,6 +216,12 @@ pub struct TicketJson {
     /// When the pass expires (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass_expires_at: Option<String>,
+    /// When the ticket was admitted (RFC 3339, admitted tickets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admitted_at: Option<String>,
+    /// Place in the queue's admission order, 1 = first admitted (admitted tickets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission: Option<u64>,
 }
 
 impl TicketJson {
@@ -231,6 +237,8 @@ impl TicketJson {
             poll_after_ms: view.poll_after_ms,
             pass: view.pass.clone(),
             pass_expires_at: view.pass_expires_at_ms.map(format_ms),
+            admitted_at: view.admitted_at_ms.map(format_ms),
+            admission: view.admission,
         }
     }
 }

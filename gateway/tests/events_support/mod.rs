@@ -56,6 +56,8 @@ pub struct Receiver {
     pub mode: Arc<AtomicU8>,
     /// Requests seen (for MODE_FAIL_HALF).
     pub requests: Arc<AtomicU64>,
+    /// Requests that followed one of its redirects (MODE_REDIRECT); must stay 0.
+    pub redirected: Arc<AtomicU64>,
 }
 
 impl Receiver {
@@ -68,6 +70,7 @@ impl Receiver {
             inbox: Arc::new(Mutex::new(Inbox::default())),
             mode: Arc::new(AtomicU8::new(MODE_OK)),
             requests: Arc::new(AtomicU64::new(0)),
+            redirected: Arc::new(AtomicU64::new(0)),
         };
         let this = r.clone();
         tokio::spawn(async move {
@@ -97,6 +100,7 @@ impl Receiver {
 
     async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let redirected = req.uri().path() == "/redirected";
         let header = |name: &str| {
             req.headers()
                 .get(name)
@@ -134,11 +138,17 @@ impl Receiver {
         };
         match self.mode.load(Ordering::Relaxed) {
             MODE_FAIL_HALF if n & 1 == 0 => return status(500),
-            MODE_REDIRECT => {
+            MODE_REDIRECT if !redirected => {
+                // To this receiver, where a followed redirect would be acknowledged (and
+                // counted): a client that follows redirects would turn this into a success.
                 let mut res = status(302);
+                let location = format!("http://{}/redirected", self.addr);
                 res.headers_mut()
-                    .insert("location", "http://127.0.0.1:1/".parse().unwrap());
+                    .insert("location", location.parse().unwrap());
                 return res;
+            }
+            MODE_REDIRECT => {
+                self.redirected.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -235,4 +245,90 @@ pub fn unique(prefix: &str) -> String {
             .unwrap()
             .subsec_nanos()
     )
+}
+
+/// Declares a durable topic exchange and a queue bound to it with `pattern` (RabbitMQ).
+pub async fn bind_topic_queue(ch: &lapin::Channel, exchange: &str, queue: &str, pattern: &str) {
+    use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    ch.exchange_declare(
+        exchange,
+        lapin::ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_declare(queue, QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    ch.queue_bind(
+        queue,
+        exchange,
+        pattern,
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Reserves and confirms one unit per buyer on `api` until a request fails (the node was
+/// killed) or `max` are done; pushes each confirmed reservation id to `out`.
+pub async fn buy(
+    api: crate::support::Api,
+    sku: &'static str,
+    tag: usize,
+    max: usize,
+    out: Arc<Mutex<Vec<String>>>,
+) {
+    use serde_json::json;
+    for i in 0..max {
+        let body = json!({"buyer": format!("b{tag}-{i}"), "lines": [{"sku": sku, "qty": 1}]});
+        let Ok(res) = api
+            .http
+            .post(format!("{}/v1/reservations", api.base_url()))
+            .bearer_auth(crate::support::SHOP)
+            .json(&body)
+            .send()
+            .await
+        else {
+            return;
+        };
+        if res.status().as_u16() != 201 {
+            return;
+        }
+        let Ok(v) = res.json::<Value>().await else {
+            return;
+        };
+        let id = v["id"].as_str().unwrap().to_owned();
+        let Ok(res) = api
+            .http
+            .post(format!("{}/v1/reservations/{id}/confirm", api.base_url()))
+            .bearer_auth(crate::support::SHOP)
+            .json(&json!({"payment_ref": format!("pay-{tag}-{i}")}))
+            .send()
+            .await
+        else {
+            return;
+        };
+        if res.status().as_u16() == 200 {
+            out.lock().unwrap().push(id);
+        }
+    }
+}
+
+/// Waits until `done` holds or `limit` passes; returns whether it held.
+pub async fn eventually(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    done()
 }

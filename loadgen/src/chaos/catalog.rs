@@ -66,6 +66,10 @@ impl Catalog {
                 stock,
                 per_buyer_limit,
                 ttl_s,
+                // Hold bounds extensions reach: a short maximum hold on the scarce SKUs, few
+                // extensions on the limited ones (the server's defaults on the plenty ones).
+                max_hold_s: (kind == SkuKind::Scarce).then_some(4),
+                max_extensions: (kind == SkuKind::Limited).then_some(2),
             });
             kinds.push(kind);
         }

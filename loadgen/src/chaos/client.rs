@@ -15,8 +15,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::history::{
-    now_us, Call, Entry, HistoryWriter, HttpAnswer, Line, Op, Outcome, Phase, ReservationSeen,
-    SkuSeen, SkuSetup,
+    now_us, Call, Entry, HistoryWriter, HttpAnswer, Line, Op, OrderSeen, Outcome, Phase,
+    ReservationSeen, SkuSeen, SkuSetup,
 };
 use crate::api::encode;
 use crate::conn::{Answer, Conn, TransportError};
@@ -178,6 +178,38 @@ impl Client {
                 shop,
                 None,
             ),
+            Call::Extend { id, ttl_s } => self.request(
+                Method::POST,
+                &format!("/v1/reservations/{}/extend", encode(id)),
+                shop,
+                Some(json!({ "ttl_s": ttl_s })),
+            ),
+            Call::ListReservations {
+                buyer,
+                status,
+                limit,
+                cursor,
+            } => {
+                let mut q = format!("/v1/reservations?buyer={}&limit={limit}", encode(buyer));
+                if let Some(s) = status {
+                    q.push_str(&format!("&status={}", encode(s)));
+                }
+                if let Some(c) = cursor {
+                    q.push_str(&format!("&cursor={}", encode(c)));
+                }
+                self.request(Method::GET, &q, shop, None)
+            }
+            Call::ListOrders {
+                buyer,
+                limit,
+                cursor,
+            } => {
+                let mut q = format!("/v1/orders?buyer={}&limit={limit}", encode(buyer));
+                if let Some(c) = cursor {
+                    q.push_str(&format!("&cursor={}", encode(c)));
+                }
+                self.request(Method::GET, &q, shop, None)
+            }
         }
     }
 
@@ -243,6 +275,12 @@ impl Client {
         });
         if let Some(l) = s.per_buyer_limit {
             body["per_buyer_limit"] = json!(l);
+        }
+        if let Some(h) = s.max_hold_s {
+            body["max_hold_s"] = json!(h);
+        }
+        if let Some(e) = s.max_extensions {
+            body["max_extensions"] = json!(e);
         }
         let req = self.request(
             Method::PUT,
@@ -322,6 +360,35 @@ pub fn parse_reservation(v: &Value) -> Option<ReservationSeen> {
     })
 }
 
+/// An order view from a JSON body, if it is one.
+pub fn parse_order(v: &Value) -> Option<OrderSeen> {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    Some(OrderSeen {
+        id: s("id")?,
+        reservation_id: s("reservation_id")?,
+        buyer: s("buyer")?,
+        lines: parse_lines(v.get("lines")?)?,
+    })
+}
+
+/// The items of a list page with `parse` and its `next_cursor`, if the body is a page.
+fn parse_page<T>(
+    v: &Value,
+    parse: impl Fn(&Value) -> Option<T>,
+) -> Option<(Vec<T>, Option<String>)> {
+    let items = v
+        .get("items")?
+        .as_array()?
+        .iter()
+        .map(parse)
+        .collect::<Option<Vec<T>>>()?;
+    let next = match v.get("next_cursor")? {
+        Value::Null => None,
+        c => Some(c.as_str()?.to_string()),
+    };
+    Some((items, next))
+}
+
 /// SKU counts from a JSON body, if it is a SKU view.
 pub fn parse_sku(v: &Value) -> Option<SkuSeen> {
     let n = |k: &str| v.get(k).and_then(Value::as_i64);
@@ -343,6 +410,10 @@ pub fn parse_answer(call: &Call, a: &Answer) -> HttpAnswer {
         retry_after_s: a.retry_after_s,
         reservation: None,
         sku: None,
+        items: None,
+        orders: None,
+        next_cursor: None,
+        limit_name: None,
         detail: None,
     };
     if a.status.is_success() {
@@ -351,12 +422,28 @@ pub fn parse_answer(call: &Call, a: &Answer) -> HttpAnswer {
             Call::Reserve { .. }
             | Call::GetReservation { .. }
             | Call::Confirm { .. }
-            | Call::Cancel { .. } => {
+            | Call::Cancel { .. }
+            | Call::Extend { .. } => {
                 out.reservation = v.and_then(parse_reservation);
             }
             Call::Restock { .. } | Call::GetSku { .. } => out.sku = v.and_then(parse_sku),
+            Call::ListReservations { .. } => {
+                if let Some((items, next)) = v.and_then(|v| parse_page(v, parse_reservation)) {
+                    out.items = Some(items);
+                    out.next_cursor = next;
+                }
+            }
+            Call::ListOrders { .. } => {
+                if let Some((orders, next)) = v.and_then(|v| parse_page(v, parse_order)) {
+                    out.orders = Some(orders);
+                    out.next_cursor = next;
+                }
+            }
         }
-        let parsed = out.reservation.is_some() || out.sku.is_some();
+        let parsed = out.reservation.is_some()
+            || out.sku.is_some()
+            || out.items.is_some()
+            || out.orders.is_some();
         if !parsed {
             out.detail = Some(truncate(
                 &String::from_utf8_lossy(&a.body),
@@ -371,6 +458,10 @@ pub fn parse_answer(call: &Call, a: &Answer) -> HttpAnswer {
                 .get("type")
                 .and_then(Value::as_str)
                 .map(|t| t.rsplit('/').next().unwrap_or(t).to_string());
+            out.limit_name = v
+                .get("limit_name")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             out.detail = v
                 .get("detail")
                 .and_then(Value::as_str)

@@ -1,7 +1,8 @@
 //! The read-back after the load, on a healthy server: every reservation key whose outcome is
 //! still unknown is sent again (same key, same body) until the answer is definite; once every
-//! hold has had time to expire, every acknowledged reservation and every SKU is read. All of it
-//! is recorded in the history (phase `final`), where the checker finds the final state.
+//! hold has had time to expire, every acknowledged reservation and every SKU is read, and every
+//! buyer's orders page by page to the last. All of it is recorded in the history (phase
+//! `final`), where the checker finds the final state.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -36,7 +37,12 @@ pub struct FinishStats {
     pub reservations_read: usize,
     /// SKUs read.
     pub skus_read: usize,
+    /// Buyers whose orders were read to the last page.
+    pub buyers_orders_read: usize,
 }
+
+/// Most pages of one buyer's orders read back (100 orders a page).
+pub const MAX_ORDER_PAGES: usize = 100;
 
 /// Proc numbers of the read-back start here (above every worker's).
 pub const FINAL_PROC_BASE: u32 = 10_000;
@@ -81,7 +87,7 @@ async fn retry_call(
     conn: &mut Conn,
     proc: u32,
     call: Call,
-    done: impl Fn(&Op) -> bool,
+    mut done: impl FnMut(&Op) -> bool,
 ) -> anyhow::Result<bool> {
     for attempt in 0..FINAL_ATTEMPTS {
         let op = w
@@ -182,7 +188,51 @@ pub async fn finish(w: &Arc<Workload>) -> anyhow::Result<FinishStats> {
         Ok((conn, ok))
     })
     .await?;
+
+    let buyers: Vec<String> = lock(&w.buyers).iter().cloned().collect();
+    let unread = for_each(
+        w,
+        buyers.clone(),
+        |w, mut conn, proc, buyer: String| async move {
+            let ok = read_orders(&w, &mut conn, proc, buyer).await?;
+            Ok((conn, ok))
+        },
+    )
+    .await?;
+    stats.buyers_orders_read = buyers.len() - unread;
     Ok(stats)
+}
+
+/// Reads `buyer`'s orders from the first page to the last (each page retried until answered).
+async fn read_orders(
+    w: &Workload,
+    conn: &mut Conn,
+    proc: u32,
+    buyer: String,
+) -> anyhow::Result<bool> {
+    let mut cursor = None;
+    for _ in 0..MAX_ORDER_PAGES {
+        let call = Call::ListOrders {
+            buyer: buyer.clone(),
+            limit: 100,
+            cursor: cursor.take(),
+        };
+        let mut next = None;
+        let ok = retry_call(w, conn, proc, call, |op| match &op.outcome {
+            Outcome::Http(h) if h.status == 200 && h.orders.is_some() => {
+                next = Some(h.next_cursor.clone());
+                true
+            }
+            _ => false,
+        })
+        .await?;
+        match next {
+            Some(Some(c)) if ok => cursor = Some(c),
+            Some(None) if ok => return Ok(true),
+            _ => return Ok(false),
+        }
+    }
+    Ok(false)
 }
 
 impl Workload {

@@ -89,6 +89,12 @@ pub struct SkuSetup {
     pub per_buyer_limit: Option<u32>,
     /// Reservation TTL.
     pub ttl_s: u64,
+    /// Longest hold from creation, extensions included (the server's default when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hold_s: Option<u64>,
+    /// Most extensions of one reservation (the server's default when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_extensions: Option<u32>,
 }
 
 /// Whether an op belongs to the load (faults may happen) or to the read-back after it.
@@ -176,15 +182,46 @@ pub enum Call {
         /// SKU id.
         sku: String,
     },
+    /// `POST /v1/reservations/{id}/extend`.
+    Extend {
+        /// Reservation id.
+        id: String,
+        /// The hold asked for, in seconds from now.
+        ttl_s: u64,
+    },
+    /// `GET /v1/reservations?buyer=…` (one page).
+    ListReservations {
+        /// Whose reservations.
+        buyer: String,
+        /// The `status` filter, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+        /// Page size.
+        limit: u32,
+        /// The previous page's `next_cursor` (none for the first page).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+    },
+    /// `GET /v1/orders?buyer=…` (one page).
+    ListOrders {
+        /// Whose orders.
+        buyer: String,
+        /// Page size.
+        limit: u32,
+        /// The previous page's `next_cursor` (none for the first page).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+    },
 }
 
 impl Call {
     /// The reservation this call is about, if any.
     pub fn reservation_id(&self) -> Option<&str> {
         match self {
-            Call::GetReservation { id } | Call::Confirm { id, .. } | Call::Cancel { id } => {
-                Some(id)
-            }
+            Call::GetReservation { id }
+            | Call::Confirm { id, .. }
+            | Call::Cancel { id }
+            | Call::Extend { id, .. } => Some(id),
             _ => None,
         }
     }
@@ -197,6 +234,7 @@ impl Call {
                 | Call::Confirm { .. }
                 | Call::Cancel { .. }
                 | Call::Restock { .. }
+                | Call::Extend { .. }
         )
     }
 
@@ -209,6 +247,9 @@ impl Call {
             Call::Cancel { .. } => "cancel",
             Call::Restock { .. } => "restock",
             Call::GetSku { .. } => "get_sku",
+            Call::Extend { .. } => "extend",
+            Call::ListReservations { .. } => "list_reservations",
+            Call::ListOrders { .. } => "list_orders",
         }
     }
 }
@@ -250,6 +291,18 @@ pub struct HttpAnswer {
     /// The counts of a SKU answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<SkuSeen>,
+    /// The reservations of a list page (`GET /v1/reservations?buyer=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<ReservationSeen>>,
+    /// The orders of a list page (`GET /v1/orders?buyer=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orders: Option<Vec<OrderSeen>>,
+    /// A list page's `next_cursor` (`None` on the last page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// The `limit_name` of a 422 naming a hold bound (`max_hold_s`, `max_extensions`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_name: Option<String>,
     /// The start of an unexpected body (problem `detail`, or raw text), for the reader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -281,6 +334,29 @@ pub struct ReservationSeen {
     /// `cancelled`, `expired` or `aborted`, once released.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_reason: Option<String>,
+}
+
+/// An order as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSeen {
+    /// Order id.
+    pub id: String,
+    /// The reservation it came from.
+    pub reservation_id: String,
+    /// Buyer.
+    pub buyer: String,
+    /// Lines (SKU and qty), in the order answered.
+    pub lines: Vec<Line>,
+}
+
+impl HttpAnswer {
+    /// The view of reservation `id` this answer shows: its own reservation, or a list item.
+    pub fn shows(&self, id: &str) -> Option<&ReservationSeen> {
+        self.reservation
+            .iter()
+            .chain(self.items.iter().flatten())
+            .find(|r| r.id == id)
+    }
 }
 
 /// A SKU's counts as answered.

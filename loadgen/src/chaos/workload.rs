@@ -1,15 +1,16 @@
 //! The chaos workload: workers that reserve multi-line carts for a rotating crowd of buyers with
 //! an `Idempotency-Key` on every reservation, send some of them as concurrent duplicates (same
 //! key, same body, same moment), retry after timeouts, resets and refused connections with the
-//! same key, confirm, cancel, abandon holds to their short TTL, probe keys with another body,
-//! restock and read counts. Every request is recorded in the history with its outcome.
+//! same key, confirm, cancel, abandon holds to their short TTL, extend holds (up to and past
+//! the SKUs' bounds), probe keys with another body, restock, read counts and read buyers'
+//! reservation lists page by page. Every request is recorded in the history with its outcome.
 //!
 //! Each worker owns a few keep-alive connections; every connection is one Jepsen "process"
 //! (`proc` = worker × [`CONNS_PER_WORKER`] + connection), sending one request at a time.
 //! Bounded: the run stops at the stop signal, the duration or the op cap, whichever comes first,
 //! and every request has a deadline.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -116,8 +117,10 @@ pub struct Workload {
     pub started: Instant,
     /// Progress counters.
     pub counters: Counters,
-    /// Acknowledged reservation ids and their `expires_at` (ms), to read back.
+    /// Acknowledged reservation ids and their latest possible `expires_at` (ms), to read back.
     pub acked: Mutex<BTreeMap<String, u64>>,
+    /// Buyers of acknowledged reservations (their orders are read back after the run).
+    pub buyers: Mutex<BTreeSet<String>>,
     /// Reservation keys without a definite outcome.
     pub open_keys: Mutex<Vec<OpenKey>>,
 }
@@ -158,6 +161,7 @@ impl Workload {
             started: Instant::now(),
             counters: Counters::default(),
             acked: Mutex::new(BTreeMap::new()),
+            buyers: Mutex::new(BTreeSet::new()),
             open_keys: Mutex::new(Vec::new()),
         })
     }
@@ -165,6 +169,21 @@ impl Workload {
     /// Records what an op taught about the state (acknowledgements, counters).
     fn note(&self, op: &Op) {
         self.counters.ops.fetch_add(1, Ordering::Relaxed);
+        if let Call::Extend { id, ttl_s } = &op.call {
+            // The hold may now last longer: the read-back waits for the latest possible end.
+            let latest = match &op.outcome {
+                Outcome::Http(h) if h.status == 200 => {
+                    h.reservation.as_ref().map(|r| r.expires_at_ms)
+                }
+                o if effect_unknown(o) => Some(op.complete_us / 1000 + ttl_s * 1000),
+                _ => None,
+            };
+            if let Some(t) = latest {
+                if let Some(e) = lock(&self.acked).get_mut(id) {
+                    *e = (*e).max(t);
+                }
+            }
+        }
         match &op.outcome {
             Outcome::Unknown { .. } => {
                 self.counters.unknown.fetch_add(1, Ordering::Relaxed);
@@ -175,9 +194,12 @@ impl Workload {
             Outcome::Http(h) if h.status == 201 => {
                 if let Some(r) = &h.reservation {
                     let mut acked = lock(&self.acked);
-                    if acked.insert(r.id.clone(), r.expires_at_ms).is_none() {
+                    let e = acked.entry(r.id.clone()).or_insert_with(|| {
                         self.counters.acked.fetch_add(1, Ordering::Relaxed);
-                    }
+                        r.expires_at_ms
+                    });
+                    *e = (*e).max(r.expires_at_ms);
+                    lock(&self.buyers).insert(r.buyer.clone());
                 }
             }
             _ => {}
@@ -288,6 +310,8 @@ impl Worker {
                 self.mismatch_probe().await?;
             } else if u < 0.115 && self.w.client.callers() > 1 {
                 self.scope_pair().await?;
+            } else if u < 0.145 {
+                self.read_list().await?;
             } else {
                 self.reserve_flow(&mut stop).await?;
             }
@@ -467,6 +491,9 @@ impl Worker {
             self.call(0, Call::GetReservation { id: id.clone() }, send)
                 .await?;
         }
+        if self.rng.gen_bool(0.25) {
+            self.extend(&id, stop).await?;
+        }
         let u: f64 = self.rng.gen();
         if u < 0.35 {
             self.confirm(&id, stop).await?;
@@ -517,6 +544,53 @@ impl Worker {
     async fn cancel(&mut self, id: &str, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
         self.follow_up(Call::Cancel { id: id.to_string() }, stop)
             .await
+    }
+
+    /// Extends the hold 1–4 times by 1–3 s, a little apart (the SKUs' bounds allow 2 to 3
+    /// extensions and, for the scarce ones, a 4 s hold: some are refused). An extension is not
+    /// retried: each one counts, so a lost answer is left to the checker as a maybe.
+    async fn extend(&mut self, id: &str, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+        for _ in 0..self.rng.gen_range(1..=4) {
+            let call = Call::Extend {
+                id: id.to_string(),
+                ttl_s: self.rng.gen_range(1..=3),
+            };
+            let send = self.send_mode();
+            let op = self.call(0, call, send).await?;
+            let go_on = matches!(&op.outcome, Outcome::Http(h) if h.status == 200);
+            let wait = Duration::from_millis(self.rng.gen_range(50..400));
+            if !go_on || !self.pause(wait, stop).await {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a buyer's reservations (sometimes only one status), up to three pages.
+    async fn read_list(&mut self) -> anyhow::Result<()> {
+        let buyer = self.buyer();
+        let status = self.rng.gen_bool(0.3).then(|| {
+            ["held", "confirmed", "released", "expired"][self.rng.gen_range(0..4)].to_string()
+        });
+        let limit = self.rng.gen_range(1..=20);
+        let mut cursor = None;
+        for _ in 0..3 {
+            let call = Call::ListReservations {
+                buyer: buyer.clone(),
+                status: status.clone(),
+                limit,
+                cursor: cursor.take(),
+            };
+            let send = self.send_mode();
+            let op = self.call(0, call, send).await?;
+            match &op.outcome {
+                Outcome::Http(h) if h.status == 200 && h.next_cursor.is_some() => {
+                    cursor = h.next_cursor.clone();
+                }
+                _ => break,
+            }
+        }
+        Ok(())
     }
 
     /// Waits past the hold's expiry, then confirms: the server must refuse (409 invalid-state).

@@ -174,6 +174,12 @@ pub struct Report {
     pub interrupted: bool,
     /// Stream scenario results.
     pub stream: Option<serde_json::Value>,
+    /// Queue scenario results (`--scenario queue`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<crate::queue::report::QueueReport>,
+    /// Queue bench results (`--scenario queue --bench-rounds N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_bench: Option<crate::queue::bench::BenchReport>,
     /// The configuration of the run.
     pub config: Config,
 }
@@ -282,6 +288,8 @@ impl Report {
             setup: facts.setup,
             interrupted: facts.interrupted,
             stream: facts.stream,
+            queue: None,
+            queue_bench: None,
             config: cfg.clone(),
         }
     }
@@ -317,6 +325,9 @@ impl Report {
     /// True if the run found a correctness problem (oversell, invariant violation, mismatched
     /// counts) or could not check.
     pub fn failed_check(&self) -> bool {
+        if self.queue.as_ref().is_some_and(|q| !q.failures.is_empty()) {
+            return true;
+        }
         match &self.check {
             Some(c) => c.oversold > 0 || c.invariant_violations > 0 || !c.counts_match,
             None => true,

@@ -156,5 +156,11 @@ fn render_body(r: &Report) -> String {
     if let Some(s) = &r.stream {
         let _ = writeln!(out, "stream: {s}");
     }
+    if let Some(q) = &r.queue {
+        out.push_str(&q.summary());
+    }
+    if let Some(b) = &r.queue_bench {
+        out.push_str(&b.summary());
+    }
     out
 }

@@ -60,7 +60,8 @@ impl Plan {
         match cfg.scenario {
             ScenarioName::HotItem => Ok(hot_item::plan()),
             ScenarioName::Catalog => catalog::plan(cfg.skus.len(), cfg.zipf_exponent),
-            ScenarioName::Checkout => checkout::plan(cfg),
+            // The queue scenario's buyers follow up their one hold like checkout's.
+            ScenarioName::Checkout | ScenarioName::Queue => checkout::plan(cfg),
             ScenarioName::Stream => stream::plan(cfg),
         }
     }

@@ -115,6 +115,51 @@ impl FakeServer {
     }
 }
 
+/// A standby of an HA group: every request is `503 not-leader` naming `leader_url`; counts the
+/// requests it refused.
+pub struct FakeStandby {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Requests refused so far.
+    pub refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FakeStandby {
+    /// Starts a standby that names `leader_url` (`http://…`) as the leader.
+    pub async fn start(leader_url: String) -> FakeStandby {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let ctx = Arc::new((leader_url, refused.clone()));
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |_req| {
+                        let ctx = ctx.clone();
+                        async move {
+                            ctx.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let body = json!({
+                                "type": "https://flashsale.dev/problems/not-leader",
+                                "title": "Not the leader", "status": 503,
+                                "detail": "this node is a standby", "leader_url": ctx.0,
+                            });
+                            Ok::<_, Infallible>(reply(StatusCode::SERVICE_UNAVAILABLE, body))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        FakeStandby { addr, refused }
+    }
+}
+
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     let ct = if status.is_success() {
         "application/json"
@@ -126,6 +171,15 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
         .header("content-type", ct)
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap()
+}
+
+/// The contract's SKU view (schema `Sku`) of `s`.
+fn sku_view(sku: &str, s: &Sku) -> Value {
+    json!({"sku": sku, "name": "n", "price_cents": 1, "total": s.total,
+           "available": s.total - s.reserved - s.sold, "reserved": s.reserved,
+           "sold": s.sold, "per_buyer_limit": null, "sale_starts_at": null,
+           "sale_ends_at": null, "reservation_ttl_s": s.ttl.as_secs(),
+           "max_hold_s": s.ttl.as_secs().max(3600), "max_extensions": 3})
 }
 
 fn problem(status: StatusCode, kind: &str, extra: Value) -> Response<Full<Bytes>> {
@@ -189,16 +243,10 @@ async fn handle(
             } else {
                 StatusCode::CREATED
             };
-            reply(status, json!({"sku": sku, "total": s.total}))
+            reply(status, sku_view(sku, s))
         }
         (Method::GET, ["v1", "skus", sku]) => match st.skus.get(*sku) {
-            Some(s) => reply(
-                StatusCode::OK,
-                json!({"sku": sku, "name": "n", "price_cents": 1, "total": s.total,
-                       "available": s.total - s.reserved - s.sold, "reserved": s.reserved,
-                       "sold": s.sold, "per_buyer_limit": null, "sale_starts_at": null,
-                       "sale_ends_at": null}),
-            ),
+            Some(s) => reply(StatusCode::OK, sku_view(sku, s)),
             None => problem(StatusCode::NOT_FOUND, "not-found", json!({})),
         },
         (Method::POST, ["v1", "reservations"]) => {

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use flashsale_loadgen::chaos::check::{self, Kind, Report};
 use flashsale_loadgen::chaos::history::{
     self, Call, End, Entry, FaultEvent, FaultKind, HttpAnswer, Line, Meta, Op, OrderLineRow,
-    OrderRow, Outcome, Phase, ReadModelSnapshot, ReservationSeen, SkuSeen, SkuSetup, SkuStockRow,
+    OrderRow, OrderSeen, Outcome, Phase, ReadModelSnapshot, ReservationSeen, SkuSeen, SkuSetup,
+    SkuStockRow,
 };
 
 /// Time zero of every test history, in ms since the epoch.
@@ -40,6 +41,8 @@ pub fn sku(id: &str, stock: u64, limit: Option<u32>, ttl_s: u64) -> SkuSetup {
         stock,
         per_buyer_limit: limit,
         ttl_s,
+        max_hold_s: None,
+        max_extensions: None,
     }
 }
 
@@ -91,6 +94,73 @@ pub fn restock(s: &str, qty: u64) -> Call {
     Call::Restock { sku: s.into(), qty }
 }
 
+/// `POST /v1/reservations/{id}/extend {ttl_s}`.
+pub fn extend(id: &str, ttl_s: u64) -> Call {
+    Call::Extend {
+        id: id.into(),
+        ttl_s,
+    }
+}
+
+/// The first page of `buyer`'s reservations (limit 20), with an optional status filter.
+pub fn list_res(buyer: &str, status: Option<&str>) -> Call {
+    Call::ListReservations {
+        buyer: buyer.into(),
+        status: status.map(str::to_string),
+        limit: 20,
+        cursor: None,
+    }
+}
+
+/// A page of `buyer`'s orders (limit 100) from `cursor`.
+pub fn list_orders(buyer: &str, cursor: Option<&str>) -> Call {
+    Call::ListOrders {
+        buyer: buyer.into(),
+        limit: 100,
+        cursor: cursor.map(str::to_string),
+    }
+}
+
+/// A page of reservations.
+pub fn page(items: Vec<ReservationSeen>, next: Option<&str>) -> Outcome {
+    Outcome::Http(Box::new(HttpAnswer {
+        items: Some(items),
+        next_cursor: next.map(str::to_string),
+        ..answer(200)
+    }))
+}
+
+/// An order listed: (reservation id, buyer, lines).
+pub type ListedOrder<'a> = (&'a str, &'a str, &'a [(&'a str, u32)]);
+
+/// A page of orders; the order id is `ord-{reservation}`.
+pub fn orders_page(orders: &[ListedOrder<'_>], next: Option<&str>) -> Outcome {
+    Outcome::Http(Box::new(HttpAnswer {
+        orders: Some(
+            orders
+                .iter()
+                .map(|(r, b, l)| OrderSeen {
+                    id: format!("ord-{r}"),
+                    reservation_id: r.to_string(),
+                    buyer: b.to_string(),
+                    lines: lines(l),
+                })
+                .collect(),
+        ),
+        next_cursor: next.map(str::to_string),
+        ..answer(200)
+    }))
+}
+
+/// `422 invalid` naming the hold bound `limit_name`.
+pub fn hold_limit(limit_name: &str) -> Outcome {
+    Outcome::Http(Box::new(HttpAnswer {
+        problem: Some("invalid".into()),
+        limit_name: Some(limit_name.into()),
+        ..answer(422)
+    }))
+}
+
 fn answer(status: u16) -> HttpAnswer {
     HttpAnswer {
         status,
@@ -98,6 +168,10 @@ fn answer(status: u16) -> HttpAnswer {
         retry_after_s: None,
         reservation: None,
         sku: None,
+        items: None,
+        orders: None,
+        next_cursor: None,
+        limit_name: None,
         detail: None,
     }
 }

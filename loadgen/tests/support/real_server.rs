@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flashsale_loadgen::api::{self, Api, SkuCounts};
-use flashsale_loadgen::conn::Conn;
+use flashsale_client::ApiClient;
+use flashsale_loadgen::check::SkuCounts;
+use flashsale_protocol::SkuId;
 
 /// Admin token given to the server.
 pub const ADMIN: &str = "it-admin-token";
@@ -98,18 +99,13 @@ impl RealServer {
 
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let api = Api::new(&self.http.to_string(), STOREFRONT, None).unwrap();
+        let client = self.client(STOREFRONT);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("flashsale serve exited early: {status}");
             }
-            let mut conn = Conn::new(self.http, None, Duration::from_secs(2));
-            let mut req = api.get_sku("probe").unwrap();
-            *req.uri_mut() = "/ready".parse().unwrap();
-            if let Ok(a) = conn.send(req).await {
-                if a.status.is_success() {
-                    return;
-                }
+            if client.get("/ready").await.is_ok() {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -119,13 +115,21 @@ impl RealServer {
         }
     }
 
+    /// A `flashsale-client` of this server with `token`.
+    pub fn client(&self, token: &str) -> ApiClient {
+        ApiClient::new(
+            &format!("http://{}", self.http),
+            token,
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    }
+
     /// The server's counts of `sku`, read with our own request.
     pub async fn counts(&self, sku: &str) -> SkuCounts {
-        let api = Api::new(&self.http.to_string(), STOREFRONT, None).unwrap();
-        let mut conn = Conn::new(self.http, None, Duration::from_secs(5));
-        let a = conn.send(api.get_sku(sku).unwrap()).await.unwrap();
-        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
-        api::sku_counts(&a.body).unwrap()
+        let sku = SkuId::new(sku).unwrap();
+        let view = self.client(STOREFRONT).sku(&sku).await.unwrap();
+        SkuCounts::from(&view.value)
     }
 }
 

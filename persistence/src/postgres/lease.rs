@@ -256,6 +256,35 @@ impl GroupStore {
         })
     }
 
+    /// The group's shared secret named `name` (in `meta`, key `secret:<name>`): created by
+    /// the first node that asks (`candidate`, random), read by every later one, so every
+    /// node of the group derives the same keys from it (e.g. the waiting room's pass key)
+    /// without sharing files.
+    pub async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+    ) -> Result<String, PersistenceError> {
+        let s = &self.schema;
+        let key = format!("secret:{name}");
+        self.client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+                ),
+                &[&key, &candidate],
+            )
+            .await?;
+        let row = self
+            .client
+            .query_one(
+                &format!("SELECT value FROM {s}.meta WHERE key = $1"),
+                &[&key],
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// The log's end and snapshot coverage over `shard_count` shards (index lookups only).
     pub async fn log_position(&self, shard_count: u16) -> Result<LogPosition, PersistenceError> {
         let s = &self.schema;

@@ -10,6 +10,7 @@
 pub mod lease;
 pub mod schema;
 mod shard_log;
+pub mod tail;
 mod worker;
 
 use std::sync::Arc;
@@ -33,6 +34,10 @@ pub struct PostgresBackend {
     /// The lease epoch every append and snapshot of this handle is conditional on (high
     /// availability); `None` for a single node.
     fence: Option<i64>,
+    /// The schema whose `ha_lease` row the fence checks (`None`: this backend's own). A log
+    /// of its own next to the group's (the waiting room's journal) is fenced by the group's
+    /// lease.
+    lease_schema: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -141,6 +146,7 @@ impl PostgresBackend {
                 op_timeout: Duration::from_secs(10),
             }),
             fence: None,
+            lease_schema: None,
         })
     }
 
@@ -152,6 +158,18 @@ impl PostgresBackend {
         PostgresBackend {
             inner: self.inner.clone(),
             fence: Some(i64::try_from(epoch).unwrap_or(i64::MAX)),
+            lease_schema: None,
+        }
+    }
+
+    /// Like [`PostgresBackend::fenced`], checking the lease row of `group`'s schema instead of
+    /// this backend's own: a second log of the same group (the waiting room's journal, in
+    /// schema `<schema>_queues`) is fenced by the group's one lease.
+    pub fn fenced_by(&self, epoch: u64, group: &PostgresBackend) -> PostgresBackend {
+        PostgresBackend {
+            inner: self.inner.clone(),
+            fence: Some(i64::try_from(epoch).unwrap_or(i64::MAX)),
+            lease_schema: Some(Arc::from(group.schema())),
         }
     }
 
@@ -200,6 +218,11 @@ impl PostgresBackend {
             shard,
             op_timeout: self.inner.op_timeout,
             fence: self.fence,
+            lease_schema: self
+                .lease_schema
+                .as_deref()
+                .unwrap_or(&self.inner.schema)
+                .to_string(),
         };
         rt.spawn(worker::run(cfg, rx));
         Ok(PostgresLog::new(shard, tx))
@@ -265,7 +288,10 @@ impl LogBackend for PostgresBackend {
 
     fn describe(&self) -> String {
         let fence = match self.fence {
-            Some(epoch) => format!(", fenced at lease epoch {epoch}"),
+            Some(epoch) => format!(
+                ", fenced at lease epoch {epoch} of schema {}",
+                self.lease_schema.as_deref().unwrap_or(&self.inner.schema)
+            ),
             None => String::new(),
         };
         format!(

@@ -101,6 +101,15 @@ const MIGRATIONS: &[&str] = &[
         seq   int8 NOT NULL
     );
     "#,
+    // 5: the events state of a high-availability group (webhook endpoints, delivery positions,
+    // dead letters), one JSON document per name, written by the leader fenced by its epoch.
+    r#"
+    CREATE TABLE {s}.events_state (
+        name       text        PRIMARY KEY,
+        value      text        NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -91,6 +91,8 @@ pub struct WorkerConfig {
     /// The writer's lease epoch (high availability): every flush and snapshot commits only
     /// while the group's lease row still holds this epoch. `None`: unfenced (a single node).
     pub fence: Option<i64>,
+    /// The schema holding the `ha_lease` row the fence checks (usually `schema`).
+    pub lease_schema: String,
 }
 
 /// Rows per INSERT statement (one transaction may hold several).
@@ -160,9 +162,11 @@ async fn open_conn(cfg: &WorkerConfig) -> Result<Conn, tokio_postgres::Error> {
     let (check_fence, fenced_insert) = match cfg.fence {
         None => (None, None),
         Some(_) => {
-            let check = client.prepare(&fence_sql(&s)).await?;
+            let lease = quoted(&cfg.lease_schema);
+            let check = client.prepare(&fence_sql(&lease)).await?;
             // One statement, one transaction: the lease row is share-locked for the
-            // insert's duration, and the rows go in only if the epoch still holds.
+            // insert's duration, and the rows go in only if the epoch still holds. Standbys
+            // tailing the log are notified at its commit (`tail.rs`).
             let insert = client
                 .prepare(&format!(
                     "WITH lease AS ({fence}), ins AS ( \
@@ -171,8 +175,9 @@ async fn open_conn(cfg: &WorkerConfig) -> Result<Conn, tokio_postgres::Error> {
                        FROM unnest($3::int8[], $4::bytea[]) AS t(seq, record) \
                        WHERE EXISTS (SELECT 1 FROM lease) \
                        ON CONFLICT (shard, seq) DO NOTHING) \
-                     SELECT count(*) FROM lease",
-                    fence = fence_sql(&s)
+                     SELECT count(*) FROM lease, pg_notify('{channel}', $5::text)",
+                    fence = fence_sql(&lease),
+                    channel = super::tail::CHANNEL,
                 ))
                 .await?;
             (Some(check), Some(insert))
@@ -248,9 +253,11 @@ async fn serve(cfg: &WorkerConfig, c: &mut Conn, req: Request) -> bool {
     let s = quoted(&cfg.schema);
     match req {
         Request::Flush { batch, reply } => {
-            let res =
-                tokio::time::timeout(cfg.op_timeout, insert_batch(c, shard, cfg.fence, &batch))
-                    .await;
+            let res = tokio::time::timeout(
+                cfg.op_timeout,
+                insert_batch(c, shard, cfg.fence, &cfg.schema, &batch),
+            )
+            .await;
             let (out, ok) = match res {
                 Ok(Ok(())) => (Ok(()), true),
                 Ok(Err(WriteError::Fenced)) => (Err(fenced(cfg.fence)), true),
@@ -362,6 +369,7 @@ async fn insert_batch(
     c: &mut Conn,
     shard: i16,
     fence: Option<i64>,
+    schema: &str,
     batch: &Batch,
 ) -> Result<(), WriteError> {
     if let (Some(epoch), Some(fenced_insert)) = (fence, &c.fenced_insert) {
@@ -369,7 +377,10 @@ async fn insert_batch(
             let records = batch.records(0, batch.len());
             let row = c
                 .client
-                .query_one(fenced_insert, &[&epoch, &shard, &batch.seqs, &records])
+                .query_one(
+                    fenced_insert,
+                    &[&epoch, &shard, &batch.seqs, &records, &schema],
+                )
                 .await?;
             let held: i64 = row.try_get(0)?;
             return if held == 1 {
@@ -400,6 +411,13 @@ async fn insert_batch(
         tx.execute(&c.insert, &[&shard, &&batch.seqs[from..to], &records])
             .await?;
         from = to;
+    }
+    if fence.is_some() {
+        tx.execute(
+            &format!("SELECT pg_notify('{}', $1::text)", super::tail::CHANNEL),
+            &[&schema],
+        )
+        .await?;
     }
     Ok(tx.commit().await?)
 }

@@ -1,15 +1,17 @@
 //! Encoding of log records: a header (version tag, archive length) followed by an rkyv archive,
-//! validated on decode. Records of the previous version ([`v2`]) are still read.
+//! validated on decode. Records of the previous versions ([`v2`], [`v3`]) are still read.
 
 pub mod v2;
+pub mod v3;
 
 use crate::event::LogRecord;
 
 /// Version of the log record layout. Bump when [`LogRecord`] changes shape, and keep a frozen
 /// copy of the old layout to read older logs (as [`v2`]).
 ///
-/// Version 3 added `SkuSpec::max_hold_ms`, `SkuSpec::max_extensions` and `Event::Extended`.
-pub const RECORD_VERSION: u16 = 3;
+/// Version 3 added `SkuSpec::max_hold_ms`, `SkuSpec::max_extensions` and `Event::Extended`;
+/// version 4 added `Event::Extended::key` and `Event::Restocked::key` (ADR 0015, addendum).
+pub const RECORD_VERSION: u16 = 4;
 
 /// Length of the header in front of the archive: version (u16 LE) and archive length (u32 LE).
 const HEADER_LEN: usize = 6;
@@ -24,7 +26,7 @@ pub enum DecodeError {
         len: usize,
     },
     /// A version this build does not read.
-    #[error("unsupported record version {found} (this build reads 2 and {RECORD_VERSION})")]
+    #[error("unsupported record version {found} (this build reads 2, 3 and {RECORD_VERSION})")]
     Version {
         /// The version found.
         found: u16,
@@ -47,15 +49,60 @@ pub enum DecodeError {
 #[error("cannot encode record: {0}")]
 pub struct EncodeError(String);
 
-/// Appends the encoded form of `record` to `out`.
+/// An rkyv writer appending straight to the caller's buffer, with positions counted from the
+/// archive's first byte (so the bytes equal those of `rkyv::to_bytes`, whatever the buffer
+/// already holds): the record is encoded once, into its final place.
+struct AppendWriter<'a> {
+    /// The buffer the archive is appended to.
+    out: &'a mut Vec<u8>,
+    /// Where the archive starts in `out`.
+    start: usize,
+}
+
+impl rkyv::ser::Positional for AppendWriter<'_> {
+    fn pos(&self) -> usize {
+        self.out.len() - self.start
+    }
+}
+
+impl<E> rkyv::ser::Writer<E> for AppendWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Appends the encoded form of `record` to `out`: the header, then the archive serialized in
+/// place (no intermediate buffer; rkyv's scratch arena is the thread's, reused). On error
+/// `out` is left as it was.
 pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let archive =
-        rkyv::to_bytes::<rkyv::rancor::Error>(record).map_err(|e| EncodeError(e.to_string()))?;
-    out.reserve(HEADER_LEN + archive.len());
-    let len = u32::try_from(archive.len()).map_err(|_| EncodeError("record too large".into()))?;
+    let header_at = out.len();
+    // A typical record is under 200 bytes: one reservation up front spares most regrowth.
+    out.reserve(HEADER_LEN + 192);
     out.extend_from_slice(&RECORD_VERSION.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&archive);
+    out.extend_from_slice(&[0; 4]);
+    let start = out.len();
+    let written = rkyv::util::with_arena(|arena| {
+        let writer = AppendWriter {
+            out: &mut *out,
+            start,
+        };
+        rkyv::api::high::to_bytes_in_with_alloc::<_, _, rkyv::rancor::Error>(
+            record,
+            writer,
+            arena.acquire(),
+        )
+        .map(|_| ())
+    });
+    if let Err(e) = written {
+        out.truncate(header_at);
+        return Err(EncodeError(e.to_string()));
+    }
+    let Ok(len) = u32::try_from(out.len() - start) else {
+        out.truncate(header_at);
+        return Err(EncodeError("record too large".into()));
+    };
+    out[header_at + 2..start].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }
 
@@ -65,7 +112,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<LogRecord, DecodeError> {
         return Err(DecodeError::Truncated { len: bytes.len() });
     }
     let found = u16::from_le_bytes([bytes[0], bytes[1]]);
-    if found != RECORD_VERSION && found != v2::VERSION {
+    if found != RECORD_VERSION && found != v2::VERSION && found != v3::VERSION {
         return Err(DecodeError::Version { found });
     }
     let len = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize;
@@ -76,14 +123,51 @@ pub fn decode_record(bytes: &[u8]) -> Result<LogRecord, DecodeError> {
         });
     }
     // rkyv needs the archive aligned; copying into an aligned buffer keeps any input safe.
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len() - HEADER_LEN);
-    aligned.extend_from_slice(&bytes[HEADER_LEN..]);
-    if found == v2::VERSION {
-        return rkyv::from_bytes::<v2::LogRecordV2, rkyv::rancor::Error>(&aligned)
+    // The buffer is the thread's, reused (replay decodes millions of records: no allocation
+    // per record).
+    ALIGNED.with(|cell| {
+        let mut fresh = rkyv::util::AlignedVec::<16>::new();
+        // Re-entrance cannot happen (nothing below decodes again); fall back to a fresh
+        // buffer rather than panic if it ever did.
+        let mut guard = cell.try_borrow_mut();
+        let aligned = match guard.as_deref_mut() {
+            Ok(buf) => buf,
+            Err(_) => &mut fresh,
+        };
+        aligned.clear();
+        aligned.extend_from_slice(&bytes[HEADER_LEN..]);
+        if aligned.capacity() > MAX_KEPT_SCRATCH {
+            // A huge record once should not pin its buffer for the thread's life.
+            let decoded = decode_archive(found, aligned);
+            *aligned = rkyv::util::AlignedVec::new();
+            return decoded;
+        }
+        decode_archive(found, aligned)
+    })
+}
+
+/// Largest decode buffer a thread keeps between records, in bytes.
+const MAX_KEPT_SCRATCH: usize = 64 << 10;
+
+thread_local! {
+    /// The thread's aligned copy of the record being decoded.
+    static ALIGNED: std::cell::RefCell<rkyv::util::AlignedVec<16>> =
+        std::cell::RefCell::new(rkyv::util::AlignedVec::new());
+}
+
+/// Validates and deserializes an aligned archive of record version `version`.
+fn decode_archive(version: u16, aligned: &[u8]) -> Result<LogRecord, DecodeError> {
+    if version == v2::VERSION {
+        return rkyv::from_bytes::<v2::LogRecordV2, rkyv::rancor::Error>(aligned)
             .map(LogRecord::from)
             .map_err(|e| DecodeError::Invalid(e.to_string()));
     }
-    rkyv::from_bytes::<LogRecord, rkyv::rancor::Error>(&aligned)
+    if version == v3::VERSION {
+        return rkyv::from_bytes::<v3::LogRecordV3, rkyv::rancor::Error>(aligned)
+            .map(LogRecord::from)
+            .map_err(|e| DecodeError::Invalid(e.to_string()));
+    }
+    rkyv::from_bytes::<LogRecord, rkyv::rancor::Error>(aligned)
         .map_err(|e| DecodeError::Invalid(e.to_string()))
 }
 
@@ -114,6 +198,27 @@ mod tests {
         }
     }
 
+    /// Encoding in place gives the bytes of `rkyv::to_bytes` behind the header, whatever the
+    /// buffer held before (archive positions count from the archive's start).
+    #[test]
+    fn encodes_in_place_like_to_bytes() {
+        let archive =
+            rkyv::to_bytes::<rkyv::rancor::Error>(&sample()).unwrap_or_else(|e| panic!("{e}"));
+        for prefix in 0..19 {
+            let mut buf = vec![0xAB; prefix];
+            encode_record(&sample(), &mut buf).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&buf[..prefix], &vec![0xAB; prefix][..]);
+            let rec = &buf[prefix..];
+            assert_eq!(&rec[..2], &RECORD_VERSION.to_le_bytes());
+            assert_eq!(&rec[2..6], &(archive.len() as u32).to_le_bytes());
+            assert_eq!(&rec[HEADER_LEN..], &archive[..]);
+            assert_eq!(
+                decode_record(rec).unwrap_or_else(|e| panic!("{e}")),
+                sample()
+            );
+        }
+    }
+
     #[test]
     fn round_trips() {
         let mut buf = Vec::new();
@@ -141,6 +246,7 @@ mod tests {
                 id: ReservationId::compose(0, 1),
                 expires_at_ms: 9_000,
                 extensions: 1,
+                key: None,
                 at_ms: 4,
             },
         };
@@ -235,6 +341,61 @@ mod tests {
             decode_record(&buf).unwrap_or_else(|e| panic!("{e}")),
             sample()
         );
+    }
+
+    /// An extension written by a version-3 build reads as an extension without a key, and a
+    /// keyed extension round-trips.
+    #[test]
+    fn reads_version_3_extensions() {
+        let id = ReservationId::compose(0, 1);
+        let old = v3::LogRecordV3 {
+            shard: 0,
+            seq: 2,
+            event: v3::EventV3::Extended {
+                id,
+                expires_at_ms: 9_000,
+                extensions: 1,
+                at_ms: 4,
+            },
+        };
+        let archive = rkyv::to_bytes::<rkyv::rancor::Error>(&old).unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = v3::VERSION.to_le_bytes().to_vec();
+        buf.extend_from_slice(&(archive.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&archive);
+        let expected = LogRecord {
+            shard: 0,
+            seq: 2,
+            event: Event::Extended {
+                id,
+                expires_at_ms: 9_000,
+                extensions: 1,
+                key: None,
+                at_ms: 4,
+            },
+        };
+        assert_eq!(
+            decode_record(&buf).unwrap_or_else(|e| panic!("{e}")),
+            expected
+        );
+        let keyed = LogRecord {
+            event: Event::Extended {
+                id,
+                expires_at_ms: 9_000,
+                extensions: 1,
+                key: Some(crate::event::RequestKey {
+                    key: crate::ids::ScopedKey::new(
+                        crate::ids::KeyOwner::Credential(7),
+                        crate::ids::IdempotencyKey::new("k-1").unwrap_or_else(|e| panic!("{e}")),
+                    ),
+                    request_hash: 60_000,
+                }),
+                at_ms: 4,
+            },
+            ..expected
+        };
+        buf.clear();
+        encode_record(&keyed, &mut buf).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(decode_record(&buf).unwrap_or_else(|e| panic!("{e}")), keyed);
     }
 
     #[test]

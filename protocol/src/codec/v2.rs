@@ -93,7 +93,12 @@ impl From<EventV2> for Event {
                 spec: spec.into(),
                 at_ms,
             },
-            EventV2::Restocked { sku, qty, at_ms } => Event::Restocked { sku, qty, at_ms },
+            EventV2::Restocked { sku, qty, at_ms } => Event::Restocked {
+                sku,
+                qty,
+                key: None,
+                at_ms,
+            },
             EventV2::Reserved {
                 id,
                 buyer,

@@ -40,7 +40,15 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Add units to a SKU's stock (admin). */
+        /**
+         * Add units to a SKU's stock (admin).
+         * @description **Idempotency.** With an `Idempotency-Key`, a retry of a restock that succeeded (same
+         *     key, same `qty`, same admin token) returns 200 and the SKU as it is now, adding no
+         *     stock, also after a restart: the SKU keeps the keys of its latest 64 keyed restocks, in
+         *     the log (a retry of an older one adds again). Keys are scoped per caller as on
+         *     `POST /v1/reservations` (ADR 0015). The same key with another `qty` is 409
+         *     `idempotency-mismatch`. Without a key, every request adds stock.
+         */
         post: operations["restock"];
         delete?: never;
         options?: never;
@@ -201,8 +209,16 @@ export type paths = {
          *     extended at most `max_extensions` times. Past either, the answer is 422 `invalid`
          *     naming the limit (`limit`, and `sku`: the line whose SKU sets it) and nothing changes.
          *     A reservation that is not held (confirmed, released, expired) is 409 `invalid-state`.
-         *     Repeating a request that succeeded counts as another extension: use the returned
-         *     `expires_at` and `extensions` to tell.
+         *
+         *     **Idempotency.** With an `Idempotency-Key`, a retry of an extension that succeeded
+         *     (same key, same `ttl_s`, same caller) returns 200 and the reservation as it is now,
+         *     without extending it again or counting another extension (so the same `expires_at` and
+         *     `extensions` as the first answer, unless something else changed it since), also after a
+         *     restart: the key is kept with the reservation, in the log. Keys are scoped per caller as
+         *     on `POST /v1/reservations` (ADR 0015). The same key with another `ttl_s` is 409
+         *     `idempotency-mismatch`. A reservation keeps the keys of its extensions only, so at most
+         *     `max_extensions` of them. Without a key, repeating a request that succeeded counts as
+         *     another extension: use the returned `expires_at` and `extensions` to tell.
          */
         post: operations["extend"];
         delete?: never;
@@ -266,9 +282,12 @@ export type paths = {
          *     epoch (bumped by every takeover), `leader_url` the leader's advertised URL (null while
          *     no node holds a live lease), `log_position` the durable log's end (the sum over shards
          *     of their last sequence number) and `lag` the records this node's state is behind it (0
-         *     on the leader; on a standby, the records it replays at a takeover). A server started
-         *     without `--ha` answers 404. A standby answers every other `/v1` request (and `/ready`)
-         *     with 503 `not-leader` naming `leader_url`.
+         *     on the leader; on a standby, the committed records its copy of the state has not
+         *     applied yet; with `--ha-follow false`, the records it would replay at a takeover). A
+         *     server started without `--ha` answers 404. A standby answers the reads of SKUs,
+         *     reservations, orders and buyer lists from its copy (marked `Flashsale-Role: standby`
+         *     and `Flashsale-Lag-Records`) once it has caught up with the log, and every other `/v1`
+         *     request (and `/ready`) with 503 `not-leader` naming `leader_url`.
          */
         get: operations["getCluster"];
         put?: never;
@@ -664,7 +683,7 @@ export type webhooks = {
         };
         get?: never;
         put?: never;
-        /** A held reservation became an order (`order_id`, `payment_ref`). */
+        /** A held reservation became an order (`order_id`, `payment_ref`, and the order's `buyer`, `lines` and `total_cents`). */
         post: {
             parameters: {
                 query?: never;
@@ -672,7 +691,7 @@ export type webhooks = {
                 path?: never;
                 cookie?: never;
             };
-            requestBody: components["requestBodies"]["EventDelivery"];
+            requestBody: components["requestBodies"]["ReservationConfirmedDelivery"];
             responses: {
                 /** @description Any 2xx acknowledges. */
                 200: {
@@ -775,6 +794,40 @@ export type webhooks = {
                 cookie?: never;
             };
             requestBody: components["requestBodies"]["EventDelivery"];
+            responses: {
+                /** @description Any 2xx acknowledges. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "sku.sold_out": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A SKU's available units went from above zero to zero (once per sell-out; a restock or release and another sell-out emits again). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: components["requestBodies"]["SkuSoldOutDelivery"];
             responses: {
                 /** @description Any 2xx acknowledges. */
                 200: {
@@ -941,10 +994,37 @@ export type components = {
         };
         /** @description The body of every webhook request and AMQP message. `id` is `evt_<shard>_<seq>`, its position in the log: the same across retries and restarts (deduplicate on it). */
         Event: {
+            /** @description `evt_<shard>_<seq>`; a `sku.sold_out` that the same log record caused is `evt_<shard>_<seq>_<n>` (n = 1, 2, … in line order). */
             id: string;
             type: components["schemas"]["EventType"];
             timestamp: components["schemas"]["Time"];
             data: Record<string, never>;
+        };
+        /** @description The order. `buyer`, `lines`, `total_cents` and `partial` are absent only for a reservation held before the events ledger started (a data dir whose log was compacted before this version; see docs/events.md). */
+        ReservationConfirmedData: {
+            reservation_id: string;
+            order_id: string;
+            payment_ref: string;
+            buyer?: string;
+            /** @description This shard's lines of the reservation (all of them unless `partial`). */
+            lines?: {
+                sku: string;
+                qty: number;
+                unit_price_cents: number;
+            }[];
+            /** @description Sum of qty × unit_price_cents over `lines`. */
+            total_cents?: number;
+            /** @description Part of a reservation spanning several shards: each part has its own confirmed event with its lines. */
+            partial?: boolean;
+        };
+        SkuSoldOutData: {
+            sku: string;
+            /** @description Total units. */
+            stock: number;
+            /** @description Units held (not yet confirmed or released). */
+            reserved: number;
+            /** @description Units of orders; reserved + sold = stock. */
+            sold: number;
         };
         /** @description RFC 9457 problem details. Extension members depend on the type. */
         Problem: {
@@ -1006,6 +1086,10 @@ export type components = {
             poll_after_ms?: number;
             pass?: string;
             pass_expires_at?: string;
+            /** @description When the ticket was admitted (admitted tickets). */
+            admitted_at?: string;
+            /** @description Place in the queue's admission order, 1 = admitted first (admitted tickets; what fairness is measured against). */
+            admission?: number;
         };
         Queue: {
             queue: string;
@@ -1122,6 +1206,24 @@ export type components = {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description `invalid-state` (the total would exceed 10^12; names `sku`) or `idempotency-mismatch` (this caller used the Idempotency-Key with another `qty`). */
+        RestockConflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `invalid-state` (the reservation is not held; names `id` and `reservation_status`) or `idempotency-mismatch` (this caller used the Idempotency-Key with another `ttl_s`). */
+        ExtendConflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description `invalid-state`: a valid request that the resource's current state does not allow. A reservation: confirm after release or expiry, cancel after confirm, extend unless held (names `id` and `reservation_status`). A SKU: a stock below the units already reserved or sold, or a restock beyond 10^12 units (names `sku`). */
         InvalidState: {
             headers: {
@@ -1217,12 +1319,40 @@ export type components = {
                 "application/json": components["schemas"]["Event"];
             };
         };
+        /** @description A `reservation.confirmed` event (headers as for every event). */
+        ReservationConfirmedDelivery: {
+            content: {
+                "application/json": components["schemas"]["Event"] & {
+                    data?: components["schemas"]["ReservationConfirmedData"];
+                };
+            };
+        };
+        /** @description A `sku.sold_out` event (headers as for every event). */
+        SkuSoldOutDelivery: {
+            content: {
+                "application/json": components["schemas"]["Event"] & {
+                    data?: components["schemas"]["SkuSoldOutData"];
+                };
+            };
+        };
     };
     headers: {
         /** @description Path of the created resource. */
         Location: string;
         /** @description Seconds to wait before retrying. */
         RetryAfter: number;
+        /**
+         * @description `standby` when a standby of a high-availability group (`serve --ha`) answered this read
+         *     from its own copy of the state, which follows the leader's log; absent on a leader and
+         *     on a single node. The other headers of such an answer are as usual (a 404 of a standby
+         *     may be its lag: the leader may know the resource already).
+         */
+        FlashsaleRole: "standby";
+        /**
+         * @description With `Flashsale-Role: standby`: how many committed log records the answering standby
+         *     had not applied yet at its last look at the log's end (0: it had applied all of them).
+         */
+        FlashsaleLagRecords: number;
     };
     pathItems: never;
 };
@@ -1242,6 +1372,8 @@ export interface operations {
             /** @description The SKU. */
             200: {
                 headers: {
+                    "Flashsale-Role": components["headers"]["FlashsaleRole"];
+                    "Flashsale-Lag-Records": components["headers"]["FlashsaleLagRecords"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1293,7 +1425,7 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["Timeout"];
-            409: components["responses"]["InvalidState"];
+            409: components["responses"]["RestockConflict"];
             413: components["responses"]["TooLarge"];
             422: components["responses"]["Invalid"];
             429: components["responses"]["RateLimited"];
@@ -1304,7 +1436,10 @@ export interface operations {
     restock: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry of this restock answer without adding stock again. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 sku: components["parameters"]["Sku"];
             };
@@ -1364,6 +1499,8 @@ export interface operations {
             /** @description A page. */
             200: {
                 headers: {
+                    "Flashsale-Role": components["headers"]["FlashsaleRole"];
+                    "Flashsale-Lag-Records": components["headers"]["FlashsaleLagRecords"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1408,6 +1545,8 @@ export interface operations {
             /** @description A page. */
             200: {
                 headers: {
+                    "Flashsale-Role": components["headers"]["FlashsaleRole"];
+                    "Flashsale-Lag-Records": components["headers"]["FlashsaleLagRecords"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1484,6 +1623,8 @@ export interface operations {
             /** @description The reservation. */
             200: {
                 headers: {
+                    "Flashsale-Role": components["headers"]["FlashsaleRole"];
+                    "Flashsale-Lag-Records": components["headers"]["FlashsaleLagRecords"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1583,7 +1724,10 @@ export interface operations {
     extend: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry of this extension answer without extending again. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: components["parameters"]["ReservationId"];
             };
@@ -1612,7 +1756,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["Timeout"];
-            409: components["responses"]["InvalidState"];
+            409: components["responses"]["ExtendConflict"];
             413: components["responses"]["TooLarge"];
             422: components["responses"]["Invalid"];
             429: components["responses"]["RateLimited"];
@@ -1642,6 +1786,8 @@ export interface operations {
             /** @description A page. */
             200: {
                 headers: {
+                    "Flashsale-Role": components["headers"]["FlashsaleRole"];
+                    "Flashsale-Lag-Records": components["headers"]["FlashsaleLagRecords"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1674,6 +1820,8 @@ export interface operations {
             /** @description The order. */
             200: {
                 headers: {
+                    "Flashsale-Role": components["headers"]["FlashsaleRole"];
+                    "Flashsale-Lag-Records": components["headers"]["FlashsaleLagRecords"];
                     [name: string]: unknown;
                 };
                 content: {

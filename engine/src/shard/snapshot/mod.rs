@@ -7,10 +7,13 @@
 //! Format 4 (`FSSNAP04`) adds each SKU's maximum hold and number of extensions and each
 //! reservation's extension count to format 3 (`FSSNAP03`: release times for retention,
 //! idempotency keys scoped to their caller, [`ScopedKey`]), which is still read ([`v3`]).
+//! Format 5 (`FSSNAP05`) adds the keys of each reservation's keyed extensions and of each
+//! SKU's latest keyed restocks (ADR 0015, addendum) to format 4, which is still read ([`v4`]).
 //! Older formats hold unscoped keys, and their logs (record version 1) cannot be replayed
 //! either, so they are refused by name ([`SnapshotError::Outdated`]).
 
 mod v3;
+mod v4;
 
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use rkyv::util::AlignedVec;
 use flashsale_protocol::event::Group;
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{
-    BuyerId, Line, OrderId, ReleaseReason, ReservationId, ScopedKey, ShardId, SkuSpec,
+    BuyerId, Line, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId, SkuSpec,
 };
 
 use super::sku::SkuState;
@@ -30,7 +33,7 @@ use crate::gate::StockGate;
 use crate::view::ReservationStatus;
 
 /// Tag of the current format.
-const MAGIC: &[u8; 8] = b"FSSNAP04";
+const MAGIC: &[u8; 8] = b"FSSNAP05";
 /// Tags of the formats this build refuses (unscoped idempotency keys).
 const OUTDATED: [&[u8; 8]; 2] = [b"FSSNAP01", b"FSSNAP02"];
 
@@ -43,7 +46,7 @@ pub enum SnapshotError {
     /// A snapshot of an older format, written before idempotency keys were scoped per
     /// caller; it cannot be loaded (nor can its log be replayed).
     #[error(
-        "shard snapshot format {found} is no longer supported (this build reads FSSNAP03 and FSSNAP04)"
+        "shard snapshot format {found} is no longer supported (this build reads FSSNAP03 to FSSNAP05)"
     )]
     Outdated {
         /// The format's tag.
@@ -63,6 +66,8 @@ struct SnapSku {
     spec: SkuSpec,
     reserved: u64,
     sold: u64,
+    /// The keys of its latest keyed restocks, oldest first.
+    restock_keys: Vec<RequestKey>,
 }
 
 /// A reservation in a snapshot (lines by SKU id, status as a code).
@@ -85,9 +90,11 @@ struct SnapReservation {
     group: Option<Group>,
     /// When it was released or expired (0 while held or once confirmed).
     released_at_ms: u64,
+    /// The keys of its keyed extensions (home shard only).
+    extension_keys: Vec<RequestKey>,
 }
 
-/// A whole snapshot (format 4).
+/// A whole snapshot (format 5).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct Snap {
     shard: ShardId,
@@ -104,6 +111,13 @@ fn decode(bytes: &[u8]) -> Result<Snap, SnapshotError> {
         let mut aligned = AlignedVec::<16>::with_capacity(body.len());
         aligned.extend_from_slice(body);
         return rkyv::from_bytes::<v3::SnapV3, rkyv::rancor::Error>(&aligned)
+            .map(Snap::from)
+            .map_err(|e| SnapshotError::Archive(e.to_string()));
+    }
+    if let Some(body) = bytes.strip_prefix(v4::MAGIC) {
+        let mut aligned = AlignedVec::<16>::with_capacity(body.len());
+        aligned.extend_from_slice(body);
+        return rkyv::from_bytes::<v4::SnapV4, rkyv::rancor::Error>(&aligned)
             .map(Snap::from)
             .map_err(|e| SnapshotError::Archive(e.to_string()));
     }
@@ -160,6 +174,7 @@ impl Shard {
                 spec: s.spec.clone(),
                 reserved: s.reserved,
                 sold: s.sold,
+                restock_keys: s.restock_keys.iter().cloned().collect(),
             })
             .collect();
         skus.sort_unstable_by(|a, b| a.spec.sku.cmp(&b.spec.sku));
@@ -182,6 +197,7 @@ impl Shard {
                 request_hash: r.request_hash,
                 group: r.group,
                 released_at_ms: r.released_at_ms,
+                extension_keys: r.extension_keys.clone(),
             })
             .collect();
         reservations.sort_unstable_by_key(|r| r.id);
@@ -243,6 +259,7 @@ impl Shard {
             reserved: s.reserved,
             sold: s.sold,
             gate,
+            restock_keys: s.restock_keys.into(),
         });
         if !added {
             return Err(bad(format!("{key} twice")));
@@ -310,6 +327,7 @@ impl Shard {
             idempotency_key: r.idempotency_key,
             request_hash: r.request_hash,
             group: r.group,
+            extension_keys: r.extension_keys,
         };
         if !self.reservations.insert(self.id, res) {
             return Err(bad("reservation twice".into()));

@@ -66,6 +66,7 @@ impl From<SnapV3> for Snap {
                     spec: k.spec.into(),
                     reserved: k.reserved,
                     sold: k.sold,
+                    restock_keys: Vec::new(),
                 })
                 .collect(),
             reservations: s
@@ -87,6 +88,7 @@ impl From<SnapV3> for Snap {
                     request_hash: r.request_hash,
                     group: r.group,
                     released_at_ms: r.released_at_ms,
+                    extension_keys: Vec::new(),
                 })
                 .collect(),
         }
@@ -193,6 +195,6 @@ mod tests {
         assert!(old.starts_with(b"FSSNAP03"));
         let restored = Shard::restore(&old).unwrap();
         assert_eq!(restored.state_hash(), shard.state_hash());
-        assert!(restored.snapshot().starts_with(b"FSSNAP04"));
+        assert!(restored.snapshot().starts_with(b"FSSNAP05"));
     }
 }

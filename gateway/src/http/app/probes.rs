@@ -64,7 +64,7 @@ impl<E: Inventory> App<E> {
         if let Some(p) = process::read_process_stats() {
             process::render_process(&mut text, &p);
         }
-        if let Some(events) = &self.events {
+        if let Some(events) = self.events.as_ref().and_then(|slot| slot.get()) {
             events.render_metrics(&mut text);
         }
         let mut res = Response::new(full(text));

@@ -15,17 +15,32 @@ use super::response::{json, set_location};
 use super::{Answer, App, Caller};
 use crate::auth::Role;
 use crate::http::inventory::Inventory;
-use crate::http::problem::Problem;
+use crate::http::problem::{Problem, ProblemKind};
 use crate::http::queue_wire::{parse_ticket, JoinBody, PutQueueBody, QueueJson, TicketJson};
 use crate::http::wire::parse_json;
 use crate::waiting_room::QueueService;
 
 impl<E: Inventory> App<E> {
     /// The waiting room, or 404 when this server runs without one.
-    fn queues(&self) -> Result<&Arc<QueueService>, Problem> {
-        self.queues
-            .as_ref()
+    fn queues(&self) -> Result<Arc<QueueService>, Problem> {
+        self.room()?
             .ok_or_else(|| Problem::not_found("this server runs no waiting room"))
+    }
+
+    /// The waiting room if this server runs one (`None`: it does not); 503 while its slot is
+    /// empty (a high-availability node between terms).
+    pub(super) fn room(&self) -> Result<Option<Arc<QueueService>>, Problem> {
+        match &self.queues {
+            None => Ok(None),
+            Some(slot) => slot.get().map(Some).ok_or_else(|| {
+                let mut p = Problem::new(
+                    ProblemKind::Unavailable,
+                    "the waiting room is not loaded on this node right now; retry",
+                );
+                p.retry_after_s = Some(1);
+                p
+            }),
+        }
     }
 
     /// `PUT /v1/queues/{queue}`: 201 with `Location` when created, 200 when changed.

@@ -42,7 +42,8 @@ impl<E: Inventory> App<E> {
             None => None,
         };
         // A line of a queued SKU needs the buyer's pass (checked and marked in use here).
-        let guard = match &self.queues {
+        let queues = self.room()?;
+        let guard = match &queues {
             Some(q) => {
                 let skus: Vec<_> = lines.iter().map(|(s, _)| s.clone()).collect();
                 q.begin_hold(&skus, pass_header(headers)?, &buyer)?
@@ -58,7 +59,7 @@ impl<E: Inventory> App<E> {
                 ttl_ms,
             })
             .await;
-        let view = match (guard, reserved, &self.queues) {
+        let view = match (guard, reserved, &queues) {
             (Some(g), Ok(view), Some(q)) => {
                 // The hold is durable in the engine; the room's record of it is retried by
                 // the journal if this write fails, so the reservation is answered either way.
@@ -118,10 +119,11 @@ impl<E: Inventory> App<E> {
         let id = path_reservation(param)?;
         let body = self.read_body(headers, body).await?;
         let payment_ref = parse_json::<ConfirmBody>(&body)?.payment_ref()?;
+        let queues = self.room()?;
         let view = self.inventory.confirm(id, payment_ref).await?;
-        if let Some(q) = &self.queues {
+        if let Some(q) = &queues {
             // Done in the engine: answer it; the journal retries the room's record.
-            if let Err(e) = q.confirmed(id).await {
+            if let Err(e) = q.confirmed(id) {
                 tracing::warn!(error = %e, reservation = %id, "waiting room: pass not updated in the log yet");
             }
         }
@@ -146,10 +148,11 @@ impl<E: Inventory> App<E> {
             let view = self.inventory.reservation(id).await?;
             check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
         }
+        let queues = self.room()?;
         let view = self.inventory.cancel(id).await?;
-        if let Some(q) = &self.queues {
+        if let Some(q) = &queues {
             // Done in the engine: answer it; the journal retries the room's record.
-            if let Err(e) = q.released(id).await {
+            if let Err(e) = q.released(id) {
                 tracing::warn!(error = %e, reservation = %id, "waiting room: pass not updated in the log yet");
             }
         }
@@ -168,11 +171,16 @@ impl<E: Inventory> App<E> {
         let id = path_reservation(param)?;
         let raw = self.read_body(headers, body).await?;
         let ttl_ms = parse_json::<ExtendBody>(&raw)?.ttl_ms()?;
+        // Scoped as a reservation's key (ADR 0015): a retry with it is answered, not redone.
+        let key = match idempotency_key(headers)? {
+            Some(key) => Some(ScopedKey::new(key_owner(caller)?, key)),
+            None => None,
+        };
         if let Caller::Buyer(_) = caller {
             let view = self.inventory.reservation(id).await?;
             check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
         }
-        let view = self.inventory.extend(id, ttl_ms).await?;
+        let view = self.inventory.extend(id, ttl_ms, key).await?;
         json(StatusCode::OK, &ReservationJson::try_from(&view)?)
     }
 }
@@ -189,7 +197,7 @@ fn pass_header(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
 }
 
 /// The `Idempotency-Key` header, if sent (422 if it is not a valid key).
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Problem> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Problem> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -222,7 +230,7 @@ pub(super) fn acting_buyer(
 }
 
 /// The scope of the caller's idempotency keys: its credential, or the buyer of a buyer JWT.
-fn key_owner(caller: &Caller) -> Result<KeyOwner, Problem> {
+pub(super) fn key_owner(caller: &Caller) -> Result<KeyOwner, Problem> {
     match caller {
         Caller::Admin(c) | Caller::Storefront(c) => Ok(KeyOwner::Credential(c.0)),
         Caller::Buyer(b) => Ok(KeyOwner::Buyer(b.clone())),

@@ -2,13 +2,14 @@
 //! token).
 
 use flashsale_protocol::limits::MAX_STOCK;
-use flashsale_protocol::SkuId;
+use flashsale_protocol::{ScopedKey, SkuId};
 use hyper::header::HeaderMap;
 use hyper::StatusCode;
 
 use super::access::require;
 use super::body::RequestBody;
 use super::pagination::{encode_cursor, parse_list_query};
+use super::reservations::{idempotency_key, key_owner};
 use super::response::{json, set_location};
 use super::{Answer, App, Caller};
 use crate::auth::Role;
@@ -60,6 +61,11 @@ impl<E: Inventory> App<E> {
         let sku = path_sku(param)?;
         let body = self.read_body(headers, body).await?;
         let qty = parse_json::<RestockBody>(&body)?.qty()?;
+        // Scoped as a reservation's key (ADR 0015): a retry with it adds nothing.
+        let key = match idempotency_key(headers)? {
+            Some(key) => Some(ScopedKey::new(key_owner(caller)?, key)),
+            None => None,
+        };
         let before = self.inventory.sku(sku.clone()).await?;
         if before.total.saturating_add(qty) > MAX_STOCK {
             return Err(Problem::new(
@@ -72,7 +78,7 @@ impl<E: Inventory> App<E> {
             )
             .with("sku", sku.as_str()));
         }
-        let view = self.inventory.restock(sku, qty).await?;
+        let view = self.inventory.restock(sku, qty, key).await?;
         json(StatusCode::OK, &SkuJson::try_from(&view)?)
     }
 

@@ -1,7 +1,7 @@
 //! The webhook endpoints (admin only): register (`POST /v1/webhooks` → 201 with the signing
 //! secret), list, show, delete, the recent delivery attempts, and the replay of dead letters.
 
-use flashsale_events::{CreateError, EventService};
+use flashsale_events::{CreateError, EventService, EventsError};
 use hyper::header::HeaderMap;
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -42,11 +42,29 @@ struct Replay {
 }
 
 impl<E: Inventory> App<E> {
-    /// The events service, or 404 when this server runs none.
-    fn events(&self) -> Result<&EventService, Problem> {
-        self.events
+    /// The events service, or 404 when this server runs none (503 while its slot is empty:
+    /// a high-availability node between terms).
+    fn events(&self) -> Result<EventService, Problem> {
+        let slot = self
+            .events
             .as_ref()
-            .ok_or_else(|| Problem::not_found("webhooks are not enabled on this server"))
+            .ok_or_else(|| Problem::not_found("webhooks are not enabled on this server"))?;
+        slot.get().ok_or_else(|| {
+            let mut p = Problem::new(
+                ProblemKind::Unavailable,
+                "event delivery is not running on this node right now; retry",
+            );
+            p.retry_after_s = Some(1);
+            p
+        })
+    }
+
+    /// The problem of a state write refused because this node no longer leads.
+    fn store_problem(&self, what: &str, e: &EventsError) -> Problem {
+        match e {
+            EventsError::Fenced { .. } => Problem::not_leader(None),
+            e => Problem::internal(format!("{what}: {e}")),
+        }
     }
 
     /// `POST /v1/webhooks`: 201 with the endpoint and its secret (shown only here).
@@ -74,7 +92,7 @@ impl<E: Inventory> App<E> {
                 ))
                 .with("field", "events"),
                 CreateError::TooMany => Problem::new(ProblemKind::InvalidState, e.to_string()),
-                CreateError::Store(s) => Problem::internal(format!("storing the endpoint: {s}")),
+                CreateError::Store(s) => self.store_problem("storing the endpoint", &s),
             })?;
         let mut res = json(StatusCode::CREATED, &view)?;
         set_location(&mut res, &format!("/v1/webhooks/{}", view.id));
@@ -96,12 +114,13 @@ impl<E: Inventory> App<E> {
     }
 
     /// `DELETE /v1/webhooks/{id}`: 204.
-    pub(super) fn delete_webhook(&self, caller: &Caller, id: &str) -> Answer {
+    pub(super) async fn delete_webhook(&self, caller: &Caller, id: &str) -> Answer {
         require(caller, &[Role::Admin])?;
         let deleted = self
             .events()?
             .delete(id)
-            .map_err(|e| Problem::internal(format!("deleting the endpoint: {e}")))?;
+            .await
+            .map_err(|e| self.store_problem("deleting the endpoint", &e))?;
         if !deleted {
             return Err(unknown(id));
         }

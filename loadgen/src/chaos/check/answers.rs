@@ -2,7 +2,9 @@
 //! requests, so `400`, `422`, `401`/`403` are server bugs; so is any 5xx but
 //! `503 unavailable` (and `500 internal` in particular). `409 idempotency-in-progress` must carry
 //! `Retry-After`. Whether a `404` is legal depends on the reservation's history
-//! ([`super::lifecycle`]).
+//! ([`super::lifecycle`]). An extension may also be refused `422 invalid` naming the hold bound
+//! it went past (`max_hold_s` or `max_extensions`): whether it had to be is for
+//! [`super::lifecycle`] too.
 
 use super::index::{http, Ix};
 use super::{Findings, Kind};
@@ -57,6 +59,38 @@ pub fn illegal(call: &Call, a: &HttpAnswer) -> Option<String> {
                 _ => false,
             }
         }
+        Call::Extend { id, .. } => match a.status {
+            200 => match &a.reservation {
+                None => return Some("200 without a readable reservation body".into()),
+                Some(r) if r.id != *id => {
+                    return Some(format!("answered reservation {} instead", r.id))
+                }
+                Some(r) if r.status != "held" => {
+                    return Some(format!("200 with status {:?}, not \"held\"", r.status))
+                }
+                Some(_) => true,
+            },
+            404 => p == "not-found",
+            409 => p == "invalid-state",
+            422 => {
+                p == "invalid"
+                    && matches!(
+                        a.limit_name.as_deref(),
+                        Some("max_hold_s" | "max_extensions")
+                    )
+            }
+            _ => false,
+        },
+        Call::ListReservations { .. } => match a.status {
+            200 if a.items.is_none() => return Some("200 without a readable page".into()),
+            200 => true,
+            _ => false,
+        },
+        Call::ListOrders { .. } => match a.status {
+            200 if a.orders.is_none() => return Some("200 without a readable page".into()),
+            200 => true,
+            _ => false,
+        },
         Call::Restock { .. } | Call::GetSku { .. } => match a.status {
             200 => {
                 if a.sku.is_none() {

@@ -8,6 +8,12 @@ use crate::chaos::history::{
     Call, FaultKind, History, HttpAnswer, Line, Op, Outcome, Phase, Pos, ReservationSeen, SkuSetup,
 };
 
+/// The server's default `max_hold_s` floor (a SKU without one holds at most the larger of
+/// its TTL and this).
+pub const DEFAULT_MAX_HOLD_S: u64 = 3_600;
+/// The server's default `max_extensions`.
+pub const DEFAULT_MAX_EXTENSIONS: u32 = 3;
+
 /// What a write did, as far as the client can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
@@ -116,7 +122,7 @@ pub struct Res<'h> {
     pub lines: &'h [Line],
     /// `expires_at` of the first ack.
     pub expires_at_ms: u64,
-    /// Get / confirm / cancel ops on this id.
+    /// Get / confirm / cancel / extend ops on this id, and list pages that show it.
     pub ops: Vec<usize>,
     /// The state read back after the run (last final-phase read), if any.
     pub final_state: Option<(usize, State)>,
@@ -150,6 +156,10 @@ pub struct Ix<'h> {
     pub restocks: HashMap<&'h str, Vec<usize>>,
     /// SKU reads (get and restock answers with counts) by SKU.
     pub sku_reads: HashMap<&'h str, Vec<usize>>,
+    /// Reservation list pages (`GET /v1/reservations?buyer=`), in invocation order.
+    pub res_lists: Vec<usize>,
+    /// Order list pages (`GET /v1/orders?buyer=`) by buyer, in invocation order.
+    pub order_lists: BTreeMap<&'h str, Vec<usize>>,
     /// Whether the history has a read-back phase.
     pub has_final: bool,
 }
@@ -166,6 +176,8 @@ impl<'h> Ix<'h> {
         let mut keys: BTreeMap<(u32, &str), Vec<usize>> = BTreeMap::new();
         let mut restocks: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut sku_reads: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut res_lists = Vec::new();
+        let mut order_lists: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         let mut has_final = false;
         let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, op) in ops.iter().enumerate() {
@@ -205,8 +217,25 @@ impl<'h> Ix<'h> {
                         e.expires_at_ms = r.expires_at_ms;
                     }
                 }
-                Call::GetReservation { id } | Call::Confirm { id, .. } | Call::Cancel { id } => {
+                Call::GetReservation { id }
+                | Call::Confirm { id, .. }
+                | Call::Cancel { id }
+                | Call::Extend { id, .. } => {
                     by_id.entry(id.as_str()).or_default().push(i);
+                }
+                Call::ListReservations { .. } => {
+                    res_lists.push(i);
+                    let items = http(op).and_then(|h| h.items.as_ref());
+                    for r in items.into_iter().flatten() {
+                        let list = by_id.entry(r.id.as_str()).or_default();
+                        // A page showing it twice is reported by the list checks.
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+                Call::ListOrders { buyer, .. } => {
+                    order_lists.entry(buyer.as_str()).or_default().push(i);
                 }
                 Call::Restock { sku, .. } => {
                     restocks.entry(sku.as_str()).or_default().push(i);
@@ -253,6 +282,8 @@ impl<'h> Ix<'h> {
             keys,
             restocks,
             sku_reads,
+            res_lists,
+            order_lists,
             has_final,
         }
     }
@@ -285,6 +316,20 @@ impl<'h> Ix<'h> {
             .min()
     }
 
+    /// The strictest hold bounds of `lines`, from the SKUs' setup (the server's defaults where
+    /// none was set): the maximum hold in ms and the number of extensions.
+    pub fn hold_bounds(&self, lines: &[Line]) -> Option<(u64, u32)> {
+        let mut max_hold_ms = u64::MAX;
+        let mut max_extensions = u32::MAX;
+        for l in lines {
+            let s = self.skus.get(l.sku.as_str())?;
+            let hold_s = s.max_hold_s.unwrap_or(s.ttl_s.max(DEFAULT_MAX_HOLD_S));
+            max_hold_ms = max_hold_ms.min(hold_s * 1000);
+            max_extensions = max_extensions.min(s.max_extensions.unwrap_or(DEFAULT_MAX_EXTENSIONS));
+        }
+        (!lines.is_empty()).then_some((max_hold_ms, max_extensions))
+    }
+
     /// Fills the figures that come straight from the index.
     pub fn summarize(&self, s: &mut Stats) {
         s.ops = self.ops.len();
@@ -305,6 +350,12 @@ impl<'h> Ix<'h> {
                 .or_insert(0) += 1;
         }
         s.reservations = self.res.len();
+        s.extensions_acknowledged = self
+            .ops
+            .iter()
+            .filter(|op| matches!(op.call, Call::Extend { .. }))
+            .filter(|op| http(op).is_some_and(|a| a.status == 200))
+            .count();
         for r in self.res.values() {
             let b = match (&r.final_state, r.final_not_found) {
                 (Some((_, st)), _) => st.bucket(),

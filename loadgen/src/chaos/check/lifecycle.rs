@@ -4,6 +4,13 @@
 //! final state; expiry happens at `expires_at` = creation + the shortest TTL of its lines (not
 //! before, not long after); a confirm after `expires_at` is refused; a confirm or cancel is
 //! refused only when something else decided the reservation first.
+//!
+//! Extensions move the deadline: an acknowledged one is honoured (no expiry before its new
+//! `expires_at`, which covers the hold asked for, within the SKUs' maximum hold and number of
+//! extensions), one whose answer was lost may have moved it up to what it asked, and an
+//! extension is refused only when the state or a bound explains it. List pages that show the
+//! reservation are observations like any read: a list never shows it in a state its history
+//! contradicts.
 
 use super::index::{effect, http, Effect, Ix, Res, State};
 use super::{Findings, Kind, CLOCK_TOLERANCE_MS, EXPIRY_SLACK_MS};
@@ -38,9 +45,76 @@ fn sent_before(ix: &Ix<'_>, r: &Res<'_>, t_us: u64, want: impl Fn(&Call) -> bool
     })
 }
 
+/// The deadlines of a reservation's hold, given the extensions sent.
+#[derive(Debug, Clone)]
+pub struct Deadlines {
+    /// Acknowledged extensions: (op index, the new `expires_at` in ms), by invocation.
+    pub acked: Vec<(usize, u64)>,
+    /// The latest deadline the history allows: an extension whose answer was lost may have
+    /// moved it up to what it asked.
+    pub upper_ms: u64,
+}
+
+impl Deadlines {
+    /// The deadlines of `r`.
+    pub fn of(ix: &Ix<'_>, r: &Res<'_>) -> Deadlines {
+        let mut acked = Vec::new();
+        let mut upper_ms = r.expires_at_ms;
+        for &i in &r.ops {
+            let op = ix.ops[i];
+            let Call::Extend { id, ttl_s } = &op.call else {
+                continue;
+            };
+            if id != r.id {
+                continue;
+            }
+            let seen = http(op)
+                .filter(|a| a.status == 200)
+                .and_then(|a| a.shows(r.id));
+            match (effect(op), seen) {
+                (Effect::Done, Some(v)) => {
+                    acked.push((i, v.expires_at_ms));
+                    upper_ms = upper_ms.max(v.expires_at_ms);
+                }
+                (Effect::None, _) => {}
+                _ => {
+                    let asked = op.complete_us / 1000 + ttl_s * 1000 + CLOCK_TOLERANCE_MS;
+                    upper_ms = upper_ms.max(asked);
+                }
+            }
+        }
+        Deadlines { acked, upper_ms }
+    }
+
+    /// The deadline no expiry may come before: the latest acknowledged one.
+    pub fn honoured(&self, r: &Res<'_>) -> u64 {
+        self.acked
+            .iter()
+            .map(|(_, d)| *d)
+            .fold(r.expires_at_ms, u64::max)
+    }
+
+    /// The deadline known at `t_us`: the latest acknowledged by an extension answered by then.
+    pub fn known_at(&self, ix: &Ix<'_>, r: &Res<'_>, t_us: u64) -> u64 {
+        self.acked
+            .iter()
+            .filter(|(i, _)| ix.ops[*i].complete_us <= t_us)
+            .map(|(_, d)| *d)
+            .fold(r.expires_at_ms, u64::max)
+    }
+
+    /// Whether a view may show `expires_at_ms`: the first one, or a later one extensions
+    /// may have set.
+    pub fn allows(&self, r: &Res<'_>, expires_at_ms: u64) -> bool {
+        expires_at_ms == r.expires_at_ms
+            || (expires_at_ms > r.expires_at_ms && expires_at_ms <= self.upper_ms)
+    }
+}
+
 fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
     let ms = |us: u64| us / 1000;
     let acked_us = r.acked_us(ix);
+    let dl = Deadlines::of(ix, r);
     let mut obs: Vec<Obs> = Vec::new();
 
     // 1. Every 201 shows what was asked (one violation per reservation, shown by its first
@@ -56,7 +130,7 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
         if v.lines != *lines || v.buyer != *buyer {
             wrong.push(i);
         }
-        if v.expires_at_ms != r.expires_at_ms {
+        if !dl.allows(r, v.expires_at_ms) {
             f.violation(
                 Kind::ReadDiffers,
                 format!(
@@ -103,7 +177,8 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
     for &i in &r.ops {
         let op = ix.ops[i];
         let Some(a) = http(op) else { continue };
-        if a.status == 404 && op.invoke_us > acked_us && !lost_reported {
+        let about_it = op.call.reservation_id() == Some(r.id);
+        if a.status == 404 && about_it && op.invoke_us > acked_us && !lost_reported {
             lost_reported = true;
             f.violation(
                 Kind::AckLost,
@@ -116,15 +191,10 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
                 ix.at(&[r.first_ack, i]),
             );
         }
-        let Some(v) = a
-            .reservation
-            .as_ref()
-            .filter(|v| a.status == 200 && v.id == r.id)
-        else {
+        let Some(v) = a.shows(r.id).filter(|_| a.status == 200) else {
             continue;
         };
-        let differs =
-            v.lines != r.lines || v.buyer != r.buyer || v.expires_at_ms != r.expires_at_ms;
+        let differs = v.lines != r.lines || v.buyer != r.buyer || !dl.allows(r, v.expires_at_ms);
         if differs && !differs_reported {
             differs_reported = true;
             f.violation(
@@ -174,19 +244,28 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
         }
     }
 
-    // 4. Releases have a cause and expiry its time.
+    // 4. Releases have a cause and expiry its time (the latest acknowledged deadline).
+    let honoured = dl.honoured(r);
     for o in &obs {
         let op = ix.ops[o.i];
         match &o.state {
-            State::Expired if ms(op.complete_us) + CLOCK_TOLERANCE_MS < r.expires_at_ms => {
+            State::Expired if ms(op.complete_us) + CLOCK_TOLERANCE_MS < honoured => {
+                let mut at = vec![r.first_ack, o.i];
+                at.extend(dl.acked.iter().map(|(i, _)| *i));
                 f.violation(
                     Kind::EarlyExpiry,
                     format!(
-                        "reservation {} read as expired {} ms before its expires_at",
+                        "reservation {} read as expired by {} {} ms before its {}expires_at",
                         r.id,
-                        r.expires_at_ms - ms(op.complete_us)
+                        op.call.name(),
+                        honoured - ms(op.complete_us),
+                        if honoured > r.expires_at_ms {
+                            "acknowledged extended "
+                        } else {
+                            ""
+                        }
                     ),
-                    ix.at(&[r.first_ack, o.i]),
+                    ix.at(&at),
                 );
             }
             State::Cancelled
@@ -220,7 +299,7 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
     }
 
     // 5. Confirms and cancels: refused only when they must be, accepted only when they may be.
-    let exp_us = r.expires_at_ms * 1000;
+    let exp_us = dl.upper_ms * 1000;
     let confirmed_in_time = sent_before(ix, r, exp_us, |c| matches!(c, Call::Confirm { .. }));
     for &i in &r.ops {
         let op = ix.ops[i];
@@ -229,7 +308,7 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
         match &op.call {
             Call::Confirm { .. }
                 if a.status == 200
-                    && ms(op.invoke_us) > r.expires_at_ms + CLOCK_TOLERANCE_MS
+                    && ms(op.invoke_us) > dl.upper_ms + CLOCK_TOLERANCE_MS
                     && !confirmed_in_time =>
             {
                 f.violation(
@@ -238,8 +317,8 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
                         "reservation {} expiring at {} ms was confirmed by a confirm sent {} ms \
                          later",
                         r.id,
-                        r.expires_at_ms,
-                        ms(op.invoke_us) - r.expires_at_ms
+                        dl.upper_ms,
+                        ms(op.invoke_us) - dl.upper_ms
                     ),
                     ix.at(&[r.first_ack, i]),
                 );
@@ -286,6 +365,7 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
                     );
                 }
             }
+            Call::Extend { ttl_s, .. } => check_extend(ix, r, &dl, i, *ttl_s, f),
             _ => {}
         }
     }
@@ -318,13 +398,13 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
 
     // 7. The final state, read back after the run.
     match &r.final_state {
-        Some((i, State::Held)) if ms(ix.ops[*i].invoke_us) > r.expires_at_ms + EXPIRY_SLACK_MS => {
+        Some((i, State::Held)) if ms(ix.ops[*i].invoke_us) > dl.upper_ms + EXPIRY_SLACK_MS => {
             f.violation(
                 Kind::HeldPastExpiry,
                 format!(
-                    "reservation {} still held {} ms after its expires_at",
+                    "reservation {} still held {} ms after its latest possible expires_at",
                     r.id,
-                    ms(ix.ops[*i].invoke_us) - r.expires_at_ms
+                    ms(ix.ops[*i].invoke_us) - dl.upper_ms
                 ),
                 ix.at(&[r.first_ack, *i]),
             );
@@ -334,5 +414,121 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
             r.id
         )),
         _ => {}
+    }
+}
+
+/// One extension of `r` (op `i`, asking `ttl_s`): an acknowledged one covers the hold asked
+/// for and stays within the bounds; a refusal must be explained by the state (a cancel or
+/// confirm sent, or the deadline passed) or by a bound (as many extensions sent as allowed, or
+/// a hold past the maximum from creation).
+fn check_extend(ix: &Ix<'_>, r: &Res<'_>, dl: &Deadlines, i: usize, ttl_s: u64, f: &mut Findings) {
+    let ms = |us: u64| us / 1000;
+    let op = ix.ops[i];
+    let Some(a) = http(op) else { return };
+    if op.invoke_us < r.acked_us(ix) {
+        return;
+    }
+    let ttl_ms = ttl_s * 1000;
+    let bounds = ix.hold_bounds(r.lines);
+    let created_ms = ix
+        .ttl_ms(r.lines)
+        .map(|t| r.expires_at_ms.saturating_sub(t));
+    // Other extensions that may have counted before this one was decided.
+    let others = r
+        .ops
+        .iter()
+        .filter(|&&j| {
+            let o = ix.ops[j];
+            j != i
+                && matches!(o.call, Call::Extend { .. })
+                && o.invoke_us <= op.complete_us
+                && effect(o) != Effect::None
+        })
+        .count();
+    if a.status == 200 {
+        let Some(v) = a.shows(r.id) else { return };
+        if v.expires_at_ms + CLOCK_TOLERANCE_MS < ms(op.invoke_us) + ttl_ms {
+            f.violation(
+                Kind::WrongExpiry,
+                format!(
+                    "extension of reservation {} by {ttl_s} s sent at {} ms was acknowledged \
+                     with expires_at {} ms, short of the hold asked for",
+                    r.id,
+                    ms(op.invoke_us),
+                    v.expires_at_ms
+                ),
+                ix.at(&[r.first_ack, i]),
+            );
+        }
+        let done_before = dl
+            .acked
+            .iter()
+            .filter(|(j, _)| ix.ops[*j].complete_us < op.invoke_us)
+            .count();
+        if let (Some((max_hold_ms, max_ext)), Some(created_ms)) = (bounds, created_ms) {
+            let past_hold = v.expires_at_ms > created_ms + max_hold_ms + CLOCK_TOLERANCE_MS;
+            if past_hold || done_before >= max_ext as usize {
+                f.violation(
+                    Kind::HoldBoundIgnored,
+                    format!(
+                        "extension of reservation {} acknowledged with expires_at {} ms after \
+                         {done_before} acknowledged extensions: its bounds are {max_ext} \
+                         extensions and a hold until {} ms",
+                        r.id,
+                        v.expires_at_ms,
+                        created_ms + max_hold_ms
+                    ),
+                    ix.at(&[r.first_ack, i]),
+                );
+            }
+        }
+        return;
+    }
+    let known = dl.known_at(ix, r, op.invoke_us);
+    let live = ms(op.complete_us) + CLOCK_TOLERANCE_MS < known;
+    if a.is(409, "invalid-state") && live {
+        let decided = r.ops.iter().any(|&j| {
+            let o = ix.ops[j];
+            o.invoke_us <= op.complete_us
+                && effect(o) != Effect::None
+                && matches!(o.call, Call::Cancel { .. } | Call::Confirm { .. })
+        });
+        if !decided {
+            f.violation(
+                Kind::SpuriousRefusal,
+                format!(
+                    "extension of reservation {} refused (409 invalid-state) before its \
+                     deadline {known} ms with no cancel or confirm sent",
+                    r.id
+                ),
+                ix.at(&[r.first_ack, i]),
+            );
+        }
+    }
+    if a.status == 422 {
+        let (Some((max_hold_ms, max_ext)), Some(created_ms)) = (bounds, created_ms) else {
+            return;
+        };
+        let explained = match a.limit_name.as_deref() {
+            Some("max_extensions") => others >= max_ext as usize,
+            Some("max_hold_s") => {
+                ms(op.complete_us) + ttl_ms + CLOCK_TOLERANCE_MS > created_ms + max_hold_ms
+            }
+            _ => false,
+        };
+        if !explained {
+            f.violation(
+                Kind::SpuriousRefusal,
+                format!(
+                    "extension of reservation {} by {ttl_s} s refused (422 {}) with {others} \
+                     other extensions sent: its bounds are {max_ext} extensions and a hold \
+                     until {} ms",
+                    r.id,
+                    a.limit_name.as_deref().unwrap_or("no limit named"),
+                    created_ms + max_hold_ms
+                ),
+                ix.at(&[r.first_ack, i]),
+            );
+        }
     }
 }

@@ -9,11 +9,16 @@
 //! - [`lifecycle`]: every 201 has the requested lines, is readable afterwards with the same lines
 //!   (or was legitimately released, expired or confirmed), states only move forward, expiry
 //!   happens at `expires_at` (not before, not long after), confirms and cancels are refused only
-//!   when they must be;
+//!   when they must be; an acknowledged extension is honoured (no expiry before its new
+//!   `expires_at`) and within the SKUs' bounds, an extension refused only when it must be;
+//!   list pages are reads like any other (never a state the history contradicts);
 //! - [`idempotency`]: each (caller, Idempotency-Key) maps to at most one reservation, retries
 //!   return it, a mismatch is reported only for another body;
 //! - [`sweep`]: no buyer ever holds more than a per-buyer limit, no SKU ever has more units held
 //!   or sold than its stock, every SKU read adds up;
+//! - [`lists`]: every list page shows only the buyer's reservations (orders), each once, with
+//!   the status asked for; after the run, every acknowledged confirmed reservation is in its
+//!   buyer's `GET /v1/orders?buyer=` (read to the last page), with its lines;
 //! - [`quiescence`]: the counts after the run equal what the acknowledged reservations explain,
 //!   and the Postgres read model agrees;
 //! - [`faults`]: no new acknowledgement while Postgres is down, reservations acknowledged again
@@ -28,6 +33,7 @@ pub mod faults;
 pub mod idempotency;
 pub mod index;
 pub mod lifecycle;
+pub mod lists;
 pub mod quiescence;
 pub mod render;
 pub mod sweep;
@@ -78,6 +84,13 @@ pub enum Kind {
     ConfirmAfterExpiry,
     /// Released as cancelled though no cancel was sent, or rolled back (`aborted`) after a 201.
     SpontaneousRelease,
+    /// An extension acknowledged past the SKUs' maximum hold or number of extensions.
+    HoldBoundIgnored,
+    /// A list page shows another buyer's reservation or order, one twice, or another status
+    /// than asked; or an order of a reservation that was not confirmed.
+    ListContradicts,
+    /// An acknowledged confirmed reservation missing from its buyer's orders after the run.
+    OrderMissing,
     /// A confirm or cancel refused (409) while the hold was live and nothing else touched it.
     SpuriousRefusal,
     /// A buyer held or bought more units of a SKU than its per-buyer limit.
@@ -122,6 +135,9 @@ impl Kind {
             Kind::WrongExpiry => "wrong-expiry",
             Kind::ConfirmAfterExpiry => "confirm-after-expiry",
             Kind::SpontaneousRelease => "spontaneous-release",
+            Kind::HoldBoundIgnored => "hold-bound-ignored",
+            Kind::ListContradicts => "list-contradicts",
+            Kind::OrderMissing => "order-missing",
             Kind::SpuriousRefusal => "spurious-refusal",
             Kind::BuyerLimitExceeded => "buyer-limit-exceeded",
             Kind::Oversell => "oversell",
@@ -196,6 +212,12 @@ pub struct Stats {
     pub outage_answers: BTreeMap<String, usize>,
     /// Confirmed orders checked against the Postgres read model.
     pub read_model_orders_checked: usize,
+    /// Extensions acknowledged.
+    pub extensions_acknowledged: usize,
+    /// List pages read (reservations and orders).
+    pub list_pages: usize,
+    /// Acknowledged confirmed reservations found in their buyer's orders after the run.
+    pub orders_listed_checked: usize,
     /// Reservation requests answered `503 unavailable` whose reservation was created during
     /// that very request and exists after all (the record became durable later): a 503 is an
     /// unknown outcome, not a failure.
@@ -244,6 +266,7 @@ pub fn check(h: &History) -> Report {
     answers::check(&ix, &mut f);
     lifecycle::check(&ix, &mut f);
     idempotency::check(&ix, &mut f);
+    lists::check(&ix, &mut f);
     sweep::check(&ix, &mut f);
     quiescence::check(&ix, &mut f);
     faults::check(&ix, &mut f);

@@ -107,6 +107,14 @@ pub fn render(report: &Report, h: &History, per_kind: usize) -> String {
             s.read_model_orders_checked
         );
     }
+    if s.extensions_acknowledged + s.list_pages > 0 {
+        let _ = writeln!(
+            out,
+            "  holds and lists: {} extensions acknowledged, {} list pages, {} confirmed \
+             reservations found in their buyer's orders",
+            s.extensions_acknowledged, s.list_pages, s.orders_listed_checked
+        );
+    }
     match report.verdict {
         Verdict::Valid => {
             let _ = writeln!(out, "verdict: VALID (no violation, every outcome resolved)");

@@ -39,6 +39,8 @@ pub(super) struct Fake {
     pub fail_with: Mutex<Option<CommandError>>,
     /// The `limit` of every `list_skus` call, in order.
     pub list_limits: Mutex<Vec<usize>>,
+    /// When set, it answers reads while the node stands by (a caught-up HA standby).
+    pub standby_reads: AtomicBool,
 }
 
 impl Fake {
@@ -74,7 +76,12 @@ impl Inventory for Fake {
         s.skus.insert(spec.sku, v.clone());
         Ok((v, created))
     }
-    async fn restock(&self, sku: SkuId, qty: u64) -> Result<SkuView, CommandError> {
+    async fn restock(
+        &self,
+        sku: SkuId,
+        qty: u64,
+        _key: Option<ScopedKey>,
+    ) -> Result<SkuView, CommandError> {
         self.injected()?;
         let mut s = self.state.lock().unwrap();
         let v = s.skus.get_mut(&sku).ok_or(CommandError::SkuNotFound(sku))?;
@@ -227,6 +234,7 @@ impl Inventory for Fake {
         &self,
         id: ReservationId,
         ttl_ms: u64,
+        _key: Option<ScopedKey>,
     ) -> Result<ReservationView, CommandError> {
         self.injected()?;
         let mut s = self.state.lock().unwrap();
@@ -286,6 +294,9 @@ impl Inventory for Fake {
     }
     fn ready(&self) -> bool {
         !self.not_ready.load(Ordering::Relaxed)
+    }
+    fn serves_standby_reads(&self) -> bool {
+        self.standby_reads.load(Ordering::Relaxed)
     }
     fn stats(&self) -> Option<StatsSnapshot> {
         Some(StatsSnapshot {

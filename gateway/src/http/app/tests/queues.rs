@@ -1,6 +1,7 @@
 //! The waiting room over HTTP: queue configuration (admin, 422 naming the field), joins
 //! (idempotent, unknown and closed queues), polls (own tickets only), and the pass check on
-//! reservations of queued SKUs (403 `pass-required`, `pass-invalid` with a reason each).
+//! reservations of queued SKUs (403 `pass-required`, `pass-invalid` with a reason each), and a
+//! restart after the journal was compacted.
 
 use std::sync::Arc;
 
@@ -269,4 +270,66 @@ async fn reservations_of_queued_skus_need_the_buyers_live_pass() {
     assert_eq!(r.status, 404);
     let r = call(&app, "GET", "/v1/queues/drop", Some("partner"), "").await;
     assert_eq!(r.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_journal_keeps_every_ticket_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |clock: Arc<ManualClock>| {
+        let backend = crate::waiting_room::journal_backend(None, dir.path()).unwrap();
+        crate::waiting_room::open(backend, PassKey::new([5; 32]), clock).unwrap()
+    };
+    let clock = Arc::new(ManualClock::new(T0));
+    let service = open(clock.clone());
+    service.set_compaction_after(40);
+    let app = app().with_queues(service.clone());
+    seed(&app, "tee", 10).await;
+    assert_eq!(put_queue(&app, &queue_body()).await.status, 201);
+    for i in 0..100 {
+        assert_eq!(join(&app, &format!("b{i}")).await.status, 202);
+    }
+    clock.set(T0 + 60_000);
+    service.tick(app.inventory()).await.unwrap();
+    clock.set(T0 + 61_000);
+    service.tick(app.inventory()).await.unwrap();
+    // The shuffled pre-queue: someone was admitted first.
+    let first = all_tickets(&app, 100)
+        .await
+        .into_iter()
+        .find(|t| t["admission"] == 1)
+        .unwrap();
+    let pass = first["pass"].as_str().unwrap().to_owned();
+    let buyer = first["buyer"].as_str().unwrap().to_owned();
+    let r = reserve(&app, &buyer, "tee", Some(&pass)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    for i in 100..110 {
+        assert_eq!(join(&app, &format!("b{i}")).await.status, 202);
+    }
+    assert!(service.compactions() >= 2, "{}", service.compactions());
+    let before = all_tickets(&app, 110).await;
+    drop(app);
+    assert!(before.iter().filter(|t| t["status"] == "admitted").count() >= 10);
+    drop(service);
+    // The journal's thread ends once every submitted batch and snapshot is written.
+    let service = open(clock.clone());
+    let app = super::app().with_queues(service.clone());
+    let after = all_tickets(&app, 110).await;
+    assert_eq!(
+        before, after,
+        "every position, pass and admission as before"
+    );
+    // The pass still holds its reservation: refused `in-use`.
+    let r = reserve(&app, &buyer, "tee", Some(&pass)).await;
+    assert_eq!((r.status, r.body["reason"].as_str()), (403, Some("in-use")));
+}
+
+async fn all_tickets(app: &App<Fake>, n: u64) -> Vec<Value> {
+    let mut all = Vec::new();
+    for t in 1..=n {
+        let path = format!("/v1/queues/drop/tickets/tkt_{t}");
+        let r = call(app, "GET", &path, Some("shop"), "").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        all.push(r.body);
+    }
+    all
 }

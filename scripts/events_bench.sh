@@ -5,13 +5,20 @@
 # Delivery lag "on": the receiver's lag (arrival − event timestamp) over every event of the run,
 # once delivery caught up, and the highest flashsale_events_lag_seconds sampled each second.
 # Usage: bash scripts/events_bench.sh [CONNECTIONS] [SECONDS] [ROUNDS]
-# Needs: wrk, python3, curl, RabbitMQ on 127.0.0.1:5672 (guest/guest), a release build:
-#   cargo build --release -p flashsale-gateway
+#   EVENTS='"*"' (default) or e.g. EVENTS='"reservation.confirmed","sku.sold_out"': the
+#   webhook's subscription (the AMQP sink always takes every type).
+#   BIN=path/to/flashsale (default target/release/flashsale): another build to measure.
+#   RECEIVER=rust (default: gateway/examples/events_bench_receiver.rs, verifies a sample of
+#   the signatures) or RECEIVER=python (scripts/events_bench_receiver.py).
+# Needs: wrk, curl, RabbitMQ on 127.0.0.1:5672 (guest/guest), release builds:
+#   cargo build --release -p flashsale-gateway --bin flashsale --example events_bench_receiver
 set -euo pipefail
 C=${1:-256}; D=${2:-15}; R=${3:-3}
+EVENTS=${EVENTS:-'"*"'}; RECEIVER=${RECEIVER:-rust}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/target/release/flashsale
+BIN=${BIN:-$ROOT/target/release/flashsale}
 LUA=$ROOT/gateway/examples/wrk/hot_item.lua
+RX_BIN=$ROOT/target/release/examples/events_bench_receiver
 TMP=$(mktemp -d)
 ulimit -n "$(ulimit -Hn)"
 TOKEN=bench-storefront; ADMIN=bench-admin
@@ -27,8 +34,6 @@ metric() { # name kind → the value of metric name{kind=...}
 measure() { # mode round
   local mode=$1 round=$2 extra=()
   if [ "$mode" = on ]; then
-    python3 "$ROOT/scripts/events_bench_receiver.py" $HOOK_PORT > "$TMP/rx-$round.json" &
-    RX_PID=$!
     extra=(--webhook-allow-private --amqp-url amqp://guest:guest@127.0.0.1:5672/%2f --amqp-exchange flashsale.bench)
   fi
   "$BIN" serve --http $HTTP --quic 127.0.0.1:0 --data-dir "$TMP/data-$mode-$round" \
@@ -40,8 +45,18 @@ measure() { # mode round
   curl -sf -X PUT "http://$HTTP/v1/skus/hot" -H "authorization: Bearer $ADMIN" \
     -d '{"name":"Hot","price_cents":100,"stock":100000000}' > /dev/null
   if [ "$mode" = on ]; then
-    curl -sf -X POST "http://$HTTP/v1/webhooks" -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \
-      -d "{\"url\":\"http://127.0.0.1:$HOOK_PORT/hook\",\"events\":[\"*\"]}" > /dev/null
+    local created secret
+    created=$(curl -sf -X POST "http://$HTTP/v1/webhooks" -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \
+      -d "{\"url\":\"http://127.0.0.1:$HOOK_PORT/hook\",\"events\":[$EVENTS]}")
+    secret=$(echo "$created" | sed -n 's/.*"secret":"\(whsec_[^"]*\)".*/\1/p')
+    # The receiver starts after the endpoint (it needs the secret); delivery retries meanwhile.
+    if [ "$RECEIVER" = python ]; then
+      python3 "$ROOT/scripts/events_bench_receiver.py" $HOOK_PORT > "$TMP/rx-$round.json" &
+    else
+      "$RX_BIN" $HOOK_PORT "$secret" > "$TMP/rx-$round.json" &
+    fi
+    RX_PID=$!
+    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$HOOK_PORT) 2>/dev/null && break; sleep 0.1; done
   fi
   local lag_max_s=0 sampler=
   if [ "$mode" = on ]; then
@@ -75,7 +90,7 @@ measure() { # mode round
   kill "$FS_PID"; wait "$FS_PID" 2>/dev/null || true; FS_PID=
 }
 
-echo "# $(date -u +%FT%TZ) C=$C D=${D}s rounds=$R nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -u +%FT%TZ) C=$C D=${D}s rounds=$R events=[$EVENTS] receiver=$RECEIVER nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$R"); do
   if [ $((round % 2)) = 1 ]; then measure off "$round"; measure on "$round"; else measure on "$round"; measure off "$round"; fi
 done

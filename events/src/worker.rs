@@ -102,6 +102,10 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
     let Some(mut ledger) = ledger_at(&shared, &source, &dest, shard, start).await else {
         return;
     };
+    // Delivered but not yet stored (positions are stored at most every
+    // [`POSITION_SAVE_EVERY`] under load, at once when caught up).
+    let mut unsaved = PositionState::Stored;
+    let mut last_save = Instant::now();
     loop {
         if dest.stopped() {
             return;
@@ -129,6 +133,17 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
         }
         let Some(&(last, _)) = records.last() else {
             dest.metrics.pending_since_ms[slot].store(0, Ordering::Relaxed);
+            if let PositionState::Unsaved(seq) = unsaved {
+                // Caught up: store what was delivered before waiting.
+                match store_position(&shared, &dest, shard, seq).await {
+                    StoreOutcome::Stored => {
+                        unsaved = PositionState::Stored;
+                        last_save = Instant::now();
+                    }
+                    StoreOutcome::Retry => {}
+                    StoreOutcome::Deposed => return,
+                }
+            }
             if !pause(&dest, shared.config.poll_interval).await {
                 return;
             }
@@ -166,19 +181,78 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
         if !done {
             return;
         }
-        match shared.advance(&dest, shard, last).await {
-            Ok(()) => {}
-            Err(crate::EventsError::Fenced { epoch }) => {
-                tracing::warn!(destination = %dest.id, shard, epoch, "events: deposed (fenced); delivery stops here");
-                return;
+        let short = records.len() < shared.config.batch;
+        drop(records);
+        if last_save.elapsed() < POSITION_SAVE_EVERY {
+            // Delivered: the next batch starts after it; stored with a later batch (or when
+            // caught up). A crash before that delivers these events again, same ids.
+            if let Some(p) = lock(&dest.positions).get_mut(slot) {
+                *p = last;
             }
-            // Not stored: the batch is delivered again (same ids) after a pause.
-            Err(_) => {
-                if !pause(&dest, read_backoff).await {
-                    return;
+            unsaved = PositionState::Unsaved(last);
+        } else {
+            match store_position(&shared, &dest, shard, last).await {
+                StoreOutcome::Stored => {
+                    unsaved = PositionState::Stored;
+                    last_save = Instant::now();
                 }
+                // Not stored: delivery goes on from here (the ledger is there already);
+                // storing is tried again with the next batch or when caught up, and a crash
+                // meanwhile delivers these events again (same ids).
+                StoreOutcome::Retry => {
+                    if let Some(p) = lock(&dest.positions).get_mut(slot) {
+                        *p = last;
+                    }
+                    unsaved = PositionState::Unsaved(last);
+                    if !pause(&dest, read_backoff).await {
+                        return;
+                    }
+                    continue;
+                }
+                StoreOutcome::Deposed => return,
             }
         }
+        // A short batch ended at the head: let the next one gather records for a moment
+        // (fewer reads, requests to the broker and wake-ups per event; bounded extra lag).
+        if short && !pause(&dest, shared.config.poll_interval).await {
+            return;
+        }
+    }
+}
+
+/// At most how often a worker stores its position while it is behind the head (each store
+/// is a file written and synced, or a Postgres row); once caught up it stores at once.
+pub const POSITION_SAVE_EVERY: Duration = Duration::from_millis(250);
+
+/// Whether a worker's delivered position is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PositionState {
+    /// Everything delivered is stored.
+    Stored,
+    /// Delivered up to this seq, not stored yet.
+    Unsaved(u64),
+}
+
+/// What storing a position came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreOutcome {
+    /// Stored.
+    Stored,
+    /// Not stored this time; try again later.
+    Retry,
+    /// This node no longer leads: delivery stops.
+    Deposed,
+}
+
+/// Stores `seq` as the position of `dest` on `shard` ([`Shared::advance`]).
+async fn store_position(shared: &Shared, dest: &Dest, shard: u16, seq: u64) -> StoreOutcome {
+    match shared.advance(dest, shard, seq).await {
+        Ok(()) => StoreOutcome::Stored,
+        Err(crate::EventsError::Fenced { epoch }) => {
+            tracing::warn!(destination = %dest.id, shard, epoch, "events: deposed (fenced); delivery stops here");
+            StoreOutcome::Deposed
+        }
+        Err(_) => StoreOutcome::Retry,
     }
 }
 

@@ -68,8 +68,8 @@ fn event_ms(body: &[u8]) -> Option<f64> {
     let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
     let end = body[at..].iter().position(|&b| b == b'"')? + at;
     let text = std::str::from_utf8(&body[at..end]).ok()?;
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     Some(t.unix_timestamp_nanos() as f64 / 1e6)
 }
 
@@ -203,8 +203,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tally = Arc::new(Mutex::new(Tally::default()));
     rt.block_on(async {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
             tokio::select! {
                 acc = listener.accept() => {

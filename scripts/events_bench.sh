@@ -8,13 +8,15 @@
 #   EVENTS='"*"' (default) or e.g. EVENTS='"reservation.confirmed","sku.sold_out"': the
 #   webhook's subscription (the AMQP sink always takes every type).
 #   BIN=path/to/flashsale (default target/release/flashsale): another build to measure.
-#   RECEIVER=rust (default: gateway/examples/events_bench_receiver.rs, verifies a sample of
-#   the signatures) or RECEIVER=python (scripts/events_bench_receiver.py).
-# Needs: wrk, curl, RabbitMQ on 127.0.0.1:5672 (guest/guest), release builds:
-#   cargo build --release -p flashsale-gateway --bin flashsale --example events_bench_receiver
+#   RECEIVER=python (default: scripts/events_bench_receiver.py) or RECEIVER=rust
+#   (gateway/examples/events_bench_receiver.rs, verifies a sample of the signatures; build it
+#   with `cargo build --release -p flashsale-gateway --example events_bench_receiver`, which
+#   rebuilds the dependencies once with the gateway's dev-dependency features).
+# Needs: wrk, curl, python3, RabbitMQ on 127.0.0.1:5672 (guest/guest), a release build:
+#   cargo build --release -p flashsale-gateway
 set -euo pipefail
 C=${1:-256}; D=${2:-15}; R=${3:-3}
-EVENTS=${EVENTS:-'"*"'}; RECEIVER=${RECEIVER:-rust}
+EVENTS=${EVENTS:-'"*"'}; RECEIVER=${RECEIVER:-python}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/target/release/flashsale}
 LUA=$ROOT/gateway/examples/wrk/hot_item.lua
@@ -51,9 +53,9 @@ measure() { # mode round
     secret=$(echo "$created" | sed -n 's/.*"secret":"\(whsec_[^"]*\)".*/\1/p')
     # The receiver starts after the endpoint (it needs the secret); delivery retries meanwhile.
     if [ "$RECEIVER" = python ]; then
-      python3 "$ROOT/scripts/events_bench_receiver.py" $HOOK_PORT > "$TMP/rx-$round.json" &
+      python3 "$ROOT/scripts/events_bench_receiver.py" $HOOK_PORT > "$TMP/rx-$round.json" 2> "$TMP/rx-$round.err" &
     else
-      "$RX_BIN" $HOOK_PORT "$secret" > "$TMP/rx-$round.json" &
+      "$RX_BIN" $HOOK_PORT "$secret" > "$TMP/rx-$round.json" 2> "$TMP/rx-$round.err" &
     fi
     RX_PID=$!
     for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$HOOK_PORT) 2>/dev/null && break; sleep 0.1; done

@@ -53,7 +53,7 @@ pub struct EventsConfig {
 }
 
 impl EventsConfig {
-    /// Defaults: 256-record batches, 20 ms poll, default retry policy, no AMQP.
+    /// Defaults: 1024-record batches, 20 ms poll, default retry policy, no AMQP.
     pub fn new(state_dir: PathBuf, shard_count: u16) -> EventsConfig {
         EventsConfig {
             state_dir,
@@ -61,7 +61,7 @@ impl EventsConfig {
             allow_private: false,
             retry: RetryPolicy::default(),
             amqp: None,
-            batch: 256,
+            batch: 1024,
             poll_interval: Duration::from_millis(20),
             gate: crate::gate::Gate::open(),
         }

@@ -32,7 +32,7 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(256)
         .user_agent(concat!("flashsale-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
 }

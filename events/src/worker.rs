@@ -258,7 +258,7 @@ async fn store_position(shared: &Shared, dest: &Dest, shard: u16, seq: u64) -> S
 
 /// Most requests one worker (endpoint × shard) has in flight: events of different keys
 /// (reservations, SKUs) go out concurrently, events of one key one after the other.
-pub const WEBHOOK_IN_FLIGHT: usize = 16;
+pub const WEBHOOK_IN_FLIGHT: usize = 64;
 
 /// Delivers the batch, retrying per the policy: events of one key (reservation or SKU) in
 /// log order, up to [`WEBHOOK_IN_FLIGHT`] keys at a time; false if stopped meanwhile.

@@ -14,6 +14,7 @@ use crate::api::Outcome;
 use crate::check::{self, SkuObservation};
 use crate::cli::{Config, LoadModel};
 use crate::fdlimit;
+use crate::follow::Leader;
 use crate::ledger::Ledger;
 use crate::metrics::Kind;
 use crate::metrics::{Metrics, Snapshot};
@@ -95,7 +96,19 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
             }
         }
     }
-    let api = Api::new(&cfg.target.authority, &cfg.token).context("building requests")?;
+    let apis = cfg
+        .targets
+        .iter()
+        .map(|t| Api::new(&t.authority, &cfg.token))
+        .collect::<Result<Vec<_>, _>>()
+        .context("building requests")?;
+    // The buyers start at the leader found by set-up and follow it from there.
+    let leader_index = cfg
+        .targets
+        .iter()
+        .position(|t| t.addr == cfg.target.addr)
+        .unwrap_or(0);
+    let leader = Arc::new(Leader::new(cfg.targets.clone(), leader_index));
 
     let plan = Plan::for_config(&cfg).context("building the scenario")?;
 
@@ -109,7 +122,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
     };
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
-        api: api.clone(),
+        apis,
+        leader: leader.clone(),
         plan,
         metrics: metrics.clone(),
         ledger: ledger.clone(),
@@ -302,6 +316,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
         check,
         interrupted,
         stream,
+        follow: leader.report(start),
     };
     Ok(Report::build(&cfg, &snapshot, facts))
 }

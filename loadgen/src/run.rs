@@ -76,6 +76,10 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
         cfg.target = Target::parse(&leader, cfg.allow_remote)
             .with_context(|| format!("the leader named by the group, {leader}"))?;
         cfg.target_url = leader;
+        // A leader that is not a --target (named by a standby) joins the buyers' list.
+        if !cfg.targets.iter().any(|t| t.addr == cfg.target.addr) {
+            cfg.targets.push(cfg.target.clone());
+        }
     }
     let cfg = Arc::new(cfg);
     let needed = (cfg.connections as u64).max(cfg.subscribers as u64) + FD_HEADROOM;

@@ -79,12 +79,19 @@ pub enum MoveCause {
     Probe,
 }
 
+impl MoveCause {
+    /// The name used in reports (`not_leader`, `probe`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveCause::NotLeader => "not_leader",
+            MoveCause::Probe => "probe",
+        }
+    }
+}
+
 /// Why [`Leader::follow`] could not give a position to retry at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FollowError {
-    /// A `not-leader` answer named a URL that is not one of the `--target`s.
-    #[error("not-leader names {0:?}, which is not a --target")]
-    UnknownLeader(String),
     /// The run's deadline passed while waiting for the move lock.
     #[error("the run ended while looking for the leader")]
     Deadline,

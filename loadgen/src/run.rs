@@ -214,6 +214,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
         Duration::from_secs(1),
     );
     let mut stop_watch = stop_rx.clone();
+    let mut leader_generation = leader.current().generation;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -234,6 +235,16 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
         let t = now.saturating_duration_since(start).as_secs_f64();
         let running = shared.running.load(Ordering::Relaxed);
         eprint(&cfg, &progress::line(phase, t, &bucket, p99, running));
+        let at = leader.current();
+        if at.generation != leader_generation {
+            leader_generation = at.generation;
+            if let Some(to) = leader.target(at.index) {
+                eprint(
+                    &cfg,
+                    &format!("the buyers moved to the new leader, {}", to.url()),
+                );
+            }
+        }
         if now >= end || *stop_rx.borrow() || running == 0 {
             break;
         }

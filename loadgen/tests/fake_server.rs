@@ -362,7 +362,10 @@ async fn buyers_follow_a_handover_named_by_not_leader() {
         "3600",
     ];
     let cfg = Config::from_args(Args::try_parse_from(argv).unwrap(), 42).unwrap();
-    assert!(cfg.idempotency_keys, "several targets: every reservation has a key");
+    assert!(
+        cfg.idempotency_keys,
+        "several targets: every reservation has a key"
+    );
     // Hand over to node 1 a second into the load.
     let leader = pair.leader.clone();
     let handover = tokio::spawn(async move {

@@ -14,7 +14,7 @@ use super::{FollowUp, Plan};
 use crate::api::{self, Api, Outcome};
 use crate::cli::{BuyerIds, Config};
 use crate::conn::{Answer, Conn, TransportError};
-use crate::follow::{self, FollowError, Hint, Leader, Position, MAX_FOLLOW_ATTEMPTS};
+use crate::follow::{self, Hint, Leader, Position, MAX_FOLLOW_ATTEMPTS};
 use crate::ledger::{Event, Ledger};
 use crate::metrics::{Kind, Metrics};
 use crate::schedule::OpenSchedule;
@@ -314,6 +314,7 @@ impl Buyer {
         let leader = &sh.leader;
         let mut unknown_attempt = false;
         let mut extra_sends = 0u64;
+        let mut transport_error: Option<TransportError> = None;
         let (outcome, answer) = loop {
             self.sync_leader();
             let sent_at = self.at;
@@ -327,27 +328,23 @@ impl Buyer {
             };
             let result = self.conn.send(req).await;
             let (outcome, answer) = match result {
-                Ok(answer) => (api::classify(answer.status, &answer.body), Some(answer)),
+                Ok(answer) => {
+                    transport_error = None;
+                    (api::classify(answer.status, &answer.body), Some(answer))
+                }
                 Err(e) => {
-                    metrics.sample_error(self.who, e.kind(), &e.to_string());
-                    (Outcome::Error(e.kind().to_string()), None)
+                    let o = Outcome::Error(e.kind().to_string());
+                    transport_error = Some(e);
+                    (o, None)
                 }
             };
             let hint = match &outcome {
                 Outcome::Error(e) if e == NOT_LEADER => {
                     let named = answer.as_ref().and_then(|a| follow::leader_url(&a.body));
                     match named {
-                        Some(url) => match leader.index_of(&url) {
-                            Some(i) => Some(Hint::Named(i)),
-                            None => {
-                                metrics.sample_error(
-                                    self.who,
-                                    "follow",
-                                    &FollowError::UnknownLeader(url).to_string(),
-                                );
-                                None
-                            }
-                        },
+                        // A leader that is not a --target is not followed: the answer (its
+                        // body names the URL) counts as an error.
+                        Some(url) => leader.index_of(&url).map(Hint::Named),
                         None => Some(Hint::Unknown),
                     }
                 }
@@ -371,12 +368,9 @@ impl Buyer {
                 break (outcome, answer);
             }
             leader.note_failure(sent_at, Instant::now());
-            let next = match leader.follow(sent_at, hint, self.end).await {
-                Ok(p) => p,
-                Err(e) => {
-                    metrics.sample_error(self.who, "follow", &e.to_string());
-                    break (outcome, answer);
-                }
+            let Ok(next) = leader.follow(sent_at, hint, self.end).await else {
+                // The run ended while another buyer looked for the leader.
+                break (outcome, answer);
             };
             if next == sent_at {
                 // Nobody else leads: the failure stands.
@@ -387,6 +381,9 @@ impl Buyer {
         };
         if extra_sends > 0 {
             leader.note_retried(extra_sends);
+        }
+        if let Some(e) = &transport_error {
+            metrics.sample_error(self.who, e.kind(), &e.to_string());
         }
         if let (Outcome::Error(kind_name), Some(a)) = (&outcome, &answer) {
             metrics.sample_error(self.who, kind_name, &String::from_utf8_lossy(&a.body));

@@ -643,6 +643,27 @@ mod tests {
     }
 
     #[test]
+    fn several_targets_are_all_resolved_and_imply_idempotency_keys() {
+        let c = parse(&["--target", "http://127.0.0.1:1,http://localhost:2"]).unwrap();
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.target, c.targets[0]);
+        assert_eq!(
+            c.targets[1].addr,
+            "127.0.0.1:2".parse::<std::net::SocketAddr>().unwrap()
+        );
+        assert!(
+            c.idempotency_keys,
+            "a buyer that follows a move resends with its key"
+        );
+        let one = parse(&["--target", "http://127.0.0.1:1"]).unwrap();
+        assert_eq!(one.targets.len(), 1);
+        assert!(
+            !one.idempotency_keys,
+            "one target: keys only with --idempotency-keys"
+        );
+    }
+
+    #[test]
     fn bad_flags_are_refused() {
         assert!(parse(&["--target", "http://192.0.2.1:80"]).is_err());
         assert!(parse(&["--rate", "0"]).is_err());

@@ -31,8 +31,9 @@ pub const PROBE_BACKOFF_FIRST: Duration = Duration::from_millis(25);
 pub const PROBE_BACKOFF_MAX: Duration = Duration::from_millis(400);
 /// Deadline of one `GET /ready` probe.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// After a search that found the leader where it was, later searches of the same generation
-/// within this time are answered without probing (a storm of timeouts probes once).
+/// After a search that ended without a move (the leader was where it was, or nobody leads),
+/// later searches of the same generation within this time are answered without probing (a
+/// storm of failures probes once).
 pub const PROBE_QUIET: Duration = Duration::from_millis(200);
 /// Bits of the packed position that hold the target index (the rest is the generation).
 const INDEX_BITS: u32 = 16;
@@ -114,8 +115,9 @@ struct Log {
     /// First failure at the current generation not yet followed by a success there.
     first_failure: Option<Instant>,
     changes: Vec<Change>,
-    /// When a search last found the leader where it already was (generation, time).
-    last_confirmed: Option<(u64, Instant)>,
+    /// When a search last ended without a move (generation, time): the leader was where it
+    /// was, or no node answered as leader.
+    last_search: Option<(u64, Instant)>,
 }
 
 /// The shared view of the leader for all buyers of a run.
@@ -227,7 +229,7 @@ impl Leader {
             }
         }
         if let Ok(log) = self.log.lock() {
-            if let Some((generation, at)) = log.last_confirmed {
+            if let Some((generation, at)) = log.last_search {
                 if generation == now.generation && at.elapsed() < PROBE_QUIET {
                     return Ok(now);
                 }
@@ -245,9 +247,7 @@ impl Leader {
                 let timeout = PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
                 match probe(t, timeout).await {
                     Probe::Ready if idx == now.index => {
-                        if let Ok(mut log) = self.log.lock() {
-                            log.last_confirmed = Some((now.generation, Instant::now()));
-                        }
+                        self.searched(now);
                         return Ok(now);
                     }
                     Probe::Ready => return Ok(self.switch(now, idx, MoveCause::Probe)),
@@ -267,7 +267,15 @@ impl Leader {
             tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(PROBE_BACKOFF_MAX);
         }
+        self.searched(now);
         Ok(now)
+    }
+
+    /// A search at `now` ended without a move: buyers waiting for the lock take that answer.
+    fn searched(&self, now: Position) {
+        if let Ok(mut log) = self.log.lock() {
+            log.last_search = Some((now.generation, Instant::now()));
+        }
     }
 
     fn switch(&self, from: Position, to: usize, cause: MoveCause) -> Position {
@@ -452,6 +460,33 @@ mod tests {
             Some("http://a:1")
         );
         assert_eq!(leader_url(br#"{"leader_url":null}"#), None);
+    }
+
+    #[tokio::test]
+    async fn a_search_with_nobody_leading_ends_at_the_deadline_without_a_move() {
+        // Two ports nobody listens on.
+        let dead: Vec<Target> = (0..2)
+            .map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let url = format!("http://{}", l.local_addr().unwrap());
+                Target::parse(&url, false).unwrap()
+            })
+            .collect();
+        let l = Leader::new(dead, 0);
+        let seen = l.current();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let after = l.follow(seen, Hint::Unknown, deadline).await.unwrap();
+        assert_eq!(after, seen, "no move without a leader");
+        assert!(
+            Instant::now() < deadline + PROBE_TIMEOUT,
+            "bounded by the deadline"
+        );
+        // A buyer right behind takes the search's answer without probing again.
+        let quick = l
+            .follow(seen, Hint::Unknown, Instant::now() + Duration::from_secs(1))
+            .await;
+        assert_eq!(quick, Ok(seen));
+        assert!(l.report(Instant::now()).changes.is_empty());
     }
 
     #[tokio::test]

@@ -171,15 +171,17 @@ impl Leader {
         self.targets.iter().position(|x| x.addr == t.addr)
     }
 
-    /// A request at `pos` failed in a way that may mean a takeover: starts the gap clock.
-    pub fn note_failure(&self, pos: Position, at: Instant) {
-        if pos.generation != self.current().generation
-            || self.incident_open.swap(true, Ordering::AcqRel)
-        {
+    /// A request sent at `sent` to `pos` failed in a way that may mean a takeover: starts the
+    /// gap clock at the earliest such send (a timed-out request had no answer since it was
+    /// sent). Failures are rare next to answers: this takes a lock.
+    pub fn note_failure(&self, pos: Position, sent: Instant) {
+        if pos.generation != self.current().generation {
             return;
         }
         if let Ok(mut log) = self.log.lock() {
-            log.first_failure.get_or_insert(at);
+            let first = log.first_failure.map_or(sent, |f| f.min(sent));
+            log.first_failure = Some(first);
+            self.incident_open.store(true, Ordering::Release);
         }
     }
 
@@ -357,7 +359,8 @@ pub struct LeaderChange {
     pub to: String,
     /// How the new leader was found.
     pub cause: MoveCause,
-    /// First failed request at the old leader, seconds since the start of the load.
+    /// Send time of the first failed request at the old leader (no answer since), seconds
+    /// since the start of the load.
     pub first_failure_at_s: Option<f64>,
     /// First answered request at the new leader, seconds since the start of the load.
     pub first_success_at_s: Option<f64>,

@@ -326,6 +326,7 @@ impl Buyer {
                 }
                 None => break (Outcome::Error("request".into()), None),
             };
+            let sent = Instant::now();
             let result = self.conn.send(req).await;
             let (outcome, answer) = match result {
                 Ok(answer) => {
@@ -367,7 +368,7 @@ impl Buyer {
             {
                 break (outcome, answer);
             }
-            leader.note_failure(sent_at, Instant::now());
+            leader.note_failure(sent_at, sent);
             let Ok(next) = leader.follow(sent_at, hint, self.end).await else {
                 // The run ended while another buyer looked for the leader.
                 break (outcome, answer);

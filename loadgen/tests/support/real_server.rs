@@ -116,6 +116,16 @@ impl RealServer {
         format!("http://{}", self.http)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process with `kill(1)`.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} {}", self.child.id());
+    }
+
     /// Kills the process with SIGKILL (no clean shutdown) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -291,6 +291,7 @@ impl Buyer {
         }
     }
 
+    /// Points the connection at the target of `pos` (reconnecting on the next send).
     fn move_to(&mut self, pos: Position) {
         if let Some(t) = self.shared.leader.target(pos.index) {
             self.conn.retarget(t.addr);
@@ -356,9 +357,8 @@ impl Buyer {
                 unknown_attempt |= is_unknown(e);
             }
             let Some(hint) = hint else {
-                if outcome != Outcome::Error("request".into()) {
-                    leader.note_success(sent_at, Instant::now());
-                }
+                // An answer (of any kind) from the node the view names.
+                leader.note_success(sent_at, Instant::now());
                 break (outcome, answer);
             };
             if !leader.is_following()

@@ -384,7 +384,8 @@ impl<T> serde::de::Visitor<'_> for IdVisitor<T> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string id")
+        // As `String` says, so error details read as before.
+        f.write_str("a string")
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {

@@ -35,11 +35,28 @@ impl StockHub {
             return 0;
         }
         // Only the pump assigns sequence numbers, and pumps are serialized by `pump_lock`.
-        let head = self.read().head;
+        let (head, fresh): (u64, Vec<_>) = {
+            let state = self.read();
+            // A change older in the log than what was published for its SKU (from a term this
+            // node led before) is dropped: per SKU, `log_seq` never goes back (ADR 0032).
+            let fresh = scratch
+                .drain()
+                .filter(|p| {
+                    state
+                        .latest
+                        .get(&p.sku)
+                        .is_none_or(|e| e.log_seq <= p.log_seq)
+                })
+                .collect();
+            (state.head, fresh)
+        };
+        if fresh.is_empty() {
+            return 0;
+        }
         let published_us = unix_micros();
-        let mut entries = Vec::with_capacity(scratch.len());
+        let mut entries = Vec::with_capacity(fresh.len());
         let mut wait = lock(&self.wait_us);
-        for (seq, p) in (head + 1..).zip(scratch.drain()) {
+        for (seq, p) in (head + 1..).zip(fresh) {
             let waited = published_us.saturating_sub(p.first_seen_us);
             wait.saturating_record(waited.clamp(1, MAX_TRACKED_WAIT_US));
             entries.push(Arc::new(HubEntry::publish(seq, p, published_us)));

@@ -412,7 +412,10 @@ mod tests {
             log_seq: 77,
         };
         let lines = event_lines(WatchFormat::Text, &StreamEvent::Update(u.clone()));
-        assert_eq!(lines, vec!["tee available=4 reserved=1 sold=5 seq=9 log_seq=77"]);
+        assert_eq!(
+            lines,
+            vec!["tee available=4 reserved=1 sold=5 seq=9 log_seq=77"]
+        );
         let json = event_lines(WatchFormat::Json, &StreamEvent::Update(u));
         let v: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
         assert_eq!(v["sku"], "tee");

@@ -121,6 +121,7 @@ pub fn level(s: &str, available: u64, sold: u64) -> StockLevel {
         available,
         reserved: 0,
         sold,
+        log_seq: 0,
     }
 }
 

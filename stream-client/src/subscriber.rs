@@ -298,3 +298,49 @@ impl Subscriber {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Trust;
+    use flashsale_protocol::stream::ErrorCode;
+
+    fn subscriber(servers: &[&str]) -> Subscriber {
+        let mut options = ClientOptions::new(servers[0], "t", Trust::Insecure);
+        options.other_servers = servers[1..].iter().map(|s| s.to_string()).collect();
+        Subscriber::connect(options).unwrap()
+    }
+
+    #[test]
+    fn only_newer_log_positions_are_news() {
+        let mut sub = subscriber(&["127.0.0.1:1"]);
+        let tee = SkuId::new("tee").unwrap();
+        assert!(sub.is_news(&tee, 5));
+        assert!(!sub.is_news(&tee, 5), "a repeat");
+        assert!(!sub.is_news(&tee, 3), "a step back");
+        assert!(sub.is_news(&tee, 9));
+        assert!(sub.is_news(&SkuId::new("mug").unwrap(), 1));
+    }
+
+    #[test]
+    fn a_refusal_moves_to_the_next_node_at_once_and_backs_off_after_a_round() {
+        let mut sub = subscriber(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:3"]);
+        assert_eq!(sub.servers.len(), 3, "duplicates dropped");
+        let refused = || ClientError::closed(u64::from(ErrorCode::NotLeader.as_u32()), "standby");
+        let mut delays = Vec::new();
+        let mut visited = vec![sub.current_server().to_string()];
+        for _ in 0..3 {
+            match sub.fail(refused()) {
+                Ok(StreamEvent::Disconnected { retry_in, .. }) => delays.push(retry_in),
+                other => panic!("unexpected {other:?}"),
+            }
+            visited.push(sub.current_server().to_string());
+        }
+        assert_eq!(
+            visited,
+            ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:1"]
+        );
+        assert_eq!(delays[..2], [Duration::ZERO, Duration::ZERO]);
+        assert!(delays[2] >= sub.options.backoff_min, "{delays:?}");
+    }
+}

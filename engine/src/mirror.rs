@@ -164,7 +164,7 @@ mod tests {
             available,
             reserved,
             sold,
-            log_seq: available ^ sold,
+            log_seq: 0,
         }
     }
 
@@ -174,12 +174,18 @@ mod tests {
         assert_eq!(m.read(), counts(10, 0, 0));
         m.write(counts(7, 2, 1));
         assert_eq!(m.read(), counts(7, 2, 1));
+        let labelled = StockCounts {
+            log_seq: 42,
+            ..counts(6, 3, 1)
+        };
+        m.write(labelled);
+        assert_eq!(m.read(), labelled, "the log position travels with the counts");
         m.write(counts(0, 0, 10));
         assert_eq!(m.read(), counts(0, 0, 10));
         assert_eq!(
             m.version.load(Ordering::Relaxed),
-            4,
-            "two writes, two steps each"
+            6,
+            "three writes, two steps each"
         );
     }
 

@@ -179,7 +179,11 @@ mod tests {
             ..counts(6, 3, 1)
         };
         m.write(labelled);
-        assert_eq!(m.read(), labelled, "the log position travels with the counts");
+        assert_eq!(
+            m.read(),
+            labelled,
+            "the log position travels with the counts"
+        );
         m.write(counts(0, 0, 10));
         assert_eq!(m.read(), counts(0, 0, 10));
         assert_eq!(

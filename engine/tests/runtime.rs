@@ -306,7 +306,10 @@ async fn restart_reaches_the_same_state() {
     assert_eq!(counts(&before_levels), counts(&after_levels));
     for (b, a) in before_levels.iter().zip(&after_levels) {
         assert!(a.log_seq >= b.log_seq, "{b:?} then {a:?}");
-        assert!(b.log_seq > 0, "a published level has its log position: {b:?}");
+        assert!(
+            b.log_seq > 0,
+            "a published level has its log position: {b:?}"
+        );
     }
     for l in engine.stock_levels().await {
         assert_eq!(l.available + l.reserved + l.sold, 50);

@@ -94,7 +94,7 @@ impl QueueService {
     ) -> Result<Self, ApplyError> {
         let since = stored.records.len() as u64;
         let mut room = WaitingRoom::restore_from(key, seed, stored.snapshot, stored.records)?;
-        // `HoldPlaced` is not awaited (ADR 0032): any idle pass may hold a reservation the
+        // `HoldPlaced` is not awaited (ADR 0034): any idle pass may hold a reservation the
         // journal lost. Each is refused `in-use` until the ticker has asked the engine.
         let unchecked = room.distrust_idle_passes();
         if unchecked > 0 {
@@ -266,7 +266,7 @@ impl QueueService {
     }
 
     /// The reservation checked by `guard` was placed (durably, in the engine). Not awaited
-    /// (ADR 0032): if the record is lost in a crash, the pass restarts as
+    /// (ADR 0034): if the record is lost in a crash, the pass restarts as
     /// [`flashsale_waiting_room::Hold::Checking`] and the ticker finds the reservation among
     /// its buyer's held ones ([`Self::check_passes`]) before the pass can hold again.
     pub fn hold_placed(

@@ -1,5 +1,5 @@
 //! "One held reservation per pass" across a crash now that a reservation's `HoldPlaced` is
-//! not awaited (ADR 0032). Each case stops the server with the journal in the state a crash
+//! not awaited (ADR 0034). Each case stops the server with the journal in the state a crash
 //! can leave and starts it again from the same data directory (real embedded logs of the
 //! engine and of the waiting room):
 //!

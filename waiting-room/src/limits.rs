@@ -57,7 +57,7 @@ pub const MAX_PASS_LEN: usize = 512;
 /// every command; a tick adds at most `MAX_ADMISSIONS_PER_TICK` + expiries).
 pub const MAX_PENDING_RECORDS: usize = 65_536;
 
-/// Passes checked against the engine per tick after a restart (ADR 0032).
+/// Passes checked against the engine per tick after a restart (ADR 0034).
 pub const MAX_PASS_CHECKS_PER_TICK: usize = 256;
 
 /// Pages of a buyer's held reservations read per pass check (each shard examines at most

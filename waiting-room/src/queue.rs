@@ -277,7 +277,7 @@ impl Queue {
 
     /// The live state, for a snapshot of the journal; `holds` gives each held reservation's
     /// expiry. A pass placing a reservation (`Reserving`, not logged) or not yet checked
-    /// after a restart (`Checking`) is stored idle: a restart checks it again (ADR 0032).
+    /// after a restart (`Checking`) is stored idle: a restart checks it again (ADR 0034).
     pub fn snapshot(&self, holds: &HashMap<ReservationId, (QueueId, u64, u64)>) -> QueueSnapshot {
         let tickets = self
             .tickets

@@ -11,7 +11,7 @@ pub enum Hold {
     Reserving,
     /// Restored idle after a restart, not yet checked against the engine's held
     /// reservations of its buyer (its `HoldPlaced` may have been lost): refused `in-use`
-    /// until [`crate::WaitingRoom::pass_checked`] (ADR 0032).
+    /// until [`crate::WaitingRoom::pass_checked`] (ADR 0034).
     Checking,
     /// The pass holds this reservation.
     Holding(ReservationId),

@@ -4,122 +4,10 @@
 use serde_json::Value;
 
 /// Problem types are `https://flashsale.dev/problems/<suffix>`.
-pub const PROBLEM_TYPE_BASE: &str = "https://flashsale.dev/problems/";
-
-/// The documented problem types (schema `Problem.type`), and `Other` for anything else (an
-/// unknown type, or a non-problem error body from a proxy).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ProblemKind {
-    /// 400: the body or query is not valid JSON for the endpoint.
-    Malformed,
-    /// 401: no or unknown credentials.
-    Unauthenticated,
-    /// 403: the credentials may not do this.
-    Forbidden,
-    /// 403: outside the SKU's sale window.
-    SaleNotOpen,
-    /// 404: no such SKU, reservation, order or queue.
-    NotFound,
-    /// 405.
-    MethodNotAllowed,
-    /// 408 / 504: the server gave up waiting.
-    Timeout,
-    /// 409: not enough units.
-    SoldOut,
-    /// 409: the reservation (or SKU) is not in a state that allows this.
-    InvalidState,
-    /// 409/422: an `Idempotency-Key` reused with another request.
-    IdempotencyMismatch,
-    /// 409: the first request with this key is still running.
-    IdempotencyInProgress,
-    /// 413.
-    TooLarge,
-    /// 422: a value out of range (`limit` / `limit_name` name which).
-    Invalid,
-    /// 409/422: the buyer's per-SKU limit.
-    BuyerLimit,
-    /// 429.
-    RateLimited,
-    /// 500.
-    Internal,
-    /// 503: overloaded or shutting down.
-    Unavailable,
-    /// 503: this node is a standby; `leader_url` names the leader.
-    NotLeader,
-    /// 403: the SKU sells through a waiting room and no pass was sent.
-    PassRequired,
-    /// 403: the waiting-room pass was refused (`reason`).
-    PassInvalid,
-    /// 409: the queue is not open for joins.
-    QueueClosed,
-    /// Any other `type` (its suffix or URI), or the status reason for a non-problem body.
-    Other(String),
-}
-
-impl ProblemKind {
-    /// The kind of a `type` URI (or bare suffix).
-    pub fn from_type(uri: &str) -> ProblemKind {
-        let suffix = uri.strip_prefix(PROBLEM_TYPE_BASE).unwrap_or(uri);
-        match suffix {
-            "malformed" => ProblemKind::Malformed,
-            "unauthenticated" => ProblemKind::Unauthenticated,
-            "forbidden" => ProblemKind::Forbidden,
-            "sale-not-open" => ProblemKind::SaleNotOpen,
-            "not-found" => ProblemKind::NotFound,
-            "method-not-allowed" => ProblemKind::MethodNotAllowed,
-            "timeout" => ProblemKind::Timeout,
-            "sold-out" => ProblemKind::SoldOut,
-            "invalid-state" => ProblemKind::InvalidState,
-            "idempotency-mismatch" => ProblemKind::IdempotencyMismatch,
-            "idempotency-in-progress" => ProblemKind::IdempotencyInProgress,
-            "too-large" => ProblemKind::TooLarge,
-            "invalid" => ProblemKind::Invalid,
-            "buyer-limit" => ProblemKind::BuyerLimit,
-            "rate-limited" => ProblemKind::RateLimited,
-            "internal" => ProblemKind::Internal,
-            "unavailable" => ProblemKind::Unavailable,
-            "not-leader" => ProblemKind::NotLeader,
-            "pass-required" => ProblemKind::PassRequired,
-            "pass-invalid" => ProblemKind::PassInvalid,
-            "queue-closed" => ProblemKind::QueueClosed,
-            other => ProblemKind::Other(other.to_string()),
-        }
-    }
-
-    /// The short name shown in messages: the `type`'s suffix (`sold-out`).
-    pub fn as_str(&self) -> &str {
-        match self {
-            ProblemKind::Malformed => "malformed",
-            ProblemKind::Unauthenticated => "unauthenticated",
-            ProblemKind::Forbidden => "forbidden",
-            ProblemKind::SaleNotOpen => "sale-not-open",
-            ProblemKind::NotFound => "not-found",
-            ProblemKind::MethodNotAllowed => "method-not-allowed",
-            ProblemKind::Timeout => "timeout",
-            ProblemKind::SoldOut => "sold-out",
-            ProblemKind::InvalidState => "invalid-state",
-            ProblemKind::IdempotencyMismatch => "idempotency-mismatch",
-            ProblemKind::IdempotencyInProgress => "idempotency-in-progress",
-            ProblemKind::TooLarge => "too-large",
-            ProblemKind::Invalid => "invalid",
-            ProblemKind::BuyerLimit => "buyer-limit",
-            ProblemKind::RateLimited => "rate-limited",
-            ProblemKind::Internal => "internal",
-            ProblemKind::Unavailable => "unavailable",
-            ProblemKind::NotLeader => "not-leader",
-            ProblemKind::PassRequired => "pass-required",
-            ProblemKind::PassInvalid => "pass-invalid",
-            ProblemKind::QueueClosed => "queue-closed",
-            ProblemKind::Other(s) => s,
-        }
-    }
-}
-
-impl std::fmt::Display for ProblemKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use flashsale_protocol::problem::PROBLEM_TYPE_BASE;
+/// The documented problem types (schema `Problem.type`; the list is shared with the server, in
+/// `protocol`), and `Other` for anything else (its text is [`Problem::type_name`]).
+pub use flashsale_protocol::ProblemKind;
 
 /// An error answer: status, kind, the server's explanation and the documented extension
 /// members (absent ones are `None`; the whole body stays in [`Problem::body`]).
@@ -129,6 +17,9 @@ pub struct Problem {
     pub status: u16,
     /// What kind of problem (from `type`).
     pub kind: ProblemKind,
+    /// The `type`'s suffix (`sold-out`), or for [`ProblemKind::Other`] the whole `type`, or
+    /// the status reason when the body is not a problem.
+    pub type_name: String,
     /// The server's explanation (`detail`, else `title`, else the start of the body).
     pub detail: String,
     /// The `Retry-After` header, if sent.
@@ -161,9 +52,13 @@ impl Problem {
         let body = json.unwrap_or(Value::Null);
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
         let num = |k: &str| body.get(k).and_then(Value::as_u64);
-        let kind = match body.get("type").and_then(Value::as_str) {
-            Some(t) => ProblemKind::from_type(t),
-            None => ProblemKind::Other(
+        let (kind, type_name) = match body.get("type").and_then(Value::as_str) {
+            Some(t) => match ProblemKind::from_type(t) {
+                ProblemKind::Other => (ProblemKind::Other, t.to_string()),
+                known => (known, known.suffix().to_string()),
+            },
+            None => (
+                ProblemKind::Other,
                 status
                     .canonical_reason()
                     .unwrap_or("error")
@@ -177,6 +72,7 @@ impl Problem {
         Problem {
             status: status.as_u16(),
             kind,
+            type_name,
             detail,
             retry_after,
             sku: text("sku"),
@@ -192,7 +88,7 @@ impl Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.kind, self.detail)?;
+        write!(f, "{} {}: {}", self.status, self.type_name, self.detail)?;
         if let Some(s) = &self.retry_after {
             write!(f, " (retry after {s} s)")?;
         }
@@ -226,12 +122,19 @@ mod tests {
             "queue-closed",
         ] {
             let k = ProblemKind::from_type(&format!("{PROBLEM_TYPE_BASE}{name}"));
-            assert!(!matches!(k, ProblemKind::Other(_)), "{name}");
-            assert_eq!(k.as_str(), name);
+            assert_ne!(k, ProblemKind::Other, "{name}");
+            assert_eq!(k.suffix(), name);
         }
+        let body = serde_json::json!({"type": "urn:x", "title": "X", "status": 418});
+        let p = Problem::from_answer(StatusCode::IM_A_TEAPOT, Some(body), b"", None);
         assert_eq!(
-            ProblemKind::from_type("urn:x"),
-            ProblemKind::Other("urn:x".into())
+            (p.kind, p.type_name.as_str()),
+            (ProblemKind::Other, "urn:x")
+        );
+        let p = Problem::from_answer(StatusCode::BAD_GATEWAY, None, b"<html>", None);
+        assert_eq!(
+            (p.kind, p.type_name.as_str()),
+            (ProblemKind::Other, "bad-gateway")
         );
     }
 

@@ -33,6 +33,8 @@ pub struct StockCounts {
     pub reserved: u64,
     /// Units sold.
     pub sold: u64,
+    /// The shard log position these counts stand at ([`crate::StockLevel::log_seq`]).
+    pub log_seq: u64,
 }
 
 impl StockCounts {
@@ -55,6 +57,8 @@ pub struct StockMirror {
     reserved: AtomicU64,
     /// [`StockCounts::sold`] of the latest write.
     sold: AtomicU64,
+    /// [`StockCounts::log_seq`] of the latest write.
+    log_seq: AtomicU64,
 }
 
 impl StockMirror {
@@ -69,6 +73,7 @@ impl StockMirror {
             available: AtomicU64::new(counts.available),
             reserved: AtomicU64::new(counts.reserved),
             sold: AtomicU64::new(counts.sold),
+            log_seq: AtomicU64::new(counts.log_seq),
         }
     }
 
@@ -85,6 +90,7 @@ impl StockMirror {
         self.available.store(counts.available, Ordering::Relaxed);
         self.reserved.store(counts.reserved, Ordering::Relaxed);
         self.sold.store(counts.sold, Ordering::Relaxed);
+        self.log_seq.store(counts.log_seq, Ordering::Relaxed);
         self.version
             .store(stable.wrapping_add(2), Ordering::Release);
     }
@@ -136,6 +142,7 @@ impl StockMirror {
             available: self.available.load(Ordering::Relaxed),
             reserved: self.reserved.load(Ordering::Relaxed),
             sold: self.sold.load(Ordering::Relaxed),
+            log_seq: self.log_seq.load(Ordering::Relaxed),
         };
         // Orders the count loads before the second version load (pairs with the writer's
         // release fence).
@@ -157,6 +164,7 @@ mod tests {
             available,
             reserved,
             sold,
+            log_seq: 0,
         }
     }
 
@@ -166,12 +174,22 @@ mod tests {
         assert_eq!(m.read(), counts(10, 0, 0));
         m.write(counts(7, 2, 1));
         assert_eq!(m.read(), counts(7, 2, 1));
+        let labelled = StockCounts {
+            log_seq: 42,
+            ..counts(6, 3, 1)
+        };
+        m.write(labelled);
+        assert_eq!(
+            m.read(),
+            labelled,
+            "the log position travels with the counts"
+        );
         m.write(counts(0, 0, 10));
         assert_eq!(m.read(), counts(0, 0, 10));
         assert_eq!(
             m.version.load(Ordering::Relaxed),
-            4,
-            "two writes, two steps each"
+            6,
+            "three writes, two steps each"
         );
     }
 

@@ -630,8 +630,24 @@ impl Sut for EngineSut {
         let e = Self::start(self.backend.clone(), self.clock.clone(), self.shards);
         let after = block(e.stock_levels());
         self.engine = Some(e);
-        if levels != after {
+        // The same counts; a recovered level is labelled with its shard's log position, never
+        // before the last change a commit published (ADR 0033).
+        let counts = |ls: &[flashsale_engine::StockLevel]| -> Vec<_> {
+            ls.iter()
+                .map(|l| (l.sku.clone(), l.available, l.reserved, l.sold))
+                .collect()
+        };
+        if counts(&levels) != counts(&after) {
             return Err("stock levels changed across restart".into());
+        }
+        if let Some((b, a)) = levels
+            .iter()
+            .zip(&after)
+            .find(|(b, a)| a.log_seq < b.log_seq)
+        {
+            return Err(format!(
+                "log position went back across restart: {b:?} then {a:?}"
+            ));
         }
         Ok(())
     }

@@ -280,12 +280,13 @@ fn stream_seeds() -> Vec<(String, Vec<u8>)> {
         reserved: 2,
         sold: 250,
         seq,
+        log_seq: seq * 7,
     };
     let server = vec![
         (
             "welcome",
             ServerFrame::Welcome {
-                version: 1,
+                version: 2,
                 epoch: 0x1234_5678_9abc,
                 head_seq: 100,
                 heartbeat_ms: 1_000,
@@ -316,6 +317,7 @@ fn stream_seeds() -> Vec<(String, Vec<u8>)> {
                 reserved: 3,
                 sold: 250,
                 server_time_us: 1_795_255_200_000_000,
+                log_seq: 708,
             }),
         ),
         (

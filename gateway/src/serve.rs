@@ -596,6 +596,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     stream_config.thread_nice = args.stream_thread_nice;
     stream_config.threads = usize::from(args.stream_threads);
     let hub = StockHub::new(stream_config.history_capacity);
+    let leader_gate = stream_config.leader_gate.clone();
     let observer: Option<Arc<dyn StockObserver>> = Some(hub.clone());
     let mut quic = StreamThread::bind(stream_config)
         .with_context(|| format!("cannot listen on --quic {}", args.quic))?;
@@ -659,6 +660,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot open the waiting room's journal")?;
         let pass_key = crate::ha::services::group_pass_key(&pg).await?;
         let node = HaNode::join(ha, pg.clone(), factory, Some(hub.clone())).await?;
+        {
+            // Only the leader's hub is fed by an engine: a standby sends stream clients on.
+            let state = node.state();
+            leader_gate.set(move || {
+                if state.is_leader() {
+                    crate::stream::Serving::Yes
+                } else {
+                    crate::stream::Serving::NotLeader {
+                        leader_url: state.leader_url(),
+                    }
+                }
+            });
+        }
         let services = Arc::new(crate::ha::services::LeaderServices {
             group: pg,
             events: events_config,

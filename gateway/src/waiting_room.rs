@@ -7,13 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use flashsale_engine::{Clock, ReservationStatus};
+use flashsale_engine::{Clock, ReservationQuery, ReservationStatus};
 use flashsale_persistence::{JournalError, QueueJournal, Stored};
 use flashsale_protocol::queue::{QueueId, QueueRecord, QueueSpec};
 use flashsale_protocol::{BuyerId, ReservationId, SkuId};
+use flashsale_waiting_room::limits::{
+    MAX_PASS_CHECKS_PER_TICK, MAX_PASS_CHECK_PAGES, PASS_CHECK_SKEW_MS,
+};
 use flashsale_waiting_room::{
-    ApplyError, ConfigureError, HoldGuard, JoinError, PassError, PassKey, QueueView, TicketError,
-    TicketView, WaitingRoom,
+    ApplyError, ConfigureError, HoldGuard, JoinError, PassCheck, PassError, PassKey, PassToCheck,
+    QueueView, TicketError, TicketView, WaitingRoom,
 };
 
 use crate::http::inventory::Inventory;
@@ -90,13 +93,18 @@ impl QueueService {
         stored: Stored,
     ) -> Result<Self, ApplyError> {
         let since = stored.records.len() as u64;
+        let mut room = WaitingRoom::restore_from(key, seed, stored.snapshot, stored.records)?;
+        // `HoldPlaced` is not awaited (ADR 0034): any idle pass may hold a reservation the
+        // journal lost. Each is refused `in-use` until the ticker has asked the engine.
+        let unchecked = room.distrust_idle_passes();
+        if unchecked > 0 {
+            tracing::info!(
+                passes = unchecked,
+                "waiting room: idle passes to check against the engine"
+            );
+        }
         Ok(QueueService {
-            room: Mutex::new(WaitingRoom::restore_from(
-                key,
-                seed,
-                stored.snapshot,
-                stored.records,
-            )?),
+            room: Mutex::new(room),
             journal,
             clock,
             since_snapshot: AtomicU64::new(since),
@@ -175,18 +183,23 @@ impl QueueService {
 
     /// Like [`Self::commit`], but the answer does not wait for durability: the records are
     /// submitted in the room's order and become durable with the journal's next group
-    /// commit. Only for records whose loss a restart repairs by itself (ADR 0025).
-    fn commit_detached<T>(
-        &self,
-        f: impl FnOnce(&mut WaitingRoom, u64) -> T,
-    ) -> Result<T, JournalError> {
+    /// commit. Only for records whose loss a restart repairs by itself (ADR 0025, 0032).
+    /// The room changes even when the journal is full: its records then stay in the room's
+    /// outbox, in order, and are submitted with the next command's (the error is returned).
+    fn commit_detached(&self, f: impl FnOnce(&mut WaitingRoom, u64)) -> Result<(), JournalError> {
         let now = self.clock.now_ms();
         let mut room = self.lock();
         let permit = match &self.journal {
-            Some(j) => Some(j.try_reserve()?),
+            Some(j) => match j.try_reserve() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    f(&mut room, now);
+                    return Err(e);
+                }
+            },
             None => None,
         };
-        let out = f(&mut room, now);
+        f(&mut room, now);
         let records = room.take_records();
         let n = records.len() as u64;
         if let Some(p) = permit {
@@ -194,7 +207,7 @@ impl QueueService {
             drop(p.submit(records));
         }
         self.maybe_compact(&room, n);
-        Ok(out)
+        Ok(())
     }
 
     /// Now, Unix ms.
@@ -252,15 +265,39 @@ impl QueueService {
         self.lock().begin_hold(skus, pass, buyer, now)
     }
 
-    /// The reservation checked by `guard` was placed.
-    pub async fn hold_placed(
+    /// The reservation checked by `guard` was placed (durably, in the engine). Not awaited
+    /// (ADR 0034): if the record is lost in a crash, the pass restarts as
+    /// [`flashsale_waiting_room::Hold::Checking`] and the ticker finds the reservation among
+    /// its buyer's held ones ([`Self::check_passes`]) before the pass can hold again.
+    pub fn hold_placed(
         &self,
         guard: HoldGuard,
         reservation: ReservationId,
         expires_at_ms: u64,
     ) -> Result<(), JournalError> {
-        self.commit(|room, _| room.hold_placed(guard, reservation, expires_at_ms))
-            .await
+        self.commit_detached(|room, _| room.hold_placed(guard, reservation, expires_at_ms))
+    }
+
+    /// Checks up to [`MAX_PASS_CHECKS_PER_TICK`] passes distrusted at the restart against
+    /// the engine: a held reservation of its buyer with one of the queue's SKUs, made after
+    /// the pass's admission, is the pass's hold (its `HoldPlaced` is logged again); none
+    /// means the pass is idle. A pass whose check fails (engine error, scan bound) stays
+    /// refused and is checked again at the next tick.
+    pub async fn check_passes<E: Inventory>(&self, inventory: &E) -> Result<(), JournalError> {
+        let todo = {
+            let room = self.lock();
+            if room.passes_unchecked() == 0 {
+                return Ok(());
+            }
+            room.passes_to_check(MAX_PASS_CHECKS_PER_TICK)
+        };
+        for pass in todo {
+            let Some(check) = held_by_pass(inventory, &pass).await else {
+                continue;
+            };
+            self.commit_detached(|room, _| room.pass_checked(&pass.queue, pass.ticket, check))?;
+        }
+        Ok(())
     }
 
     /// The reservation checked by `guard` was refused.
@@ -290,6 +327,7 @@ impl QueueService {
     /// One round: the engine's counts of every queued SKU, the fate of passes' reservations
     /// past their expiry, then the room's own tick (start, pass expiry, admission).
     pub async fn tick<E: Inventory>(&self, inventory: &E) -> Result<(), JournalError> {
+        self.check_passes(inventory).await?;
         let skus = self.lock().queued_skus();
         for sku in skus {
             // An unknown SKU is not observed: its queue admits nobody until it exists.
@@ -329,6 +367,52 @@ impl QueueService {
             }
         })
     }
+}
+
+/// What the engine holds for `pass`'s buyer among the queue's SKUs (see
+/// [`QueueService::check_passes`]); `None` when it could not tell (an error, or the scan bound
+/// was reached).
+async fn held_by_pass<E: Inventory>(inventory: &E, pass: &PassToCheck) -> Option<PassCheck> {
+    let oldest = pass.admitted_at_ms.saturating_sub(PASS_CHECK_SKEW_MS);
+    for sku in &pass.skus {
+        let mut before = None;
+        let mut finished = false;
+        for _ in 0..MAX_PASS_CHECK_PAGES {
+            let query = ReservationQuery {
+                buyer: pass.buyer.clone(),
+                status: Some(ReservationStatus::Held),
+                sku: Some(sku.clone()),
+                before,
+                limit: 1,
+            };
+            let (items, next) = match inventory.list_reservations(query).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, queue = %pass.queue, ticket = pass.ticket, "waiting room: pass check");
+                    return None;
+                }
+            };
+            if let Some(v) = items.iter().find(|v| v.created_at_ms >= oldest) {
+                return Some(PassCheck::Holds {
+                    reservation: v.id,
+                    expires_at_ms: v.expires_at_ms,
+                });
+            }
+            // Newest first: past the pass's admission, nothing older was made with it.
+            match next {
+                Some(pos) if pos.0 >= oldest => before = Some(pos),
+                _ => {
+                    finished = true;
+                    break;
+                }
+            }
+        }
+        if !finished {
+            tracing::warn!(queue = %pass.queue, ticket = pass.ticket, "waiting room: pass check reached its scan bound; retried");
+            return None;
+        }
+    }
+    Some(PassCheck::Free)
 }
 
 /// The pass key of a server: derived from a stable secret of its identity, so passes stay

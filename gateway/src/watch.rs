@@ -10,6 +10,7 @@ use anyhow::Context;
 use flashsale_protocol::SkuId;
 use flashsale_stream_client::{
     ClientOptions, LevelEntry, StreamEvent, Subscriber, Subscription, Trust, UpdateFrame,
+    MAX_SERVERS,
 };
 
 /// Longest wait between two reconnection attempts of `watch`.
@@ -25,7 +26,9 @@ const RECONNECT_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Output format of `flashsale watch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WatchFormat {
-    /// `SKU available=N reserved=N sold=N seq=N` per line.
+    /// `SKU available=N reserved=N sold=N seq=N log_seq=N` per line (`seq`: the server's
+    /// stream numbering; `log_seq`: the SKU's position in the group's log, the same on every
+    /// node).
     Text,
     /// One JSON object per line (`type`: `snapshot` or `update`).
     Json,
@@ -35,8 +38,17 @@ pub enum WatchFormat {
 #[derive(Debug, Clone, clap::Args)]
 pub struct WatchArgs {
     /// Address of the stock stream, HOST:PORT (the `--quic` address of `flashsale serve`).
-    #[arg(long, env = "FLASHSALE_SERVER", default_value = "127.0.0.1:8443")]
-    pub server: String,
+    /// Repeatable, or a comma-separated list: give every node of a high-availability group
+    /// and watch follows the leader (a standby refuses and names it), resuming after a
+    /// takeover without a gap or a repeat (per SKU, `log_seq` only increases). With several
+    /// nodes, trust them with --ca (or give every node the same --tls-cert).
+    #[arg(
+        long,
+        env = "FLASHSALE_SERVER",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8443"
+    )]
+    pub server: Vec<String>,
 
     /// Token to authenticate with (partner, storefront or admin).
     #[arg(long, env = "FLASHSALE_TOKEN", hide_env_values = true)]
@@ -100,7 +112,15 @@ impl WatchArgs {
             skus.dedup();
             Subscription::Skus(skus)
         };
-        let mut options = ClientOptions::new(self.server.clone(), self.token.clone(), trust);
+        let servers = flashsale_client::split_servers(&self.server);
+        let Some((first, others)) = servers.split_first() else {
+            anyhow::bail!("--server: give at least one HOST:PORT");
+        };
+        if servers.len() > MAX_SERVERS {
+            anyhow::bail!("--server: at most {MAX_SERVERS} addresses");
+        }
+        let mut options = ClientOptions::new(first.clone(), self.token.clone(), trust);
+        options.other_servers = others.to_vec();
         options.server_name = self.server_name.clone();
         options.subscription = subscription;
         // One interactive client: try a restarting server often, so its first change shows
@@ -114,13 +134,14 @@ impl WatchArgs {
 fn level_line(format: WatchFormat, level: &LevelEntry, snapshot_seq: u64) -> String {
     match format {
         WatchFormat::Text => format!(
-            "{} available={} reserved={} sold={} seq={} (snapshot)",
-            level.sku, level.available, level.reserved, level.sold, level.seq
+            "{} available={} reserved={} sold={} seq={} log_seq={} (snapshot)",
+            level.sku, level.available, level.reserved, level.sold, level.seq, level.log_seq
         ),
         WatchFormat::Json => serde_json::json!({
             "type": "snapshot",
             "snapshot_seq": snapshot_seq,
             "seq": level.seq,
+            "log_seq": level.log_seq,
             "sku": level.sku.as_str(),
             "available": level.available,
             "reserved": level.reserved,
@@ -133,12 +154,13 @@ fn level_line(format: WatchFormat, level: &LevelEntry, snapshot_seq: u64) -> Str
 fn update_line(format: WatchFormat, u: &UpdateFrame) -> String {
     match format {
         WatchFormat::Text => format!(
-            "{} available={} reserved={} sold={} seq={}",
-            u.sku, u.available, u.reserved, u.sold, u.seq
+            "{} available={} reserved={} sold={} seq={} log_seq={}",
+            u.sku, u.available, u.reserved, u.sold, u.seq, u.log_seq
         ),
         WatchFormat::Json => serde_json::json!({
             "type": "update",
             "seq": u.seq,
+            "log_seq": u.log_seq,
             "sku": u.sku.as_str(),
             "available": u.available,
             "reserved": u.reserved,
@@ -175,7 +197,10 @@ pub fn event_lines(format: WatchFormat, event: &StreamEvent) -> Vec<String> {
 /// line per update; reconnects and resumes by itself, reporting that on stderr.
 pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
     let options = args.client_options()?;
-    let server = options.server.clone();
+    let servers = std::iter::once(options.server.as_str())
+        .chain(options.other_servers.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(",");
     let subscription = options.subscription.clone();
     let mut subscriber = Subscriber::connect(options).context("stream client setup")?;
     let mut printed = 0u64;
@@ -187,7 +212,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
     loop {
         let event = tokio::select! {
             event = subscriber.next_event() => event
-                .with_context(|| format!("stock stream at {server}"))?,
+                .with_context(|| format!("stock stream at {servers}"))?,
             _ = tokio::signal::ctrl_c() => {
                 subscriber.disconnect();
                 return Ok(());
@@ -200,7 +225,8 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
                     .map(|(since, _)| format!(" after {:.1} s", since.elapsed().as_secs_f64()))
                     .unwrap_or_default();
                 eprintln!(
-                    "connected to {server} (epoch {epoch:x}{}){after}",
+                    "connected to {} (epoch {epoch:x}{}){after}",
+                    subscriber.current_server(),
                     if *resumed { ", resumed" } else { "" }
                 );
             }
@@ -225,8 +251,9 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
                 for sku in missing_skus(&subscription, levels) {
                     if reported_missing.insert(sku.clone()) {
                         eprintln!(
-                            "SKU {sku} does not exist on {server}; its updates will show if it is \
-                             created"
+                            "SKU {sku} does not exist on {}; its updates will show if it is \
+                             created",
+                            subscriber.current_server()
                         );
                     }
                 }
@@ -328,6 +355,7 @@ mod tests {
             reserved: 0,
             sold: 0,
             seq: 1,
+            log_seq: 1,
         };
         let sub = Subscription::Skus(vec![
             SkuId::new("nosuch").unwrap(),
@@ -336,6 +364,29 @@ mod tests {
         let missing = missing_skus(&sub, &[level("tee")]);
         assert_eq!(missing, vec![&SkuId::new("nosuch").unwrap()]);
         assert!(missing_skus(&Subscription::All, &[]).is_empty());
+    }
+
+    #[test]
+    fn every_node_of_a_group_is_tried() {
+        let a = parse(&[
+            "--token",
+            "t",
+            "--insecure",
+            "--server",
+            "127.0.0.1:1,127.0.0.1:2",
+            "--server",
+            "127.0.0.1:3",
+        ])
+        .unwrap();
+        let o = a.client_options().unwrap();
+        assert_eq!(o.server, "127.0.0.1:1");
+        assert_eq!(o.other_servers, vec!["127.0.0.1:2", "127.0.0.1:3"]);
+        let many = (0..=MAX_SERVERS)
+            .map(|i| format!("127.0.0.1:{}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let too_many = parse(&["--token", "t", "--insecure", "--server", &many]).unwrap();
+        assert!(too_many.client_options().is_err());
     }
 
     #[test]
@@ -358,9 +409,13 @@ mod tests {
             reserved: 1,
             sold: 5,
             server_time_us: 1,
+            log_seq: 77,
         };
         let lines = event_lines(WatchFormat::Text, &StreamEvent::Update(u.clone()));
-        assert_eq!(lines, vec!["tee available=4 reserved=1 sold=5 seq=9"]);
+        assert_eq!(
+            lines,
+            vec!["tee available=4 reserved=1 sold=5 seq=9 log_seq=77"]
+        );
         let json = event_lines(WatchFormat::Json, &StreamEvent::Update(u));
         let v: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
         assert_eq!(v["sku"], "tee");
@@ -373,11 +428,12 @@ mod tests {
                 reserved: 0,
                 sold: 0,
                 seq: 3,
+                log_seq: 40,
             }],
         };
         assert_eq!(
             event_lines(WatchFormat::Text, &snap),
-            vec!["mug available=2 reserved=0 sold=0 seq=3 (snapshot)"]
+            vec!["mug available=2 reserved=0 sold=0 seq=3 log_seq=40 (snapshot)"]
         );
         assert!(event_lines(
             WatchFormat::Text,

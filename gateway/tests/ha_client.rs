@@ -10,29 +10,7 @@ use std::time::{Duration, Instant};
 
 use flashsale_client::{ApiClient, NewReservation, ProblemKind, Role, SkuSettings};
 use flashsale_protocol::{BuyerId, SkuId};
-use support::{Launch, PgSchema, Server, ADMIN, DATABASE_URL, SHOP};
-
-/// Starts a node of the group on `schema` in `dir` (1 s lease: fast takeovers).
-fn node(dir: &std::path::Path, schema: &str, node_id: &str) -> Server {
-    let extra = [
-        "--database-url",
-        DATABASE_URL,
-        "--database-schema",
-        schema,
-        "--ha",
-        "--node-id",
-        node_id,
-        "--ha-lease-ms",
-        "1000",
-    ];
-    Server::launch(
-        dir,
-        Launch {
-            extra: &extra,
-            ..Launch::default()
-        },
-    )
-}
+use support::{PgSchema, Server, ADMIN, SHOP};
 
 /// Waits (bounded) until the node at `url` says it is `role` and names a leader.
 async fn wait_role(url: &str, role: Role, limit: Duration) {
@@ -117,4 +95,9 @@ async fn the_client_follows_the_leader_of_a_real_group() {
     let restocked = admin.restock(&tee, 1).await.unwrap();
     assert_eq!(restocked.value.total, 11, "{:?}", restocked.value);
     assert!(b.stop().success());
+}
+
+/// A node of the group.
+fn node(dir: &std::path::Path, schema: &str, node_id: &str) -> Server {
+    support::ha_node(dir, schema, node_id, &[], None)
 }

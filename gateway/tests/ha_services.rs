@@ -13,60 +13,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use events_support::{buy, eventually, unique, Receiver, MODE_FAIL_HALF};
 use flashsale_events::Secret;
 use serde_json::{json, Value};
-use support::{Api, Launch, PgSchema, Server, ADMIN, SHOP};
+use support::{
+    now_rfc3339_minus, poll_until, reserve_with, wait_role, Api, PgSchema, Server, ADMIN, SHOP,
+};
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-/// Starts a node of the group on `schema` in `dir` with `more` flags (1 s lease).
-fn node(dir: &Path, schema: &str, node_id: &str, more: &[&str]) -> Server {
-    let mut extra = vec![
-        "--database-url",
-        PG_URL,
-        "--database-schema",
-        schema,
-        "--ha",
-        "--node-id",
-        node_id,
-        "--ha-lease-ms",
-        "1000",
-        "--rate-limit-buyer-rps",
-        "0",
-    ];
-    extra.extend_from_slice(more);
-    Server::launch(
-        dir,
-        Launch {
-            extra: &extra,
-            ..Launch::default()
-        },
-    )
-}
-
-/// Waits (bounded) until `server` reports `role` in `GET /v1/cluster`.
-async fn wait_role(server: &Server, role: &str, limit: Duration) -> Value {
-    let api = Api::new(server);
-    let deadline = Instant::now() + limit;
-    loop {
-        let r = api.get("/v1/cluster", ADMIN).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        if r.body["role"] == role {
-            return r.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not become {role} within {limit:?}: {}",
-            server.addr,
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Sends until the answer is not `503 unavailable` (a new leader starts event delivery just
 /// after it starts serving; meanwhile the webhook endpoints say so), within 10 s.
@@ -266,45 +222,6 @@ async fn events_resume_on_the_new_leader_after_a_sigkill() {
     assert_eq!(b.stop().code(), Some(0));
 }
 
-fn now_rfc3339_minus(secs: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - secs;
-    let t = time::OffsetDateTime::from_unix_timestamp(now as i64).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-/// Every ticket's view on `api`, polled until `done` holds for the set (within 10 s).
-async fn poll_until(api: &Api, tickets: &[String], done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let mut all = Vec::new();
-        for t in tickets {
-            let r = api.get(&format!("/v1/queues/drop/tickets/{t}"), SHOP).await;
-            assert_eq!(r.status, 200, "{}", r.body);
-            all.push(r.body);
-        }
-        if done(&all) {
-            return all;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out: {all:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn reserve_with(api: &Api, buyer: &str, pass: Option<&str>) -> support::Reply {
-    let body = json!({"buyer": buyer, "lines": [{"sku": "drop-tee", "qty": 1}]}).to_string();
-    let headers: Vec<(&str, &str)> = pass.map(|p| ("flashsale-pass", p)).into_iter().collect();
-    api.raw("POST", "/v1/reservations", Some(SHOP), Some(body), &headers)
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_waiting_room_survives_a_takeover() {
     let schema = PgSchema::new("ha_queue");
@@ -410,4 +327,11 @@ async fn the_waiting_room_survives_a_takeover() {
     })
     .await;
     assert_eq!(b.stop().code(), Some(0));
+}
+
+/// A node of the group, with the buyer rate limit off and `more` flags.
+fn node(dir: &Path, schema: &str, node_id: &str, more: &[&str]) -> Server {
+    let mut extra = vec!["--rate-limit-buyer-rps", "0"];
+    extra.extend_from_slice(more);
+    support::ha_node(dir, schema, node_id, &extra, None)
 }

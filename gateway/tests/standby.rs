@@ -14,32 +14,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::{Api, Launch, PgSchema, Reply, Server, ADMIN, DATABASE_URL, SHOP};
 
-/// Starts a node of the group on `schema` in `dir`, logging at info into `dir/stderr.log`.
-fn node(dir: &Path, schema: &str, node_id: &str) -> Server {
-    let log = dir.join("stderr.log");
-    let extra = [
-        "--database-url",
-        DATABASE_URL,
-        "--database-schema",
-        schema,
-        "--ha",
-        "--node-id",
-        node_id,
-        "--ha-lease-ms",
-        "1000",
-        "--log-level",
-        "info",
-    ];
-    Server::launch(
-        dir,
-        Launch {
-            extra: &extra,
-            stderr: Some(&log),
-            ..Launch::default()
-        },
-    )
-}
-
 /// Polls `GET /v1/cluster` on `api` until `done` holds (bounded by `limit`).
 async fn wait_view(api: &Api, what: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + limit;
@@ -426,4 +400,10 @@ async fn without_a_live_copy_a_standby_refuses_reads_and_still_takes_over() {
     .await;
     assert_eq!(api_b.counts("off-tee").await, (8, 2, 0));
     b.stop();
+}
+
+/// A node of the group logging at info level to `<dir>/stderr.log`.
+fn node(dir: &Path, schema: &str, node_id: &str) -> Server {
+    let log = dir.join("stderr.log");
+    support::ha_node(dir, schema, node_id, &["--log-level", "info"], Some(&log))
 }

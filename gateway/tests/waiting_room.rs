@@ -7,53 +7,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{Api, Server, ADMIN, SHOP};
-
-fn now_rfc3339_minus(secs: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - secs;
-    let t = time::OffsetDateTime::from_unix_timestamp(now as i64).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-async fn ticket(api: &Api, t: &str) -> Value {
-    let r = api.get(&format!("/v1/queues/drop/tickets/{t}"), SHOP).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body
-}
-
-/// Polls every ticket until `done` holds for the set, within 10 s.
-async fn poll_until(api: &Api, tickets: &[String], done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let mut all = Vec::new();
-        for t in tickets {
-            all.push(ticket(api, t).await);
-        }
-        if done(&all) {
-            return all;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out: {all:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn reserve_with(api: &Api, buyer: &str, pass: Option<&str>) -> support::Reply {
-    let body = json!({"buyer": buyer, "lines": [{"sku": "drop-tee", "qty": 1}]}).to_string();
-    let headers: Vec<(&str, &str)> = pass.map(|p| ("flashsale-pass", p)).into_iter().collect();
-    api.raw("POST", "/v1/reservations", Some(SHOP), Some(body), &headers)
-        .await
-}
+use support::{now_rfc3339_minus, poll_until, reserve_with, ticket, Api, Server, ADMIN, SHOP};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admission_passes_sell_out_and_a_restart_keep_their_promises() {

@@ -4,10 +4,11 @@
 //!
 //! Why hand-rolled rather than `flashsale-client` (which set-up, counts and checks use): each
 //! buyer owns exactly one HTTP/1.1 connection bound to its source address (10K+ of them, see
-//! `source_addrs`), opened during ramp-up and never pooled or redirected, so a latency is
-//! one exchange on one known socket; answers are classified from the raw body without
-//! deserializing a whole reservation; and a reserve is never sent again by the library (a
-//! retry would hide the server's refusals and skew the oversell ledger).
+//! `source_addrs`), opened during ramp-up and never pooled, so a latency is one exchange on
+//! one known socket; answers are classified from the raw body without deserializing a whole
+//! reservation; and a reserve is never sent again by a library (a retry would hide the
+//! server's refusals and skew the oversell ledger). The one resend is the buyer's own, after
+//! a move to a new HA leader, with the same Idempotency-Key ([`crate::follow`]).
 
 pub use flashsale_client::encode;
 

@@ -68,8 +68,8 @@ pub const DEFAULT_MAX_ERROR_RATE_PERCENT: f64 = 1.0;
 #[command(name = "flashsale-loadgen", version, about, long_about = None)]
 pub struct Args {
     /// Base URL of the server under test (loopback only unless --allow-remote). Repeat it, or
-    /// give a comma list, for the nodes of an HA group: set-up follows the leader (a standby's
-    /// `503 not-leader` names it) and the load goes to the leader found.
+    /// give a comma list, for the nodes of an HA group: set-up and the buyers follow the leader
+    /// (a `503 not-leader` names it; after a lost connection every target's /ready is asked).
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
     pub target: Vec<String>,
     /// Storefront bearer token used for reservations and reads.
@@ -153,7 +153,8 @@ pub struct Args {
     /// and the HTML headline say so in red and the exit status is 3.
     #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_ERROR_RATE_PERCENT, allow_negative_numbers = true)]
     pub max_error_rate: f64,
-    /// Send a unique Idempotency-Key with each reservation.
+    /// Send a unique Idempotency-Key with each reservation (always on with several --target:
+    /// a buyer that follows a takeover sends its request again with the same key).
     #[arg(long)]
     pub idempotency_keys: bool,
     /// Hard cap on the number of first requests (reservations) sent in the whole run.
@@ -236,6 +237,9 @@ pub struct Config {
     /// Resolved target of the load.
     #[serde(skip)]
     pub target: Target,
+    /// Every `--target`, resolved, in order (the buyers follow the leader among them).
+    #[serde(skip)]
+    pub targets: Vec<Target>,
     /// Storefront token.
     #[serde(skip)]
     pub token: String,
@@ -346,7 +350,9 @@ impl Config {
         for url in &target_urls {
             targets.push(Target::parse(url, args.allow_remote)?);
         }
-        let target = targets.swap_remove(0);
+        let Some(target) = targets.first().cloned() else {
+            return invalid("--target: no URL given".into());
+        };
         let is_stream = args.scenario == ScenarioName::Stream;
         let connections = args.connections.unwrap_or(if is_stream {
             STREAM_CONNECTIONS
@@ -492,6 +498,10 @@ impl Config {
             target_url: target_urls[0].clone(),
             target_urls,
             target,
+            // With several targets every reservation carries a key: a buyer that follows a
+            // takeover sends it again, and only a key makes that safe.
+            idempotency_keys: args.idempotency_keys || targets.len() > 1,
+            targets,
             token: args.token,
             admin_token: args.admin_token,
             scenario: args.scenario,
@@ -516,7 +526,6 @@ impl Config {
             connect_concurrency: args.connect_concurrency,
             buyer_ids: args.buyer_ids,
             max_error_rate_percent: args.max_error_rate,
-            idempotency_keys: args.idempotency_keys,
             max_requests: args.max_requests,
             settle_s: args.settle_s,
             seed: args.seed,
@@ -631,6 +640,27 @@ mod tests {
         let para = &help[start..end];
         assert_eq!(para.matches("default").count(), 1, "{para}");
         assert!(help.contains("[default: per-arrival]"));
+    }
+
+    #[test]
+    fn several_targets_are_all_resolved_and_imply_idempotency_keys() {
+        let c = parse(&["--target", "http://127.0.0.1:1,http://localhost:2"]).unwrap();
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.target, c.targets[0]);
+        assert_eq!(
+            c.targets[1].addr,
+            "127.0.0.1:2".parse::<std::net::SocketAddr>().unwrap()
+        );
+        assert!(
+            c.idempotency_keys,
+            "a buyer that follows a move resends with its key"
+        );
+        let one = parse(&["--target", "http://127.0.0.1:1"]).unwrap();
+        assert_eq!(one.targets.len(), 1);
+        assert!(
+            !one.idempotency_keys,
+            "one target: keys only with --idempotency-keys"
+        );
     }
 
     #[test]

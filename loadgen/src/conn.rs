@@ -78,6 +78,14 @@ impl Conn {
         self.timeout = timeout;
     }
 
+    /// Points later exchanges at `target`; an open connection elsewhere is dropped.
+    pub fn retarget(&mut self, target: SocketAddr) {
+        if self.target != target {
+            self.target = target;
+            self.sender = None;
+        }
+    }
+
     /// True if a usable connection is open.
     pub fn is_open(&self) -> bool {
         self.sender.as_ref().is_some_and(|s| !s.is_closed())

@@ -12,6 +12,7 @@ pub mod check;
 pub mod cli;
 pub mod conn;
 pub mod fdlimit;
+pub mod follow;
 pub mod ledger;
 pub mod metrics;
 pub mod progress;

@@ -14,6 +14,7 @@ use crate::api::Outcome;
 use crate::check::{self, SkuObservation};
 use crate::cli::{Config, LoadModel};
 use crate::fdlimit;
+use crate::follow::Leader;
 use crate::ledger::Ledger;
 use crate::metrics::Kind;
 use crate::metrics::{Metrics, Snapshot};
@@ -75,6 +76,10 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
         cfg.target = Target::parse(&leader, cfg.allow_remote)
             .with_context(|| format!("the leader named by the group, {leader}"))?;
         cfg.target_url = leader;
+        // A leader that is not a --target (named by a standby) joins the buyers' list.
+        if !cfg.targets.iter().any(|t| t.addr == cfg.target.addr) {
+            cfg.targets.push(cfg.target.clone());
+        }
     }
     let cfg = Arc::new(cfg);
     let needed = (cfg.connections as u64).max(cfg.subscribers as u64) + FD_HEADROOM;
@@ -95,7 +100,19 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
             }
         }
     }
-    let api = Api::new(&cfg.target.authority, &cfg.token).context("building requests")?;
+    let apis = cfg
+        .targets
+        .iter()
+        .map(|t| Api::new(&t.authority, &cfg.token))
+        .collect::<Result<Vec<_>, _>>()
+        .context("building requests")?;
+    // The buyers start at the leader found by set-up and follow it from there.
+    let leader_index = cfg
+        .targets
+        .iter()
+        .position(|t| t.addr == cfg.target.addr)
+        .unwrap_or(0);
+    let leader = Arc::new(Leader::new(cfg.targets.clone(), leader_index));
 
     let plan = Plan::for_config(&cfg).context("building the scenario")?;
 
@@ -109,7 +126,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
     };
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
-        api: api.clone(),
+        apis,
+        leader: leader.clone(),
         plan,
         metrics: metrics.clone(),
         ledger: ledger.clone(),
@@ -196,6 +214,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
         Duration::from_secs(1),
     );
     let mut stop_watch = stop_rx.clone();
+    let mut leader_generation = leader.current().generation;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -216,6 +235,16 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
         let t = now.saturating_duration_since(start).as_secs_f64();
         let running = shared.running.load(Ordering::Relaxed);
         eprint(&cfg, &progress::line(phase, t, &bucket, p99, running));
+        let at = leader.current();
+        if at.generation != leader_generation {
+            leader_generation = at.generation;
+            if let Some(to) = leader.target(at.index) {
+                eprint(
+                    &cfg,
+                    &format!("the buyers moved to the new leader, {}", to.url()),
+                );
+            }
+        }
         if now >= end || *stop_rx.borrow() || running == 0 {
             break;
         }
@@ -302,6 +331,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<Report> {
         check,
         interrupted,
         stream,
+        follow: leader.report(start),
     };
     Ok(Report::build(&cfg, &snapshot, facts))
 }

@@ -8,7 +8,7 @@ mod support;
 use clap::Parser;
 use flashsale_loadgen::cli::{Args, Config};
 use flashsale_loadgen::report::Report;
-use support::fake_server::{FakeServer, FakeStandby};
+use support::fake_server::{FakePair, FakeServer, FakeStandby};
 
 async fn run(server: &FakeServer, extra: &[&str]) -> Report {
     let target = format!("http://{}", server.addr);
@@ -330,5 +330,71 @@ async fn several_targets_set_up_on_and_load_the_leader() {
     assert_eq!(
         standby.refused.load(std::sync::atomic::Ordering::Relaxed),
         1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buyers_follow_a_handover_named_by_not_leader() {
+    let pair = FakePair::start("admin", "store").await;
+    let targets = format!("http://{},http://{}", pair.addrs[0], pair.addrs[1]);
+    let argv = vec![
+        "flashsale-loadgen",
+        "--target",
+        &targets,
+        "--token",
+        "store",
+        "--admin-token",
+        "admin",
+        "--quiet",
+        "--timeout-ms",
+        "3000",
+        "--scenario",
+        "checkout",
+        "--connections",
+        "20",
+        "--duration",
+        "2",
+        "--stock",
+        "1000000",
+        "--sku",
+        "ha-move",
+        "--reservation-ttl-s",
+        "3600",
+    ];
+    let cfg = Config::from_args(Args::try_parse_from(argv).unwrap(), 42).unwrap();
+    assert!(
+        cfg.idempotency_keys,
+        "several targets: every reservation has a key"
+    );
+    // Hand over to node 1 a second into the load.
+    let leader = pair.leader.clone();
+    let handover = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        leader.store(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let r = flashsale_loadgen::run::run(cfg).await.unwrap();
+    handover.await.unwrap();
+    assert_eq!(r.leader_changes, 1, "{:?}", r.follow);
+    let change = &r.follow.changes[0];
+    assert_eq!(change.to, format!("http://{}", pair.addrs[1]));
+    assert!(change.gap_s.is_some(), "{change:?}");
+    assert_eq!(r.follow.leader_at_end, format!("http://{}", pair.addrs[1]));
+    assert!(
+        pair.refused.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "a not-leader answer led the move"
+    );
+    assert!(r.follow.retried_requests >= 1, "{:?}", r.follow);
+    assert_eq!(r.errors_total, 0, "{:?}", r.errors);
+    assert_eq!(r.oversold, Some(0));
+    assert_eq!(r.counts_match, Some(true));
+    let (reserved, sold) = r.config.skus.iter().fold((0, 0), |(r0, s0), sku| {
+        let (_, _, r, s) = pair.counts(sku);
+        (r0 + r, s0 + s)
+    });
+    let told = r.check.as_ref().unwrap().told;
+    assert_eq!(
+        u64::try_from(reserved + sold).unwrap(),
+        told.held - told.cancelled,
+        "every acknowledged hold (less the cancelled ones) is on the new leader"
     );
 }

@@ -17,16 +17,19 @@ const LEVELS: [StockCounts; 3] = [
         available: 3,
         reserved: 0,
         sold: 0,
+        log_seq: 0,
     },
     StockCounts {
         available: 2,
         reserved: 1,
         sold: 0,
+        log_seq: 1,
     },
     StockCounts {
         available: 0,
         reserved: 2,
         sold: 1,
+        log_seq: 2,
     },
 ];
 

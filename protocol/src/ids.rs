@@ -1,6 +1,12 @@
 //! Identifiers: SKU ids, buyer ids, reservation and order ids, idempotency keys.
 
 use std::fmt;
+use std::sync::Arc;
+
+use rkyv::rancor::{Fallible, Source};
+use rkyv::string::{ArchivedString, StringResolver};
+use rkyv::with::{ArchiveWith, DeserializeWith, SerializeWith};
+use rkyv::{Place, SerializeUnsized};
 
 /// Why a string was refused as an identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,22 +65,53 @@ pub(crate) fn check_name(kind: &'static str, s: &str, max_len: usize) -> Result<
     Ok(())
 }
 
+/// rkyv wrapper that archives a shared string (`Arc<str>`) exactly as rkyv archives a
+/// `String` (an [`ArchivedString`]): SKU and buyer ids are shared handles in memory (a clone
+/// is a reference count, not an allocation; ADR 0029 addendum) while the log's and the
+/// snapshots' bytes stay those of the `String` ids they replaced.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedAsString;
+
+impl ArchiveWith<Arc<str>> for SharedAsString {
+    type Archived = ArchivedString;
+    type Resolver = StringResolver;
+
+    fn resolve_with(field: &Arc<str>, resolver: Self::Resolver, out: Place<Self::Archived>) {
+        ArchivedString::resolve_from_str(field, resolver, out);
+    }
+}
+
+impl<S> SerializeWith<Arc<str>, S> for SharedAsString
+where
+    S: Fallible + ?Sized,
+    S::Error: Source,
+    str: SerializeUnsized<S>,
+{
+    fn serialize_with(field: &Arc<str>, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        ArchivedString::serialize_from_str(field, serializer)
+    }
+}
+
+impl<D: Fallible + ?Sized> DeserializeWith<ArchivedString, Arc<str>, D> for SharedAsString {
+    fn deserialize_with(field: &ArchivedString, _: &mut D) -> Result<Arc<str>, D::Error> {
+        Ok(Arc::from(field.as_str()))
+    }
+}
+
 /// A stock-keeping unit id: `[A-Za-z0-9._-]{1,64}`.
-#[derive(
-    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, PartialOrd, Ord, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
-pub struct SkuId(String);
+pub struct SkuId(#[rkyv(with = SharedAsString)] Arc<str>);
 
 impl SkuId {
     /// Longest SKU id in bytes.
     pub const MAX_LEN: usize = 64;
 
-    /// Validates and wraps a SKU id.
-    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
-        let s = s.into();
-        check_name("sku", &s, Self::MAX_LEN)?;
-        Ok(SkuId(s))
+    /// Validates and wraps a SKU id (one allocation; clones share it).
+    pub fn new(s: impl AsRef<str>) -> Result<Self, IdError> {
+        let s = s.as_ref();
+        check_name("sku", s, Self::MAX_LEN)?;
+        Ok(SkuId(Arc::from(s)))
     }
 
     /// The id as a string slice.
@@ -84,19 +121,17 @@ impl SkuId {
 }
 
 /// A buyer id chosen by the storefront (or the JWT `sub`): 1..=128 printable ASCII bytes.
-#[derive(
-    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, PartialOrd, Ord, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
-pub struct BuyerId(String);
+pub struct BuyerId(#[rkyv(with = SharedAsString)] Arc<str>);
 
 impl BuyerId {
     /// Longest buyer id in bytes.
     pub const MAX_LEN: usize = 128;
 
-    /// Validates and wraps a buyer id.
-    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
-        let s = s.into();
+    /// Validates and wraps a buyer id (one allocation; clones share it).
+    pub fn new(s: impl AsRef<str>) -> Result<Self, IdError> {
+        let s = s.as_ref();
         const KIND: &str = "buyer";
         if s.is_empty() {
             return Err(IdError::Empty { kind: KIND });
@@ -113,7 +148,7 @@ impl BuyerId {
                 alphabet: "printable ASCII without spaces",
             });
         }
-        Ok(BuyerId(s))
+        Ok(BuyerId(Arc::from(s)))
     }
 
     /// The id as a string slice.
@@ -284,6 +319,27 @@ opaque_id!(
     OrderId, "ord_", "order id"
 );
 
+/// Equality and hashing of the shared-string ids: by content (as the `String` ids they
+/// replaced), with a pointer check first, so comparing two handles of one interned id (the
+/// shard's, a command's clone of it) reads no bytes.
+macro_rules! shared_id_eq {
+    ($($name:ident),*) => {$(
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+            }
+        }
+        impl Eq for $name {}
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                // The same as the derived hash of the former `String` field.
+                str::hash(&self.0, state);
+            }
+        }
+    )*};
+}
+shared_id_eq!(SkuId, BuyerId);
+
 macro_rules! string_id_impls {
     ($($name:ident),*) => {$(
         impl fmt::Display for $name {
@@ -314,12 +370,29 @@ macro_rules! string_id_impls {
         }
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                $name::new(s).map_err(serde::de::Error::custom)
+                d.deserialize_str(IdVisitor(|s: &str| $name::new(s)))
             }
         }
     )*};
 }
+
+/// Builds a string id straight from the deserializer's (borrowed or transient) string, with
+/// no intermediate `String`.
+struct IdVisitor<T>(fn(&str) -> Result<T, IdError>);
+
+impl<T> serde::de::Visitor<'_> for IdVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As `String` says, so error details read as before.
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+}
+
 string_id_impls!(SkuId, BuyerId, IdempotencyKey);
 
 macro_rules! opaque_id_serde {
@@ -342,6 +415,58 @@ opaque_id_serde!(ReservationId, OrderId);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The former shape of the string ids (a `String` field), to check that the shared ones
+    /// archive to the same bytes.
+    #[derive(rkyv::Archive, rkyv::Serialize)]
+    struct StringId(String);
+
+    #[test]
+    fn shared_ids_archive_like_the_string_ids_they_replaced() {
+        // Short ids are stored inline by rkyv, long ones out of line: both forms.
+        for text in ["a", "tee-XL", "exactly8", &"x".repeat(64)] {
+            let old = rkyv::to_bytes::<rkyv::rancor::Error>(&StringId(text.to_string()));
+            let sku = SkuId::new(text).map(|s| rkyv::to_bytes::<rkyv::rancor::Error>(&s));
+            let buyer = BuyerId::new(text).map(|b| rkyv::to_bytes::<rkyv::rancor::Error>(&b));
+            let (Ok(old), Ok(Ok(sku)), Ok(Ok(buyer))) = (old, sku, buyer) else {
+                panic!("{text:?} did not archive");
+            };
+            assert_eq!(sku.as_slice(), old.as_slice(), "SKU id {text:?}");
+            assert_eq!(buyer.as_slice(), old.as_slice(), "buyer id {text:?}");
+            // And the old bytes read back as the shared id.
+            let back = rkyv::from_bytes::<SkuId, rkyv::rancor::Error>(&old);
+            assert_eq!(back.ok().as_ref().map(SkuId::as_str), Some(text));
+        }
+    }
+
+    #[test]
+    fn shared_ids_compare_and_hash_by_content() {
+        use std::hash::BuildHasher;
+        let (Ok(a), Ok(b)) = (SkuId::new("same"), SkuId::new(String::from("same"))) else {
+            panic!("valid ids refused");
+        };
+        assert!(!Arc::ptr_eq(&a.0, &b.0), "two allocations");
+        assert_eq!(a, b);
+        assert_eq!(a, a.clone());
+        assert_ne!(Ok(a.clone()), SkuId::new("other"));
+        let hasher = std::collections::hash_map::RandomState::new();
+        assert_eq!(hasher.hash_one(&a), hasher.hash_one("same".to_string()));
+        assert_eq!(hasher.hash_one(&b), hasher.hash_one(a.clone()));
+    }
+
+    #[test]
+    fn string_ids_deserialize_from_borrowed_and_escaped_json() {
+        let plain: Result<BuyerId, _> = serde_json::from_str("\"alice@example.com\"");
+        assert_eq!(
+            plain.ok().as_ref().map(BuyerId::as_str),
+            Some("alice@example.com")
+        );
+        // An escape forces serde_json to hand over a transient (not borrowed) string.
+        let escaped: Result<SkuId, _> = serde_json::from_str("\"tee\\u002dXL\"");
+        assert_eq!(escaped.ok().as_ref().map(SkuId::as_str), Some("tee-XL"));
+        assert!(serde_json::from_str::<SkuId>("\"a/b\"").is_err());
+        assert!(serde_json::from_str::<SkuId>("17").is_err());
+    }
 
     #[test]
     fn sku_ids_follow_the_contract_alphabet() {

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod event;
 pub mod ids;
 pub mod limits;
+pub mod problem;
 pub mod queue;
 pub mod queue_snapshot;
 pub mod stream;
@@ -20,3 +21,4 @@ pub use ids::{
     BuyerId, IdError, IdempotencyKey, KeyOwner, OrderId, ReservationId, ScopedKey, ShardId, SkuId,
 };
 pub use limits::MAX_LINES;
+pub use problem::{ProblemKind, PROBLEM_TYPE_BASE};

@@ -222,28 +222,32 @@ impl QueueEncodeError {
     }
 }
 
-/// Appends the encoded form of `record` to `out`.
-pub fn encode_queue_record(
-    record: &QueueRecord,
+/// Appends `archive` to `out` behind the frame header every queue journal item has: `version`
+/// (u16 LE) and the archive's length (u32 LE).
+pub(crate) fn frame(
+    version: u16,
+    archive: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), QueueEncodeError> {
-    let archive = rkyv::to_bytes::<rkyv::rancor::Error>(record)
-        .map_err(|e| QueueEncodeError(e.to_string()))?;
-    let len = u32::try_from(archive.len()).map_err(|_| QueueEncodeError("too large".into()))?;
+    let len = u32::try_from(archive.len()).map_err(|_| QueueEncodeError::new("too large"))?;
     out.reserve(HEADER_LEN + archive.len());
-    out.extend_from_slice(&QUEUE_RECORD_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&archive);
+    out.extend_from_slice(archive);
     Ok(())
 }
 
-/// Decodes and validates one queue record. Never panics on any input.
-pub fn decode_queue_record(bytes: &[u8]) -> Result<QueueRecord, QueueDecodeError> {
+/// The archive inside a frame written by [`frame`] with `version`, copied to an aligned
+/// buffer for rkyv's validation. Never panics on any input.
+pub(crate) fn unframe(
+    version: u16,
+    bytes: &[u8],
+) -> Result<rkyv::util::AlignedVec<16>, QueueDecodeError> {
     if bytes.len() < HEADER_LEN {
         return Err(QueueDecodeError::Truncated { len: bytes.len() });
     }
     let found = u16::from_le_bytes([bytes[0], bytes[1]]);
-    if found != QUEUE_RECORD_VERSION {
+    if found != version {
         return Err(QueueDecodeError::Version { found });
     }
     let len = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize;
@@ -255,6 +259,22 @@ pub fn decode_queue_record(bytes: &[u8]) -> Result<QueueRecord, QueueDecodeError
     }
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(len);
     aligned.extend_from_slice(&bytes[HEADER_LEN..]);
+    Ok(aligned)
+}
+
+/// Appends the encoded form of `record` to `out`.
+pub fn encode_queue_record(
+    record: &QueueRecord,
+    out: &mut Vec<u8>,
+) -> Result<(), QueueEncodeError> {
+    let archive = rkyv::to_bytes::<rkyv::rancor::Error>(record)
+        .map_err(|e| QueueEncodeError(e.to_string()))?;
+    frame(QUEUE_RECORD_VERSION, &archive, out)
+}
+
+/// Decodes and validates one queue record. Never panics on any input.
+pub fn decode_queue_record(bytes: &[u8]) -> Result<QueueRecord, QueueDecodeError> {
+    let aligned = unframe(QUEUE_RECORD_VERSION, bytes)?;
     rkyv::from_bytes::<QueueRecord, rkyv::rancor::Error>(&aligned)
         .map_err(|e| QueueDecodeError::Invalid(e.to_string()))
 }

@@ -4,13 +4,10 @@
 //! on decode.
 
 use crate::ids::{BuyerId, ReservationId};
-use crate::queue::{QueueDecodeError, QueueEncodeError, QueueId, QueueSpec};
+use crate::queue::{frame, unframe, QueueDecodeError, QueueEncodeError, QueueId, QueueSpec};
 
 /// Version of the snapshot layout. Bump when [`RoomSnapshot`] changes shape.
 pub const QUEUE_SNAPSHOT_VERSION: u16 = 1;
-
-/// Length of the header: version (u16 LE) and archive length (u32 LE).
-const HEADER_LEN: usize = 6;
 
 /// Where one ticket is (the waiting room's ticket states, as stored).
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -101,32 +98,12 @@ pub fn encode_room_snapshot(
 ) -> Result<(), QueueEncodeError> {
     let archive = rkyv::to_bytes::<rkyv::rancor::Error>(snapshot)
         .map_err(|e| QueueEncodeError::new(e.to_string()))?;
-    let len = u32::try_from(archive.len()).map_err(|_| QueueEncodeError::new("too large"))?;
-    out.reserve(HEADER_LEN + archive.len());
-    out.extend_from_slice(&QUEUE_SNAPSHOT_VERSION.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&archive);
-    Ok(())
+    frame(QUEUE_SNAPSHOT_VERSION, &archive, out)
 }
 
 /// Decodes and validates a snapshot. Never panics on any input.
 pub fn decode_room_snapshot(bytes: &[u8]) -> Result<RoomSnapshot, QueueDecodeError> {
-    if bytes.len() < HEADER_LEN {
-        return Err(QueueDecodeError::Truncated { len: bytes.len() });
-    }
-    let found = u16::from_le_bytes([bytes[0], bytes[1]]);
-    if found != QUEUE_SNAPSHOT_VERSION {
-        return Err(QueueDecodeError::Version { found });
-    }
-    let len = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize;
-    if bytes.len() - HEADER_LEN != len {
-        return Err(QueueDecodeError::Length {
-            header: len,
-            actual: bytes.len() - HEADER_LEN,
-        });
-    }
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(len);
-    aligned.extend_from_slice(&bytes[HEADER_LEN..]);
+    let aligned = unframe(QUEUE_SNAPSHOT_VERSION, bytes)?;
     rkyv::from_bytes::<RoomSnapshot, rkyv::rancor::Error>(&aligned)
         .map_err(|e| QueueDecodeError::Invalid(e.to_string()))
 }

@@ -9,11 +9,21 @@ use quinn::crypto::rustls::QuicClientConfig;
 
 use crate::{ClientError, Trust};
 
+/// Most addresses (`server` and `other_servers`) a subscription takes: a group has two or three
+/// nodes; more is a mistake (and would make a pass over them long).
+pub const MAX_SERVERS: usize = 16;
+
 /// What to connect to, how to authenticate and what to watch.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Server address, `host:port` (a name or an IP).
     pub server: String,
+    /// The other nodes of a high-availability group, `host:port` each (ADR 0033). A
+    /// [`crate::Subscriber`] connects to `server` first; when a node refuses (a standby answers
+    /// [`flashsale_protocol::stream::ErrorCode::NotLeader`]) or a session is lost, it tries the
+    /// next address of `server` + `other_servers` in turn, so it follows the leader. At most
+    /// [`MAX_SERVERS`] addresses in all.
+    pub other_servers: Vec<String>,
     /// TLS server name; defaults to the host part of `server`.
     pub server_name: Option<String>,
     /// Storefront, admin or partner token.
@@ -46,6 +56,7 @@ impl ClientOptions {
     pub fn new(server: impl Into<String>, token: impl Into<String>, trust: Trust) -> ClientOptions {
         ClientOptions {
             server: server.into(),
+            other_servers: Vec::new(),
             server_name: None,
             token: token.into(),
             subscription: Subscription::All,

@@ -4,7 +4,10 @@
 //!   fingerprint, CA file, or insecure), shareable by many subscriptions.
 //! - [`Session`]: one connection: handshake, snapshot or resume, then frames.
 //! - [`Subscriber`]: a subscription that survives disconnects: it reconnects with backoff and
-//!   resumes from the last sequence number it applied, yielding [`StreamEvent`]s.
+//!   resumes from the last sequence number it applied, yielding [`StreamEvent`]s. Given every
+//!   node of a high-availability group ([`ClientOptions::other_servers`]), it follows the
+//!   leader, and keeps per SKU only counts newer in the group's log than those it delivered
+//!   (`log_seq`), so a takeover shows neither a gap nor a repeat (ADR 0033).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), flashsale_stream_client::ClientError> {
@@ -30,7 +33,7 @@ mod trust;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use connector::{ClientOptions, Connector};
+pub use connector::{ClientOptions, Connector, MAX_SERVERS};
 pub use error::ClientError;
 pub use flashsale_protocol::stream::{
     ErrorCode, LevelEntry, ResumePoint, ServerFrame, Subscription, UpdateFrame,

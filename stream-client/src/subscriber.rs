@@ -1,11 +1,19 @@
-//! A subscription that reconnects on its own and resumes from the last applied sequence number.
+//! A subscription that reconnects on its own and resumes from the last applied sequence number,
+//! following the leader of a high-availability group when given its nodes.
+//!
+//! Two positions: the resume point (the server's stream numbering, valid on that server
+//! process only) and, per SKU, the `log_seq` of the counts last delivered (the group's log
+//! position, valid on every node). After a move to another node the server sends a snapshot;
+//! only SKUs whose counts are newer in the log than those delivered are passed on, and an update
+//! not newer than what was delivered for its SKU is dropped (ADR 0033).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use flashsale_protocol::stream::{LevelEntry, ResumePoint, ServerFrame, UpdateFrame};
+use flashsale_protocol::SkuId;
 
-use crate::{ClientError, ClientOptions, Connector, Session, SessionStart};
+use crate::{ClientError, ClientOptions, Connector, Session, SessionStart, MAX_SERVERS};
 
 /// What a [`Subscriber`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,15 +25,18 @@ pub enum StreamEvent {
         /// Whether the session continued from the previous one without a snapshot.
         resumed: bool,
     },
-    /// The full state of the subscribed SKUs as of `seq`: replace what you had. Sent on the
-    /// first connection and whenever a resume point was no longer retained by the server.
+    /// The state of the subscribed SKUs as of `seq`. On the first connection, every SKU; after
+    /// a reconnection the server could not resume (resume point no longer retained, or another
+    /// node of the group), only the SKUs whose counts are newer (`log_seq`) than those
+    /// delivered before: apply them over what you had.
     Snapshot {
         /// Every change up to this sequence number is reflected.
         seq: u64,
         /// Counts per SKU, sorted by SKU.
         levels: Vec<LevelEntry>,
     },
-    /// A SKU changed. Sequence numbers strictly increase across reconnects within an epoch.
+    /// A SKU changed. Sequence numbers strictly increase across reconnects within an epoch;
+    /// per SKU, `log_seq` strictly increases across reconnects and moves between nodes.
     Update(UpdateFrame),
     /// The server is alive and everything up to `seq` has been delivered.
     Heartbeat {
@@ -56,6 +67,12 @@ pub struct Subscriber {
     delay: Option<Duration>,
     /// Whether a session was ever established (later attempts are reconnects).
     was_connected: bool,
+    /// `server` then `other_servers`, deduplicated.
+    servers: Vec<String>,
+    /// Index in `servers` of the next (or current) connection.
+    current: usize,
+    /// Per SKU, the `log_seq` of the counts last delivered.
+    delivered: HashMap<SkuId, u64>,
 }
 
 impl Subscriber {
@@ -67,7 +84,16 @@ impl Subscriber {
 
     /// A subscriber sharing `connector` (one UDP socket for many subscriptions).
     pub fn with_connector(connector: Connector, options: ClientOptions) -> Subscriber {
+        let mut servers: Vec<String> = Vec::new();
+        for s in std::iter::once(&options.server).chain(&options.other_servers) {
+            if !servers.contains(s) && servers.len() < MAX_SERVERS {
+                servers.push(s.clone());
+            }
+        }
         Subscriber {
+            servers,
+            current: 0,
+            delivered: HashMap::new(),
             connector,
             options,
             session: None,
@@ -82,6 +108,29 @@ impl Subscriber {
     /// Where this subscription would resume: the epoch and last applied sequence number.
     pub fn resume_point(&self) -> Option<ResumePoint> {
         self.position
+    }
+
+    /// The address of the current session, or of the next attempt.
+    pub fn current_server(&self) -> &str {
+        self.servers
+            .get(self.current)
+            .map_or(self.options.server.as_str(), String::as_str)
+    }
+
+    /// Whether `level` (or an update with these fields) is newer than what was delivered for
+    /// its SKU; records it if so.
+    fn is_news(&mut self, sku: &SkuId, log_seq: u64) -> bool {
+        match self.delivered.get_mut(sku) {
+            Some(seen) if *seen >= log_seq => false,
+            Some(seen) => {
+                *seen = log_seq;
+                true
+            }
+            None => {
+                self.delivered.insert(sku.clone(), log_seq);
+                true
+            }
+        }
     }
 
     /// Whether a session is currently open.
@@ -118,10 +167,20 @@ impl Subscriber {
         if error.is_fatal() {
             return Err(error);
         }
-        // A stateless reset means the server is back (it restarted): retry at once, once.
+        let node_count = self.servers.len().max(1);
+        // A stateless reset means the server is back (it restarted): retry it at once, once.
         let retry_in = if error == ClientError::Reset && self.failures == 0 {
             self.failures = 1;
             Duration::ZERO
+        } else if node_count > 1 {
+            // A group: try the next node at once, and back off only after a whole round.
+            self.current = (self.current + 1) % node_count;
+            let round_done = self.current == 0;
+            if round_done {
+                self.backoff()
+            } else {
+                Duration::ZERO
+            }
         } else {
             self.backoff()
         };
@@ -133,8 +192,19 @@ impl Subscriber {
     /// The next event. Reconnects (with backoff) and resumes by itself; returns an error only
     /// when reconnecting cannot help ([`ClientError::is_fatal`]).
     pub async fn next_event(&mut self) -> Result<StreamEvent, ClientError> {
+        // Each turn reads one frame; a turn ends the loop unless it read an update this
+        // subscription already delivered (a frame at a time, so the loop is bounded by input).
+        loop {
+            if let Some(event) = self.next_frame_event().await? {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// One step of [`Subscriber::next_event`]: `None` when the frame read was dropped.
+    async fn next_frame_event(&mut self) -> Result<Option<StreamEvent>, ClientError> {
         if let Some(event) = self.queued.pop_front() {
-            return Ok(event);
+            return Ok(Some(event));
         }
         let Some(session) = self.session.as_mut() else {
             if let Some(delay) = self.delay.take() {
@@ -145,9 +215,10 @@ impl Subscriber {
                 Some(limit) if self.was_connected => limit.min(self.options.connect_timeout),
                 _ => self.options.connect_timeout,
             };
+            let mut options = self.options.clone();
+            options.server = self.current_server().to_string();
             let opened =
-                Session::open_within(&self.connector, &self.options, resume, handshake_timeout)
-                    .await;
+                Session::open_within(&self.connector, &options, resume, handshake_timeout).await;
             match opened {
                 Ok((session, start)) => {
                     self.failures = 0;
@@ -157,22 +228,26 @@ impl Subscriber {
                     match start {
                         SessionStart::Resumed { seq } => {
                             self.position = Some(ResumePoint { epoch, seq });
-                            return Ok(StreamEvent::Connected {
+                            return Ok(Some(StreamEvent::Connected {
                                 epoch,
                                 resumed: true,
-                            });
+                            }));
                         }
                         SessionStart::Snapshot { seq, levels } => {
                             self.position = Some(ResumePoint { epoch, seq });
+                            let levels: Vec<LevelEntry> = levels
+                                .into_iter()
+                                .filter(|l| self.is_news(&l.sku, l.log_seq))
+                                .collect();
                             self.queued.push_back(StreamEvent::Snapshot { seq, levels });
-                            return Ok(StreamEvent::Connected {
+                            return Ok(Some(StreamEvent::Connected {
                                 epoch,
                                 resumed: false,
-                            });
+                            }));
                         }
                     }
                 }
-                Err(e) => return self.fail(e),
+                Err(e) => return self.fail(e).map(Some),
             }
         };
         let frame = session.next_frame().await;
@@ -181,36 +256,91 @@ impl Subscriber {
         match frame {
             Ok(ServerFrame::Update(update)) => {
                 if update.seq <= last {
-                    return self.fail(ClientError::Protocol(format!(
-                        "update seq {} does not follow {last}",
-                        update.seq
-                    )));
+                    return self
+                        .fail(ClientError::Protocol(format!(
+                            "update seq {} does not follow {last}",
+                            update.seq
+                        )))
+                        .map(Some);
                 }
                 self.position = Some(ResumePoint {
                     epoch,
                     seq: update.seq,
                 });
-                Ok(StreamEvent::Update(update))
+                if !self.is_news(&update.sku, update.log_seq) {
+                    return Ok(None);
+                }
+                Ok(Some(StreamEvent::Update(update)))
             }
             Ok(ServerFrame::Heartbeat {
                 seq,
                 server_time_us,
             }) => {
                 if seq < last {
-                    return self.fail(ClientError::Protocol(format!(
-                        "heartbeat seq {seq} is behind {last}"
-                    )));
+                    return self
+                        .fail(ClientError::Protocol(format!(
+                            "heartbeat seq {seq} is behind {last}"
+                        )))
+                        .map(Some);
                 }
                 self.position = Some(ResumePoint { epoch, seq });
-                Ok(StreamEvent::Heartbeat {
+                Ok(Some(StreamEvent::Heartbeat {
                     seq,
                     server_time_us,
-                })
+                }))
             }
-            Ok(other) => self.fail(ClientError::Protocol(format!(
-                "unexpected frame while streaming: {other:?}"
-            ))),
-            Err(e) => self.fail(e),
+            Ok(other) => self
+                .fail(ClientError::Protocol(format!(
+                    "unexpected frame while streaming: {other:?}"
+                )))
+                .map(Some),
+            Err(e) => self.fail(e).map(Some),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Trust;
+    use flashsale_protocol::stream::ErrorCode;
+
+    fn subscriber(servers: &[&str]) -> Subscriber {
+        let mut options = ClientOptions::new(servers[0], "t", Trust::Insecure);
+        options.other_servers = servers[1..].iter().map(|s| s.to_string()).collect();
+        Subscriber::connect(options).unwrap()
+    }
+
+    #[test]
+    fn only_newer_log_positions_are_news() {
+        let mut sub = subscriber(&["127.0.0.1:1"]);
+        let tee = SkuId::new("tee").unwrap();
+        assert!(sub.is_news(&tee, 5));
+        assert!(!sub.is_news(&tee, 5), "a repeat");
+        assert!(!sub.is_news(&tee, 3), "a step back");
+        assert!(sub.is_news(&tee, 9));
+        assert!(sub.is_news(&SkuId::new("mug").unwrap(), 1));
+    }
+
+    #[test]
+    fn a_refusal_moves_to_the_next_node_at_once_and_backs_off_after_a_round() {
+        let mut sub = subscriber(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:3"]);
+        assert_eq!(sub.servers.len(), 3, "duplicates dropped");
+        let refused = || ClientError::closed(u64::from(ErrorCode::NotLeader.as_u32()), "standby");
+        let mut delays = Vec::new();
+        let mut visited = vec![sub.current_server().to_string()];
+        for _ in 0..3 {
+            match sub.fail(refused()) {
+                Ok(StreamEvent::Disconnected { retry_in, .. }) => delays.push(retry_in),
+                other => panic!("unexpected {other:?}"),
+            }
+            visited.push(sub.current_server().to_string());
+        }
+        assert_eq!(
+            visited,
+            ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:1"]
+        );
+        assert_eq!(delays[..2], [Duration::ZERO, Duration::ZERO]);
+        assert!(delays[2] >= sub.options.backoff_min, "{delays:?}");
     }
 }

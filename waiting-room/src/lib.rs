@@ -21,5 +21,8 @@ pub mod ticket;
 pub use config::ConfigError;
 pub use pass::{PassClaims, PassError, PassKey};
 pub use queue::{ApplyError, Counts, Phase, Queue};
-pub use room::{ConfigureError, HoldGuard, JoinError, QueueView, TicketError, WaitingRoom};
+pub use room::{
+    ConfigureError, HoldGuard, JoinError, PassCheck, PassToCheck, QueueView, TicketError,
+    WaitingRoom,
+};
 pub use ticket::{Hold, Ticket, TicketState, TicketStatus, TicketView};

@@ -56,3 +56,14 @@ pub const MAX_PASS_LEN: usize = 512;
 /// Most records the room buffers between two `take_records` calls (the caller drains after
 /// every command; a tick adds at most `MAX_ADMISSIONS_PER_TICK` + expiries).
 pub const MAX_PENDING_RECORDS: usize = 65_536;
+
+/// Passes checked against the engine per tick after a restart (ADR 0034).
+pub const MAX_PASS_CHECKS_PER_TICK: usize = 256;
+
+/// Pages of a buyer's held reservations read per pass check (each shard examines at most
+/// the engine's scan bound per page); a check that needs more is retried at the next tick.
+pub const MAX_PASS_CHECK_PAGES: usize = 64;
+
+/// How far before a pass's admission (clock skew between the room and the engine after a
+/// failover) a pass check still looks for reservations made with it, in ms.
+pub const PASS_CHECK_SKEW_MS: u64 = 60_000;

@@ -243,6 +243,18 @@ impl Queue {
         }
     }
 
+    /// Admitted passes with this hold, by ticket number.
+    pub(crate) fn passes_with(&self, hold: Hold) -> Vec<u64> {
+        (1..=self.tickets.len() as u64)
+            .filter(|&n| {
+                matches!(
+                    self.ticket(n).map(|t| t.state),
+                    Some(TicketState::Admitted { hold: h, .. }) if h == hold
+                )
+            })
+            .collect()
+    }
+
     /// Puts an idle pass back on the expiry watch (after a hold ended).
     pub(crate) fn watch_expiry(&mut self, ticket: u64) {
         if let Some(Ticket {
@@ -264,7 +276,8 @@ impl Queue {
     }
 
     /// The live state, for a snapshot of the journal; `holds` gives each held reservation's
-    /// expiry. A pass placing a reservation (`Reserving`, not logged) is stored idle.
+    /// expiry. A pass placing a reservation (`Reserving`, not logged) or not yet checked
+    /// after a restart (`Checking`) is stored idle: a restart checks it again (ADR 0034).
     pub fn snapshot(&self, holds: &HashMap<ReservationId, (QueueId, u64, u64)>) -> QueueSnapshot {
         let tickets = self
             .tickets
@@ -286,7 +299,7 @@ impl Queue {
                         pass_expires_at_ms,
                         hold: match hold {
                             Hold::Holding(r) => holds.get(&r).map(|h| (r, h.2)),
-                            Hold::Idle | Hold::Reserving => None,
+                            Hold::Idle | Hold::Reserving | Hold::Checking => None,
                         },
                     },
                     TicketState::Spent { at_ms } => TicketSnapshotState::Spent { at_ms },
@@ -519,7 +532,7 @@ impl Queue {
         reservation: ReservationId,
     ) -> Result<(), ApplyError> {
         match self.admitted_hold(ticket)? {
-            Hold::Idle | Hold::Reserving => {}
+            Hold::Idle | Hold::Reserving | Hold::Checking => {}
             Hold::Holding(r) => {
                 return Err(self.err(format!("ticket {ticket} already holds {r}")));
             }
@@ -559,7 +572,7 @@ impl Queue {
     /// An idle pass expired.
     pub(crate) fn apply_pass_expired(&mut self, ticket: u64, at_ms: u64) -> Result<(), ApplyError> {
         match self.admitted_hold(ticket)? {
-            Hold::Idle | Hold::Reserving => {}
+            Hold::Idle | Hold::Reserving | Hold::Checking => {}
             Hold::Holding(_) => {
                 return Err(self.err(format!("ticket {ticket} expired while holding")));
             }
@@ -586,7 +599,7 @@ impl Queue {
                     c.active += 1;
                     match hold {
                         Hold::Holding(_) => c.holding += 1,
-                        Hold::Idle | Hold::Reserving => c.idle += 1,
+                        Hold::Idle | Hold::Reserving | Hold::Checking => c.idle += 1,
                     }
                 }
                 TicketState::Spent { .. } => c.spent += 1,

@@ -4,7 +4,7 @@
 //! [`QueueRecord`] that is applied at once and queued for the caller to make durable
 //! ([`WaitingRoom::take_records`]). [`WaitingRoom::restore`] replays them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use flashsale_protocol::queue::{QueueId, QueueRecord, QueueSpec};
 use flashsale_protocol::queue_snapshot::RoomSnapshot;
@@ -18,7 +18,7 @@ use crate::limits::{
 };
 use crate::pass::{PassError, PassKey};
 use crate::queue::{ApplyError, Counts, Phase, Queue, SkuStock};
-use crate::ticket::{Hold, TicketState, TicketView};
+use crate::ticket::{Hold, Ticket, TicketState, TicketView};
 
 /// Why a queue could not be created or changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +77,37 @@ pub struct HoldGuard {
     pub ticket: u64,
 }
 
+/// A pass to check against the engine after a restart ([`WaitingRoom::distrust_idle_passes`]):
+/// does its buyer hold a reservation of one of the queue's SKUs?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassToCheck {
+    /// The queue.
+    pub queue: QueueId,
+    /// The ticket whose pass it is.
+    pub ticket: u64,
+    /// The ticket's buyer.
+    pub buyer: BuyerId,
+    /// The queue's SKUs.
+    pub skus: Vec<SkuId>,
+    /// When the pass was admitted, Unix ms: no reservation made with it is older.
+    pub admitted_at_ms: u64,
+}
+
+/// What the engine said about a [`PassToCheck`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassCheck {
+    /// The buyer holds this reservation of one of the queue's SKUs: the pass holds it (its
+    /// `HoldPlaced` was lost in a crash, or never written).
+    Holds {
+        /// The reservation.
+        reservation: ReservationId,
+        /// When it expires unless confirmed or extended, Unix ms.
+        expires_at_ms: u64,
+    },
+    /// The buyer holds no reservation of the queue's SKUs: the pass is idle.
+    Free,
+}
+
 /// The admin's view of a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueView {
@@ -105,6 +136,8 @@ pub struct WaitingRoom {
     sku_queue: HashMap<SkuId, QueueId>,
     /// Reservation → (queue, ticket, expires_at_ms) of every pass's held reservation.
     holds: HashMap<ReservationId, (QueueId, u64, u64)>,
+    /// Passes marked [`Hold::Checking`] after a restart, awaiting [`Self::pass_checked`].
+    unchecked: BTreeSet<(QueueId, u64)>,
     outbox: Vec<QueueRecord>,
 }
 
@@ -117,6 +150,7 @@ impl WaitingRoom {
             queues: BTreeMap::new(),
             sku_queue: HashMap::new(),
             holds: HashMap::new(),
+            unchecked: BTreeSet::new(),
             outbox: Vec::new(),
         }
     }
@@ -172,6 +206,89 @@ impl WaitingRoom {
                 .values()
                 .map(|q| q.snapshot(&self.holds))
                 .collect(),
+        }
+    }
+
+    /// After a restart: every admitted idle pass may have placed a reservation whose
+    /// `HoldPlaced` record was lost (it is logged after the engine's write, not awaited: ADR
+    /// 0032), so each is marked [`Hold::Checking`] — refused `in-use`, not expired — until
+    /// [`Self::pass_checked`] tells what the engine holds for its buyer. Returns how many.
+    pub fn distrust_idle_passes(&mut self) -> usize {
+        for (id, q) in self.queues.iter_mut() {
+            for t in q.passes_with(Hold::Idle) {
+                if q.set_hold(t, Hold::Checking).is_ok() {
+                    self.unchecked.insert((id.clone(), t));
+                }
+            }
+        }
+        self.unchecked.len()
+    }
+
+    /// Passes still waiting for their check against the engine.
+    pub fn passes_unchecked(&self) -> usize {
+        self.unchecked.len()
+    }
+
+    /// Up to `max` passes still waiting for their check against the engine, in queue and
+    /// ticket order.
+    pub fn passes_to_check(&self, max: usize) -> Vec<PassToCheck> {
+        let mut out = Vec::new();
+        for (id, t) in self.unchecked.iter().take(max) {
+            let Some(q) = self.queues.get(id) else {
+                continue;
+            };
+            if let Some(Ticket {
+                buyer,
+                state: TicketState::Admitted { admitted_at_ms, .. },
+                ..
+            }) = q.ticket(*t)
+            {
+                out.push(PassToCheck {
+                    queue: id.clone(),
+                    ticket: *t,
+                    buyer: buyer.clone(),
+                    skus: q.spec().skus.clone(),
+                    admitted_at_ms: *admitted_at_ms,
+                });
+            }
+        }
+        out
+    }
+
+    /// The engine's answer for a pass being checked: it holds the reservation (a
+    /// `HoldPlaced` is logged again) or it is idle (usable, and watched for expiry again).
+    /// Ignored if the pass is no longer being checked.
+    pub fn pass_checked(&mut self, queue: &QueueId, ticket: u64, check: PassCheck) {
+        let checking = matches!(
+            self.queues
+                .get(queue)
+                .and_then(|q| q.ticket(ticket))
+                .map(|t| t.state),
+            Some(TicketState::Admitted {
+                hold: Hold::Checking,
+                ..
+            })
+        );
+        if !self.unchecked.remove(&(queue.clone(), ticket)) || !checking {
+            return;
+        }
+        match check {
+            PassCheck::Holds {
+                reservation,
+                expires_at_ms,
+            } => self.emit(QueueRecord::HoldPlaced {
+                queue: queue.clone(),
+                ticket,
+                reservation,
+                expires_at_ms,
+            }),
+            PassCheck::Free => {
+                if let Some(q) = self.queues.get_mut(queue) {
+                    if q.set_hold(ticket, Hold::Idle).is_ok() {
+                        q.watch_expiry(ticket);
+                    }
+                }
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 use flashsale_protocol::queue::{AdmissionMethod, QueueId, QueueSpec};
 use flashsale_protocol::{BuyerId, ReservationId, SkuId};
 use flashsale_waiting_room::{
-    ConfigureError, JoinError, PassClaims, PassError, PassKey, TicketStatus, WaitingRoom,
+    ConfigureError, JoinError, PassCheck, PassClaims, PassError, PassKey, TicketStatus, WaitingRoom,
 };
 
 const T0: u64 = 1_000_000;
@@ -473,4 +473,106 @@ fn a_restart_from_a_snapshot_keeps_every_position_pass_and_admission() {
         restored.begin_hold(&[sku("tee")], v.pass.as_deref(), &v.buyer, T0 + 10_900),
         Err(PassError::InUse)
     );
+}
+
+#[test]
+fn after_a_restart_idle_passes_are_refused_until_checked_and_do_not_expire_meanwhile() {
+    let mut room = room_with(spec());
+    room.observe_stock(&sku("tee"), 5, 0);
+    for i in 0..10 {
+        room.join(&q("drop"), &b(i), T0 + 1 + i as u64).unwrap();
+    }
+    room.tick(T0 + 10_000);
+    room.tick(T0 + 10_400);
+    let ts = admitted(&room, T0 + 10_400);
+    assert!(ts.len() >= 3, "{ts:?}");
+    let views: Vec<_> = ts[..3]
+        .iter()
+        .map(|&t| room.ticket(&q("drop"), t, T0 + 10_400).unwrap())
+        .collect();
+    // The first pass's reservation was placed, its `HoldPlaced` lost: no record of it.
+    let g = room
+        .begin_hold(
+            &[sku("tee")],
+            views[0].pass.as_deref(),
+            &views[0].buyer,
+            T0 + 10_400,
+        )
+        .unwrap()
+        .unwrap();
+    room.hold_failed(g);
+    let records = room.take_records();
+    let mut restored = WaitingRoom::restore(key(), 99, records).unwrap();
+    let n = restored.distrust_idle_passes();
+    assert_eq!(n, ts.len(), "every admitted pass was idle in the journal");
+    restored.check_invariants().unwrap();
+    let now = T0 + 10_500;
+    for v in &views {
+        assert_eq!(
+            restored.begin_hold(&[sku("tee")], v.pass.as_deref(), &v.buyer, now),
+            Err(PassError::InUse)
+        );
+    }
+    let todo = restored.passes_to_check(2);
+    assert_eq!(todo.len(), 2);
+    assert_eq!(
+        (todo[0].ticket, &todo[0].buyer),
+        (views[0].ticket, &views[0].buyer)
+    );
+    assert_eq!(restored.passes_to_check(usize::MAX).len(), n);
+    // The engine holds the first buyer's reservation; the second holds nothing.
+    let r = ReservationId::compose(0, 9);
+    restored.pass_checked(
+        &q("drop"),
+        views[0].ticket,
+        PassCheck::Holds {
+            reservation: r,
+            expires_at_ms: now + 30_000,
+        },
+    );
+    restored.pass_checked(&q("drop"), views[1].ticket, PassCheck::Free);
+    assert_eq!(restored.passes_unchecked(), n - 2);
+    restored.check_invariants().unwrap();
+    assert_eq!(
+        restored.begin_hold(
+            &[sku("tee")],
+            views[0].pass.as_deref(),
+            &views[0].buyer,
+            now
+        ),
+        Err(PassError::InUse)
+    );
+    assert_eq!(restored.due_holds(now + 30_000), vec![r]);
+    let records = restored.take_records();
+    assert_eq!(
+        records.len(),
+        1,
+        "the found hold is logged again: {records:?}"
+    );
+    let g = restored
+        .begin_hold(
+            &[sku("tee")],
+            views[1].pass.as_deref(),
+            &views[1].buyer,
+            now,
+        )
+        .unwrap();
+    assert!(g.is_some(), "checked free: usable");
+    // Past every pass's expiry, unchecked passes are not expired (they may hold); a checked
+    // free one is.
+    let late = T0 + 10_400 + 61_000;
+    restored.hold_failed(g.unwrap());
+    restored.tick(late);
+    let v2 = restored.ticket(&q("drop"), views[1].ticket, late).unwrap();
+    assert_eq!(v2.status, TicketStatus::Expired);
+    let v3 = restored.ticket(&q("drop"), views[2].ticket, late).unwrap();
+    assert_eq!(v3.status, TicketStatus::Admitted, "unchecked: not expired");
+    // Checked free later, it expires at the next tick.
+    restored.pass_checked(&q("drop"), views[2].ticket, PassCheck::Free);
+    restored.tick(late + 100);
+    let v3 = restored
+        .ticket(&q("drop"), views[2].ticket, late + 100)
+        .unwrap();
+    assert_eq!(v3.status, TicketStatus::Expired);
+    restored.check_invariants().unwrap();
 }

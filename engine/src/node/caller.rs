@@ -114,6 +114,35 @@ pub fn prepare_reserve(
     // The cart rule: the shortest TTL of the lines, unless the request asks for less.
     let ttl_ms = req.ttl_ms.map_or(min_ttl, |t| t.min(min_ttl));
     let expires_at_ms = (group || req.ttl_ms.is_some()).then(|| now_ms.saturating_add(ttl_ms));
+    if !group {
+        // One shard holds every line (the common case): its command takes the request's
+        // buyer, lines and claims as they are, with no copy and no allocation but the box.
+        let home = plan.home;
+        let Some(part) = plan.parts.into_iter().next() else {
+            return Err(CommandError::Internal("a plan without parts".into()));
+        };
+        // Every line is claimed, in line order; the vector's allocation is reused.
+        let own: Vec<Claim> = claims.into_iter().flatten().collect();
+        if own.len() != part.lines.len() {
+            return Err(CommandError::Internal(
+                "claims out of step with lines".into(),
+            ));
+        }
+        let cmd = ReserveCommand {
+            buyer: req.buyer,
+            lines: part.lines,
+            idempotency_key: req.idempotency_key,
+            request_hash: hash,
+            id: None,
+            expires_at_ms,
+            group: None,
+            claims: Claims::held(own),
+        };
+        return Ok(Prepared::Send {
+            home,
+            request: Request::Reserve(Box::new(cmd)),
+        });
+    }
     let groups: Vec<_> = (0..plan.parts.len()).map(|i| plan.group(i)).collect();
     let mut key = req.idempotency_key;
     let mut parts = Vec::with_capacity(plan.parts.len());

@@ -90,8 +90,10 @@ struct Waiter<R> {
 pub struct Pending {
     bytes: Vec<u8>,
     index: Vec<(u64, usize, usize)>,
-    dirty_skus: Vec<SkuId>,
-    dirty_reservations: Vec<ReservationId>,
+    /// SKUs a record changed, with that record's sequence number.
+    dirty_skus: Vec<(SkuId, u64)>,
+    /// Reservations a record confirmed or released, with that record's sequence number.
+    dirty_reservations: Vec<(ReservationId, u64)>,
     encode_failures: u64,
 }
 
@@ -105,14 +107,15 @@ impl EventSink for Pending {
             return;
         }
         self.index.push((record.seq, start, self.bytes.len()));
+        let seq = record.seq;
         match &record.event {
-            Event::SkuUpserted { spec, .. } => self.dirty_skus.push(spec.sku.clone()),
-            Event::Restocked { sku, .. } => self.dirty_skus.push(sku.clone()),
-            Event::Reserved { lines, .. } => {
-                self.dirty_skus.extend(lines.iter().map(|l| l.sku.clone()))
-            }
+            Event::SkuUpserted { spec, .. } => self.dirty_skus.push((spec.sku.clone(), seq)),
+            Event::Restocked { sku, .. } => self.dirty_skus.push((sku.clone(), seq)),
+            Event::Reserved { lines, .. } => self
+                .dirty_skus
+                .extend(lines.iter().map(|l| (l.sku.clone(), seq))),
             Event::Confirmed { id, .. } | Event::Released { id, .. } => {
-                self.dirty_reservations.push(*id)
+                self.dirty_reservations.push((*id, seq))
             }
             // A later expiry changes no stock count.
             Event::Extended { .. } => {}
@@ -263,12 +266,23 @@ impl<R> Commit<R> {
         let last_seq = p.index.last().map_or(self.durable_seq, |(s, _, _)| *s);
         assert_eq!(last_seq, shard.seq(), "pending records out of step");
         let mut skus = p.dirty_skus;
-        for id in &p.dirty_reservations {
-            skus.extend(shard.reservation_skus(*id).cloned());
+        for (id, seq) in &p.dirty_reservations {
+            skus.extend(shard.reservation_skus(*id).map(|s| (s.clone(), *seq)));
         }
+        // Each SKU once, labelled with the last record of the batch that changed it (ADR 0033):
+        // sorted by SKU then seq, the last entry of each run wins.
         skus.sort_unstable();
-        skus.dedup();
-        let levels = skus.iter().filter_map(|s| shard.stock_level(s)).collect();
+        skus.reverse();
+        skus.dedup_by(|later, earlier| later.0 == earlier.0);
+        let levels = skus
+            .iter()
+            .filter_map(|(s, seq)| {
+                shard.stock_level(s).map(|mut level| {
+                    level.log_seq = *seq;
+                    level
+                })
+            })
+            .collect();
         self.events_since_snapshot += p.index.len() as u64;
         let state_size = shard.reservation_count() as u64;
         let period = self

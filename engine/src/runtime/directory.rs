@@ -38,6 +38,7 @@ impl SkuEntry {
             available: counts.available,
             reserved: counts.reserved,
             sold: counts.sold,
+            log_seq: counts.log_seq,
         }
     }
 
@@ -54,6 +55,7 @@ fn counts_of(level: &StockLevel) -> StockCounts {
         available: level.available,
         reserved: level.reserved,
         sold: level.sold,
+        log_seq: level.log_seq,
     }
 }
 
@@ -157,6 +159,7 @@ mod tests {
             available,
             reserved,
             sold,
+            log_seq: 0,
         }
     }
 

@@ -28,14 +28,16 @@ impl Shard {
         self.sku_state(sku).map(SkuState::view)
     }
 
-    /// A SKU's stock counts.
+    /// A SKU's stock counts, labelled with the shard's position ([`StockLevel::log_seq`]).
     pub fn stock_level(&self, sku: &SkuId) -> Option<StockLevel> {
-        self.sku_state(sku).map(SkuState::level)
+        let at = self.seq();
+        self.sku_state(sku).map(|s| s.level(at))
     }
 
-    /// Every SKU's stock counts (unordered).
+    /// Every SKU's stock counts (unordered), labelled with the shard's position.
     pub fn stock_levels(&self) -> Vec<StockLevel> {
-        self.skus.iter().map(SkuState::level).collect()
+        let at = self.seq();
+        self.skus.iter().map(|s| s.level(at)).collect()
     }
 
     /// SKUs ordered by id, strictly after `after`, at most `limit`. Walks the sorted index

@@ -103,6 +103,23 @@ impl Plan {
 /// the request becomes a cross-shard group.
 pub fn plan(lines: Vec<(SkuId, u32)>, shards: usize, home: Option<ShardId>) -> Plan {
     debug_assert!(lines.len() <= MAX_LINES && shards <= 64);
+    if let Some(one) = single_shard(&lines, shards, home) {
+        // The common case: every line (and the key) on one shard. The request's lines become
+        // the part as they are, with no copy and no allocation.
+        let line_positions = match lines.len() {
+            64.. => u64::MAX,
+            n => (1u64 << n) - 1,
+        };
+        return Plan {
+            home: one,
+            shards_mask: 1u64 << (one % 64),
+            parts: vec![PlanPart {
+                shard: one,
+                lines,
+                line_positions,
+            }],
+        };
+    }
     let mut parts: Vec<PlanPart> = Vec::with_capacity(1);
     let mut mask = 0u64;
     if let Some(h) = home {
@@ -134,6 +151,15 @@ pub fn plan(lines: Vec<(SkuId, u32)>, shards: usize, home: Option<ShardId>) -> P
         shards_mask: mask,
         parts,
     }
+}
+
+/// The shard that owns every line of `lines` and is also `home` (when given), if there is one.
+fn single_shard(lines: &[(SkuId, u32)], shards: usize, home: Option<ShardId>) -> Option<ShardId> {
+    let (first, rest) = lines.split_first()?;
+    let shard = shard_of(&first.0, shards);
+    let same = home.is_none_or(|h| h == shard)
+        && rest.iter().all(|(sku, _)| shard_of(sku, shards) == shard);
+    same.then_some(shard)
 }
 
 fn merge_lines(home: &PartView, parts: &[PartView]) -> Vec<Line> {
@@ -326,6 +352,32 @@ mod tests {
         assert_eq!(request_hash(&BuyerId::new("b").unwrap(), &lines), {
             request_hash(&BuyerId::new("b").unwrap(), &lines)
         });
+    }
+
+    #[test]
+    fn single_shard_plans_keep_the_request_lines_as_they_are() {
+        // Carts of 1..=5 lines that all live on one shard of 4, with and without a home.
+        let same: Vec<_> = (0..400)
+            .map(|i| sku(&format!("one-{i}")))
+            .filter(|s| shard_of(s, 4) == 2)
+            .take(5)
+            .collect();
+        assert_eq!(same.len(), 5, "five SKUs of shard 2 among 400");
+        for n in 1..=5 {
+            let lines: Vec<_> = same[..n].iter().map(|s| (s.clone(), 3)).collect();
+            for home in [None, Some(2)] {
+                let p = plan(lines.clone(), 4, home);
+                assert_eq!((p.home, p.shards_mask, p.parts.len()), (2, 1 << 2, 1));
+                assert_eq!(p.parts[0].shard, 2);
+                assert_eq!(p.parts[0].lines, lines);
+                assert_eq!(p.parts[0].line_positions, (1 << n) - 1);
+                assert!(!p.is_group() && p.group(0).is_none());
+            }
+            // A home elsewhere makes it a group with an empty home part first.
+            let p = plan(lines.clone(), 4, Some(0));
+            assert_eq!(p.parts.len(), 2);
+            assert!(p.parts[0].lines.is_empty() && p.parts[1].lines == lines);
+        }
     }
 
     fn state(shard: ShardId, id: ReservationId, status: ReservationStatus) -> GroupState {

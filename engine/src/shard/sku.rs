@@ -62,13 +62,14 @@ impl SkuState {
         }
     }
 
-    /// The SKU's stock counts.
-    pub(super) fn level(&self) -> StockLevel {
+    /// The SKU's stock counts, standing at shard log position `log_seq`.
+    pub(super) fn level(&self, log_seq: u64) -> StockLevel {
         StockLevel {
             sku: self.spec.sku.clone(),
             available: self.available(),
             reserved: self.reserved,
             sold: self.sold,
+            log_seq,
         }
     }
 

@@ -9,168 +9,19 @@ use serde_json::{Map, Value};
 use super::wire::format_ms;
 
 /// Prefix of every problem `type` URI.
-pub const TYPE_BASE: &str = "https://flashsale.dev/problems/";
+pub use flashsale_protocol::problem::PROBLEM_TYPE_BASE as TYPE_BASE;
+/// The kinds of problem the API reports (the list is shared with the clients, in `protocol`).
+pub use flashsale_protocol::ProblemKind;
 
 /// The `detail` of every `500 internal` answer: what went wrong is logged, never shown.
 pub const INTERNAL_DETAIL: &str = "an internal error occurred; it was logged";
 
-/// The kinds of problem the API reports; each has a fixed status and `type` suffix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProblemKind {
-    /// 400: the body (or query) is not valid for the endpoint.
-    Malformed,
-    /// 401: missing or invalid credentials.
-    Unauthenticated,
-    /// 403: valid credentials, wrong role.
-    Forbidden,
-    /// 403: outside the SKU's sale window.
-    SaleNotOpen,
-    /// 404: unknown route, SKU, reservation or order.
-    NotFound,
-    /// 405: the path exists, the method does not.
-    MethodNotAllowed,
-    /// 408: the body did not arrive in time.
-    Timeout,
-    /// 409: not enough stock.
-    SoldOut,
-    /// 409: the reservation's state forbids this.
-    InvalidState,
-    /// 409: an Idempotency-Key reused with another body.
-    IdempotencyMismatch,
-    /// 409: the first request with this Idempotency-Key is still in progress.
-    IdempotencyInProgress,
-    /// 413: body above the limit.
-    TooLarge,
-    /// 422: well-formed but invalid.
-    Invalid,
-    /// 429: per-buyer limit of the SKU reached.
-    BuyerLimit,
-    /// 429: request rate limit.
-    RateLimited,
-    /// 500: a bug; details are logged, not shown.
-    Internal,
-    /// 503: the log cannot be made durable right now, or the engine is saturated.
-    Unavailable,
-    /// 503: this node is a standby of a high-availability group (`leader_url` names the
-    /// leader, when known).
-    NotLeader,
-    /// 403: a reservation of a queued SKU came without a waiting-room pass.
-    PassRequired,
-    /// 403: the waiting-room pass is forged, expired, spent, another buyer's or in use.
-    PassInvalid,
-    /// 409: the queue does not take joins (not open yet, or full).
-    QueueClosed,
-}
+/// Every kind the server answers, for documentation checks.
+pub const ALL_KINDS: &[ProblemKind] = ProblemKind::KNOWN;
 
-/// Every kind, for documentation checks.
-pub const ALL_KINDS: &[ProblemKind] = &[
-    ProblemKind::Malformed,
-    ProblemKind::Unauthenticated,
-    ProblemKind::Forbidden,
-    ProblemKind::SaleNotOpen,
-    ProblemKind::NotFound,
-    ProblemKind::MethodNotAllowed,
-    ProblemKind::Timeout,
-    ProblemKind::SoldOut,
-    ProblemKind::InvalidState,
-    ProblemKind::IdempotencyMismatch,
-    ProblemKind::IdempotencyInProgress,
-    ProblemKind::TooLarge,
-    ProblemKind::Invalid,
-    ProblemKind::BuyerLimit,
-    ProblemKind::RateLimited,
-    ProblemKind::Internal,
-    ProblemKind::Unavailable,
-    ProblemKind::NotLeader,
-    ProblemKind::PassRequired,
-    ProblemKind::PassInvalid,
-    ProblemKind::QueueClosed,
-];
-
-impl ProblemKind {
-    /// The HTTP status.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ProblemKind::Malformed => StatusCode::BAD_REQUEST,
-            ProblemKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ProblemKind::Forbidden
-            | ProblemKind::SaleNotOpen
-            | ProblemKind::PassRequired
-            | ProblemKind::PassInvalid => StatusCode::FORBIDDEN,
-            ProblemKind::NotFound => StatusCode::NOT_FOUND,
-            ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ProblemKind::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ProblemKind::SoldOut
-            | ProblemKind::InvalidState
-            | ProblemKind::IdempotencyMismatch
-            | ProblemKind::IdempotencyInProgress
-            | ProblemKind::QueueClosed => StatusCode::CONFLICT,
-            ProblemKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProblemKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-            ProblemKind::BuyerLimit | ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ProblemKind::Unavailable | ProblemKind::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The stable suffix of the `type` URI.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            ProblemKind::Malformed => "malformed",
-            ProblemKind::Unauthenticated => "unauthenticated",
-            ProblemKind::Forbidden => "forbidden",
-            ProblemKind::SaleNotOpen => "sale-not-open",
-            ProblemKind::NotFound => "not-found",
-            ProblemKind::MethodNotAllowed => "method-not-allowed",
-            ProblemKind::Timeout => "timeout",
-            ProblemKind::SoldOut => "sold-out",
-            ProblemKind::InvalidState => "invalid-state",
-            ProblemKind::IdempotencyMismatch => "idempotency-mismatch",
-            ProblemKind::IdempotencyInProgress => "idempotency-in-progress",
-            ProblemKind::TooLarge => "too-large",
-            ProblemKind::Invalid => "invalid",
-            ProblemKind::BuyerLimit => "buyer-limit",
-            ProblemKind::RateLimited => "rate-limited",
-            ProblemKind::Internal => "internal",
-            ProblemKind::Unavailable => "unavailable",
-            ProblemKind::NotLeader => "not-leader",
-            ProblemKind::PassRequired => "pass-required",
-            ProblemKind::PassInvalid => "pass-invalid",
-            ProblemKind::QueueClosed => "queue-closed",
-        }
-    }
-
-    /// A short human title, the same for every occurrence.
-    pub fn title(self) -> &'static str {
-        match self {
-            ProblemKind::Malformed => "Malformed request",
-            ProblemKind::Unauthenticated => "Authentication required",
-            ProblemKind::Forbidden => "Forbidden",
-            ProblemKind::SaleNotOpen => "Sale not open",
-            ProblemKind::NotFound => "Not found",
-            ProblemKind::MethodNotAllowed => "Method not allowed",
-            ProblemKind::Timeout => "Request timeout",
-            ProblemKind::SoldOut => "Sold out",
-            ProblemKind::InvalidState => "Invalid state",
-            ProblemKind::IdempotencyMismatch => "Idempotency key mismatch",
-            ProblemKind::IdempotencyInProgress => "Idempotency key in progress",
-            ProblemKind::TooLarge => "Request body too large",
-            ProblemKind::Invalid => "Invalid request",
-            ProblemKind::BuyerLimit => "Buyer limit exceeded",
-            ProblemKind::RateLimited => "Rate limited",
-            ProblemKind::Internal => "Internal error",
-            ProblemKind::Unavailable => "Service unavailable",
-            ProblemKind::NotLeader => "Not the leader",
-            ProblemKind::PassRequired => "Waiting-room pass required",
-            ProblemKind::PassInvalid => "Waiting-room pass invalid",
-            ProblemKind::QueueClosed => "Queue closed",
-        }
-    }
-
-    /// The full `type` URI.
-    pub fn type_uri(self) -> String {
-        format!("{TYPE_BASE}{}", self.suffix())
-    }
+/// The HTTP status of `kind`.
+pub fn status_of(kind: ProblemKind) -> StatusCode {
+    StatusCode::from_u16(kind.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// One problem to report: its kind, a detail for humans, extension members and extra headers.
@@ -269,7 +120,7 @@ impl Problem {
         let mut m = Map::new();
         m.insert("type".into(), Value::from(self.kind.type_uri()));
         m.insert("title".into(), Value::from(self.kind.title()));
-        m.insert("status".into(), Value::from(self.kind.status().as_u16()));
+        m.insert("status".into(), Value::from(status_of(self.kind).as_u16()));
         m.insert("detail".into(), Value::from(self.detail.clone()));
         for (k, v) in &self.extra {
             m.entry(k.clone()).or_insert_with(|| v.clone());
@@ -281,7 +132,7 @@ impl Problem {
     pub fn into_response(self) -> Response<super::app::ResBody> {
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
         let mut res = Response::new(super::app::full(body));
-        *res.status_mut() = self.kind.status();
+        *res.status_mut() = status_of(self.kind);
         let h = res.headers_mut();
         h.insert(
             CONTENT_TYPE,
@@ -476,7 +327,7 @@ mod tests {
         ];
         for (err, status, suffix) in cases {
             let p = Problem::from(err.clone());
-            assert_eq!(p.kind.status().as_u16(), status, "{err:?}");
+            assert_eq!(status_of(p.kind).as_u16(), status, "{err:?}");
             assert_eq!(p.kind.suffix(), suffix, "{err:?}");
             let body = p.body();
             assert_eq!(body["status"], status);

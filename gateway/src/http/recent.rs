@@ -76,7 +76,7 @@ impl RecentProblems {
         }
         ring.push_back(ProblemRecord {
             at: format_ms(at_ms),
-            status: problem.kind.status().as_u16(),
+            status: super::problem::status_of(problem.kind).as_u16(),
             kind: problem.kind.suffix(),
             method: cut(method),
             path: cut(path),

@@ -438,7 +438,7 @@ fn next_idle_check(activity: &Activity, idle_timeout: Duration) -> Instant {
 
 /// Answers a refused connection with `problem` (HTTP/1.1) and closes it.
 async fn refuse(mut stream: TcpStream, problem: Problem) {
-    let status = problem.kind.status();
+    let status = super::problem::status_of(problem.kind);
     let body = serde_json::to_vec(&problem.body()).unwrap_or_default();
     let retry_after = problem
         .retry_after_s

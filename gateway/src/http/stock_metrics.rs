@@ -168,6 +168,7 @@ mod tests {
             available,
             reserved,
             sold,
+            log_seq: 0,
         }
     }
 

@@ -16,6 +16,7 @@
 //! server.run(hub, tokens, shutdown_signal).await?;
 //! ```
 
+pub mod gate;
 pub mod hub;
 pub mod metrics;
 mod server;
@@ -26,6 +27,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use gate::{LeaderGate, Serving};
 pub use hub::{unix_micros, HubStats, StockHub, DEFAULT_HISTORY_CAPACITY};
 pub use server::{serve, ServerStats, ServerStatsSnapshot, StreamServer, StreamThread};
 pub use tls::{fingerprint_of, TlsIdentity};
@@ -98,6 +100,9 @@ pub struct StreamConfig {
     /// use N spare cores (each delivery costs a little more CPU: docs/adr/0013). One thread uses
     /// a single-threaded runtime.
     pub threads: usize,
+    /// Whether to serve now: always by default; a node of a high-availability group installs
+    /// a check so that only the leader serves (ADR 0033).
+    pub leader_gate: LeaderGate,
 }
 
 impl StreamConfig {
@@ -136,6 +141,7 @@ impl StreamConfig {
             max_sends_per_s: DEFAULT_MAX_SENDS_PER_S,
             thread_nice: None,
             threads: 1,
+            leader_gate: LeaderGate::default(),
         }
     }
 }

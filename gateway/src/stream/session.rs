@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use flashsale_protocol::stream::{
     encode_frame, ClientFrame, ErrorCode, FrameDecoder, ServerFrame, Subscription,
-    PROTOCOL_VERSION, SNAPSHOT_CHUNK,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SNAPSHOT_CHUNK,
 };
 use quinn::{RecvStream, SendStream};
 use tokio::sync::watch;
@@ -205,16 +205,19 @@ async fn converse_inner(
             token,
             resume_from,
         }) => {
-            if version == 0 {
+            if version < MIN_PROTOCOL_VERSION {
                 return Err(End::new(
                     ErrorCode::UnsupportedVersion,
                     format!(
-                        "version {version} is not supported (server speaks {PROTOCOL_VERSION})"
+                        "version {version} is not supported (server speaks {MIN_PROTOCOL_VERSION}..={PROTOCOL_VERSION})"
                     ),
                 ));
             }
             if shared.tokens.role_of(&token).is_none() {
                 return Err(End::new(ErrorCode::Unauthorized, "unknown token"));
+            }
+            if let Some(refusal) = shared.config.leader_gate.serving().refusal() {
+                return Err(End::new(ErrorCode::NotLeader, refusal));
             }
             reader.decoder.set_max_len(shared.config.max_frame_len);
             (version.min(PROTOCOL_VERSION), resume_from)
@@ -370,6 +373,10 @@ async fn stream_updates(
                 }
             }
             _ = ticker.tick() => {
+                // A leader that stepped down publishes nothing more: send its clients on.
+                if let Some(refusal) = shared.config.leader_gate.serving().refusal() {
+                    return Ok(End::new(ErrorCode::NotLeader, refusal));
+                }
                 if !sent_since_tick {
                     let beat = encode(&ServerFrame::Heartbeat { seq: cursor, server_time_us: unix_micros() })?;
                     write(send, &beat).await?;

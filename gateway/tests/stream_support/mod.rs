@@ -115,12 +115,16 @@ pub fn sku(s: &str) -> SkuId {
     SkuId::new(s).expect("sku")
 }
 
+/// A level of SKU `s`, at the next position of a test-wide log (so that, as from a real
+/// engine, each SKU's `log_seq` increases with every change).
 pub fn level(s: &str, available: u64, sold: u64) -> StockLevel {
+    static LOG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     StockLevel {
         sku: sku(s),
         available,
         reserved: 0,
         sold,
+        log_seq: LOG.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
     }
 }
 

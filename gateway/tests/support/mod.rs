@@ -464,3 +464,105 @@ impl Drop for PgSchema {
         );
     }
 }
+
+/// Starts a node of an HA group on `schema` of the shared Postgres: id `node_id`, a 1 s lease,
+/// `more` flags after those; its stderr goes to `stderr` when given (else it is inherited).
+pub fn ha_node(
+    dir: &Path,
+    schema: &str,
+    node_id: &str,
+    more: &[&str],
+    stderr: Option<&Path>,
+) -> Server {
+    let mut extra = vec![
+        "--database-url",
+        DATABASE_URL,
+        "--database-schema",
+        schema,
+        "--ha",
+        "--node-id",
+        node_id,
+        "--ha-lease-ms",
+        "1000",
+    ];
+    extra.extend_from_slice(more);
+    Server::launch(
+        dir,
+        Launch {
+            extra: &extra,
+            stderr,
+            ..Launch::default()
+        },
+    )
+}
+
+/// Polls `GET /v1/cluster` of `server` until it reports `role` (within `limit`); its view.
+pub async fn wait_role(server: &Server, role: &str, limit: Duration) -> Value {
+    let api = Api::new(server);
+    let deadline = Instant::now() + limit;
+    loop {
+        let r = api.get("/v1/cluster", ADMIN).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["role"] == role {
+            return r.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not become {role} within {limit:?}: {}",
+            server.addr,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Now minus `secs`, as RFC 3339 (UTC), for queue start times.
+pub fn now_rfc3339_minus(secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - secs;
+    let t = time::OffsetDateTime::from_unix_timestamp(now as i64).unwrap();
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The view of ticket `t` of queue `drop` (asserts 200).
+pub async fn ticket(api: &Api, t: &str) -> Value {
+    let r = api.get(&format!("/v1/queues/drop/tickets/{t}"), SHOP).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+/// Polls every ticket of queue `drop` until `done` holds for the set, within 10 s.
+pub async fn poll_until(
+    api: &Api,
+    tickets: &[String],
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let mut all = Vec::new();
+        for t in tickets {
+            all.push(ticket(api, t).await);
+        }
+        if done(&all) {
+            return all;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reserves one `drop-tee` for `buyer`, with the waiting-room `pass` when given.
+pub async fn reserve_with(api: &Api, buyer: &str, pass: Option<&str>) -> Reply {
+    let body =
+        serde_json::json!({"buyer": buyer, "lines": [{"sku": "drop-tee", "qty": 1}]}).to_string();
+    let headers: Vec<(&str, &str)> = pass.map(|p| ("flashsale-pass", p)).into_iter().collect();
+    api.raw("POST", "/v1/reservations", Some(SHOP), Some(body), &headers)
+        .await
+}

@@ -97,6 +97,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
             check,
             interrupted: false,
             stream: None,
+            follow: crate::follow::FollowReport::default(),
         };
         let mut report = Report::build(&cfg, &snapshot, facts);
         report.queue_bench = Some(bench);
@@ -315,6 +316,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         check,
         interrupted: false,
         stream: None,
+        follow: crate::follow::FollowReport::default(),
     };
     let mut report = Report::build(&cfg, &snapshot, run_facts);
     report.queue = Some(queue_report);

@@ -201,6 +201,8 @@ pub fn render(r: &Report) -> String {
         "check_error": r.check_error,
         "connections": r.connections,
         "setup": r.setup,
+        "leader_changes": r.leader_changes,
+        "follow": r.follow,
         "stream": r.stream,
         "config": r.config,
     });

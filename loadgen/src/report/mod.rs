@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::check::CheckReport;
 use crate::cli::Config;
 use crate::fdlimit::FdLimit;
+use crate::follow::FollowReport;
 use crate::metrics::{Bucket, Counts, Snapshot};
 use crate::scenario::setup::SetupInfo;
 
@@ -115,6 +116,8 @@ pub struct RunFacts {
     pub interrupted: bool,
     /// Stream scenario results.
     pub stream: Option<serde_json::Value>,
+    /// The buyers' moves to a new leader.
+    pub follow: FollowReport,
 }
 
 /// The full report (the JSON file is this struct).
@@ -174,6 +177,10 @@ pub struct Report {
     pub interrupted: bool,
     /// Stream scenario results.
     pub stream: Option<serde_json::Value>,
+    /// Times the buyers moved to a new leader during the run (`follow.changes` has each).
+    pub leader_changes: usize,
+    /// The targets, the leader changes (time, gap) and the requests sent again after them.
+    pub follow: FollowReport,
     /// Queue scenario results (`--scenario queue`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<crate::queue::report::QueueReport>,
@@ -288,6 +295,8 @@ impl Report {
             setup: facts.setup,
             interrupted: facts.interrupted,
             stream: facts.stream,
+            leader_changes: facts.follow.changes.len(),
+            follow: facts.follow,
             queue: None,
             queue_bench: None,
             config: cfg.clone(),
@@ -372,6 +381,7 @@ mod tests {
             check,
             interrupted: false,
             stream: None,
+            follow: crate::follow::FollowReport::default(),
         }
     }
 

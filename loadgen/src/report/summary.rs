@@ -59,6 +59,32 @@ pub fn render_styled(r: &Report, color: bool) -> String {
     out
 }
 
+/// The leader changes of a run with several targets: one line each, with the gap.
+fn follow_lines(out: &mut String, r: &Report) {
+    let f = &r.follow;
+    if f.targets.len() < 2 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "leader changes: {}; {} request(s) sent again after a move ({} extra sends); leader at end {}",
+        r.leader_changes, f.retried_requests, f.retries, f.leader_at_end
+    );
+    for c in &f.changes {
+        let gap = c.gap_s.map_or("no answer since".to_string(), |g| {
+            format!("gap {:.0} ms", g * 1000.0)
+        });
+        let _ = writeln!(
+            out,
+            "  at {:.2} s: {} -> {} (found by {}), {gap}",
+            c.at_s,
+            c.from,
+            c.to,
+            c.cause.as_str()
+        );
+    }
+}
+
 fn render_body(r: &Report) -> String {
     let mut out = String::new();
     let model = match r.config.load_model {
@@ -103,6 +129,7 @@ fn render_body(r: &Report) -> String {
             let _ = writeln!(out, "  e.g. {k}: {m}");
         }
     }
+    follow_lines(&mut out, r);
     match (&r.check, &r.check_error) {
         (Some(c), _) => {
             let _ = writeln!(

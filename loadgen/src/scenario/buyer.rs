@@ -14,6 +14,7 @@ use super::{FollowUp, Plan};
 use crate::api::{self, Api, Outcome};
 use crate::cli::{BuyerIds, Config};
 use crate::conn::{Answer, Conn, TransportError};
+use crate::follow::{self, Hint, Leader, Position, MAX_FOLLOW_ATTEMPTS};
 use crate::ledger::{Event, Ledger};
 use crate::metrics::{Kind, Metrics};
 use crate::schedule::OpenSchedule;
@@ -22,13 +23,45 @@ use crate::schedule::OpenSchedule;
 /// server is not hammered in a tight loop.
 pub const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Error kind of a `503 not-leader` answer.
+pub const NOT_LEADER: &str = "http_503_not-leader";
+
+/// Whether a request may be sent again, to the new leader, after a failure that may be a
+/// takeover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// A repeat returns the original result: a reservation with its Idempotency-Key, a confirm
+    /// with its payment ref, a cancel.
+    Safe,
+    /// A reservation without an Idempotency-Key: never sent twice (it could buy twice).
+    Never,
+}
+
+/// Builds one request for a target's [`Api`] (called again for each attempt).
+type MakeRequest<'a> = dyn Fn(&Api) -> Result<hyper::Request<http_body_util::Full<bytes::Bytes>>, api::ApiError>
+    + Sync
+    + 'a;
+
+/// One request's result after any moves to a new leader.
+#[derive(Debug)]
+struct Exchanged {
+    /// The last attempt's outcome.
+    outcome: Outcome,
+    /// The last attempt's answer, if any.
+    answer: Option<Answer>,
+    /// Some attempt got no answer (timeout, broken connection): the server may have acted.
+    unknown_attempt: bool,
+}
+
 /// State shared by all buyers of a run.
 #[derive(Debug)]
 pub struct Shared {
     /// Run configuration.
     pub cfg: Arc<Config>,
-    /// Request builder.
-    pub api: Api,
+    /// Request builders, one per `--target` (each with its own `Host`).
+    pub apis: Vec<Api>,
+    /// Which target leads: the buyers follow it during the run.
+    pub leader: Arc<Leader>,
     /// Scenario behaviour.
     pub plan: Plan,
     /// Latency / outcome recorder.
@@ -62,6 +95,10 @@ struct Buyer {
     shared: Arc<Shared>,
     who: usize,
     conn: Conn,
+    /// The leader position `conn` points at.
+    at: Position,
+    /// End of the load window (no move is looked for after it).
+    end: Instant,
     rng: StdRng,
     buyer_id: String,
     seq: u64,
@@ -70,8 +107,15 @@ struct Buyer {
 /// Runs buyer `who` to completion.
 pub async fn run(shared: Arc<Shared>, who: usize, source: Option<IpAddr>, mut sig: Signals) {
     let cfg = shared.cfg.clone();
+    let at = shared.leader.current();
+    let addr = shared
+        .leader
+        .target(at.index)
+        .map_or(cfg.target.addr, |t| t.addr);
     let mut b = Buyer {
-        conn: Conn::new(cfg.target.addr, source, cfg.timeout()),
+        conn: Conn::new(addr, source, cfg.timeout()),
+        at,
+        end: Instant::now(),
         rng: StdRng::seed_from_u64(cfg.seed ^ (who as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         buyer_id: format!("lg-{who}"),
         seq: 0,
@@ -90,6 +134,7 @@ pub async fn run(shared: Arc<Shared>, who: usize, source: Option<IpAddr>, mut si
     };
     if let Some(start) = start {
         let end = start + Duration::from_secs(cfg.warmup_s + cfg.duration_s);
+        b.end = end;
         if shared.schedule.is_some() {
             b.open_loop(start, end, &mut sig.stop).await;
         } else {
@@ -165,25 +210,32 @@ impl Buyer {
         let key = cfg
             .idempotency_keys
             .then(|| format!("{}-{}-{}", cfg.sku_first, self.who, self.seq));
-        let per_arrival;
         let buyer = match cfg.buyer_ids {
-            BuyerIds::PerConnection => self.buyer_id.as_str(),
-            BuyerIds::PerArrival => {
-                per_arrival = format!("{}-{}", self.buyer_id, self.seq);
-                per_arrival.as_str()
-            }
+            BuyerIds::PerConnection => self.buyer_id.clone(),
+            BuyerIds::PerArrival => format!("{}-{}", self.buyer_id, self.seq),
         };
-        let req = sh.api.reserve(buyer, sku, cfg.qty, key.as_deref());
-        let (outcome, answer) = self.exchange(Kind::Reserve, req, due).await;
-        match &outcome {
+        let resend = if key.is_some() {
+            Resend::Safe
+        } else {
+            Resend::Never
+        };
+        let reserve = |api: &Api| api.reserve(&buyer, sku, cfg.qty, key.as_deref());
+        let ex = self.exchange(Kind::Reserve, &reserve, due, resend).await;
+        match &ex.outcome {
             Outcome::Ok => sh.ledger.add(sku_idx, Event::Held, cfg.qty),
-            Outcome::Error(e) if is_unknown(e) => {
+            // A reservation whose fate is unknown at any attempt and not acknowledged in the
+            // end may hold stock (a repeat with the key would have returned it, but the
+            // check stays conservative).
+            Outcome::Error(e) if is_unknown(e) || ex.unknown_attempt => {
+                sh.ledger.add(sku_idx, Event::UnknownReserve, cfg.qty)
+            }
+            Outcome::SoldOut if ex.unknown_attempt => {
                 sh.ledger.add(sku_idx, Event::UnknownReserve, cfg.qty)
             }
             Outcome::Error(e) if e == "connect" => return true,
             _ => {}
         }
-        if outcome != Outcome::Ok || !sh.plan.has_follow_ups() {
+        if ex.outcome != Outcome::Ok || !sh.plan.has_follow_ups() {
             return false;
         }
         let follow = sh.plan.follow_up(self.rng.gen::<f64>());
@@ -195,61 +247,154 @@ impl Buyer {
         } else {
             Kind::Cancel
         };
-        let Some(id) = answer.as_ref().and_then(|a| api::reservation_id(&a.body)) else {
+        let Some(id) = ex
+            .answer
+            .as_ref()
+            .and_then(|a| api::reservation_id(&a.body))
+        else {
             let e = Outcome::Error("no_reservation_id".into());
             sh.metrics.record(self.who, kind, &e, Duration::ZERO);
             return false;
         };
-        let req = if follow == FollowUp::Confirm {
-            sh.api
-                .confirm(&id, &format!("lg-pay-{}-{}", self.who, self.seq))
-        } else {
-            sh.api.cancel(&id)
+        let pay = format!("lg-pay-{}-{}", self.who, self.seq);
+        let follow_up = |api: &Api| {
+            if follow == FollowUp::Confirm {
+                api.confirm(&id, &pay)
+            } else {
+                api.cancel(&id)
+            }
         };
-        let (outcome, _) = self.exchange(kind, req, Instant::now()).await;
+        // A confirm repeats with the same payment ref (same order), a cancel answers the
+        // released reservation: both may follow the leader.
+        let ex = self
+            .exchange(kind, &follow_up, Instant::now(), Resend::Safe)
+            .await;
         let (done, unknown) = match follow {
             FollowUp::Confirm => (Event::Confirmed, Event::UnknownConfirm),
             _ => (Event::Cancelled, Event::UnknownCancel),
         };
-        match &outcome {
+        match &ex.outcome {
             Outcome::Ok => sh.ledger.add(sku_idx, done, cfg.qty),
-            Outcome::Error(e) if is_unknown(e) => sh.ledger.add(sku_idx, unknown, cfg.qty),
+            Outcome::Error(e) if is_unknown(e) || ex.unknown_attempt => {
+                sh.ledger.add(sku_idx, unknown, cfg.qty)
+            }
             _ => {}
         }
         false
     }
 
-    /// Sends one request, records its latency from `due` and its outcome.
+    /// Points the connection at the shared view's leader if it moved since.
+    fn sync_leader(&mut self) {
+        let now = self.shared.leader.current();
+        if now != self.at {
+            self.move_to(now);
+        }
+    }
+
+    /// Points the connection at the target of `pos` (reconnecting on the next send).
+    fn move_to(&mut self, pos: Position) {
+        if let Some(t) = self.shared.leader.target(pos.index) {
+            self.conn.retarget(t.addr);
+            self.at = pos;
+        }
+    }
+
+    /// Sends one request built by `make` for the current leader, records its latency from
+    /// `due` and its final outcome. After `503 not-leader` or a transport failure it finds the
+    /// leader ([`Leader::follow`]) and, if the leader moved and `resend` allows, sends the
+    /// same request there (bounded by [`MAX_FOLLOW_ATTEMPTS`] and the end of the run).
     async fn exchange(
         &mut self,
         kind: Kind,
-        req: Result<hyper::Request<http_body_util::Full<bytes::Bytes>>, api::ApiError>,
+        make: &MakeRequest<'_>,
         due: Instant,
-    ) -> (Outcome, Option<Answer>) {
-        let metrics = self.shared.metrics.clone();
-        let req = match req {
-            Ok(r) => r,
-            Err(e) => {
-                metrics.sample_error(self.who, "request", &e.to_string());
-                let o = Outcome::Error("request".into());
-                metrics.record(self.who, kind, &o, Duration::ZERO);
-                return (o, None);
+        resend: Resend,
+    ) -> Exchanged {
+        let sh = self.shared.clone();
+        let metrics = &sh.metrics;
+        let leader = &sh.leader;
+        let mut unknown_attempt = false;
+        let mut extra_sends = 0u64;
+        let mut transport_error: Option<TransportError> = None;
+        let (outcome, answer) = loop {
+            self.sync_leader();
+            let sent_at = self.at;
+            let req = match sh.apis.get(sent_at.index).map(make) {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
+                    metrics.sample_error(self.who, "request", &e.to_string());
+                    break (Outcome::Error("request".into()), None);
+                }
+                None => break (Outcome::Error("request".into()), None),
+            };
+            let sent = Instant::now();
+            let result = self.conn.send(req).await;
+            let (outcome, answer) = match result {
+                Ok(answer) => {
+                    transport_error = None;
+                    (api::classify(answer.status, &answer.body), Some(answer))
+                }
+                Err(e) => {
+                    let o = Outcome::Error(e.kind().to_string());
+                    transport_error = Some(e);
+                    (o, None)
+                }
+            };
+            let hint = match &outcome {
+                Outcome::Error(e) if e == NOT_LEADER => {
+                    let named = answer.as_ref().and_then(|a| follow::leader_url(&a.body));
+                    match named {
+                        // A leader that is not a --target is not followed: the answer (its
+                        // body names the URL) counts as an error.
+                        Some(url) => leader.index_of(&url).map(Hint::Named),
+                        None => Some(Hint::Unknown),
+                    }
+                }
+                Outcome::Error(e) if e == "connect" || is_unknown(e) => Some(Hint::Unknown),
+                _ => None,
+            };
+            if let Outcome::Error(e) = &outcome {
+                unknown_attempt |= is_unknown(e);
             }
-        };
-        let result = self.conn.send(req).await;
-        let latency = due.elapsed();
-        let (outcome, answer) = match result {
-            Ok(answer) => (api::classify(answer.status, &answer.body), Some(answer)),
-            Err(e) => {
-                metrics.sample_error(self.who, e.kind(), &e.to_string());
-                (Outcome::Error(e.kind().to_string()), None)
+            let Some(hint) = hint else {
+                // An answer (of any kind) from the node the view names.
+                leader.note_success(sent_at, Instant::now());
+                break (outcome, answer);
+            };
+            if !leader.is_following()
+                || resend == Resend::Never
+                || extra_sends >= u64::from(MAX_FOLLOW_ATTEMPTS)
+                || Instant::now() >= self.end
+            {
+                break (outcome, answer);
             }
+            leader.note_failure(sent_at, sent);
+            let Ok(next) = leader.follow(sent_at, hint, self.end).await else {
+                // The run ended while another buyer looked for the leader.
+                break (outcome, answer);
+            };
+            if next == sent_at {
+                // Nobody else leads: the failure stands.
+                break (outcome, answer);
+            }
+            self.move_to(next);
+            extra_sends += 1;
         };
+        if extra_sends > 0 {
+            leader.note_retried(extra_sends);
+        }
+        if let Some(e) = &transport_error {
+            metrics.sample_error(self.who, e.kind(), &e.to_string());
+        }
         if let (Outcome::Error(kind_name), Some(a)) = (&outcome, &answer) {
             metrics.sample_error(self.who, kind_name, &String::from_utf8_lossy(&a.body));
         }
-        metrics.record(self.who, kind, &outcome, latency);
-        (outcome, answer)
+        metrics.record(self.who, kind, &outcome, due.elapsed());
+        Exchanged {
+            outcome,
+            answer,
+            unknown_attempt,
+        }
     }
 }
 

@@ -115,6 +115,87 @@ impl FakeServer {
     }
 }
 
+/// Two nodes of a fake HA group sharing one state: the node whose index is in `leader` serves,
+/// the other answers every request `503 not-leader` naming the leader's URL (nothing done).
+pub struct FakePair {
+    /// The nodes' addresses.
+    pub addrs: [SocketAddr; 2],
+    /// Index of the leading node; store the other index to hand over.
+    pub leader: Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests refused with `not-leader`, both nodes together.
+    pub refused: Arc<std::sync::atomic::AtomicU64>,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakePair {
+    /// Starts both nodes; node 0 leads.
+    pub async fn start(admin: &str, storefront: &str) -> FakePair {
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+        let a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addrs = [a.local_addr().unwrap(), b.local_addr().unwrap()];
+        let state = Arc::new(Mutex::new(State::default()));
+        let leader = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        for (me, listener) in [a, b].into_iter().enumerate() {
+            let ctx = Arc::new((
+                state.clone(),
+                format!("Bearer {admin}"),
+                format!("Bearer {storefront}"),
+                leader.clone(),
+                refused.clone(),
+                addrs,
+            ));
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            let ctx = ctx.clone();
+                            async move {
+                                let lead = ctx.3.load(Ordering::SeqCst);
+                                if lead != me {
+                                    ctx.4.fetch_add(1, Ordering::Relaxed);
+                                    let body = json!({
+                                        "type": "https://flashsale.dev/problems/not-leader",
+                                        "title": "Not the leader", "status": 503,
+                                        "leader_url": format!("http://{}", ctx.5[lead]),
+                                    });
+                                    return Ok::<_, Infallible>(reply(
+                                        StatusCode::SERVICE_UNAVAILABLE,
+                                        body,
+                                    ));
+                                }
+                                Ok(handle(&ctx.0, &ctx.1, &ctx.2, false, req).await)
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        }
+        FakePair {
+            addrs,
+            leader,
+            refused,
+            state,
+        }
+    }
+
+    /// `(total, available, reserved, sold)` of a SKU in the shared state.
+    pub fn counts(&self, sku: &str) -> (i64, i64, i64, i64) {
+        let mut st = self.state.lock().unwrap();
+        st.expire();
+        let s = &st.skus[sku];
+        (s.total, s.total - s.reserved - s.sold, s.reserved, s.sold)
+    }
+}
+
 /// A standby of an HA group: every request is `503 not-leader` naming `leader_url`; counts the
 /// requests it refused.
 pub struct FakeStandby {

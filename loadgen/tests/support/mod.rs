@@ -4,4 +4,5 @@
 
 pub mod fake_server;
 pub mod history;
+pub mod pg_schema;
 pub mod real_server;

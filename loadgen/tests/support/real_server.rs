@@ -65,9 +65,23 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+/// What [`RealServer::start_with`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// `GET /ready` answers 200 (a leader, or a server without `--ha`).
+    Ready,
+    /// `GET /health` answers 200 (a standby's `/ready` answers 503 `not-leader`).
+    Health,
+}
+
 impl RealServer {
     /// Starts the server with `extra` flags and waits until `GET /ready` answers 200.
     pub async fn start(extra: &[&str]) -> RealServer {
+        RealServer::start_with(extra, Wait::Ready).await
+    }
+
+    /// Starts the server with `extra` flags and waits for `wait`.
+    pub async fn start_with(extra: &[&str], wait: Wait) -> RealServer {
         let bin = flashsale_binary();
         let data = tempfile::tempdir().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
@@ -93,18 +107,43 @@ impl RealServer {
             quic,
             _data: data,
         };
-        server.wait_ready().await;
+        server.wait_ready(wait).await;
         server
     }
 
-    async fn wait_ready(&mut self) {
+    /// `http://<its HTTP address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process with `kill(1)`.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} {}", self.child.id());
+    }
+
+    /// Kills the process with SIGKILL (no clean shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn wait_ready(&mut self, wait: Wait) {
+        let path = match wait {
+            Wait::Ready => "/ready",
+            Wait::Health => "/health",
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = self.client(STOREFRONT);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("flashsale serve exited early: {status}");
             }
-            if client.get("/ready").await.is_ok() {
+            if client.get(path).await.is_ok() {
                 return;
             }
             assert!(

@@ -25,11 +25,14 @@ pub enum ErrorCode {
     Internal = 8,
     /// The server has too many connections; reconnect later.
     Busy = 9,
+    /// This node of a high-availability group is a standby: it does not serve the stream. The
+    /// message names the leader's URL when known; connect to another node of the group.
+    NotLeader = 10,
 }
 
 impl ErrorCode {
     /// Every code, for iteration in tests and docs.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::Normal,
         ErrorCode::ProtocolViolation,
         ErrorCode::MalformedFrame,
@@ -40,6 +43,7 @@ impl ErrorCode {
         ErrorCode::HandshakeTimeout,
         ErrorCode::Internal,
         ErrorCode::Busy,
+        ErrorCode::NotLeader,
     ];
 
     /// The numeric code on the wire.
@@ -56,7 +60,11 @@ impl ErrorCode {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::Normal | ErrorCode::ServerShutdown | ErrorCode::Internal | ErrorCode::Busy
+            ErrorCode::Normal
+                | ErrorCode::ServerShutdown
+                | ErrorCode::Internal
+                | ErrorCode::Busy
+                | ErrorCode::NotLeader
         )
     }
 }
@@ -74,6 +82,7 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::HandshakeTimeout => "handshake timeout",
             ErrorCode::Internal => "internal error",
             ErrorCode::Busy => "server busy",
+            ErrorCode::NotLeader => "not the leader",
         };
         write!(f, "{name} ({})", self.as_u32())
     }

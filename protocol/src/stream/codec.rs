@@ -251,6 +251,7 @@ mod tests {
                     reserved: 2,
                     sold: 3,
                     seq: 99,
+                    log_seq: 4_211,
                 }],
                 last: true,
             },
@@ -262,6 +263,7 @@ mod tests {
                 reserved: 3,
                 sold: 3,
                 server_time_us: 1_700_000_000_000_000,
+                log_seq: 4_212,
             }),
             ServerFrame::Heartbeat {
                 seq: 101,

@@ -19,7 +19,8 @@ const MAX_MESSAGE_LEN: usize = 4096;
 #[rkyv(derive(Debug))]
 pub struct ResumePoint {
     /// Identifies one run of the server's sequence numbering; sequence numbers from another epoch
-    /// mean nothing here, and the server answers with a snapshot.
+    /// (another process, e.g. the new leader after a takeover) mean nothing here, and the server
+    /// answers with a snapshot, whose per-SKU `log_seq` tells the client what is new.
     pub epoch: u64,
     /// The last sequence number the client applied (an `Update` seq, a `Snapshot` seq or a
     /// `Heartbeat` seq, whichever is highest).
@@ -78,8 +79,14 @@ pub struct LevelEntry {
     pub reserved: u64,
     /// Units sold.
     pub sold: u64,
-    /// Sequence number of the last change of this SKU.
+    /// Stream sequence number of the last change of this SKU (this server's numbering).
     pub seq: u64,
+    /// Position in the SKU's shard log that these counts stand at: the sequence number of the
+    /// last log record that changed the SKU, or a later position of that shard's log (a
+    /// server that recovered or took over labels the counts with its position). The same on
+    /// every node of a group; a client that follows several nodes keeps, per SKU, only counts
+    /// with a higher `log_seq` than those it has (protocol revision 2, ADR 0033).
+    pub log_seq: u64,
 }
 
 /// One SKU's new counts.
@@ -101,6 +108,9 @@ pub struct UpdateFrame {
     /// lets a client measure delivery delay. Changes conflated into it happened at most one
     /// publication interval earlier.
     pub server_time_us: u64,
+    /// Position in the SKU's shard log of the last record reflected (see
+    /// [`LevelEntry::log_seq`]); strictly increases per SKU, on every node of a group.
+    pub log_seq: u64,
 }
 
 /// A frame sent by the server.

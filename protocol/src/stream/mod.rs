@@ -30,7 +30,14 @@ pub use frame::{
 pub const ALPN: &[u8] = b"flashsale/1";
 
 /// The conversation revision this build speaks (sent in `Hello`, echoed in `Welcome`).
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Revision 2 (ADR 0033) added `log_seq` to [`UpdateFrame`] and [`LevelEntry`]: the position in
+/// the group's log, comparable across the nodes of a group. A server refuses older revisions with
+/// [`ErrorCode::UnsupportedVersion`].
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest conversation revision a server of this build accepts.
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 
 /// Largest frame body accepted by default, in bytes (1 MiB).
 pub const MAX_FRAME_LEN: usize = 1 << 20;

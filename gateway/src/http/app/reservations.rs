@@ -61,9 +61,10 @@ impl<E: Inventory> App<E> {
             .await;
         let view = match (guard, reserved, &queues) {
             (Some(g), Ok(view), Some(q)) => {
-                // The hold is durable in the engine; the room's record of it is retried by
-                // the journal if this write fails, so the reservation is answered either way.
-                if let Err(e) = q.hold_placed(g, view.id, view.expires_at_ms).await {
+                // The hold is durable in the engine: answer it. The room's record of it is
+                // not awaited (ADR 0034): if a crash loses it, the restart's pass check finds
+                // the reservation among the buyer's held ones before the pass can hold again.
+                if let Err(e) = q.hold_placed(g, view.id, view.expires_at_ms) {
                     tracing::warn!(error = %e, reservation = %view.id, "waiting room: hold not logged yet");
                 }
                 view

@@ -22,6 +22,8 @@ pub struct HubEntry {
     pub reserved: u64,
     /// Units sold.
     pub sold: u64,
+    /// The shard log position of these counts, the same on every node of a group (ADR 0033).
+    pub log_seq: u64,
     /// When this update was published (sequence number assigned), Unix µs; sent to clients as
     /// `server_time_us`, so receipt minus it is the delivery latency.
     pub server_time_us: u64,
@@ -41,6 +43,7 @@ impl HubEntry {
             reserved: self.reserved,
             sold: self.sold,
             seq: self.seq,
+            log_seq: self.log_seq,
         }
     }
 
@@ -54,6 +57,7 @@ impl HubEntry {
             reserved: pending.reserved,
             sold: pending.sold,
             server_time_us: published_us,
+            log_seq: pending.log_seq,
         };
         let mut frame = Vec::with_capacity(128);
         let frame = match encode_frame(
@@ -74,6 +78,7 @@ impl HubEntry {
             available: update.available,
             reserved: update.reserved,
             sold: update.sold,
+            log_seq: update.log_seq,
             server_time_us: update.server_time_us,
             changed_us,
             frame,

@@ -24,6 +24,8 @@ pub(super) struct Pending {
     pub(super) reserved: u64,
     /// Units sold (latest value).
     pub(super) sold: u64,
+    /// The shard log position of these counts ([`StockLevel::log_seq`]).
+    pub(super) log_seq: u64,
     /// When the first change merged into this one reached the hub, Unix µs.
     pub(super) first_seen_us: u64,
 }
@@ -41,9 +43,13 @@ impl Inbox {
     fn push(&mut self, level: &StockLevel, now_us: u64) -> bool {
         if let Some(&i) = self.index.get(&level.sku) {
             if let Some(p) = self.pending.get_mut(i) {
-                p.available = level.available;
-                p.reserved = level.reserved;
-                p.sold = level.sold;
+                // A level older in the log than the pending one (a seed racing a commit) loses.
+                if level.log_seq >= p.log_seq {
+                    p.available = level.available;
+                    p.reserved = level.reserved;
+                    p.sold = level.sold;
+                    p.log_seq = level.log_seq;
+                }
                 return true;
             }
         }
@@ -53,6 +59,7 @@ impl Inbox {
             available: level.available,
             reserved: level.reserved,
             sold: level.sold,
+            log_seq: level.log_seq,
             first_seen_us: now_us,
         });
         false
@@ -61,11 +68,6 @@ impl Inbox {
     /// Whether a change of `sku` is pending.
     fn contains(&self, sku: &SkuId) -> bool {
         self.index.contains_key(sku)
-    }
-
-    /// How many SKUs have a pending change.
-    pub(super) fn len(&self) -> usize {
-        self.pending.len()
     }
 
     /// Whether nothing is pending.
@@ -81,9 +83,10 @@ impl Inbox {
 }
 
 impl StockHub {
-    /// Sets the initial level of SKUs the hub has not heard of yet (e.g. from
-    /// `Engine::stock_levels()` at start). Levels of SKUs already known or pending are ignored:
-    /// those came from the observer and are at least as new.
+    /// Sets the level of SKUs the hub has not heard of yet, or heard of at an older log position
+    /// (e.g. from `Engine::stock_levels()` at start, or when this node of a group takes over
+    /// again after another node led). Levels of SKUs pending, or already known at the same or a
+    /// later log position, are ignored: those came from the observer and are at least as new.
     pub fn seed(&self, levels: &[StockLevel]) {
         let _pump = lock(&self.pump_lock);
         let now = unix_micros();
@@ -92,7 +95,11 @@ impl StockHub {
             let mut inbox = lock(&self.inbox);
             let state = self.read();
             for level in levels {
-                if state.latest.contains_key(&level.sku) || inbox.contains(&level.sku) {
+                let known = state
+                    .latest
+                    .get(&level.sku)
+                    .is_some_and(|e| e.log_seq >= level.log_seq);
+                if known || inbox.contains(&level.sku) {
                     continue;
                 }
                 inbox.push(level, now);

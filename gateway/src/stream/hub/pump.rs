@@ -35,11 +35,28 @@ impl StockHub {
             return 0;
         }
         // Only the pump assigns sequence numbers, and pumps are serialized by `pump_lock`.
-        let head = self.read().head;
+        let (head, fresh): (u64, Vec<_>) = {
+            let state = self.read();
+            // A change older in the log than what was published for its SKU (from a term this
+            // node led before) is dropped: per SKU, `log_seq` never goes back (ADR 0033).
+            let fresh = scratch
+                .drain()
+                .filter(|p| {
+                    state
+                        .latest
+                        .get(&p.sku)
+                        .is_none_or(|e| e.log_seq <= p.log_seq)
+                })
+                .collect();
+            (state.head, fresh)
+        };
+        if fresh.is_empty() {
+            return 0;
+        }
         let published_us = unix_micros();
-        let mut entries = Vec::with_capacity(scratch.len());
+        let mut entries = Vec::with_capacity(fresh.len());
         let mut wait = lock(&self.wait_us);
-        for (seq, p) in (head + 1..).zip(scratch.drain()) {
+        for (seq, p) in (head + 1..).zip(fresh) {
             let waited = published_us.saturating_sub(p.first_seen_us);
             wait.saturating_record(waited.clamp(1, MAX_TRACKED_WAIT_US));
             entries.push(Arc::new(HubEntry::publish(seq, p, published_us)));
@@ -88,7 +105,7 @@ impl StockHub {
 
 #[cfg(test)]
 mod tests {
-    use flashsale_engine::observer::StockObserver;
+    use flashsale_engine::observer::{StockLevel, StockObserver};
     use flashsale_protocol::stream::Subscription;
 
     use super::super::test_support::level;
@@ -137,6 +154,34 @@ mod tests {
         // The last value always gets out.
         let snap = hub.snapshot(&Subscription::All);
         assert_eq!(snap.entries[0].available, 801);
+    }
+
+    #[test]
+    fn log_positions_never_go_back_per_sku() {
+        let hub = StockHub::new(16);
+        let at = |s: &str, available: u64, log_seq: u64| StockLevel {
+            log_seq,
+            ..level(s, available)
+        };
+        hub.stock_changed(&at("a", 10, 40));
+        hub.pump();
+        // A seed at the same or an older position (an earlier term's engine) changes nothing.
+        hub.seed(&[at("a", 99, 40), at("a", 98, 12)]);
+        assert_eq!(hub.pump(), 0);
+        // A change older in the log than what was published is dropped by the pump.
+        hub.stock_changed(&at("a", 97, 39));
+        assert_eq!(hub.pump(), 0);
+        // A seed at a later position (this node leads again) is published.
+        hub.seed(&[at("a", 7, 55), at("b", 3, 2)]);
+        assert_eq!(hub.pump(), 2);
+        let snap = hub.snapshot(&Subscription::All);
+        let got: Vec<_> = snap
+            .entries
+            .iter()
+            .map(|e| (e.sku.as_str(), e.available, e.log_seq))
+            .collect();
+        assert_eq!(got, vec![("a", 7, 55), ("b", 3, 2)]);
+        assert_eq!(snap.entries[0].level().log_seq, 55);
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub(super) fn level(s: &str, available: u64) -> StockLevel {
         available,
         reserved: available / 2,
         sold: 0,
+        log_seq: 0,
     }
 }

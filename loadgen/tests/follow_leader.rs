@@ -1,0 +1,215 @@
+//! The load generator follows the leader of an HA group: two real `flashsale serve --ha` nodes
+//! on one Postgres schema, a `hot-item` run given both as `--target`, the leader SIGKILLed in
+//! the middle of the run. The run moves to the survivor: at least one leader change reported,
+//! nothing oversold, every acknowledged reservation on the survivor, and no `not-leader` answer
+//! counted as an error. The same with the leader paused (SIGSTOP) past its lease, then resumed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flashsale_client::Role;
+use serde_json::Value;
+use support::pg_schema::{PgSchema, PG_URL};
+use support::real_server::{RealServer, Wait, ADMIN, STOREFRONT};
+
+/// The group's lease (fast takeovers).
+const LEASE_MS: &str = "1000";
+/// The run's SKU.
+const SKU: &str = "it-follow";
+
+/// A node of the group on `schema`.
+async fn node(schema: &str, node_id: &str, wait: Wait) -> RealServer {
+    RealServer::start_with(
+        &[
+            "--shards",
+            "2",
+            "--rate-limit-buyer-rps",
+            "0",
+            "--database-url",
+            PG_URL,
+            "--database-schema",
+            schema,
+            "--ha",
+            "--node-id",
+            node_id,
+            "--ha-lease-ms",
+            LEASE_MS,
+        ],
+        wait,
+    )
+    .await
+}
+
+/// Waits (bounded) until `server` says it has `role`.
+async fn wait_role(server: &RealServer, role: Role) {
+    let client = server.client(ADMIN);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = client.cluster().await {
+            if r.value.role == role {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} is not {role:?} after 20 s",
+            server.http
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (bounded) until `server` holds some of the SKU: the load has started.
+async fn wait_load(server: &RealServer) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = server.client(STOREFRONT);
+    let sku = flashsale_protocol::SkuId::new(SKU).unwrap();
+    loop {
+        if let Ok(v) = client.sku(&sku).await {
+            if flashsale_loadgen::check::SkuCounts::from(&v.value).reserved > 0 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "the load did not start in 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A running load generator: `hot-item` on both nodes for 8 s.
+fn start_load(leader: &RealServer, survivor: &RealServer, report: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_flashsale-loadgen"))
+        .args(["--target", &leader.url(), "--target", &survivor.url()])
+        .args(["--token", STOREFRONT, "--admin-token", ADMIN])
+        .args(["--scenario", "hot-item", "--connections", "32"])
+        .args(["--duration", "8", "--stock", "1000000", "--sku", SKU])
+        .args(["--timeout-ms", "2000", "--quiet"])
+        .arg("--report")
+        .arg(report)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the run to end; its exit code and JSON report.
+async fn finish(run: Child, report: &std::path::Path) -> (Option<i32>, Value) {
+    let out = tokio::task::spawn_blocking(move || run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    let r: Value = serde_json::from_slice(
+        &std::fs::read(report).unwrap_or_else(|e| panic!("no report ({e})\n{stderr}")),
+    )
+    .unwrap();
+    println!("follow: {}", r["follow"]);
+    (out.status.code(), r)
+}
+
+/// The run moved to `survivor` (which holds every acknowledged unit), counted no `not-leader`
+/// or lost request as an error, and oversold nothing.
+async fn check_moved(code: Option<i32>, r: &Value, survivor: &RealServer) {
+    let changes = r["leader_changes"].as_u64().unwrap();
+    assert!(changes >= 1, "no leader change: {}", r["follow"]);
+    assert_eq!(r["follow"]["leader_at_end"], survivor.url().as_str());
+    let first = &r["follow"]["changes"][0];
+    assert_eq!(first["to"], survivor.url().as_str(), "{first}");
+    let gap = first["gap_s"].as_f64().expect("the gap of the move");
+    assert!((0.0..10.0).contains(&gap), "gap {gap} s");
+    println!("leader change: gap {:.0} ms", gap * 1000.0);
+    // A not-leader answer, a broken connection or a timeout led to a move and a retry, not an
+    // error.
+    let errors = r["errors"].as_object().unwrap();
+    for kind in ["http_503_not-leader", "io", "connect", "timeout"] {
+        assert!(
+            !errors.contains_key(kind),
+            "{kind} counted as errors: {errors:?}"
+        );
+    }
+    assert!(
+        r["follow"]["retried_requests"].as_u64().unwrap() >= 1,
+        "requests in flight at the failure were sent again: {}",
+        r["follow"]
+    );
+    assert_eq!(code, Some(0), "the run and its check passed");
+
+    // Nothing oversold; every acknowledged reservation is on the survivor.
+    assert_eq!(r["oversold"], 0);
+    assert_eq!(r["counts_match"], true, "{}", r["check"]);
+    let told = &r["check"]["told"];
+    let held = told["held"].as_u64().unwrap();
+    let unknown = told["unknown_reserve"].as_u64().unwrap();
+    assert_eq!(
+        held,
+        r["per_kind"]["reserve"]["ok"].as_u64().unwrap(),
+        "one unit per acknowledged reservation"
+    );
+    assert!(held > 0, "the load acknowledged reservations");
+    let counts = survivor.counts(SKU).await;
+    assert_eq!(counts.total, 1_000_000);
+    let on_survivor = u64::try_from(counts.reserved + counts.sold).unwrap();
+    assert!(
+        on_survivor >= held && on_survivor <= held + unknown,
+        "acknowledged {held} (+{unknown} unknown), the survivor holds {on_survivor}"
+    );
+}
+
+/// Both tests start two servers and a load: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_item_follows_the_leader_across_a_sigkill() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let schema = PgSchema::new("follow");
+    let mut leader = node(&schema.0, "n0", Wait::Ready).await;
+    wait_role(&leader, Role::Leader).await;
+    let survivor = node(&schema.0, "n1", Wait::Health).await;
+    wait_role(&survivor, Role::Standby).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let run = start_load(&leader, &survivor, &report);
+    // Kill the leader a moment into the load.
+    wait_load(&leader).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    leader.kill();
+
+    let (code, r) = finish(run, &report).await;
+    check_moved(code, &r, &survivor).await;
+    println!("test took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_item_follows_the_leader_past_a_paused_one() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let schema = PgSchema::new("pause");
+    let leader = node(&schema.0, "n0", Wait::Ready).await;
+    wait_role(&leader, Role::Leader).await;
+    let survivor = node(&schema.0, "n1", Wait::Health).await;
+    wait_role(&survivor, Role::Standby).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let run = start_load(&leader, &survivor, &report);
+    // Pause the leader past its lease: its requests time out, the standby takes over; then it
+    // resumes, finds itself fenced and steps down (naming the new leader).
+    wait_load(&leader).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    leader.signal("STOP");
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    leader.signal("CONT");
+
+    let (code, r) = finish(run, &report).await;
+    check_moved(code, &r, &survivor).await;
+    wait_role(&leader, Role::Standby).await;
+    println!("test took {:?}", started.elapsed());
+}

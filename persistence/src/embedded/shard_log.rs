@@ -11,7 +11,8 @@ use glommio::io::DmaFile;
 
 use super::files::{self, segment_path, snapshot_path};
 use super::lock::DirLock;
-use super::scan::{SegmentScan, TailEnd};
+use super::replay::{replay_segments, ReplayMode};
+use super::scan::TailEnd;
 use crate::frame::encode_frame;
 
 /// A segment being prepared in the background: a readiness flag and the task.
@@ -62,6 +63,8 @@ pub struct EmbeddedLog {
     shard: ShardId,
     segment_size: u64,
     zero_fill: bool,
+    /// How recovery reads segments relative to applying records.
+    replay: ReplayMode,
     /// The next segment, being created and zero-filled in the background (`spare.tmp`), so
     /// rotation costs only a rename.
     spare: Option<Spare>,
@@ -111,6 +114,7 @@ impl EmbeddedLog {
             shard,
             segment_size: options.segment_size_bytes,
             zero_fill: options.zero_fill_segments,
+            replay: options.replay,
             spare: None,
             _lock: lock,
             marks,
@@ -155,23 +159,20 @@ impl EmbeddedLog {
             let _ = std::fs::remove_file(self.dir.join(SPARE));
         }
         let segs = files::list_numbered(&self.dir, "seg")?;
-        let mut scan = SegmentScan::new(self.shard, after);
-        let mut writer_at: Option<(u64, PathBuf, usize, Vec<u8>, bool)> = None;
-        for (i, (first, path)) in segs.iter().enumerate() {
-            let next = segs.get(i + 1).map(|(n, _)| *n);
-            let data = files::read_all(path).await?;
-            if let Some(TailEnd { end, cut }) = scan.segment(*first, next, path, &data, apply)? {
-                if cut {
-                    tracing::warn!(
-                        shard = self.shard,
-                        segment = %path.display(),
-                        offset = end,
-                        last_seq = scan.last().unwrap_or(first - 1),
-                        "cutting torn or corrupt log tail (never acknowledged)"
-                    );
-                }
-                writer_at = Some((*first, path.clone(), end, data, cut));
+        let outcome = replay_segments(self.shard, after, &segs, self.replay, apply)?;
+        let mut writer_at = None;
+        if let Some(last) = outcome.last_segment {
+            let TailEnd { end, cut } = last.end;
+            if cut {
+                tracing::warn!(
+                    shard = self.shard,
+                    segment = %last.path.display(),
+                    offset = end,
+                    last_seq = outcome.last.unwrap_or(last.first - 1),
+                    "cutting torn or corrupt log tail (never acknowledged)"
+                );
             }
+            writer_at = Some((last.first, last.path, end, last.data, cut));
         }
         self.segments = segs.iter().map(|(n, _)| *n).collect();
         if let Some((first, path, end, data, cut)) = writer_at {
@@ -196,11 +197,11 @@ impl EmbeddedLog {
                 poisoned: false,
             });
         }
-        self.last_durable = scan.last();
+        self.last_durable = outcome.last;
         self.marks
             .set_durable(self.shard, self.last_durable.unwrap_or(0));
         self.recovered = true;
-        Ok(scan.replayed_through())
+        Ok(outcome.replayed_through)
     }
 
     async fn ensure_recovered(&mut self) -> Result<(), LogError> {

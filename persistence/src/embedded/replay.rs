@@ -1,0 +1,237 @@
+//! Recovery's replay of one shard's segment files, sequential or pipelined (ADR 0032).
+//!
+//! Pipelined, a reader thread reads each segment, checks every frame once (length, CRC,
+//! sequence) with [`SegmentScan`] and hands the positions of the records to replay, in
+//! batches, through a bounded crossbeam channel to the caller's thread, which only decodes
+//! and applies (the caller's `apply`). Reading and checking segment `k + 1` thus overlaps
+//! applying segment `k`. The outcome is the one the sequential replay reaches: the same
+//! records reach `apply` in the same order, and an error is reported after exactly the
+//! records the sequential replay would have applied before it (the reader sends the records
+//! it checked before an error, then the error).
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use flashsale_engine::log::{LogError, ReplayFn};
+use flashsale_protocol::ShardId;
+
+use super::scan::{SegmentScan, TailEnd};
+
+/// How a replay reads and checks segments relative to applying their records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplayMode {
+    /// One thread: read a segment, check and apply its records, then the next segment.
+    Sequential,
+    /// A reader thread reads and checks segments while the caller's thread applies the
+    /// records already checked (see the module docs).
+    #[default]
+    Pipelined,
+}
+
+/// Records per batch handed from the reader thread to the applying thread.
+pub const BATCH_RECORDS: usize = 8192;
+
+/// Batches the channel holds before the reader waits (bounds memory: the reader runs at
+/// most this many batches, and so about two segments, ahead of `apply`).
+pub const CHANNEL_BATCHES: usize = 16;
+
+/// The last segment of a replay: where the writer continues.
+#[derive(Debug, Clone)]
+pub struct LastSegment {
+    /// Its first sequence number.
+    pub first: u64,
+    /// Its file.
+    pub path: PathBuf,
+    /// Where its valid records end and whether a torn tail follows.
+    pub end: TailEnd,
+    /// Its whole content as read.
+    pub data: Arc<Vec<u8>>,
+}
+
+/// What a replay found.
+#[derive(Debug, Clone)]
+pub struct ReplayOutcome {
+    /// Last sequence number found (records covered by the snapshot included).
+    pub last: Option<u64>,
+    /// What `ShardLog::replay` returns: the last seq seen, or `after` if none is later.
+    pub replayed_through: u64,
+    /// The last segment, if there is any segment.
+    pub last_segment: Option<LastSegment>,
+}
+
+/// Reads, checks and applies `segments` (first seq and path, ascending) of `shard`, calling
+/// `apply` for every valid record with `seq > after`, in order.
+pub fn replay_segments(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    mode: ReplayMode,
+    apply: &mut ReplayFn<'_>,
+) -> Result<ReplayOutcome, LogError> {
+    match mode {
+        ReplayMode::Sequential => sequential(shard, after, segments, apply),
+        ReplayMode::Pipelined => pipelined(shard, after, segments, apply),
+    }
+}
+
+/// Reads a segment file whole (page cache, plain buffered read; see `files::read_all`).
+fn read_segment(path: &std::path::Path) -> Result<Arc<Vec<u8>>, LogError> {
+    Ok(Arc::new(std::fs::read(path)?))
+}
+
+fn sequential(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    apply: &mut ReplayFn<'_>,
+) -> Result<ReplayOutcome, LogError> {
+    let mut scan = SegmentScan::new(shard, after);
+    let mut last_segment = None;
+    for (i, (first, path)) in segments.iter().enumerate() {
+        let next = segments.get(i + 1).map(|(n, _)| *n);
+        let data = read_segment(path)?;
+        if let Some(end) = scan.segment(*first, next, path, &data, apply)? {
+            last_segment = Some(LastSegment {
+                first: *first,
+                path: path.clone(),
+                end,
+                data,
+            });
+        }
+    }
+    Ok(ReplayOutcome {
+        last: scan.last(),
+        replayed_through: scan.replayed_through(),
+        last_segment,
+    })
+}
+
+/// Checked records of one segment, handed to the applying thread.
+struct Batch {
+    /// The segment's bytes (shared by its batches).
+    data: Arc<Vec<u8>>,
+    /// Sequence number and byte range in `data` of each record, in order.
+    records: Vec<(u64, Range<usize>)>,
+}
+
+impl Batch {
+    fn new(data: Arc<Vec<u8>>) -> Batch {
+        Batch {
+            data,
+            records: Vec::with_capacity(BATCH_RECORDS),
+        }
+    }
+}
+
+/// What the reader thread sends.
+enum Message {
+    /// Records to apply, in order.
+    Records(Batch),
+    /// The end: the scan's outcome or the error that stopped it (after every record the
+    /// sequential replay would have applied before it).
+    Done(Result<ReplayOutcome, LogError>),
+}
+
+/// The reader stopped because the applying side went away (its `apply` failed).
+fn consumer_gone() -> LogError {
+    LogError::Io(std::io::Error::other(
+        "replay stopped by the applying thread",
+    ))
+}
+
+/// The reader thread's work: read and check every segment, send batches, then the outcome.
+fn read_and_check(shard: ShardId, after: u64, segments: &[(u64, PathBuf)], tx: &Sender<Message>) {
+    let outcome = (|| {
+        let mut scan = SegmentScan::new(shard, after);
+        let mut last_segment = None;
+        for (i, (first, path)) in segments.iter().enumerate() {
+            let next = segments.get(i + 1).map(|(n, _)| *n);
+            let data = read_segment(path)?;
+            let mut batch = Batch::new(data.clone());
+            let scanned = scan.segment_ranges(*first, next, path, &data, &mut |seq, range| {
+                batch.records.push((seq, range));
+                if batch.records.len() >= BATCH_RECORDS {
+                    let full = std::mem::replace(&mut batch, Batch::new(data.clone()));
+                    tx.send(Message::Records(full))
+                        .map_err(|_| consumer_gone())?;
+                }
+                Ok(())
+            });
+            // The records checked before an error are applied before it is reported.
+            if !batch.records.is_empty() {
+                tx.send(Message::Records(batch))
+                    .map_err(|_| consumer_gone())?;
+            }
+            if let Some(end) = scanned? {
+                last_segment = Some(LastSegment {
+                    first: *first,
+                    path: path.clone(),
+                    end,
+                    data,
+                });
+            }
+        }
+        Ok(ReplayOutcome {
+            last: scan.last(),
+            replayed_through: scan.replayed_through(),
+            last_segment,
+        })
+    })();
+    // The applying side may be gone (its apply failed): nothing left to tell it then.
+    let _ = tx.send(Message::Done(outcome));
+}
+
+fn pipelined(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    apply: &mut ReplayFn<'_>,
+) -> Result<ReplayOutcome, LogError> {
+    let (tx, rx): (Sender<Message>, Receiver<Message>) = bounded(CHANNEL_BATCHES);
+    let owned = segments.to_vec();
+    let reader = std::thread::Builder::new()
+        .name(format!("flashsale-replay-{shard}"))
+        .spawn(move || read_and_check(shard, after, &owned, &tx))?;
+    // Ends when the reader sends `Done` (it always does, unless it panicked: then the channel
+    // disconnects) or when `apply` fails.
+    let result = apply_batches(&rx, apply);
+    // Wakes a reader blocked on a full channel (its sends fail from now on), then waits for it.
+    drop(rx);
+    let joined = reader.join();
+    match (result, joined) {
+        (Some(result), _) => result,
+        (None, Err(_)) => Err(LogError::Io(std::io::Error::other(
+            "the replay reader thread panicked",
+        ))),
+        (None, Ok(())) => Err(LogError::Io(std::io::Error::other(
+            "the replay reader thread ended without an outcome",
+        ))),
+    }
+}
+
+/// Applies the reader's batches in order; the outcome, or `None` if the reader vanished.
+fn apply_batches(
+    rx: &Receiver<Message>,
+    apply: &mut ReplayFn<'_>,
+) -> Option<Result<ReplayOutcome, LogError>> {
+    for message in rx.iter() {
+        match message {
+            Message::Records(batch) => {
+                for (seq, range) in batch.records {
+                    let Some(bytes) = batch.data.get(range) else {
+                        return Some(Err(LogError::Corrupt(format!(
+                            "shard replay: record {seq} out of its segment's bounds"
+                        ))));
+                    };
+                    if let Err(e) = apply(seq, bytes) {
+                        return Some(Err(e));
+                    }
+                }
+            }
+            Message::Done(outcome) => return Some(outcome),
+        }
+    }
+    None
+}

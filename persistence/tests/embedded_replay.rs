@@ -6,12 +6,15 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{append_flush, expect, replay_all, run, varied_record, write_segments};
+use common::{
+    append_flush, expect, replay_all, run, varied_record, write_segments, write_segments_of,
+};
 use flashsale_engine::log::{LogBackend, LogError};
 use flashsale_persistence::embedded::replay::BATCH_RECORDS;
-use flashsale_persistence::embedded::{replay_segments, ReplayMode};
+use flashsale_persistence::embedded::{replay_decoded, replay_segments, ReplayMode};
 use flashsale_persistence::frame::{parse_frame, Parsed};
 use flashsale_persistence::{EmbeddedBackend, EmbeddedOptions};
+use flashsale_protocol::{encode_record, Event, LogRecord, ReleaseReason, ReservationId};
 
 /// Everything a replay produced: the records applied, then its outcome or its error.
 #[derive(Debug, PartialEq, Eq)]
@@ -265,4 +268,111 @@ fn embedded_log_recovers_a_torn_tail_the_same_in_both_modes() {
         assert_eq!(results[0], expect(1..=10_010));
         assert_eq!(results[0], results[1]);
     });
+}
+
+/// A real log record for `seq` (decodable), except at `bad_at`: bytes that pass the frame's
+/// CRC but are no record (caught by the decode, on the reader thread when pipelined).
+fn logged(seq: u64, bad_at: Option<u64>) -> Vec<u8> {
+    if bad_at == Some(seq) {
+        return b"not an rkyv record".to_vec();
+    }
+    let mut out = Vec::new();
+    encode_record(
+        &LogRecord {
+            shard: 0,
+            seq,
+            event: Event::Released {
+                id: ReservationId::compose(0, seq),
+                reason: ReleaseReason::Cancelled,
+                at_ms: 1_800_000_000_000 + seq,
+            },
+        },
+        &mut out,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
+/// Decoded replay of `segments` in `mode`: each record applied (as its debug text), then
+/// the outcome or the error; `fail_at` makes `apply` fail at that seq.
+fn decoded_trace(
+    segments: &[(u64, PathBuf)],
+    after: u64,
+    mode: ReplayMode,
+    fail_at: Option<u64>,
+) -> (
+    Vec<String>,
+    Result<(Option<u64>, u64, Option<(usize, bool)>), String>,
+) {
+    let mut applied = Vec::new();
+    let mut apply = |seq: u64, record: LogRecord| {
+        if fail_at == Some(seq) {
+            return Err(LogError::Replay {
+                seq,
+                reason: "refused by the test".into(),
+            });
+        }
+        applied.push(format!("{seq} {record:?}"));
+        Ok(())
+    };
+    let result = replay_decoded(0, after, segments, mode, &mut apply)
+        .map(|o| {
+            (
+                o.last,
+                o.replayed_through,
+                o.last_segment.map(|l| (l.end.end, l.end.cut)),
+            )
+        })
+        .map_err(|e| e.to_string());
+    (applied, result)
+}
+
+#[test]
+fn decoded_replay_is_the_same_in_both_modes_torn_tail_and_bad_record_included() {
+    for bad_at in [None, Some(BATCH_RECORDS as u64 + 3)] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let segs = write_segments_of(dir.path(), LAST, 2 * BATCH_RECORDS as u64, 4096, |s| {
+            logged(s, bad_at)
+        });
+        // Tear the last record.
+        let (_, last_path) = &segs[segs.len() - 1];
+        let starts = frame_starts(last_path);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(last_path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.set_len((starts[starts.len() - 1] + 11) as u64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(f);
+        for (after, fail_at) in [
+            (0, None),
+            (LAST / 2, None),
+            (0, Some(7)),
+            (0, Some(LAST - 1)),
+        ] {
+            let sequential = decoded_trace(&segs, after, ReplayMode::Sequential, fail_at);
+            let pipelined = decoded_trace(&segs, after, ReplayMode::Pipelined, fail_at);
+            assert_eq!(
+                sequential, pipelined,
+                "bad record {bad_at:?}, after {after}, fail at {fail_at:?}"
+            );
+        }
+        let (applied, result) = decoded_trace(&segs, 0, ReplayMode::Pipelined, None);
+        match bad_at {
+            None => {
+                assert_eq!(applied.len() as u64, LAST - 1);
+                assert!(matches!(result, Ok((Some(l), _, Some((_, true)))) if l == LAST - 1));
+            }
+            Some(bad) => {
+                assert_eq!(applied.len() as u64, bad - 1);
+                match result {
+                    Err(msg) => assert!(
+                        msg.contains(&format!("replay failed at seq {bad}")),
+                        "{msg}"
+                    ),
+                    other => panic!("expected a decode error, got {other:?}"),
+                }
+            }
+        }
+    }
 }

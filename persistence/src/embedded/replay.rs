@@ -2,8 +2,9 @@
 //!
 //! Pipelined, a reader thread reads each segment, checks every frame once (length, CRC,
 //! sequence) with [`SegmentScan`] and hands the positions of the records to replay, in
-//! batches, through a bounded crossbeam channel to the caller's thread, which only decodes
-//! and applies (the caller's `apply`). Reading and checking segment `k + 1` thus overlaps
+//! batches, through a bounded crossbeam channel to the caller's thread. With
+//! [`replay_decoded`] the reader also decodes each record (the one rkyv validation), so the
+//! caller's thread only applies. Reading and checking segment `k + 1` thus overlaps
 //! applying segment `k`. The outcome is the one the sequential replay reaches: the same
 //! records reach `apply` in the same order, and an error is reported after exactly the
 //! records the sequential replay would have applied before it (the reader sends the records
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use flashsale_engine::log::{LogError, ReplayFn};
+use flashsale_engine::log::{decode_logged, LogError, RecordFn, ReplayFn};
 use flashsale_protocol::ShardId;
 
 use super::scan::{SegmentScan, TailEnd};
@@ -71,9 +72,49 @@ pub fn replay_segments(
     apply: &mut ReplayFn<'_>,
 ) -> Result<ReplayOutcome, LogError> {
     match mode {
-        ReplayMode::Sequential => sequential(shard, after, segments, apply),
-        ReplayMode::Pipelined => pipelined(shard, after, segments, apply),
+        ReplayMode::Sequential => sequential(shard, after, segments, &mut |seq, data, range| {
+            apply(seq, slice(data, seq, range)?)
+        }),
+        ReplayMode::Pipelined => pipelined(
+            shard,
+            after,
+            segments,
+            |_, _, range| Ok(range),
+            &mut |seq, data, range| apply(seq, slice(data, seq, range)?),
+        ),
     }
+}
+
+/// Like [`replay_segments`], with each record decoded by [`decode_logged`] before `apply`;
+/// pipelined, the reader thread decodes too, so the caller's thread only applies.
+pub fn replay_decoded(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    mode: ReplayMode,
+    apply: &mut RecordFn<'_>,
+) -> Result<ReplayOutcome, LogError> {
+    match mode {
+        ReplayMode::Sequential => sequential(shard, after, segments, &mut |seq, data, range| {
+            apply(seq, decode_logged(seq, slice(data, seq, range)?)?)
+        }),
+        ReplayMode::Pipelined => pipelined(
+            shard,
+            after,
+            segments,
+            |seq, data, range| decode_logged(seq, slice(data, seq, range)?),
+            &mut |seq, _, record| apply(seq, record),
+        ),
+    }
+}
+
+/// The bytes of record `seq` at `range` of its segment.
+fn slice(data: &[u8], seq: u64, range: Range<usize>) -> Result<&[u8], LogError> {
+    data.get(range).ok_or_else(|| {
+        LogError::Corrupt(format!(
+            "shard replay: record {seq} out of its segment's bounds"
+        ))
+    })
 }
 
 /// Reads a segment file whole (page cache, plain buffered read; see `files::read_all`).
@@ -81,18 +122,24 @@ fn read_segment(path: &std::path::Path) -> Result<Arc<Vec<u8>>, LogError> {
     Ok(Arc::new(std::fs::read(path)?))
 }
 
+/// What the applying side is given per record: its seq, its segment's bytes and its range.
+type ApplyAt<'a, T> = dyn FnMut(u64, &[u8], T) -> Result<(), LogError> + 'a;
+
 fn sequential(
     shard: ShardId,
     after: u64,
     segments: &[(u64, PathBuf)],
-    apply: &mut ReplayFn<'_>,
+    apply: &mut ApplyAt<'_, Range<usize>>,
 ) -> Result<ReplayOutcome, LogError> {
     let mut scan = SegmentScan::new(shard, after);
     let mut last_segment = None;
     for (i, (first, path)) in segments.iter().enumerate() {
         let next = segments.get(i + 1).map(|(n, _)| *n);
         let data = read_segment(path)?;
-        if let Some(end) = scan.segment(*first, next, path, &data, apply)? {
+        let end = scan.segment_ranges(*first, next, path, &data, &mut |seq, range| {
+            apply(seq, &data, range)
+        })?;
+        if let Some(end) = end {
             last_segment = Some(LastSegment {
                 first: *first,
                 path: path.clone(),
@@ -108,16 +155,17 @@ fn sequential(
     })
 }
 
-/// Checked records of one segment, handed to the applying thread.
-struct Batch {
+/// Checked (and prepared) records of one segment, handed to the applying thread.
+struct Batch<T> {
     /// The segment's bytes (shared by its batches).
     data: Arc<Vec<u8>>,
-    /// Sequence number and byte range in `data` of each record, in order.
-    records: Vec<(u64, Range<usize>)>,
+    /// Sequence number and prepared form (a byte range, or the decoded record) of each
+    /// record, in order.
+    records: Vec<(u64, T)>,
 }
 
-impl Batch {
-    fn new(data: Arc<Vec<u8>>) -> Batch {
+impl<T> Batch<T> {
+    fn new(data: Arc<Vec<u8>>) -> Batch<T> {
         Batch {
             data,
             records: Vec::with_capacity(BATCH_RECORDS),
@@ -126,9 +174,9 @@ impl Batch {
 }
 
 /// What the reader thread sends.
-enum Message {
+enum Message<T> {
     /// Records to apply, in order.
-    Records(Batch),
+    Records(Batch<T>),
     /// The end: the scan's outcome or the error that stopped it (after every record the
     /// sequential replay would have applied before it).
     Done(Result<ReplayOutcome, LogError>),
@@ -141,8 +189,18 @@ fn consumer_gone() -> LogError {
     ))
 }
 
-/// The reader thread's work: read and check every segment, send batches, then the outcome.
-fn read_and_check(shard: ShardId, after: u64, segments: &[(u64, PathBuf)], tx: &Sender<Message>) {
+/// The reader thread's work: read and check every segment, prepare each record (an error
+/// there stops the scan at that record, as an `apply` error does), send batches, then the
+/// outcome.
+fn read_and_check<T, P>(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    prepare: P,
+    tx: &Sender<Message<T>>,
+) where
+    P: Fn(u64, &[u8], Range<usize>) -> Result<T, LogError>,
+{
     let outcome = (|| {
         let mut scan = SegmentScan::new(shard, after);
         let mut last_segment = None;
@@ -151,7 +209,7 @@ fn read_and_check(shard: ShardId, after: u64, segments: &[(u64, PathBuf)], tx: &
             let data = read_segment(path)?;
             let mut batch = Batch::new(data.clone());
             let scanned = scan.segment_ranges(*first, next, path, &data, &mut |seq, range| {
-                batch.records.push((seq, range));
+                batch.records.push((seq, prepare(seq, &data, range)?));
                 if batch.records.len() >= BATCH_RECORDS {
                     let full = std::mem::replace(&mut batch, Batch::new(data.clone()));
                     tx.send(Message::Records(full))
@@ -183,17 +241,22 @@ fn read_and_check(shard: ShardId, after: u64, segments: &[(u64, PathBuf)], tx: &
     let _ = tx.send(Message::Done(outcome));
 }
 
-fn pipelined(
+fn pipelined<T, P>(
     shard: ShardId,
     after: u64,
     segments: &[(u64, PathBuf)],
-    apply: &mut ReplayFn<'_>,
-) -> Result<ReplayOutcome, LogError> {
-    let (tx, rx): (Sender<Message>, Receiver<Message>) = bounded(CHANNEL_BATCHES);
+    prepare: P,
+    apply: &mut ApplyAt<'_, T>,
+) -> Result<ReplayOutcome, LogError>
+where
+    T: Send + 'static,
+    P: Fn(u64, &[u8], Range<usize>) -> Result<T, LogError> + Send + 'static,
+{
+    let (tx, rx): (Sender<Message<T>>, Receiver<Message<T>>) = bounded(CHANNEL_BATCHES);
     let owned = segments.to_vec();
     let reader = std::thread::Builder::new()
         .name(format!("flashsale-replay-{shard}"))
-        .spawn(move || read_and_check(shard, after, &owned, &tx))?;
+        .spawn(move || read_and_check(shard, after, &owned, prepare, &tx))?;
     // Ends when the reader sends `Done` (it always does, unless it panicked: then the channel
     // disconnects) or when `apply` fails.
     let result = apply_batches(&rx, apply);
@@ -212,20 +275,15 @@ fn pipelined(
 }
 
 /// Applies the reader's batches in order; the outcome, or `None` if the reader vanished.
-fn apply_batches(
-    rx: &Receiver<Message>,
-    apply: &mut ReplayFn<'_>,
+fn apply_batches<T>(
+    rx: &Receiver<Message<T>>,
+    apply: &mut ApplyAt<'_, T>,
 ) -> Option<Result<ReplayOutcome, LogError>> {
     for message in rx.iter() {
         match message {
             Message::Records(batch) => {
-                for (seq, range) in batch.records {
-                    let Some(bytes) = batch.data.get(range) else {
-                        return Some(Err(LogError::Corrupt(format!(
-                            "shard replay: record {seq} out of its segment's bounds"
-                        ))));
-                    };
-                    if let Err(e) = apply(seq, bytes) {
+                for (seq, prepared) in batch.records {
+                    if let Err(e) = apply(seq, &batch.data, prepared) {
                         return Some(Err(e));
                     }
                 }

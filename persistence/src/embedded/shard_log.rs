@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use flashsale_engine::log::{LocalBoxFuture, LogError, ReplayFn, ShardLog};
+use flashsale_engine::log::{LocalBoxFuture, LogError, RecordFn, ReplayFn, ShardLog};
 use flashsale_protocol::ShardId;
 use glommio::io::DmaFile;
 
 use super::files::{self, segment_path, snapshot_path};
 use super::lock::DirLock;
-use super::replay::{replay_segments, ReplayMode};
+use super::replay::{replay_decoded, replay_segments, ReplayMode, ReplayOutcome};
 use super::scan::TailEnd;
 use crate::frame::encode_frame;
 
@@ -154,12 +154,32 @@ impl EmbeddedLog {
     /// Scans every segment, calls `apply` for valid records with `seq > after`, cuts a torn
     /// tail of the last segment, and positions the writer after the last valid record.
     async fn recover(&mut self, after: u64, apply: &mut ReplayFn<'_>) -> Result<u64, LogError> {
+        self.recover_with(|shard, segs, mode| replay_segments(shard, after, segs, mode, apply))
+            .await
+    }
+
+    /// [`EmbeddedLog::recover`] with the records decoded before `apply` (on the reader
+    /// thread when pipelined).
+    async fn recover_decoded(
+        &mut self,
+        after: u64,
+        apply: &mut RecordFn<'_>,
+    ) -> Result<u64, LogError> {
+        self.recover_with(|shard, segs, mode| replay_decoded(shard, after, segs, mode, apply))
+            .await
+    }
+
+    /// The common part of recovery around `run`, the replay of the segments.
+    async fn recover_with(
+        &mut self,
+        run: impl FnOnce(ShardId, &[(u64, PathBuf)], ReplayMode) -> Result<ReplayOutcome, LogError>,
+    ) -> Result<u64, LogError> {
         let _ = std::fs::remove_file(self.dir.join("snapshot.tmp"));
         if self.spare.is_none() {
             let _ = std::fs::remove_file(self.dir.join(SPARE));
         }
         let segs = files::list_numbered(&self.dir, "seg")?;
-        let outcome = replay_segments(self.shard, after, &segs, self.replay, apply)?;
+        let outcome = run(self.shard, &segs, self.replay)?;
         let mut writer_at = None;
         if let Some(last) = outcome.last_segment {
             let TailEnd { end, cut } = last.end;
@@ -423,6 +443,19 @@ impl ShardLog for EmbeddedLog {
                 let _ = a.file.close().await;
             }
             self.recover(after, apply).await
+        })
+    }
+
+    fn replay_records<'a>(
+        &'a mut self,
+        after: u64,
+        apply: &'a mut RecordFn<'a>,
+    ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
+        Box::pin(async move {
+            if let Some(a) = self.active.take() {
+                let _ = a.file.close().await;
+            }
+            self.recover_decoded(after, apply).await
         })
     }
 

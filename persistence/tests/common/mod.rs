@@ -141,13 +141,24 @@ pub fn write_segments(
     per_segment: u64,
     pad: usize,
 ) -> Vec<(u64, std::path::PathBuf)> {
+    write_segments_of(dir, last, per_segment, pad, varied_record)
+}
+
+/// Like [`write_segments`], with the record bytes of each seq from `record`.
+pub fn write_segments_of(
+    dir: &std::path::Path,
+    last: u64,
+    per_segment: u64,
+    pad: usize,
+    record: impl Fn(u64) -> Vec<u8>,
+) -> Vec<(u64, std::path::PathBuf)> {
     let mut out = Vec::new();
     let mut first = 1;
     while first <= last {
         let end = (first + per_segment - 1).min(last);
         let mut data = Vec::new();
         for seq in first..=end {
-            flashsale_persistence::frame::encode_frame(seq, &varied_record(seq), &mut data);
+            flashsale_persistence::frame::encode_frame(seq, &record(seq), &mut data);
         }
         data.resize(data.len() + pad, 0);
         let path = dir.join(format!("{first:020}.seg"));

@@ -3,9 +3,9 @@
 //! and serves. Prints the figure quoted in docs/benchmarks.md.
 //!
 //! `cargo run --release -p flashsale-benches --example recovery_time -- [EVENTS] [DIR]
-//! [--replay sequential|pipelined|both] [--rounds N]` (default 10,000,000 events in a
-//! temporary directory, pipelined replay, one round). With `both`, the same log is recovered
-//! by each mode in turn, `N` rounds alternated, and the medians are printed (ADR 0032).
+//! [--replay sequential|pipelined|pipelined-decode|both|all] [--rounds N]` (default 10,000,000
+//! events in a temporary directory, pipelined replay, one round). With `both` (sequential and
+//! pipelined) or `all`, the same log is recovered by each mode in turn, `N` rounds alternated, and the medians are printed (ADR 0032).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -149,7 +149,8 @@ impl NowForBench for SystemClock {
     }
 }
 
-/// Command line: `[EVENTS] [DIR] [--replay sequential|pipelined|both] [--rounds N]`.
+/// Command line: `[EVENTS] [DIR] [--replay sequential|pipelined|pipelined-decode|both|all]
+/// [--rounds N]`.
 #[derive(Debug)]
 struct Args {
     events: u64,
@@ -176,8 +177,17 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.modes = match it.next().as_deref() {
                     Some("sequential") => vec![ReplayMode::Sequential],
                     Some("pipelined") => vec![ReplayMode::Pipelined],
+                    Some("pipelined-decode") => vec![ReplayMode::PipelinedDecode],
                     Some("both") => vec![ReplayMode::Sequential, ReplayMode::Pipelined],
-                    other => bail!("--replay takes sequential, pipelined or both, not {other:?}"),
+                    Some("all") => vec![
+                        ReplayMode::Sequential,
+                        ReplayMode::Pipelined,
+                        ReplayMode::PipelinedDecode,
+                    ],
+                    other => bail!(
+                        "--replay takes sequential, pipelined, pipelined-decode, both or all, \
+                         not {other:?}"
+                    ),
                 }
             }
             "--rounds" => {

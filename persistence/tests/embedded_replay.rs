@@ -57,11 +57,13 @@ fn same_in_both_modes(segments: &[(u64, PathBuf)], last: u64) -> Trace {
     cases.push((0, Some(last)));
     for (after, fail_at) in cases {
         let sequential = trace(segments, after, ReplayMode::Sequential, fail_at);
-        let pipelined = trace(segments, after, ReplayMode::Pipelined, fail_at);
-        assert_eq!(
-            sequential, pipelined,
-            "modes differ (after {after}, fail at {fail_at:?})"
-        );
+        for mode in [ReplayMode::Pipelined, ReplayMode::PipelinedDecode] {
+            let pipelined = trace(segments, after, mode, fail_at);
+            assert_eq!(
+                sequential, pipelined,
+                "{mode:?} differs (after {after}, fail at {fail_at:?})"
+            );
+        }
     }
     trace(segments, 0, ReplayMode::Sequential, None)
 }
@@ -236,7 +238,11 @@ fn embedded_log_recovers_a_torn_tail_the_same_in_both_modes() {
             .unwrap_or_else(|e| panic!("{e}"));
         drop(f);
         let mut results = Vec::new();
-        for mode in [ReplayMode::Sequential, ReplayMode::Pipelined] {
+        for mode in [
+            ReplayMode::Sequential,
+            ReplayMode::Pipelined,
+            ReplayMode::PipelinedDecode,
+        ] {
             // Each mode recovers its own copy (recovery cuts the tail on disk).
             let copy = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
             let to = copy.path().join("shard-0000");
@@ -267,6 +273,7 @@ fn embedded_log_recovers_a_torn_tail_the_same_in_both_modes() {
         }
         assert_eq!(results[0], expect(1..=10_010));
         assert_eq!(results[0], results[1]);
+        assert_eq!(results[0], results[2]);
     });
 }
 
@@ -351,13 +358,15 @@ fn decoded_replay_is_the_same_in_both_modes_torn_tail_and_bad_record_included() 
             (0, Some(LAST - 1)),
         ] {
             let sequential = decoded_trace(&segs, after, ReplayMode::Sequential, fail_at);
-            let pipelined = decoded_trace(&segs, after, ReplayMode::Pipelined, fail_at);
-            assert_eq!(
-                sequential, pipelined,
-                "bad record {bad_at:?}, after {after}, fail at {fail_at:?}"
-            );
+            for mode in [ReplayMode::Pipelined, ReplayMode::PipelinedDecode] {
+                let pipelined = decoded_trace(&segs, after, mode, fail_at);
+                assert_eq!(
+                    sequential, pipelined,
+                    "{mode:?}: bad record {bad_at:?}, after {after}, fail at {fail_at:?}"
+                );
+            }
         }
-        let (applied, result) = decoded_trace(&segs, 0, ReplayMode::Pipelined, None);
+        let (applied, result) = decoded_trace(&segs, 0, ReplayMode::PipelinedDecode, None);
         match bad_at {
             None => {
                 assert_eq!(applied.len() as u64, LAST - 1);

@@ -2,9 +2,10 @@
 //!
 //! Pipelined, a reader thread reads each segment, checks every frame once (length, CRC,
 //! sequence) with [`SegmentScan`] and hands the positions of the records to replay, in
-//! batches, through a bounded crossbeam channel to the caller's thread. With
-//! [`replay_decoded`] the reader also decodes each record (the one rkyv validation), so the
-//! caller's thread only applies. Reading and checking segment `k + 1` thus overlaps
+//! batches, through a bounded crossbeam channel to the caller's thread, which decodes (the
+//! one rkyv validation of each record, [`replay_decoded`]) and applies. With
+//! [`ReplayMode::PipelinedDecode`] the reader also decodes, so the caller's thread only
+//! applies. Reading and checking segment `k + 1` thus overlaps
 //! applying segment `k`. The outcome is the one the sequential replay reaches: the same
 //! records reach `apply` in the same order, and an error is reported after exactly the
 //! records the sequential replay would have applied before it (the reader sends the records
@@ -25,10 +26,16 @@ use super::scan::{SegmentScan, TailEnd};
 pub enum ReplayMode {
     /// One thread: read a segment, check and apply its records, then the next segment.
     Sequential,
-    /// A reader thread reads and checks segments while the caller's thread applies the
-    /// records already checked (see the module docs).
+    /// A reader thread reads and checks segments while the caller's thread decodes (if
+    /// asked) and applies the records already checked (see the module docs). The default:
+    /// the fastest mode measured on a 2-vCPU machine (ADR 0032).
     #[default]
     Pipelined,
+    /// Like `Pipelined`, and the reader thread also decodes each record
+    /// ([`replay_decoded`]), so the caller's thread only applies. Measured slower than
+    /// `Pipelined` on the 2-vCPU machine (the applying thread then touches records built on
+    /// another core and frees memory of another malloc arena: ADR 0032).
+    PipelinedDecode,
 }
 
 /// Records per batch handed from the reader thread to the applying thread.
@@ -75,7 +82,7 @@ pub fn replay_segments(
         ReplayMode::Sequential => sequential(shard, after, segments, &mut |seq, data, range| {
             apply(seq, slice(data, seq, range)?)
         }),
-        ReplayMode::Pipelined => pipelined(
+        ReplayMode::Pipelined | ReplayMode::PipelinedDecode => pipelined(
             shard,
             after,
             segments,
@@ -86,7 +93,8 @@ pub fn replay_segments(
 }
 
 /// Like [`replay_segments`], with each record decoded by [`decode_logged`] before `apply`;
-/// pipelined, the reader thread decodes too, so the caller's thread only applies.
+/// with [`ReplayMode::PipelinedDecode`] the reader thread decodes, so the caller's thread
+/// only applies.
 pub fn replay_decoded(
     shard: ShardId,
     after: u64,
@@ -99,6 +107,13 @@ pub fn replay_decoded(
             apply(seq, decode_logged(seq, slice(data, seq, range)?)?)
         }),
         ReplayMode::Pipelined => pipelined(
+            shard,
+            after,
+            segments,
+            |_, _, range| Ok(range),
+            &mut |seq, data, range| apply(seq, decode_logged(seq, slice(data, seq, range)?)?),
+        ),
+        ReplayMode::PipelinedDecode => pipelined(
             shard,
             after,
             segments,

@@ -16,12 +16,16 @@ use flashsale_persistence::frame::{parse_frame, Parsed};
 use flashsale_persistence::{EmbeddedBackend, EmbeddedOptions};
 use flashsale_protocol::{encode_record, Event, LogRecord, ReleaseReason, ReservationId};
 
+/// A replay's outcome as compared: `last`, `replayed_through`, and the last segment's
+/// (first, end, cut); or the error's text.
+type Summary = Result<(Option<u64>, u64, Option<(u64, usize, bool)>), String>;
+
 /// Everything a replay produced: the records applied, then its outcome or its error.
 #[derive(Debug, PartialEq, Eq)]
 struct Trace {
     applied: Vec<(u64, Vec<u8>)>,
-    /// `last`, `replayed_through`, and the last segment's (first, end, cut); or the error.
-    result: Result<(Option<u64>, u64, Option<(u64, usize, bool)>), String>,
+    /// The outcome or the error.
+    result: Summary,
 }
 
 /// Replays `segments` after `after` in `mode`; `fail_at` makes `apply` fail at that seq.
@@ -307,10 +311,7 @@ fn decoded_trace(
     after: u64,
     mode: ReplayMode,
     fail_at: Option<u64>,
-) -> (
-    Vec<String>,
-    Result<(Option<u64>, u64, Option<(usize, bool)>), String>,
-) {
+) -> (Vec<String>, Summary) {
     let mut applied = Vec::new();
     let mut apply = |seq: u64, record: LogRecord| {
         if fail_at == Some(seq) {
@@ -327,7 +328,7 @@ fn decoded_trace(
             (
                 o.last,
                 o.replayed_through,
-                o.last_segment.map(|l| (l.end.end, l.end.cut)),
+                o.last_segment.map(|l| (l.first, l.end.end, l.end.cut)),
             )
         })
         .map_err(|e| e.to_string());
@@ -370,7 +371,7 @@ fn decoded_replay_is_the_same_in_both_modes_torn_tail_and_bad_record_included() 
         match bad_at {
             None => {
                 assert_eq!(applied.len() as u64, LAST - 1);
-                assert!(matches!(result, Ok((Some(l), _, Some((_, true)))) if l == LAST - 1));
+                assert!(matches!(result, Ok((Some(l), _, Some((_, _, true)))) if l == LAST - 1));
             }
             Some(bad) => {
                 assert_eq!(applied.len() as u64, bad - 1);

@@ -44,7 +44,8 @@ pub struct EmbeddedOptions {
     /// at each rotation.
     pub zero_fill_segments: bool,
     /// How recovery reads and checks segments relative to applying their records
-    /// (pipelined by default, ADR 0032).
+    /// ([`ReplayMode::Auto`] by default: pipelined when there are fewer shards than cores,
+    /// ADR 0032).
     pub replay: ReplayMode,
 }
 
@@ -207,10 +208,12 @@ impl EmbeddedBackend {
         std::fs::create_dir_all(&dir)?;
         // Make the shard dir's own entry durable.
         std::fs::File::open(&self.inner.dir)?.sync_all()?;
+        let mut options = self.inner.options.clone();
+        options.replay = options.replay.resolve(shard_count);
         Ok(EmbeddedLog::new(
             dir,
             shard,
-            self.inner.options.clone(),
+            options,
             self.inner.lock.clone(),
             self.inner.marks.clone(),
         ))

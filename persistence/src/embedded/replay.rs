@@ -26,16 +26,37 @@ use super::scan::{SegmentScan, TailEnd};
 pub enum ReplayMode {
     /// One thread: read a segment, check and apply its records, then the next segment.
     Sequential,
-    /// A reader thread reads and checks segments while the caller's thread decodes (if
-    /// asked) and applies the records already checked (see the module docs). The default:
-    /// the fastest mode measured on a 2-vCPU machine (ADR 0032).
+    /// `Pipelined` when the shards recovering together leave a core free (fewer shards than
+    /// cores), else `Sequential`: with a shard per core, the shards' own recoveries already
+    /// run in parallel and a reader thread per shard only adds work (ADR 0032). The default.
     #[default]
+    Auto,
+    /// A reader thread reads and checks segments while the caller's thread decodes (if
+    /// asked) and applies the records already checked (see the module docs).
     Pipelined,
     /// Like `Pipelined`, and the reader thread also decodes each record
     /// ([`replay_decoded`]), so the caller's thread only applies. Measured slower than
     /// `Pipelined` on the 2-vCPU machine (the applying thread then touches records built on
     /// another core and frees memory of another malloc arena: ADR 0032).
     PipelinedDecode,
+}
+
+impl ReplayMode {
+    /// The mode a shard of `shard_count` uses: [`ReplayMode::Auto`] resolved against the
+    /// cores available to this process; any other mode as it is.
+    pub fn resolve(self, shard_count: u16) -> ReplayMode {
+        match self {
+            ReplayMode::Auto => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if usize::from(shard_count) < cores {
+                    ReplayMode::Pipelined
+                } else {
+                    ReplayMode::Sequential
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Records per batch handed from the reader thread to the applying thread.
@@ -78,10 +99,12 @@ pub fn replay_segments(
     mode: ReplayMode,
     apply: &mut ReplayFn<'_>,
 ) -> Result<ReplayOutcome, LogError> {
-    match mode {
-        ReplayMode::Sequential => sequential(shard, after, segments, &mut |seq, data, range| {
-            apply(seq, slice(data, seq, range)?)
-        }),
+    match mode.resolve(1) {
+        ReplayMode::Sequential | ReplayMode::Auto => {
+            sequential(shard, after, segments, &mut |seq, data, range| {
+                apply(seq, slice(data, seq, range)?)
+            })
+        }
         ReplayMode::Pipelined | ReplayMode::PipelinedDecode => pipelined(
             shard,
             after,
@@ -102,10 +125,12 @@ pub fn replay_decoded(
     mode: ReplayMode,
     apply: &mut RecordFn<'_>,
 ) -> Result<ReplayOutcome, LogError> {
-    match mode {
-        ReplayMode::Sequential => sequential(shard, after, segments, &mut |seq, data, range| {
-            apply(seq, decode_logged(seq, slice(data, seq, range)?)?)
-        }),
+    match mode.resolve(1) {
+        ReplayMode::Sequential | ReplayMode::Auto => {
+            sequential(shard, after, segments, &mut |seq, data, range| {
+                apply(seq, decode_logged(seq, slice(data, seq, range)?)?)
+            })
+        }
         ReplayMode::Pipelined => pipelined(
             shard,
             after,

@@ -2,8 +2,10 @@
 //! `Engine::start`, which opens the log, replays every record through the shard's `apply`
 //! and serves. Prints the figure quoted in docs/benchmarks.md.
 //!
-//! `cargo run --release -p flashsale-benches --example recovery_time -- [EVENTS] [DIR]`
-//! (default 10,000,000 events in a temporary directory).
+//! `cargo run --release -p flashsale-benches --example recovery_time -- [EVENTS] [DIR]
+//! [--replay sequential|pipelined|pipelined-decode|both|all] [--rounds N]` (default 10,000,000
+//! events in a temporary directory, pipelined replay, one round). With `both` (sequential and
+//! pipelined) or `all`, the same log is recovered by each mode in turn, `N` rounds alternated, and the medians are printed (ADR 0032).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +13,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use flashsale_engine::{Engine, EngineConfig, LogBackend, SystemClock};
-use flashsale_persistence::EmbeddedBackend;
+use flashsale_persistence::embedded::ReplayMode;
+use flashsale_persistence::{EmbeddedBackend, EmbeddedOptions};
 use flashsale_protocol::{
     encode_record, BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, ReservationId, SkuId,
     SkuSpec,
@@ -146,17 +149,104 @@ impl NowForBench for SystemClock {
     }
 }
 
+/// Command line: `[EVENTS] [DIR] [--replay sequential|pipelined|pipelined-decode|both|all]
+/// [--rounds N]`.
+#[derive(Debug)]
+struct Args {
+    events: u64,
+    dir: Option<std::path::PathBuf>,
+    modes: Vec<ReplayMode>,
+    rounds: u32,
+}
+
+/// Most rounds `--rounds` accepts.
+const MAX_ROUNDS: u32 = 20;
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        events: 10_000_000,
+        dir: None,
+        modes: vec![ReplayMode::Pipelined],
+        rounds: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    let mut positional = 0;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--replay" => {
+                args.modes = match it.next().as_deref() {
+                    Some("sequential") => vec![ReplayMode::Sequential],
+                    Some("pipelined") => vec![ReplayMode::Pipelined],
+                    Some("pipelined-decode") => vec![ReplayMode::PipelinedDecode],
+                    Some("both") => vec![ReplayMode::Sequential, ReplayMode::Pipelined],
+                    Some("all") => vec![
+                        ReplayMode::Sequential,
+                        ReplayMode::Pipelined,
+                        ReplayMode::PipelinedDecode,
+                    ],
+                    other => bail!(
+                        "--replay takes sequential, pipelined, pipelined-decode, both or all, \
+                         not {other:?}"
+                    ),
+                }
+            }
+            "--rounds" => {
+                args.rounds = it
+                    .next()
+                    .context("--rounds needs a number")?
+                    .parse()
+                    .context("--rounds must be a number")?;
+                if args.rounds == 0 || args.rounds > MAX_ROUNDS {
+                    bail!("--rounds must be 1..={MAX_ROUNDS}");
+                }
+            }
+            _ if positional == 0 => {
+                args.events = a.parse().context("EVENTS must be a number")?;
+                positional += 1;
+            }
+            _ if positional == 1 => {
+                args.dir = Some(a.into());
+                positional += 1;
+            }
+            _ => bail!("unexpected argument {a:?}"),
+        }
+    }
+    Ok(args)
+}
+
+/// Recovers the log in `dir` once through `Engine::start` with `mode`; seconds taken.
+fn recover_once(dir: &Path, mode: ReplayMode, expected: &Expected) -> anyhow::Result<f64> {
+    let options = EmbeddedOptions {
+        replay: mode,
+        ..EmbeddedOptions::default()
+    };
+    let backend = EmbeddedBackend::open_with(dir, options).context("reopen embedded log")?;
+    let mut config = EngineConfig::new(Arc::new(backend), Arc::new(SystemClock));
+    config.shards = 1;
+    config.pin_cores = false;
+    config.snapshot_every_events = 0;
+    let t = Instant::now();
+    let engine = Engine::start(config).context("engine start (recovery)")?;
+    let secs = t.elapsed().as_secs_f64();
+    let view = block_on(engine.sku(SkuId::new("recovery-tee")?))
+        .map_err(|e| anyhow::anyhow!("sku after recovery: {e}"))?;
+    engine.shutdown();
+    drop(engine);
+    let got = Expected {
+        reserved: view.reserved,
+        sold: view.sold,
+    };
+    if &got != expected {
+        bail!("recovered state {got:?} differs from the log's {expected:?}");
+    }
+    Ok(secs)
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let events: u64 = match args.next() {
-        Some(a) => a.parse().context("EVENTS must be a number")?,
-        None => 10_000_000,
-    };
+    let args = parse_args()?;
+    let events = args.events;
     let tmp = tempfile::tempdir()?;
-    let dir = match args.next() {
-        Some(d) => std::path::PathBuf::from(d),
-        None => tmp.path().to_path_buf(),
-    };
+    let dir = args.dir.unwrap_or_else(|| tmp.path().to_path_buf());
 
     let t = Instant::now();
     let expected = write_log(&dir, events)?;
@@ -174,28 +264,28 @@ fn main() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let backend = EmbeddedBackend::open(&dir).context("reopen embedded log")?;
-    let mut config = EngineConfig::new(Arc::new(backend), Arc::new(SystemClock));
-    config.shards = 1;
-    config.pin_cores = false;
-    config.snapshot_every_events = 0;
-    let t = Instant::now();
-    let engine = Engine::start(config).context("engine start (recovery)")?;
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "recovered {events} events in {secs:.2} s ({:.2} M events/s)",
-        events as f64 / secs / 1e6
-    );
-    let view = block_on(engine.sku(SkuId::new("recovery-tee")?))
-        .map_err(|e| anyhow::anyhow!("sku after recovery: {e}"))?;
-    engine.shutdown();
-    let got = Expected {
-        reserved: view.reserved,
-        sold: view.sold,
-    };
-    if got != expected {
-        bail!("recovered state {got:?} differs from the log's {expected:?}");
+    // Alternated, so every mode sees the same machine noise (ADR 0029, 0032).
+    let mut times: Vec<(ReplayMode, Vec<f64>)> =
+        args.modes.iter().map(|m| (*m, Vec::new())).collect();
+    for round in 1..=args.rounds {
+        for (mode, secs) in times.iter_mut() {
+            let s = recover_once(&dir, *mode, &expected)?;
+            println!(
+                "round {round}: {mode:?} recovered {events} events in {s:.2} s ({:.2} M events/s)",
+                events as f64 / s / 1e6
+            );
+            secs.push(s);
+        }
     }
-    println!("state after recovery matches the log: {got:?}");
+    for (mode, mut secs) in times {
+        secs.sort_by(f64::total_cmp);
+        let median = secs[secs.len() / 2];
+        println!(
+            "{mode:?}: median {median:.2} s of {} rounds ({:.2} M events/s)",
+            secs.len(),
+            events as f64 / median / 1e6
+        );
+    }
+    println!("state after recovery matches the log: {expected:?}");
     Ok(())
 }

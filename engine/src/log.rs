@@ -14,7 +14,7 @@ pub mod memory;
 use std::future::Future;
 use std::pin::Pin;
 
-use flashsale_protocol::ShardId;
+use flashsale_protocol::{decode_record, LogRecord, ShardId};
 
 /// A boxed future that may hold thread-local state (runs on one executor).
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -24,6 +24,25 @@ pub type StoredSnapshot = (u64, Vec<u8>);
 
 /// The callback replay feeds each record to: `(seq, encoded record)`.
 pub type ReplayFn<'a> = dyn FnMut(u64, &[u8]) -> Result<(), LogError> + 'a;
+
+/// The callback [`ShardLog::replay_records`] feeds each decoded record to: `(seq, record)`.
+pub type RecordFn<'a> = dyn FnMut(u64, LogRecord) -> Result<(), LogError> + 'a;
+
+/// Decodes the record logged at `seq`, checking that it names that seq. The one decode (and
+/// validation) of a record on replay; a backend may run it on another thread.
+pub fn decode_logged(seq: u64, bytes: &[u8]) -> Result<LogRecord, LogError> {
+    let record = decode_record(bytes).map_err(|e| LogError::Replay {
+        seq,
+        reason: e.to_string(),
+    })?;
+    if record.seq != seq {
+        return Err(LogError::Replay {
+            seq,
+            reason: format!("record says seq {}", record.seq),
+        });
+    }
+    Ok(record)
+}
 
 /// Why the log could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +99,20 @@ pub trait ShardLog {
         after: u64,
         apply: &'a mut ReplayFn<'a>,
     ) -> LocalBoxFuture<'a, Result<u64, LogError>>;
+
+    /// Like [`ShardLog::replay`], with every record decoded by [`decode_logged`] first (a
+    /// decode error stops the replay there, as an `apply` error does). A backend may decode
+    /// on another thread, in parallel with `apply` (the embedded log does, ADR 0032).
+    fn replay_records<'a>(
+        &'a mut self,
+        after: u64,
+        apply: &'a mut RecordFn<'a>,
+    ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
+        Box::pin(async move {
+            let mut raw = |seq: u64, bytes: &[u8]| apply(seq, decode_logged(seq, bytes)?);
+            self.replay(after, &mut raw).await
+        })
+    }
 
     /// Buffers one encoded record (not durable yet). Sequence numbers are consecutive.
     fn append(&mut self, seq: u64, record: &[u8]);

@@ -4,7 +4,12 @@
 //! ```text
 //! cargo bench -p flashsale-persistence --bench log_throughput -- [embedded] [postgres] [baseline]
 //!     [--secs N] [--dir PATH] [--url URL]
+//! cargo bench -p flashsale-persistence --bench log_throughput -- commit [--rate R] [--rounds N]
 //! ```
+//! `commit` (ADR 0032): commit latency p50/p99/p999 per record at `--rate` records/s offered
+//! (default 1 M/s), alternated in the same run with the disk's own floor: a loop of one
+//! 4 KiB O_DIRECT write + `fdatasync` into a pre-allocated, zero-filled file of the same
+//! directory (what one group commit costs at the least), `--rounds` times (default 3).
 //! Embedded: an open-loop producer offers records at a fixed rate on one glommio shard; each
 //! flush takes every record that arrived during the previous flush (group commit, no sleep).
 //! Commit latency of a record = flush end − its arrival time. Postgres: two shards (two
@@ -53,6 +58,9 @@ struct Args {
     postgres: bool,
     baseline: bool,
     recovery: Option<u64>,
+    commit: bool,
+    rate: u64,
+    rounds: u32,
     secs: u64,
     zero_fill: bool,
     dir: PathBuf,
@@ -65,6 +73,9 @@ fn args() -> Args {
         postgres: false,
         baseline: false,
         recovery: None,
+        commit: false,
+        rate: 1_000_000,
+        rounds: 3,
         secs: 5,
         zero_fill: true,
         dir: std::env::temp_dir().join("flashsale-log-bench"),
@@ -78,6 +89,15 @@ fn args() -> Args {
             "baseline" => a.baseline = true,
             "recovery" => a.recovery = Some(10_000_000),
             "--records" => a.recovery = it.next().and_then(|v| v.parse().ok()),
+            "commit" => a.commit = true,
+            "--rate" => a.rate = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.rate),
+            "--rounds" => {
+                a.rounds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(a.rounds)
+                    .clamp(1, 20)
+            }
             "--no-zero-fill" => a.zero_fill = false,
             "--secs" => a.secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(5),
             "--dir" => a.dir = it.next().map(PathBuf::from).unwrap_or(a.dir),
@@ -85,7 +105,7 @@ fn args() -> Args {
             _ => {} // cargo bench passes --bench
         }
     }
-    if !(a.embedded || a.postgres || a.baseline || a.recovery.is_some()) {
+    if !(a.embedded || a.postgres || a.baseline || a.commit || a.recovery.is_some()) {
         a.embedded = true;
         a.postgres = true;
         a.baseline = true;
@@ -95,7 +115,13 @@ fn args() -> Args {
 
 /// One open-loop run at `rate` records/s; `None` rate = closed loop (as fast as possible,
 /// fixed batches of `batch`).
-fn embedded_run(dir: &PathBuf, zero_fill: bool, rate: Option<u64>, batch: usize, secs: u64) {
+fn embedded_run(
+    dir: &PathBuf,
+    zero_fill: bool,
+    rate: Option<u64>,
+    batch: usize,
+    secs: u64,
+) -> Option<CommitStats> {
     let _ = std::fs::remove_dir_all(dir);
     let dir = dir.clone();
     let rec = sample_record();
@@ -168,24 +194,153 @@ fn embedded_run(dir: &PathBuf, zero_fill: bool, rate: Option<u64>, batch: usize,
                 appended_until_ns = arrival_end;
             }
             let elapsed = start.elapsed().as_secs_f64();
+            let stats = CommitStats {
+                durable_per_s: (seq - 1) as f64 / elapsed,
+                commit_us: [0.5, 0.99, 0.999].map(|q| hist.value_at_quantile(q)),
+                flush_us: [0.5, 0.99, 0.999].map(|q| flush_hist.value_at_quantile(q)),
+                flushes: log.commits() - commits_before,
+            };
             println!(
                 "embedded {:>12} records/s offered, {:>12.0} durable records/s, {:>7} flushes, \
-                 commit latency p50 {:>6} us p99 {:>6} us max {:>7} us, flush p99 {:>6} us, record {} B",
+                 commit latency p50 {:>6} us p99 {:>6} us p999 {:>6} us max {:>7} us, flush p99 {:>6} us, record {} B",
                 rate.map_or_else(|| format!("closed/{batch}"), |r| r.to_string()),
                 (seq - 1) as f64 / elapsed,
                 log.commits() - commits_before,
                 hist.value_at_quantile(0.5),
                 hist.value_at_quantile(0.99),
+                hist.value_at_quantile(0.999),
                 hist.max(),
                 flush_hist.value_at_quantile(0.99),
                 rec.len()
             );
+            stats
         })
         .unwrap_or_else(|e| panic!("{e}"))
         .join();
-    if let Err(e) = res {
-        panic!("embedded bench: {e}");
+    match res {
+        Ok(stats) => Some(stats),
+        Err(e) => panic!("embedded bench: {e}"),
     }
+}
+
+/// Per-record commit latency and per-flush latency of one open-loop run.
+#[derive(Debug, Clone, Copy)]
+struct CommitStats {
+    durable_per_s: f64,
+    /// p50, p99, p999 in µs, weighted per record.
+    commit_us: [u64; 3],
+    /// p50, p99, p999 in µs, per flush.
+    flush_us: [u64; 3],
+    flushes: u64,
+}
+
+/// Bytes of the floor's file: pre-allocated and zero-filled like a log segment.
+const FLOOR_FILE_BYTES: u64 = 64 << 20;
+/// Bytes written before each `fdatasync` of the floor loop.
+const FLOOR_WRITE_BYTES: usize = 4096;
+/// Most write + fdatasync pairs of one floor run (besides its time bound).
+const FLOOR_MAX_OPS: u64 = 1_000_000;
+
+/// The disk's floor for one group commit: a loop of one 4 KiB O_DIRECT write at the next
+/// offset + `fdatasync` into a pre-allocated, zero-filled file in `dir` (no metadata changes,
+/// as for the log's segments), for `secs`. Returns p50, p99, p999 in µs and the op count.
+fn fdatasync_floor(dir: &std::path::Path, secs: u64) -> ([u64; 3], u64) {
+    let path = dir.join("fdatasync-floor.tmp");
+    let res = LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(2 << 20)
+        .spawn(move || async move {
+            let _ = std::fs::create_dir_all(path.parent().unwrap_or(&path));
+            let file = glommio::io::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .dma_open(&path)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            file.pre_allocate(FLOOR_FILE_BYTES, false)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let chunk = 1 << 20;
+            let mut at = 0;
+            while at < FLOOR_FILE_BYTES {
+                let mut buf = file.alloc_dma_buffer(chunk);
+                buf.as_bytes_mut().fill(0);
+                file.write_at(buf, at)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                at += chunk as u64;
+            }
+            file.fdatasync().await.unwrap_or_else(|e| panic!("{e}"));
+            let mut hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
+            let end = Instant::now() + Duration::from_secs(secs);
+            let mut ops = 0u64;
+            let mut offset = 0u64;
+            while Instant::now() < end && ops < FLOOR_MAX_OPS {
+                let mut buf = file.alloc_dma_buffer(FLOOR_WRITE_BYTES);
+                buf.as_bytes_mut().fill(0xA5);
+                let t = Instant::now();
+                file.write_at(buf, offset)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                file.fdatasync().await.unwrap_or_else(|e| panic!("{e}"));
+                hist.record((t.elapsed().as_micros() as u64).max(1)).ok();
+                ops += 1;
+                offset = (offset + FLOOR_WRITE_BYTES as u64) % FLOOR_FILE_BYTES;
+            }
+            let _ = file.close().await;
+            let _ = std::fs::remove_file(&path);
+            ([0.5, 0.99, 0.999].map(|q| hist.value_at_quantile(q)), ops)
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join();
+    match res {
+        Ok(r) => r,
+        Err(e) => panic!("fdatasync floor: {e}"),
+    }
+}
+
+/// Commit latency at `rate` offered vs the disk's fdatasync floor, alternated `rounds` times.
+fn commit_vs_floor(dir: &PathBuf, zero_fill: bool, rate: u64, rounds: u32, secs: u64) {
+    let mut floors = Vec::new();
+    let mut commits = Vec::new();
+    for round in 1..=rounds {
+        let (floor, ops) = fdatasync_floor(dir.parent().unwrap_or(dir), secs);
+        println!(
+            "round {round}: fdatasync floor (4 KiB write + fdatasync) p50 {} us p99 {} us \
+             p999 {} us over {ops} ops",
+            floor[0], floor[1], floor[2]
+        );
+        floors.push(floor);
+        if let Some(stats) = embedded_run(dir, zero_fill, Some(rate), 0, secs) {
+            println!(
+                "round {round}: commit at {rate}/s offered ({:.0}/s durable, {} flushes): \
+                 p50 {} us p99 {} us p999 {} us; flush p50 {} us p99 {} us p999 {} us",
+                stats.durable_per_s,
+                stats.flushes,
+                stats.commit_us[0],
+                stats.commit_us[1],
+                stats.commit_us[2],
+                stats.flush_us[0],
+                stats.flush_us[1],
+                stats.flush_us[2]
+            );
+            commits.push(stats);
+        }
+    }
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    let floor_p99 = median(floors.iter().map(|f| f[1]).collect());
+    let commit_p99 = median(commits.iter().map(|c| c.commit_us[1]).collect());
+    let flush_p99 = median(commits.iter().map(|c| c.flush_us[1]).collect());
+    println!(
+        "median of {rounds} rounds: fdatasync floor p99 {floor_p99} us, flush p99 {flush_p99} us, \
+         commit p99 {commit_p99} us ({:.1}x the floor)",
+        commit_p99 as f64 / floor_p99.max(1) as f64
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Writes `n` records, reopens the log and times a full replay (read, checksum, callback).
@@ -358,6 +513,9 @@ fn main() {
         }
         embedded_run(&a.dir, a.zero_fill, None, 4096, a.secs);
         let _ = std::fs::remove_dir_all(&a.dir);
+    }
+    if a.commit {
+        commit_vs_floor(&a.dir, a.zero_fill, a.rate, a.rounds, a.secs);
     }
     if let Some(n) = a.recovery {
         embedded_recovery(&a.dir, n);

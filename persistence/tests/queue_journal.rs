@@ -229,6 +229,7 @@ fn embedded_journal_compacts() {
     let options = || flashsale_persistence::EmbeddedOptions {
         segment_size_bytes: 4096,
         zero_fill_segments: false,
+        ..flashsale_persistence::EmbeddedOptions::default()
     };
     let p2 = path.clone();
     compaction_keeps_every_ticket(

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use flashsale_protocol::{decode_record, ShardId};
+use flashsale_protocol::ShardId;
 
 use crate::log::{LogBackend, LogError, ShardLog};
 use crate::shard::{shard_of, Shard};
@@ -58,29 +58,20 @@ pub(crate) async fn recover(
     Ok((shard, log))
 }
 
-/// Applies every record of `log` after `after` to `shard`.
+/// Applies every record of `log` after `after` to `shard` (decoded by the log, possibly on
+/// another thread: ADR 0032).
 async fn replay_into(
     shard: &mut Shard,
     log: &mut dyn ShardLog,
     after: u64,
 ) -> Result<(), LogError> {
-    let mut apply = |seq: u64, bytes: &[u8]| -> Result<(), LogError> {
-        let record = decode_record(bytes).map_err(|e| LogError::Replay {
-            seq,
-            reason: e.to_string(),
-        })?;
-        if record.seq != seq {
-            return Err(LogError::Replay {
-                seq,
-                reason: format!("record says seq {}", record.seq),
-            });
-        }
+    let mut apply = |seq: u64, record| -> Result<(), LogError> {
         shard.apply_record(record).map_err(|e| LogError::Replay {
             seq,
             reason: e.to_string(),
         })
     };
-    log.replay(after, &mut apply).await?;
+    log.replay_records(after, &mut apply).await?;
     Ok(())
 }
 

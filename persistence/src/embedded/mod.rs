@@ -12,6 +12,7 @@
 
 mod files;
 mod lock;
+pub mod replay;
 pub mod scan;
 mod shard_log;
 pub mod tail;
@@ -24,6 +25,7 @@ use flashsale_protocol::ShardId;
 
 use crate::PersistenceError;
 pub use lock::DirLock;
+pub use replay::{replay_decoded, replay_segments, ReplayMode, ReplayOutcome};
 pub use scan::{SegmentScan, TailEnd};
 pub use shard_log::EmbeddedLog;
 pub use tail::{EmbeddedTail, TailMarks};
@@ -41,6 +43,10 @@ pub struct EmbeddedOptions {
     /// (metadata) updates, only a data flush. Costs one sequential write of the segment size
     /// at each rotation.
     pub zero_fill_segments: bool,
+    /// How recovery reads and checks segments relative to applying their records
+    /// ([`ReplayMode::Auto`] by default: pipelined when there are fewer shards than cores,
+    /// ADR 0032).
+    pub replay: ReplayMode,
 }
 
 impl Default for EmbeddedOptions {
@@ -48,6 +54,7 @@ impl Default for EmbeddedOptions {
         EmbeddedOptions {
             segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
             zero_fill_segments: true,
+            replay: ReplayMode::default(),
         }
     }
 }
@@ -201,10 +208,12 @@ impl EmbeddedBackend {
         std::fs::create_dir_all(&dir)?;
         // Make the shard dir's own entry durable.
         std::fs::File::open(&self.inner.dir)?.sync_all()?;
+        let mut options = self.inner.options.clone();
+        options.replay = options.replay.resolve(shard_count);
         Ok(EmbeddedLog::new(
             dir,
             shard,
-            self.inner.options.clone(),
+            options,
             self.inner.lock.clone(),
             self.inner.marks.clone(),
         ))

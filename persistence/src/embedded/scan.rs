@@ -4,6 +4,7 @@
 //! [`EmbeddedLog`](super::EmbeddedLog) reads the segment files in order and feeds their bytes
 //! here; the fuzz target `segment_recovery` feeds arbitrary and damaged segments the same way.
 
+use std::ops::Range;
 use std::path::Path;
 
 use flashsale_engine::log::{LogError, ReplayFn};
@@ -74,6 +75,22 @@ impl SegmentScan {
         data: &[u8],
         apply: &mut ReplayFn<'_>,
     ) -> Result<Option<TailEnd>, LogError> {
+        self.segment_ranges(first, next, path, data, &mut |seq, range| {
+            apply(seq, &data[range])
+        })
+    }
+
+    /// Like [`SegmentScan::segment`], but hands `on_record` each valid record's byte range in
+    /// `data` instead of the bytes, so a caller can pass the positions to another thread
+    /// (the pipelined replay of `embedded::replay`). Every check is the same.
+    pub fn segment_ranges(
+        &mut self,
+        first: u64,
+        next: Option<u64>,
+        path: &Path,
+        data: &[u8],
+        on_record: &mut dyn FnMut(u64, Range<usize>) -> Result<(), LogError>,
+    ) -> Result<Option<TailEnd>, LogError> {
         if first == 0 {
             return Err(corrupt(format!(
                 "{}: segment starts at seq 0",
@@ -138,7 +155,7 @@ impl SegmentScan {
                         )));
                     }
                     if seq > self.after {
-                        apply(seq, &data[pos + start..pos + frame_len])?;
+                        on_record(seq, pos + start..pos + frame_len)?;
                     }
                     self.last = Some(seq);
                     pos += frame_len;

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use flashsale_engine::log::{LocalBoxFuture, LogError, ReplayFn, ShardLog};
+use flashsale_engine::log::{LocalBoxFuture, LogError, RecordFn, ReplayFn, ShardLog};
 use flashsale_protocol::ShardId;
 use glommio::io::DmaFile;
 
 use super::files::{self, segment_path, snapshot_path};
 use super::lock::DirLock;
-use super::scan::{SegmentScan, TailEnd};
+use super::replay::{replay_decoded, replay_segments, ReplayMode, ReplayOutcome};
+use super::scan::TailEnd;
 use crate::frame::encode_frame;
 
 /// A segment being prepared in the background: a readiness flag and the task.
@@ -62,6 +63,8 @@ pub struct EmbeddedLog {
     shard: ShardId,
     segment_size: u64,
     zero_fill: bool,
+    /// How recovery reads segments relative to applying records.
+    replay: ReplayMode,
     /// The next segment, being created and zero-filled in the background (`spare.tmp`), so
     /// rotation costs only a rename.
     spare: Option<Spare>,
@@ -111,6 +114,7 @@ impl EmbeddedLog {
             shard,
             segment_size: options.segment_size_bytes,
             zero_fill: options.zero_fill_segments,
+            replay: options.replay,
             spare: None,
             _lock: lock,
             marks,
@@ -150,28 +154,45 @@ impl EmbeddedLog {
     /// Scans every segment, calls `apply` for valid records with `seq > after`, cuts a torn
     /// tail of the last segment, and positions the writer after the last valid record.
     async fn recover(&mut self, after: u64, apply: &mut ReplayFn<'_>) -> Result<u64, LogError> {
+        self.recover_with(|shard, segs, mode| replay_segments(shard, after, segs, mode, apply))
+            .await
+    }
+
+    /// [`EmbeddedLog::recover`] with the records decoded before `apply` (on the reader
+    /// thread when pipelined).
+    async fn recover_decoded(
+        &mut self,
+        after: u64,
+        apply: &mut RecordFn<'_>,
+    ) -> Result<u64, LogError> {
+        self.recover_with(|shard, segs, mode| replay_decoded(shard, after, segs, mode, apply))
+            .await
+    }
+
+    /// The common part of recovery around `run`, the replay of the segments.
+    async fn recover_with(
+        &mut self,
+        run: impl FnOnce(ShardId, &[(u64, PathBuf)], ReplayMode) -> Result<ReplayOutcome, LogError>,
+    ) -> Result<u64, LogError> {
         let _ = std::fs::remove_file(self.dir.join("snapshot.tmp"));
         if self.spare.is_none() {
             let _ = std::fs::remove_file(self.dir.join(SPARE));
         }
         let segs = files::list_numbered(&self.dir, "seg")?;
-        let mut scan = SegmentScan::new(self.shard, after);
-        let mut writer_at: Option<(u64, PathBuf, usize, Vec<u8>, bool)> = None;
-        for (i, (first, path)) in segs.iter().enumerate() {
-            let next = segs.get(i + 1).map(|(n, _)| *n);
-            let data = files::read_all(path).await?;
-            if let Some(TailEnd { end, cut }) = scan.segment(*first, next, path, &data, apply)? {
-                if cut {
-                    tracing::warn!(
-                        shard = self.shard,
-                        segment = %path.display(),
-                        offset = end,
-                        last_seq = scan.last().unwrap_or(first - 1),
-                        "cutting torn or corrupt log tail (never acknowledged)"
-                    );
-                }
-                writer_at = Some((*first, path.clone(), end, data, cut));
+        let outcome = run(self.shard, &segs, self.replay)?;
+        let mut writer_at = None;
+        if let Some(last) = outcome.last_segment {
+            let TailEnd { end, cut } = last.end;
+            if cut {
+                tracing::warn!(
+                    shard = self.shard,
+                    segment = %last.path.display(),
+                    offset = end,
+                    last_seq = outcome.last.unwrap_or(last.first - 1),
+                    "cutting torn or corrupt log tail (never acknowledged)"
+                );
             }
+            writer_at = Some((last.first, last.path, end, last.data, cut));
         }
         self.segments = segs.iter().map(|(n, _)| *n).collect();
         if let Some((first, path, end, data, cut)) = writer_at {
@@ -196,11 +217,11 @@ impl EmbeddedLog {
                 poisoned: false,
             });
         }
-        self.last_durable = scan.last();
+        self.last_durable = outcome.last;
         self.marks
             .set_durable(self.shard, self.last_durable.unwrap_or(0));
         self.recovered = true;
-        Ok(scan.replayed_through())
+        Ok(outcome.replayed_through)
     }
 
     async fn ensure_recovered(&mut self) -> Result<(), LogError> {
@@ -422,6 +443,19 @@ impl ShardLog for EmbeddedLog {
                 let _ = a.file.close().await;
             }
             self.recover(after, apply).await
+        })
+    }
+
+    fn replay_records<'a>(
+        &'a mut self,
+        after: u64,
+        apply: &'a mut RecordFn<'a>,
+    ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
+        Box::pin(async move {
+            if let Some(a) = self.active.take() {
+                let _ = a.file.close().await;
+            }
+            self.recover_decoded(after, apply).await
         })
     }
 

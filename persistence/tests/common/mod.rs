@@ -123,3 +123,48 @@ pub async fn append_flush(log: &mut dyn ShardLog, range: std::ops::RangeInclusiv
     }
     log.flush().await.unwrap_or_else(|e| panic!("flush: {e}"));
 }
+
+/// Record bytes for `seq` in the segment-writing helpers: 1 to 57 bytes derived from `seq`.
+pub fn varied_record(seq: u64) -> Vec<u8> {
+    let len = 1 + (seq % 57) as usize;
+    (0..len)
+        .map(|i| (seq.wrapping_mul(31).wrapping_add(i as u64) & 0xFF) as u8)
+        .collect()
+}
+
+/// Writes segment files of records `1..=last` into `dir` as the embedded log lays them out
+/// (`<first seq, 20 digits>.seg`, frames then zeros up to `pad` bytes past the data),
+/// `per_segment` records per file. Returns (first seq, path) of each file, ascending.
+pub fn write_segments(
+    dir: &std::path::Path,
+    last: u64,
+    per_segment: u64,
+    pad: usize,
+) -> Vec<(u64, std::path::PathBuf)> {
+    write_segments_of(dir, last, per_segment, pad, varied_record)
+}
+
+/// Like [`write_segments`], with the record bytes of each seq from `record`.
+pub fn write_segments_of(
+    dir: &std::path::Path,
+    last: u64,
+    per_segment: u64,
+    pad: usize,
+    record: impl Fn(u64) -> Vec<u8>,
+) -> Vec<(u64, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    let mut first = 1;
+    while first <= last {
+        let end = (first + per_segment - 1).min(last);
+        let mut data = Vec::new();
+        for seq in first..=end {
+            flashsale_persistence::frame::encode_frame(seq, &record(seq), &mut data);
+        }
+        data.resize(data.len() + pad, 0);
+        let path = dir.join(format!("{first:020}.seg"));
+        std::fs::write(&path, &data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out.push((first, path));
+        first = end + 1;
+    }
+    out
+}

@@ -1,0 +1,335 @@
+//! Recovery's replay of one shard's segment files, sequential or pipelined (ADR 0032).
+//!
+//! Pipelined, a reader thread reads each segment, checks every frame once (length, CRC,
+//! sequence) with [`SegmentScan`] and hands the positions of the records to replay, in
+//! batches, through a bounded crossbeam channel to the caller's thread, which decodes (the
+//! one rkyv validation of each record, [`replay_decoded`]) and applies. With
+//! [`ReplayMode::PipelinedDecode`] the reader also decodes, so the caller's thread only
+//! applies. Reading and checking segment `k + 1` thus overlaps
+//! applying segment `k`. The outcome is the one the sequential replay reaches: the same
+//! records reach `apply` in the same order, and an error is reported after exactly the
+//! records the sequential replay would have applied before it (the reader sends the records
+//! it checked before an error, then the error).
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use flashsale_engine::log::{decode_logged, LogError, RecordFn, ReplayFn};
+use flashsale_protocol::ShardId;
+
+use super::scan::{SegmentScan, TailEnd};
+
+/// How a replay reads and checks segments relative to applying their records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplayMode {
+    /// One thread: read a segment, check and apply its records, then the next segment.
+    Sequential,
+    /// `Pipelined` when the shards recovering together leave a core free (fewer shards than
+    /// cores), else `Sequential`: with a shard per core, the shards' own recoveries already
+    /// run in parallel and a reader thread per shard only adds work (ADR 0032). The default.
+    #[default]
+    Auto,
+    /// A reader thread reads and checks segments while the caller's thread decodes (if
+    /// asked) and applies the records already checked (see the module docs).
+    Pipelined,
+    /// Like `Pipelined`, and the reader thread also decodes each record
+    /// ([`replay_decoded`]), so the caller's thread only applies. Measured slower than
+    /// `Pipelined` on the 2-vCPU machine (the applying thread then touches records built on
+    /// another core and frees memory of another malloc arena: ADR 0032).
+    PipelinedDecode,
+}
+
+impl ReplayMode {
+    /// The mode a shard of `shard_count` uses: [`ReplayMode::Auto`] resolved against the
+    /// cores available to this process; any other mode as it is.
+    pub fn resolve(self, shard_count: u16) -> ReplayMode {
+        match self {
+            ReplayMode::Auto => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if usize::from(shard_count) < cores {
+                    ReplayMode::Pipelined
+                } else {
+                    ReplayMode::Sequential
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Records per batch handed from the reader thread to the applying thread.
+pub const BATCH_RECORDS: usize = 8192;
+
+/// Batches the channel holds before the reader waits (bounds memory: the reader runs at
+/// most this many batches, and so about two segments, ahead of `apply`).
+pub const CHANNEL_BATCHES: usize = 16;
+
+/// The last segment of a replay: where the writer continues.
+#[derive(Debug, Clone)]
+pub struct LastSegment {
+    /// Its first sequence number.
+    pub first: u64,
+    /// Its file.
+    pub path: PathBuf,
+    /// Where its valid records end and whether a torn tail follows.
+    pub end: TailEnd,
+    /// Its whole content as read.
+    pub data: Arc<Vec<u8>>,
+}
+
+/// What a replay found.
+#[derive(Debug, Clone)]
+pub struct ReplayOutcome {
+    /// Last sequence number found (records covered by the snapshot included).
+    pub last: Option<u64>,
+    /// What `ShardLog::replay` returns: the last seq seen, or `after` if none is later.
+    pub replayed_through: u64,
+    /// The last segment, if there is any segment.
+    pub last_segment: Option<LastSegment>,
+}
+
+/// Reads, checks and applies `segments` (first seq and path, ascending) of `shard`, calling
+/// `apply` for every valid record with `seq > after`, in order.
+pub fn replay_segments(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    mode: ReplayMode,
+    apply: &mut ReplayFn<'_>,
+) -> Result<ReplayOutcome, LogError> {
+    match mode.resolve(1) {
+        ReplayMode::Sequential | ReplayMode::Auto => {
+            sequential(shard, after, segments, &mut |seq, data, range| {
+                apply(seq, slice(data, seq, range)?)
+            })
+        }
+        ReplayMode::Pipelined | ReplayMode::PipelinedDecode => pipelined(
+            shard,
+            after,
+            segments,
+            |_, _, range| Ok(range),
+            &mut |seq, data, range| apply(seq, slice(data, seq, range)?),
+        ),
+    }
+}
+
+/// Like [`replay_segments`], with each record decoded by [`decode_logged`] before `apply`;
+/// with [`ReplayMode::PipelinedDecode`] the reader thread decodes, so the caller's thread
+/// only applies.
+pub fn replay_decoded(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    mode: ReplayMode,
+    apply: &mut RecordFn<'_>,
+) -> Result<ReplayOutcome, LogError> {
+    match mode.resolve(1) {
+        ReplayMode::Sequential | ReplayMode::Auto => {
+            sequential(shard, after, segments, &mut |seq, data, range| {
+                apply(seq, decode_logged(seq, slice(data, seq, range)?)?)
+            })
+        }
+        ReplayMode::Pipelined => pipelined(
+            shard,
+            after,
+            segments,
+            |_, _, range| Ok(range),
+            &mut |seq, data, range| apply(seq, decode_logged(seq, slice(data, seq, range)?)?),
+        ),
+        ReplayMode::PipelinedDecode => pipelined(
+            shard,
+            after,
+            segments,
+            |seq, data, range| decode_logged(seq, slice(data, seq, range)?),
+            &mut |seq, _, record| apply(seq, record),
+        ),
+    }
+}
+
+/// The bytes of record `seq` at `range` of its segment.
+fn slice(data: &[u8], seq: u64, range: Range<usize>) -> Result<&[u8], LogError> {
+    data.get(range).ok_or_else(|| {
+        LogError::Corrupt(format!(
+            "shard replay: record {seq} out of its segment's bounds"
+        ))
+    })
+}
+
+/// Reads a segment file whole (page cache, plain buffered read; see `files::read_all`).
+fn read_segment(path: &std::path::Path) -> Result<Arc<Vec<u8>>, LogError> {
+    Ok(Arc::new(std::fs::read(path)?))
+}
+
+/// What the applying side is given per record: its seq, its segment's bytes and its range.
+type ApplyAt<'a, T> = dyn FnMut(u64, &[u8], T) -> Result<(), LogError> + 'a;
+
+fn sequential(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    apply: &mut ApplyAt<'_, Range<usize>>,
+) -> Result<ReplayOutcome, LogError> {
+    let mut scan = SegmentScan::new(shard, after);
+    let mut last_segment = None;
+    for (i, (first, path)) in segments.iter().enumerate() {
+        let next = segments.get(i + 1).map(|(n, _)| *n);
+        let data = read_segment(path)?;
+        let end = scan.segment_ranges(*first, next, path, &data, &mut |seq, range| {
+            apply(seq, &data, range)
+        })?;
+        if let Some(end) = end {
+            last_segment = Some(LastSegment {
+                first: *first,
+                path: path.clone(),
+                end,
+                data,
+            });
+        }
+    }
+    Ok(ReplayOutcome {
+        last: scan.last(),
+        replayed_through: scan.replayed_through(),
+        last_segment,
+    })
+}
+
+/// Checked (and prepared) records of one segment, handed to the applying thread.
+struct Batch<T> {
+    /// The segment's bytes (shared by its batches).
+    data: Arc<Vec<u8>>,
+    /// Sequence number and prepared form (a byte range, or the decoded record) of each
+    /// record, in order.
+    records: Vec<(u64, T)>,
+}
+
+impl<T> Batch<T> {
+    fn new(data: Arc<Vec<u8>>) -> Batch<T> {
+        Batch {
+            data,
+            records: Vec::with_capacity(BATCH_RECORDS),
+        }
+    }
+}
+
+/// What the reader thread sends.
+enum Message<T> {
+    /// Records to apply, in order.
+    Records(Batch<T>),
+    /// The end: the scan's outcome or the error that stopped it (after every record the
+    /// sequential replay would have applied before it).
+    Done(Result<ReplayOutcome, LogError>),
+}
+
+/// The reader stopped because the applying side went away (its `apply` failed).
+fn consumer_gone() -> LogError {
+    LogError::Io(std::io::Error::other(
+        "replay stopped by the applying thread",
+    ))
+}
+
+/// The reader thread's work: read and check every segment, prepare each record (an error
+/// there stops the scan at that record, as an `apply` error does), send batches, then the
+/// outcome.
+fn read_and_check<T, P>(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    prepare: P,
+    tx: &Sender<Message<T>>,
+) where
+    P: Fn(u64, &[u8], Range<usize>) -> Result<T, LogError>,
+{
+    let outcome = (|| {
+        let mut scan = SegmentScan::new(shard, after);
+        let mut last_segment = None;
+        for (i, (first, path)) in segments.iter().enumerate() {
+            let next = segments.get(i + 1).map(|(n, _)| *n);
+            let data = read_segment(path)?;
+            let mut batch = Batch::new(data.clone());
+            let scanned = scan.segment_ranges(*first, next, path, &data, &mut |seq, range| {
+                batch.records.push((seq, prepare(seq, &data, range)?));
+                if batch.records.len() >= BATCH_RECORDS {
+                    let full = std::mem::replace(&mut batch, Batch::new(data.clone()));
+                    tx.send(Message::Records(full))
+                        .map_err(|_| consumer_gone())?;
+                }
+                Ok(())
+            });
+            // The records checked before an error are applied before it is reported.
+            if !batch.records.is_empty() {
+                tx.send(Message::Records(batch))
+                    .map_err(|_| consumer_gone())?;
+            }
+            if let Some(end) = scanned? {
+                last_segment = Some(LastSegment {
+                    first: *first,
+                    path: path.clone(),
+                    end,
+                    data,
+                });
+            }
+        }
+        Ok(ReplayOutcome {
+            last: scan.last(),
+            replayed_through: scan.replayed_through(),
+            last_segment,
+        })
+    })();
+    // The applying side may be gone (its apply failed): nothing left to tell it then.
+    let _ = tx.send(Message::Done(outcome));
+}
+
+fn pipelined<T, P>(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    prepare: P,
+    apply: &mut ApplyAt<'_, T>,
+) -> Result<ReplayOutcome, LogError>
+where
+    T: Send + 'static,
+    P: Fn(u64, &[u8], Range<usize>) -> Result<T, LogError> + Send + 'static,
+{
+    let (tx, rx): (Sender<Message<T>>, Receiver<Message<T>>) = bounded(CHANNEL_BATCHES);
+    let owned = segments.to_vec();
+    let reader = std::thread::Builder::new()
+        .name(format!("flashsale-replay-{shard}"))
+        .spawn(move || read_and_check(shard, after, &owned, prepare, &tx))?;
+    // Ends when the reader sends `Done` (it always does, unless it panicked: then the channel
+    // disconnects) or when `apply` fails.
+    let result = apply_batches(&rx, apply);
+    // Wakes a reader blocked on a full channel (its sends fail from now on), then waits for it.
+    drop(rx);
+    let joined = reader.join();
+    match (result, joined) {
+        (Some(result), _) => result,
+        (None, Err(_)) => Err(LogError::Io(std::io::Error::other(
+            "the replay reader thread panicked",
+        ))),
+        (None, Ok(())) => Err(LogError::Io(std::io::Error::other(
+            "the replay reader thread ended without an outcome",
+        ))),
+    }
+}
+
+/// Applies the reader's batches in order; the outcome, or `None` if the reader vanished.
+fn apply_batches<T>(
+    rx: &Receiver<Message<T>>,
+    apply: &mut ApplyAt<'_, T>,
+) -> Option<Result<ReplayOutcome, LogError>> {
+    for message in rx.iter() {
+        match message {
+            Message::Records(batch) => {
+                for (seq, prepared) in batch.records {
+                    if let Err(e) = apply(seq, &batch.data, prepared) {
+                        return Some(Err(e));
+                    }
+                }
+            }
+            Message::Done(outcome) => return Some(outcome),
+        }
+    }
+    None
+}

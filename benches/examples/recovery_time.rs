@@ -5,7 +5,7 @@
 //! `cargo run --release -p flashsale-benches --example recovery_time -- [EVENTS] [DIR]
 //! [--replay sequential|pipelined|pipelined-decode|both|all] [--rounds N]` (default 10,000,000
 //! events in a temporary directory, pipelined replay, one round). With `both` (sequential and
-//! pipelined) or `all`, the same log is recovered by each mode in turn, `N` rounds alternated, and the medians are printed (ADR 0032).
+//! pipelined) or `all`, the same log is recovered by each mode in turn, `N` rounds alternated, and the medians are printed (ADR 0036).
 
 use std::path::Path;
 use std::sync::Arc;

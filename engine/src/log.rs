@@ -102,7 +102,7 @@ pub trait ShardLog {
 
     /// Like [`ShardLog::replay`], with every record decoded by [`decode_logged`] first (a
     /// decode error stops the replay there, as an `apply` error does). A backend may decode
-    /// on another thread, in parallel with `apply` (the embedded log does, ADR 0032).
+    /// on another thread, in parallel with `apply` (the embedded log does, ADR 0036).
     fn replay_records<'a>(
         &'a mut self,
         after: u64,

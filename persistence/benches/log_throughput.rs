@@ -6,7 +6,7 @@
 //!     [--secs N] [--dir PATH] [--url URL]
 //! cargo bench -p flashsale-persistence --bench log_throughput -- commit [--rate R] [--rounds N]
 //! ```
-//! `commit` (ADR 0032): commit latency p50/p99/p999 per record at `--rate` records/s offered
+//! `commit` (ADR 0036): commit latency p50/p99/p999 per record at `--rate` records/s offered
 //! (default 1 M/s), alternated in the same run with the disk's own floor: a loop of one
 //! 4 KiB O_DIRECT write + `fdatasync` into a pre-allocated, zero-filled file of the same
 //! directory (what one group commit costs at the least), `--rounds` times (default 3).

@@ -1,6 +1,6 @@
 //! The pipelined replay (a reader thread checking segments, the caller applying) reaches
 //! exactly what the sequential replay reaches: the same records in the same order, the same
-//! writer position and torn-tail cut, and the same error after the same records (ADR 0032).
+//! writer position and torn-tail cut, and the same error after the same records (ADR 0036).
 
 mod common;
 

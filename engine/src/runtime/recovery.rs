@@ -59,7 +59,7 @@ pub(crate) async fn recover(
 }
 
 /// Applies every record of `log` after `after` to `shard` (decoded by the log, possibly on
-/// another thread: ADR 0032).
+/// another thread: ADR 0036).
 async fn replay_into(
     shard: &mut Shard,
     log: &mut dyn ShardLog,

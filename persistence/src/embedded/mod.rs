@@ -45,7 +45,7 @@ pub struct EmbeddedOptions {
     pub zero_fill_segments: bool,
     /// How recovery reads and checks segments relative to applying their records
     /// ([`ReplayMode::Auto`] by default: pipelined when there are fewer shards than cores,
-    /// ADR 0032).
+    /// ADR 0036).
     pub replay: ReplayMode,
 }
 

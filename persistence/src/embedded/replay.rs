@@ -1,4 +1,4 @@
-//! Recovery's replay of one shard's segment files, sequential or pipelined (ADR 0032).
+//! Recovery's replay of one shard's segment files, sequential or pipelined (ADR 0036).
 //!
 //! Pipelined, a reader thread reads each segment, checks every frame once (length, CRC,
 //! sequence) with [`SegmentScan`] and hands the positions of the records to replay, in
@@ -28,7 +28,7 @@ pub enum ReplayMode {
     Sequential,
     /// `Pipelined` when the shards recovering together leave a core free (fewer shards than
     /// cores), else `Sequential`: with a shard per core, the shards' own recoveries already
-    /// run in parallel and a reader thread per shard only adds work (ADR 0032). The default.
+    /// run in parallel and a reader thread per shard only adds work (ADR 0036). The default.
     #[default]
     Auto,
     /// A reader thread reads and checks segments while the caller's thread decodes (if
@@ -37,7 +37,7 @@ pub enum ReplayMode {
     /// Like `Pipelined`, and the reader thread also decodes each record
     /// ([`replay_decoded`]), so the caller's thread only applies. Measured slower than
     /// `Pipelined` on the 2-vCPU machine (the applying thread then touches records built on
-    /// another core and frees memory of another malloc arena: ADR 0032).
+    /// another core and frees memory of another malloc arena: ADR 0036).
     PipelinedDecode,
 }
 

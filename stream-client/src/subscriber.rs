@@ -71,8 +71,28 @@ pub struct Subscriber {
     servers: Vec<String>,
     /// Index in `servers` of the next (or current) connection.
     current: usize,
-    /// Per SKU, the `log_seq` of the counts last delivered.
-    delivered: HashMap<SkuId, u64>,
+    /// Per SKU, the counts last delivered and their `log_seq`.
+    delivered: HashMap<SkuId, Delivered>,
+}
+
+/// What a subscriber last delivered for one SKU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Delivered {
+    /// The group's log position those counts stand at.
+    log_seq: u64,
+    /// (available, reserved, sold).
+    counts: Counts,
+}
+
+/// A SKU's counts: available, reserved, sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    /// Units anyone may reserve.
+    available: u64,
+    /// Units held by reservations.
+    reserved: u64,
+    /// Units sold.
+    sold: u64,
 }
 
 impl Subscriber {
@@ -117,17 +137,21 @@ impl Subscriber {
             .map_or(self.options.server.as_str(), String::as_str)
     }
 
-    /// Whether `level` (or an update with these fields) is newer than what was delivered for
-    /// its SKU; records it if so.
-    fn is_news(&mut self, sku: &SkuId, log_seq: u64) -> bool {
+    /// Whether `counts` at `log_seq` are news for `sku`: newer than what was delivered and
+    /// different from it (a new leader labels recovered counts with its own log position, so
+    /// the same counts can come back under a higher `log_seq`: they are recorded, not
+    /// delivered again).
+    fn is_news(&mut self, sku: &SkuId, log_seq: u64, counts: Counts) -> bool {
         match self.delivered.get_mut(sku) {
-            Some(seen) if *seen >= log_seq => false,
+            Some(seen) if seen.log_seq >= log_seq => false,
             Some(seen) => {
-                *seen = log_seq;
-                true
+                let changed = seen.counts != counts;
+                *seen = Delivered { log_seq, counts };
+                changed
             }
             None => {
-                self.delivered.insert(sku.clone(), log_seq);
+                self.delivered
+                    .insert(sku.clone(), Delivered { log_seq, counts });
                 true
             }
         }
@@ -237,7 +261,14 @@ impl Subscriber {
                             self.position = Some(ResumePoint { epoch, seq });
                             let levels: Vec<LevelEntry> = levels
                                 .into_iter()
-                                .filter(|l| self.is_news(&l.sku, l.log_seq))
+                                .filter(|l| {
+                                    let counts = Counts {
+                                        available: l.available,
+                                        reserved: l.reserved,
+                                        sold: l.sold,
+                                    };
+                                    self.is_news(&l.sku, l.log_seq, counts)
+                                })
                                 .collect();
                             self.queued.push_back(StreamEvent::Snapshot { seq, levels });
                             return Ok(Some(StreamEvent::Connected {
@@ -267,7 +298,12 @@ impl Subscriber {
                     epoch,
                     seq: update.seq,
                 });
-                if !self.is_news(&update.sku, update.log_seq) {
+                let counts = Counts {
+                    available: update.available,
+                    reserved: update.reserved,
+                    sold: update.sold,
+                };
+                if !self.is_news(&update.sku, update.log_seq, counts) {
                     return Ok(None);
                 }
                 Ok(Some(StreamEvent::Update(update)))
@@ -315,11 +351,37 @@ mod tests {
     fn only_newer_log_positions_are_news() {
         let mut sub = subscriber(&["127.0.0.1:1"]);
         let tee = SkuId::new("tee").unwrap();
-        assert!(sub.is_news(&tee, 5));
-        assert!(!sub.is_news(&tee, 5), "a repeat");
-        assert!(!sub.is_news(&tee, 3), "a step back");
-        assert!(sub.is_news(&tee, 9));
-        assert!(sub.is_news(&SkuId::new("mug").unwrap(), 1));
+        let c = |available| Counts {
+            available,
+            reserved: 1,
+            sold: 2,
+        };
+        assert!(sub.is_news(&tee, 5, c(7)));
+        assert!(!sub.is_news(&tee, 5, c(6)), "a repeat");
+        assert!(!sub.is_news(&tee, 3, c(8)), "a step back");
+        assert!(sub.is_news(&tee, 9, c(6)));
+        assert!(sub.is_news(&SkuId::new("mug").unwrap(), 1, c(7)));
+    }
+
+    #[test]
+    fn the_same_counts_under_a_higher_log_position_are_recorded_not_delivered_again() {
+        let mut sub = subscriber(&["127.0.0.1:1"]);
+        let tee = SkuId::new("tee").unwrap();
+        let c = Counts {
+            available: 7,
+            reserved: 1,
+            sold: 2,
+        };
+        assert!(sub.is_news(&tee, 5, c));
+        assert!(
+            !sub.is_news(&tee, 8, c),
+            "a new leader's relabelled snapshot"
+        );
+        assert!(
+            !sub.is_news(&tee, 7, Counts { available: 6, ..c }),
+            "behind the relabel"
+        );
+        assert!(sub.is_news(&tee, 9, Counts { available: 6, ..c }));
     }
 
     #[test]

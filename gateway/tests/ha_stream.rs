@@ -9,7 +9,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use flashsale_stream_client::{
     ClientError, ClientOptions, ErrorCode, StreamEvent, Subscriber, Trust,
 };
 use serde_json::{json, Value};
-use support::{Api, Launch, PgSchema, Server, ADMIN, DATABASE_URL};
+use support::{ha_node, wait_role, Api, PgSchema};
 
 /// SKUs the load spreads over.
 const SKUS: [&str; 3] = ["hs-a", "hs-b", "hs-c"];
@@ -31,47 +30,6 @@ struct Seen {
     refused_not_leader: u32,
     /// Updates delivered on the latest connection.
     updates_on_this_connection: usize,
-}
-
-/// Starts a node of the group on `schema` in `dir` (lease 1 s, heartbeat default).
-fn node(dir: &Path, schema: &str, node_id: &str) -> Server {
-    let extra = [
-        "--database-url",
-        DATABASE_URL,
-        "--database-schema",
-        schema,
-        "--ha",
-        "--node-id",
-        node_id,
-        "--ha-lease-ms",
-        "1000",
-    ];
-    Server::launch(
-        dir,
-        Launch {
-            extra: &extra,
-            ..Launch::default()
-        },
-    )
-}
-
-/// Polls `GET /v1/cluster` on `server` until it reports `role` (bounded).
-async fn wait_role(server: &Server, role: &str, limit: Duration) {
-    let api = Api::new(server);
-    let deadline = Instant::now() + limit;
-    loop {
-        let r = api.get("/v1/cluster", ADMIN).await;
-        if r.status == 200 && r.body["role"] == role {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not become {role} within {limit:?}: {}",
-            server.addr,
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Reserves one unit at a time, spread over [`SKUS`], on whichever node of `bases`
@@ -154,9 +112,9 @@ async fn watch_follows_the_leader_across_a_sigkill_without_gap_or_repeat() {
     let started = Instant::now();
     let schema = PgSchema::new("ha_stream");
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = node(da.path(), schema.name(), "a");
+    let mut a = ha_node(da.path(), schema.name(), "a", &[], None);
     wait_role(&a, "leader", Duration::from_secs(20)).await;
-    let b = node(db.path(), schema.name(), "b");
+    let b = ha_node(db.path(), schema.name(), "b", &[], None);
     let (api_a, api_b) = (Api::new(&a), Api::new(&b));
     for sku in SKUS {
         let body: Value = json!({"name": "stream tee", "price_cents": 100, "stock": 100000,

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{Api, Launch, PgSchema, Reply, Server, ADMIN, DATABASE_URL, SHOP};
+use support::{Api, PgSchema, Reply, Server, ADMIN, SHOP};
 
 /// Polls `GET /v1/cluster` on `api` until `done` holds (bounded by `limit`).
 async fn wait_view(api: &Api, what: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
@@ -208,32 +208,6 @@ async fn a_live_standby_serves_reads_with_its_lag_and_takes_over_from_its_positi
     b.stop();
 }
 
-/// Starts node `node_id` with `--ha-follow follow` (info log in `dir/stderr.log`).
-fn node_following(dir: &Path, schema: &str, node_id: &str, follow: bool) -> Server {
-    let log = dir.join("stderr.log");
-    let extra = [
-        "--database-url",
-        DATABASE_URL,
-        "--database-schema",
-        schema,
-        "--ha",
-        "--node-id",
-        node_id,
-        "--ha-lease-ms",
-        "1000",
-        "--ha-follow",
-        if follow { "true" } else { "false" },
-    ];
-    Server::launch(
-        dir,
-        Launch {
-            extra: &extra,
-            stderr: Some(&log),
-            ..Launch::default()
-        },
-    )
-}
-
 /// `n` reservations of one unit (distinct buyers) on `api`, 32 at a time.
 async fn fill(api: &Api, sku: &str, n: usize) {
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -406,4 +380,11 @@ async fn without_a_live_copy_a_standby_refuses_reads_and_still_takes_over() {
 fn node(dir: &Path, schema: &str, node_id: &str) -> Server {
     let log = dir.join("stderr.log");
     support::ha_node(dir, schema, node_id, &["--log-level", "info"], Some(&log))
+}
+
+/// Starts node `node_id` with `--ha-follow follow` (info log in `dir/stderr.log`).
+fn node_following(dir: &Path, schema: &str, node_id: &str, follow: bool) -> Server {
+    let log = dir.join("stderr.log");
+    let follow = if follow { "true" } else { "false" };
+    support::ha_node(dir, schema, node_id, &["--ha-follow", follow], Some(&log))
 }

@@ -45,22 +45,27 @@ fn views(room: &WaitingRoom, n: u64, now: u64) -> Vec<TicketView> {
         .collect()
 }
 
+/// A fifo queue of `tee` with a pre-queue from `T0`, starting at `T0 + 1 s`.
+fn fifo_spec(admit_per_s: u32, max_active: u32) -> QueueSpec {
+    QueueSpec {
+        skus: vec![tee()],
+        prequeue_opens_at_ms: Some(T0),
+        starts_at_ms: T0 + 1_000,
+        admit_per_s,
+        max_active,
+        pass_ttl_s: 60,
+        method: AdmissionMethod::Fifo,
+        overbooking_pct: 100,
+    }
+}
+
 fn restart_keeps_every_position(backend: impl Fn() -> Arc<dyn LogBackend>) {
     let (journal, stored) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
     assert!(stored.records.is_empty() && stored.snapshot.is_none());
     let mut room = WaitingRoom::new(key(), 1);
     commit(&journal, &mut room, |r| {
-        let spec = QueueSpec {
-            skus: vec![tee()],
-            prequeue_opens_at_ms: Some(T0),
-            starts_at_ms: T0 + 1_000,
-            admit_per_s: 5,
-            max_active: 100,
-            pass_ttl_s: 60,
-            method: AdmissionMethod::Fifo,
-            overbooking_pct: 100,
-        };
-        r.configure(q(), spec, T0).unwrap_or_else(|e| panic!("{e}"));
+        r.configure(q(), fifo_spec(5, 100), T0)
+            .unwrap_or_else(|e| panic!("{e}"));
     });
     room.observe_stock(&tee(), 50, 0);
     for i in 0..30 {
@@ -148,17 +153,8 @@ fn compaction_keeps_every_ticket(
     let (journal, _) = QueueJournal::open(backend()).unwrap_or_else(|e| panic!("{e}"));
     let mut room = WaitingRoom::new(key(), 1);
     commit(&journal, &mut room, |r| {
-        let spec = QueueSpec {
-            skus: vec![tee()],
-            prequeue_opens_at_ms: Some(T0),
-            starts_at_ms: T0 + 1_000,
-            admit_per_s: 50,
-            max_active: 1_000,
-            pass_ttl_s: 60,
-            method: AdmissionMethod::Fifo,
-            overbooking_pct: 100,
-        };
-        r.configure(q(), spec, T0).unwrap_or_else(|e| panic!("{e}"));
+        r.configure(q(), fifo_spec(50, 1_000), T0)
+            .unwrap_or_else(|e| panic!("{e}"));
     });
     room.observe_stock(&tee(), 40, 0);
     for i in 0..200 {

@@ -75,32 +75,15 @@ impl FakeServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
-        let ctx = Arc::new((
-            state.clone(),
-            format!("Bearer {admin}"),
-            format!("Bearer {storefront}"),
-            oversell,
-        ));
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let ctx = ctx.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let ctx = ctx.clone();
-                        async move {
-                            if req.uri().path() == "/v1/reservations" && !delay.is_zero() {
-                                tokio::time::sleep(delay).await;
-                            }
-                            Ok::<_, Infallible>(handle(&ctx.0, &ctx.1, &ctx.2, ctx.3, req).await)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+        let auth = Arc::new(Auth::new(admin, storefront));
+        let shared = state.clone();
+        serve(listener, move |req| {
+            let (state, auth) = (shared.clone(), auth.clone());
+            async move {
+                if req.uri().path() == "/v1/reservations" && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                handle(&state, &auth, oversell, req).await
             }
         });
         FakeServer { addr, state }
@@ -137,45 +120,20 @@ impl FakePair {
         let state = Arc::new(Mutex::new(State::default()));
         let leader = Arc::new(AtomicUsize::new(0));
         let refused = Arc::new(AtomicU64::new(0));
+        let auth = Arc::new(Auth::new(admin, storefront));
         for (me, listener) in [a, b].into_iter().enumerate() {
-            let ctx = Arc::new((
-                state.clone(),
-                format!("Bearer {admin}"),
-                format!("Bearer {storefront}"),
-                leader.clone(),
-                refused.clone(),
-                addrs,
-            ));
-            tokio::spawn(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req| {
-                            let ctx = ctx.clone();
-                            async move {
-                                let lead = ctx.3.load(Ordering::SeqCst);
-                                if lead != me {
-                                    ctx.4.fetch_add(1, Ordering::Relaxed);
-                                    let body = json!({
-                                        "type": "https://flashsale.dev/problems/not-leader",
-                                        "title": "Not the leader", "status": 503,
-                                        "leader_url": format!("http://{}", ctx.5[lead]),
-                                    });
-                                    return Ok::<_, Infallible>(reply(
-                                        StatusCode::SERVICE_UNAVAILABLE,
-                                        body,
-                                    ));
-                                }
-                                Ok(handle(&ctx.0, &ctx.1, &ctx.2, false, req).await)
-                            }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
+            let (state, auth) = (state.clone(), auth.clone());
+            let (leader, refused) = (leader.clone(), refused.clone());
+            serve(listener, move |req| {
+                let (state, auth) = (state.clone(), auth.clone());
+                let (leader, refused) = (leader.clone(), refused.clone());
+                async move {
+                    let lead = leader.load(Ordering::SeqCst);
+                    if lead != me {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        return not_leader(&format!("http://{}", addrs[lead]));
+                    }
+                    handle(&state, &auth, false, req).await
                 }
             });
         }
@@ -211,34 +169,67 @@ impl FakeStandby {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let ctx = Arc::new((leader_url, refused.clone()));
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let ctx = ctx.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |_req| {
-                        let ctx = ctx.clone();
-                        async move {
-                            ctx.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let body = json!({
-                                "type": "https://flashsale.dev/problems/not-leader",
-                                "title": "Not the leader", "status": 503,
-                                "detail": "this node is a standby", "leader_url": ctx.0,
-                            });
-                            Ok::<_, Infallible>(reply(StatusCode::SERVICE_UNAVAILABLE, body))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
+        let counter = refused.clone();
+        serve(listener, move |_req| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let answer = not_leader(&leader_url);
+            async move { answer }
         });
         FakeStandby { addr, refused }
     }
+}
+
+/// The tokens a fake node accepts, as `authorization` header values.
+struct Auth {
+    /// `Bearer <admin token>`.
+    admin: String,
+    /// `Bearer <storefront token>`.
+    storefront: String,
+}
+
+impl Auth {
+    /// The header values of these tokens.
+    fn new(admin: &str, storefront: &str) -> Auth {
+        Auth {
+            admin: format!("Bearer {admin}"),
+            storefront: format!("Bearer {storefront}"),
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on `listener` with `handler`, one task per connection, until the runtime ends.
+fn serve<F, Fut>(listener: tokio::net::TcpListener, handler: F)
+where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let answer = handler(req);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+/// `503 not-leader` naming `leader_url`, as a standby answers.
+fn not_leader(leader_url: &str) -> Response<Full<Bytes>> {
+    let body = json!({
+        "type": "https://flashsale.dev/problems/not-leader",
+        "title": "Not the leader", "status": 503,
+        "detail": "this node is a standby", "leader_url": leader_url,
+    });
+    reply(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
@@ -273,19 +264,18 @@ fn problem(status: StatusCode, kind: &str, extra: Value) -> Response<Full<Bytes>
 
 async fn handle(
     state: &Mutex<State>,
-    admin: &str,
-    storefront: &str,
+    auth: &Auth,
     oversell: bool,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
-    let auth = req
+    let sent = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let is_admin = auth == admin;
-    let is_store = auth == storefront;
+    let is_admin = sent == auth.admin;
+    let is_store = sent == auth.storefront;
     if !is_admin && !is_store {
         return problem(StatusCode::UNAUTHORIZED, "unauthenticated", json!({}));
     }

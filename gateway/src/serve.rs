@@ -107,6 +107,14 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_STREAM_MAX_SENDS_PER_S", default_value_t = crate::stream::DEFAULT_MAX_SENDS_PER_S)]
     pub stream_max_sends_per_s: u64,
 
+    /// Heartbeat of an idle stock-stream connection, in ms (100..=5000). A client takes a
+    /// heartbeat a quarter late as a sign of trouble: it probes the server and, given every
+    /// node of an HA group, connects to the node that now leads; three missed heartbeats (+ 2 s)
+    /// end its session. Shorter notices a dead leader sooner, at one small packet per idle
+    /// connection per interval.
+    #[arg(long, env = "FLASHSALE_STREAM_HEARTBEAT_MS", default_value_t = crate::stream::DEFAULT_HEARTBEAT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(crate::stream::MIN_HEARTBEAT_MS..=crate::stream::MAX_HEARTBEAT_MS))]
+    pub stream_heartbeat_ms: u64,
+
     /// Nice value of the stock-stream thread (Linux, -20..=19), e.g. -10 so updates go out
     /// promptly while HTTP saturates the CPU. Needs CAP_SYS_NICE below 0; if refused, a
     /// warning is logged and the thread runs at the default priority.
@@ -593,6 +601,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     stream_config.reset_key = Some(reset_key);
     stream_config.publish_interval = Duration::from_millis(args.stream_publish_interval_ms);
     stream_config.max_sends_per_s = args.stream_max_sends_per_s;
+    stream_config.heartbeat = Duration::from_millis(args.stream_heartbeat_ms);
     stream_config.thread_nice = args.stream_thread_nice;
     stream_config.threads = usize::from(args.stream_threads);
     let hub = StockHub::new(stream_config.history_capacity);

@@ -669,6 +669,7 @@ async fn first_run_generates_tokens_and_help_lists_flags() {
         "--body-timeout-ms",
         "--rate-limit-ip-rps",
         "--rate-limit-buyer-rps",
+        "--stream-heartbeat-ms",
         "FLASHSALE_ADMIN_TOKEN",
         "--log-level",
     ] {

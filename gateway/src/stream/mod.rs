@@ -44,6 +44,17 @@ pub const DEFAULT_MAX_SENDS_PER_S: u64 = 2_500;
 /// Longest time between publications, whatever the number of connections.
 pub const MAX_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Default heartbeat of an idle stream connection (`--stream-heartbeat-ms`).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Shortest heartbeat accepted, in ms: below it idle connections cost more packets than the
+/// quicker notice of a dead server is worth (a client probes a quarter of a heartbeat late).
+pub const MIN_HEARTBEAT_MS: u64 = 100;
+
+/// Longest heartbeat accepted, in ms: a client notices a dead server only after three missed
+/// heartbeats, and QUIC's idle timeout (30 s) must not close an idle connection first.
+pub const MAX_HEARTBEAT_MS: u64 = 5_000;
+
 /// Settings of the stream server.
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
@@ -64,7 +75,10 @@ pub struct StreamConfig {
     pub reset_key: Option<crate::identity::ResetKey>,
     /// Names put in a generated certificate, besides `localhost` and the bound IP.
     pub self_signed_names: Vec<String>,
-    /// How often an idle connection gets a heartbeat.
+    /// How often an idle connection gets a heartbeat (`--stream-heartbeat-ms`). Clients take
+    /// a heartbeat a quarter late as a sign of trouble (they probe the server and, given the
+    /// other nodes of a group, look for a new leader) and three missed ones (+ 2 s) as a lost
+    /// server.
     pub heartbeat: Duration,
     /// Updates kept for resume (pass to [`StockHub::new`]).
     pub history_capacity: usize,
@@ -129,7 +143,7 @@ impl StreamConfig {
             identity: None,
             reset_key: None,
             self_signed_names: Vec::new(),
-            heartbeat: Duration::from_secs(1),
+            heartbeat: DEFAULT_HEARTBEAT,
             history_capacity: DEFAULT_HISTORY_CAPACITY,
             lag_limit: 1024,
             send_window_bytes: 1 << 20,

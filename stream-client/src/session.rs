@@ -180,6 +180,13 @@ impl Session {
         self.head_at_welcome
     }
 
+    /// When this session's server counts as late: a quarter of a heartbeat after it was last
+    /// heard from (before the Welcome: the connect timeout). A [`crate::Subscriber`] given
+    /// other nodes starts looking for a new leader then (ADR 0033).
+    pub fn late_at(&self) -> Instant {
+        self.last_heard + self.probe_after
+    }
+
     /// The underlying connection (for stats).
     pub fn connection(&self) -> &quinn::Connection {
         &self.conn

@@ -8,12 +8,19 @@
 //! not newer than what was delivered for its SKU is dropped (ADR 0033).
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flashsale_protocol::stream::{LevelEntry, ResumePoint, ServerFrame, UpdateFrame};
 use flashsale_protocol::SkuId;
 
 use crate::{ClientError, ClientOptions, Connector, Session, SessionStart, MAX_SERVERS};
+
+/// Pause between two rounds of looking for a new leader while the current server stays late.
+pub const SCOUT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Longest handshake of one attempt to another node while looking for a new leader (and at
+/// most `connect_timeout`): a node that is down does not hold up the next round for long.
+pub const SCOUT_ATTEMPT_LIMIT: Duration = Duration::from_secs(1);
 
 /// What a [`Subscriber`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +177,60 @@ impl Subscriber {
         }
     }
 
+    /// Takes `session` (just opened on `self.current`) as the current one: the event to yield
+    /// (a snapshot's news are queued after it).
+    fn adopt(&mut self, session: Session, start: SessionStart) -> StreamEvent {
+        self.failures = 0;
+        self.was_connected = true;
+        let epoch = session.epoch();
+        self.session = Some(session);
+        match start {
+            SessionStart::Resumed { seq } => {
+                self.position = Some(ResumePoint { epoch, seq });
+                StreamEvent::Connected {
+                    epoch,
+                    resumed: true,
+                }
+            }
+            SessionStart::Snapshot { seq, levels } => {
+                self.position = Some(ResumePoint { epoch, seq });
+                let levels: Vec<LevelEntry> = levels
+                    .into_iter()
+                    .filter(|l| {
+                        let counts = Counts {
+                            available: l.available,
+                            reserved: l.reserved,
+                            sold: l.sold,
+                        };
+                        self.is_news(&l.sku, l.log_seq, counts)
+                    })
+                    .collect();
+                self.queued.push_back(StreamEvent::Snapshot { seq, levels });
+                StreamEvent::Connected {
+                    epoch,
+                    resumed: false,
+                }
+            }
+        }
+    }
+
+    /// The current server stayed late and another node accepted as leader: closes the old
+    /// session and continues on `found` (a `Disconnected` now; `Connected` and the snapshot's
+    /// news next).
+    fn move_to(&mut self, found: Found) -> StreamEvent {
+        if let Some(old) = self.session.take() {
+            old.close();
+        }
+        self.current = found.index;
+        tracing::debug!(server = %self.current_server(), "moved to the node that leads");
+        let connected = self.adopt(found.session, found.start);
+        self.queued.push_front(connected);
+        StreamEvent::Disconnected {
+            error: ClientError::Timeout("a heartbeat (another node accepted as the leader)"),
+            retry_in: Duration::ZERO,
+        }
+    }
+
     fn backoff(&mut self) -> Duration {
         self.failures = self.failures.saturating_add(1);
         let exp = self.failures.saturating_sub(1).min(16);
@@ -230,6 +291,23 @@ impl Subscriber {
         if let Some(event) = self.queued.pop_front() {
             return Ok(Some(event));
         }
+        // Given other nodes, look for a new leader once the current one is late.
+        let scout = match self.session.as_ref() {
+            Some(session) if self.servers.len() > 1 => Some(Scout {
+                connector: self.connector.clone(),
+                options: self.options.clone(),
+                others: self
+                    .servers
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != self.current)
+                    .map(|(i, s)| (i, s.clone()))
+                    .collect(),
+                resume: self.position,
+                from: session.late_at(),
+            }),
+            _ => None,
+        };
         let Some(session) = self.session.as_mut() else {
             if let Some(delay) = self.delay.take() {
                 tokio::time::sleep(delay).await;
@@ -243,45 +321,29 @@ impl Subscriber {
             options.server = self.current_server().to_string();
             let opened =
                 Session::open_within(&self.connector, &options, resume, handshake_timeout).await;
-            match opened {
-                Ok((session, start)) => {
-                    self.failures = 0;
-                    self.was_connected = true;
-                    let epoch = session.epoch();
-                    self.session = Some(session);
-                    match start {
-                        SessionStart::Resumed { seq } => {
-                            self.position = Some(ResumePoint { epoch, seq });
-                            return Ok(Some(StreamEvent::Connected {
-                                epoch,
-                                resumed: true,
-                            }));
-                        }
-                        SessionStart::Snapshot { seq, levels } => {
-                            self.position = Some(ResumePoint { epoch, seq });
-                            let levels: Vec<LevelEntry> = levels
-                                .into_iter()
-                                .filter(|l| {
-                                    let counts = Counts {
-                                        available: l.available,
-                                        reserved: l.reserved,
-                                        sold: l.sold,
-                                    };
-                                    self.is_news(&l.sku, l.log_seq, counts)
-                                })
-                                .collect();
-                            self.queued.push_back(StreamEvent::Snapshot { seq, levels });
-                            return Ok(Some(StreamEvent::Connected {
-                                epoch,
-                                resumed: false,
-                            }));
-                        }
+            return match opened {
+                Ok((session, start)) => Ok(Some(self.adopt(session, start))),
+                Err(e) => self.fail(e).map(Some),
+            };
+        };
+        let frame = match scout {
+            None => session.next_frame().await,
+            Some(scout) => {
+                let raced = tokio::select! {
+                    frame = session.next_frame() => Raced::Frame(frame),
+                    found = scout.run() => Raced::Found(Box::new(found)),
+                };
+                match raced {
+                    Raced::Frame(frame) => frame,
+                    // The current server answered since the search began: stay.
+                    Raced::Found(found) if session.late_at() > Instant::now() => {
+                        found.session.close();
+                        return Ok(None);
                     }
+                    Raced::Found(found) => return Ok(Some(self.move_to(*found))),
                 }
-                Err(e) => return self.fail(e).map(Some),
             }
         };
-        let frame = session.next_frame().await;
         let epoch = session.epoch();
         let last = self.position.map_or(0, |p| p.seq);
         match frame {
@@ -331,6 +393,78 @@ impl Subscriber {
                 )))
                 .map(Some),
             Err(e) => self.fail(e).map(Some),
+        }
+    }
+}
+
+/// The search for a new leader while the current server is late: from `from` on, rounds of
+/// connection attempts to every other node at once, [`SCOUT_INTERVAL`] apart, until one
+/// accepts. A standby refuses with `NotLeader` (its message names the leader by its HTTP URL,
+/// which every node of the round is tried anyway); the node that leads accepts. Dropping it
+/// (the current server answered after all) abandons the attempts in flight.
+struct Scout {
+    connector: Connector,
+    options: ClientOptions,
+    /// The other nodes: index in the subscriber's list, address.
+    others: Vec<(usize, String)>,
+    /// Where to resume (another node answers with a snapshot).
+    resume: Option<ResumePoint>,
+    /// When the current server became late.
+    from: Instant,
+}
+
+/// Which of the current session and a [`Scout`] finished first.
+enum Raced {
+    /// The current session read a frame (or failed).
+    Frame(Result<ServerFrame, ClientError>),
+    /// Another node accepted (boxed: a session is large).
+    Found(Box<Found>),
+}
+
+/// A node that accepted during a [`Scout`].
+struct Found {
+    /// Its index in the subscriber's list.
+    index: usize,
+    /// The open session.
+    session: Session,
+    /// How it started.
+    start: SessionStart,
+}
+
+impl Scout {
+    /// Looks until a node accepts (never returns otherwise: the caller races it with the
+    /// current session, whose silence limit ends the race).
+    async fn run(self) -> Found {
+        tokio::time::sleep_until(self.from.into()).await;
+        let limit = SCOUT_ATTEMPT_LIMIT.min(self.options.connect_timeout);
+        loop {
+            let mut attempts = tokio::task::JoinSet::new();
+            for (index, server) in &self.others {
+                let (index, connector, resume) = (*index, self.connector.clone(), self.resume);
+                let mut options = self.options.clone();
+                options.server = server.clone();
+                options.connect_timeout = limit;
+                attempts.spawn(async move {
+                    let opened = Session::open_within(&connector, &options, resume, limit).await;
+                    (index, opened)
+                });
+            }
+            while let Some(joined) = attempts.join_next().await {
+                match joined {
+                    Ok((index, Ok((session, start)))) => {
+                        return Found {
+                            index,
+                            session,
+                            start,
+                        }
+                    }
+                    Ok((index, Err(error))) => {
+                        tracing::debug!(index, %error, "not the new leader");
+                    }
+                    Err(_) => {}
+                }
+            }
+            tokio::time::sleep(SCOUT_INTERVAL).await;
         }
     }
 }

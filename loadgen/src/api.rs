@@ -10,28 +10,16 @@
 //! server's refusals and skew the oversell ledger). The one resend is the buyer's own, after
 //! a move to a new HA leader, with the same Idempotency-Key ([`crate::follow`]).
 
-pub use flashsale_client::encode;
+pub use crate::request::encode;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode};
+use hyper::header::HeaderValue;
+use hyper::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 
-/// Why a request could not be built (a token or id that is not a valid header / path).
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// A token or authority is not a valid header value.
-    #[error("{what} is not a valid HTTP header value")]
-    Header {
-        /// Which value.
-        what: &'static str,
-    },
-    /// The request could not be assembled.
-    #[error("building request: {0}")]
-    Build(#[from] hyper::http::Error),
-}
+use crate::request::{bearer, HttpRequest, Requests, Reserve, ReserveLine};
+
+/// Why a request could not be built (see [`crate::request`]).
+pub use crate::request::RequestError as ApiError;
 
 /// How one answer counts in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +32,11 @@ pub enum Outcome {
     Error(String),
 }
 
-/// Builds the hot path's contract requests with the right headers.
+/// Builds the hot path's contract requests with the storefront token (through
+/// [`crate::request::Requests`], the one request builder).
 #[derive(Debug, Clone)]
 pub struct Api {
-    host: HeaderValue,
+    requests: Requests,
     storefront: HeaderValue,
 }
 
@@ -55,34 +44,9 @@ impl Api {
     /// Request builders for `authority` with the storefront token.
     pub fn new(authority: &str, token: &str) -> Result<Api, ApiError> {
         Ok(Api {
-            host: HeaderValue::from_str(authority).map_err(|_| ApiError::Header {
-                what: "target authority",
-            })?,
-            storefront: HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| ApiError::Header { what: "--token" })?,
+            requests: Requests::new(authority)?,
+            storefront: bearer(token, "--token")?,
         })
-    }
-
-    fn request(
-        &self,
-        method: Method,
-        path: &str,
-        auth: &HeaderValue,
-        body: Option<serde_json::Value>,
-    ) -> Result<Request<Full<Bytes>>, ApiError> {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, self.host.clone())
-            .header(AUTHORIZATION, auth.clone());
-        let body = match body {
-            Some(v) => {
-                b = b.header(CONTENT_TYPE, "application/json");
-                Bytes::from(v.to_string())
-            }
-            None => Bytes::new(),
-        };
-        Ok(b.body(Full::new(body))?)
     }
 
     /// `POST /v1/reservations` for one line.
@@ -92,34 +56,25 @@ impl Api {
         sku: &str,
         qty: u64,
         idempotency_key: Option<&str>,
-    ) -> Result<Request<Full<Bytes>>, ApiError> {
-        let body = json!({"buyer": buyer, "lines": [{"sku": sku, "qty": qty}]});
-        let mut req = self.request(
-            Method::POST,
-            "/v1/reservations",
-            &self.storefront,
-            Some(body),
-        )?;
-        if let Some(key) = idempotency_key {
-            let v = HeaderValue::from_str(key).map_err(|_| ApiError::Header {
-                what: "Idempotency-Key",
-            })?;
-            req.headers_mut().insert("idempotency-key", v);
-        }
-        Ok(req)
+    ) -> Result<HttpRequest, ApiError> {
+        let lines = [ReserveLine { sku, qty }];
+        let reserve = Reserve {
+            buyer,
+            lines: &lines,
+            idempotency_key,
+            pass: None,
+        };
+        self.requests.reserve(&self.storefront, &reserve)
     }
 
     /// `POST /v1/reservations/{id}/confirm`.
-    pub fn confirm(&self, id: &str, payment_ref: &str) -> Result<Request<Full<Bytes>>, ApiError> {
-        let path = format!("/v1/reservations/{}/confirm", encode(id));
-        let body = json!({ "payment_ref": payment_ref });
-        self.request(Method::POST, &path, &self.storefront, Some(body))
+    pub fn confirm(&self, id: &str, payment_ref: &str) -> Result<HttpRequest, ApiError> {
+        self.requests.confirm(&self.storefront, id, payment_ref)
     }
 
     /// `POST /v1/reservations/{id}/cancel`.
-    pub fn cancel(&self, id: &str) -> Result<Request<Full<Bytes>>, ApiError> {
-        let path = format!("/v1/reservations/{}/cancel", encode(id));
-        self.request(Method::POST, &path, &self.storefront, None)
+    pub fn cancel(&self, id: &str) -> Result<HttpRequest, ApiError> {
+        self.requests.cancel(&self.storefront, id)
     }
 }
 
@@ -209,6 +164,7 @@ mod tests {
 
     #[test]
     fn requests_carry_tokens() {
+        use hyper::header::{AUTHORIZATION, HOST};
         let api = Api::new("127.0.0.1:1", "s").unwrap();
         let r = api.reserve("b1", "sku", 1, Some("k1")).unwrap();
         assert_eq!(r.headers()[AUTHORIZATION], "Bearer s");

@@ -12,13 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::HOST;
-use hyper::{Method, Request, StatusCode};
+use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::conn::Conn;
+use crate::request::Requests;
 use crate::target::Target;
 
 /// Extra attempts of one request after moves to another node (so at most this many + 1 sends).
@@ -398,7 +396,7 @@ async fn probe(target: &Target, timeout: Duration) -> Probe {
     if timeout.is_zero() {
         return Probe::NotReady;
     }
-    let Ok(req) = ready_request(&target.authority) else {
+    let Ok(req) = Requests::new(&target.authority).and_then(|r| r.ready()) else {
         return Probe::NotReady;
     };
     let mut conn = Conn::new(target.addr, None, timeout);
@@ -410,14 +408,6 @@ async fn probe(target: &Target, timeout: Duration) -> Probe {
         },
         _ => Probe::NotReady,
     }
-}
-
-fn ready_request(authority: &str) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
-    Request::builder()
-        .method(Method::GET)
-        .uri("/ready")
-        .header(HOST, authority)
-        .body(Full::new(Bytes::new()))
 }
 
 /// The `leader_url` of a `not-leader` problem body, if it names one.

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod progress;
 pub mod queue;
 pub mod report;
+pub mod request;
 pub mod run;
 pub mod scenario;
 pub mod schedule;

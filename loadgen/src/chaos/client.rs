@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode};
+use hyper::header::HeaderValue;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -18,8 +16,8 @@ use super::history::{
     now_us, Call, Entry, HistoryWriter, HttpAnswer, Line, Op, OrderSeen, Outcome, Phase,
     ReservationSeen, SkuSeen, SkuSetup,
 };
-use crate::api::encode;
 use crate::conn::{Answer, Conn, TransportError};
+use crate::request::{bearer, encode, HttpRequest, Requests, Reserve, ReserveLine};
 use crate::target::Target;
 
 /// Longest `detail` kept from an unexpected answer.
@@ -40,15 +38,10 @@ pub enum SendMode {
 #[derive(Debug, Clone)]
 pub struct Client {
     target: Target,
-    host: HeaderValue,
+    requests: Requests,
     storefront: Vec<HeaderValue>,
     admin: Option<HeaderValue>,
     history: Arc<HistoryWriter>,
-}
-
-fn bearer(token: &str, what: &str) -> anyhow::Result<HeaderValue> {
-    HeaderValue::from_str(&format!("Bearer {token}"))
-        .with_context(|| format!("{what} is not a valid HTTP header value"))
 }
 
 impl Client {
@@ -62,12 +55,11 @@ impl Client {
     ) -> anyhow::Result<Client> {
         anyhow::ensure!(!storefront.is_empty(), "at least one storefront token");
         Ok(Client {
-            host: HeaderValue::from_str(&target.authority)
-                .context("the target authority is not a valid Host header")?,
+            requests: Requests::new(&target.authority)?,
             storefront: storefront
                 .iter()
                 .map(|t| bearer(t, "a storefront token"))
-                .collect::<anyhow::Result<_>>()?,
+                .collect::<Result<_, _>>()?,
             admin: admin.map(|t| bearer(t, "the admin token")).transpose()?,
             target,
             history,
@@ -100,20 +92,10 @@ impl Client {
         path: &str,
         auth: &HeaderValue,
         body: Option<Value>,
-    ) -> anyhow::Result<Request<Full<Bytes>>> {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, self.host.clone())
-            .header(AUTHORIZATION, auth.clone());
-        let body = match body {
-            Some(v) => {
-                b = b.header(CONTENT_TYPE, "application/json");
-                Bytes::from(v.to_string())
-            }
-            None => Bytes::new(),
-        };
-        Ok(b.body(Full::new(body))?)
+    ) -> anyhow::Result<HttpRequest> {
+        Ok(self
+            .requests
+            .build(method, path, Some(auth), body.as_ref())?)
     }
 
     fn admin(&self) -> anyhow::Result<&HeaderValue> {
@@ -123,7 +105,7 @@ impl Client {
     }
 
     /// The HTTP request for `call`.
-    pub fn build(&self, call: &Call) -> anyhow::Result<Request<Full<Bytes>>> {
+    pub fn build(&self, call: &Call) -> anyhow::Result<HttpRequest> {
         let shop = &self.storefront[0];
         match call {
             Call::Reserve {
@@ -136,17 +118,20 @@ impl Client {
                     .storefront
                     .get(*caller as usize)
                     .with_context(|| format!("no storefront token for caller {caller}"))?;
-                let lines: Vec<Value> = lines
+                let lines: Vec<ReserveLine<'_>> = lines
                     .iter()
-                    .map(|l| json!({"sku": l.sku, "qty": l.qty}))
+                    .map(|l| ReserveLine {
+                        sku: &l.sku,
+                        qty: u64::from(l.qty),
+                    })
                     .collect();
-                let body = json!({"buyer": buyer, "lines": lines});
-                let mut req = self.request(Method::POST, "/v1/reservations", auth, Some(body))?;
-                if let Some(k) = key {
-                    let v = HeaderValue::from_str(k).context("Idempotency-Key")?;
-                    req.headers_mut().insert("idempotency-key", v);
-                }
-                Ok(req)
+                let reserve = Reserve {
+                    buyer,
+                    lines: &lines,
+                    idempotency_key: key.as_deref(),
+                    pass: None,
+                };
+                Ok(self.requests.reserve(auth, &reserve)?)
             }
             Call::GetReservation { id } => self.request(
                 Method::GET,
@@ -154,18 +139,10 @@ impl Client {
                 shop,
                 None,
             ),
-            Call::Confirm { id, payment_ref } => self.request(
-                Method::POST,
-                &format!("/v1/reservations/{}/confirm", encode(id)),
-                shop,
-                Some(json!({ "payment_ref": payment_ref })),
-            ),
-            Call::Cancel { id } => self.request(
-                Method::POST,
-                &format!("/v1/reservations/{}/cancel", encode(id)),
-                shop,
-                None,
-            ),
+            Call::Confirm { id, payment_ref } => {
+                Ok(self.requests.confirm(shop, id, payment_ref)?)
+            }
+            Call::Cancel { id } => Ok(self.requests.cancel(shop, id)?),
             Call::Restock { sku, qty } => self.request(
                 Method::POST,
                 &format!("/v1/skus/{}/restock", encode(sku)),
@@ -305,12 +282,7 @@ impl Client {
 
     /// True if `GET /health` answers 200 within `timeout`.
     pub async fn healthy(&self, conn: &mut Conn, timeout: Duration) -> bool {
-        let Ok(req) = Request::builder()
-            .method(Method::GET)
-            .uri("/health")
-            .header(HOST, self.host.clone())
-            .body(Full::new(Bytes::new()))
-        else {
+        let Ok(req) = self.requests.build(Method::GET, "/health", None, None) else {
             return false;
         };
         conn.set_timeout(timeout);
@@ -480,6 +452,7 @@ pub fn parse_answer(call: &Call, a: &Answer) -> HttpAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn answers_are_parsed() {

@@ -404,7 +404,7 @@ async fn hot_loop(
 ) {
     let mut conn = Conn::new(cfg.target.addr, src, cfg.timeout());
     while Instant::now() < end {
-        let Ok(req) = qapi.reserve(&buyer, &sku, 1, pass.as_deref()) else {
+        let Ok(req) = qapi.reserve(&buyer, &sku, 1, pass.as_deref(), None) else {
             return;
         };
         let id = match conn.send(req).await {

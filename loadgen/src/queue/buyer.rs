@@ -303,7 +303,7 @@ async fn reserve_and_follow_up(
     let (sku, qty) = (cfg.skus[0].as_str(), cfg.qty);
     let pass = t.pass.as_deref();
     let Some(r) = exchange(shared, conn, who, Kind::Reserve, || {
-        shared.api.reserve(buyer, sku, qty, pass).ok()
+        shared.api.reserve(buyer, sku, qty, pass, None).ok()
     })
     .await
     else {

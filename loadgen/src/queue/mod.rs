@@ -354,7 +354,7 @@ async fn probe_without_pass(shared: Arc<Shared>, at: Instant, count: u64) -> Wit
         let forged = i % 2 == 1;
         let buyer = format!("lg-nopass-{i}");
         let pass = forged.then_some(FORGED_PASS);
-        let Ok(req) = shared.api.reserve(&buyer, &cfg.skus[0], cfg.qty, pass) else {
+        let Ok(req) = shared.api.reserve(&buyer, &cfg.skus[0], cfg.qty, pass, None) else {
             break;
         };
         w.attempts += 1;

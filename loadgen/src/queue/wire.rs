@@ -1,33 +1,23 @@
 //! The waiting room's HTTP calls as the contract states them ("Waiting room"): request
 //! builders and the ticket a join or a poll answers.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Method, Request};
+use hyper::header::HeaderValue;
+use hyper::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::encode;
+use crate::request::{bearer, encode, HttpRequest, Requests, Reserve, ReserveLine};
 
-/// The header carrying a pass on reservations.
-pub const PASS_HEADER: &str = "flashsale-pass";
+pub use crate::request::PASS_HEADER;
 
-/// Why a request could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    /// A token, authority or pass is not a valid header value.
-    #[error("{0} is not a valid HTTP header value")]
-    Header(&'static str),
-    /// The request could not be assembled.
-    #[error("building request: {0}")]
-    Build(#[from] hyper::http::Error),
-}
+/// Why a request could not be built (see [`crate::request`]).
+pub use crate::request::RequestError as WireError;
 
-/// Builds the queue scenario's requests.
+/// Builds the queue scenario's requests (through [`crate::request::Requests`], the one
+/// request builder).
 #[derive(Debug, Clone)]
 pub struct QueueApi {
-    host: HeaderValue,
+    requests: Requests,
     storefront: HeaderValue,
     admin: HeaderValue,
     queue_path: String,
@@ -36,11 +26,8 @@ pub struct QueueApi {
 impl QueueApi {
     /// Requests to `authority` about `queue`, with the storefront and admin tokens.
     pub fn new(authority: &str, token: &str, admin: &str, queue: &str) -> Result<Self, WireError> {
-        let bearer = |t: &str, what| {
-            HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| WireError::Header(what))
-        };
         Ok(QueueApi {
-            host: HeaderValue::from_str(authority).map_err(|_| WireError::Header("target"))?,
+            requests: Requests::new(authority)?,
             storefront: bearer(token, "--token")?,
             admin: bearer(admin, "--admin-token")?,
             queue_path: format!("/v1/queues/{}", encode(queue)),
@@ -53,21 +40,9 @@ impl QueueApi {
         path: &str,
         admin: bool,
         body: Option<Value>,
-    ) -> Result<Request<Full<Bytes>>, WireError> {
+    ) -> Result<HttpRequest, WireError> {
         let auth = if admin { &self.admin } else { &self.storefront };
-        let mut b = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, self.host.clone())
-            .header(AUTHORIZATION, auth.clone());
-        let body = match body {
-            Some(v) => {
-                b = b.header(CONTENT_TYPE, "application/json");
-                Bytes::from(v.to_string())
-            }
-            None => Bytes::new(),
-        };
-        Ok(b.body(Full::new(body))?)
+        self.requests.build(method, path, Some(auth), body.as_ref())
     }
 
     /// `PUT /v1/skus/{sku}` (admin).
@@ -77,7 +52,7 @@ impl QueueApi {
         stock: u64,
         price_cents: u64,
         reservation_ttl_s: u64,
-    ) -> Result<Request<Full<Bytes>>, WireError> {
+    ) -> Result<HttpRequest, WireError> {
         let body = json!({
             "name": "loadgen queue",
             "price_cents": price_cents,
@@ -89,62 +64,62 @@ impl QueueApi {
     }
 
     /// `GET /v1/skus/{sku}`.
-    pub fn get_sku(&self, sku: &str) -> Result<Request<Full<Bytes>>, WireError> {
+    pub fn get_sku(&self, sku: &str) -> Result<HttpRequest, WireError> {
         let path = format!("/v1/skus/{}", encode(sku));
         self.request(Method::GET, &path, false, None)
     }
 
     /// `PUT /v1/queues/{queue}` (admin) with the queue's settings.
-    pub fn put_queue(&self, settings: Value) -> Result<Request<Full<Bytes>>, WireError> {
+    pub fn put_queue(&self, settings: Value) -> Result<HttpRequest, WireError> {
         self.request(Method::PUT, &self.queue_path, true, Some(settings))
     }
 
     /// `GET /v1/queues/{queue}` (admin): the configuration and counts.
-    pub fn get_queue(&self) -> Result<Request<Full<Bytes>>, WireError> {
+    pub fn get_queue(&self) -> Result<HttpRequest, WireError> {
         self.request(Method::GET, &self.queue_path, true, None)
     }
 
     /// `POST /v1/queues/{queue}/join {buyer}`.
-    pub fn join(&self, buyer: &str) -> Result<Request<Full<Bytes>>, WireError> {
+    pub fn join(&self, buyer: &str) -> Result<HttpRequest, WireError> {
         let path = format!("{}/join", self.queue_path);
         self.request(Method::POST, &path, false, Some(json!({ "buyer": buyer })))
     }
 
     /// `GET /v1/queues/{queue}/tickets/{ticket}` (a poll).
-    pub fn poll(&self, ticket: &str) -> Result<Request<Full<Bytes>>, WireError> {
+    pub fn poll(&self, ticket: &str) -> Result<HttpRequest, WireError> {
         let path = format!("{}/tickets/{}", self.queue_path, encode(ticket));
         self.request(Method::GET, &path, false, None)
     }
 
     /// `POST /v1/reservations` of `qty` units of `sku` with `pass` in `Flashsale-Pass` (none:
-    /// no header).
+    /// no header) and `idempotency_key` (none: no header; a buyer that may send it again to a
+    /// new leader gives one).
     pub fn reserve(
         &self,
         buyer: &str,
         sku: &str,
         qty: u64,
         pass: Option<&str>,
-    ) -> Result<Request<Full<Bytes>>, WireError> {
-        let body = json!({"buyer": buyer, "lines": [{"sku": sku, "qty": qty}]});
-        let mut req = self.request(Method::POST, "/v1/reservations", false, Some(body))?;
-        if let Some(p) = pass {
-            let v = HeaderValue::from_str(p).map_err(|_| WireError::Header("pass"))?;
-            req.headers_mut().insert(PASS_HEADER, v);
-        }
-        Ok(req)
+        idempotency_key: Option<&str>,
+    ) -> Result<HttpRequest, WireError> {
+        let lines = [ReserveLine { sku, qty }];
+        let reserve = Reserve {
+            buyer,
+            lines: &lines,
+            idempotency_key,
+            pass,
+        };
+        self.requests.reserve(&self.storefront, &reserve)
     }
 
     /// `POST /v1/reservations/{id}/confirm`.
-    pub fn confirm(&self, id: &str, payment_ref: &str) -> Result<Request<Full<Bytes>>, WireError> {
-        let path = format!("/v1/reservations/{}/confirm", encode(id));
-        let body = json!({ "payment_ref": payment_ref });
-        self.request(Method::POST, &path, false, Some(body))
+    pub fn confirm(&self, id: &str, payment_ref: &str) -> Result<HttpRequest, WireError> {
+        self.requests.confirm(&self.storefront, id, payment_ref)
     }
 
     /// `POST /v1/reservations/{id}/cancel`.
-    pub fn cancel(&self, id: &str) -> Result<Request<Full<Bytes>>, WireError> {
-        let path = format!("/v1/reservations/{}/cancel", encode(id));
-        self.request(Method::POST, &path, false, None)
+    pub fn cancel(&self, id: &str) -> Result<HttpRequest, WireError> {
+        self.requests.cancel(&self.storefront, id)
     }
 }
 
@@ -260,6 +235,7 @@ mod tests {
 
     #[test]
     fn tickets_and_times_parse() {
+        use hyper::header::AUTHORIZATION;
         let t = TicketAnswer::parse(
             br#"{"ticket":"tkt_12","queue":"q","buyer":"b","status":"admitted","pass":"p.s",
                 "pass_expires_at":"2026-11-21T10:00:10.250Z","admitted_at":"2026-11-21T10:00:00.250Z",
@@ -279,7 +255,7 @@ mod tests {
                 .unwrap();
         assert_eq!((w.status, w.poll_after_ms), (Status::SoldOut, Some(5_000)));
         let api = QueueApi::new("127.0.0.1:1", "s", "a", "drop").unwrap();
-        let r = api.reserve("b", "sku", 1, Some("p.s")).unwrap();
+        let r = api.reserve("b", "sku", 1, Some("p.s"), None).unwrap();
         assert_eq!(r.headers()[PASS_HEADER], "p.s");
         assert_eq!(r.headers()[AUTHORIZATION], "Bearer s");
         assert_eq!(

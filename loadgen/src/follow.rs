@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::conn::Conn;
+use crate::api::{self, Outcome};
+use crate::conn::{Answer, Conn, TransportError};
 use crate::request::Requests;
 use crate::target::Target;
 
@@ -33,6 +34,8 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// later searches of the same generation within this time are answered without probing (a
 /// storm of failures probes once).
 pub const PROBE_QUIET: Duration = Duration::from_millis(200);
+/// Error kind of a `503 not-leader` answer.
+pub const NOT_LEADER: &str = "http_503_not-leader";
 /// Bits of the packed position that hold the target index (the rest is the generation).
 const INDEX_BITS: u32 = 16;
 
@@ -94,6 +97,125 @@ pub enum FollowError {
     /// The run's deadline passed while waiting for the move lock.
     #[error("the run ended while looking for the leader")]
     Deadline,
+}
+
+/// How an attempt failed in a way that may mean a takeover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// `503 not-leader`: the node did nothing with the request.
+    NotLeader,
+    /// No answer (refused connect, broken connection, timeout): it may or may not have acted.
+    NoAnswer,
+}
+
+/// A failed attempt that may mean a takeover: how it failed and what it says about the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Takeover {
+    /// Where the answer says the leader is.
+    pub hint: Hint,
+    /// How the attempt failed.
+    pub failure: Failure,
+}
+
+/// What a failed attempt says about the leader, if it may mean a takeover: a `503 not-leader`
+/// (naming one of the targets, or none) or a failure without an answer (refused connect,
+/// broken connection, timeout). `None` for any other answer (a node that serves), and for a
+/// `not-leader` naming a URL outside the targets (not followed: the answer stands).
+pub fn takeover_hint(leader: &Leader, result: &Result<Answer, TransportError>) -> Option<Takeover> {
+    match result {
+        Err(_) => Some(Takeover {
+            hint: Hint::Unknown,
+            failure: Failure::NoAnswer,
+        }),
+        Ok(a) => match api::classify(a.status, &a.body) {
+            Outcome::Error(kind) if kind == NOT_LEADER => {
+                let hint = match leader_url(&a.body) {
+                    Some(url) => Hint::Named(leader.index_of(&url)?),
+                    None => Hint::Unknown,
+                };
+                Some(Takeover {
+                    hint,
+                    failure: Failure::NotLeader,
+                })
+            }
+            _ => None,
+        },
+    }
+}
+
+/// One buyer's connection that follows the shared view of the leader: it points at the
+/// position it last synced to and moves (reconnecting on the next send) when the view moved.
+#[derive(Debug)]
+pub struct Seat {
+    /// The connection (to the target of [`Seat::at`]).
+    pub conn: Conn,
+    at: Position,
+}
+
+impl Seat {
+    /// A seat at the current leader, bound to `source` if given.
+    pub fn new(leader: &Leader, source: Option<std::net::IpAddr>, timeout: Duration) -> Seat {
+        let at = leader.current();
+        let addr = leader
+            .target(at.index)
+            .or_else(|| leader.target(0))
+            .map(|t| t.addr)
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        Seat {
+            conn: Conn::new(addr, source, timeout),
+            at,
+        }
+    }
+
+    /// The position the connection points at.
+    pub fn at(&self) -> Position {
+        self.at
+    }
+
+    /// Points the connection at the shared view's leader if it moved since.
+    pub fn sync(&mut self, leader: &Leader) {
+        let now = leader.current();
+        if now != self.at {
+            self.move_to(leader, now);
+        }
+    }
+
+    fn move_to(&mut self, leader: &Leader, pos: Position) {
+        if let Some(t) = leader.target(pos.index) {
+            self.conn.retarget(t.addr);
+            self.at = pos;
+        }
+    }
+
+    /// A request sent at `sent` to `sent_at` failed as `takeover` says: notes the failure,
+    /// finds the leader ([`Leader::follow`], bounded by `end`) and points the connection
+    /// there. True when the request should be sent again: the leader moved, or the node
+    /// refused with `not-leader` (so did nothing) and now answers `GET /ready` as the leader
+    /// (a new leader still catching up refuses for a moment after it took the lease).
+    pub async fn follow(
+        &mut self,
+        leader: &Leader,
+        sent_at: Position,
+        sent: Instant,
+        takeover: Takeover,
+        end: Instant,
+    ) -> bool {
+        leader.note_failure(sent_at, sent);
+        match leader.follow(sent_at, takeover.hint, end).await {
+            Ok(next) if next != sent_at => {
+                self.move_to(leader, next);
+                true
+            }
+            Ok(_) if takeover.failure == Failure::NotLeader => {
+                let timeout = PROBE_TIMEOUT.min(end.saturating_duration_since(Instant::now()));
+                match leader.target(sent_at.index) {
+                    Some(t) => probe(t, timeout).await == Probe::Ready,
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    }
 }
 
 /// One recorded leader change.
@@ -379,6 +501,38 @@ pub struct FollowReport {
     pub retried_requests: u64,
     /// Extra sends of those requests.
     pub retries: u64,
+}
+
+/// The target that leads, for a run that starts on a group: asks every target's `GET /ready`
+/// (a standby's answer may name the leader) in rounds with the search's backoff until one
+/// answers as leader or `deadline`. `None` when none did.
+pub async fn find_leader(targets: &[Target], deadline: Instant) -> Option<usize> {
+    let index_of = |url: &str| {
+        let t = Target::parse(url, true).ok()?;
+        targets.iter().position(|x| x.addr == t.addr)
+    };
+    let mut pause = PROBE_BACKOFF_FIRST;
+    for _ in 0..PROBE_ROUNDS {
+        for (i, t) in targets.iter().enumerate() {
+            let timeout = PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+            match probe(t, timeout).await {
+                Probe::Ready => return Some(i),
+                Probe::Names(url) => {
+                    if let Some(named) = index_of(&url) {
+                        return Some(named);
+                    }
+                }
+                Probe::NotReady => {}
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(PROBE_BACKOFF_MAX);
+    }
+    None
 }
 
 /// What one `GET /ready` said.

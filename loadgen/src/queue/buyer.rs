@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use super::wire::{QueueApi, Status, TicketAnswer};
 use crate::api::{self, Outcome};
 use crate::cli::Config;
-use crate::conn::{Answer, Conn, TransportError};
+use crate::conn::{Answer, TransportError};
+use crate::follow::{self, Leader, Seat, MAX_FOLLOW_ATTEMPTS};
 use crate::ledger::{Event, Ledger};
 use crate::metrics::{Kind, Metrics};
 use crate::scenario::{FollowUp, Plan};
@@ -40,8 +41,13 @@ pub fn unix_ms() -> u64 {
 pub struct Shared {
     /// The run's configuration.
     pub cfg: Arc<Config>,
-    /// Requests.
-    pub api: QueueApi,
+    /// Request builders, one per `--target` (each with its own `Host`).
+    pub apis: Vec<QueueApi>,
+    /// Which target leads: the buyers follow it (ADR 0032).
+    pub leader: Arc<Leader>,
+    /// Prefix of the reservations' Idempotency-Keys (`None`: no key; set with several
+    /// targets, so a reservation can be sent again to a new leader).
+    pub key_prefix: Option<String>,
     /// Follow-up shares.
     pub plan: Plan,
     /// Latencies and outcomes.
@@ -114,7 +120,7 @@ pub async fn run(
     source: Option<std::net::IpAddr>,
 ) -> BuyerRecord {
     let cfg = shared.cfg.clone();
-    let mut conn = Conn::new(cfg.target.addr, source, cfg.timeout());
+    let mut conn = Seat::new(&shared.leader, source, cfg.timeout());
     let mut rng =
         rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (who as u64).wrapping_mul(0x9e37_79b9));
     let buyer = format!("lg-q-{who}");
@@ -209,21 +215,74 @@ async fn sleep_until(shared: &Shared, at: Instant) -> bool {
     true
 }
 
-/// Sends `req` (rebuilt per attempt by `make`), recording it as `kind`; retries 429 (after
-/// `Retry-After`) and transport failures up to [`MAX_ATTEMPTS`] within the deadline.
+/// Whether a request may be sent again to a new leader after a failure that may be a takeover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// A repeat returns the original result: a join (same ticket), a poll, a reservation with
+    /// its Idempotency-Key, a confirm with its payment ref, a cancel.
+    Safe,
+    /// A reservation without an Idempotency-Key: never sent twice.
+    Never,
+}
+
+/// One request's result after retries and moves to a new leader.
+#[derive(Debug)]
+struct Exchanged {
+    /// The last attempt's result.
+    result: Result<Answer, TransportError>,
+    /// Some attempt got no answer (timeout, broken connection): the server may have acted.
+    unknown_attempt: bool,
+}
+
+/// Sends the request `make` builds for the leader's target (rebuilt per attempt), recording it
+/// as `kind`; retries 429 (after `Retry-After`) and, for joins and polls, transport failures
+/// up to [`MAX_ATTEMPTS`] within the deadline. After `503 not-leader` or a failure without an
+/// answer it finds the leader ([`Seat::follow`]) and, if the leader moved and `resend` allows,
+/// sends the request there (at most [`MAX_FOLLOW_ATTEMPTS`] moves; an attempt that led to a
+/// move is not recorded, the latency of the one recorded runs from the first send).
 async fn exchange(
     shared: &Shared,
-    conn: &mut Conn,
+    seat: &mut Seat,
     who: usize,
     kind: Kind,
-    make: impl Fn() -> Option<hyper::Request<http_body_util::Full<bytes::Bytes>>>,
-) -> Option<Result<Answer, TransportError>> {
+    resend: Resend,
+    make: impl Fn(&QueueApi) -> Option<hyper::Request<http_body_util::Full<bytes::Bytes>>>,
+) -> Option<Exchanged> {
+    let leader = &shared.leader;
     let mut last = None;
-    for _ in 0..MAX_ATTEMPTS {
-        let req = make()?;
+    let mut unknown_attempt = false;
+    let mut moves = 0u32;
+    let mut attempts = 0u32;
+    let mut first_sent: Option<Instant> = None;
+    while attempts < MAX_ATTEMPTS {
+        seat.sync(leader);
+        let at = seat.at();
+        let req = make(shared.apis.get(at.index)?)?;
         let sent = Instant::now();
-        let r = conn.send(req).await;
-        let latency = sent.elapsed();
+        let since = *first_sent.get_or_insert(sent);
+        let r = seat.conn.send(req).await;
+        unknown_attempt |= matches!(&r, Err(e) if !matches!(e, TransportError::Connect(_)));
+        match follow::takeover_hint(leader, &r) {
+            Some(takeover)
+                if leader.is_following()
+                    && resend == Resend::Safe
+                    && moves < MAX_FOLLOW_ATTEMPTS
+                    && Instant::now() < shared.deadline =>
+            {
+                if seat
+                    .follow(leader, at, sent, takeover, shared.deadline)
+                    .await
+                {
+                    moves += 1;
+                    continue;
+                }
+            }
+            Some(_) => {}
+            None => leader.note_success(at, Instant::now()),
+        }
+        attempts += 1;
+        first_sent = None;
+        let latency = since.elapsed();
         match &r {
             Ok(a) => {
                 let outcome = api::classify(a.status, &a.body);
@@ -242,15 +301,18 @@ async fn exchange(
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                return Some(r);
+                last = Some(r);
+                break;
             }
             Err(e) => {
                 let outcome = Outcome::Error(e.kind().to_string());
                 shared.metrics.record(who, kind, &outcome, latency);
                 shared.metrics.sample_error(who, e.kind(), &e.to_string());
-                // A reservation without an answer may hold stock: never resend it.
+                // A reservation without an answer may hold stock: never resend it (but after
+                // a move to a new leader, above, with its key).
                 if kind != Kind::QueueJoin && kind != Kind::QueuePoll {
-                    return Some(r);
+                    last = Some(r);
+                    break;
                 }
                 last = Some(r);
                 if Instant::now() + Duration::from_millis(200) >= shared.deadline {
@@ -260,26 +322,32 @@ async fn exchange(
             }
         }
     }
-    last
+    if moves > 0 {
+        leader.note_retried(u64::from(moves));
+    }
+    last.map(|result| Exchanged {
+        result,
+        unknown_attempt,
+    })
 }
 
-async fn join(shared: &Shared, conn: &mut Conn, who: usize, buyer: &str) -> Option<TicketAnswer> {
-    let r = exchange(shared, conn, who, Kind::QueueJoin, || {
-        shared.api.join(buyer).ok()
+async fn join(shared: &Shared, conn: &mut Seat, who: usize, buyer: &str) -> Option<TicketAnswer> {
+    let r = exchange(shared, conn, who, Kind::QueueJoin, Resend::Safe, |api| {
+        api.join(buyer).ok()
     })
     .await?;
-    match r {
+    match r.result {
         Ok(a) if a.status.is_success() => TicketAnswer::parse(&a.body),
         _ => None,
     }
 }
 
-async fn poll(shared: &Shared, conn: &mut Conn, who: usize, ticket: &str) -> Option<TicketAnswer> {
-    let r = exchange(shared, conn, who, Kind::QueuePoll, || {
-        shared.api.poll(ticket).ok()
+async fn poll(shared: &Shared, conn: &mut Seat, who: usize, ticket: &str) -> Option<TicketAnswer> {
+    let r = exchange(shared, conn, who, Kind::QueuePoll, Resend::Safe, |api| {
+        api.poll(ticket).ok()
     })
     .await?;
-    match r {
+    match r.result {
         Ok(a) if a.status.is_success() => {
             let s = shared.t0.elapsed().as_secs() as usize;
             if let Some(b) = shared.polls_per_s.get(s) {
@@ -293,7 +361,7 @@ async fn poll(shared: &Shared, conn: &mut Conn, who: usize, ticket: &str) -> Opt
 
 async fn reserve_and_follow_up(
     shared: &Shared,
-    conn: &mut Conn,
+    conn: &mut Seat,
     who: usize,
     buyer: &str,
     t: &TicketAnswer,
@@ -302,14 +370,22 @@ async fn reserve_and_follow_up(
     let cfg = &shared.cfg;
     let (sku, qty) = (cfg.skus[0].as_str(), cfg.qty);
     let pass = t.pass.as_deref();
-    let Some(r) = exchange(shared, conn, who, Kind::Reserve, || {
-        shared.api.reserve(buyer, sku, qty, pass, None).ok()
+    // With a key, a reservation whose leader died under it is sent again to the new one: the
+    // key returns the original (passes are valid on every node).
+    let key = shared.key_prefix.as_ref().map(|p| format!("{p}-{who}"));
+    let resend = if key.is_some() {
+        Resend::Safe
+    } else {
+        Resend::Never
+    };
+    let Some(r) = exchange(shared, conn, who, Kind::Reserve, resend, |api| {
+        api.reserve(buyer, sku, qty, pass, key.as_deref()).ok()
     })
     .await
     else {
         return End::ReserveRefused;
     };
-    let id = match r {
+    let id = match r.result {
         Err(_) => {
             shared.ledger.add(0, Event::UnknownReserve, qty);
             return End::ReserveRefused;
@@ -321,44 +397,46 @@ async fn reserve_and_follow_up(
                 None => return End::Abandoned,
             }
         }
+        // Refused in the end, but an earlier attempt got no answer: it may hold stock.
+        Ok(_) if r.unknown_attempt => {
+            shared.ledger.add(0, Event::UnknownReserve, qty);
+            return End::ReserveRefused;
+        }
         Ok(_) => return End::ReserveRefused,
     };
-    match shared.plan.follow_up(rng.gen::<f64>()) {
-        FollowUp::Abandon => End::Abandoned,
-        FollowUp::Confirm => {
-            let pay = format!("lg-pay-{who}");
-            let r = exchange(shared, conn, who, Kind::Confirm, || {
-                shared.api.confirm(&id, &pay).ok()
-            })
-            .await;
-            match r {
-                Some(Ok(a)) if a.status.is_success() => {
-                    shared.ledger.add(0, Event::Confirmed, qty);
-                    End::Confirmed
-                }
-                Some(Err(_)) => {
-                    shared.ledger.add(0, Event::UnknownConfirm, qty);
-                    End::Abandoned
-                }
-                _ => End::Abandoned,
+    let (kind, done, unknown) = match shared.plan.follow_up(rng.gen::<f64>()) {
+        FollowUp::Abandon => return End::Abandoned,
+        FollowUp::Confirm => (Kind::Confirm, Event::Confirmed, Event::UnknownConfirm),
+        FollowUp::Cancel => (Kind::Cancel, Event::Cancelled, Event::UnknownCancel),
+    };
+    // A confirm repeats with the same payment ref (same order), a cancel answers the released
+    // reservation: both may follow the leader.
+    let pay = format!("lg-pay-{who}");
+    let r = exchange(shared, conn, who, kind, Resend::Safe, |api| {
+        if kind == Kind::Confirm {
+            api.confirm(&id, &pay).ok()
+        } else {
+            api.cancel(&id).ok()
+        }
+    })
+    .await;
+    match r {
+        Some(Exchanged { result: Ok(a), .. }) if a.status.is_success() => {
+            shared.ledger.add(0, done, qty);
+            if kind == Kind::Confirm {
+                End::Confirmed
+            } else {
+                End::Cancelled
             }
         }
-        FollowUp::Cancel => {
-            let r = exchange(shared, conn, who, Kind::Cancel, || {
-                shared.api.cancel(&id).ok()
-            })
-            .await;
-            match r {
-                Some(Ok(a)) if a.status.is_success() => {
-                    shared.ledger.add(0, Event::Cancelled, qty);
-                    End::Cancelled
-                }
-                Some(Err(_)) => {
-                    shared.ledger.add(0, Event::UnknownCancel, qty);
-                    End::Abandoned
-                }
-                _ => End::Abandoned,
-            }
+        Some(Exchanged { result: Err(_), .. })
+        | Some(Exchanged {
+            unknown_attempt: true,
+            ..
+        }) => {
+            shared.ledger.add(0, unknown, qty);
+            End::Abandoned
         }
+        _ => End::Abandoned,
     }
 }

@@ -32,6 +32,7 @@ use crate::check::{self, SkuCounts, SkuObservation};
 use crate::cli::{Config, MAX_DURATION_S};
 use crate::conn::Conn;
 use crate::fdlimit;
+use crate::follow::{self, Leader, Seat};
 use crate::ledger::{Event, Ledger};
 use crate::metrics::Metrics;
 use crate::progress::{self, Phase};
@@ -67,6 +68,24 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         .queue
         .clone()
         .context("the queue scenario needs its settings")?;
+    let mut cfg = cfg;
+    // With several targets, the run starts on the one that leads and its buyers follow the
+    // leader from there (ADR 0032).
+    let mut leader_index = 0;
+    if cfg.targets.len() > 1 {
+        let within = Instant::now() + cfg.timeout().max(Duration::from_secs(5));
+        leader_index = follow::find_leader(&cfg.targets, within)
+            .await
+            .context("no --target answers GET /ready as the leader")?;
+        if let Some(t) = cfg.targets.get(leader_index) {
+            if t.addr != cfg.target.addr {
+                eprint(&cfg, &format!("queue load goes to the leader, {}", t.url()));
+            }
+            cfg.target = t.clone();
+            cfg.target_url = t.url();
+        }
+    }
+    let leader = Arc::new(Leader::new(cfg.targets.clone(), leader_index));
     let cfg = Arc::new(cfg);
     let fd_limit = fdlimit::ensure_nofile(
         (cfg.connections + qcfg.hot_buyers) as u64 + crate::run::FD_HEADROOM,
@@ -108,6 +127,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         .as_deref()
         .context("the queue scenario creates its queue: it needs --admin-token")?;
     let qapi = QueueApi::new(&cfg.target.authority, &cfg.token, admin, &qcfg.queue)
+        .context("building requests")?;
+    let apis = cfg
+        .targets
+        .iter()
+        .map(|t| QueueApi::new(&t.authority, &cfg.token, admin, &qcfg.queue))
+        .collect::<Result<Vec<_>, _>>()
         .context("building requests")?;
     let mut setup_conn = Conn::new(
         cfg.target.addr,
@@ -181,7 +206,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
-        api: qapi.clone(),
+        apis: apis.clone(),
+        leader: leader.clone(),
+        key_prefix: cfg.idempotency_keys.then(|| format!("lg-q-{t0_ms}")),
         plan: Plan::for_config(&cfg).context("follow-up shares")?,
         metrics: metrics.clone(),
         ledger: ledger.clone(),
@@ -264,6 +291,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_secs(cfg.settle_s)).await;
     }
     let watched = monitor.await.unwrap_or_default();
+    // The final reads go to the leader the buyers ended on (a takeover may have moved it).
+    let end_at = leader.current().index;
+    let (qapi, leader_moved) = match (apis.get(end_at), cfg.targets.get(end_at)) {
+        (Some(api), Some(t)) if end_at != leader_index => {
+            setup_conn.retarget(t.addr);
+            (api.clone(), true)
+        }
+        _ => (qapi, false),
+    };
+    if leader_moved {
+        eprint(&cfg, "reading the counts from the new leader");
+    }
     // The queue's counts after the settle (a confirm in flight at the end is counted).
     let mut watched = watched;
     if let Ok(req) = qapi.get_queue() {
@@ -316,7 +355,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         check,
         interrupted: false,
         stream: None,
-        follow: crate::follow::FollowReport::default(),
+        follow: leader.report(t0),
     };
     let mut report = Report::build(&cfg, &snapshot, run_facts);
     report.queue = Some(queue_report);
@@ -346,15 +385,21 @@ async fn probe_without_pass(shared: Arc<Shared>, at: Instant, count: u64) -> Wit
     }
     tokio::time::sleep_until(at.into()).await;
     let cfg = &shared.cfg;
-    let mut conn = Conn::new(cfg.target.addr, None, cfg.timeout());
+    let mut seat = Seat::new(&shared.leader, None, cfg.timeout());
     for i in 0..count {
+        // Sent to the leader as the buyers know it (no search of its own).
+        seat.sync(&shared.leader);
+        let Some(api) = shared.apis.get(seat.at().index) else {
+            break;
+        };
+        let conn = &mut seat.conn;
         if Instant::now() >= shared.deadline {
             break;
         }
         let forged = i % 2 == 1;
         let buyer = format!("lg-nopass-{i}");
         let pass = forged.then_some(FORGED_PASS);
-        let Ok(req) = shared.api.reserve(&buyer, &cfg.skus[0], cfg.qty, pass, None) else {
+        let Ok(req) = api.reserve(&buyer, &cfg.skus[0], cfg.qty, pass, None) else {
             break;
         };
         w.attempts += 1;
@@ -363,7 +408,7 @@ async fn probe_without_pass(shared: Arc<Shared>, at: Instant, count: u64) -> Wit
                 w.succeeded += 1;
                 shared.ledger.add(0, Event::Held, cfg.qty);
                 if let Some(id) = api::reservation_id(&a.body) {
-                    if let Ok(req) = shared.api.cancel(&id) {
+                    if let Ok(req) = api.cancel(&id) {
                         if matches!(conn.send(req).await, Ok(c) if c.status.is_success()) {
                             shared.ledger.add(0, Event::Cancelled, cfg.qty);
                         }

@@ -13,8 +13,8 @@ use tokio::sync::{watch, Semaphore};
 use super::{FollowUp, Plan};
 use crate::api::{self, Api, Outcome};
 use crate::cli::{BuyerIds, Config};
-use crate::conn::{Answer, Conn, TransportError};
-use crate::follow::{self, Hint, Leader, Position, MAX_FOLLOW_ATTEMPTS};
+use crate::conn::{Answer, TransportError};
+use crate::follow::{self, Leader, Seat, MAX_FOLLOW_ATTEMPTS};
 use crate::ledger::{Event, Ledger};
 use crate::metrics::{Kind, Metrics};
 use crate::schedule::OpenSchedule;
@@ -23,8 +23,7 @@ use crate::schedule::OpenSchedule;
 /// server is not hammered in a tight loop.
 pub const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Error kind of a `503 not-leader` answer.
-pub const NOT_LEADER: &str = "http_503_not-leader";
+pub use crate::follow::NOT_LEADER;
 
 /// Whether a request may be sent again, to the new leader, after a failure that may be a
 /// takeover.
@@ -94,9 +93,8 @@ pub struct Signals {
 struct Buyer {
     shared: Arc<Shared>,
     who: usize,
-    conn: Conn,
-    /// The leader position `conn` points at.
-    at: Position,
+    /// The connection, following the leader.
+    seat: Seat,
     /// End of the load window (no move is looked for after it).
     end: Instant,
     rng: StdRng,
@@ -107,14 +105,8 @@ struct Buyer {
 /// Runs buyer `who` to completion.
 pub async fn run(shared: Arc<Shared>, who: usize, source: Option<IpAddr>, mut sig: Signals) {
     let cfg = shared.cfg.clone();
-    let at = shared.leader.current();
-    let addr = shared
-        .leader
-        .target(at.index)
-        .map_or(cfg.target.addr, |t| t.addr);
     let mut b = Buyer {
-        conn: Conn::new(addr, source, cfg.timeout()),
-        at,
+        seat: Seat::new(&shared.leader, source, cfg.timeout()),
         end: Instant::now(),
         rng: StdRng::seed_from_u64(cfg.seed ^ (who as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         buyer_id: format!("lg-{who}"),
@@ -148,7 +140,7 @@ impl Buyer {
     async fn ramp_up(&mut self) {
         let sh = self.shared.clone();
         if let Ok(_permit) = sh.connect_permits.acquire().await {
-            match self.conn.ensure_open().await {
+            match self.seat.conn.ensure_open().await {
                 Ok(()) => {
                     sh.opened.fetch_add(1, Ordering::Relaxed);
                 }
@@ -283,22 +275,6 @@ impl Buyer {
         false
     }
 
-    /// Points the connection at the shared view's leader if it moved since.
-    fn sync_leader(&mut self) {
-        let now = self.shared.leader.current();
-        if now != self.at {
-            self.move_to(now);
-        }
-    }
-
-    /// Points the connection at the target of `pos` (reconnecting on the next send).
-    fn move_to(&mut self, pos: Position) {
-        if let Some(t) = self.shared.leader.target(pos.index) {
-            self.conn.retarget(t.addr);
-            self.at = pos;
-        }
-    }
-
     /// Sends one request built by `make` for the current leader, records its latency from
     /// `due` and its final outcome. After `503 not-leader` or a transport failure it finds the
     /// leader ([`Leader::follow`]) and, if the leader moved and `resend` allows, sends the
@@ -317,8 +293,8 @@ impl Buyer {
         let mut extra_sends = 0u64;
         let mut transport_error: Option<TransportError> = None;
         let (outcome, answer) = loop {
-            self.sync_leader();
-            let sent_at = self.at;
+            self.seat.sync(leader);
+            let sent_at = self.seat.at();
             let req = match sh.apis.get(sent_at.index).map(make) {
                 Some(Ok(r)) => r,
                 Some(Err(e)) => {
@@ -328,7 +304,8 @@ impl Buyer {
                 None => break (Outcome::Error("request".into()), None),
             };
             let sent = Instant::now();
-            let result = self.conn.send(req).await;
+            let result = self.seat.conn.send(req).await;
+            let takeover = follow::takeover_hint(leader, &result);
             let (outcome, answer) = match result {
                 Ok(answer) => {
                     transport_error = None;
@@ -340,23 +317,10 @@ impl Buyer {
                     (o, None)
                 }
             };
-            let hint = match &outcome {
-                Outcome::Error(e) if e == NOT_LEADER => {
-                    let named = answer.as_ref().and_then(|a| follow::leader_url(&a.body));
-                    match named {
-                        // A leader that is not a --target is not followed: the answer (its
-                        // body names the URL) counts as an error.
-                        Some(url) => leader.index_of(&url).map(Hint::Named),
-                        None => Some(Hint::Unknown),
-                    }
-                }
-                Outcome::Error(e) if e == "connect" || is_unknown(e) => Some(Hint::Unknown),
-                _ => None,
-            };
             if let Outcome::Error(e) = &outcome {
                 unknown_attempt |= is_unknown(e);
             }
-            let Some(hint) = hint else {
+            let Some(takeover) = takeover else {
                 // An answer (of any kind) from the node the view names.
                 leader.note_success(sent_at, Instant::now());
                 break (outcome, answer);
@@ -368,16 +332,15 @@ impl Buyer {
             {
                 break (outcome, answer);
             }
-            leader.note_failure(sent_at, sent);
-            let Ok(next) = leader.follow(sent_at, hint, self.end).await else {
-                // The run ended while another buyer looked for the leader.
-                break (outcome, answer);
-            };
-            if next == sent_at {
-                // Nobody else leads: the failure stands.
+            if !self
+                .seat
+                .follow(leader, sent_at, sent, takeover, self.end)
+                .await
+            {
+                // Nobody else leads (or the run ended while another buyer looked): the
+                // failure stands.
                 break (outcome, answer);
             }
-            self.move_to(next);
             extra_sends += 1;
         };
         if extra_sends > 0 {

@@ -291,23 +291,6 @@ impl Subscriber {
         if let Some(event) = self.queued.pop_front() {
             return Ok(Some(event));
         }
-        // Given other nodes, look for a new leader once the current one is late.
-        let scout = match self.session.as_ref() {
-            Some(session) if self.servers.len() > 1 => Some(Scout {
-                connector: self.connector.clone(),
-                options: self.options.clone(),
-                others: self
-                    .servers
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != self.current)
-                    .map(|(i, s)| (i, s.clone()))
-                    .collect(),
-                resume: self.position,
-                from: session.late_at(),
-            }),
-            _ => None,
-        };
         let Some(session) = self.session.as_mut() else {
             if let Some(delay) = self.delay.take() {
                 tokio::time::sleep(delay).await;
@@ -326,23 +309,36 @@ impl Subscriber {
                 Err(e) => self.fail(e).map(Some),
             };
         };
-        let frame = match scout {
-            None => session.next_frame().await,
-            Some(scout) => {
-                let raced = tokio::select! {
-                    frame = session.next_frame() => Raced::Frame(frame),
-                    found = scout.run() => Raced::Found(Box::new(found)),
-                };
-                match raced {
-                    Raced::Frame(frame) => frame,
-                    // The current server answered since the search began: stay.
-                    Raced::Found(found) if session.late_at() > Instant::now() => {
-                        found.session.close();
-                        return Ok(None);
+        // Given other nodes, look for a new leader once the current one is late (the scout is
+        // only built then: a streaming session pays for one timer per frame, nothing more).
+        let frame = if self.servers.len() > 1 {
+            let late_at = session.late_at();
+            let raced = tokio::select! {
+                frame = session.next_frame() => Raced::Frame(frame),
+                _ = tokio::time::sleep_until(late_at.into()) => {
+                    let scout = Scout {
+                        connector: self.connector.clone(),
+                        options: self.options.clone(),
+                        others: others(&self.servers, self.current),
+                        resume: self.position,
+                    };
+                    tokio::select! {
+                        frame = session.next_frame() => Raced::Frame(frame),
+                        found = scout.run() => Raced::Found(Box::new(found)),
                     }
-                    Raced::Found(found) => return Ok(Some(self.move_to(*found))),
                 }
+            };
+            match raced {
+                Raced::Frame(frame) => frame,
+                // The current server answered since the search began: stay.
+                Raced::Found(found) if session.late_at() > Instant::now() => {
+                    found.session.close();
+                    return Ok(None);
+                }
+                Raced::Found(found) => return Ok(Some(self.move_to(*found))),
             }
+        } else {
+            session.next_frame().await
         };
         let epoch = session.epoch();
         let last = self.position.map_or(0, |p| p.seq);
@@ -397,9 +393,18 @@ impl Subscriber {
     }
 }
 
-/// The search for a new leader while the current server is late: from `from` on, rounds of
-/// connection attempts to every other node at once, [`SCOUT_INTERVAL`] apart, until one
-/// accepts. A standby refuses with `NotLeader` (its message names the leader by its HTTP URL,
+/// The other servers of a subscription: index in `servers`, address.
+fn others(servers: &[String], current: usize) -> Vec<(usize, String)> {
+    servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != current)
+        .map(|(i, s)| (i, s.clone()))
+        .collect()
+}
+
+/// The search for a new leader while the current server is late: rounds of connection
+/// attempts to every other node at once, [`SCOUT_INTERVAL`] apart, until one accepts. A standby refuses with `NotLeader` (its message names the leader by its HTTP URL,
 /// which every node of the round is tried anyway); the node that leads accepts. Dropping it
 /// (the current server answered after all) abandons the attempts in flight.
 struct Scout {
@@ -409,8 +414,6 @@ struct Scout {
     others: Vec<(usize, String)>,
     /// Where to resume (another node answers with a snapshot).
     resume: Option<ResumePoint>,
-    /// When the current server became late.
-    from: Instant,
 }
 
 /// Which of the current session and a [`Scout`] finished first.
@@ -435,7 +438,6 @@ impl Scout {
     /// Looks until a node accepts (never returns otherwise: the caller races it with the
     /// current session, whose silence limit ends the race).
     async fn run(self) -> Found {
-        tokio::time::sleep_until(self.from.into()).await;
         let limit = SCOUT_ATTEMPT_LIMIT.min(self.options.connect_timeout);
         loop {
             let mut attempts = tokio::task::JoinSet::new();

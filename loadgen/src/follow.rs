@@ -609,6 +609,57 @@ mod tests {
         assert_eq!(leader_url(br#"{"leader_url":null}"#), None);
     }
 
+    #[test]
+    fn failures_that_may_mean_a_takeover_are_classified() {
+        let l = Leader::new(targets(), 0);
+        let answer = |status: StatusCode, body: &'static str| {
+            Ok(Answer {
+                status,
+                body: bytes::Bytes::from_static(body.as_bytes()),
+                retry_after_s: None,
+            })
+        };
+        let not_leader = |url: &str| {
+            format!(r#"{{"type":"https://flashsale.dev/problems/not-leader","leader_url":{url}}}"#)
+        };
+        let named = not_leader(r#""http://127.0.0.1:2""#).leak();
+        assert_eq!(
+            takeover_hint(&l, &answer(StatusCode::SERVICE_UNAVAILABLE, named)),
+            Some(Takeover {
+                hint: Hint::Named(1),
+                failure: Failure::NotLeader
+            })
+        );
+        let nobody = not_leader("null").leak();
+        assert_eq!(
+            takeover_hint(&l, &answer(StatusCode::SERVICE_UNAVAILABLE, nobody)),
+            Some(Takeover {
+                hint: Hint::Unknown,
+                failure: Failure::NotLeader
+            })
+        );
+        let outside = not_leader(r#""http://127.0.0.1:9""#).leak();
+        assert_eq!(
+            takeover_hint(&l, &answer(StatusCode::SERVICE_UNAVAILABLE, outside)),
+            None,
+            "a leader outside the targets is not followed"
+        );
+        assert_eq!(
+            takeover_hint(&l, &Err(TransportError::Timeout)),
+            Some(Takeover {
+                hint: Hint::Unknown,
+                failure: Failure::NoAnswer
+            })
+        );
+        assert_eq!(takeover_hint(&l, &answer(StatusCode::CREATED, "{}")), None);
+        let unavailable = r#"{"type":"https://flashsale.dev/problems/unavailable"}"#;
+        assert_eq!(
+            takeover_hint(&l, &answer(StatusCode::SERVICE_UNAVAILABLE, unavailable)),
+            None,
+            "only not-leader among the 503s"
+        );
+    }
+
     #[tokio::test]
     async fn a_search_with_nobody_leading_ends_at_the_deadline_without_a_move() {
         // Two ports nobody listens on.

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{
-    BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ShardId,
-    SkuId, SkuSpec, MAX_LINES,
+    Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ShardId, SkuId,
+    SkuSpec, MAX_LINES,
 };
 
+use super::buyers::BuyerHandle;
 use super::sku::{sku_at_mut, SkuState};
 use super::store::{CLine, Lines, Reservation};
 use super::usage::sub_usage;
@@ -197,11 +198,14 @@ impl Shard {
                 group,
                 at_ms,
             } => {
-                let compact = self.take_lines(&buyer, &lines, units, skus);
+                // The buyer's id is hashed once here; everything after uses its handle.
+                let buyer_handle = self.buyers.acquire(&buyer);
+                let compact = self.take_lines(buyer_handle, &lines, units, skus);
                 self.recycle_lines(lines);
                 self.apply_reserved(Reservation {
                     id,
                     buyer,
+                    buyer_handle,
                     lines: compact,
                     created_at_ms: at_ms,
                     expires_at_ms,
@@ -281,10 +285,11 @@ impl Shard {
 
     /// The stock side of `Reserved`: moves each line's units to reserved (and off the gate,
     /// unless the caller's claims already took them), counts the buyer's usage, and returns
-    /// the lines in their stored form. `skus[k]`, when given, is the index of `lines[k].sku`.
+    /// the lines in their stored form. `skus[k]`, when given, is the index of `lines[k].sku`;
+    /// `buyer` is the buyer's handle.
     fn take_lines(
         &mut self,
-        buyer: &BuyerId,
+        buyer: BuyerHandle,
         lines: &[Line],
         units: Units,
         skus: Option<&[u32]>,
@@ -340,7 +345,8 @@ impl Shard {
             if let Some(key) = &r.idempotency_key {
                 self.idempotency.insert(key.clone(), id);
             }
-            self.buyers.add_reservation(&r.buyer, r.created_at_ms, id);
+            self.buyers
+                .add_reservation(r.buyer_handle, r.created_at_ms, id);
         } else if r.group.is_some() {
             self.part_expiry.push(Reverse((r.expires_at_ms, id)));
         }
@@ -382,7 +388,7 @@ impl Shard {
             self.next_order = self.next_order.max(order.counter() + 1);
         }
         if id.shard() == self.id {
-            self.buyers.add_order(&r.buyer, at_ms, id);
+            self.buyers.add_order(r.buyer_handle, at_ms, id);
         }
         let previous = self.orders.insert(order, id);
         assert!(previous.is_none(), "{order} allocated twice");
@@ -443,7 +449,7 @@ impl Shard {
             let before = s.available();
             s.reserved -= qty;
             move_gate(s, before, i128::from(qty), 0);
-            sub_usage(&mut self.usage, &r.buyer, l.sku, qty);
+            sub_usage(&mut self.usage, r.buyer_handle, l.sku, qty);
         }
         if reason == ReleaseReason::Aborted {
             if let Some(key) = &r.idempotency_key {
@@ -454,7 +460,7 @@ impl Shard {
             // Never acknowledged to anyone: not listed either.
             if id.shard() == self.id {
                 self.buyers
-                    .remove_reservation(&r.buyer, r.created_at_ms, id);
+                    .remove_reservation(r.buyer_handle, r.created_at_ms, id);
             }
         }
         self.settled.push_back((at_ms, id));

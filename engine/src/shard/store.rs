@@ -56,6 +56,9 @@ pub(super) struct Reservation {
     pub(super) id: ReservationId,
     /// Who holds it.
     pub(super) buyer: BuyerId,
+    /// The buyer's handle in this shard ([`super::buyers::BuyerIndex`]): acquired when the
+    /// reservation is stored, released when it is forgotten.
+    pub(super) buyer_handle: super::buyers::BuyerHandle,
     /// Its lines on this shard.
     pub(super) lines: Lines,
     /// When it was reserved.
@@ -317,6 +320,7 @@ mod tests {
         Reservation {
             id: ReservationId::compose(shard, counter),
             buyer: BuyerId::new("b").unwrap(),
+            buyer_handle: 0,
             lines: Lines::from_slice(&[]),
             created_at_ms: 0,
             expires_at_ms: 1,

@@ -1,7 +1,7 @@
 //! Shard-level unit tests: retention, and memory that follows live reservations across store
 //! chunks and snapshots.
 
-use flashsale_protocol::{Event, Line, LogRecord, OrderId, ReleaseReason, SkuSpec};
+use flashsale_protocol::{BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, SkuSpec};
 
 use super::store::CHUNK;
 use super::*;

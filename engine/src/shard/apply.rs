@@ -294,39 +294,52 @@ impl Shard {
         units: Units,
         skus: Option<&[u32]>,
     ) -> Lines {
-        let mut compact = [CLine {
-            sku: 0,
-            qty: 0,
-            unit_price_cents: 0,
-        }; MAX_LINES];
         assert!(
             lines.len() <= MAX_LINES,
             "{} lines passed the check",
             lines.len()
         );
         assert!(skus.is_none_or(|x| x.len() == lines.len()));
-        for (k, l) in lines.iter().enumerate() {
-            let qty = u64::from(l.qty);
-            let resolved = skus.and_then(|x| x.get(k)).copied();
-            let Some(i) = resolved.or_else(|| self.sku_index.get(&l.sku).copied()) else {
-                panic!("reservation of missing SKU {} passed the check", l.sku);
-            };
-            debug_assert_eq!(self.sku_index.get(&l.sku), Some(&i));
-            let s = sku_at_mut(&mut self.skus, i);
-            let before = s.available();
-            s.reserved += qty;
-            assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
-            // A claim already took the units off the gate; otherwise they go now.
-            let claims = if units == Units::Claimed { qty } else { 0 };
-            move_gate(s, before, i128::from(claims) - i128::from(qty), claims);
-            self.add_usage(buyer, i, qty);
-            compact[k] = CLine {
-                sku: i,
-                qty: l.qty,
-                unit_price_cents: l.unit_price_cents,
-            };
+        let resolved = |k: usize| skus.and_then(|x| x.get(k)).copied();
+        // One line (the common case) is stored inline, with no buffer to fill first.
+        match lines {
+            [one] => Lines::One(self.take_line(buyer, one, units, resolved(0))),
+            many => Lines::Many(
+                many.iter()
+                    .enumerate()
+                    .map(|(k, l)| self.take_line(buyer, l, units, resolved(k)))
+                    .collect(),
+            ),
         }
-        Lines::from_slice(&compact[..lines.len()])
+    }
+
+    /// One line of [`Shard::take_lines`]: `resolved` is the SKU's index when the command
+    /// already looked it up.
+    fn take_line(
+        &mut self,
+        buyer: BuyerHandle,
+        l: &Line,
+        units: Units,
+        resolved: Option<u32>,
+    ) -> CLine {
+        let qty = u64::from(l.qty);
+        let Some(i) = resolved.or_else(|| self.sku_index.get(&l.sku).copied()) else {
+            panic!("reservation of missing SKU {} passed the check", l.sku);
+        };
+        debug_assert_eq!(self.sku_index.get(&l.sku), Some(&i));
+        let s = sku_at_mut(&mut self.skus, i);
+        let before = s.available();
+        s.reserved += qty;
+        assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
+        // A claim already took the units off the gate; otherwise they go now.
+        let claims = if units == Units::Claimed { qty } else { 0 };
+        move_gate(s, before, i128::from(claims) - i128::from(qty), claims);
+        self.add_usage(buyer, i, qty);
+        CLine {
+            sku: i,
+            qty: l.qty,
+            unit_price_cents: l.unit_price_cents,
+        }
     }
 
     /// Keeps the emptied line buffer of a `Reserved` event for the next reservation.
@@ -336,7 +349,9 @@ impl Shard {
     }
 
     /// `Reserved` (after [`Shard::take_lines`]): stores the reservation; on its home shard
-    /// also advances the id counter, schedules its expiry and remembers its key.
+    /// also advances the id counter, schedules its expiry and remembers its key. Inlined so
+    /// the reservation is built where the store keeps it rather than moved through calls.
+    #[inline]
     fn apply_reserved(&mut self, r: Reservation) {
         let id = r.id;
         if id.shard() == self.id {

@@ -189,6 +189,7 @@ impl Store {
     /// the reservations stored, not the ids issued: a gap of ids costs at most
     /// [`MAX_GAP_CHUNKS`] empty entries, a larger gap moves the chunked reservations to the
     /// map and starts the chunks afresh.
+    #[inline]
     pub(super) fn insert(&mut self, shard: ShardId, r: Reservation) -> bool {
         if self.get(shard, r.id).is_some() {
             return false;

@@ -191,23 +191,30 @@ impl Store {
     /// map and starts the chunks afresh.
     #[inline]
     pub(super) fn insert(&mut self, shard: ShardId, r: Reservation) -> bool {
-        if self.get(shard, r.id).is_some() {
-            return false;
-        }
         if r.id.shard() == shard {
             let chunk = r.id.counter() / CHUNK;
             if self.own.is_empty() || chunk >= self.first_chunk + self.own.len() as u64 {
+                // Beyond the chunk range: never stored (an own id is in the map only when
+                // its chunk was dropped or came before the range).
                 self.open_chunk(chunk);
             }
             if let Some((c, i)) = self.locate(r.id.counter()) {
                 if let Some(chunk) = &mut self.own[c] {
-                    assert!(chunk.slots[i].is_none(), "{} stored twice", r.id);
+                    // An own id whose chunk is allocated is never in the map: its slot
+                    // alone says whether it is taken (one probe, no hashing).
+                    if chunk.slots[i].is_some() {
+                        return false;
+                    }
+                    debug_assert!(!self.map.contains_key(&r.id), "{} in both places", r.id);
                     chunk.slots[i] = Some(r);
                     chunk.live += 1;
                     self.own_len += 1;
                     return true;
                 }
             }
+        }
+        if self.map.contains_key(&r.id) {
+            return false;
         }
         self.map.insert(r.id, r);
         true

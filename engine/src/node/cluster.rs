@@ -215,30 +215,12 @@ impl Cluster {
         key: Option<ScopedKey>,
     ) -> Result<ReservationView, CommandError> {
         let view = self.reservation(id)?;
-        let mut max_hold: Option<(u64, SkuId)> = None;
-        let mut max_extensions: Option<(u32, SkuId)> = None;
-        for line in &view.lines {
-            let sku = self.sku(&line.sku)?;
-            if max_hold.as_ref().is_none_or(|(m, _)| sku.max_hold_ms < *m) {
-                max_hold = Some((sku.max_hold_ms, sku.sku.clone()));
-            }
-            if max_extensions
-                .as_ref()
-                .is_none_or(|(m, _)| sku.max_extensions < *m)
-            {
-                max_extensions = Some((sku.max_extensions, sku.sku));
-            }
-        }
-        let (Some(max_hold), Some(max_extensions)) = (max_hold, max_extensions) else {
-            return Err(CommandError::Internal(format!("{id} has no lines")));
-        };
-        let cmd = ExtendCommand {
-            id,
-            ttl_ms,
-            max_hold,
-            max_extensions,
-            key,
-        };
+        let skus = view
+            .lines
+            .iter()
+            .map(|line| self.sku(&line.sku))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cmd = ExtendCommand::strictest_of(id, ttl_ms, key, &skus)?;
         self.decide(now_ms, id, Request::Extend(Box::new(cmd)))
     }
 

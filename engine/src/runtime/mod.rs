@@ -505,31 +505,12 @@ impl Engine {
     ) -> Result<ReservationView, CommandError> {
         let home = self.home_of(id)?;
         let view = self.reservation(id).await?;
-        let mut max_hold: Option<(u64, SkuId)> = None;
-        let mut max_extensions: Option<(u32, SkuId)> = None;
+        let mut skus = Vec::with_capacity(view.lines.len());
         for line in &view.lines {
             // A SKU's settings are never removed, so every line's SKU is known.
-            let sku = self.sku(line.sku.clone()).await?;
-            if max_hold.as_ref().is_none_or(|(m, _)| sku.max_hold_ms < *m) {
-                max_hold = Some((sku.max_hold_ms, sku.sku.clone()));
-            }
-            if max_extensions
-                .as_ref()
-                .is_none_or(|(m, _)| sku.max_extensions < *m)
-            {
-                max_extensions = Some((sku.max_extensions, sku.sku));
-            }
+            skus.push(self.sku(line.sku.clone()).await?);
         }
-        let (Some(max_hold), Some(max_extensions)) = (max_hold, max_extensions) else {
-            return Err(CommandError::Internal(format!("{id} has no lines")));
-        };
-        let cmd = ExtendCommand {
-            id,
-            ttl_ms,
-            max_hold,
-            max_extensions,
-            key,
-        };
+        let cmd = ExtendCommand::strictest_of(id, ttl_ms, key, &skus)?;
         let answer = self.ask(home, Request::Extend(Box::new(cmd))).await?;
         self.whole(answer).await
     }

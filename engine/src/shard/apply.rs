@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{
-    BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ShardId,
-    SkuId, SkuSpec, MAX_LINES,
+    Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ShardId, SkuId,
+    SkuSpec, MAX_LINES,
 };
 
+use super::buyers::BuyerHandle;
 use super::sku::{sku_at_mut, SkuState};
 use super::store::{CLine, Lines, Reservation};
 use super::usage::sub_usage;
@@ -182,7 +183,9 @@ impl Shard {
 
     /// Applies a checked event. `units`: whether a `Reserved`'s units were already taken from
     /// the gates by the caller's claims. Asserts the per-SKU invariant of every SKU it
-    /// touches (O(1) each).
+    /// touches (O(1) each). Inlined into [`Shard::emit_with`] so the event is not copied
+    /// into a call.
+    #[inline]
     pub(super) fn mutate(&mut self, event: Event, units: Units, skus: Option<&[u32]>) {
         match event {
             Event::SkuUpserted { spec, .. } => self.apply_sku_upserted(spec),
@@ -197,11 +200,14 @@ impl Shard {
                 group,
                 at_ms,
             } => {
-                let compact = self.take_lines(&buyer, &lines, units, skus);
+                // The buyer's id is hashed once here; everything after uses its handle.
+                let buyer_handle = self.buyers.acquire(&buyer);
+                let compact = self.take_lines(buyer_handle, &lines, units, skus);
                 self.recycle_lines(lines);
                 self.apply_reserved(Reservation {
                     id,
                     buyer,
+                    buyer_handle,
                     lines: compact,
                     created_at_ms: at_ms,
                     expires_at_ms,
@@ -281,47 +287,61 @@ impl Shard {
 
     /// The stock side of `Reserved`: moves each line's units to reserved (and off the gate,
     /// unless the caller's claims already took them), counts the buyer's usage, and returns
-    /// the lines in their stored form. `skus[k]`, when given, is the index of `lines[k].sku`.
+    /// the lines in their stored form. `skus[k]`, when given, is the index of `lines[k].sku`;
+    /// `buyer` is the buyer's handle.
     fn take_lines(
         &mut self,
-        buyer: &BuyerId,
+        buyer: BuyerHandle,
         lines: &[Line],
         units: Units,
         skus: Option<&[u32]>,
     ) -> Lines {
-        let mut compact = [CLine {
-            sku: 0,
-            qty: 0,
-            unit_price_cents: 0,
-        }; MAX_LINES];
         assert!(
             lines.len() <= MAX_LINES,
             "{} lines passed the check",
             lines.len()
         );
         assert!(skus.is_none_or(|x| x.len() == lines.len()));
-        for (k, l) in lines.iter().enumerate() {
-            let qty = u64::from(l.qty);
-            let resolved = skus.and_then(|x| x.get(k)).copied();
-            let Some(i) = resolved.or_else(|| self.sku_index.get(&l.sku).copied()) else {
-                panic!("reservation of missing SKU {} passed the check", l.sku);
-            };
-            debug_assert_eq!(self.sku_index.get(&l.sku), Some(&i));
-            let s = sku_at_mut(&mut self.skus, i);
-            let before = s.available();
-            s.reserved += qty;
-            assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
-            // A claim already took the units off the gate; otherwise they go now.
-            let claims = if units == Units::Claimed { qty } else { 0 };
-            move_gate(s, before, i128::from(claims) - i128::from(qty), claims);
-            self.add_usage(buyer, i, qty);
-            compact[k] = CLine {
-                sku: i,
-                qty: l.qty,
-                unit_price_cents: l.unit_price_cents,
-            };
+        let resolved = |k: usize| skus.and_then(|x| x.get(k)).copied();
+        // One line (the common case) is stored inline, with no buffer to fill first.
+        match lines {
+            [one] => Lines::One(self.take_line(buyer, one, units, resolved(0))),
+            many => Lines::Many(
+                many.iter()
+                    .enumerate()
+                    .map(|(k, l)| self.take_line(buyer, l, units, resolved(k)))
+                    .collect(),
+            ),
         }
-        Lines::from_slice(&compact[..lines.len()])
+    }
+
+    /// One line of [`Shard::take_lines`]: `resolved` is the SKU's index when the command
+    /// already looked it up.
+    fn take_line(
+        &mut self,
+        buyer: BuyerHandle,
+        l: &Line,
+        units: Units,
+        resolved: Option<u32>,
+    ) -> CLine {
+        let qty = u64::from(l.qty);
+        let Some(i) = resolved.or_else(|| self.sku_index.get(&l.sku).copied()) else {
+            panic!("reservation of missing SKU {} passed the check", l.sku);
+        };
+        debug_assert_eq!(self.sku_index.get(&l.sku), Some(&i));
+        let s = sku_at_mut(&mut self.skus, i);
+        let before = s.available();
+        s.reserved += qty;
+        assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
+        // A claim already took the units off the gate; otherwise they go now.
+        let claims = if units == Units::Claimed { qty } else { 0 };
+        move_gate(s, before, i128::from(claims) - i128::from(qty), claims);
+        self.add_usage(buyer, i, qty);
+        CLine {
+            sku: i,
+            qty: l.qty,
+            unit_price_cents: l.unit_price_cents,
+        }
     }
 
     /// Keeps the emptied line buffer of a `Reserved` event for the next reservation.
@@ -331,7 +351,9 @@ impl Shard {
     }
 
     /// `Reserved` (after [`Shard::take_lines`]): stores the reservation; on its home shard
-    /// also advances the id counter, schedules its expiry and remembers its key.
+    /// also advances the id counter, schedules its expiry and remembers its key. Inlined so
+    /// the reservation is built where the store keeps it rather than moved through calls.
+    #[inline]
     fn apply_reserved(&mut self, r: Reservation) {
         let id = r.id;
         if id.shard() == self.id {
@@ -340,7 +362,8 @@ impl Shard {
             if let Some(key) = &r.idempotency_key {
                 self.idempotency.insert(key.clone(), id);
             }
-            self.buyers.add_reservation(&r.buyer, r.created_at_ms, id);
+            self.buyers
+                .add_reservation(r.buyer_handle, r.created_at_ms, id);
         } else if r.group.is_some() {
             self.part_expiry.push(Reverse((r.expires_at_ms, id)));
         }
@@ -382,7 +405,7 @@ impl Shard {
             self.next_order = self.next_order.max(order.counter() + 1);
         }
         if id.shard() == self.id {
-            self.buyers.add_order(&r.buyer, at_ms, id);
+            self.buyers.add_order(r.buyer_handle, at_ms, id);
         }
         let previous = self.orders.insert(order, id);
         assert!(previous.is_none(), "{order} allocated twice");
@@ -443,7 +466,7 @@ impl Shard {
             let before = s.available();
             s.reserved -= qty;
             move_gate(s, before, i128::from(qty), 0);
-            sub_usage(&mut self.usage, &r.buyer, l.sku, qty);
+            sub_usage(&mut self.usage, r.buyer_handle, l.sku, qty);
         }
         if reason == ReleaseReason::Aborted {
             if let Some(key) = &r.idempotency_key {
@@ -454,7 +477,7 @@ impl Shard {
             // Never acknowledged to anyone: not listed either.
             if id.shard() == self.id {
                 self.buyers
-                    .remove_reservation(&r.buyer, r.created_at_ms, id);
+                    .remove_reservation(r.buyer_handle, r.created_at_ms, id);
             }
         }
         self.settled.push_back((at_ms, id));

@@ -26,24 +26,39 @@ pub const MAX_LIST_LIMIT: usize = 100;
 /// greatest position down (newest first); a cursor names the last position seen.
 pub type ListPos = (u64, ReservationId);
 
-/// One buyer's entries: positions of its home reservations and of its home orders.
+/// A buyer's dense handle inside one shard: its slot in [`BuyerIndex`]. A reservation keeps
+/// its buyer's handle, so confirming, releasing and forgetting it hash no buyer id, and
+/// per-buyer usage is keyed by `(handle, SKU index)` (two integers) instead of the id.
+pub(super) type BuyerHandle = u32;
+
+/// One buyer's slot: its id, how many kept reservations name it, and the positions of its
+/// home reservations and home orders.
 #[derive(Debug, Default)]
 struct BuyerEntries {
+    /// The buyer (`None` while the slot is free).
+    buyer: Option<BuyerId>,
+    /// Reservations (or parts) in the store whose handle this is; the slot is freed at 0.
+    kept: u32,
     /// `(created_at_ms, id)` of every home reservation kept, rolled-back ones excepted.
     reservations: PosList,
     /// `(confirmed_at_ms, reservation id)` of every home order.
     orders: PosList,
 }
 
-/// One shard's index entries per buyer (see the module doc). Keyed by buyer first, then by
-/// integer positions: adding an entry hashes the buyer id once and compares integers only
-/// (a set keyed by `(buyer, time, id)` compared the buyer's bytes at every tree level and
-/// cloned the id into every entry: about half of the hot path's instructions), and the
-/// positions append in O(1) ([`PosList`], ADR 0029).
+/// One shard's buyers (see the module doc): a dense handle per buyer with a kept
+/// reservation, hashed once when a reservation enters the shard, and each buyer's entries by
+/// handle. Adding an entry compares integers only and appends in O(1) ([`PosList`], ADR 0029).
+/// A buyer whose last kept reservation is forgotten frees its slot (and its lists' memory)
+/// for the next new buyer, so live slots follow the kept reservations; the slot vector's
+/// length is the most buyers with kept reservations at once.
 #[derive(Debug)]
 pub(super) struct BuyerIndex {
-    /// Entries per buyer; a buyer with no entry left is dropped.
-    by_buyer: FastMap<BuyerId, BuyerEntries>,
+    /// Handle of every buyer with a kept reservation.
+    handles: FastMap<BuyerId, BuyerHandle>,
+    /// Entries by handle.
+    slots: Vec<BuyerEntries>,
+    /// Free handles, reused before the vector grows.
+    free: Vec<BuyerHandle>,
     /// Reservation entries in all.
     reservations: usize,
     /// Order entries in all.
@@ -53,7 +68,9 @@ pub(super) struct BuyerIndex {
 impl Default for BuyerIndex {
     fn default() -> Self {
         BuyerIndex {
-            by_buyer: fast_map(),
+            handles: fast_map(),
+            slots: Vec::new(),
+            free: Vec::new(),
             reservations: 0,
             orders: 0,
         }
@@ -61,70 +78,147 @@ impl Default for BuyerIndex {
 }
 
 impl BuyerIndex {
-    /// Indexes a home reservation.
+    /// The handle of `buyer` for one more kept reservation (one hash; the id is cloned only
+    /// for a buyer without one).
+    pub(super) fn acquire(&mut self, buyer: &BuyerId) -> BuyerHandle {
+        if let Some(&h) = self.handles.get(buyer) {
+            self.slot_mut(h).kept += 1;
+            return h;
+        }
+        let h = match self.free.pop() {
+            Some(h) => h,
+            None => {
+                let Ok(h) = BuyerHandle::try_from(self.slots.len()) else {
+                    panic!("more than u32::MAX buyers on one shard");
+                };
+                self.slots.push(BuyerEntries::default());
+                h
+            }
+        };
+        let slot = self.slot_mut(h);
+        debug_assert!(slot.buyer.is_none() && slot.kept == 0);
+        slot.buyer = Some(buyer.clone());
+        slot.kept = 1;
+        self.handles.insert(buyer.clone(), h);
+        h
+    }
+
+    /// One kept reservation of handle `h` fewer (it left the store); the last frees the slot.
+    pub(super) fn release(&mut self, h: BuyerHandle) {
+        let slot = self.slot_mut(h);
+        assert!(
+            slot.kept > 0,
+            "buyer handle {h} released more than acquired"
+        );
+        slot.kept -= 1;
+        if slot.kept > 0 {
+            return;
+        }
+        assert!(
+            slot.reservations.is_empty() && slot.orders.is_empty(),
+            "buyer handle {h} freed with entries"
+        );
+        let freed = std::mem::take(slot);
+        if let Some(buyer) = freed.buyer {
+            self.handles.remove(&buyer);
+        }
+        self.free.push(h);
+    }
+
+    /// The handle of `buyer`, if it has a kept reservation.
+    pub(super) fn handle(&self, buyer: &BuyerId) -> Option<BuyerHandle> {
+        self.handles.get(buyer).copied()
+    }
+
+    /// The buyer of handle `h`, if the slot is in use.
+    pub(super) fn buyer_of(&self, h: BuyerHandle) -> Option<&BuyerId> {
+        self.slots.get(h as usize).and_then(|s| s.buyer.as_ref())
+    }
+
+    /// The slot of a handle a kept reservation holds (so in use).
+    fn slot_mut(&mut self, h: BuyerHandle) -> &mut BuyerEntries {
+        let Some(slot) = self.slots.get_mut(h as usize) else {
+            panic!("unknown buyer handle {h}");
+        };
+        slot
+    }
+
+    /// `buyer`'s entries, if it has a kept reservation.
+    fn entries(&self, buyer: &BuyerId) -> Option<&BuyerEntries> {
+        self.handle(buyer).and_then(|h| self.slots.get(h as usize))
+    }
+
+    /// Indexes a home reservation of the buyer of handle `h`.
     pub(super) fn add_reservation(
         &mut self,
-        buyer: &BuyerId,
+        h: BuyerHandle,
         created_at_ms: u64,
         id: ReservationId,
     ) {
-        let added = match self.by_buyer.get_mut(buyer) {
-            // A known buyer: one hash, no clone.
-            Some(e) => e.reservations.insert((created_at_ms, id)),
-            None => {
-                let mut e = BuyerEntries::default();
-                e.reservations.insert((created_at_ms, id));
-                self.by_buyer.insert(buyer.clone(), e);
-                true
-            }
-        };
+        let added = self.slot_mut(h).reservations.insert((created_at_ms, id));
         self.reservations += usize::from(added);
     }
 
     /// Drops a home reservation (rolled back, or forgotten after retention).
     pub(super) fn remove_reservation(
         &mut self,
-        buyer: &BuyerId,
+        h: BuyerHandle,
         created_at_ms: u64,
         id: ReservationId,
     ) {
-        let Some(e) = self.by_buyer.get_mut(buyer) else {
-            return;
-        };
-        if e.reservations.remove((created_at_ms, id)) {
+        if self.slot_mut(h).reservations.remove((created_at_ms, id)) {
             self.reservations -= 1;
-        }
-        if e.reservations.is_empty() && e.orders.is_empty() {
-            self.by_buyer.remove(buyer);
         }
     }
 
     /// Indexes a home order (its reservation id and confirmation time).
-    pub(super) fn add_order(&mut self, buyer: &BuyerId, confirmed_at_ms: u64, id: ReservationId) {
-        let added = match self.by_buyer.get_mut(buyer) {
-            Some(e) => e.orders.insert((confirmed_at_ms, id)),
-            None => {
-                let mut e = BuyerEntries::default();
-                e.orders.insert((confirmed_at_ms, id));
-                self.by_buyer.insert(buyer.clone(), e);
-                true
-            }
-        };
+    pub(super) fn add_order(&mut self, h: BuyerHandle, confirmed_at_ms: u64, id: ReservationId) {
+        let added = self.slot_mut(h).orders.insert((confirmed_at_ms, id));
         self.orders += usize::from(added);
     }
 
-    /// Whether `buyer`'s reservations hold `pos`.
-    fn has_reservation(&self, buyer: &BuyerId, pos: ListPos) -> bool {
-        self.by_buyer
-            .get(buyer)
+    /// Whether the reservations of handle `h` hold `pos`.
+    fn has_reservation(&self, h: BuyerHandle, pos: ListPos) -> bool {
+        self.slots
+            .get(h as usize)
             .is_some_and(|e| e.reservations.contains(pos))
     }
 
-    /// Whether `buyer`'s orders hold `pos`.
-    fn has_order(&self, buyer: &BuyerId, pos: ListPos) -> bool {
-        self.by_buyer
-            .get(buyer)
+    /// Whether the orders of handle `h` hold `pos`.
+    fn has_order(&self, h: BuyerHandle, pos: ListPos) -> bool {
+        self.slots
+            .get(h as usize)
             .is_some_and(|e| e.orders.contains(pos))
+    }
+
+    /// Checks every slot against `kept` (the kept reservations per handle, recounted from the
+    /// store): in-use slots are exactly the handles with kept reservations, each mapped from
+    /// its buyer; free slots are empty.
+    fn check_slots(&self, kept: &[u32]) -> Result<(), String> {
+        let mut in_use = 0usize;
+        for (h, slot) in self.slots.iter().enumerate() {
+            let want = kept.get(h).copied().unwrap_or(0);
+            if slot.kept != want {
+                return Err(format!(
+                    "buyer handle {h} counts {} kept, not {want}",
+                    slot.kept
+                ));
+            }
+            match &slot.buyer {
+                Some(b) => {
+                    in_use += 1;
+                    if want == 0 || self.handles.get(b).map(|x| *x as usize) != Some(h) {
+                        return Err(format!("buyer handle {h} ({b}) out of step"));
+                    }
+                }
+                None if want == 0 && slot.reservations.is_empty() && slot.orders.is_empty() => {}
+                None => return Err(format!("free buyer handle {h} in use")),
+            }
+        }
+        if in_use != self.handles.len() || in_use + self.free.len() != self.slots.len() {
+            return Err("buyer handles out of step".into());
+        }
+        Ok(())
     }
 }
 
@@ -189,7 +283,7 @@ impl Shard {
         let mut last = None;
         let mut stopped = false;
         for (examined, pos) in newest_first(
-            self.buyers.by_buyer.get(&q.buyer).map(|e| &e.reservations),
+            self.buyers.entries(&q.buyer).map(|e| &e.reservations),
             q.before,
         )
         .enumerate()
@@ -228,11 +322,8 @@ impl Shard {
         let mut items = Vec::new();
         let mut last = None;
         let mut stopped = false;
-        for (examined, pos) in newest_first(
-            self.buyers.by_buyer.get(&q.buyer).map(|e| &e.orders),
-            q.before,
-        )
-        .enumerate()
+        for (examined, pos) in
+            newest_first(self.buyers.entries(&q.buyer).map(|e| &e.orders), q.before).enumerate()
         {
             if items.len() == limit || examined == MAX_LIST_SCAN {
                 stopped = true;
@@ -270,24 +361,33 @@ impl Shard {
     pub(super) fn check_buyer_index(&self) -> Result<(), String> {
         let mut kept = 0usize;
         let mut ordered = 0usize;
-        for r in self.reservations.iter().filter(|r| r.id.shard() == self.id) {
-            if r.release_reason == Some(ReleaseReason::Aborted) {
+        let mut per_handle = vec![0u32; self.buyers.slots.len()];
+        for r in self.reservations.iter() {
+            match per_handle.get_mut(r.buyer_handle as usize) {
+                Some(n) if self.buyers.buyer_of(r.buyer_handle) == Some(&r.buyer) => *n += 1,
+                _ => return Err(format!("{} has a wrong buyer handle", r.id)),
+            }
+            if r.id.shard() != self.id || r.release_reason == Some(ReleaseReason::Aborted) {
                 continue;
             }
             kept += 1;
             if !self
                 .buyers
-                .has_reservation(&r.buyer, (r.created_at_ms, r.id))
+                .has_reservation(r.buyer_handle, (r.created_at_ms, r.id))
             {
                 return Err(format!("{} missing from the buyer index", r.id));
             }
             if r.status == ReservationStatus::Confirmed {
                 ordered += 1;
-                if !self.buyers.has_order(&r.buyer, (r.confirmed_at_ms, r.id)) {
+                if !self
+                    .buyers
+                    .has_order(r.buyer_handle, (r.confirmed_at_ms, r.id))
+                {
                     return Err(format!("order of {} missing from the buyer index", r.id));
                 }
             }
         }
+        self.buyers.check_slots(&per_handle)?;
         let (indexed, orders) = (self.buyers.reservations, self.buyers.orders);
         if (indexed, orders) != (kept, ordered) {
             return Err(format!(
@@ -376,6 +476,61 @@ mod tests {
 
     fn ids(page: &ShardPage<PartView>) -> Vec<ReservationId> {
         page.items.iter().map(|(_, p)| p.view.id).collect()
+    }
+
+    /// A buyer's handle lives as long as its kept reservations: forgetting the last frees it,
+    /// the next new buyer reuses the slot, and usage and lists follow the buyer, not the slot
+    /// (also across a snapshot).
+    #[test]
+    fn buyer_handles_follow_kept_reservations_and_are_reused() {
+        let mut shard = Shard::new(0);
+        shard.set_retention_ms(100);
+        let mut limited = spec("hat");
+        limited.per_buyer_limit = Some(2);
+        shard.upsert_sku(0, limited, &mut NullSink).unwrap();
+        let hat = SkuId::new("hat").unwrap();
+        let (ann, bob) = (BuyerId::new("ann").unwrap(), BuyerId::new("bob").unwrap());
+        let a1 = reserve(&mut shard, 10, "ann", "hat");
+        let a2 = reserve(&mut shard, 11, "ann", "hat");
+        assert_eq!(shard.used(&ann, &hat), 2);
+        assert_eq!(shard.buyers.handle(&ann), Some(0));
+        assert_eq!(shard.buyers.slots[0].kept, 2);
+        shard.cancel(20, a1, &mut NullSink).unwrap();
+        shard.cancel(21, a2, &mut NullSink).unwrap();
+        assert_eq!(shard.used(&ann, &hat), 0);
+        // Released but kept: the handle stays until retention forgets both.
+        assert_eq!(shard.buyers.handle(&ann), Some(0));
+        assert_eq!(shard.forget(120, 10), 1);
+        assert_eq!(shard.buyers.slots[0].kept, 1);
+        assert_eq!(shard.forget(200, 10), 1);
+        assert_eq!(shard.buyers.handle(&ann), None);
+        assert_eq!(shard.buyers.free, vec![0]);
+        shard.check_invariants().unwrap();
+        let b1 = reserve(&mut shard, 300, "bob", "hat");
+        assert_eq!(
+            shard.buyers.handle(&bob),
+            Some(0),
+            "the freed slot is reused"
+        );
+        assert_eq!(shard.buyers.slots.len(), 1);
+        assert_eq!(shard.used(&bob, &hat), 1);
+        assert_eq!(shard.used(&ann, &hat), 0);
+        assert_eq!(
+            ids(&shard.buyer_reservations(&query("bob", None, 10))),
+            vec![b1]
+        );
+        assert!(ids(&shard.buyer_reservations(&query("ann", None, 10))).is_empty());
+        let a3 = reserve(&mut shard, 301, "ann", "hat");
+        assert_eq!(shard.buyers.handle(&ann), Some(1));
+        shard.check_invariants().unwrap();
+        let restored = Shard::restore(&shard.snapshot()).unwrap();
+        assert_eq!(restored.used(&bob, &hat), 1);
+        assert_eq!(restored.used(&ann, &hat), 1);
+        assert_eq!(
+            ids(&restored.buyer_reservations(&query("ann", None, 10))),
+            vec![a3]
+        );
+        assert_eq!(restored.state_hash(), shard.state_hash());
     }
 
     /// Pages run newest first, per buyer, with filters; retention and snapshots keep the

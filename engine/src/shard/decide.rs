@@ -2,12 +2,14 @@
 //! other shards following that decision.
 
 use flashsale_protocol::event::Group;
-use flashsale_protocol::{Event, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey};
+use flashsale_protocol::{
+    Event, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, SkuId,
+};
 
 use super::store::Reservation;
 use super::{EventSink, FollowAction, Shard, MAX_PAYMENT_REF_LEN};
 use crate::command::{CommandError, HoldLimit};
-use crate::view::ReservationStatus;
+use crate::view::{ReservationStatus, SkuView};
 
 /// An extension as the home shard checks it: the new hold and the bounds of the
 /// reservation's lines (all of them, on every shard: the caller works them out from the SKUs).
@@ -24,6 +26,42 @@ pub struct ExtendCommand {
     /// The caller's idempotency key, if any: an extension already made with it is answered
     /// as the reservation is, without a new event (ADR 0015, addendum).
     pub key: Option<ScopedKey>,
+}
+
+impl ExtendCommand {
+    /// An extension of `id` by `ttl_ms` whose bounds are the strictest of `skus` (the SKUs of
+    /// every line of the reservation, read now): the shortest `max_hold_ms` and the fewest
+    /// `max_extensions`, each with the first SKU that has it (the cart rule of a multi-line
+    /// hold). A reservation without lines is an internal error.
+    pub fn strictest_of<'a>(
+        id: ReservationId,
+        ttl_ms: u64,
+        key: Option<ScopedKey>,
+        skus: impl IntoIterator<Item = &'a SkuView>,
+    ) -> Result<Self, CommandError> {
+        let mut max_hold: Option<(u64, &SkuId)> = None;
+        let mut max_extensions: Option<(u32, &SkuId)> = None;
+        for sku in skus {
+            if max_hold.is_none_or(|(m, _)| sku.max_hold_ms < m) {
+                max_hold = Some((sku.max_hold_ms, &sku.sku));
+            }
+            if max_extensions.is_none_or(|(m, _)| sku.max_extensions < m) {
+                max_extensions = Some((sku.max_extensions, &sku.sku));
+            }
+        }
+        let (Some((hold_ms, hold_sku)), Some((extensions, extensions_sku))) =
+            (max_hold, max_extensions)
+        else {
+            return Err(CommandError::Internal(format!("{id} has no lines")));
+        };
+        Ok(ExtendCommand {
+            id,
+            ttl_ms,
+            max_hold: (hold_ms, hold_sku.clone()),
+            max_extensions: (extensions, extensions_sku.clone()),
+            key,
+        })
+    }
 }
 
 /// What part shards must do after the home shard decided.

@@ -125,8 +125,9 @@ impl Shard {
             }
             if id.shard() == self.id {
                 self.buyers
-                    .remove_reservation(&r.buyer, r.created_at_ms, id);
+                    .remove_reservation(r.buyer_handle, r.created_at_ms, id);
             }
+            self.buyers.release(r.buyer_handle);
             n += 1;
         }
         n

@@ -1,18 +1,17 @@
 //! Self-checks: recompute every derived count and index from the reservations and compare.
 
-use flashsale_protocol::BuyerId;
-
+use super::buyers::BuyerHandle;
 use super::{fast_map, FastMap, Shard};
 use crate::view::ReservationStatus;
 
 /// Counts recomputed from the reservations alone.
-struct Recount<'a> {
+struct Recount {
     /// Units held, by SKU index.
     reserved: Vec<u64>,
     /// Units sold, by SKU index.
     sold: Vec<u64>,
-    /// Units held or bought, by `(buyer, SKU index)`.
-    usage: FastMap<(&'a BuyerId, u32), u64>,
+    /// Units held or bought, by `(buyer handle, SKU index)`.
+    usage: FastMap<(BuyerHandle, u32), u64>,
 }
 
 impl Shard {
@@ -27,7 +26,7 @@ impl Shard {
 
     /// Recomputes per-SKU reserved and sold units and per-buyer usage from the reservations;
     /// checks that every confirmed reservation has an order and every order one reservation.
-    fn recount(&self) -> Result<Recount<'_>, String> {
+    fn recount(&self) -> Result<Recount, String> {
         let mut c = Recount {
             reserved: vec![0u64; self.skus.len()],
             sold: vec![0u64; self.skus.len()],
@@ -46,7 +45,7 @@ impl Shard {
                     ReservationStatus::Confirmed => c.sold[i] += q,
                     _ => continue,
                 }
-                *c.usage.entry((&r.buyer, l.sku)).or_default() += q;
+                *c.usage.entry((r.buyer_handle, l.sku)).or_default() += q;
             }
             if r.status == ReservationStatus::Confirmed {
                 if r.order.is_none() {
@@ -65,7 +64,7 @@ impl Shard {
     }
 
     /// Checks the SKU index and every SKU's counts against the recount.
-    fn check_skus(&self, c: &Recount<'_>) -> Result<(), String> {
+    fn check_skus(&self, c: &Recount) -> Result<(), String> {
         if self.sku_index.len() != self.skus.len() || self.sku_order.len() != self.skus.len() {
             return Err("SKU index out of step".into());
         }
@@ -89,10 +88,13 @@ impl Shard {
     }
 
     /// Checks the per-buyer usage map against the recount (no missing, wrong or zero entry).
-    fn check_usage(&self, c: &Recount<'_>) -> Result<(), String> {
-        for ((buyer, sku), u) in &c.usage {
-            if self.used_idx(buyer, *sku) != *u {
-                return Err(format!("usage of {buyer} on SKU #{sku} is off"));
+    fn check_usage(&self, c: &Recount) -> Result<(), String> {
+        for (key, u) in &c.usage {
+            if self.usage.get(key) != Some(u) {
+                let (buyer, sku) = key;
+                return Err(format!(
+                    "usage of buyer handle {buyer} on SKU #{sku} is off"
+                ));
             }
         }
         if self.usage.len() != c.usage.len() || self.usage.values().any(|u| *u == 0) {

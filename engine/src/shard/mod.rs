@@ -40,7 +40,7 @@ mod usage;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
-use flashsale_protocol::{BuyerId, Line, ReservationId, ScopedKey, ShardId, SkuId};
+use flashsale_protocol::{Line, ReservationId, ScopedKey, ShardId, SkuId};
 
 use crate::command::CommandError;
 
@@ -109,7 +109,7 @@ pub struct Shard {
     /// Home reservations by idempotency key (successful ones only).
     idempotency: FastMap<ScopedKey, ReservationId>,
     /// Units held or bought per `(buyer, SKU index)`, for per-buyer limits.
-    usage: FastMap<(BuyerId, u32), u64>,
+    usage: usage::Usage,
     /// Home reservations by expiry; entries of reservations no longer held are skipped lazily.
     expiry: BinaryHeap<Reverse<(u64, ReservationId)>>,
     /// Parts of other shards' reservations by expiry, to ask their home about if they are

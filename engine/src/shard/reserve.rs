@@ -95,8 +95,9 @@ impl Shard {
         lines.extend(
             cmd_lines
                 .into_iter()
-                .zip(prices)
-                .map(|((sku, qty), unit_price_cents)| Line {
+                // By reference: zipping the array by value would copy all of it.
+                .zip(prices.iter())
+                .map(|((sku, qty), &unit_price_cents)| Line {
                     sku,
                     qty,
                     unit_price_cents,

@@ -56,6 +56,9 @@ pub(super) struct Reservation {
     pub(super) id: ReservationId,
     /// Who holds it.
     pub(super) buyer: BuyerId,
+    /// The buyer's handle in this shard ([`super::buyers::BuyerIndex`]): acquired when the
+    /// reservation is stored, released when it is forgotten.
+    pub(super) buyer_handle: super::buyers::BuyerHandle,
     /// Its lines on this shard.
     pub(super) lines: Lines,
     /// When it was reserved.
@@ -186,24 +189,32 @@ impl Store {
     /// the reservations stored, not the ids issued: a gap of ids costs at most
     /// [`MAX_GAP_CHUNKS`] empty entries, a larger gap moves the chunked reservations to the
     /// map and starts the chunks afresh.
+    #[inline]
     pub(super) fn insert(&mut self, shard: ShardId, r: Reservation) -> bool {
-        if self.get(shard, r.id).is_some() {
-            return false;
-        }
         if r.id.shard() == shard {
             let chunk = r.id.counter() / CHUNK;
             if self.own.is_empty() || chunk >= self.first_chunk + self.own.len() as u64 {
+                // Beyond the chunk range: never stored (an own id is in the map only when
+                // its chunk was dropped or came before the range).
                 self.open_chunk(chunk);
             }
             if let Some((c, i)) = self.locate(r.id.counter()) {
                 if let Some(chunk) = &mut self.own[c] {
-                    assert!(chunk.slots[i].is_none(), "{} stored twice", r.id);
+                    // An own id whose chunk is allocated is never in the map: its slot
+                    // alone says whether it is taken (one probe, no hashing).
+                    if chunk.slots[i].is_some() {
+                        return false;
+                    }
+                    debug_assert!(!self.map.contains_key(&r.id), "{} in both places", r.id);
                     chunk.slots[i] = Some(r);
                     chunk.live += 1;
                     self.own_len += 1;
                     return true;
                 }
             }
+        }
+        if self.map.contains_key(&r.id) {
+            return false;
         }
         self.map.insert(r.id, r);
         true
@@ -317,6 +328,7 @@ mod tests {
         Reservation {
             id: ReservationId::compose(shard, counter),
             buyer: BuyerId::new("b").unwrap(),
+            buyer_handle: 0,
             lines: Lines::from_slice(&[]),
             created_at_ms: 0,
             expires_at_ms: 1,

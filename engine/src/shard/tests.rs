@@ -1,7 +1,7 @@
 //! Shard-level unit tests: retention, and memory that follows live reservations across store
 //! chunks and snapshots.
 
-use flashsale_protocol::{Event, Line, LogRecord, OrderId, ReleaseReason, SkuSpec};
+use flashsale_protocol::{BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, SkuSpec};
 
 use super::store::CHUNK;
 use super::*;
@@ -573,4 +573,44 @@ fn a_keyed_restock_adds_stock_once_across_snapshots_and_replay() {
             total + 3
         );
     }
+}
+
+/// The bounds of a multi-line extension are the strictest of its lines' SKUs, each with the
+/// first SKU that has it; a reservation without lines is an internal error.
+#[test]
+fn extension_bounds_are_the_strictest_of_the_lines() {
+    let view = |name: &str, max_hold_ms: u64, max_extensions: u32| crate::view::SkuView {
+        sku: SkuId::new(name).unwrap(),
+        name: name.into(),
+        price_cents: 1,
+        total: 1,
+        available: 1,
+        reserved: 0,
+        sold: 0,
+        per_buyer_limit: None,
+        sale_starts_at_ms: None,
+        sale_ends_at_ms: None,
+        reservation_ttl_ms: 1_000,
+        max_hold_ms,
+        max_extensions,
+    };
+    let id = ReservationId::compose(0, 7);
+    let skus = [
+        view("a", 9_000, 5),
+        view("b", 4_000, 7),
+        view("c", 4_000, 2),
+        view("d", 8_000, 2),
+    ];
+    let cmd = ExtendCommand::strictest_of(id, 1_500, None, &skus).unwrap();
+    assert_eq!(cmd.id, id);
+    assert_eq!(cmd.ttl_ms, 1_500);
+    assert_eq!(cmd.max_hold, (4_000, SkuId::new("b").unwrap()));
+    assert_eq!(cmd.max_extensions, (2, SkuId::new("c").unwrap()));
+    let single = ExtendCommand::strictest_of(id, 1, None, &skus[..1]).unwrap();
+    assert_eq!(single.max_hold, (9_000, SkuId::new("a").unwrap()));
+    assert_eq!(single.max_extensions, (5, SkuId::new("a").unwrap()));
+    assert!(matches!(
+        ExtendCommand::strictest_of(id, 1, None, &[]),
+        Err(CommandError::Internal(_))
+    ));
 }

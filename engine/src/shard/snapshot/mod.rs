@@ -26,9 +26,11 @@ use flashsale_protocol::{
     BuyerId, Line, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId, SkuSpec,
 };
 
+use super::buyers::BuyerHandle;
 use super::sku::SkuState;
 use super::store::{CLine, Lines, Reservation};
-use super::{fast_map, validate_spec, FastMap, Shard, MAX_STOCK};
+use super::usage::Usage;
+use super::{fast_map, validate_spec, Shard, MAX_STOCK};
 use crate::gate::StockGate;
 use crate::view::ReservationStatus;
 
@@ -272,7 +274,7 @@ impl Shard {
     fn restore_reservation(
         &mut self,
         r: SnapReservation,
-        usage: &mut FastMap<(BuyerId, u32), u64>,
+        usage: &mut Usage,
         settled: &mut Vec<(u64, ReservationId)>,
     ) -> Result<(), SnapshotError> {
         let status = status_from(r.status).ok_or_else(|| bad("bad status".into()))?;
@@ -280,7 +282,8 @@ impl Shard {
         if home && r.id.counter() >= self.next_reservation {
             return Err(bad(format!("{} beyond the id counter", r.id)));
         }
-        let lines = self.restore_lines(&r, status, usage)?;
+        let buyer_handle = self.buyers.acquire(&r.buyer);
+        let lines = self.restore_lines(&r, status, buyer_handle, usage)?;
         if home && status == ReservationStatus::Held {
             self.expiry.push(Reverse((r.expires_at_ms, r.id)));
         } else if !home && r.group.is_some() && status == ReservationStatus::Held {
@@ -305,15 +308,17 @@ impl Shard {
             }
             self.orders.insert(order, r.id);
             if home {
-                self.buyers.add_order(&r.buyer, r.confirmed_at_ms, r.id);
+                self.buyers.add_order(buyer_handle, r.confirmed_at_ms, r.id);
             }
         }
         if home && r.release_reason != Some(ReleaseReason::Aborted) {
-            self.buyers.add_reservation(&r.buyer, r.created_at_ms, r.id);
+            self.buyers
+                .add_reservation(buyer_handle, r.created_at_ms, r.id);
         }
         let res = Reservation {
             id: r.id,
             buyer: r.buyer,
+            buyer_handle,
             lines,
             created_at_ms: r.created_at_ms,
             expires_at_ms: r.expires_at_ms,
@@ -336,12 +341,13 @@ impl Shard {
     }
 
     /// A snapshotted reservation's lines in stored form; held and bought units count
-    /// towards the buyer's `usage`.
+    /// towards the `usage` of the buyer (handle `buyer`).
     fn restore_lines(
         &self,
         r: &SnapReservation,
         status: ReservationStatus,
-        usage: &mut FastMap<(BuyerId, u32), u64>,
+        buyer: BuyerHandle,
+        usage: &mut Usage,
     ) -> Result<Lines, SnapshotError> {
         if r.lines.len() > flashsale_protocol::MAX_LINES {
             return Err(bad(format!("{} has too many lines", r.id)));
@@ -362,7 +368,7 @@ impl Shard {
                 return Err(bad(format!("{} holds unknown {}", r.id, l.sku)));
             };
             if counts {
-                let u: &mut u64 = usage.entry((r.buyer.clone(), i)).or_default();
+                let u: &mut u64 = usage.entry((buyer, i)).or_default();
                 *u = u.saturating_add(u64::from(l.qty));
             }
             lines.push(CLine {

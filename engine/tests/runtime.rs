@@ -412,6 +412,58 @@ async fn idempotency_key_is_global_across_shards_and_restarts() {
 
 /// Released reservations and their keys are dropped once the retention period (default 24 h)
 /// has passed since their release; confirmed ones and their orders stay.
+/// `Engine::replay` answers a keyed request with the reservation its key already made (single-
+/// or cross-shard, held or confirmed), without reserving anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_answers_a_key_without_reserving() {
+    let backend = MemoryBackend::new();
+    let clock = Arc::new(ManualClock::new(50_000));
+    let engine = start(&backend, &clock, 3);
+    let names: Vec<String> = (0..60).map(|i| format!("replay-{i}")).collect();
+    let on = |s: usize| {
+        names
+            .iter()
+            .find(|n| engine.shard_of(&sku(n)) == s)
+            .unwrap()
+            .clone()
+    };
+    let (a, b) = (on(0), on(1));
+    for n in [&a, &b] {
+        engine.upsert_sku(spec(n, 10)).await.unwrap();
+    }
+    // Nothing to replay: no key, or a key never used; and nothing is held by asking.
+    assert_eq!(engine.replay(&req("ann", &[(&a, 1)], None)).await, Ok(None));
+    assert_eq!(
+        engine.replay(&req("ann", &[(&a, 1)], Some("new"))).await,
+        Ok(None)
+    );
+    assert_eq!(engine.sku(sku(&a)).await.unwrap().available, 10);
+    for (key, lines) in [
+        ("one", vec![(a.as_str(), 1)]),
+        ("two", vec![(&a, 1), (&b, 2)]),
+    ] {
+        let first = engine.reserve(req("ann", &lines, Some(key))).await.unwrap();
+        let replayed = engine.replay(&req("ann", &lines, Some(key))).await;
+        assert_eq!(replayed, Ok(Some(first.clone())), "key {key}");
+        // The same key with other lines is a mismatch, as for a reservation.
+        assert_eq!(
+            engine.replay(&req("ann", &[(&b, 1)], Some(key))).await,
+            Err(CommandError::IdempotencyMismatch)
+        );
+        let confirmed = engine
+            .confirm(first.id, format!("pay-{key}"))
+            .await
+            .unwrap();
+        let replayed = engine.replay(&req("ann", &lines, Some(key))).await;
+        assert_eq!(replayed, Ok(Some(confirmed)), "key {key} after its confirm");
+    }
+    // Only the two reservations hold or sold stock.
+    assert_eq!(engine.sku(sku(&a)).await.unwrap().sold, 2);
+    assert_eq!(engine.sku(sku(&b)).await.unwrap().sold, 2);
+    assert_eq!(engine.sku(sku(&a)).await.unwrap().available, 8);
+    engine.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn released_reservations_are_forgotten_after_retention() {
     let backend = MemoryBackend::new();

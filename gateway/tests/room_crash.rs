@@ -36,7 +36,7 @@ async fn a_lost_hold_placed_is_found_in_the_engine_before_the_pass_can_hold_agai
     let server = Server::start(dir.path()).await;
     assert_eq!(
         server.begin_hold("ann", &pass),
-        Err(PassError::InUse),
+        Err(PassError::Checking),
         "an unchecked pass must not hold"
     );
     server.tick().await;
@@ -67,7 +67,7 @@ async fn an_idle_pass_is_refused_until_checked_then_usable() {
     server.stop().await;
 
     let server = Server::start(dir.path()).await;
-    assert_eq!(server.begin_hold("bea", &pass), Err(PassError::InUse));
+    assert_eq!(server.begin_hold("bea", &pass), Err(PassError::Checking));
     server.tick().await;
     let guard = server.begin_hold("bea", &pass).unwrap();
     assert!(guard.is_some(), "checked: nothing held, the pass is idle");
@@ -93,7 +93,7 @@ async fn a_lost_hold_placed_of_a_reservation_that_ended_leaves_the_pass_idle() {
     server.stop().await;
 
     let server = Server::start(dir.path()).await;
-    assert_eq!(server.begin_hold("dan", &pass), Err(PassError::InUse));
+    assert_eq!(server.begin_hold("dan", &pass), Err(PassError::Checking));
     server.tick().await;
     assert!(server.begin_hold("dan", &pass).unwrap().is_some());
     server.stop().await;

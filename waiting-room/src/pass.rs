@@ -55,6 +55,11 @@ pub enum PassError {
     /// The pass already holds a reservation (one held reservation per pass at a time).
     #[error("the pass already holds a reservation; confirm or cancel it first")]
     InUse,
+    /// After a restart or a takeover the pass is idle in the log but may hold a reservation
+    /// the room's journal lost (ADR 0034): it is refused until the ticker has checked it
+    /// against the engine, within a few ticks. Transient: retry shortly.
+    #[error("the pass is being checked against the reservations after a restart; retry shortly")]
+    Checking,
 }
 
 /// What a pass says.

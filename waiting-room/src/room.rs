@@ -705,8 +705,10 @@ impl WaitingRoom {
                 if now_ms >= pass_expires_at_ms {
                     return Err(PassError::Expired);
                 }
-                if hold != Hold::Idle {
-                    return Err(PassError::InUse);
+                match hold {
+                    Hold::Idle => {}
+                    Hold::Checking => return Err(PassError::Checking),
+                    Hold::Reserving | Hold::Holding(_) => return Err(PassError::InUse),
                 }
                 q.set_hold(claims.ticket, Hold::Reserving)
                     .map_err(|_| PassError::Forged)?;

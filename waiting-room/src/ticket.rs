@@ -10,7 +10,7 @@ pub enum Hold {
     /// A reservation with this pass is being placed (not logged: a restart forgets it).
     Reserving,
     /// Restored idle after a restart, not yet checked against the engine's held
-    /// reservations of its buyer (its `HoldPlaced` may have been lost): refused `in-use`
+    /// reservations of its buyer (its `HoldPlaced` may have been lost): refused (`PassError::Checking`, 503)
     /// until [`crate::WaitingRoom::pass_checked`] (ADR 0034).
     Checking,
     /// The pass holds this reservation.

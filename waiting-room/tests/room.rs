@@ -510,7 +510,7 @@ fn after_a_restart_idle_passes_are_refused_until_checked_and_do_not_expire_meanw
     for v in &views {
         assert_eq!(
             restored.begin_hold(&[sku("tee")], v.pass.as_deref(), &v.buyer, now),
-            Err(PassError::InUse)
+            Err(PassError::Checking)
         );
     }
     let todo = restored.passes_to_check(2);

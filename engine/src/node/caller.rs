@@ -82,6 +82,17 @@ impl ReserveReply {
     }
 }
 
+/// The probe that asks a keyed request's home shard for the reservation its key already has
+/// (a retry's answer), without claiming or reserving anything; `None` for an unkeyed request.
+pub fn probe_of(req: &ReserveRequest, shards: usize) -> Option<Probe> {
+    let key = req.idempotency_key.clone()?;
+    Some(Probe {
+        home: shard_of_key(&key, shards),
+        request_hash: hash_of(req),
+        key,
+    })
+}
+
 /// Validates `req`, claims its lines and splits it by shard. `gate_of` looks a SKU up.
 pub fn prepare_reserve(
     req: ReserveRequest,

@@ -19,7 +19,9 @@ use tokio::sync::oneshot;
 use self::directory::Directory;
 use self::executor::{Cmd, Ctx};
 use self::metrics::Metrics;
-use crate::node::caller::{prepare_reserve, GateInfo, KeysInFlight, Prepared, ReserveReply};
+use crate::node::caller::{
+    prepare_reserve, probe_of, GateInfo, KeysInFlight, Prepared, ReserveReply,
+};
 use crate::node::commit::SnapshotPolicy;
 use crate::node::message::{Answer, Request};
 use crate::node::{NodeConfig, ShardNode};
@@ -411,6 +413,34 @@ impl Engine {
                 let answer = self.ask(usize::from(home), request).await?;
                 self.whole(answer).await
             }
+        }
+    }
+
+    /// The reservation a keyed request already made, if any, without reserving anything:
+    /// what a retry of `request` is answered with. `None` when the request has no key or its
+    /// key has no reservation; `IdempotencyMismatch` when the key was used for another request;
+    /// `IdempotencyInProgress` while a request with the key is still being answered.
+    ///
+    /// The gateway uses it for a retry whose waiting-room pass is already taken by the very
+    /// reservation the retry asks for (the pass check comes before the engine's key check).
+    pub async fn replay(
+        &self,
+        request: &ReserveRequest,
+    ) -> Result<Option<ReservationView>, CommandError> {
+        let Some(probe) = probe_of(request, self.shard_count()) else {
+            return Ok(None);
+        };
+        let _in_flight = self.inner.keys.enter(&probe.key)?;
+        let asked = self
+            .ask(
+                usize::from(probe.home),
+                Request::Probe(probe.key, probe.request_hash),
+            )
+            .await?;
+        match ReserveReply::of(asked)? {
+            ReserveReply::Whole(v) => Ok(Some(v)),
+            ReserveReply::Complete(part) => self.assemble(part).await.map(Some),
+            ReserveReply::NoReservation => Ok(None),
         }
     }
 

@@ -136,6 +136,14 @@ impl Inventory for SwitchEngine {
         let e = self.engine();
         async move { e?.reserve(request).await }
     }
+    fn replay(
+        &self,
+        request: &ReserveRequest,
+    ) -> impl Future<Output = Result<Option<ReservationView>, CommandError>> + Send {
+        let e = self.engine();
+        let request = request.clone();
+        async move { e?.replay(&request).await }
+    }
     fn reservation(
         &self,
         id: ReservationId,

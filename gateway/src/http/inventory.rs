@@ -36,6 +36,11 @@ pub trait Inventory: Send + Sync + 'static {
         &self,
         request: ReserveRequest,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send;
+    /// See [`Engine::replay`].
+    fn replay(
+        &self,
+        request: &ReserveRequest,
+    ) -> impl Future<Output = Result<Option<ReservationView>, CommandError>> + Send;
     /// See [`Engine::reservation`].
     fn reservation(
         &self,
@@ -116,6 +121,12 @@ impl Inventory for Engine {
         request: ReserveRequest,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
         Engine::reserve(self, request)
+    }
+    fn replay(
+        &self,
+        request: &ReserveRequest,
+    ) -> impl Future<Output = Result<Option<ReservationView>, CommandError>> + Send {
+        Engine::replay(self, request)
     }
     fn reservation(
         &self,

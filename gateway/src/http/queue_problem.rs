@@ -24,6 +24,12 @@ impl From<PassError> for Problem {
             PassError::OtherQueue { .. } => "other-queue",
             PassError::SeveralQueues { .. } => "several-queues",
             PassError::InUse => "in-use",
+            PassError::Checking => {
+                // Transient (ADR 0034): the ticker checks it within a few ticks.
+                let mut p = Problem::new(ProblemKind::Unavailable, detail);
+                p.retry_after_s = Some(1);
+                return p;
+            }
         };
         Problem::new(ProblemKind::PassInvalid, detail).with("reason", reason)
     }

@@ -284,6 +284,26 @@ async fn exchange(
         first_sent = None;
         let latency = since.elapsed();
         match &r {
+            // A transient refusal of a request that is safe to resend (a keyed reservation
+            // whose pass is still being checked after a takeover, ADR 0034): wait as told and
+            // send it again, like a move; only the final answer is recorded.
+            Ok(a)
+                if a.status == StatusCode::SERVICE_UNAVAILABLE
+                    && a.retry_after_s.is_some()
+                    && resend == Resend::Safe
+                    && attempts < MAX_ATTEMPTS =>
+            {
+                let wait = Duration::from_secs(a.retry_after_s.unwrap_or(1).clamp(1, 30));
+                if Instant::now() + wait < shared.deadline {
+                    first_sent = Some(since);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                let outcome = api::classify(a.status, &a.body);
+                shared.metrics.record(who, kind, &outcome, latency);
+                last = Some(r);
+                break;
+            }
             Ok(a) => {
                 let outcome = api::classify(a.status, &a.body);
                 shared.metrics.record(who, kind, &outcome, latency);

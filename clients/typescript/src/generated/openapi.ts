@@ -1159,7 +1159,7 @@ export type components = {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description `forbidden` (wrong role, or a buyer JWT reserving for another buyer), `sale-not-open` (outside the SKU's sale window; names `sku`, `sale_starts_at`, `sale_ends_at`), `pass-required` (a line names a queued SKU and no `Flashsale-Pass` came; names `queue`) or `pass-invalid` (the pass is forged, expired, spent, another buyer's, of another queue, or holds a reservation already; `reason` says which: `forged`, `expired`, `spent`, `other-buyer`, `other-queue`, `several-queues`, `in-use`). */
+        /** @description `forbidden` (wrong role, or a buyer JWT reserving for another buyer), `sale-not-open` (outside the SKU's sale window; names `sku`, `sale_starts_at`, `sale_ends_at`), `pass-required` (a line names a queued SKU and no `Flashsale-Pass` came; names `queue`) or `pass-invalid` (the pass is forged, expired, spent, another buyer's, of another queue, or holds a reservation already; `reason` says which: `forged`, `expired`, `spent`, `other-buyer`, `other-queue`, `several-queues`, `in-use`). A retry with the `Idempotency-Key` of a reservation already made is answered with that reservation (201) instead, whatever its pass says now; a pass a new leader has not checked yet after a restart or takeover answers `503 unavailable` with `Retry-After`. */
         ForbiddenOrSaleNotOpen: {
             headers: {
                 [name: string]: unknown;

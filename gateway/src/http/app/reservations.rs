@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use flashsale_engine::ReserveRequest;
 use flashsale_protocol::{BuyerId, IdempotencyKey, KeyOwner, ReservationId, ScopedKey};
+use flashsale_waiting_room::PassError;
 use hyper::header::HeaderMap;
 use hyper::StatusCode;
 
@@ -41,24 +42,25 @@ impl<E: Inventory> App<E> {
             Some(key) => Some(ScopedKey::new(key_owner(caller)?, key)),
             None => None,
         };
+        let request = ReserveRequest {
+            buyer,
+            lines,
+            idempotency_key,
+            ttl_ms,
+        };
         // A line of a queued SKU needs the buyer's pass (checked and marked in use here).
         let queues = self.room()?;
         let guard = match &queues {
             Some(q) => {
-                let skus: Vec<_> = lines.iter().map(|(s, _)| s.clone()).collect();
-                q.begin_hold(&skus, pass_header(headers)?, &buyer)?
+                let skus: Vec<_> = request.lines.iter().map(|(s, _)| s.clone()).collect();
+                match q.begin_hold(&skus, pass_header(headers)?, &request.buyer) {
+                    Ok(guard) => guard,
+                    Err(refused) => return self.retry_of_passed(&request, refused).await,
+                }
             }
             None => None,
         };
-        let reserved = self
-            .inventory
-            .reserve(ReserveRequest {
-                buyer,
-                lines,
-                idempotency_key,
-                ttl_ms,
-            })
-            .await;
+        let reserved = self.inventory.reserve(request).await;
         let view = match (guard, reserved, &queues) {
             (Some(g), Ok(view), Some(q)) => {
                 // The hold is durable in the engine: answer it. The room's record of it is
@@ -78,6 +80,28 @@ impl<E: Inventory> App<E> {
         let mut res = json(StatusCode::CREATED, &ReservationJson::try_from(&view)?)?;
         set_location(&mut res, &format!("/v1/reservations/{}", view.id));
         Ok(res)
+    }
+
+    /// A keyed reservation whose pass was refused because it is taken (`in-use`), still being
+    /// checked after a restart, spent or expired may be a retry of the reservation that took it: then the original is the
+    /// answer (an `Idempotency-Key` retry returns the original, pass or not). Anything else
+    /// keeps the pass's refusal. Nothing is reserved here.
+    async fn retry_of_passed(&self, request: &ReserveRequest, refused: PassError) -> Answer {
+        let taken = matches!(
+            refused,
+            PassError::InUse | PassError::Checking | PassError::Spent | PassError::Expired
+        );
+        if request.idempotency_key.is_none() || !taken {
+            return Err(refused.into());
+        }
+        match self.inventory.replay(request).await? {
+            Some(view) => {
+                let mut res = json(StatusCode::CREATED, &ReservationJson::try_from(&view)?)?;
+                set_location(&mut res, &format!("/v1/reservations/{}", view.id));
+                Ok(res)
+            }
+            None => Err(refused.into()),
+        }
     }
 
     /// Takes a token from `buyer`'s bucket, or answers 429 when it is empty.
@@ -193,7 +217,7 @@ fn pass_header(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
         Some(v) => v
             .to_str()
             .map(Some)
-            .map_err(|_| Problem::from(flashsale_waiting_room::PassError::Forged)),
+            .map_err(|_| Problem::from(PassError::Forged)),
     }
 }
 

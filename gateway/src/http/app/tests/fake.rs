@@ -112,6 +112,18 @@ impl Inventory for Fake {
             .cloned()
             .collect())
     }
+    async fn replay(&self, r: &ReserveRequest) -> Result<Option<ReservationView>, CommandError> {
+        self.injected()?;
+        let s = self.state.lock().unwrap();
+        let Some(k) = &r.idempotency_key else {
+            return Ok(None);
+        };
+        match s.keys.get(k) {
+            None => Ok(None),
+            Some((lines, id)) if *lines == r.lines => Ok(Some(s.reservations[id].clone())),
+            Some(_) => Err(CommandError::IdempotencyMismatch),
+        }
+    }
     async fn reserve(&self, r: ReserveRequest) -> Result<ReservationView, CommandError> {
         self.injected()?;
         let mut s = self.state.lock().unwrap();

@@ -272,6 +272,84 @@ async fn reservations_of_queued_skus_need_the_buyers_live_pass() {
     assert_eq!(r.status, 403);
 }
 
+/// A keyed reservation with a pass, under the same `Idempotency-Key`.
+async fn reserve_keyed(app: &App<Fake>, buyer: &str, pass: &str, key: &str) -> Reply {
+    let body = json!({"buyer": buyer, "lines": [{"sku": "tee", "qty": 1}]}).to_string();
+    let headers = [("flashsale-pass", pass), ("idempotency-key", key)];
+    call_with(
+        app,
+        "POST",
+        "/v1/reservations",
+        Some("shop"),
+        &body,
+        &headers,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_keyed_retry_gets_its_original_whatever_the_pass_says_now() {
+    let (app, service, clock) = admitted_app(&["alice", "bob"]).await;
+    let alice = pass_of(&app, "tkt_1").await;
+    let bob = pass_of(&app, "tkt_2").await;
+    let first = reserve_keyed(&app, "alice", &alice, "k-1").await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let id = first.body["id"].as_str().unwrap().to_owned();
+    // The pass is taken by that very reservation: the retry is answered with it.
+    let retry = reserve_keyed(&app, "alice", &alice, "k-1").await;
+    assert_eq!(
+        (retry.status, retry.body["id"].as_str()),
+        (201, Some(id.as_str()))
+    );
+    // Another key is another reservation: the pass still refuses it, and nothing is held.
+    let other = reserve_keyed(&app, "alice", &alice, "k-2").await;
+    assert_eq!(
+        (other.status, other.body["reason"].as_str()),
+        (403, Some("in-use"))
+    );
+    let r = call(&app, "GET", "/v1/skus/tee", Some("shop"), "").await;
+    assert_eq!(r.body["reserved"], 1, "{}", r.body);
+    // The same key with other lines is a mismatch, not the original.
+    let body = json!({"buyer": "alice", "lines": [{"sku": "tee", "qty": 2}]}).to_string();
+    let headers = [
+        ("flashsale-pass", alice.as_str()),
+        ("idempotency-key", "k-1"),
+    ];
+    let r = call_with(
+        &app,
+        "POST",
+        "/v1/reservations",
+        Some("shop"),
+        &body,
+        &headers,
+    )
+    .await;
+    assert_eq!((r.status, problem_type(&r)), (409, "idempotency-mismatch"));
+    // Spent by the confirm: the retry still gets the original, now confirmed.
+    let body = json!({"payment_ref": "pay_1"}).to_string();
+    let path = format!("/v1/reservations/{id}/confirm");
+    assert_eq!(
+        call(&app, "POST", &path, Some("shop"), &body).await.status,
+        200
+    );
+    let retry = reserve_keyed(&app, "alice", &alice, "k-1").await;
+    assert_eq!(
+        (
+            retry.status,
+            retry.body["id"].as_str(),
+            retry.body["status"].as_str()
+        ),
+        (201, Some(id.as_str()), Some("confirmed"))
+    );
+    let r = reserve_keyed(&app, "alice", &alice, "k-3").await;
+    assert_eq!(r.body["reason"], "spent");
+    // An expired pass with a key it never used is still refused.
+    clock.set(T0 + 61_000 + 60_000);
+    service.tick(app.inventory()).await.unwrap();
+    let r = reserve_keyed(&app, "bob", &bob, "k-4").await;
+    assert_eq!(r.body["reason"], "expired");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compacted_journal_keeps_every_ticket_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -55,8 +55,9 @@ pub struct EventsConfig {
     pub runtime: DeliveryRuntime,
 }
 
-/// The default nice value of the delivery thread (see [`crate::runtime`]).
-pub const DEFAULT_DELIVERY_NICE: i32 = 0;
+/// The default nice value of the delivery thread: below the shards and HTTP workers, so under
+/// CPU contention delivery lags rather than taking the reservations' CPU (ADR 0037).
+pub const DEFAULT_DELIVERY_NICE: i32 = 10;
 
 impl EventsConfig {
     /// Defaults: 1024-record batches, 20 ms poll, default retry policy, no AMQP, delivery

@@ -8,6 +8,7 @@
 #   EVENTS='"*"' (default) or e.g. EVENTS='"reservation.confirmed","sku.sold_out"': the
 #   webhook's subscription (the AMQP sink always takes every type).
 #   BIN=path/to/flashsale (default target/release/flashsale): another build to measure.
+#   SERVE_ARGS='--events-delivery-nice 10': extra `serve` flags for both modes.
 #   RECEIVER=python (default: scripts/events_bench_receiver.py) or RECEIVER=rust
 #   (gateway/examples/events_bench_receiver.rs, verifies a sample of the signatures; build it
 #   with `cargo build --release -p flashsale-gateway --example events_bench_receiver`, which
@@ -16,7 +17,7 @@
 #   cargo build --release -p flashsale-gateway
 set -euo pipefail
 C=${1:-256}; D=${2:-15}; R=${3:-3}
-EVENTS=${EVENTS:-'"*"'}; RECEIVER=${RECEIVER:-python}
+EVENTS=${EVENTS:-'"*"'}; RECEIVER=${RECEIVER:-python}; SERVE_ARGS=${SERVE_ARGS:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/target/release/flashsale}
 LUA=$ROOT/gateway/examples/wrk/hot_item.lua
@@ -40,7 +41,7 @@ measure() { # mode round
   fi
   "$BIN" serve --http $HTTP --quic 127.0.0.1:0 --data-dir "$TMP/data-$mode-$round" \
     --admin-token $ADMIN --storefront-token $TOKEN --rate-limit-buyer-rps 0 \
-    --header-timeout-ms 120000 --max-connections 20000 "${extra[@]}" \
+    --header-timeout-ms 120000 --max-connections 20000 "${extra[@]}" $SERVE_ARGS \
     > "$TMP/fs.out" 2> "$TMP/fs-$mode-$round.err" &
   FS_PID=$!
   for _ in $(seq 150); do grep -q "http listening" "$TMP/fs.out" 2>/dev/null && break; sleep 0.2; done
@@ -92,7 +93,7 @@ measure() { # mode round
   kill "$FS_PID"; wait "$FS_PID" 2>/dev/null || true; FS_PID=
 }
 
-echo "# $(date -u +%FT%TZ) C=$C D=${D}s rounds=$R events=[$EVENTS] receiver=$RECEIVER nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -u +%FT%TZ) C=$C D=${D}s rounds=$R events=[$EVENTS] receiver=$RECEIVER bin=$BIN serve_args=[$SERVE_ARGS] nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$R"); do
   if [ $((round % 2)) = 1 ]; then measure off "$round"; measure on "$round"; else measure on "$round"; measure off "$round"; fi
 done

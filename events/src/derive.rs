@@ -5,7 +5,7 @@
 use flashsale_protocol::{Event, LogRecord, ReleaseReason};
 use serde_json::json;
 
-use crate::kind::EventType;
+use crate::kind::{EventFilter, EventType};
 use crate::ledger::Facts;
 use crate::outgoing::{rfc3339_ms, OutEvent};
 
@@ -13,8 +13,22 @@ use crate::outgoing::{rfc3339_ms, OutEvent};
 /// with id `evt_<shard>_<seq>`, then one `sku.sold_out` per SKU the record sold out, with ids
 /// `evt_<shard>_<seq>_<n>` (n = 1, 2, … in line order).
 pub fn derive(record: &LogRecord, facts: &Facts, out: &mut Vec<OutEvent>) {
-    if let Some(ev) = derive_own(record, facts) {
-        out.push(ev);
+    derive_filtered(record, facts, &EventFilter::All, out);
+}
+
+/// Like [`derive`], keeping only the events `filter` accepts; the bodies of the others are
+/// never built (a destination on a few types skips the JSON of every other record).
+pub fn derive_filtered(
+    record: &LogRecord,
+    facts: &Facts,
+    filter: &EventFilter,
+    out: &mut Vec<OutEvent>,
+) {
+    if own_kind(&record.event).is_some_and(|k| filter.accepts(k)) {
+        out.extend(derive_own(record, facts));
+    }
+    if facts.sold_out.is_empty() || !filter.accepts(EventType::SkuSoldOut) {
+        return;
     }
     let at_ms = record_at_ms(&record.event);
     for (n, (sku, units)) in facts.sold_out.iter().enumerate() {
@@ -30,6 +44,20 @@ pub fn derive(record: &LogRecord, facts: &Facts, out: &mut Vec<OutEvent>) {
                 "sold": units.sold,
             }),
         });
+    }
+}
+
+/// The type of the record's own event (`None` for a hold extension), as [`derive`] gives it.
+fn own_kind(event: &Event) -> Option<EventType> {
+    match event {
+        Event::SkuUpserted { .. } | Event::Restocked { .. } => Some(EventType::SkuUpdated),
+        Event::Reserved { .. } => Some(EventType::ReservationHeld),
+        Event::Confirmed { .. } => Some(EventType::ReservationConfirmed),
+        Event::Extended { .. } => None,
+        Event::Released { reason, .. } => Some(match reason {
+            ReleaseReason::Expired => EventType::ReservationExpired,
+            ReleaseReason::Cancelled | ReleaseReason::Aborted => EventType::ReservationReleased,
+        }),
     }
 }
 
@@ -302,5 +330,46 @@ mod tests {
         assert_eq!(out[2].data["stock"], 4);
         assert_eq!(out[2].data["sold"], 1);
         assert_eq!(out[2].at_ms, 5_000);
+    }
+
+    #[test]
+    fn a_filtered_derive_is_the_derive_with_the_other_types_left_out() {
+        let sku = SkuId::new("a").unwrap_or_else(|_| unreachable!());
+        let record = rec(
+            21,
+            Event::Restocked {
+                sku,
+                qty: 1,
+                at_ms: 5_000,
+                key: None,
+            },
+        );
+        let units = SkuUnits {
+            total: 4,
+            reserved: 3,
+            sold: 1,
+        };
+        let facts = Facts {
+            confirmed: None,
+            sold_out: vec![("a".into(), units)],
+        };
+        let mut all = Vec::new();
+        derive(&record, &facts, &mut all);
+        assert_eq!(all.len(), 2);
+        let parse = |names: &[&str]| EventFilter::parse(names).unwrap_or(EventFilter::All);
+        for filter in [
+            parse(&["*"]),
+            parse(&["sku.updated"]),
+            parse(&["sku.sold_out"]),
+            parse(&["reservation.held", "sku.sold_out"]),
+            parse(&["reservation.held"]),
+        ] {
+            let mut got = Vec::new();
+            derive_filtered(&record, &facts, &filter, &mut got);
+            let want: Vec<&OutEvent> = all.iter().filter(|e| filter.accepts(e.kind)).collect();
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "{filter:?}");
+            // The type known without building the body is the type of the built event.
+            assert_eq!(own_kind(&record.event), Some(all[0].kind));
+        }
     }
 }

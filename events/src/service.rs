@@ -18,6 +18,7 @@ use crate::kind::{EventFilter, UnknownEventType};
 use crate::ledger::Ledger;
 use crate::metrics::DestMetrics;
 use crate::outgoing::rfc3339_ms;
+use crate::runtime::{DeliveryRuntime, DeliveryThread};
 use crate::signature::Secret;
 use crate::source::LogSource;
 use crate::store::{EndpointRecord, Store};
@@ -50,10 +51,17 @@ pub struct EventsConfig {
     /// Checked before every delivery: closed, workers wait (a high-availability node that
     /// is not, or no longer, sure it leads).
     pub gate: crate::gate::Gate,
+    /// Where delivery runs (default: a thread of its own at [`DEFAULT_DELIVERY_NICE`]).
+    pub runtime: DeliveryRuntime,
 }
 
+/// The default nice value of the delivery thread: below the shards and HTTP workers, so under
+/// CPU contention delivery lags rather than taking the reservations' CPU (ADR 0037).
+pub const DEFAULT_DELIVERY_NICE: i32 = 10;
+
 impl EventsConfig {
-    /// Defaults: 1024-record batches, 20 ms poll, default retry policy, no AMQP.
+    /// Defaults: 1024-record batches, 20 ms poll, default retry policy, no AMQP, delivery
+    /// on a thread of its own.
     pub fn new(state_dir: PathBuf, shard_count: u16) -> EventsConfig {
         EventsConfig {
             state_dir,
@@ -64,6 +72,9 @@ impl EventsConfig {
             batch: 1024,
             poll_interval: Duration::from_millis(20),
             gate: crate::gate::Gate::open(),
+            runtime: DeliveryRuntime::Dedicated {
+                nice: DEFAULT_DELIVERY_NICE,
+            },
         }
     }
 }
@@ -212,6 +223,8 @@ impl Shared {
 #[derive(Clone)]
 pub struct EventService {
     shared: Arc<Shared>,
+    /// Where workers, keepers and replays run; a dedicated thread ends with the last clone.
+    delivery: Arc<DeliveryThread>,
 }
 
 impl std::fmt::Debug for EventService {
@@ -262,6 +275,7 @@ impl EventService {
         store: Store,
     ) -> Result<EventService, EventsError> {
         let shards = usize::from(config.shard_count);
+        let delivery = Arc::new(DeliveryThread::start(config.runtime)?);
         let http = crate::webhook::client().map_err(|e| EventsError::Config(e.to_string()))?;
         let mut endpoints = BTreeMap::new();
         for rec in store.load_endpoints().await? {
@@ -327,7 +341,7 @@ impl EventService {
         for shard in 0..shared.config.shard_count {
             shared.source.hold_now(shard, shared.first_needed(shard));
         }
-        Ok(EventService { shared })
+        Ok(EventService { shared, delivery })
     }
 
     /// Starts delivery (call after the engine recovered its log, within a tokio runtime).
@@ -348,7 +362,9 @@ impl EventService {
         }
         for shard in 0..self.shared.config.shard_count {
             self.shared.update_hold(shard).await;
-            let task = tokio::spawn(crate::keeper::run(self.shared.clone(), shard));
+            let task = self
+                .delivery
+                .spawn(crate::keeper::run(self.shared.clone(), shard));
             lock(&self.shared.tasks).push(task);
         }
         for d in dests {
@@ -413,7 +429,7 @@ impl EventService {
         let mut tasks = lock(&self.shared.tasks);
         tasks.retain(|t| !t.is_finished());
         for shard in 0..self.shared.config.shard_count {
-            tasks.push(tokio::spawn(crate::worker::run(
+            tasks.push(self.delivery.spawn(crate::worker::run(
                 self.shared.clone(),
                 d.clone(),
                 shard,
@@ -538,14 +554,13 @@ impl EventService {
             return Some(0);
         }
         let shared = self.shared.clone();
-        let task = tokio::spawn(async move {
+        let task = self.delivery.spawn(async move {
             if let Err(e) = shared.store.save_dead(&d.id, &[]).await {
                 tracing::error!(destination = %d.id, error = %e, "cannot store dead letters");
             }
             for (i, dl) in letters.iter().enumerate() {
-                if !crate::worker::deliver_one(&shared, &d, &dl.id, &dl.kind, dl.body.as_bytes())
-                    .await
-                {
+                let body = bytes::Bytes::copy_from_slice(dl.body.as_bytes());
+                if !crate::worker::deliver_one(&shared, &d, &dl.id, &dl.kind, &body).await {
                     // Stopped: keep what was not replayed.
                     let rest = letters[i..].to_vec();
                     let list = {

@@ -37,14 +37,15 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
-/// Sends `body` (event `id`) to `url`, signed with `secret` at `timestamp_s`.
+/// Sends `body` (event `id`) to `url`, signed with `secret` at `timestamp_s`. The body is
+/// shared, not copied (the same bytes serve every retry).
 pub async fn send(
     http: &reqwest::Client,
     url: &str,
     secret: &Secret,
     id: &str,
     timestamp_s: u64,
-    body: &[u8],
+    body: &bytes::Bytes,
 ) -> Attempt {
     let sig = secret.sign(id, timestamp_s, body);
     let res = http
@@ -53,7 +54,7 @@ pub async fn send(
         .header("webhook-id", id)
         .header("webhook-timestamp", timestamp_s.to_string())
         .header("webhook-signature", sig)
-        .body(body.to_vec())
+        .body(body.clone())
         .send()
         .await;
     match res {

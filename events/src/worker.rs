@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng as _;
 
-use crate::derive::derive;
+use crate::derive::derive_filtered;
 use crate::dest::{lock, DeliveryRecord, Dest, DestKind};
 use crate::keeper::fold;
 use crate::ledger::Ledger;
@@ -103,7 +103,7 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
         return;
     };
     // Delivered but not yet stored (positions are stored at most every
-    // [`POSITION_SAVE_EVERY`] under load, at once when caught up).
+    // [`POSITION_SAVE_EVERY`]).
     let mut unsaved = PositionState::Stored;
     let mut last_save = Instant::now();
     loop {
@@ -134,7 +134,16 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
         let Some(&(last, _)) = records.last() else {
             dest.metrics.pending_since_ms[slot].store(0, Ordering::Relaxed);
             if let PositionState::Unsaved(seq) = unsaved {
-                // Caught up: store what was delivered before waiting.
+                // Caught up: store what was delivered, at most every POSITION_SAVE_EVERY too
+                // (a worker that keeps catching up between short batches would otherwise sync
+                // a file per batch, on the disk the log's group commits wait for); an idle
+                // worker stores it at the first empty read after that.
+                if last_save.elapsed() < POSITION_SAVE_EVERY {
+                    if !pause(&dest, shared.config.poll_interval).await {
+                        return;
+                    }
+                    continue;
+                }
                 match store_position(&shared, &dest, shard, seq).await {
                     StoreOutcome::Stored => {
                         unsaved = PositionState::Stored;
@@ -154,16 +163,7 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
             match flashsale_protocol::decode_record(bytes) {
                 Ok(rec) => {
                     let facts = ledger.apply(&rec);
-                    let from = events.len();
-                    derive(&rec, &facts, &mut events);
-                    let mut i = from;
-                    while i < events.len() {
-                        if dest.filter.accepts(events[i].kind) {
-                            i += 1;
-                        } else {
-                            events.remove(i);
-                        }
-                    }
+                    derive_filtered(&rec, &facts, &dest.filter, &mut events);
                 }
                 Err(e) => {
                     ledger.seq = ledger.seq.max(*seq);
@@ -220,8 +220,9 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
     }
 }
 
-/// At most how often a worker stores its position while it is behind the head (each store
-/// is a file written and synced, or a Postgres row); once caught up it stores at once.
+/// At most how often a worker stores its position (each store is a file written and synced,
+/// or a Postgres row); a caught-up worker stores what it delivered once this much passed
+/// since its last store.
 pub const POSITION_SAVE_EVERY: Duration = Duration::from_millis(250);
 
 /// Whether a worker's delivered position is stored.
@@ -289,7 +290,7 @@ async fn deliver_webhooks(shared: &Shared, dest: &Dest, events: &[OutEvent]) -> 
 /// Delivers the events of one key one after the other; false if stopped meanwhile.
 async fn deliver_chain(shared: &Shared, dest: &Dest, chain: Vec<&OutEvent>) -> bool {
     for ev in chain {
-        let body = ev.body();
+        let body = bytes::Bytes::from(ev.body());
         if !deliver_one(shared, dest, &ev.id, ev.kind.as_str(), &body).await {
             return false;
         }
@@ -299,7 +300,13 @@ async fn deliver_chain(shared: &Shared, dest: &Dest, chain: Vec<&OutEvent>) -> b
 
 /// Delivers one event until it succeeds or its retry period ends (then it is dead-lettered);
 /// false if stopped first.
-pub async fn deliver_one(shared: &Shared, dest: &Dest, id: &str, kind: &str, body: &[u8]) -> bool {
+pub async fn deliver_one(
+    shared: &Shared,
+    dest: &Dest,
+    id: &str,
+    kind: &str,
+    body: &bytes::Bytes,
+) -> bool {
     let DestKind::Webhook { url, secret } = &dest.kind else {
         return true;
     };

@@ -223,6 +223,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_AMQP_EXCHANGE", default_value = flashsale_events::DEFAULT_EXCHANGE)]
     pub amqp_exchange: String,
 
+    /// Nice value (0 = the server's priority … 19 = lowest) of the thread event delivery
+    /// (webhooks, AMQP) runs on: higher lets reservations take the CPU first under contention,
+    /// at the cost of delivery lag (the log is the buffer).
+    #[arg(long, env = "FLASHSALE_EVENTS_DELIVERY_NICE", default_value_t = flashsale_events::DEFAULT_DELIVERY_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub events_delivery_nice: i32,
+
     /// Do not pin shard executors to cores.
     #[arg(long, env = "FLASHSALE_NO_PIN_CORES")]
     pub no_pin_cores: bool,
@@ -581,6 +587,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     events_config.allow_private = args.webhook_allow_private;
     events_config.retry.period = Duration::from_secs(args.webhook_retry_period_s);
     events_config.retry.base = Duration::from_millis(args.webhook_retry_base_ms);
+    events_config.runtime = flashsale_events::DeliveryRuntime::Dedicated {
+        nice: args.events_delivery_nice,
+    };
     events_config.amqp = match &args.amqp_url {
         Some(url) => Some(
             flashsale_events::AmqpConfig::new(

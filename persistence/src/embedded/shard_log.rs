@@ -129,6 +129,21 @@ impl std::fmt::Debug for EmbeddedLog {
     }
 }
 
+/// The partial block a write of `tail ++ pending` at `base` leaves at its end (`new_end`):
+/// kept to be rewritten, with more records, by the next write.
+fn next_tail(tail: &[u8], pending: &[u8], base: u64, new_end: u64, align: u64) -> Vec<u8> {
+    let new_base = new_end / align * align;
+    let mut new_tail = Vec::with_capacity((new_end - new_base) as usize);
+    let from = (new_base - base) as usize; // offset into tail ++ pending
+    if from < tail.len() {
+        new_tail.extend_from_slice(&tail[from..]);
+        new_tail.extend_from_slice(pending);
+    } else {
+        new_tail.extend_from_slice(&pending[from - tail.len()..]);
+    }
+    new_tail
+}
+
 fn corrupt(msg: String) -> LogError {
     LogError::Corrupt(msg)
 }
@@ -377,18 +392,7 @@ impl EmbeddedLog {
         let base = a.end / align * align;
         debug_assert_eq!((a.end - base) as usize, a.tail.len());
         let new_end = a.end + pending_len;
-        let new_base = new_end / align * align;
-        // The new partial block, kept for the next write.
-        let mut new_tail = Vec::with_capacity((new_end - new_base) as usize);
-        {
-            let from = (new_base - base) as usize; // offset into tail ++ pending
-            if from < a.tail.len() {
-                new_tail.extend_from_slice(&a.tail[from..]);
-                new_tail.extend_from_slice(&self.pending);
-            } else {
-                new_tail.extend_from_slice(&self.pending[from - a.tail.len()..]);
-            }
-        }
+        let new_tail = next_tail(&a.tail, &self.pending, base, new_end, align);
         let buf = files::padded_buffer(&a.file, &[&a.tail, &self.pending]);
         // The next write starts after this one's bytes; if this one fails, the file is
         // poisoned and the batch rewritten elsewhere.
@@ -533,18 +537,57 @@ impl EmbeddedLog {
         }
     }
 
-    /// Makes every appended record durable: submits them, then waits for every batch in
-    /// flight (one write and one `fdatasync` when nothing else is in flight).
+    /// Makes every appended record durable with one write and one `fdatasync`, awaited here
+    /// (what [`ShardLog::flush`] does; the engine's group commit). Batches submitted with
+    /// [`EmbeddedLog::submit`] are waited for first.
     async fn flush_pending(&mut self) -> Result<(), LogError> {
-        loop {
-            if self.has_pending() && self.pipeline.can_write() {
-                self.submit().await?;
-            } else if self.pipeline.is_idle() {
-                return Ok(());
-            } else {
-                self.wait_durable().await?;
+        self.drain().await?;
+        let (Some(first), Some(last)) = (self.pending_first, self.pending_last) else {
+            return Ok(());
+        };
+        self.ensure_recovered().await?;
+        let pending_len = self.pending.len() as u64;
+        let need_new = match &self.active {
+            None => true,
+            Some(a) => {
+                a.poisoned
+                    || (a.end > 0 && a.end + pending_len > self.segment_size)
+                    || (a.end == 0 && a.first_seq != first)
+                    || self.last_durable.is_some_and(|l| l + 1 != first)
             }
+        };
+        if need_new {
+            self.start_segment(first).await?;
         }
+        let Some(a) = self.active.as_mut() else {
+            return Err(LogError::Io(std::io::Error::other("no active segment")));
+        };
+        let align = a.file.alignment();
+        let base = a.end / align * align;
+        debug_assert_eq!((a.end - base) as usize, a.tail.len());
+        let new_end = a.end + pending_len;
+        let new_tail = next_tail(&a.tail, &self.pending, base, new_end, align);
+        let res = async {
+            files::write_padded(&a.file, base, &[&a.tail, &self.pending]).await?;
+            a.file.fdatasync().await?;
+            Ok::<(), std::io::Error>(())
+        }
+        .await;
+        if let Err(e) = res {
+            // Never trust this file again: the next flush rewrites the batch into a new one.
+            a.poisoned = true;
+            tracing::error!(shard = self.shard, error = %e, "log flush failed; will retry in a fresh segment");
+            return Err(LogError::Io(e));
+        }
+        a.end = new_end;
+        a.tail = new_tail;
+        self.commits += 1;
+        self.last_durable = Some(last);
+        self.marks.set_durable(self.shard, last);
+        self.pending.clear();
+        self.pending_first = None;
+        self.pending_last = None;
+        Ok(())
     }
 
     async fn load_snapshot_inner(&mut self) -> Result<Option<(u64, Vec<u8>)>, LogError> {

@@ -26,10 +26,16 @@ pub fn encode_frame(seq: u64, record: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(record);
 }
 
+/// `len` and `seq` as the checksum reads them (little endian, one after the other), 8-byte
+/// aligned so the CRC runs over a whole word and four bytes instead of byte by byte.
+#[repr(align(8))]
+struct ChecksumHead([u8; 12]);
+
 fn checksum(len: u32, seq: u64, record: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(&len.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc, &seq.to_le_bytes());
-    crc32c::crc32c_append(crc, record)
+    let mut head = ChecksumHead([0; 12]);
+    head.0[..4].copy_from_slice(&len.to_le_bytes());
+    head.0[4..].copy_from_slice(&seq.to_le_bytes());
+    crc32c::crc32c_append(crc32c::crc32c(&head.0), record)
 }
 
 /// What [`parse_frame`] found at the start of a buffer.
@@ -62,10 +68,10 @@ pub fn parse_frame(buf: &[u8]) -> Parsed {
             Parsed::Invalid
         };
     };
-    if header.iter().all(|&b| b == 0) {
+    let (len, crc, seq) = header_fields(header);
+    if len == 0 && crc == 0 && seq == 0 {
         return Parsed::End;
     }
-    let (len, crc, seq) = header_fields(header);
     if len == 0 || len as usize > MAX_RECORD_LEN {
         return Parsed::Invalid;
     }
@@ -149,6 +155,24 @@ mod tests {
         }
         assert_eq!(parse_frame(&[0u8; 40]), Parsed::End);
         assert_eq!(parse_frame(&[]), Parsed::End);
+    }
+
+    /// The on-disk checksum is CRC32C over `len ‖ seq ‖ record` (little endian), however it
+    /// is computed: logs written before keep reading.
+    #[test]
+    fn checksum_is_crc32c_of_len_seq_and_record() {
+        for (seq, record) in [
+            (1u64, &b"x"[..]),
+            (u64::MAX, &[7u8; 300][..]),
+            (42, b"hello"),
+        ] {
+            let mut covered = (record.len() as u32).to_le_bytes().to_vec();
+            covered.extend_from_slice(&seq.to_le_bytes());
+            covered.extend_from_slice(record);
+            let mut frame = Vec::new();
+            encode_frame(seq, record, &mut frame);
+            assert_eq!(&frame[4..8], &crc32c::crc32c(&covered).to_le_bytes());
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
 /// Segment file name: the first sequence number it holds, zero padded.
 pub fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
@@ -62,9 +62,15 @@ pub async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` at `pos` (aligned) padded with zeros to the file's alignment; a short write
+/// Writes `parts` at `pos` (aligned) padded with zeros to the file's alignment; a short write
 /// is an error.
 pub async fn write_padded(file: &DmaFile, pos: u64, parts: &[&[u8]]) -> std::io::Result<()> {
+    write_buffer(file, padded_buffer(file, parts), pos).await
+}
+
+/// A DMA buffer holding `parts` one after the other, padded with zeros to the file's
+/// alignment (what one O_DIRECT write of them needs).
+pub fn padded_buffer(file: &DmaFile, parts: &[&[u8]]) -> DmaBuffer {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let len = file.align_up(total as u64) as usize;
     let mut buf = file.alloc_dma_buffer(len);
@@ -75,6 +81,12 @@ pub async fn write_padded(file: &DmaFile, pos: u64, parts: &[&[u8]]) -> std::io:
         at += p.len();
     }
     dst[at..].fill(0);
+    buf
+}
+
+/// Writes a whole buffer (aligned length) at `pos` (aligned); a short write is an error.
+pub async fn write_buffer(file: &DmaFile, buf: DmaBuffer, pos: u64) -> std::io::Result<()> {
+    let len = buf.len();
     let written = file.write_at(buf, pos).await?;
     if written != len {
         return Err(std::io::Error::new(

@@ -12,6 +12,7 @@
 
 mod files;
 mod lock;
+pub mod pipeline;
 pub mod replay;
 pub mod scan;
 mod shard_log;

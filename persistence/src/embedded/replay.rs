@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use flashsale_engine::log::{decode_logged, LogError, RecordFn, ReplayFn};
-use flashsale_protocol::ShardId;
+
+use flashsale_protocol::{LogRecord, ShardId};
 
 use super::scan::{SegmentScan, TailEnd};
 
@@ -99,20 +100,15 @@ pub fn replay_segments(
     mode: ReplayMode,
     apply: &mut ReplayFn<'_>,
 ) -> Result<ReplayOutcome, LogError> {
-    match mode.resolve(1) {
-        ReplayMode::Sequential | ReplayMode::Auto => {
-            sequential(shard, after, segments, &mut |seq, data, range| {
-                apply(seq, slice(data, seq, range)?)
-            })
-        }
-        ReplayMode::Pipelined | ReplayMode::PipelinedDecode => pipelined(
-            shard,
-            after,
-            segments,
-            |_, _, range| Ok(range),
-            &mut |seq, data, range| apply(seq, slice(data, seq, range)?),
-        ),
-    }
+    // The reader (if any) only finds the records; the bytes are applied where they lie.
+    replay_with(
+        shard,
+        after,
+        segments,
+        mode,
+        in_place,
+        &mut |seq, data, range| apply(seq, slice(data, seq, range)?),
+    )
 }
 
 /// Like [`replay_segments`], with each record decoded by [`decode_logged`] before `apply`;
@@ -125,26 +121,62 @@ pub fn replay_decoded(
     mode: ReplayMode,
     apply: &mut RecordFn<'_>,
 ) -> Result<ReplayOutcome, LogError> {
-    match mode.resolve(1) {
-        ReplayMode::Sequential | ReplayMode::Auto => {
-            sequential(shard, after, segments, &mut |seq, data, range| {
-                apply(seq, decode_logged(seq, slice(data, seq, range)?)?)
-            })
-        }
-        ReplayMode::Pipelined => pipelined(
+    if mode == ReplayMode::PipelinedDecode {
+        return replay_with(
             shard,
             after,
             segments,
-            |_, _, range| Ok(range),
-            &mut |seq, data, range| apply(seq, decode_logged(seq, slice(data, seq, range)?)?),
-        ),
-        ReplayMode::PipelinedDecode => pipelined(
-            shard,
-            after,
-            segments,
-            |seq, data, range| decode_logged(seq, slice(data, seq, range)?),
+            mode,
+            decode_at,
             &mut |seq, _, record| apply(seq, record),
+        );
+    }
+    replay_with(
+        shard,
+        after,
+        segments,
+        mode,
+        in_place,
+        &mut |seq, data, range| apply(seq, decode_at(seq, data, range)?),
+    )
+}
+
+/// The preparation that leaves a record where it lies: its byte range.
+fn in_place(_: u64, _: &[u8], range: Range<usize>) -> Result<Range<usize>, LogError> {
+    Ok(range)
+}
+
+/// The preparation that decodes a record ([`decode_logged`]).
+fn decode_at(seq: u64, data: &[u8], range: Range<usize>) -> Result<LogRecord, LogError> {
+    decode_logged(seq, slice(data, seq, range)?)
+}
+
+/// The one replay of every mode: each record with `seq > after` is prepared (`prepare`: on
+/// the reader thread when pipelined) and then applied (`apply`, on the caller's thread), in
+/// order. Sequentially, both run in the scan's one per-record step.
+fn replay_with<T, P>(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    mode: ReplayMode,
+    prepare: P,
+    apply: &mut ApplyAt<'_, T>,
+) -> Result<ReplayOutcome, LogError>
+where
+    T: Send + 'static,
+    P: Fn(u64, &[u8], Range<usize>) -> Result<T, LogError> + Send + 'static,
+{
+    match mode.resolve(1) {
+        ReplayMode::Sequential | ReplayMode::Auto => scan_segments(
+            shard,
+            after,
+            segments,
+            &mut |seq, data, range| apply(seq, data, prepare(seq, data, range)?),
+            &mut || Ok(()),
         ),
+        ReplayMode::Pipelined | ReplayMode::PipelinedDecode => {
+            pipelined(shard, after, segments, prepare, apply)
+        }
     }
 }
 
@@ -162,24 +194,35 @@ fn read_segment(path: &std::path::Path) -> Result<Arc<Vec<u8>>, LogError> {
     Ok(Arc::new(std::fs::read(path)?))
 }
 
-/// What the applying side is given per record: its seq, its segment's bytes and its range.
+/// What the applying side is given per record: its seq, its segment's bytes and its prepared
+/// form (a byte range, or the decoded record).
 type ApplyAt<'a, T> = dyn FnMut(u64, &[u8], T) -> Result<(), LogError> + 'a;
 
-fn sequential(
+/// What the scan hands each record to replay: its seq, its segment's bytes and its range.
+type OnRecord<'a> = dyn FnMut(u64, &Arc<Vec<u8>>, Range<usize>) -> Result<(), LogError> + 'a;
+
+/// The one loop over the segments, for every mode: reads each segment, checks its frames
+/// ([`SegmentScan`]), hands each record with `seq > after` to `on_record`, and calls
+/// `segment_end` once a segment's scan stopped, before any error of it is returned (the
+/// pipelined reader sends its last batch there, so the records checked before an error are
+/// applied before the error is reported).
+fn scan_segments(
     shard: ShardId,
     after: u64,
     segments: &[(u64, PathBuf)],
-    apply: &mut ApplyAt<'_, Range<usize>>,
+    on_record: &mut OnRecord<'_>,
+    segment_end: &mut dyn FnMut() -> Result<(), LogError>,
 ) -> Result<ReplayOutcome, LogError> {
     let mut scan = SegmentScan::new(shard, after);
     let mut last_segment = None;
     for (i, (first, path)) in segments.iter().enumerate() {
         let next = segments.get(i + 1).map(|(n, _)| *n);
         let data = read_segment(path)?;
-        let end = scan.segment_ranges(*first, next, path, &data, &mut |seq, range| {
-            apply(seq, &data, range)
-        })?;
-        if let Some(end) = end {
+        let scanned = scan.segment_ranges(*first, next, path, &data, &mut |seq, range| {
+            on_record(seq, &data, range)
+        });
+        segment_end()?;
+        if let Some(end) = scanned? {
             last_segment = Some(LastSegment {
                 first: *first,
                 path: path.clone(),
@@ -204,15 +247,6 @@ struct Batch<T> {
     records: Vec<(u64, T)>,
 }
 
-impl<T> Batch<T> {
-    fn new(data: Arc<Vec<u8>>) -> Batch<T> {
-        Batch {
-            data,
-            records: Vec::with_capacity(BATCH_RECORDS),
-        }
-    }
-}
-
 /// What the reader thread sends.
 enum Message<T> {
     /// Records to apply, in order.
@@ -229,9 +263,9 @@ fn consumer_gone() -> LogError {
     ))
 }
 
-/// The reader thread's work: read and check every segment, prepare each record (an error
-/// there stops the scan at that record, as an `apply` error does), send batches, then the
-/// outcome.
+/// The reader thread's work: [`scan_segments`] with each record prepared (an error there
+/// stops the scan at that record, as an `apply` error does) and sent in batches of at most
+/// [`BATCH_RECORDS`] (never spanning two segments), then the outcome.
 fn read_and_check<T, P>(
     shard: ShardId,
     after: u64,
@@ -241,46 +275,41 @@ fn read_and_check<T, P>(
 ) where
     P: Fn(u64, &[u8], Range<usize>) -> Result<T, LogError>,
 {
-    let outcome = (|| {
-        let mut scan = SegmentScan::new(shard, after);
-        let mut last_segment = None;
-        for (i, (first, path)) in segments.iter().enumerate() {
-            let next = segments.get(i + 1).map(|(n, _)| *n);
-            let data = read_segment(path)?;
-            let mut batch = Batch::new(data.clone());
-            let scanned = scan.segment_ranges(*first, next, path, &data, &mut |seq, range| {
-                batch.records.push((seq, prepare(seq, &data, range)?));
-                if batch.records.len() >= BATCH_RECORDS {
-                    let full = std::mem::replace(&mut batch, Batch::new(data.clone()));
-                    tx.send(Message::Records(full))
-                        .map_err(|_| consumer_gone())?;
-                }
-                Ok(())
+    // The batch being filled, with the segment its records lie in.
+    let pending: std::cell::RefCell<Option<Batch<T>>> = std::cell::RefCell::new(None);
+    let send = |batch: Batch<T>| {
+        tx.send(Message::Records(batch))
+            .map_err(|_| consumer_gone())
+    };
+    let outcome = scan_segments(
+        shard,
+        after,
+        segments,
+        &mut |seq, data, range| {
+            let prepared = prepare(seq, data, range)?;
+            let mut slot = pending.borrow_mut();
+            let batch = slot.get_or_insert_with(|| Batch {
+                data: data.clone(),
+                records: Vec::with_capacity(BATCH_RECORDS),
             });
-            // The records checked before an error are applied before it is reported.
-            if !batch.records.is_empty() {
-                tx.send(Message::Records(batch))
-                    .map_err(|_| consumer_gone())?;
+            batch.records.push((seq, prepared));
+            if batch.records.len() >= BATCH_RECORDS {
+                if let Some(full) = slot.take() {
+                    send(full)?;
+                }
             }
-            if let Some(end) = scanned? {
-                last_segment = Some(LastSegment {
-                    first: *first,
-                    path: path.clone(),
-                    end,
-                    data,
-                });
-            }
-        }
-        Ok(ReplayOutcome {
-            last: scan.last(),
-            replayed_through: scan.replayed_through(),
-            last_segment,
-        })
-    })();
+            Ok(())
+        },
+        &mut || match pending.borrow_mut().take() {
+            Some(batch) => send(batch),
+            None => Ok(()),
+        },
+    );
     // The applying side may be gone (its apply failed): nothing left to tell it then.
     let _ = tx.send(Message::Done(outcome));
 }
 
+/// Replays with a reader thread ([`read_and_check`]) and applies its batches here.
 fn pipelined<T, P>(
     shard: ShardId,
     after: u64,

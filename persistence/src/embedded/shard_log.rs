@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use flashsale_engine::log::{LocalBoxFuture, LogError, RecordFn, ReplayFn, ShardLog};
 use flashsale_protocol::ShardId;
+use futures::channel::mpsc;
+use futures::StreamExt;
 use glommio::io::DmaFile;
 
 use super::files::{self, segment_path, snapshot_path};
 use super::lock::DirLock;
+use super::pipeline::{BatchId, FlushPipeline, SeqRange, MAX_FLUSHES_IN_FLIGHT};
 use super::replay::{replay_decoded, replay_segments, ReplayMode, ReplayOutcome};
 use super::scan::TailEnd;
 use crate::frame::encode_frame;
@@ -43,14 +46,33 @@ async fn prepare_segment(path: PathBuf, size: u64, zero_fill: bool) -> std::io::
     }
 }
 
+/// Which I/O of a batch completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    /// Its O_DIRECT write.
+    Write,
+    /// Its `fdatasync`.
+    Sync,
+}
+
+/// A completed write or `fdatasync` of a batch in flight, sent by the task that ran it.
+struct OpDone {
+    batch: BatchId,
+    kind: OpKind,
+    /// The file it ran on (a written batch is synced on the same file).
+    file: Rc<DmaFile>,
+    result: std::io::Result<()>,
+}
+
 /// The segment currently written.
 struct Active {
-    file: DmaFile,
+    file: Rc<DmaFile>,
     path: PathBuf,
     first_seq: u64,
-    /// Logical end of durable data (bytes).
+    /// Logical end of the data written or being written (bytes; durable once the batches in
+    /// flight are).
     end: u64,
-    /// Bytes from `align_down(end)` to `end`: rewritten with the next flush (O_DIRECT writes
+    /// Bytes from `align_down(end)` to `end`: rewritten with the next write (O_DIRECT writes
     /// whole blocks).
     tail: Vec<u8>,
     /// A write or fdatasync failed: nothing more is written to this file.
@@ -77,10 +99,20 @@ pub struct EmbeddedLog {
     active: Option<Active>,
     /// Last durable sequence number, if any record is in the log.
     last_durable: Option<u64>,
-    /// Framed records appended since the last successful flush.
+    /// Framed records appended and not yet handed to a write.
     pending: Vec<u8>,
     pending_first: Option<u64>,
     pending_last: Option<u64>,
+    /// Batches written or syncing (at most [`MAX_FLUSHES_IN_FLIGHT`]) and their bytes.
+    pipeline: FlushPipeline<Vec<u8>>,
+    /// Completions of the writes and syncs in flight, sent by their tasks. Unbounded type,
+    /// bounded in use: each task sends once, and at most [`MAX_FLUSHES_IN_FLIGHT`] batches
+    /// (plus those a failure abandoned) have a task running.
+    done_tx: mpsc::UnboundedSender<OpDone>,
+    done_rx: mpsc::UnboundedReceiver<OpDone>,
+    /// Emptied buffers of durable batches, reused for `pending` (at most
+    /// [`MAX_FLUSHES_IN_FLIGHT`]).
+    spare_buffers: Vec<Vec<u8>>,
     /// Successful group commits (one fdatasync each).
     commits: u64,
 }
@@ -97,6 +129,21 @@ impl std::fmt::Debug for EmbeddedLog {
     }
 }
 
+/// The partial block a write of `tail ++ pending` at `base` leaves at its end (`new_end`):
+/// kept to be rewritten, with more records, by the next write.
+fn next_tail(tail: &[u8], pending: &[u8], base: u64, new_end: u64, align: u64) -> Vec<u8> {
+    let new_base = new_end / align * align;
+    let mut new_tail = Vec::with_capacity((new_end - new_base) as usize);
+    let from = (new_base - base) as usize; // offset into tail ++ pending
+    if from < tail.len() {
+        new_tail.extend_from_slice(&tail[from..]);
+        new_tail.extend_from_slice(pending);
+    } else {
+        new_tail.extend_from_slice(&pending[from - tail.len()..]);
+    }
+    new_tail
+}
+
 fn corrupt(msg: String) -> LogError {
     LogError::Corrupt(msg)
 }
@@ -109,6 +156,7 @@ impl EmbeddedLog {
         lock: Arc<DirLock>,
         marks: Arc<super::TailMarks>,
     ) -> EmbeddedLog {
+        let (done_tx, done_rx) = mpsc::unbounded();
         EmbeddedLog {
             dir,
             shard,
@@ -125,6 +173,10 @@ impl EmbeddedLog {
             pending: Vec::new(),
             pending_first: None,
             pending_last: None,
+            pipeline: FlushPipeline::default(),
+            done_tx,
+            done_rx,
+            spare_buffers: Vec::new(),
             commits: 0,
         }
     }
@@ -209,7 +261,7 @@ impl EmbeddedLog {
                 file.fdatasync().await.map_err(std::io::Error::from)?;
             }
             self.active = Some(Active {
-                file,
+                file: Rc::new(file),
                 path,
                 first_seq: first,
                 end,
@@ -235,10 +287,15 @@ impl EmbeddedLog {
     /// Starts a fresh segment whose first record is `first`.
     async fn start_segment(&mut self, first: u64) -> Result<(), LogError> {
         let path = segment_path(&self.dir, first);
+        debug_assert!(
+            self.pipeline.is_idle(),
+            "a segment is closed with writes in flight"
+        );
         if let Some(old) = self.active.take() {
             // Nothing acknowledged lives in an old segment that starts at `first` (everything
-            // from `first` on is still pending), nor in an empty one: drop either.
-            let _ = old.file.close().await;
+            // from `first` on is still pending), nor in an empty one: drop either. (A task of a
+            // batch abandoned by a failure may still hold the file: it closes when that ends.)
+            let _ = old.file.close_rc().await;
             if old.first_seq >= first || old.end == 0 {
                 let _ = std::fs::remove_file(&old.path);
                 self.segments.retain(|s| *s != old.first_seq);
@@ -292,7 +349,7 @@ impl EmbeddedLog {
             self.segments.sort_unstable();
         }
         self.active = Some(Active {
-            file,
+            file: Rc::new(file),
             path,
             first_seq: first,
             end: 0,
@@ -302,7 +359,189 @@ impl EmbeddedLog {
         Ok(())
     }
 
+    /// Starts the write of every pending record as one batch, if a slot of the pipeline is
+    /// free (returns whether it did). Waits only to start a new segment (after the batches in
+    /// flight, which live in the old one, are durable).
+    pub async fn submit(&mut self) -> Result<bool, LogError> {
+        let (Some(first), Some(last)) = (self.pending_first, self.pending_last) else {
+            return Ok(false);
+        };
+        if !self.pipeline.can_write() {
+            return Ok(false);
+        }
+        self.ensure_recovered().await?;
+        let pending_len = self.pending.len() as u64;
+        let written_last = self.pipeline.last_seq().or(self.last_durable);
+        let need_new = match &self.active {
+            None => true,
+            Some(a) => {
+                a.poisoned
+                    || (a.end > 0 && a.end + pending_len > self.segment_size)
+                    || (a.end == 0 && a.first_seq != first)
+                    || written_last.is_some_and(|l| l + 1 != first)
+            }
+        };
+        if need_new {
+            self.drain().await?;
+            self.start_segment(first).await?;
+        }
+        let Some(a) = self.active.as_mut() else {
+            return Err(LogError::Io(std::io::Error::other("no active segment")));
+        };
+        let align = a.file.alignment();
+        let base = a.end / align * align;
+        debug_assert_eq!((a.end - base) as usize, a.tail.len());
+        let new_end = a.end + pending_len;
+        let new_tail = next_tail(&a.tail, &self.pending, base, new_end, align);
+        let buf = files::padded_buffer(&a.file, &[&a.tail, &self.pending]);
+        // The next write starts after this one's bytes; if this one fails, the file is
+        // poisoned and the batch rewritten elsewhere.
+        a.end = new_end;
+        a.tail = new_tail;
+        let file = a.file.clone();
+        let fresh = self.spare_buffers.pop().unwrap_or_default();
+        let bytes = std::mem::replace(&mut self.pending, fresh);
+        self.pending_first = None;
+        self.pending_last = None;
+        let batch = self.pipeline.write_started(SeqRange { first, last }, bytes);
+        let tx = self.done_tx.clone();
+        glommio::spawn_local(async move {
+            let result = files::write_buffer(&file, buf, base).await;
+            let _ = tx.unbounded_send(OpDone {
+                batch,
+                kind: OpKind::Write,
+                file,
+                result,
+            });
+        })
+        .detach();
+        Ok(true)
+    }
+
+    /// Batches written or syncing now (at most [`MAX_FLUSHES_IN_FLIGHT`]).
+    pub fn in_flight(&self) -> usize {
+        self.pipeline.in_flight()
+    }
+
+    /// Whether records are appended and not yet handed to a write.
+    pub fn has_pending(&self) -> bool {
+        self.pending_first.is_some()
+    }
+
+    /// Takes in every completion already reported, without waiting: a written batch gets its
+    /// `fdatasync` issued; a synced one becomes durable once every earlier one is. Returns
+    /// the last durable seq. A failed write or sync hands every batch in flight back to the
+    /// pending records (written again, into a fresh segment, by the next submit) and is
+    /// returned.
+    pub fn poll_durable(&mut self) -> Result<Option<u64>, LogError> {
+        while let Ok(done) = self.done_rx.try_recv() {
+            self.complete(done)?;
+        }
+        Ok(self.last_durable)
+    }
+
+    /// Waits for the next completion of a write or sync in flight (if any), then takes it in
+    /// with every other one reported ([`EmbeddedLog::poll_durable`]). Cancel-safe: nothing is
+    /// lost if the wait is dropped.
+    pub async fn wait_durable(&mut self) -> Result<Option<u64>, LogError> {
+        if !self.pipeline.is_idle() {
+            let done = self.done_rx.next().await.ok_or_else(|| {
+                LogError::Io(std::io::Error::other("log completion channel closed"))
+            })?;
+            self.complete(done)?;
+        }
+        self.poll_durable()
+    }
+
+    /// Waits until every batch in flight is durable (or one failed).
+    async fn drain(&mut self) -> Result<(), LogError> {
+        while !self.pipeline.is_idle() {
+            self.wait_durable().await?;
+        }
+        Ok(())
+    }
+
+    /// Takes in one completion (see [`EmbeddedLog::poll_durable`]).
+    fn complete(&mut self, done: OpDone) -> Result<(), LogError> {
+        let OpDone {
+            batch,
+            kind,
+            file,
+            result,
+        } = done;
+        if let Err(e) = result {
+            if !self.pipeline.contains(batch) {
+                // A batch already handed back by an earlier failure.
+                return Ok(());
+            }
+            self.fail_in_flight();
+            tracing::error!(shard = self.shard, error = %e, "log flush failed; will retry in a fresh segment");
+            return Err(LogError::Io(e));
+        }
+        match kind {
+            OpKind::Write => {
+                if self.pipeline.write_done(batch) {
+                    let tx = self.done_tx.clone();
+                    glommio::spawn_local(async move {
+                        let result = file.fdatasync().await.map_err(std::io::Error::from);
+                        let _ = tx.unbounded_send(OpDone {
+                            batch,
+                            kind: OpKind::Sync,
+                            file,
+                            result,
+                        });
+                    })
+                    .detach();
+                }
+            }
+            OpKind::Sync => {
+                if let Some(durable) = self.pipeline.sync_done(batch) {
+                    self.commits += durable.released.len() as u64;
+                    self.last_durable = Some(durable.through_seq);
+                    self.marks.set_durable(self.shard, durable.through_seq);
+                    for mut bytes in durable.released {
+                        if self.spare_buffers.len() < MAX_FLUSHES_IN_FLIGHT {
+                            bytes.clear();
+                            self.spare_buffers.push(bytes);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A write or sync failed: never trust the active file again, and put every batch in
+    /// flight back in front of the pending records (in order), to be rewritten.
+    fn fail_in_flight(&mut self) {
+        if let Some(a) = self.active.as_mut() {
+            a.poisoned = true;
+        }
+        let requeued = self.pipeline.failed();
+        let Some(oldest) = requeued.first() else {
+            return;
+        };
+        let first = oldest.seqs.first;
+        let last = requeued.last().map_or(first, |r| r.seqs.last);
+        let mut bytes = Vec::with_capacity(
+            requeued.iter().map(|r| r.bytes.len()).sum::<usize>() + self.pending.len(),
+        );
+        for r in &requeued {
+            bytes.extend_from_slice(&r.bytes);
+        }
+        bytes.extend_from_slice(&self.pending);
+        self.pending = bytes;
+        self.pending_first = Some(first);
+        if self.pending_last.is_none() {
+            self.pending_last = Some(last);
+        }
+    }
+
+    /// Makes every appended record durable with one write and one `fdatasync`, awaited here
+    /// (what [`ShardLog::flush`] does; the engine's group commit). Batches submitted with
+    /// [`EmbeddedLog::submit`] are waited for first.
     async fn flush_pending(&mut self) -> Result<(), LogError> {
+        self.drain().await?;
         let (Some(first), Some(last)) = (self.pending_first, self.pending_last) else {
             return Ok(());
         };
@@ -327,18 +566,7 @@ impl EmbeddedLog {
         let base = a.end / align * align;
         debug_assert_eq!((a.end - base) as usize, a.tail.len());
         let new_end = a.end + pending_len;
-        let new_base = new_end / align * align;
-        // The new partial block, kept for the next flush.
-        let mut new_tail = Vec::with_capacity((new_end - new_base) as usize);
-        {
-            let from = (new_base - base) as usize; // offset into tail ++ pending
-            if from < a.tail.len() {
-                new_tail.extend_from_slice(&a.tail[from..]);
-                new_tail.extend_from_slice(&self.pending);
-            } else {
-                new_tail.extend_from_slice(&self.pending[from - a.tail.len()..]);
-            }
-        }
+        let new_tail = next_tail(&a.tail, &self.pending, base, new_end, align);
         let res = async {
             files::write_padded(&a.file, base, &[&a.tail, &self.pending]).await?;
             a.file.fdatasync().await?;
@@ -440,7 +668,7 @@ impl ShardLog for EmbeddedLog {
     ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
         Box::pin(async move {
             if let Some(a) = self.active.take() {
-                let _ = a.file.close().await;
+                let _ = a.file.close_rc().await;
             }
             self.recover(after, apply).await
         })
@@ -453,14 +681,18 @@ impl ShardLog for EmbeddedLog {
     ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
         Box::pin(async move {
             if let Some(a) = self.active.take() {
-                let _ = a.file.close().await;
+                let _ = a.file.close_rc().await;
             }
             self.recover_decoded(after, apply).await
         })
     }
 
     fn append(&mut self, seq: u64, record: &[u8]) {
-        if let Some(prev) = self.pending_last.or(self.last_durable) {
+        if let Some(prev) = self
+            .pending_last
+            .or(self.pipeline.last_seq())
+            .or(self.last_durable)
+        {
             debug_assert_eq!(seq, prev + 1, "log sequence numbers must be consecutive");
         }
         if self.pending_first.is_none() {

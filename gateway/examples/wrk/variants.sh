@@ -56,12 +56,14 @@ for phase in ${PHASES:-hot}; do
     echo "# round $r phase $phase load $(cut -d' ' -f1-3 /proc/loadavg)"
     run baseline http://127.0.0.1:9090 "$phase"
     for i in "${!NAMES[@]}"; do
+      PERF_PID=
       if [[ "${PERF:-}" == "${NAMES[$i]}" && $r == 1 && $phase == hot ]]; then
         perf record -g -o "perf-${NAMES[$i]}.data" -p "${VPIDS[$i]}" -- sleep "$((D - 2))" \
           > /dev/null 2>&1 &
+        PERF_PID=$!
       fi
       run "${NAMES[$i]}" "http://127.0.0.1:${PORTS[$i]}" "$phase"
-      wait 2>/dev/null || true
+      if [[ -n $PERF_PID ]]; then wait "$PERF_PID" || true; fi
     done
   done
 done

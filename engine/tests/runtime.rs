@@ -564,7 +564,7 @@ async fn concurrent_keyed_duplicates_refused_on_another_shard_never_get_a_reserv
     engine.shutdown();
 }
 
-/// A pinned engine whose executors spin before parking (`spin_before_park_us`, ADR 0037)
+/// A pinned engine whose executors spin before parking (`spin_before_park_us`, ADR 0038)
 /// serves reservations, durable and counted, like one that parks at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spinning_executors_serve_reservations() {

@@ -221,7 +221,7 @@ pub struct ServeArgs {
 
     /// How long an idle shard executor keeps polling for work before it sleeps, in µs (0 =
     /// sleep at once). Only with pinned executors; it trades CPU for fewer thread wake-ups
-    /// (ADR 0037 measures it).
+    /// (ADR 0038 measures it).
     #[arg(long, env = "FLASHSALE_SHARD_SPIN_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub shard_spin_us: u64,
 

@@ -66,7 +66,7 @@ pub struct EngineConfig {
     pub observer: Option<Arc<dyn StockObserver>>,
     /// How long an idle executor polls for work before it parks, in µs (0 = park at once).
     /// Spinning saves the wake-up of a parked thread when work comes soon, at the price of
-    /// the CPU it burns; it only applies to pinned executors (`pin_cores`). ADR 0037.
+    /// the CPU it burns; it only applies to pinned executors (`pin_cores`). ADR 0038.
     pub spin_before_park_us: u64,
 }
 

@@ -2,7 +2,7 @@
 # Same-run comparison of `flashsale serve` configurations against the do-nothing hyper
 # baseline: every variant gets its own server (all started up front, idle while another is
 # measured), and each round runs wrk against the baseline and then every variant in turn, so
-# each variant is compared with the baseline measured minutes apart at most (ADR 0037).
+# each variant is compared with the baseline measured minutes apart at most (ADR 0038).
 # Usage: bash gateway/examples/wrk/variants.sh CONNECTIONS SECONDS ROUNDS 'NAME|ENV|FLAGS'...
 #   e.g. 'default||' 'spin50||--shard-spin-us 50' 'tokio1|TOKIO_WORKER_THREADS=1|'
 #   PHASES="hot gone" (default "hot") picks the phases; PERF=NAME records `perf record -g`

@@ -233,6 +233,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_NO_PIN_CORES")]
     pub no_pin_cores: bool,
 
+    /// How long an idle shard executor keeps polling for work before it sleeps, in µs (0 =
+    /// sleep at once). Only with pinned executors; it trades CPU for fewer thread wake-ups
+    /// (ADR 0038 measures it).
+    #[arg(long, env = "FLASHSALE_SHARD_SPIN_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub shard_spin_us: u64,
+
     /// High availability (needs --database-url): join the group of nodes on the same schema;
     /// lead while holding the lease, else stand by (503 not-leader) and take over when the
     /// leader's lease lapses.
@@ -619,8 +625,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut quic = StreamThread::bind(stream_config)
         .with_context(|| format!("cannot listen on --quic {}", args.quic))?;
     let engine_config = {
-        let (pin_cores, queue_depth, expiry_tick_ms) =
-            (!args.no_pin_cores, args.queue_depth, args.expiry_tick_ms);
+        let (pin_cores, queue_depth, expiry_tick_ms, spin_before_park_us) = (
+            !args.no_pin_cores,
+            args.queue_depth,
+            args.expiry_tick_ms,
+            args.shard_spin_us,
+        );
         move |log: Arc<dyn LogBackend>| EngineConfig {
             shards,
             pin_cores,
@@ -632,6 +642,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             log,
             clock: Arc::new(SystemClock),
             observer: observer.clone(),
+            spin_before_park_us,
         }
     };
     let stream_metrics = {

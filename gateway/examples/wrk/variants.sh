@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Same-run comparison of `flashsale serve` configurations against the do-nothing hyper
+# baseline: every variant gets its own server (all started up front, idle while another is
+# measured), and each round runs wrk against the baseline and then every variant in turn, so
+# each variant is compared with the baseline measured minutes apart at most (ADR 0038).
+# Usage: bash gateway/examples/wrk/variants.sh CONNECTIONS SECONDS ROUNDS 'NAME|ENV|FLAGS'...
+#   e.g. 'default||' 'spin50||--shard-spin-us 50' 'tokio1|TOKIO_WORKER_THREADS=1|'
+#   PHASES="hot gone" (default "hot") picks the phases; PERF=NAME records `perf record -g`
+#   of that variant's first hot run into ./perf-NAME.data.
+# Needs: wrk, a release build (cargo build --release -p flashsale-gateway --bin flashsale
+#   --example baseline). Prints one line per run and the median ratios at the end.
+set -euo pipefail
+C=${1:-256}; D=${2:-10}; R=${3:-3}; shift 3 || true
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+BIN=$ROOT/target/release
+LUA=$ROOT/gateway/examples/wrk/hot_item.lua
+TMP=$(mktemp -d)
+ulimit -n "$(ulimit -Hn)"
+TOKEN=bench-storefront; ADMIN=bench-admin
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+"$BIN/examples/baseline" 127.0.0.1:9090 > "$TMP/baseline.out" &
+PIDS+=($!)
+NAMES=(); PORTS=(); VPIDS=()
+port=8081
+for spec in "$@"; do
+  IFS='|' read -r name envs flags <<< "$spec"
+  # shellcheck disable=SC2086
+  env $envs "$BIN/flashsale" serve --http 127.0.0.1:$port --quic 127.0.0.1:0 \
+    --data-dir "$TMP/data-$name" --admin-token $ADMIN --storefront-token $TOKEN \
+    --rate-limit-buyer-rps 0 --header-timeout-ms 120000 --max-connections 20000 $flags \
+    > "$TMP/$name.out" 2> "$TMP/$name.err" &
+  PIDS+=($!); VPIDS+=($!); NAMES+=("$name"); PORTS+=($port)
+  port=$((port + 1))
+done
+for i in "${!NAMES[@]}"; do
+  for _ in $(seq 150); do grep -q "http listening" "$TMP/${NAMES[$i]}.out" 2>/dev/null && break; sleep 0.2; done
+  grep -q "http listening" "$TMP/${NAMES[$i]}.out" || { echo "${NAMES[$i]} did not start:"; cat "$TMP/${NAMES[$i]}.err"; exit 1; }
+  curl -sf -X PUT "http://127.0.0.1:${PORTS[$i]}/v1/skus/hot" -H "authorization: Bearer $ADMIN" \
+    -d '{"name":"Hot","price_cents":100,"stock":100000000}' > /dev/null
+  curl -sf -X PUT "http://127.0.0.1:${PORTS[$i]}/v1/skus/gone" -H "authorization: Bearer $ADMIN" \
+    -d '{"name":"Gone","price_cents":100,"stock":0}' > /dev/null
+done
+
+run() { # name url sku
+  local out; out=$(TOKEN=$TOKEN SKU=$3 wrk -t2 -c"$C" -d"${D}s" --timeout 10s -s "$LUA" "$2" 2>&1)
+  local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  local p99; p99=$(echo "$out" | sed -n 's/.*p99_us=\([0-9]*\).*/\1/p')
+  local p50; p50=$(echo "$out" | sed -n 's/.*p50_us=\([0-9]*\).*/\1/p')
+  local errs; errs=$(echo "$out" | grep -E "Socket errors" || echo "Socket errors: none")
+  local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  echo "$1 sku=$3 rps=$rps p50_us=$p50 p99_us=$p99 non2xx=${non2xx:-0} | $errs" | tee -a "$TMP/runs"
+}
+for phase in ${PHASES:-hot}; do
+  for r in $(seq "$R"); do
+    echo "# round $r phase $phase load $(cut -d' ' -f1-3 /proc/loadavg)"
+    run baseline http://127.0.0.1:9090 "$phase"
+    for i in "${!NAMES[@]}"; do
+      PERF_PID=
+      if [[ "${PERF:-}" == "${NAMES[$i]}" && $r == 1 && $phase == hot ]]; then
+        perf record -g -o "perf-${NAMES[$i]}.data" -p "${VPIDS[$i]}" -- sleep "$((D - 2))" \
+          > /dev/null 2>&1 &
+        PERF_PID=$!
+      fi
+      run "${NAMES[$i]}" "http://127.0.0.1:${PORTS[$i]}" "$phase"
+      if [[ -n $PERF_PID ]]; then wait "$PERF_PID" || true; fi
+    done
+  done
+done
+python3 - "$TMP/runs" <<'PY'
+import statistics, sys, collections
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    f = dict(kv.split("=", 1) for kv in line.split("|")[0].split()[1:])
+    name = line.split()[0]
+    rows[(f["sku"], name)].append((float(f["rps"] or 0), int(f["p99_us"] or 0)))
+for (sku, name), runs in sorted(rows.items()):
+    base = rows[(sku, "baseline")]
+    ratios = [a[0] / b[0] for a, b in zip(runs, base) if b[0]]
+    p99r = [a[1] / b[1] for a, b in zip(runs, base) if b[1]]
+    print(f"summary sku={sku} {name:>12} rps_median={statistics.median(r for r, _ in runs):9.0f} "
+          f"p99_median_us={statistics.median(p for _, p in runs):8.0f} "
+          f"ratio_median={statistics.median(ratios):.2f} p99_ratio_median={statistics.median(p99r):.2f} "
+          f"ratios={' '.join(f'{x:.2f}' for x in ratios)}")
+PY
+for i in "${!NAMES[@]}"; do
+  echo "${NAMES[$i]}: $(curl -s "http://127.0.0.1:${PORTS[$i]}/metrics" | grep -E '^flashsale_(reservations_total\{outcome="held"|log_batches_total)' | tr '\n' ' ')"
+done

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::buyer::unix_ms;
+use super::raw_poll::{self, RawPoller};
 use super::wire::{self, QueueApi, Status, TicketAnswer};
 use crate::api;
 use crate::check::{self, CheckReport, SkuObservation};
@@ -354,7 +355,7 @@ async fn poller(
     let Ok(req) = qapi.join(&format!("lg-wait-{i}")) else {
         return;
     };
-    let Some(mut t) = conn
+    let Some(t) = conn
         .send(req)
         .await
         .ok()
@@ -363,10 +364,21 @@ async fn poller(
         return;
     };
     joined.fetch_add(1, Ordering::Relaxed);
-    let ticket = t.ticket.clone();
+    // The join's connection is closed; polls go over a raw keep-alive connection with the
+    // request built once (the load generator shares the server's cores: ADR 0037).
+    drop(conn);
+    let Ok(req) = qapi
+        .poll(&t.ticket)
+        .map_err(|e| e.to_string())
+        .and_then(|r| raw_poll::request_bytes(&r).map_err(|e| e.to_string()))
+    else {
+        return;
+    };
+    let mut raw = RawPoller::new(cfg.target.addr, src, cfg.timeout(), req);
+    let mut poll_after_ms = t.poll_after_ms;
     // Bounded by the stop signal, sent after the last round.
     while !*stop.borrow() {
-        let wait = Duration::from_millis(t.poll_after_ms.unwrap_or(1_000));
+        let wait = Duration::from_millis(poll_after_ms.unwrap_or(1_000));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
@@ -377,14 +389,13 @@ async fn poller(
                 _ = stop.changed() => return,
             }
         }
-        let Ok(req) = qapi.poll(&ticket) else { return };
-        match conn.send(req).await {
-            Ok(a) if a.status == StatusCode::OK => {
+        match raw.poll().await {
+            Ok(a) if a.http_status == StatusCode::OK.as_u16() => {
                 counters.polls.fetch_add(1, Ordering::Relaxed);
-                match TicketAnswer::parse(&a.body) {
-                    Some(next) => t = next,
-                    None => return,
+                if a.status.is_none() {
+                    return;
                 }
+                poll_after_ms = a.poll_after_ms;
             }
             _ => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);

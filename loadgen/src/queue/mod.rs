@@ -13,6 +13,7 @@ pub mod bench;
 pub mod buyer;
 pub mod flags;
 pub mod monitor;
+pub mod raw_poll;
 pub mod report;
 pub mod stats;
 pub mod wire;

@@ -78,6 +78,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
             rounds: qcfg.bench_rounds,
             round_s: qcfg.bench_round_s,
             hot_buyers: qcfg.hot_buyers,
+            poller: qcfg.bench_poller,
         };
         let t = Instant::now();
         let (bench, check) = bench::run(cfg.clone(), &qcfg.queue, flags).await?;

@@ -180,7 +180,7 @@ pub struct ServeArgs {
 
     /// How the waiting room spreads its poll budget: `even` (every waiting ticket polls at the
     /// same interval, 10,000 waiting → every 2 s) or `by-position` (the same at the front of
-    /// the line, less often further back: 3 ms per place, at most 30 s; ADR 0037).
+    /// the line, less often further back: 3 ms per place, at most 30 s; ADR 0039).
     #[arg(long, env = "FLASHSALE_QUEUE_POLL_SPREAD", value_enum, default_value_t = PollSpreadArg::Even)]
     pub queue_poll_spread: PollSpreadArg,
 

@@ -4,7 +4,7 @@
 //! [`MIN_POLL_MS`], never less often than [`MAX_POLL_MS`], and all waiting tickets of a queue
 //! together stay under [`POLL_BUDGET_PER_S`] (10,000 waiting → every 2 s at least). With
 //! [`PollSpread::ByPosition`] a ticket far back in the line is also asked to poll less often,
-//! [`POLL_MS_PER_PLACE`] per place ahead of it (ADR 0037): it cannot be admitted soon, so its
+//! [`POLL_MS_PER_PLACE`] per place ahead of it (ADR 0039): it cannot be admitted soon, so its
 //! answer barely changes between polls.
 
 use crate::limits::{MAX_POLL_MS, MIN_POLL_MS, POLL_BUDGET_PER_S, POLL_MS_PER_PLACE};

@@ -371,7 +371,7 @@ async fn poller(
         BenchPoller::Hyper => PollClient::Hyper(conn),
         BenchPoller::Raw => {
             // The join's connection is closed; polls go over a raw keep-alive connection with
-            // the request built once (the load generator shares the server's cores: ADR 0037).
+            // the request built once (the load generator shares the server's cores: ADR 0039).
             drop(conn);
             let built = qapi
                 .poll(&t.ticket)

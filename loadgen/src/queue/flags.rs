@@ -86,7 +86,7 @@ pub struct QueueArgs {
     /// queue bench: admitted buyers reserving and cancelling in a loop.
     #[arg(long, default_value_t = 64)]
     pub hot_buyers: usize,
-    /// queue bench: how the waiting buyers poll (`hyper`: as before ADR 0037, to compare).
+    /// queue bench: how the waiting buyers poll (`hyper`: as before ADR 0039, to compare).
     #[arg(long, value_enum, default_value = "raw")]
     pub bench_poller: BenchPoller,
 }

@@ -21,6 +21,24 @@ use crate::http::{ApiConfig, App, ServerConfig};
 use crate::identity::{Identity, ResetKey};
 use crate::stream::{StockHub, StreamConfig, StreamThread};
 
+/// `--queue-poll-spread`: how the waiting room spreads its poll budget over waiting tickets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PollSpreadArg {
+    /// Every waiting ticket polls at the same interval.
+    Even,
+    /// Less often further back in the line.
+    ByPosition,
+}
+
+impl From<PollSpreadArg> for flashsale_waiting_room::PollSpread {
+    fn from(a: PollSpreadArg) -> Self {
+        match a {
+            PollSpreadArg::Even => flashsale_waiting_room::PollSpread::Even,
+            PollSpreadArg::ByPosition => flashsale_waiting_room::PollSpread::ByPosition,
+        }
+    }
+}
+
 /// Flags of `flashsale serve`. Every flag also reads the env var `FLASHSALE_<FLAG>`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -167,6 +185,12 @@ pub struct ServeArgs {
     /// Burst size of the per-IP limit.
     #[arg(long, env = "FLASHSALE_RATE_LIMIT_IP_BURST", default_value_t = 100.0)]
     pub rate_limit_ip_burst: f64,
+
+    /// How the waiting room spreads its poll budget: `even` (every waiting ticket polls at the
+    /// same interval, 10,000 waiting → every 2 s) or `by-position` (the same at the front of
+    /// the line, less often further back: 3 ms per place, at most 30 s; ADR 0039).
+    #[arg(long, env = "FLASHSALE_QUEUE_POLL_SPREAD", value_enum, default_value_t = PollSpreadArg::Even)]
+    pub queue_poll_spread: PollSpreadArg,
 
     /// Reservations per second per buyer (token bucket); 0 = no limit.
     #[arg(long, env = "FLASHSALE_RATE_LIMIT_BUYER_RPS", default_value_t = 10.0)]
@@ -707,6 +731,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             events: events_config,
             events_slot: events_slot.clone(),
             queues: Some(queues),
+            poll_spread: args.queue_poll_spread.into(),
             pass_key,
             queue_slot: queue_slot.clone(),
             state: node.state(),
@@ -801,6 +826,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::new(SystemClock),
         )?
     };
+    queues.set_poll_spread(args.queue_poll_spread.into());
     let queue_ticker = queues.clone().spawn_ticker(Arc::new(engine.clone()));
     let (app, feed) = with_dashboard(
         App::new(engine.clone(), api)

@@ -16,7 +16,7 @@ use flashsale_waiting_room::limits::{
 };
 use flashsale_waiting_room::{
     ApplyError, ConfigureError, HoldGuard, JoinError, PassCheck, PassError, PassKey, PassToCheck,
-    QueueView, TicketError, TicketView, WaitingRoom,
+    PollSpread, QueueView, TicketError, TicketView, WaitingRoom,
 };
 
 use crate::http::inventory::Inventory;
@@ -116,6 +116,11 @@ impl QueueService {
     /// Compacts the journal after `records` records instead of [`COMPACT_AFTER_RECORDS`].
     pub fn set_compaction_after(&self, records: u64) {
         self.compact_after.store(records.max(1), Ordering::Relaxed);
+    }
+
+    /// Spreads waiting tickets' poll intervals by `spread` (`--queue-poll-spread`).
+    pub fn set_poll_spread(&self, spread: PollSpread) {
+        self.lock().set_poll_spread(spread);
     }
 
     /// Snapshots written since start.

@@ -20,6 +20,7 @@ pub mod ticket;
 
 pub use config::ConfigError;
 pub use pass::{PassClaims, PassError, PassKey};
+pub use poll::PollSpread;
 pub use queue::{ApplyError, Counts, Phase, Queue};
 pub use room::{
     ConfigureError, HoldGuard, JoinError, PassCheck, PassToCheck, QueueView, TicketError,

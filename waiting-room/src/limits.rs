@@ -47,6 +47,10 @@ pub const MAX_POLL_MS: u64 = 30_000;
 /// Polls per second one queue's waiting tickets are asked to stay under together.
 pub const POLL_BUDGET_PER_S: u64 = 5_000;
 
+/// With [`crate::poll::PollSpread::ByPosition`], the poll interval per place in line, in ms
+/// (place 10,000 → every 30 s, the longest interval).
+pub const POLL_MS_PER_PLACE: u64 = 3;
+
 /// Poll interval of a sold-out ticket while held units may still come back, in ms.
 pub const SOLD_OUT_POLL_MS: u64 = 5_000;
 

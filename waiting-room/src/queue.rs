@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::limits::{MAX_POLL_MS, SOLD_OUT_POLL_MS};
 use crate::pass::{PassClaims, PassKey};
-use crate::poll;
+use crate::poll::{self, PollSpread};
 use crate::ticket::{Hold, Ticket, TicketState, TicketStatus, TicketView};
 
 /// A record did not fit the state it was applied to (a corrupt or reordered log, or a bug).
@@ -632,7 +632,13 @@ impl Queue {
     }
 
     /// What a poll of `ticket` shows at `now_ms`.
-    pub fn view(&self, ticket: u64, now_ms: u64, key: &PassKey) -> Option<TicketView> {
+    pub fn view(
+        &self,
+        ticket: u64,
+        now_ms: u64,
+        key: &PassKey,
+        spread: PollSpread,
+    ) -> Option<TicketView> {
         let t = self.ticket(ticket)?;
         let rate = self.spec.admit_per_s;
         let waiting = self.waiting();
@@ -671,7 +677,12 @@ impl Queue {
                 };
                 let eta_s = poll::eta_s(ahead, rate);
                 v.eta_s = Some(eta_s);
-                v.poll_after_ms = Some(poll::poll_after_ms(eta_s * 1_000, waiting));
+                v.poll_after_ms = Some(poll::poll_after_ms_at(
+                    eta_s * 1_000,
+                    waiting,
+                    v.position,
+                    spread,
+                ));
             }
             TicketState::Admitted {
                 pass_expires_at_ms,

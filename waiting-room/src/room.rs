@@ -17,6 +17,7 @@ use crate::limits::{
     ADMIT_BURST_S, MAX_ADMISSIONS_PER_TICK, MAX_PENDING_RECORDS, MAX_QUEUES, MAX_TICKETS_PER_QUEUE,
 };
 use crate::pass::{PassError, PassKey};
+use crate::poll::PollSpread;
 use crate::queue::{ApplyError, Counts, Phase, Queue, SkuStock};
 use crate::ticket::{Hold, Ticket, TicketState, TicketView};
 
@@ -139,6 +140,8 @@ pub struct WaitingRoom {
     /// Passes marked [`Hold::Checking`] after a restart, awaiting [`Self::pass_checked`].
     unchecked: BTreeSet<(QueueId, u64)>,
     outbox: Vec<QueueRecord>,
+    /// How waiting tickets' poll intervals are spread (a server setting, not logged).
+    poll_spread: PollSpread,
 }
 
 impl WaitingRoom {
@@ -152,7 +155,13 @@ impl WaitingRoom {
             holds: HashMap::new(),
             unchecked: BTreeSet::new(),
             outbox: Vec::new(),
+            poll_spread: PollSpread::Even,
         }
+    }
+
+    /// Spreads waiting tickets' poll intervals by `spread` from now on.
+    pub fn set_poll_spread(&mut self, spread: PollSpread) {
+        self.poll_spread = spread;
     }
 
     /// A room rebuilt from its records, in log order.
@@ -496,7 +505,7 @@ impl WaitingRoom {
     ) -> Result<TicketView, JoinError> {
         self.queues
             .get(queue)
-            .and_then(|q| q.view(ticket, now_ms, &self.key))
+            .and_then(|q| q.view(ticket, now_ms, &self.key, self.poll_spread))
             .ok_or_else(|| JoinError::UnknownQueue(queue.clone()))
     }
 
@@ -511,7 +520,7 @@ impl WaitingRoom {
             .queues
             .get(queue)
             .ok_or_else(|| TicketError::UnknownQueue(queue.clone()))?;
-        q.view(ticket, now_ms, &self.key)
+        q.view(ticket, now_ms, &self.key, self.poll_spread)
             .ok_or_else(|| TicketError::UnknownTicket {
                 queue: queue.clone(),
                 ticket,

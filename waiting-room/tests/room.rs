@@ -7,8 +7,10 @@
 
 use flashsale_protocol::queue::{AdmissionMethod, QueueId, QueueSpec};
 use flashsale_protocol::{BuyerId, ReservationId, SkuId};
+use flashsale_waiting_room::limits::{MIN_POLL_MS, POLL_MS_PER_PLACE};
 use flashsale_waiting_room::{
-    ConfigureError, JoinError, PassCheck, PassClaims, PassError, PassKey, TicketStatus, WaitingRoom,
+    ConfigureError, JoinError, PassCheck, PassClaims, PassError, PassKey, PollSpread, TicketStatus,
+    WaitingRoom,
 };
 
 const T0: u64 = 1_000_000;
@@ -575,4 +577,38 @@ fn after_a_restart_idle_passes_are_refused_until_checked_and_do_not_expire_meanw
         .unwrap();
     assert_eq!(v3.status, TicketStatus::Expired);
     restored.check_invariants().unwrap();
+}
+
+#[test]
+fn by_position_the_back_of_the_line_polls_less_often_and_follows_its_place() {
+    let mut s = spec();
+    s.prequeue_opens_at_ms = None;
+    s.admit_per_s = 1_000;
+    let start = s.starts_at_ms;
+    let mut room = room_with(s);
+    for i in 1..=3_000 {
+        room.join(&q("drop"), &b(i), start).unwrap();
+    }
+    let interval = |room: &WaitingRoom, t: u64| {
+        let v = room.ticket(&q("drop"), t, start).unwrap();
+        (v.position.unwrap(), v.poll_after_ms.unwrap())
+    };
+    // Even (the default): 3,000 waiting share the budget, everyone polls at the shortest.
+    assert_eq!(interval(&room, 1), (1, MIN_POLL_MS));
+    assert_eq!(interval(&room, 3_000), (3_000, MIN_POLL_MS));
+    room.set_poll_spread(PollSpread::ByPosition);
+    assert_eq!(interval(&room, 1), (1, MIN_POLL_MS));
+    assert_eq!(interval(&room, 300), (300, MIN_POLL_MS));
+    assert_eq!(interval(&room, 3_000), (3_000, 3_000 * POLL_MS_PER_PLACE));
+    // Admissions move the line up: the interval follows the new place at once.
+    room.observe_stock(&sku("tee"), 1_000_000, 0);
+    room.tick(start + 1_000);
+    let moved = 3_000 - u64::try_from(admitted(&room, start + 1_000).len()).unwrap();
+    assert!(moved < 3_000);
+    assert_eq!(
+        interval(&room, 3_000),
+        (moved, (moved * POLL_MS_PER_PLACE).max(MIN_POLL_MS))
+    );
+    room.set_poll_spread(PollSpread::Even);
+    assert_eq!(interval(&room, 3_000).1, MIN_POLL_MS);
 }

@@ -41,6 +41,8 @@ pub struct LeaderServices {
     pub pass_key: PassKey,
     /// Where the API finds the term's waiting room.
     pub queue_slot: Slot<Arc<QueueService>>,
+    /// How the room spreads waiting tickets' poll intervals (`--queue-poll-spread`).
+    pub poll_spread: flashsale_waiting_room::PollSpread,
     /// This node's view of the group: the delivery gate follows its leadership.
     pub state: Arc<ClusterState>,
 }
@@ -179,6 +181,7 @@ impl LeaderServices {
         })
         .await
         .context("waiting room open task")??;
+        service.set_poll_spread(self.poll_spread);
         let ticker = service.clone().spawn_ticker(Arc::new(engine));
         Ok(Some((service, ticker)))
     }

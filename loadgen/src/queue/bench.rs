@@ -19,6 +19,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::buyer::unix_ms;
+use super::flags::BenchPoller;
+use super::raw_poll::{self, RawPoller};
 use super::wire::{self, QueueApi, Status, TicketAnswer};
 use crate::api;
 use crate::check::{self, CheckReport, SkuObservation};
@@ -122,6 +124,8 @@ pub struct BenchFlags {
     pub round_s: f64,
     /// Admitted buyers reserving.
     pub hot_buyers: usize,
+    /// How the waiting buyers poll.
+    pub poller: BenchPoller,
 }
 
 struct Counters {
@@ -214,7 +218,7 @@ pub async fn run(
         let ctx = (cfg.clone(), qapi.clone(), counters.clone(), joined.clone());
         let (polling, stop) = (polling_rx.clone(), stop_rx.clone());
         let src = source_addrs::for_index(&sources, flags.hot_buyers + i);
-        pollers.spawn(poller(ctx, i, at, src, polling, stop));
+        pollers.spawn(poller(ctx, (i, flags.poller), at, src, polling, stop));
     }
     // Everyone joined and polling at its pace before the first round.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -343,7 +347,7 @@ async fn admitted_buyer(
 /// A waiting buyer: joins at `at`, then polls when told while `polling` is true.
 async fn poller(
     (cfg, qapi, counters, joined): (Arc<Config>, QueueApi, Arc<Counters>, Arc<AtomicU64>),
-    i: usize,
+    (i, how): (usize, BenchPoller),
     at: Instant,
     src: Option<std::net::IpAddr>,
     mut polling: watch::Receiver<bool>,
@@ -354,7 +358,7 @@ async fn poller(
     let Ok(req) = qapi.join(&format!("lg-wait-{i}")) else {
         return;
     };
-    let Some(mut t) = conn
+    let Some(t) = conn
         .send(req)
         .await
         .ok()
@@ -363,10 +367,26 @@ async fn poller(
         return;
     };
     joined.fetch_add(1, Ordering::Relaxed);
-    let ticket = t.ticket.clone();
+    let mut client = match how {
+        BenchPoller::Hyper => PollClient::Hyper(conn),
+        BenchPoller::Raw => {
+            // The join's connection is closed; polls go over a raw keep-alive connection with
+            // the request built once (the load generator shares the server's cores: ADR 0039).
+            drop(conn);
+            let built = qapi
+                .poll(&t.ticket)
+                .map_err(|e| e.to_string())
+                .and_then(|r| raw_poll::request_bytes(&r).map_err(|e| e.to_string()));
+            let Ok(req) = built else {
+                return;
+            };
+            PollClient::Raw(RawPoller::new(cfg.target.addr, src, cfg.timeout(), req))
+        }
+    };
+    let mut poll_after_ms = t.poll_after_ms;
     // Bounded by the stop signal, sent after the last round.
     while !*stop.borrow() {
-        let wait = Duration::from_millis(t.poll_after_ms.unwrap_or(1_000));
+        let wait = Duration::from_millis(poll_after_ms.unwrap_or(1_000));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
@@ -377,17 +397,66 @@ async fn poller(
                 _ = stop.changed() => return,
             }
         }
-        let Ok(req) = qapi.poll(&ticket) else { return };
-        match conn.send(req).await {
-            Ok(a) if a.status == StatusCode::OK => {
+        match client.poll(&qapi, &t.ticket).await {
+            Polled::Ticket {
+                poll_after_ms: next,
+            } => {
                 counters.polls.fetch_add(1, Ordering::Relaxed);
-                match TicketAnswer::parse(&a.body) {
-                    Some(next) => t = next,
-                    None => return,
-                }
+                poll_after_ms = next;
             }
-            _ => {
+            Polled::NotATicket => return,
+            Polled::Failed => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// What one poll of the bench's waiting buyers gave.
+enum Polled {
+    /// A ticket, with when to poll again.
+    Ticket {
+        /// Its `poll_after_ms`.
+        poll_after_ms: Option<u64>,
+    },
+    /// A 200 answer that is not a ticket.
+    NotATicket,
+    /// A transport failure or an answer other than 200.
+    Failed,
+}
+
+/// A waiting buyer's poll connection.
+enum PollClient {
+    /// Raw socket, pre-built request.
+    Raw(RawPoller),
+    /// hyper client connection, request built per poll.
+    Hyper(Conn),
+}
+
+impl PollClient {
+    /// One poll of `ticket`.
+    async fn poll(&mut self, qapi: &QueueApi, ticket: &str) -> Polled {
+        let ticket_of = |poll_after_ms: Option<Option<u64>>| match poll_after_ms {
+            Some(poll_after_ms) => Polled::Ticket { poll_after_ms },
+            None => Polled::NotATicket,
+        };
+        match self {
+            PollClient::Raw(raw) => match raw.poll().await {
+                Ok(a) if a.http_status == StatusCode::OK.as_u16() => {
+                    ticket_of(a.status.map(|_| a.poll_after_ms))
+                }
+                _ => Polled::Failed,
+            },
+            PollClient::Hyper(conn) => {
+                let Ok(req) = qapi.poll(ticket) else {
+                    return Polled::NotATicket;
+                };
+                match conn.send(req).await {
+                    Ok(a) if a.status == StatusCode::OK => {
+                        ticket_of(TicketAnswer::parse(&a.body).map(|t| t.poll_after_ms))
+                    }
+                    _ => Polled::Failed,
+                }
             }
         }
     }

@@ -10,6 +10,16 @@ pub const MAX_PREQUEUE_S: f64 = 600.0;
 /// Most deliberate reservations without a (valid) pass.
 pub const MAX_NO_PASS_PROBES: u64 = 10_000;
 
+/// How the bench's waiting buyers poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchPoller {
+    /// A raw keep-alive socket, the request built once (`queue::raw_poll`).
+    Raw,
+    /// The hyper client connection every other request uses (for comparison).
+    Hyper,
+}
+
 /// How the queue admits buyers who join after the start (the server's `method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -76,6 +86,9 @@ pub struct QueueArgs {
     /// queue bench: admitted buyers reserving and cancelling in a loop.
     #[arg(long, default_value_t = 64)]
     pub hot_buyers: usize,
+    /// queue bench: how the waiting buyers poll (`hyper`: as before ADR 0039, to compare).
+    #[arg(long, value_enum, default_value = "raw")]
+    pub bench_poller: BenchPoller,
 }
 
 /// The validated queue settings of a run (echoed in the report's `config`).
@@ -105,6 +118,8 @@ pub struct QueueConfig {
     pub bench_round_s: f64,
     /// Bench: admitted buyers reserving.
     pub hot_buyers: usize,
+    /// Bench: how the waiting buyers poll.
+    pub bench_poller: BenchPoller,
 }
 
 impl QueueConfig {
@@ -157,6 +172,7 @@ impl QueueConfig {
             bench_rounds: a.bench_rounds,
             bench_round_s: a.bench_round_s,
             hot_buyers: a.hot_buyers,
+            bench_poller: a.bench_poller,
         })
     }
 

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod buyer;
 pub mod flags;
 pub mod monitor;
+pub mod raw_poll;
 pub mod report;
 pub mod stats;
 pub mod wire;
@@ -96,6 +97,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
             rounds: qcfg.bench_rounds,
             round_s: qcfg.bench_round_s,
             hot_buyers: qcfg.hot_buyers,
+            poller: qcfg.bench_poller,
         };
         let t = Instant::now();
         let (bench, check) = bench::run(cfg.clone(), &qcfg.queue, flags).await?;

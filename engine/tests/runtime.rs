@@ -57,6 +57,14 @@ fn req(b: &str, lines: &[(&str, u32)], key: Option<&str>) -> ReserveRequest {
     }
 }
 
+/// The first SKU name `{prefix}-{i}` (i < 60) that lives on `shard`.
+fn sku_on(engine: &Engine, prefix: &str, shard: usize) -> String {
+    (0..60)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|n| engine.shard_of(&sku(n)) == shard)
+        .unwrap()
+}
+
 async fn wait_for(mut f: impl FnMut() -> bool) {
     for _ in 0..500 {
         if f() {
@@ -326,15 +334,11 @@ async fn idempotency_key_is_global_across_shards_and_restarts() {
     let backend = MemoryBackend::new();
     let clock = Arc::new(ManualClock::new(50_000));
     let engine = start(&backend, &clock, 3);
-    let names: Vec<String> = (0..60).map(|i| format!("idem-{i}")).collect();
-    let on = |s: usize| {
-        names
-            .iter()
-            .find(|n| engine.shard_of(&sku(n)) == s)
-            .unwrap()
-            .clone()
-    };
-    let (a, b, c) = (on(0), on(1), on(2));
+    let (a, b, c) = (
+        sku_on(&engine, "idem", 0),
+        sku_on(&engine, "idem", 1),
+        sku_on(&engine, "idem", 2),
+    );
     for n in [&a, &b, &c] {
         engine.upsert_sku(spec(n, 10)).await.unwrap();
     }
@@ -419,15 +423,7 @@ async fn replay_answers_a_key_without_reserving() {
     let backend = MemoryBackend::new();
     let clock = Arc::new(ManualClock::new(50_000));
     let engine = start(&backend, &clock, 3);
-    let names: Vec<String> = (0..60).map(|i| format!("replay-{i}")).collect();
-    let on = |s: usize| {
-        names
-            .iter()
-            .find(|n| engine.shard_of(&sku(n)) == s)
-            .unwrap()
-            .clone()
-    };
-    let (a, b) = (on(0), on(1));
+    let (a, b) = (sku_on(&engine, "replay", 0), sku_on(&engine, "replay", 1));
     for n in [&a, &b] {
         engine.upsert_sku(spec(n, 10)).await.unwrap();
     }

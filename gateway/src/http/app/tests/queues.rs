@@ -55,8 +55,22 @@ async fn join(app: &App<Fake>, buyer: &str) -> Reply {
 }
 
 async fn reserve(app: &App<Fake>, buyer: &str, sku: &str, pass: Option<&str>) -> Reply {
+    reserve_with(app, buyer, sku, pass, None).await
+}
+
+/// One unit of `sku` for `buyer`, with a pass and an `Idempotency-Key` if given.
+async fn reserve_with(
+    app: &App<Fake>,
+    buyer: &str,
+    sku: &str,
+    pass: Option<&str>,
+    key: Option<&str>,
+) -> Reply {
     let body = json!({"buyer": buyer, "lines": [{"sku": sku, "qty": 1}]}).to_string();
-    let headers: Vec<(&str, &str)> = pass.map(|p| ("flashsale-pass", p)).into_iter().collect();
+    let headers: Vec<(&str, &str)> = [("flashsale-pass", pass), ("idempotency-key", key)]
+        .into_iter()
+        .filter_map(|(name, v)| v.map(|v| (name, v)))
+        .collect();
     call_with(
         app,
         "POST",
@@ -272,19 +286,9 @@ async fn reservations_of_queued_skus_need_the_buyers_live_pass() {
     assert_eq!(r.status, 403);
 }
 
-/// A keyed reservation with a pass, under the same `Idempotency-Key`.
+/// A keyed reservation of one tee with a pass.
 async fn reserve_keyed(app: &App<Fake>, buyer: &str, pass: &str, key: &str) -> Reply {
-    let body = json!({"buyer": buyer, "lines": [{"sku": "tee", "qty": 1}]}).to_string();
-    let headers = [("flashsale-pass", pass), ("idempotency-key", key)];
-    call_with(
-        app,
-        "POST",
-        "/v1/reservations",
-        Some("shop"),
-        &body,
-        &headers,
-    )
-    .await
+    reserve_with(app, buyer, "tee", Some(pass), Some(key)).await
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{Server, ADMIN, SHOP};
+use support::{psql, PgSchema, Server, ADMIN, DATABASE_URL, SHOP};
 
 const SKU: &str = "crash-tee";
 const STOCK: u64 = 400;
@@ -212,28 +212,6 @@ fn crash_and_recover(extra: &[&str]) -> Outcome {
     }
 }
 
-fn psql(sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-Atqc",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn embedded_log_survives_sigkill() {
     let outcome = crash_and_recover(&[]);
@@ -246,21 +224,18 @@ fn embedded_log_survives_sigkill() {
 #[test]
 fn postgres_log_survives_sigkill() {
     // A schema of its own, dropped afterwards; the test fails if Postgres is unreachable.
-    let schema = format!(
-        "crash_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let url = "postgres://postgres@127.0.0.1:5432/test";
-    let outcome = crash_and_recover(&["--database-url", url, "--database-schema", &schema]);
+    let schema = PgSchema::new("crash");
+    let outcome = crash_and_recover(&[
+        "--database-url",
+        DATABASE_URL,
+        "--database-schema",
+        schema.name(),
+    ]);
     // The read model catches up from the log after the restart: every acknowledged
     // confirmation becomes an order row.
     let deadline = Instant::now() + Duration::from_secs(30);
     let orders = loop {
-        let n: usize = psql(&format!("SELECT count(*) FROM {schema}.orders"))
+        let n: usize = psql(&format!("SELECT count(*) FROM {}.orders", schema.name()))
             .parse()
             .unwrap();
         if n >= outcome.confirmed || Instant::now() > deadline {
@@ -269,7 +244,7 @@ fn postgres_log_survives_sigkill() {
         std::thread::sleep(Duration::from_millis(100));
     };
     drop(outcome.server);
-    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    drop(schema);
     assert!(
         orders >= outcome.confirmed,
         "read model has {orders} orders, {} confirmed",

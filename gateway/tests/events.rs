@@ -18,7 +18,7 @@ use events_support::{
 };
 use flashsale_events::Secret;
 use serde_json::{json, Value};
-use support::{Api, Server, ADMIN, SHOP};
+use support::{Api, PgSchema, Server, ADMIN, DATABASE_URL, SHOP};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -253,8 +253,7 @@ fn signed_webhooks_survive_a_failing_receiver_and_a_sigkill() {
 
 #[test]
 fn dead_letters_are_replayed_with_the_postgres_log() {
-    let schema = unique("events");
-    let url = "postgres://postgres@127.0.0.1:5432/test";
+    let schema = PgSchema::new("events");
     let rt = runtime();
     let receiver = rt.block_on(Receiver::start());
     // Redirects are failures, never followed: everything is dead-lettered after 1 s.
@@ -266,9 +265,9 @@ fn dead_letters_are_replayed_with_the_postgres_log() {
         "--webhook-retry-base-ms",
         "50",
         "--database-url",
-        url,
+        DATABASE_URL,
         "--database-schema",
-        &schema,
+        schema.name(),
     ]);
     rt.block_on(async {
         let api = Api::new(&server);
@@ -342,10 +341,7 @@ fn dead_letters_are_replayed_with_the_postgres_log() {
         );
     });
     drop(server);
-    let _ = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
-        .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .output();
+    drop(schema);
 }
 
 /// POSTs `path` as the storefront and returns the answer's status and body.

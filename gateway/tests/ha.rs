@@ -14,63 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{flashsale, Api, Launch, Reply, Server, ADMIN, SHOP};
+use support::{flashsale, Api, Launch, PgSchema, Reply, Server, ADMIN, DATABASE_URL, SHOP};
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// The lease of the test nodes (fast takeovers).
 const LEASE_MS: &str = "1000";
 
-/// A schema of its own, dropped when the guard goes.
-struct Schema(String);
-
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        Schema(format!(
-            "ha_{tag}_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        ))
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        // The waiting room's journal of the group lives next to it, in `<schema>_queues`.
-        let _ = psql(&format!(
-            "DROP SCHEMA IF EXISTS {0} CASCADE; DROP SCHEMA IF EXISTS {0}_queues CASCADE",
-            self.0
-        ));
-    }
-}
-
-fn psql(sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-Atqc",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// Starts a node of the group on `schema` in `dir`.
 fn node(dir: &Path, schema: &str, node_id: &str) -> Server {
-    node_on(PG_URL, dir, schema, node_id)
+    node_on(DATABASE_URL, dir, schema, node_id)
 }
 
 /// Starts a node of the group on `schema` of the database at `url`, in `dir`.
@@ -156,13 +107,13 @@ fn ha_without_a_database_url_is_refused_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standby_refuses_writes_and_takes_over_with_keys_and_timers() {
-    let schema = Schema::new("roles");
+    let schema = PgSchema::new("ha_roles");
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = node(da.path(), &schema.0, "a");
+    let a = node(da.path(), schema.name(), "a");
     let a_view = wait_role(&a, "leader", Duration::from_secs(20)).await;
     assert!(a_view["epoch"].as_u64().unwrap() >= 1, "{a_view}");
     assert_eq!(a_view["leader_url"], format!("http://{}", a.addr));
-    let b = node(db.path(), &schema.0, "b");
+    let b = node(db.path(), schema.name(), "b");
     let (api_a, api_b) = (Api::new(&a), Api::new(&b));
     // The standby: /ready 503 and writes 503 not-leader naming the leader.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -214,9 +165,9 @@ async fn standby_refuses_writes_and_takes_over_with_keys_and_timers() {
             "--data-dir",
             data_c.to_str().unwrap(),
             "--database-url",
-            PG_URL,
+            DATABASE_URL,
             "--database-schema",
-            &schema.0,
+            schema.name(),
             "--ha",
             "--node-id",
             "a",
@@ -289,9 +240,9 @@ async fn standby_refuses_writes_and_takes_over_with_keys_and_timers() {
             "--data-dir",
             data_d.to_str().unwrap(),
             "--database-url",
-            PG_URL,
+            DATABASE_URL,
             "--database-schema",
-            &schema.0,
+            schema.name(),
             "--admin-token",
             ADMIN,
         ],
@@ -370,16 +321,16 @@ async fn load(
 async fn sigkill_of_the_leader_under_load_twenty_times() {
     const CYCLES: usize = 20;
     const STOCK: u64 = 1_000_000;
-    let schema = Schema::new("kill");
+    let schema = PgSchema::new("ha_kill");
     let dirs: Vec<_> = (0..=CYCLES + 1)
         .map(|_| tempfile::tempdir().unwrap())
         .collect();
-    let mut leader = node(dirs[0].path(), &schema.0, "n0");
+    let mut leader = node(dirs[0].path(), schema.name(), "n0");
     wait_role(&leader, "leader", Duration::from_secs(20)).await;
     Api::new(&leader)
         .put_sku("ha-load", sku_body(STOCK, 3600))
         .await;
-    let mut standby = node(dirs[1].path(), &schema.0, "n1");
+    let mut standby = node(dirs[1].path(), schema.name(), "n1");
     wait_role(&standby, "standby", Duration::from_secs(10)).await;
     let nodes = Arc::new(Mutex::new(vec![leader.url(""), standby.url("")]));
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -431,7 +382,7 @@ async fn sigkill_of_the_leader_under_load_twenty_times() {
             &mut standby,
             node(
                 dirs[cycle + 2].path(),
-                &schema.0,
+                schema.name(),
                 &format!("n{}", cycle + 2),
             ),
         );
@@ -482,13 +433,13 @@ async fn sigkill_of_the_leader_under_load_twenty_times() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_is_fenced_and_steps_down() {
-    let schema = Schema::new("pause");
+    let schema = PgSchema::new("ha_pause");
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = node(da.path(), &schema.0, "a");
+    let a = node(da.path(), schema.name(), "a");
     wait_role(&a, "leader", Duration::from_secs(20)).await;
     let api_a = Api::new(&a);
     api_a.put_sku("ha-pause", sku_body(100_000, 3600)).await;
-    let b = node(db.path(), &schema.0, "b");
+    let b = node(db.path(), schema.name(), "b");
     wait_role(&b, "standby", Duration::from_secs(10)).await;
     let api_b = Api::new(&b);
     // Requests to the old leader, in flight across the pause, and sent after it resumes.

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use support::{flashsale, Api, Launch, Server};
+use support::{flashsale, Api, Launch, PgSchema, Server, DATABASE_URL};
 
 /// Two starts on the same data dir (with `extra` flags) and what each printed.
 async fn restart_keeps_the_identity(extra: &[&str]) {
@@ -112,41 +112,14 @@ async fn embedded_backend_keeps_tokens_and_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend_keeps_tokens_and_certificate() {
     // A schema of its own, dropped afterwards; fails (not skips) without Postgres.
-    let schema = format!(
-        "identity_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let _drop = DropSchema(schema.clone());
-    let url = "postgres://postgres@127.0.0.1:5432/test";
-    restart_keeps_the_identity(&["--database-url", url, "--database-schema", &schema]).await;
-}
-
-/// Drops a test schema when the test ends, passed or failed.
-struct DropSchema(String);
-
-impl Drop for DropSchema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-c",
-            ])
-            .arg(format!(
-                "SET client_min_messages = warning; DROP SCHEMA IF EXISTS {} CASCADE",
-                self.0
-            ))
-            .output();
-    }
+    let schema = PgSchema::new("identity");
+    restart_keeps_the_identity(&[
+        "--database-url",
+        DATABASE_URL,
+        "--database-schema",
+        schema.name(),
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

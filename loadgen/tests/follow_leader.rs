@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use flashsale_client::Role;
 use serde_json::Value;
-use support::pg_schema::{PgSchema, PG_URL};
+use support::pg_schema::{PgSchema, DATABASE_URL};
 use support::real_server::{RealServer, Wait, ADMIN, STOREFRONT};
 
 /// The group's lease (fast takeovers).
@@ -32,7 +32,7 @@ async fn node(schema: &str, node_id: &str, wait: Wait) -> RealServer {
             "--rate-limit-buyer-rps",
             "0",
             "--database-url",
-            PG_URL,
+            DATABASE_URL,
             "--database-schema",
             schema,
             "--ha",
@@ -168,6 +168,31 @@ async fn check_moved(code: Option<i32>, r: &Value, survivor: &RealServer) {
     );
 }
 
+/// Two nodes of a group on a schema of its own: the leader and a standby. Fields drop in order:
+/// the servers stop before the schema goes.
+struct Group {
+    /// The first node, leader when the group is returned.
+    leader: RealServer,
+    /// The second node, standby when the group is returned.
+    survivor: RealServer,
+    /// The group's schema.
+    _schema: PgSchema,
+}
+
+/// Starts a group tagged `tag` and waits for its roles.
+async fn group(tag: &str) -> Group {
+    let schema = PgSchema::new(tag);
+    let leader = node(schema.name(), "n0", Wait::Ready).await;
+    wait_role(&leader, Role::Leader).await;
+    let survivor = node(schema.name(), "n1", Wait::Health).await;
+    wait_role(&survivor, Role::Standby).await;
+    Group {
+        leader,
+        survivor,
+        _schema: schema,
+    }
+}
+
 /// Both tests start two servers and a load: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -175,22 +200,18 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn hot_item_follows_the_leader_across_a_sigkill() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
-    let schema = PgSchema::new("follow");
-    let mut leader = node(&schema.0, "n0", Wait::Ready).await;
-    wait_role(&leader, Role::Leader).await;
-    let survivor = node(&schema.0, "n1", Wait::Health).await;
-    wait_role(&survivor, Role::Standby).await;
+    let mut g = group("lg_follow").await;
 
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
-    let run = start_load(&leader, &survivor, &report);
+    let run = start_load(&g.leader, &g.survivor, &report);
     // Kill the leader a moment into the load.
-    wait_load(&leader).await;
+    wait_load(&g.leader).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    leader.kill();
+    g.leader.kill();
 
     let (code, r) = finish(run, &report).await;
-    check_moved(code, &r, &survivor).await;
+    check_moved(code, &r, &g.survivor).await;
     println!("test took {:?}", started.elapsed());
 }
 
@@ -198,26 +219,22 @@ async fn hot_item_follows_the_leader_across_a_sigkill() {
 async fn hot_item_follows_the_leader_past_a_paused_one() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
-    let schema = PgSchema::new("pause");
-    let leader = node(&schema.0, "n0", Wait::Ready).await;
-    wait_role(&leader, Role::Leader).await;
-    let survivor = node(&schema.0, "n1", Wait::Health).await;
-    wait_role(&survivor, Role::Standby).await;
+    let g = group("lg_pause").await;
 
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
-    let run = start_load(&leader, &survivor, &report);
+    let run = start_load(&g.leader, &g.survivor, &report);
     // Pause the leader past its lease: its requests time out, the standby takes over; then it
     // resumes, finds itself fenced and steps down (naming the new leader).
-    wait_load(&leader).await;
+    wait_load(&g.leader).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    leader.signal("STOP");
+    g.leader.signal("STOP");
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    leader.signal("CONT");
+    g.leader.signal("CONT");
 
     let (code, r) = finish(run, &report).await;
-    check_moved(code, &r, &survivor).await;
-    wait_role(&leader, Role::Standby).await;
+    check_moved(code, &r, &g.survivor).await;
+    wait_role(&g.leader, Role::Standby).await;
     println!("test took {:?}", started.elapsed());
 }
 
@@ -228,18 +245,14 @@ const QUEUE_SKU: &str = "it-follow-queue";
 async fn queue_buyers_follow_the_leader_across_a_sigkill() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
-    let schema = PgSchema::new("followq");
-    let mut leader = node(&schema.0, "n0", Wait::Ready).await;
-    wait_role(&leader, Role::Leader).await;
-    let survivor = node(&schema.0, "n1", Wait::Health).await;
-    wait_role(&survivor, Role::Standby).await;
+    let mut g = group("lg_followq").await;
 
     // The standby first: the run finds the leader itself. Admissions go on for seconds, so
     // buyers join, poll, reserve with their pass and confirm on both sides of the kill.
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let run = Command::new(env!("CARGO_BIN_EXE_flashsale-loadgen"))
-        .args(["--target", &survivor.url(), "--target", &leader.url()])
+        .args(["--target", &g.survivor.url(), "--target", &g.leader.url()])
         .args(["--token", STOREFRONT, "--admin-token", ADMIN])
         .args(["--scenario", "queue", "--connections", "150"])
         .args(["--stock", "1000000", "--sku", QUEUE_SKU])
@@ -271,16 +284,16 @@ async fn queue_buyers_follow_the_leader_across_a_sigkill() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_held(&leader, QUEUE_SKU).await;
+    wait_held(&g.leader, QUEUE_SKU).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    leader.kill();
+    g.leader.kill();
 
     let (code, r) = finish(run, &report).await;
     let changes = r["leader_changes"].as_u64().unwrap();
     assert!(changes >= 1, "no leader change: {}", r["follow"]);
-    assert_eq!(r["follow"]["leader_at_end"], survivor.url().as_str());
+    assert_eq!(r["follow"]["leader_at_end"], g.survivor.url().as_str());
     let first = &r["follow"]["changes"][0];
-    assert_eq!(first["to"], survivor.url().as_str(), "{first}");
+    assert_eq!(first["to"], g.survivor.url().as_str(), "{first}");
     let gap = first["gap_s"].as_f64().expect("the gap of the move");
     assert!((0.0..10.0).contains(&gap), "gap {gap} s");
     println!("queue leader change: gap {:.0} ms", gap * 1000.0);
@@ -305,7 +318,7 @@ async fn queue_buyers_follow_the_leader_across_a_sigkill() {
     let held = told["held"].as_u64().unwrap();
     let unknown = told["unknown_reserve"].as_u64().unwrap();
     assert!(held > 0, "the load acknowledged reservations");
-    let counts = survivor.counts(QUEUE_SKU).await;
+    let counts = g.survivor.counts(QUEUE_SKU).await;
     // Holds expire (2 s): the survivor's sales are the confirms, within the unknown ones.
     let confirmed = told["confirmed"].as_u64().unwrap();
     let sold = u64::try_from(counts.sold).unwrap();

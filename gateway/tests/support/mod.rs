@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod pg;
+#[allow(unused_imports)] // each test binary uses a part
+pub use pg::{psql, PgSchema, DATABASE_URL};
+
 /// The admin token the tests configure.
 pub const ADMIN: &str = "test-admin-token";
 /// The storefront token the tests configure.
@@ -412,56 +416,6 @@ impl Api {
             r.body
         );
         (n("available"), n("reserved"), n("sold"))
-    }
-}
-
-/// The shared Postgres of the tests (a test that needs it fails when it is unreachable).
-pub const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A Postgres schema of one test's own (`<prefix>_<pid>_<nanos>`), dropped with the guard together
-/// with the waiting room's `<schema>_queues`; the drop fails the test when Postgres refuses it
-/// (unless the test is already failing).
-pub struct PgSchema {
-    /// The schema's name.
-    name: String,
-}
-
-impl PgSchema {
-    /// A fresh schema name starting with `prefix` (the server creates the schema).
-    pub fn new(prefix: &str) -> PgSchema {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        PgSchema {
-            name: format!("{prefix}_{}_{nanos}", std::process::id()),
-        }
-    }
-
-    /// The schema's name, for `--database-schema`.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atqc"])
-            .arg(format!(
-                "DROP SCHEMA IF EXISTS {0} CASCADE; DROP SCHEMA IF EXISTS {0}_queues CASCADE",
-                self.name
-            ))
-            .output();
-        if std::thread::panicking() {
-            return;
-        }
-        let out = out.expect("run psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 }
 

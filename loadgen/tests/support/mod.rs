@@ -4,5 +4,7 @@
 
 pub mod fake_server;
 pub mod history;
+/// The shared Postgres schema guard and `psql`, one file with the gateway's tests.
+#[path = "../../../gateway/tests/support/pg.rs"]
 pub mod pg_schema;
 pub mod real_server;

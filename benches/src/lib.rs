@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use flashsale_engine::claim::Claims;
 use flashsale_engine::log::memory::MemoryBackend;
-use flashsale_engine::shard::{shard_of, EventSink, NullSink, ReserveCommand, Shard};
+use flashsale_engine::shard::{shard_of, CommandLines, EventSink, NullSink, ReserveCommand, Shard};
 use flashsale_engine::{Engine, EngineConfig, SystemClock};
 use flashsale_protocol::{encode_record, BuyerId, LogRecord, SkuId, SkuSpec};
 
@@ -80,7 +80,7 @@ pub fn reserve_confirm_pairs<S: EventSink>(
     for _ in 0..pairs {
         let cmd = ReserveCommand {
             buyer: buyer.clone(),
-            lines: vec![(sku.clone(), 1)],
+            lines: CommandLines::from_buf([(sku.clone(), 1)]),
             idempotency_key: None,
             request_hash: 0,
             id: None,

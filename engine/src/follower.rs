@@ -288,7 +288,7 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::ReserveCommand;
+    use crate::shard::{CommandLines, ReserveCommand};
     use flashsale_protocol::{encode_record, BuyerId, LogRecord, SkuSpec};
 
     fn spec(stock: u64) -> SkuSpec {
@@ -315,7 +315,7 @@ mod tests {
         for qty in [1, 2] {
             let cmd = ReserveCommand {
                 buyer: BuyerId::new("b").unwrap(),
-                lines: vec![(SkuId::new("tee").unwrap(), qty)],
+                lines: CommandLines::from_buf([(SkuId::new("tee").unwrap(), qty)]),
                 idempotency_key: None,
                 request_hash: 0,
                 id: None,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{block_on, run, Schema, PG_URL};
 use flashsale_engine::claim::Claims;
 use flashsale_engine::log::LogBackend;
-use flashsale_engine::shard::{ReserveCommand, Shard};
+use flashsale_engine::shard::{CommandLines, ReserveCommand, Shard};
 use flashsale_engine::Follower;
 use flashsale_persistence::postgres::tail::{LogTail, TAIL_BATCH};
 use flashsale_persistence::PostgresBackend;
@@ -50,7 +50,7 @@ fn leader(n: usize, snapshot_at: u64) -> (Shard, Vec<Vec<u8>>, Vec<u8>, Vec<Rese
     for i in 0..n {
         let cmd = ReserveCommand {
             buyer: BuyerId::new(format!("b{i}")).unwrap_or_else(|e| panic!("{e}")),
-            lines: vec![(spec().sku, 1)],
+            lines: CommandLines::from_buf([(spec().sku, 1)]),
             idempotency_key: None,
             request_hash: 0,
             id: None,

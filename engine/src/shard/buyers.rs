@@ -433,7 +433,7 @@ mod tests {
     use flashsale_protocol::SkuSpec;
 
     use super::*;
-    use crate::shard::{NullSink, ReserveCommand};
+    use crate::shard::{CommandLines, NullSink, ReserveCommand};
 
     fn spec(sku: &str) -> SkuSpec {
         SkuSpec {
@@ -453,7 +453,7 @@ mod tests {
     fn reserve(shard: &mut Shard, now: u64, buyer: &str, sku: &str) -> ReservationId {
         let cmd = ReserveCommand {
             buyer: BuyerId::new(buyer).unwrap(),
-            lines: vec![(SkuId::new(sku).unwrap(), 1)],
+            lines: CommandLines::from_buf([(SkuId::new(sku).unwrap(), 1)]),
             idempotency_key: None,
             request_hash: 0,
             id: None,

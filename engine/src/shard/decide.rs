@@ -331,8 +331,10 @@ impl Shard {
         if id.shard() != self.id {
             return Err(CommandError::ReservationNotFound(id));
         }
-        self.res(id)
-            .filter(|r| r.release_reason != Some(ReleaseReason::Aborted))
-            .ok_or(CommandError::ReservationNotFound(id))
+        // A match, not `ok_or`: that builds (and drops) the error on every success.
+        match self.res(id) {
+            Some(r) if r.release_reason != Some(ReleaseReason::Aborted) => Ok(r),
+            _ => Err(CommandError::ReservationNotFound(id)),
+        }
     }
 }

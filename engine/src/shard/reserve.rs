@@ -4,12 +4,17 @@
 use flashsale_protocol::event::Group;
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{BuyerId, Event, Line, ReservationId, ScopedKey, SkuId, MAX_LINES};
+use smallvec::SmallVec;
 
 use super::apply::Units;
 use super::sku::SkuState;
 use super::{bug, EventSink, PartView, Shard};
 use crate::claim::Claims;
 use crate::command::CommandError;
+
+/// A command's `(sku, qty)` lines: one line (the common case) is held inline, so building a
+/// one-line command allocates nothing; more lines spill to the heap.
+pub type CommandLines = SmallVec<[(SkuId, u32); 1]>;
 
 /// A reservation request as one shard executes it (its own lines only).
 #[derive(Debug)]
@@ -18,7 +23,7 @@ pub struct ReserveCommand {
     pub buyer: BuyerId,
     /// This shard's `(sku, qty)` lines, in request order. Empty only for the home part of a
     /// cross-shard reservation whose home (the idempotency key's shard) holds no line.
-    pub lines: Vec<(SkuId, u32)>,
+    pub lines: CommandLines,
     /// The client's key (home shard only).
     pub idempotency_key: Option<ScopedKey>,
     /// Hash of the whole request ([`request_hash`]).
@@ -92,17 +97,16 @@ impl Shard {
         let n_lines = cmd_lines.len().min(MAX_LINES);
         let mut lines = std::mem::take(&mut self.spare_lines);
         lines.clear();
-        lines.extend(
-            cmd_lines
-                .into_iter()
-                // By reference: zipping the array by value would copy all of it.
-                .zip(prices.iter())
-                .map(|((sku, qty), &unit_price_cents)| Line {
-                    sku,
-                    qty,
-                    unit_price_cents,
-                }),
-        );
+        lines.reserve(n_lines);
+        // A plain loop of pushes: `extend` over the zipped iterator cost ≈ 100 instructions
+        // for one line (callgrind). Prices by reference: zipping the array by value copies it.
+        for ((sku, qty), &unit_price_cents) in cmd_lines.into_iter().zip(prices.iter()) {
+            lines.push(Line {
+                sku,
+                qty,
+                unit_price_cents,
+            });
+        }
         self.emit_with(
             Event::Reserved {
                 id,

@@ -10,7 +10,7 @@ use flashsale_protocol::{
     MAX_LINES,
 };
 
-use super::{total_cents, PartView};
+use super::{total_cents, CommandLines, PartView};
 use crate::view::{OrderView, ReservationStatus, ReservationView};
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -62,8 +62,8 @@ pub fn request_hash(buyer: &BuyerId, lines: &[(SkuId, u32)]) -> u64 {
 pub struct PlanPart {
     /// The shard.
     pub shard: ShardId,
-    /// Its lines, in request order.
-    pub lines: Vec<(SkuId, u32)>,
+    /// Its lines, in request order (one line inline).
+    pub lines: CommandLines,
     /// Bit `i` set = request line `i` is in this part.
     pub line_positions: u64,
 }
@@ -115,7 +115,13 @@ pub fn plan(lines: Vec<(SkuId, u32)>, shards: usize, home: Option<ShardId>) -> P
             shards_mask: 1u64 << (one % 64),
             parts: vec![PlanPart {
                 shard: one,
-                lines,
+                // One line moves inline (its vector is freed here, on the caller's thread, not
+                // by the shard); longer ones keep their vector.
+                lines: if lines.len() <= 1 {
+                    lines.into_iter().collect()
+                } else {
+                    CommandLines::from_vec(lines)
+                },
                 line_positions,
             }],
         };
@@ -126,7 +132,7 @@ pub fn plan(lines: Vec<(SkuId, u32)>, shards: usize, home: Option<ShardId>) -> P
         mask |= 1u64 << (h % 64);
         parts.push(PlanPart {
             shard: h,
-            lines: Vec::new(),
+            lines: CommandLines::new(),
             line_positions: 0,
         });
     }
@@ -141,7 +147,7 @@ pub fn plan(lines: Vec<(SkuId, u32)>, shards: usize, home: Option<ShardId>) -> P
             }
             None => parts.push(PlanPart {
                 shard,
-                lines: vec![(sku, qty)],
+                lines: smallvec::smallvec![(sku, qty)],
                 line_positions: bit,
             }),
         }
@@ -369,14 +375,14 @@ mod tests {
                 let p = plan(lines.clone(), 4, home);
                 assert_eq!((p.home, p.shards_mask, p.parts.len()), (2, 1 << 2, 1));
                 assert_eq!(p.parts[0].shard, 2);
-                assert_eq!(p.parts[0].lines, lines);
+                assert_eq!(p.parts[0].lines.as_slice(), lines.as_slice());
                 assert_eq!(p.parts[0].line_positions, (1 << n) - 1);
                 assert!(!p.is_group() && p.group(0).is_none());
             }
             // A home elsewhere makes it a group with an empty home part first.
             let p = plan(lines.clone(), 4, Some(0));
             assert_eq!(p.parts.len(), 2);
-            assert!(p.parts[0].lines.is_empty() && p.parts[1].lines == lines);
+            assert!(p.parts[0].lines.is_empty() && p.parts[1].lines.as_slice() == lines.as_slice());
         }
     }
 

@@ -26,7 +26,7 @@ fn spec(stock: u64) -> SkuSpec {
 fn one(shard: &mut Shard, now: u64) -> ReservationId {
     let cmd = ReserveCommand {
         buyer: BuyerId::new("b").unwrap(),
-        lines: vec![(SkuId::new("t").unwrap(), 1)],
+        lines: CommandLines::from_buf([(SkuId::new("t").unwrap(), 1)]),
         idempotency_key: None,
         request_hash: 0,
         id: None,
@@ -87,7 +87,7 @@ fn restore_with_a_huge_id_gap_allocates_for_live_reservations_only() {
     let far = ReservationId::compose(0, 10_000_000);
     let cmd = ReserveCommand {
         buyer: BuyerId::new("b").unwrap(),
-        lines: vec![(SkuId::new("t").unwrap(), 2)],
+        lines: CommandLines::from_buf([(SkuId::new("t").unwrap(), 2)]),
         idempotency_key: None,
         request_hash: 0,
         id: Some(far),
@@ -307,7 +307,7 @@ fn gates_follow_available_through_every_event() {
     let claim = crate::claim::Claim::try_new(&gate, 2).unwrap();
     let cmd = ReserveCommand {
         buyer: BuyerId::new("b").unwrap(),
-        lines: vec![(t.clone(), 2)],
+        lines: CommandLines::from_buf([(t.clone(), 2)]),
         idempotency_key: None,
         request_hash: 0,
         id: None,
@@ -340,7 +340,7 @@ fn money_above_the_limit_is_refused() {
     shard.upsert_sku(0, s.clone(), &mut NullSink).unwrap();
     let command = |qty: u32| ReserveCommand {
         buyer: BuyerId::new("b").unwrap(),
-        lines: vec![(SkuId::new("t").unwrap(), qty)],
+        lines: CommandLines::from_buf([(SkuId::new("t").unwrap(), qty)]),
         idempotency_key: None,
         request_hash: 0,
         id: None,

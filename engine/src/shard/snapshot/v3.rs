@@ -160,7 +160,7 @@ mod tests {
 
     use super::super::{decode, Shard};
     use super::*;
-    use crate::shard::{NullSink, ReserveCommand};
+    use crate::shard::{CommandLines, NullSink, ReserveCommand};
 
     /// A format-3 snapshot (SKUs with default limits, nothing extended) restores to the same
     /// state as the format-4 one of the same shard.
@@ -182,7 +182,7 @@ mod tests {
         shard.upsert_sku(0, spec, &mut NullSink).unwrap();
         let cmd = ReserveCommand {
             buyer: BuyerId::new("ann").unwrap(),
-            lines: vec![(SkuId::new("tee").unwrap(), 2)],
+            lines: CommandLines::from_buf([(SkuId::new("tee").unwrap(), 2)]),
             idempotency_key: None,
             request_hash: 0,
             id: None,

@@ -151,7 +151,7 @@ mod tests {
 
     use super::super::{decode, Shard};
     use super::*;
-    use crate::shard::{ExtendCommand, NullSink, ReserveCommand};
+    use crate::shard::{CommandLines, ExtendCommand, NullSink, ReserveCommand};
 
     /// A format-4 snapshot (no keys kept) restores to the state of the format-5 one of the
     /// same shard without keys: extensions counted, stock restocked.
@@ -175,7 +175,7 @@ mod tests {
         shard.restock(1, &tee, 5, None, &mut NullSink).unwrap();
         let cmd = ReserveCommand {
             buyer: BuyerId::new("ann").unwrap(),
-            lines: vec![(tee.clone(), 2)],
+            lines: CommandLines::from_buf([(tee.clone(), 2)]),
             idempotency_key: None,
             request_hash: 0,
             id: None,

@@ -76,13 +76,18 @@ async fn replay_into(
         log.replay_records(after, &mut apply).await?;
         return Ok(());
     }
+    // The SKU indexes of the record being applied (reused: no allocation per record).
+    let mut skus = Vec::new();
     let mut apply = |seq: u64, bytes: &[u8]| -> Result<(), LogError> {
-        let record =
-            decode_logged_with(seq, bytes, |archived| shard.record_from_archived(archived))?;
-        shard.apply_record(record).map_err(|e| LogError::Replay {
-            seq,
-            reason: e.to_string(),
-        })
+        let record = decode_logged_with(seq, bytes, |archived| {
+            shard.record_from_archived(archived, &mut skus)
+        })?;
+        shard
+            .apply_record_at(record, &skus)
+            .map_err(|e| LogError::Replay {
+                seq,
+                reason: e.to_string(),
+            })
     };
     log.replay(after, &mut apply).await?;
     Ok(())

@@ -5,8 +5,10 @@
 //! or three allocations and frees per `Reserved`, most of replay's decode cost. Here the
 //! record is built from its validated archive with the shard's own handle of each SKU and
 //! buyer it already holds (a reference count, no allocation) and the line buffer the previous
-//! reservation left. The record is equal to the one `decode_record` returns, and it is
-//! applied by the same [`Shard::apply_record`], so the state reached is the same.
+//! reservation left, and notes the index of each line's SKU so that neither the check nor the
+//! apply hashes the id again ([`Shard::apply_record_at`]). The record is equal to the one
+//! `decode_record` returns, and it is checked and applied by the same functions, so the state
+//! reached is the same.
 
 use flashsale_protocol::event::{ArchivedEvent, ArchivedLogRecord};
 use flashsale_protocol::ids::{ArchivedBuyerId, ArchivedSkuId};
@@ -19,10 +21,14 @@ impl Shard {
     /// The owned record of a validated archive, equal to what `decode_record` makes of it,
     /// sharing the shard's handles of the ids it holds (see the module doc). Errors only if
     /// rkyv fails to deserialize a field of the validated archive.
+    /// `skus` is cleared, then, for a `Reserved` whose SKUs the shard all holds, filled with
+    /// each line's SKU index, for [`Shard::apply_record_at`].
     pub fn record_from_archived(
         &mut self,
         archived: &ArchivedLogRecord,
+        skus: &mut Vec<u32>,
     ) -> Result<LogRecord, ArchiveError> {
+        skus.clear();
         let event = match &archived.event {
             ArchivedEvent::Reserved {
                 id,
@@ -37,12 +43,21 @@ impl Shard {
                 let mut owned = std::mem::take(&mut self.spare_lines);
                 owned.clear();
                 owned.reserve(lines.len());
+                let mut all_known = true;
                 for l in lines.iter() {
+                    let (sku, index) = self.sku_handle(&l.sku)?;
+                    match index {
+                        Some(i) if all_known => skus.push(i),
+                        _ => all_known = false,
+                    }
                     owned.push(Line {
-                        sku: self.sku_handle(&l.sku)?,
+                        sku,
                         qty: l.qty.to_native(),
                         unit_price_cents: l.unit_price_cents.to_native(),
                     });
+                }
+                if !all_known {
+                    skus.clear();
                 }
                 Event::Reserved {
                     id: rkyv::deserialize::<_, ArchiveError>(id)?,
@@ -64,11 +79,12 @@ impl Shard {
         })
     }
 
-    /// The shard's handle of an archived SKU id, or a new one for a SKU it does not hold.
-    fn sku_handle(&self, sku: &ArchivedSkuId) -> Result<SkuId, ArchiveError> {
+    /// The shard's handle of an archived SKU id and its index, or a new id (and no index)
+    /// for a SKU it does not hold.
+    fn sku_handle(&self, sku: &ArchivedSkuId) -> Result<(SkuId, Option<u32>), ArchiveError> {
         match self.sku_index.get_key_value(sku.as_str()) {
-            Some((known, _)) => Ok(known.clone()),
-            None => rkyv::deserialize::<SkuId, ArchiveError>(sku),
+            Some((known, &i)) => Ok((known.clone(), Some(i))),
+            None => Ok((rkyv::deserialize::<SkuId, ArchiveError>(sku)?, None)),
         }
     }
 

@@ -14,7 +14,8 @@ pub mod memory;
 use std::future::Future;
 use std::pin::Pin;
 
-use flashsale_protocol::{decode_record, LogRecord, ShardId};
+use flashsale_protocol::event::ArchivedLogRecord;
+use flashsale_protocol::{decode_record, decode_record_with, LogRecord, ShardId};
 
 /// A boxed future that may hold thread-local state (runs on one executor).
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -32,6 +33,27 @@ pub type RecordFn<'a> = dyn FnMut(u64, LogRecord) -> Result<(), LogError> + 'a;
 /// validation) of a record on replay; a backend may run it on another thread.
 pub fn decode_logged(seq: u64, bytes: &[u8]) -> Result<LogRecord, LogError> {
     let record = decode_record(bytes).map_err(|e| LogError::Replay {
+        seq,
+        reason: e.to_string(),
+    })?;
+    if record.seq != seq {
+        return Err(LogError::Replay {
+            seq,
+            reason: format!("record says seq {}", record.seq),
+        });
+    }
+    Ok(record)
+}
+
+/// Like [`decode_logged`], with a record of the current version built by `build` from its
+/// archive, validated once in place ([`decode_record_with`]): recovery builds it with the
+/// shard's own id handles ([`crate::shard::Shard::record_from_archived`]). Same checks, same
+/// errors, same record.
+pub fn decode_logged_with<F>(seq: u64, bytes: &[u8], build: F) -> Result<LogRecord, LogError>
+where
+    F: FnOnce(&ArchivedLogRecord) -> Result<LogRecord, rkyv::rancor::Error>,
+{
+    let record = decode_record_with(bytes, build).map_err(|e| LogError::Replay {
         seq,
         reason: e.to_string(),
     })?;
@@ -112,6 +134,13 @@ pub trait ShardLog {
             let mut raw = |seq: u64, bytes: &[u8]| apply(seq, decode_logged(seq, bytes)?);
             self.replay(after, &mut raw).await
         })
+    }
+
+    /// Whether [`ShardLog::replay_records`] decodes on another thread than the caller's
+    /// (the embedded log's `PipelinedDecode` mode): recovery then uses it; otherwise it
+    /// replays the raw records and decodes them with the shard's own handles (ADR 0036).
+    fn decodes_while_reading(&self) -> bool {
+        false
     }
 
     /// Buffers one encoded record (not durable yet). Sequence numbers are consecutive.

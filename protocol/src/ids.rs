@@ -340,6 +340,26 @@ macro_rules! shared_id_eq {
 }
 shared_id_eq!(SkuId, BuyerId);
 
+/// Lookups by the id's text (`map.get("tee")`): consistent with the content equality and
+/// the `str` hash above. Replay uses it to find the shard's own handle of an id read from an
+/// archived record instead of allocating a new one (ADR 0036, fourth round).
+macro_rules! shared_id_borrow {
+    ($($name:ident, $archived:ident);*) => {$(
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl $archived {
+            /// The archived id's text, read in place.
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+    )*};
+}
+shared_id_borrow!(SkuId, ArchivedSkuId; BuyerId, ArchivedBuyerId);
+
 macro_rules! string_id_impls {
     ($($name:ident),*) => {$(
         impl fmt::Display for $name {

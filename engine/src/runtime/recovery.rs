@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use flashsale_protocol::ShardId;
 
-use crate::log::{LogBackend, LogError, ShardLog};
+use crate::log::{decode_logged_with, LogBackend, LogError, ShardLog};
 use crate::shard::{shard_of, Shard};
 
 /// Opens the log, recovers the shard and returns it with the log. With `from` (a follower's
@@ -58,20 +58,38 @@ pub(crate) async fn recover(
     Ok((shard, log))
 }
 
-/// Applies every record of `log` after `after` to `shard` (decoded by the log, possibly on
-/// another thread: ADR 0036).
+/// Applies every record of `log` after `after` to `shard`: decoded here with the shard's own
+/// id handles ([`Shard::record_from_archived`]), or by the log on its reader thread when it
+/// does that ([`ShardLog::decodes_while_reading`], ADR 0036).
 async fn replay_into(
     shard: &mut Shard,
     log: &mut dyn ShardLog,
     after: u64,
 ) -> Result<(), LogError> {
-    let mut apply = |seq: u64, record| -> Result<(), LogError> {
-        shard.apply_record(record).map_err(|e| LogError::Replay {
-            seq,
-            reason: e.to_string(),
-        })
+    if log.decodes_while_reading() {
+        let mut apply = |seq: u64, record| -> Result<(), LogError> {
+            shard.apply_record(record).map_err(|e| LogError::Replay {
+                seq,
+                reason: e.to_string(),
+            })
+        };
+        log.replay_records(after, &mut apply).await?;
+        return Ok(());
+    }
+    // The SKU indexes of the record being applied (reused: no allocation per record).
+    let mut skus = Vec::new();
+    let mut apply = |seq: u64, bytes: &[u8]| -> Result<(), LogError> {
+        let record = decode_logged_with(seq, bytes, |archived| {
+            shard.record_from_archived(archived, &mut skus)
+        })?;
+        shard
+            .apply_record_at(record, &skus)
+            .map_err(|e| LogError::Replay {
+                seq,
+                reason: e.to_string(),
+            })
     };
-    log.replay_records(after, &mut apply).await?;
+    log.replay(after, &mut apply).await?;
     Ok(())
 }
 

@@ -91,6 +91,20 @@ impl Shard {
 
     /// Applies a logged record (replay). Validates it first; on error the state is unchanged.
     pub fn apply_record(&mut self, record: LogRecord) -> Result<(), ApplyError> {
+        self.apply_record_at(record, &[])
+    }
+
+    /// [`Shard::apply_record`] of a record whose `Reserved` lines' SKU indexes are known:
+    /// `skus[i]` is the index of line `i`'s SKU, as [`Shard::record_from_archived`] found it
+    /// (so neither the check nor the apply hashes the SKU id again). An empty `skus`, or one
+    /// that does not match the record's lines, is ignored: the ids are looked up then.
+    pub fn apply_record_at(&mut self, record: LogRecord, skus: &[u32]) -> Result<(), ApplyError> {
+        let skus = match &record.event {
+            Event::Reserved { lines, .. } if !skus.is_empty() && skus.len() == lines.len() => {
+                Some(skus)
+            }
+            _ => None,
+        };
         if record.shard != self.id {
             return Err(ApplyError::WrongShard {
                 expected: self.id,
@@ -103,14 +117,20 @@ impl Shard {
                 found: record.seq,
             });
         }
-        self.check(&record.event)?;
+        self.check_at(&record.event, skus)?;
         self.seq = record.seq;
-        self.mutate(record.event, Units::FromGates, None);
+        self.mutate(record.event, Units::FromGates, skus);
         Ok(())
     }
 
     /// Verifies that `event` can be applied to the current state.
     pub(super) fn check(&self, event: &Event) -> Result<(), ApplyError> {
+        self.check_at(event, None)
+    }
+
+    /// [`Shard::check`], with the SKU indexes of a `Reserved`'s lines when the caller knows
+    /// them (`skus[i]`: line `i`'s).
+    fn check_at(&self, event: &Event, skus: Option<&[u32]>) -> Result<(), ApplyError> {
         let inconsistent = |s: String| Err(ApplyError::Inconsistent(s));
         match event {
             Event::SkuUpserted { spec, .. } => {
@@ -148,7 +168,12 @@ impl Shard {
                     if lines[..i].iter().any(|o| o.sku == l.sku) || l.qty == 0 {
                         return inconsistent(format!("{id} has a bad line for {}", l.sku));
                     }
-                    match self.sku_state(&l.sku) {
+                    let state = match skus.and_then(|x| x.get(i)) {
+                        Some(&k) => self.skus.get(k as usize),
+                        None => self.sku_state(&l.sku),
+                    };
+                    debug_assert!(state.is_none_or(|s| s.spec.sku == l.sku));
+                    match state {
                         Some(s) if s.available() >= u64::from(l.qty) => {}
                         _ => return inconsistent(format!("{id} holds unavailable {}", l.sku)),
                     }

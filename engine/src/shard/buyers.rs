@@ -130,6 +130,12 @@ impl BuyerIndex {
         self.handles.get(buyer).copied()
     }
 
+    /// The shard's handle of the buyer named `buyer`, if it has a kept reservation (replay
+    /// shares it instead of allocating the id again).
+    pub(super) fn interned(&self, buyer: &str) -> Option<&BuyerId> {
+        self.handles.get_key_value(buyer).map(|(known, _)| known)
+    }
+
     /// The buyer of handle `h`, if the slot is in use.
     pub(super) fn buyer_of(&self, h: BuyerHandle) -> Option<&BuyerId> {
         self.slots.get(h as usize).and_then(|s| s.buyer.as_ref())

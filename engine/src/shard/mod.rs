@@ -19,7 +19,7 @@
 //! it, `usage` counts per buyer, `orders` indexes orders, `snapshot` saves and restores,
 //! `sink` receives the records, and `route` maps SKUs and keys to shards and plans, assembles
 //! and reconciles cross-shard reservations; `buyers` indexes home reservations and orders per
-//! buyer and pages through them.
+//! buyer and pages through them; `replay` builds logged records with the shard's own id handles.
 
 mod apply;
 mod buyers;
@@ -29,6 +29,7 @@ mod invariants;
 mod orders;
 mod poslist;
 mod queries;
+mod replay;
 mod reserve;
 mod route;
 mod sink;

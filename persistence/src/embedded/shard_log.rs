@@ -687,6 +687,10 @@ impl ShardLog for EmbeddedLog {
         })
     }
 
+    fn decodes_while_reading(&self) -> bool {
+        self.replay.resolve(1) == ReplayMode::PipelinedDecode
+    }
+
     fn append(&mut self, seq: u64, record: &[u8]) {
         if let Some(prev) = self
             .pending_last

@@ -4,7 +4,7 @@
 pub mod v2;
 pub mod v3;
 
-use crate::event::LogRecord;
+use crate::event::{ArchivedLogRecord, LogRecord};
 
 /// Version of the log record layout. Bump when [`LogRecord`] changes shape, and keep a frozen
 /// copy of the old layout to read older logs (as [`v2`]).
@@ -108,6 +108,35 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) -> Result<(), Encode
 
 /// Decodes and validates one record. Never panics on any input.
 pub fn decode_record(bytes: &[u8]) -> Result<LogRecord, DecodeError> {
+    with_aligned(bytes, decode_archive)
+}
+
+/// Like [`decode_record`], but a record of the current version is validated in place
+/// (rkyv's `access`, the record's one validation) and handed to `build`, which makes the
+/// owned record from the archive (replay builds it with the shard's own SKU and buyer
+/// handles instead of allocating new ones: ADR 0036, fourth round). Records of older
+/// versions are decoded as [`decode_record`] does. Never panics on any input; a `build`
+/// error is reported as [`DecodeError::Invalid`].
+pub fn decode_record_with<F>(bytes: &[u8], build: F) -> Result<LogRecord, DecodeError>
+where
+    F: FnOnce(&ArchivedLogRecord) -> Result<LogRecord, rkyv::rancor::Error>,
+{
+    with_aligned(bytes, |version, aligned| {
+        if version != RECORD_VERSION {
+            return decode_archive(version, aligned);
+        }
+        let archived = rkyv::access::<ArchivedLogRecord, rkyv::rancor::Error>(aligned)
+            .map_err(|e| DecodeError::Invalid(e.to_string()))?;
+        build(archived).map_err(|e| DecodeError::Invalid(e.to_string()))
+    })
+}
+
+/// Checks the header of `bytes`, copies the archive into the thread's aligned buffer and
+/// calls `decode(version, archive)` on it.
+fn with_aligned<F>(bytes: &[u8], decode: F) -> Result<LogRecord, DecodeError>
+where
+    F: FnOnce(u16, &[u8]) -> Result<LogRecord, DecodeError>,
+{
     if bytes.len() < HEADER_LEN {
         return Err(DecodeError::Truncated { len: bytes.len() });
     }
@@ -138,11 +167,11 @@ pub fn decode_record(bytes: &[u8]) -> Result<LogRecord, DecodeError> {
         aligned.extend_from_slice(&bytes[HEADER_LEN..]);
         if aligned.capacity() > MAX_KEPT_SCRATCH {
             // A huge record once should not pin its buffer for the thread's life.
-            let decoded = decode_archive(found, aligned);
+            let decoded = decode(found, aligned);
             *aligned = rkyv::util::AlignedVec::new();
             return decoded;
         }
-        decode_archive(found, aligned)
+        decode(found, aligned)
     })
 }
 

@@ -1,0 +1,183 @@
+//! Replay's two decodes give the same records and the same state (ADR 0036, fourth round):
+//! `decode_logged` (an owned record from rkyv's deserialize) + `Shard::apply_record`, and
+//! `decode_logged_with` + `Shard::record_from_archived` (the record built from its validated
+//! archive with the shard's own id handles, and its lines' SKU indexes) +
+//! `Shard::apply_record_at`, on a random log of every kind of event.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use flashsale_engine::claim::Claims;
+use flashsale_engine::log::{decode_logged, decode_logged_with};
+use flashsale_engine::shard::{ExtendCommand, ReserveCommand, Shard};
+use flashsale_protocol::{encode_record, Event, LogRecord, ReservationId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use support::{buyer, key, sku, spec};
+
+/// SKUs of the random log.
+const SKUS: [&str; 4] = ["tee", "cap", "mug", "pin"];
+
+/// A random log of `steps` commands on one shard: upserts, restocks, reservations of one to
+/// three lines (some keyed), confirms, cancels, extensions and expiries. Returns the records
+/// and the shard's state hash after them.
+fn random_log(seed: u64, steps: usize) -> (Vec<LogRecord>, u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut shard = Shard::new(0);
+    let mut log: Vec<LogRecord> = Vec::new();
+    for s in SKUS {
+        shard.upsert_sku(0, spec(s, 200), &mut log).unwrap();
+    }
+    let mut held: Vec<ReservationId> = Vec::new();
+    for step in 0..steps {
+        let now_ms = 1_000 + step as u64 * 50;
+        match rng.gen_range(0..100) {
+            0..=44 => {
+                let n = rng.gen_range(1..=3);
+                let first = rng.gen_range(0..SKUS.len());
+                let lines = (0..n)
+                    .map(|k| (sku(SKUS[(first + k) % SKUS.len()]), rng.gen_range(1..=3)))
+                    .collect();
+                let keyed = rng.gen_bool(0.2);
+                let cmd = ReserveCommand {
+                    buyer: buyer(&format!("buyer-{}", rng.gen_range(0..20))),
+                    lines,
+                    idempotency_key: keyed.then(|| key(7, &format!("k-{step}"))),
+                    request_hash: rng.gen(),
+                    id: None,
+                    expires_at_ms: None,
+                    group: None,
+                    claims: Claims::none(),
+                };
+                if let Ok(out) = shard.reserve(now_ms, cmd, &mut log) {
+                    held.push(out.id);
+                }
+            }
+            45..=64 if !held.is_empty() => {
+                let id = held.swap_remove(rng.gen_range(0..held.len()));
+                let _ = shard.confirm(now_ms, id, format!("pay-{step}"), &mut log);
+            }
+            65..=79 if !held.is_empty() => {
+                let id = held.swap_remove(rng.gen_range(0..held.len()));
+                let _ = shard.cancel(now_ms, id, &mut log);
+            }
+            80..=87 if !held.is_empty() => {
+                let id = held[rng.gen_range(0..held.len())];
+                let cmd = ExtendCommand {
+                    id,
+                    ttl_ms: 20_000,
+                    max_hold: (1_000_000, sku("tee")),
+                    max_extensions: (100, sku("tee")),
+                    key: rng.gen_bool(0.5).then(|| key(7, &format!("x-{step}"))),
+                };
+                let _ = shard.extend(now_ms, &cmd, &mut log);
+            }
+            88..=93 => {
+                let s = sku(SKUS[rng.gen_range(0..SKUS.len())]);
+                let restock_key = rng.gen_bool(0.5).then(|| key(7, &format!("r-{step}")));
+                let _ = shard.restock(now_ms, &s, rng.gen_range(1..20), restock_key, &mut log);
+            }
+            _ => {
+                let _ = shard.expire(now_ms, 10, &mut log);
+            }
+        }
+    }
+    (log, shard.state_hash())
+}
+
+/// Every record decodes to the same owned record both ways, and replaying either into a new
+/// shard reaches the state of the shard that logged them.
+#[test]
+fn both_decodes_replay_a_random_log_to_the_same_state() {
+    for seed in 0..8 {
+        let (log, logged_state) = random_log(seed, 3_000);
+        let reserved = log
+            .iter()
+            .filter(|r| matches!(r.event, Event::Reserved { .. }))
+            .count();
+        let others = log.len() - reserved;
+        assert!(reserved > 500 && others > 500, "seed {seed}: a thin log");
+        let mut owned = Shard::new(0);
+        let mut archived = Shard::new(0);
+        let mut bytes = Vec::new();
+        let mut skus = Vec::new();
+        let mut resolved = 0;
+        for record in &log {
+            bytes.clear();
+            encode_record(record, &mut bytes).unwrap();
+            let seq = record.seq;
+            let old = decode_logged(seq, &bytes).unwrap();
+            let new =
+                decode_logged_with(seq, &bytes, |a| archived.record_from_archived(a, &mut skus))
+                    .unwrap();
+            assert_eq!(old, new, "seed {seed}, seq {seq}");
+            assert_eq!(&old, record, "seed {seed}, seq {seq}");
+            if let Event::Reserved { lines, .. } = &old.event {
+                // Every SKU of the log is known when a reservation of it is replayed.
+                assert_eq!(skus.len(), lines.len(), "seed {seed}, seq {seq}");
+                resolved += 1;
+            } else {
+                assert!(skus.is_empty(), "seed {seed}, seq {seq}");
+            }
+            owned.apply_record(old).unwrap();
+            archived.apply_record_at(new, &skus).unwrap();
+        }
+        assert_eq!(resolved, reserved);
+        assert_eq!(owned.state_hash(), logged_state, "seed {seed}");
+        assert_eq!(archived.state_hash(), logged_state, "seed {seed}");
+        owned.check_invariants().unwrap();
+        archived.check_invariants().unwrap();
+    }
+}
+
+/// A record the shard cannot apply (a reservation of a SKU it does not hold: the id is then
+/// built anew, not shared) fails both ways with the same error and leaves the state as it
+/// was; a record of the wrong seq is refused with the same error by both decodes.
+#[test]
+fn both_decodes_refuse_the_same_records() {
+    let (log, _) = random_log(99, 400);
+    let reserved = log
+        .iter()
+        .find(|r| matches!(r.event, Event::Reserved { .. }))
+        .unwrap();
+    let mut bytes = Vec::new();
+    encode_record(
+        &LogRecord {
+            seq: 1,
+            ..reserved.clone()
+        },
+        &mut bytes,
+    )
+    .unwrap();
+    let mut owned = Shard::new(0);
+    let mut archived = Shard::new(0);
+    let mut skus = vec![7];
+    let before = owned.state_hash();
+    let old = decode_logged(1, &bytes).unwrap();
+    let new =
+        decode_logged_with(1, &bytes, |a| archived.record_from_archived(a, &mut skus)).unwrap();
+    assert_eq!(old, new);
+    assert!(skus.is_empty(), "an unknown SKU has no index");
+    let old_err = owned.apply_record(old).unwrap_err();
+    let new_err = archived.apply_record_at(new, &skus).unwrap_err();
+    assert_eq!(old_err, new_err);
+    assert_eq!(owned.state_hash(), before);
+    assert_eq!(archived.state_hash(), before);
+
+    let old_seq = decode_logged(2, &bytes).unwrap_err().to_string();
+    let new_seq = decode_logged_with(2, &bytes, |a| archived.record_from_archived(a, &mut skus))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(old_seq, new_seq);
+    assert!(old_seq.contains("record says seq 1"), "{old_seq}");
+    // Corrupt bytes: both refuse them with the same validation error.
+    let mut bad = bytes.clone();
+    let last = bad.len() - 1;
+    bad[8..last].fill(0xff);
+    let old_bad = decode_logged(1, &bad).unwrap_err().to_string();
+    let new_bad = decode_logged_with(1, &bad, |a| archived.record_from_archived(a, &mut skus))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(old_bad, new_bad);
+}

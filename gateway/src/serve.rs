@@ -192,6 +192,13 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_QUEUE_POLL_SPREAD", value_enum, default_value_t = PollSpreadArg::Even)]
     pub queue_poll_spread: PollSpreadArg,
 
+    /// Longest time, in ms, the waiting room's journal keeps records nobody awaits (a
+    /// reservation's `HoldPlaced`, a cancel's `HoldReleased`, a confirm's `Spent`) before
+    /// flushing them when no awaited record comes to take them along; 0 = flush each group at
+    /// once, an fdatasync of its own (before ADR 0040).
+    #[arg(long, env = "FLASHSALE_QUEUE_JOURNAL_DETACHED_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub queue_journal_detached_ms: u64,
+
     /// Reservations per second per buyer (token bucket); 0 = no limit.
     #[arg(long, env = "FLASHSALE_RATE_LIMIT_BUYER_RPS", default_value_t = 10.0)]
     pub rate_limit_buyer_rps: f64,
@@ -820,10 +827,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .reset_secret()
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("the stored identity secret")?;
-        crate::waiting_room::open(
+        crate::waiting_room::open_with(
             backend,
             crate::waiting_room::pass_key_from(&secret),
             Arc::new(SystemClock),
+            Duration::from_millis(args.queue_journal_detached_ms),
         )?
     };
     queues.set_poll_spread(args.queue_poll_spread.into());

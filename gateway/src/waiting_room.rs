@@ -208,8 +208,9 @@ impl QueueService {
         let records = room.take_records();
         let n = records.len() as u64;
         if let Some(p) = permit {
-            // Dropping the future only drops the wish to hear back; the batch is queued.
-            drop(p.submit(records));
+            // Flushed with the next awaited batch, or within the journal's detached delay
+            // (ADR 0040): no fdatasync of its own.
+            p.submit_detached(records);
         }
         self.maybe_compact(&room, n);
         Ok(())
@@ -464,9 +465,25 @@ pub fn open(
     key: PassKey,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<QueueService>> {
+    open_with(
+        backend,
+        key,
+        clock,
+        flashsale_persistence::queue_journal::DETACHED_FLUSH_DELAY,
+    )
+}
+
+/// Like [`open`], with detached records flushed at most `detached_delay` after the first of
+/// them (zero: each group at once; see [`QueueJournal::open_with`]).
+pub fn open_with(
+    backend: Arc<dyn flashsale_engine::LogBackend>,
+    key: PassKey,
+    clock: Arc<dyn Clock>,
+    detached_delay: Duration,
+) -> anyhow::Result<Arc<QueueService>> {
     use anyhow::Context as _;
-    let (journal, stored) =
-        QueueJournal::open(backend).context("cannot open the waiting room's journal")?;
+    let (journal, stored) = QueueJournal::open_with(backend, detached_delay)
+        .context("cannot open the waiting room's journal")?;
     let count = stored.records.len();
     let snapshot = stored.snapshot.is_some();
     let service = QueueService::from_stored(key, rand::random(), clock, Some(journal), stored)

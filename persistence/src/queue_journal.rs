@@ -6,6 +6,12 @@
 //! Order is the room's order: take a [`JournalPermit`] before changing the room, submit the
 //! records under the same lock, await durability after releasing it.
 //!
+//! Detached records ([`JournalPermit::submit_detached`]: nobody awaits them, a restart repairs
+//! their loss) are not flushed on their own at once: they ride the next awaited batch's flush,
+//! or are flushed [`DETACHED_FLUSH_DELAY`] after the first of them at the latest (ADR 0040).
+//! A reservation's `HoldPlaced` and its cancel's `HoldReleased` then cost no `fdatasync` each,
+//! which competed on the disk with the engine's own group commits.
+//!
 //! Compaction: a [`RoomSnapshot`] submitted the same way (under the room's lock, so it is the
 //! fold of every record before it) is written as the log's snapshot once those records are
 //! durable; the backend then drops the records it covers (whole segments, embedded; rows,
@@ -18,6 +24,7 @@ use flashsale_protocol::queue_snapshot::{
 };
 use glommio::{LocalExecutorBuilder, Placement};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most batches waiting for the journal thread; more are refused with [`JournalError::Busy`].
@@ -25,6 +32,10 @@ pub const JOURNAL_QUEUE_BATCHES: usize = 4_096;
 
 /// Most batches one group commit takes.
 const GROUP_MAX_BATCHES: usize = 1_024;
+
+/// Longest time detached records wait in memory for a flush when no awaited batch comes
+/// (ADR 0040): the widest window in which a crash loses them (a restart repairs it).
+pub const DETACHED_FLUSH_DELAY: Duration = Duration::from_millis(100);
 
 /// The journal thread's DMA memory (the log only writes small records).
 const IO_MEMORY: usize = 512 << 10;
@@ -57,10 +68,11 @@ pub enum JournalError {
 type Done = oneshot::Sender<Result<(), JournalError>>;
 
 enum Batch {
-    /// Records to append.
+    /// Records to append; `done` is told once they are durable (`None`: detached, flushed
+    /// with the next awaited batch or after [`DETACHED_FLUSH_DELAY`]).
     Records {
         records: Vec<QueueRecord>,
-        done: Done,
+        done: Option<Done>,
     },
     /// The room's state after every record submitted before it.
     Snapshot {
@@ -100,9 +112,24 @@ impl JournalPermit<'_> {
         if empty {
             let _ = done.send(Ok(()));
         } else {
-            self.0.send(Batch::Records { records, done });
+            self.0.send(Batch::Records {
+                records,
+                done: Some(done),
+            });
         }
         async move { rx.await.unwrap_or(Err(JournalError::Closed)) }
+    }
+
+    /// Submits records nobody waits for (their loss in a crash is repaired at the restart):
+    /// written in the room's order with the next awaited batch, or within
+    /// [`DETACHED_FLUSH_DELAY`] (the journal's delay) when none comes.
+    pub fn submit_detached(self, records: Vec<QueueRecord>) {
+        if !records.is_empty() {
+            self.0.send(Batch::Records {
+                records,
+                done: None,
+            });
+        }
     }
 
     /// Submits a snapshot of the room (taken under the same lock as the records before it);
@@ -124,6 +151,15 @@ impl QueueJournal {
     /// Opens the journal on `backend` (shard 0 of 1) and returns it with its last snapshot
     /// and the records after it, in order.
     pub fn open(backend: Arc<dyn LogBackend>) -> Result<(QueueJournal, Stored), JournalError> {
+        Self::open_with(backend, DETACHED_FLUSH_DELAY)
+    }
+
+    /// Like [`Self::open`], with detached records flushed at most `detached_delay` after the
+    /// first of them (zero: at once, each group on its own, as before ADR 0040).
+    pub fn open_with(
+        backend: Arc<dyn LogBackend>,
+        detached_delay: Duration,
+    ) -> Result<(QueueJournal, Stored), JournalError> {
         let (tx, rx) = mpsc::channel::<Batch>(JOURNAL_QUEUE_BATCHES);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
@@ -134,7 +170,7 @@ impl QueueJournal {
                 match opened {
                     Ok((log, records, last_seq)) => {
                         if ready_tx.send(Ok(records)).is_ok() {
-                            run(log, last_seq, rx).await;
+                            run(log, last_seq, rx, detached_delay).await;
                         }
                     }
                     Err(e) => {
@@ -232,9 +268,57 @@ async fn open_and_replay(backend: &dyn LogBackend) -> Result<Opened, JournalErro
     Ok((log, Stored { snapshot, records }, last))
 }
 
-async fn run(mut log: Box<dyn ShardLog>, mut seq: u64, mut rx: mpsc::Receiver<Batch>) {
+/// What the journal thread waits for next.
+enum Next {
+    /// A batch.
+    Batch(Batch),
+    /// Every sender is gone.
+    Closed,
+    /// The detached records' delay ran out.
+    Due,
+}
+
+/// The next batch, or `Due` once `until` (the detached records' flush time) has passed.
+async fn next_batch(rx: &mut mpsc::Receiver<Batch>, until: Option<Instant>) -> Next {
+    let Some(until) = until else {
+        return rx.recv().await.map_or(Next::Closed, Next::Batch);
+    };
+    let left = until.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        // Take what is already there first: it may carry an awaited batch to flush with.
+        return match rx.try_recv() {
+            Ok(b) => Next::Batch(b),
+            Err(mpsc::error::TryRecvError::Empty) => Next::Due,
+            Err(mpsc::error::TryRecvError::Disconnected) => Next::Closed,
+        };
+    }
+    let recv = std::pin::pin!(rx.recv());
+    let sleep = std::pin::pin!(glommio::timer::sleep(left));
+    match futures::future::select(recv, sleep).await {
+        futures::future::Either::Left((b, _)) => b.map_or(Next::Closed, Next::Batch),
+        futures::future::Either::Right(_) => Next::Due,
+    }
+}
+
+async fn run(
+    mut log: Box<dyn ShardLog>,
+    mut seq: u64,
+    mut rx: mpsc::Receiver<Batch>,
+    detached_delay: Duration,
+) {
     let mut buf = Vec::new();
-    while let Some(first) = rx.recv().await {
+    // When the detached records appended and not flushed yet must be flushed at the latest.
+    let mut detached_due: Option<Instant> = None;
+    loop {
+        let first = match next_batch(&mut rx, detached_due).await {
+            Next::Batch(b) => b,
+            Next::Closed => break,
+            Next::Due => {
+                detached_due = None;
+                flush_detached(log.as_mut()).await;
+                continue;
+            }
+        };
         let mut group = vec![first];
         while group.len() < GROUP_MAX_BATCHES {
             match rx.try_recv() {
@@ -256,11 +340,18 @@ async fn run(mut log: Box<dyn ShardLog>, mut seq: u64, mut rx: mpsc::Receiver<Ba
                         seq += 1;
                         log.append(seq, &buf);
                     }
-                    waiting.push(done);
+                    match done {
+                        Some(done) => waiting.push(done),
+                        None => {
+                            detached_due.get_or_insert_with(|| Instant::now() + detached_delay);
+                        }
+                    }
                 }
                 Batch::Snapshot { snapshot, done } => {
-                    // The records before it must be durable first: the snapshot covers them.
-                    let before = flush(log.as_mut(), failed.take(), &mut waiting).await;
+                    // The records before it (detached ones too) must be durable first: the
+                    // snapshot covers them.
+                    let dirty = detached_due.take().is_some();
+                    let before = flush(log.as_mut(), failed.take(), &mut waiting, dirty).await;
                     let res = match before {
                         Ok(()) => write_snapshot(log.as_mut(), seq, &snapshot).await,
                         Err(e) => Err(e),
@@ -269,17 +360,36 @@ async fn run(mut log: Box<dyn ShardLog>, mut seq: u64, mut rx: mpsc::Receiver<Ba
                 }
             }
         }
-        let _ = flush(log.as_mut(), failed, &mut waiting).await;
+        if !waiting.is_empty() || failed.is_some() {
+            // The flush an awaited batch needs takes the detached records with it.
+            let _ = flush(log.as_mut(), failed, &mut waiting, false).await;
+            detached_due = None;
+        } else if detached_delay.is_zero() && detached_due.take().is_some() {
+            flush_detached(log.as_mut()).await;
+        }
+    }
+    if detached_due.is_some() {
+        flush_detached(log.as_mut()).await;
     }
 }
 
-/// Flushes what was appended and answers the batches waiting for it.
+/// Flushes detached records nobody waits for (a failure is logged; the log keeps them
+/// buffered and the next flush retries them).
+async fn flush_detached(log: &mut dyn ShardLog) {
+    if let Err(e) = log.flush().await {
+        tracing::warn!(error = %e, "waiting-room journal: flush of detached records failed");
+    }
+}
+
+/// Flushes what was appended and answers the batches waiting for it (`dirty`: detached
+/// records are appended, flush even if nobody waits).
 async fn flush(
     log: &mut dyn ShardLog,
     failed: Option<JournalError>,
     waiting: &mut Vec<Done>,
+    dirty: bool,
 ) -> Result<(), JournalError> {
-    if waiting.is_empty() && failed.is_none() {
+    if waiting.is_empty() && failed.is_none() && !dirty {
         return Ok(());
     }
     let res = match (failed, log.flush().await) {

@@ -276,3 +276,116 @@ fn postgres_journal_compacts() {
     );
     common::execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
 }
+
+/// Non-zero bytes in the `.seg` files under `dir`: grows when records reach the disk.
+fn written_bytes(dir: &std::path::Path) -> usize {
+    walk(dir)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "seg"))
+        .map(|f| {
+            std::fs::read(&f)
+                .unwrap_or_default()
+                .iter()
+                .filter(|b| **b != 0)
+                .count()
+        })
+        .sum()
+}
+
+/// An embedded backend on `path` with small segments, not zero-filled.
+fn small_embedded(path: &std::path::Path) -> Arc<dyn LogBackend> {
+    let options = flashsale_persistence::EmbeddedOptions {
+        segment_size_bytes: 1 << 20,
+        zero_fill_segments: false,
+        ..flashsale_persistence::EmbeddedOptions::default()
+    };
+    Arc::new(EmbeddedBackend::open_with(path, options).unwrap_or_else(|e| panic!("open: {e}")))
+}
+
+/// Joins `buyer(i)` and submits its record detached (nobody waits for it).
+fn join_detached(journal: &QueueJournal, room: &mut WaitingRoom, i: usize) {
+    let permit = journal.try_reserve().unwrap_or_else(|e| panic!("{e}"));
+    room.join(&q(), &buyer(i), T0 + 10 + i as u64)
+        .unwrap_or_else(|e| panic!("{e}"));
+    permit.submit_detached(room.take_records());
+}
+
+/// The buyers of the tickets a journal on `path` replays, in ticket order.
+fn replayed_buyers(path: &std::path::Path) -> Vec<BuyerId> {
+    let (journal, stored) =
+        QueueJournal::open(small_embedded(path)).unwrap_or_else(|e| panic!("{e}"));
+    journal.close();
+    let room = WaitingRoom::restore(key(), 2, stored.records).unwrap_or_else(|e| panic!("{e}"));
+    let n = room.queue(&q()).map_or(0, |q| q.counts().joined);
+    views(&room, n, T0 + 20)
+        .into_iter()
+        .map(|v| v.buyer)
+        .collect()
+}
+
+#[test]
+fn detached_records_are_flushed_after_the_delay_with_no_awaited_batch() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("waiting-room");
+    let (journal, _) =
+        QueueJournal::open_with(small_embedded(&path), std::time::Duration::from_millis(50))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let mut room = WaitingRoom::new(key(), 1);
+    commit(&journal, &mut room, |r| {
+        r.configure(q(), fifo_spec(5, 100), T0)
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let configured = written_bytes(&path);
+    assert!(configured > 0, "the awaited record is on disk");
+    join_detached(&journal, &mut room, 0);
+    join_detached(&journal, &mut room, 1);
+    // Nothing else comes: the delay's flush writes them (bounded wait, 10 s).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while written_bytes(&path) == configured && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        written_bytes(&path) > configured,
+        "the detached records reached the disk without an awaited batch"
+    );
+    // Dropped without close: the thread ends, the records are already there.
+    drop(journal);
+    assert_eq!(replayed_buyers(&path), vec![buyer(0), buyer(1)]);
+}
+
+#[test]
+fn detached_records_ride_the_next_awaited_flush_in_order() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("waiting-room");
+    // A delay far longer than the test: only an awaited batch (or the close) flushes them.
+    let (journal, _) =
+        QueueJournal::open_with(small_embedded(&path), std::time::Duration::from_secs(600))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let mut room = WaitingRoom::new(key(), 1);
+    commit(&journal, &mut room, |r| {
+        r.configure(q(), fifo_spec(5, 100), T0)
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let configured = written_bytes(&path);
+    join_detached(&journal, &mut room, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        written_bytes(&path),
+        configured,
+        "a detached record alone waits for its delay (no fdatasync of its own)"
+    );
+    commit(&journal, &mut room, |r| {
+        r.join(&q(), &buyer(1), T0 + 11)
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let with_awaited = written_bytes(&path);
+    assert!(with_awaited > configured, "the awaited join is on disk");
+    // One more detached record, then close: the close flushes it.
+    join_detached(&journal, &mut room, 2);
+    journal.close();
+    assert_eq!(
+        replayed_buyers(&path),
+        vec![buyer(0), buyer(1), buyer(2)],
+        "the detached join went out before the awaited one, and the last at the close"
+    );
+}

@@ -7,8 +7,9 @@
 //! queued SKU with their passes and cancel). The result is the ratio of the median reservation
 //! throughputs, queued / free, measured in the same run.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -57,8 +58,12 @@ pub struct Round {
     pub reserve_rps: f64,
     /// Polls answered per second during the round.
     pub poll_rps: f64,
-    /// Answers other than 201 / 200 during the round.
+    /// Answers other than 201 / 200 (or none) to the hot buyers' reservations and cancels
+    /// during the round.
     pub errors: u64,
+    /// Polls of the waiting buyers that failed during the round (an answer other than 200,
+    /// or none).
+    pub poll_errors: u64,
 }
 
 /// The bench's result.
@@ -82,6 +87,9 @@ pub struct BenchReport {
     pub ratio: f64,
     /// Median polls/s of the queued rounds.
     pub queued_median_poll_rps: f64,
+    /// The hot buyers' failed exchanges over the whole run, by request and answer (e.g.
+    /// `reserve 403`, `cancel io`).
+    pub error_answers: BTreeMap<String, u64>,
 }
 
 impl BenchReport {
@@ -97,20 +105,29 @@ impl BenchReport {
         );
         for (i, r) in self.rounds.iter().enumerate() {
             out.push_str(&format!(
-                "  round {i}: {:<7} {:>8.0} reservations/s, {:>6.0} polls/s, {} errors\n",
+                "  round {i}: {:<7} {:>8.0} reservations/s, {:>6.0} polls/s, {} errors, {} poll errors\n",
                 match r.kind {
                     RoundKind::Free => "free",
                     RoundKind::Queued => "queued",
                 },
                 r.reserve_rps,
                 r.poll_rps,
-                r.errors
+                r.errors,
+                r.poll_errors
             ));
         }
         out.push_str(&format!(
             "  medians: free {:.0}/s, queued {:.0}/s (polls {:.0}/s) => ratio {:.3}\n",
             self.free_median_rps, self.queued_median_rps, self.queued_median_poll_rps, self.ratio
         ));
+        if !self.error_answers.is_empty() {
+            let list: Vec<String> = self
+                .error_answers
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect();
+            out.push_str(&format!("  hot buyers' errors: {}\n", list.join(", ")));
+        }
         out
     }
 }
@@ -133,6 +150,22 @@ struct Counters {
     reserves: AtomicU64,
     errors: AtomicU64,
     polls: AtomicU64,
+    poll_errors: AtomicU64,
+    /// The hot buyers' failed exchanges by request and answer.
+    error_answers: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Counters {
+    /// Counts a hot buyer's failed exchange: `what` (reserve, cancel) and its status, or `io`.
+    fn hot_error(&self, what: &str, status: Option<StatusCode>) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let key = match status {
+            Some(s) => format!("{what} {}", s.as_u16()),
+            None => format!("{what} io"),
+        };
+        let mut answers = self.error_answers.lock().unwrap_or_else(|p| p.into_inner());
+        *answers.entry(key).or_insert(0) += 1;
+    }
 }
 
 /// Runs the bench.
@@ -207,6 +240,8 @@ pub async fn run(
         reserves: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         polls: AtomicU64::new(0),
+        poll_errors: AtomicU64::new(0),
+        error_answers: Mutex::new(BTreeMap::new()),
     });
     let (polling_tx, polling_rx) = watch::channel(true);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -234,10 +269,11 @@ pub async fn run(
         let _ = polling_tx.send(kind == RoundKind::Queued);
         // Let the pollers settle into (or out of) their pace.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let (reserves0, errors0, polls0) = (
+        let (reserves0, errors0, polls0, poll_errors0) = (
             counters.reserves.load(Ordering::Relaxed),
             counters.errors.load(Ordering::Relaxed),
             counters.polls.load(Ordering::Relaxed),
+            counters.poll_errors.load(Ordering::Relaxed),
         );
         let start = Instant::now();
         let end = start + round;
@@ -259,6 +295,7 @@ pub async fn run(
             reserve_rps: (counters.reserves.load(Ordering::Relaxed) - reserves0) as f64 / secs,
             poll_rps: (counters.polls.load(Ordering::Relaxed) - polls0) as f64 / secs,
             errors: counters.errors.load(Ordering::Relaxed) - errors0,
+            poll_errors: counters.poll_errors.load(Ordering::Relaxed) - poll_errors0,
         });
         if !cfg.quiet {
             eprintln!("bench round {r}: {:?}", rounds[rounds.len() - 1]);
@@ -316,6 +353,11 @@ pub async fn run(
         queued_median_rps: queued,
         ratio: if free > 0.0 { queued / free } else { 0.0 },
         queued_median_poll_rps,
+        error_answers: counters
+            .error_answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
     };
     Ok((report, checked))
 }
@@ -406,7 +448,7 @@ async fn poller(
             }
             Polled::NotATicket => return,
             Polled::Failed => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
+                counters.poll_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -477,15 +519,24 @@ async fn hot_loop(
             return;
         };
         let id = match conn.send(req).await {
-            Ok(a) if a.status == StatusCode::CREATED => api::reservation_id(&a.body),
-            Ok(_) => None,
+            Ok(a) if a.status == StatusCode::CREATED => {
+                let id = api::reservation_id(&a.body);
+                if id.is_none() {
+                    counters.hot_error("reserve", Some(a.status));
+                }
+                id
+            }
+            Ok(a) => {
+                counters.hot_error("reserve", Some(a.status));
+                None
+            }
             Err(_) => {
                 counters.ledger.add(index, Event::UnknownReserve, 1);
+                counters.hot_error("reserve", None);
                 None
             }
         };
         let Some(id) = id else {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
@@ -494,11 +545,9 @@ async fn hot_loop(
         let Ok(req) = qapi.cancel(&id) else { return };
         match conn.send(req).await {
             Ok(a) if a.status.is_success() => counters.ledger.add(index, Event::Cancelled, 1),
-            Ok(_) => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(a) => counters.hot_error("cancel", Some(a.status)),
             Err(_) => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
+                counters.hot_error("cancel", None);
                 counters.ledger.add(index, Event::UnknownCancel, 1);
             }
         }

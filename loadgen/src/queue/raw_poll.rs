@@ -102,10 +102,26 @@ impl RawPoller {
     }
 
     /// Sends the poll and reads its answer, (re)connecting first if needed. After an error
-    /// or a timeout the connection is dropped (its state is unknown).
+    /// or a timeout the connection is dropped (its state is unknown). A kept-alive
+    /// connection that fails before a byte of the answer came back was closed by the server
+    /// while idle (its idle timeout, 15 s by default, can be shorter than the interval it asks
+    /// a ticket far back in line to wait): the poll, a GET, is sent again once on a fresh
+    /// connection, as HTTP clients do.
     pub async fn poll(&mut self) -> Result<PollAnswer, TransportError> {
-        let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.exchange()).await {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let reused = self.stream.is_some();
+        match self.exchange_until(deadline).await {
+            Err(_) if reused && self.buf.is_empty() => self.exchange_until(deadline).await,
+            other => other,
+        }
+    }
+
+    /// One exchange within `deadline`; the connection is dropped after an error.
+    async fn exchange_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<PollAnswer, TransportError> {
+        match tokio::time::timeout_at(deadline, self.exchange()).await {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(e)) => {
                 self.stream = None;
@@ -126,8 +142,8 @@ impl RawPoller {
             return Err(TransportError::Connect("no connection".into()));
         };
         let io = |e: std::io::Error| TransportError::Io(e.to_string());
-        stream.write_all(&self.request).await.map_err(io)?;
         self.buf.clear();
+        stream.write_all(&self.request).await.map_err(io)?;
         loop {
             if self.buf.len() >= MAX_ANSWER_BYTES {
                 return Err(TransportError::Io("poll answer too large".into()));
@@ -470,5 +486,62 @@ mod tests {
         assert!(seen
             .iter()
             .all(|r| r.starts_with("GET /v1/queues/q/tickets/tkt_7 HTTP/1.1\r\n")));
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_while_idle_is_replaced_without_an_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut connections = 0;
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().await.unwrap();
+                connections += 1;
+                let mut buf = vec![0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                s.write_all(&answer(TICKET, "")).await.unwrap();
+                // No `connection: close`: the server closes it later, as its idle timeout
+                // does, before the next poll comes.
+                s.shutdown().await.unwrap();
+            }
+            connections
+        });
+        let api = QueueApi::new(&addr.to_string(), "shop", "adm", "q").unwrap();
+        let req = request_bytes(&api.poll("tkt_7").unwrap()).unwrap();
+        let mut p = RawPoller::new(addr, None, Duration::from_secs(5), req);
+        for _ in 0..2 {
+            let a = p.poll().await.unwrap();
+            assert_eq!((a.http_status, a.status), (200, Some(Status::Waiting)));
+            // Let the server's close arrive before the next poll.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            server.await.unwrap(),
+            2,
+            "the second poll took a new connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_connection_that_fails_is_an_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // Closes every connection without an answer: no retry loop on fresh ones.
+            let mut accepted = 0;
+            while let Ok(Ok((s, _))) =
+                tokio::time::timeout(Duration::from_millis(500), listener.accept()).await
+            {
+                accepted += 1;
+                drop(s);
+            }
+            accepted
+        });
+        let api = QueueApi::new(&addr.to_string(), "shop", "adm", "q").unwrap();
+        let req = request_bytes(&api.poll("tkt_7").unwrap()).unwrap();
+        let mut p = RawPoller::new(addr, None, Duration::from_secs(5), req);
+        assert!(p.poll().await.is_err());
+        assert_eq!(server.await.unwrap(), 1, "one connection, not retried");
     }
 }

@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 use flashsale_gateway::cli;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc as the process allocator (`--features mimalloc`, ADR 0042); glibc malloc otherwise.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// flashsale: sells a limited stock to a crowd in seconds, never one unit more than it has.
 #[derive(Debug, Parser)]
 #[command(name = "flashsale", version, about, propagate_version = true)]

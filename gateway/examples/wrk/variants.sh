@@ -3,8 +3,12 @@
 # baseline: every variant gets its own server (all started up front, idle while another is
 # measured), and each round runs wrk against the baseline and then every variant in turn, so
 # each variant is compared with the baseline measured minutes apart at most (ADR 0038).
-# Usage: bash gateway/examples/wrk/variants.sh CONNECTIONS SECONDS ROUNDS 'NAME|ENV|FLAGS'...
+# Usage: bash gateway/examples/wrk/variants.sh CONNECTIONS SECONDS ROUNDS 'NAME|ENV|FLAGS[|BINARY]'...
 #   e.g. 'default||' 'spin50||--shard-spin-us 50' 'tokio1|TOKIO_WORKER_THREADS=1|'
+#   'mimalloc|||target/alloc/flashsale-mimalloc' (BINARY: another build of `flashsale`, relative
+#   to the repository root; default target/release/flashsale; ADR 0042).
+#   Every run also prints the server's CPU per request (user and kernel, from /proc/PID/stat) and
+#   its context switches per request (all threads, /proc/PID/task/*/status).
 #   PHASES="hot gone" (default "hot") picks the phases; PERF=NAME records `perf record -g`
 #   of that variant's first hot run into ./perf-NAME.data.
 # Needs: wrk, a release build (cargo build --release -p flashsale-gateway --bin flashsale
@@ -24,9 +28,10 @@ PIDS+=($!)
 NAMES=(); PORTS=(); VPIDS=()
 port=8081
 for spec in "$@"; do
-  IFS='|' read -r name envs flags <<< "$spec"
+  IFS='|' read -r name envs flags exe <<< "$spec"
+  exe=${exe:-target/release/flashsale}; [[ $exe == /* ]] || exe=$ROOT/$exe
   # shellcheck disable=SC2086
-  env $envs "$BIN/flashsale" serve --http 127.0.0.1:$port --quic 127.0.0.1:0 \
+  env $envs "$exe" serve --http 127.0.0.1:$port --quic 127.0.0.1:0 \
     --data-dir "$TMP/data-$name" --admin-token $ADMIN --storefront-token $TOKEN \
     --rate-limit-buyer-rps 0 --header-timeout-ms 120000 --max-connections 20000 $flags \
     > "$TMP/$name.out" 2> "$TMP/$name.err" &
@@ -42,19 +47,31 @@ for i in "${!NAMES[@]}"; do
     -d '{"name":"Gone","price_cents":100,"stock":0}' > /dev/null
 done
 
-run() { # name url sku
+# cpu_ctx PID: "user_ticks sys_ticks context_switches" of a process (all its threads).
+cpu_ctx() {
+  local ut st; read -r ut st < <(awk '{print $14, $15}' "/proc/$1/stat")
+  local cs; cs=$(cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}')
+  echo "$ut $st $cs"
+}
+run() { # name url sku pid
+  local before; before=$(cpu_ctx "$4")
   local out; out=$(TOKEN=$TOKEN SKU=$3 wrk -t2 -c"$C" -d"${D}s" --timeout 10s -s "$LUA" "$2" 2>&1)
+  local after; after=$(cpu_ctx "$4")
+  local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  local per; per=$(python3 -c 'import sys; b, a, n = sys.argv[1].split(), sys.argv[2].split(), max(int(sys.argv[3] or 0), 1)
+import os; tick = 1e6 / os.sysconf("SC_CLK_TCK"); u, s, c = (int(a[i]) - int(b[i]) for i in range(3))
+print(f"cpu_us_per_req={(u + s) * tick / n:.1f} sys_share={s / max(u + s, 1):.2f} ctxsw_per_req={c / n:.3f}")' "$before" "$after" "$reqs")
   local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   local p99; p99=$(echo "$out" | sed -n 's/.*p99_us=\([0-9]*\).*/\1/p')
   local p50; p50=$(echo "$out" | sed -n 's/.*p50_us=\([0-9]*\).*/\1/p')
   local errs; errs=$(echo "$out" | grep -E "Socket errors" || echo "Socket errors: none")
   local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-  echo "$1 sku=$3 rps=$rps p50_us=$p50 p99_us=$p99 non2xx=${non2xx:-0} | $errs" | tee -a "$TMP/runs"
+  echo "$1 sku=$3 rps=$rps p50_us=$p50 p99_us=$p99 non2xx=${non2xx:-0} $per | $errs" | tee -a "$TMP/runs"
 }
 for phase in ${PHASES:-hot}; do
   for r in $(seq "$R"); do
     echo "# round $r phase $phase load $(cut -d' ' -f1-3 /proc/loadavg)"
-    run baseline http://127.0.0.1:9090 "$phase"
+    run baseline http://127.0.0.1:9090 "$phase" "${PIDS[0]}"
     for i in "${!NAMES[@]}"; do
       PERF_PID=
       if [[ "${PERF:-}" == "${NAMES[$i]}" && $r == 1 && $phase == hot ]]; then
@@ -62,7 +79,7 @@ for phase in ${PHASES:-hot}; do
           > /dev/null 2>&1 &
         PERF_PID=$!
       fi
-      run "${NAMES[$i]}" "http://127.0.0.1:${PORTS[$i]}" "$phase"
+      run "${NAMES[$i]}" "http://127.0.0.1:${PORTS[$i]}" "$phase" "${VPIDS[$i]}"
       if [[ -n $PERF_PID ]]; then wait "$PERF_PID" || true; fi
     done
   done
@@ -70,10 +87,12 @@ done
 python3 - "$TMP/runs" <<'PY'
 import statistics, sys, collections
 rows = collections.defaultdict(list)
+extra = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     f = dict(kv.split("=", 1) for kv in line.split("|")[0].split()[1:])
     name = line.split()[0]
     rows[(f["sku"], name)].append((float(f["rps"] or 0), int(f["p99_us"] or 0)))
+    extra[(f["sku"], name)].append((float(f["cpu_us_per_req"]), float(f["sys_share"]), float(f["ctxsw_per_req"])))
 for (sku, name), runs in sorted(rows.items()):
     base = rows[(sku, "baseline")]
     ratios = [a[0] / b[0] for a, b in zip(runs, base) if b[0]]
@@ -82,6 +101,9 @@ for (sku, name), runs in sorted(rows.items()):
           f"p99_median_us={statistics.median(p for _, p in runs):8.0f} "
           f"ratio_median={statistics.median(ratios):.2f} p99_ratio_median={statistics.median(p99r):.2f} "
           f"ratios={' '.join(f'{x:.2f}' for x in ratios)}")
+    cpu, sys_, cs = zip(*extra[(sku, name)])
+    print(f"summary sku={sku} {name:>12} cpu_us_per_req_median={statistics.median(cpu):.1f} "
+          f"sys_share_median={statistics.median(sys_):.2f} ctxsw_per_req_median={statistics.median(cs):.3f}")
 PY
 for i in "${!NAMES[@]}"; do
   echo "${NAMES[$i]}: $(curl -s "http://127.0.0.1:${PORTS[$i]}/metrics" | grep -E '^flashsale_(reservations_total\{outcome="held"|log_batches_total)' | tr '\n' ' ')"

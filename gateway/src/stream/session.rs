@@ -11,6 +11,7 @@ use flashsale_protocol::stream::{
 };
 use quinn::{RecvStream, SendStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::hub::unix_micros;
 use super::server::ServerStats;
@@ -333,10 +334,13 @@ async fn stream_updates(
     let hub = &shared.hub;
     let stats = &shared.stats;
     let mut head_rx = hub.subscribe_head();
-    let mut ticker = tokio::time::interval(shared.config.heartbeat);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    let mut sent_since_tick = false;
+    let heartbeat = shared.config.heartbeat;
+    // Fires after one heartbeat of silence. Every write pushes it back; moving a tokio timer
+    // later only updates its deadline (the wheel re-files it when the old one passes), so a
+    // busy connection is not woken by it once per heartbeat as an interval would.
+    let silence = tokio::time::sleep(heartbeat);
+    tokio::pin!(silence);
+    let mut gate_checked = Instant::now();
     let mut chunks: Vec<Bytes> = Vec::new();
     loop {
         head_rx.borrow_and_update();
@@ -356,12 +360,22 @@ async fn stream_updates(
                     .await
                     .map_err(|e| End::gone(format!("write failed: {e}")))?;
                 stats.updates_sent.fetch_add(n, Ordering::Relaxed);
-                sent_since_tick = true;
+                let now = Instant::now();
+                silence.as_mut().reset(now + heartbeat);
+                // A leader that stepped down publishes nothing more, but check the gate at
+                // least once per heartbeat anyway, as while idle.
+                if now.duration_since(gate_checked) >= heartbeat {
+                    gate_checked = now;
+                    if let Some(refusal) = shared.config.leader_gate.serving().refusal() {
+                        return Ok(End::new(ErrorCode::NotLeader, refusal));
+                    }
+                }
             }
             let progressed = batch.cursor > cursor;
             cursor = batch.cursor;
-            if !progressed {
-                // Caught up with the head.
+            if !progressed || batch.caught_up {
+                // Caught up with the head as of the read; a later publication changes `head_rx`
+                // (marked seen before the read), so the select below wakes at once for it.
                 replaying = false;
                 break;
             }
@@ -372,17 +386,17 @@ async fn stream_updates(
                     return Ok(End::new(ErrorCode::ServerShutdown, "stock hub stopped"));
                 }
             }
-            _ = ticker.tick() => {
+            () = &mut silence => {
                 // A leader that stepped down publishes nothing more: send its clients on.
                 if let Some(refusal) = shared.config.leader_gate.serving().refusal() {
                     return Ok(End::new(ErrorCode::NotLeader, refusal));
                 }
-                if !sent_since_tick {
-                    let beat = encode(&ServerFrame::Heartbeat { seq: cursor, server_time_us: unix_micros() })?;
-                    write(send, &beat).await?;
-                    stats.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
-                }
-                sent_since_tick = false;
+                let beat = encode(&ServerFrame::Heartbeat { seq: cursor, server_time_us: unix_micros() })?;
+                write(send, &beat).await?;
+                stats.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
+                let now = Instant::now();
+                gate_checked = now;
+                silence.as_mut().reset(now + heartbeat);
             }
         }
     }

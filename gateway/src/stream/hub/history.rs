@@ -34,6 +34,9 @@ pub struct ReadBatch {
     pub cursor: u64,
     /// Whether the batch was coalesced (latest value per SKU) because the reader fell behind.
     pub coalesced: bool,
+    /// Whether `cursor` reached the head as of this read, so reading again before the head
+    /// moves would return nothing (saves a connection that read everything a second read).
+    pub caught_up: bool,
 }
 
 /// A consistent picture of the subscribed SKUs.
@@ -140,6 +143,7 @@ impl StockHub {
                 entries: Vec::new(),
                 cursor: head.max(cursor),
                 coalesced: false,
+                caught_up: true,
             };
         }
         let oldest = state.history.front().map_or(head + 1, |e| e.seq);
@@ -154,6 +158,7 @@ impl StockHub {
                 entries,
                 cursor: head,
                 coalesced: true,
+                caught_up: true,
             };
         }
         // Contiguous sequence numbers: the entry after `cursor` is at index `cursor + 1 - oldest`.
@@ -171,6 +176,7 @@ impl StockHub {
             entries,
             cursor: new_cursor,
             coalesced: false,
+            caught_up: new_cursor == head,
         }
     }
 }

@@ -1,0 +1,104 @@
+#!/bin/sh
+# Server CPU per delivered stock-stream update, as ADR 0013 measures it, for two builds of
+# `flashsale` alternated ROUNDS times (A B A B …) in one run, a fresh server per block (issue 17).
+#
+#   sh scripts/perf/stream_cpu.sh /tmp/flashsale.before target/release/flashsale \
+#       target/release/flashsale-loadgen ROUNDS SUBSCRIBERS [hot-item]
+#
+# Each block: `flashsale serve` on a fresh data dir (stream thread at nice -10), then the load
+# generator's `stream` scenario (16 buyers, 200 reservations/s, each cancelled) with SUBSCRIBERS
+# QUIC subscribers for 15 s — or, with `hot-item`, 2 000 closed-loop buyers on one SKU plus the
+# subscribers watching it. 4 s into the run and 9 s later it reads utime+stime (fields 14/15 of
+# /proc/<pid>/stat, clock ticks) of the whole server process and of its `flashsale-strea*`
+# threads, and `flashsale_stream_updates_sent_total` from /metrics; CPU per update is the CPU
+# difference divided by the updates sent in between. Prints one line per block plus the
+# loadgen's delivery percentiles, and the load average before each block. Loopback only;
+# every run is bounded (15 s of load, 30 s of server at most).
+set -eu
+a=$1
+b=$2
+lg=$3
+rounds=$4
+subs=$5
+mode=${6:-stream}
+dir=$(mktemp -d /tmp/stream_cpu.XXXXXX)
+tck=$(getconf CLK_TCK)
+http=127.0.0.1:28180
+quic=127.0.0.1:28543
+
+ticks_proc() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks_stream() {
+    t=0
+    for f in /proc/"$1"/task/*; do
+        case $(cat "$f/comm" 2>/dev/null) in
+        flashsale-strea*) t=$((t + $(awk '{print $14 + $15}' "$f/stat"))) ;;
+        esac
+    done
+    echo "$t"
+}
+sent() {
+    curl -s -H 'Authorization: Bearer adm' "http://$http/metrics" |
+        awk '$1 == "flashsale_stream_updates_sent_total" {print $2}'
+}
+
+block() {
+    bin=$1
+    tag=$2
+    rm -rf "$dir/data"
+    "$bin" serve --http "$http" --quic "$quic" --data-dir "$dir/data" --admin-token adm \
+        --storefront-token sf --rate-limit-buyer-rps 0 --max-connections 20000 \
+        --stream-thread-nice -10 >"$dir/server.log" 2>&1 &
+    pid=$!
+    fp=""
+    n=0
+    while [ -z "$fp" ] && [ $n -lt 100 ]; do
+        sleep 0.1
+        fp=$(sed -n 's/.*certificate sha256 \([0-9a-f]*\).*/\1/p' "$dir/server.log" | head -1)
+        n=$((n + 1))
+    done
+    if [ "$mode" = hot-item ]; then
+        load="--scenario hot-item --connections 2000 --stock 100000000"
+    else
+        load="--scenario stream"
+    fi
+    # shellcheck disable=SC2086
+    timeout 40 "$lg" --target "http://$http" --token sf --admin-token adm $load \
+        --subscribers "$subs" --quic "$quic" --fingerprint "$fp" --stream-nice -10 \
+        --duration 15 --sku "r$tag" --quiet --report "$dir/$tag.json" >"$dir/$tag.lg" 2>&1 &
+    lgpid=$!
+    sleep 4
+    p0=$(ticks_proc "$pid")
+    s0=$(ticks_stream "$pid")
+    u0=$(sent)
+    sleep 9
+    p1=$(ticks_proc "$pid")
+    s1=$(ticks_stream "$pid")
+    u1=$(sent)
+    wait "$lgpid" || true
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    lat=$(python3 -c "
+import json,sys
+r=json.load(open('$dir/$tag.json'))
+s=r.get('stream') or {}
+k=((r.get('per_kind') or {}).get('stream_update') or {}).get('latency_us') or {}
+ms=lambda v: round(v/1000, 2) if v is not None else None
+print('delivered', s.get('updates'), 'p50_ms', ms(k.get('p50')), 'p99_ms', ms(k.get('p99')), 'max_ms', ms(k.get('max')), 'rps', round(r.get('throughput_rps') or 0))
+" 2>/dev/null || echo "no report")
+    awk -v tag="$tag" -v p="$((p1 - p0))" -v s="$((s1 - s0))" -v u="$((u1 - u0))" -v tck="$tck" \
+        -v lat="$lat" 'BEGIN {
+        us = 1e6 / tck
+        printf "%s: updates %d  server process %.1f us/update  stream threads %.1f us/update  | %s\n",
+            tag, u, (u > 0 ? p * us / u : 0), (u > 0 ? s * us / u : 0), lat }'
+}
+
+i=1
+while [ "$i" -le "$rounds" ]; do
+    for side in A B; do
+        if [ "$side" = A ]; then bin=$a; else bin=$b; fi
+        echo "loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+        block "$bin" "$side$i-$subs-$mode-$$"
+    done
+    i=$((i + 1))
+done
+rm -rf "$dir"

@@ -22,8 +22,10 @@ use crate::PersistenceError;
 /// Most shards whose marks are kept (a reservation's shard mask is 64 bits wide).
 pub const MAX_TAIL_SHARDS: usize = 64;
 
-/// Bytes read from a segment at a time (a frame longer than this is read whole).
-const CHUNK_BYTES: usize = 1 << 20;
+/// Bytes read from a segment at a time (a frame longer than this is read whole). One buffer
+/// per reader, reused by every read (a fresh zeroed megabyte per read cost more than the
+/// records it returned when the reader follows the head in small batches).
+const CHUNK_BYTES: usize = 256 << 10;
 
 /// Per shard: the last durable seq (published by the shard) and the first seq a consumer
 /// still needs (published by the consumer; `u64::MAX` = none).
@@ -90,6 +92,8 @@ pub struct EmbeddedTail {
     dir: PathBuf,
     marks: Arc<TailMarks>,
     cursors: Vec<Option<Cursor>>,
+    /// The read buffer ([`CHUNK_BYTES`], allocated on first use).
+    buf: Vec<u8>,
 }
 
 impl EmbeddedTail {
@@ -99,6 +103,7 @@ impl EmbeddedTail {
             dir: data_dir.to_path_buf(),
             marks,
             cursors: vec![None; MAX_TAIL_SHARDS],
+            buf: Vec::new(),
         }
     }
 
@@ -121,13 +126,32 @@ impl EmbeddedTail {
         if durable <= after || max_records == 0 {
             return Ok(out);
         }
-        let shard_dir = self.dir.join(format!("shard-{shard:04}"));
-        let slot = usize::from(shard);
-        if slot >= self.cursors.len() {
+        if usize::from(shard) >= self.cursors.len() {
             return Err(PersistenceError::Config(format!(
                 "shard {shard} beyond {MAX_TAIL_SHARDS}"
             )));
         }
+        if self.buf.len() != CHUNK_BYTES {
+            self.buf = vec![0u8; CHUNK_BYTES];
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let res = self.read_with(shard, after, max_records, durable, &mut buf, &mut out);
+        self.buf = buf;
+        res.map(|()| out)
+    }
+
+    /// [`EmbeddedTail::read`] with its buffer and output.
+    fn read_with(
+        &mut self,
+        shard: ShardId,
+        after: u64,
+        max_records: usize,
+        durable: u64,
+        chunk: &mut [u8],
+        out: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Result<(), PersistenceError> {
+        let shard_dir = self.dir.join(format!("shard-{shard:04}"));
+        let slot = usize::from(shard);
         let mut cursor = match self.cursors[slot].take() {
             Some(c) if c.last_seq == after => c,
             _ => seek(&shard_dir, after)?,
@@ -141,9 +165,8 @@ impl EmbeddedTail {
             };
             let file = File::open(&path).map_err(io)?;
             loop {
-                let mut buf = vec![0u8; CHUNK_BYTES];
-                let n = read_at(&file, &mut buf, cursor.offset).map_err(io)?;
-                buf.truncate(n);
+                let n = read_at(&file, chunk, cursor.offset).map_err(io)?;
+                let buf = &chunk[..n];
                 let mut pos = 0usize;
                 let mut progressed = false;
                 let stop = loop {
@@ -234,7 +257,7 @@ impl EmbeddedTail {
             )));
         }
         self.cursors[slot] = Some(cursor);
-        Ok(out)
+        Ok(())
     }
 }
 

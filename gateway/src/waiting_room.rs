@@ -208,9 +208,19 @@ impl QueueService {
         let records = room.take_records();
         let n = records.len() as u64;
         if let Some(p) = permit {
-            // Flushed with the next awaited batch, or within the journal's detached delay
-            // (ADR 0040): no fdatasync of its own.
-            p.submit_detached(records);
+            if records
+                .iter()
+                .any(|r| matches!(r, QueueRecord::Spent { .. }))
+            {
+                // A confirm's `Spent` is flushed at once, as before ADR 0040 (still not
+                // awaited): a takeover right after a confirm must find the ticket spent, not
+                // admitted with a pass until the repair. One per confirm: cheap.
+                drop(p.submit(records));
+            } else {
+                // Flushed with the next awaited batch, or within the journal's detached delay
+                // (ADR 0040): no fdatasync of its own.
+                p.submit_detached(records);
+            }
         }
         self.maybe_compact(&room, n);
         Ok(())

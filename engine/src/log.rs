@@ -36,6 +36,11 @@ pub fn decode_logged(seq: u64, bytes: &[u8]) -> Result<LogRecord, LogError> {
         seq,
         reason: e.to_string(),
     })?;
+    logged_at(seq, record)
+}
+
+/// `record` if it names `seq`, the position it was logged at.
+fn logged_at(seq: u64, record: LogRecord) -> Result<LogRecord, LogError> {
     if record.seq != seq {
         return Err(LogError::Replay {
             seq,
@@ -57,13 +62,7 @@ where
         seq,
         reason: e.to_string(),
     })?;
-    if record.seq != seq {
-        return Err(LogError::Replay {
-            seq,
-            reason: format!("record says seq {}", record.seq),
-        });
-    }
-    Ok(record)
+    logged_at(seq, record)
 }
 
 /// Why the log could not do what was asked.

@@ -323,19 +323,29 @@ fn replayed_buyers(path: &std::path::Path) -> Vec<BuyerId> {
         .collect()
 }
 
-#[test]
-fn detached_records_are_flushed_after_the_delay_with_no_awaited_batch() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("waiting-room");
+/// A journal at `path` with detached records flushed after `delay`, a room with one queue
+/// configured through it (awaited), and the bytes written so far.
+fn configured_journal(
+    path: &std::path::Path,
+    delay: std::time::Duration,
+) -> (QueueJournal, WaitingRoom, usize) {
     let (journal, _) =
-        QueueJournal::open_with(small_embedded(&path), std::time::Duration::from_millis(50))
-            .unwrap_or_else(|e| panic!("{e}"));
+        QueueJournal::open_with(small_embedded(path), delay).unwrap_or_else(|e| panic!("{e}"));
     let mut room = WaitingRoom::new(key(), 1);
     commit(&journal, &mut room, |r| {
         r.configure(q(), fifo_spec(5, 100), T0)
             .unwrap_or_else(|e| panic!("{e}"));
     });
-    let configured = written_bytes(&path);
+    let configured = written_bytes(path);
+    (journal, room, configured)
+}
+
+#[test]
+fn detached_records_are_flushed_after_the_delay_with_no_awaited_batch() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("waiting-room");
+    let (journal, mut room, configured) =
+        configured_journal(&path, std::time::Duration::from_millis(50));
     assert!(configured > 0, "the awaited record is on disk");
     join_detached(&journal, &mut room, 0);
     join_detached(&journal, &mut room, 1);
@@ -358,15 +368,8 @@ fn detached_records_ride_the_next_awaited_flush_in_order() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("waiting-room");
     // A delay far longer than the test: only an awaited batch (or the close) flushes them.
-    let (journal, _) =
-        QueueJournal::open_with(small_embedded(&path), std::time::Duration::from_secs(600))
-            .unwrap_or_else(|e| panic!("{e}"));
-    let mut room = WaitingRoom::new(key(), 1);
-    commit(&journal, &mut room, |r| {
-        r.configure(q(), fifo_spec(5, 100), T0)
-            .unwrap_or_else(|e| panic!("{e}"));
-    });
-    let configured = written_bytes(&path);
+    let (journal, mut room, configured) =
+        configured_journal(&path, std::time::Duration::from_secs(600));
     join_detached(&journal, &mut room, 0);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(

@@ -11,7 +11,9 @@ loadgen=${LOADGEN:-$bin/flashsale-loadgen} # the load generator binary, if built
 spread=${1:?even or by-position}
 poller=${2:?raw or hyper}
 conns=${3:-10000}
-port=$((20000 + RANDOM % 20000))
+# Below the kernel's ephemeral range (32768+): the 10,000 pollers' client ports of the last run
+# may still hold a port there.
+port=$((20000 + RANDOM % 12000))
 dir=$(mktemp -d)
 "$bin/flashsale" serve --http "127.0.0.1:$port" --quic "127.0.0.1:$((port + 1))" \
     --data-dir "$dir" --admin-token adm --storefront-token shop --rate-limit-buyer-rps 0 \
@@ -26,4 +28,7 @@ echo "load average $(cut -d' ' -f1-3 /proc/loadavg); spread=$spread poller=$poll
 timeout 300 "$loadgen" --target "http://127.0.0.1:$port" --token shop \
     --admin-token adm --scenario queue --connections "$conns" --hot-buyers 64 \
     --bench-rounds 6 --bench-round-s 5 --sku qb --stock 1000000 --bench-poller "$poller" \
-    --quiet 2>&1 | grep -A10 "queue bench:"
+    --quiet >"$dir/loadgen.log" 2>&1 || true
+# The summary, or (no summary: the run failed) what the load generator and the server said.
+grep -A10 "queue bench:" "$dir/loadgen.log" ||
+    { echo "no bench summary; load generator:"; tail -5 "$dir/loadgen.log"; tail -5 "$dir/server.log"; exit 1; }

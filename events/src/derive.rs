@@ -300,10 +300,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_sell_out_adds_one_event_per_sku_after_the_records_own() {
+    /// A restock of SKU `a` logged at `seq` (at 5 s) whose facts say `sold_out` SKUs sold out
+    /// (4 in stock, 3 reserved, 1 sold).
+    fn restock_selling_out(seq: u64, sold_out: &[&str]) -> (LogRecord, Facts) {
         let record = rec(
-            20,
+            seq,
             Event::Restocked {
                 sku: SkuId::new("a").unwrap_or_else(|_| unreachable!()),
                 qty: 1,
@@ -318,8 +319,14 @@ mod tests {
         };
         let facts = Facts {
             confirmed: None,
-            sold_out: vec![("a".into(), units), ("b".into(), units)],
+            sold_out: sold_out.iter().map(|s| ((*s).into(), units)).collect(),
         };
+        (record, facts)
+    }
+
+    #[test]
+    fn a_sell_out_adds_one_event_per_sku_after_the_records_own() {
+        let (record, facts) = restock_selling_out(20, &["a", "b"]);
         let mut out = Vec::new();
         derive(&record, &facts, &mut out);
         let ids: Vec<&str> = out.iter().map(|e| e.id.as_str()).collect();
@@ -334,25 +341,7 @@ mod tests {
 
     #[test]
     fn a_filtered_derive_is_the_derive_with_the_other_types_left_out() {
-        let sku = SkuId::new("a").unwrap_or_else(|_| unreachable!());
-        let record = rec(
-            21,
-            Event::Restocked {
-                sku,
-                qty: 1,
-                at_ms: 5_000,
-                key: None,
-            },
-        );
-        let units = SkuUnits {
-            total: 4,
-            reserved: 3,
-            sold: 1,
-        };
-        let facts = Facts {
-            confirmed: None,
-            sold_out: vec![("a".into(), units)],
-        };
+        let (record, facts) = restock_selling_out(21, &["a"]);
         let mut all = Vec::new();
         derive(&record, &facts, &mut all);
         assert_eq!(all.len(), 2);

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Largest response body read (contract responses are small JSON documents).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -105,23 +105,7 @@ impl Conn {
     }
 
     async fn open(&self) -> Result<SendRequest<Full<Bytes>>, TransportError> {
-        let err = |what: &str, e: std::io::Error| TransportError::Connect(format!("{what}: {e}"));
-        let socket = if self.target.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(|e| err("socket", e))?;
-        if let Some(src) = self.source {
-            socket
-                .bind(SocketAddr::new(src, 0))
-                .map_err(|e| err(&format!("bind {src}"), e))?;
-        }
-        let stream = socket
-            .connect(self.target)
-            .await
-            .map_err(|e| err("connect", e))?;
-        stream.set_nodelay(true).map_err(|e| err("nodelay", e))?;
+        let stream = connect_tcp(self.target, self.source).await?;
         let (sender, conn) = http1::Builder::new()
             .read_buf_exact_size(Some(4096))
             .handshake(TokioIo::new(stream))
@@ -181,4 +165,30 @@ impl Conn {
             }
         }
     }
+}
+
+/// A TCP connection to `target` (from `source` when given, any port), Nagle off: the one
+/// connect of the hyper connections here and of the queue bench's raw pollers.
+pub(crate) async fn connect_tcp(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+) -> Result<TcpStream, TransportError> {
+    let err = |what: &str, e: std::io::Error| TransportError::Connect(format!("{what}: {e}"));
+    let socket = if target.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| err("socket", e))?;
+    if let Some(src) = source {
+        socket
+            .bind(SocketAddr::new(src, 0))
+            .map_err(|e| err(&format!("bind {src}"), e))?;
+    }
+    let stream = socket
+        .connect(target)
+        .await
+        .map_err(|e| err("connect", e))?;
+    stream.set_nodelay(true).map_err(|e| err("nodelay", e))?;
+    Ok(stream)
 }

@@ -13,7 +13,7 @@ use http_body_util::Full;
 use hyper::body::Body as _;
 use hyper::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 use super::wire::Status;
 use crate::conn::TransportError;
@@ -169,24 +169,7 @@ impl RawPoller {
     }
 
     async fn connect(&self) -> Result<TcpStream, TransportError> {
-        let err = |what: &str, e: std::io::Error| TransportError::Connect(format!("{what}: {e}"));
-        let socket = if self.target.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(|e| err("socket", e))?;
-        if let Some(src) = self.source {
-            socket
-                .bind(SocketAddr::new(src, 0))
-                .map_err(|e| err(&format!("bind {src}"), e))?;
-        }
-        let stream = socket
-            .connect(self.target)
-            .await
-            .map_err(|e| err("connect", e))?;
-        stream.set_nodelay(true).map_err(|e| err("nodelay", e))?;
-        Ok(stream)
+        crate::conn::connect_tcp(self.target, self.source).await
     }
 }
 

@@ -79,6 +79,48 @@ struct Active {
     poisoned: bool,
 }
 
+/// Where one write of the pending records goes in the active segment.
+struct AppendPlan {
+    /// Block-aligned file offset the write starts at (`tail ++ pending` is written there).
+    base: u64,
+    /// The segment's logical end once the write is done.
+    new_end: u64,
+    /// The partial block the write leaves at `new_end`, rewritten by the next write.
+    new_tail: Vec<u8>,
+}
+
+impl Active {
+    /// Whether a batch of `pending_len` bytes starting at seq `first` must go to a fresh
+    /// segment: this one failed, is full, was opened for another first seq, or the batch
+    /// does not follow the last seq written (`written_last`) without a gap.
+    fn must_rotate(
+        &self,
+        first: u64,
+        pending_len: u64,
+        segment_size: u64,
+        written_last: Option<u64>,
+    ) -> bool {
+        self.poisoned
+            || (self.end > 0 && self.end + pending_len > segment_size)
+            || (self.end == 0 && self.first_seq != first)
+            || written_last.is_some_and(|l| l + 1 != first)
+    }
+
+    /// Plans the write of `pending` after the segment's logical end.
+    fn plan_append(&self, pending: &[u8]) -> AppendPlan {
+        let align = self.file.alignment();
+        let base = self.end / align * align;
+        debug_assert_eq!((self.end - base) as usize, self.tail.len());
+        let new_end = self.end + pending.len() as u64;
+        let new_tail = next_tail(&self.tail, pending, base, new_end, align);
+        AppendPlan {
+            base,
+            new_end,
+            new_tail,
+        }
+    }
+}
+
 /// One shard's embedded write-ahead log (see the module docs of `embedded`).
 pub struct EmbeddedLog {
     dir: PathBuf,
@@ -359,6 +401,19 @@ impl EmbeddedLog {
         Ok(())
     }
 
+    /// Whether the pending batch (first seq `first`) needs a fresh segment: there is none
+    /// open, or [`Active::must_rotate`] says so (`written_last`: the last seq written before).
+    fn must_rotate(&self, first: u64, written_last: Option<u64>) -> bool {
+        self.active.as_ref().is_none_or(|a| {
+            a.must_rotate(
+                first,
+                self.pending.len() as u64,
+                self.segment_size,
+                written_last,
+            )
+        })
+    }
+
     /// Starts the write of every pending record as one batch, if a slot of the pipeline is
     /// free (returns whether it did). Waits only to start a new segment (after the batches in
     /// flight, which live in the old one, are durable).
@@ -370,29 +425,19 @@ impl EmbeddedLog {
             return Ok(false);
         }
         self.ensure_recovered().await?;
-        let pending_len = self.pending.len() as u64;
         let written_last = self.pipeline.last_seq().or(self.last_durable);
-        let need_new = match &self.active {
-            None => true,
-            Some(a) => {
-                a.poisoned
-                    || (a.end > 0 && a.end + pending_len > self.segment_size)
-                    || (a.end == 0 && a.first_seq != first)
-                    || written_last.is_some_and(|l| l + 1 != first)
-            }
-        };
-        if need_new {
+        if self.must_rotate(first, written_last) {
             self.drain().await?;
             self.start_segment(first).await?;
         }
         let Some(a) = self.active.as_mut() else {
             return Err(LogError::Io(std::io::Error::other("no active segment")));
         };
-        let align = a.file.alignment();
-        let base = a.end / align * align;
-        debug_assert_eq!((a.end - base) as usize, a.tail.len());
-        let new_end = a.end + pending_len;
-        let new_tail = next_tail(&a.tail, &self.pending, base, new_end, align);
+        let AppendPlan {
+            base,
+            new_end,
+            new_tail,
+        } = a.plan_append(&self.pending);
         let buf = files::padded_buffer(&a.file, &[&a.tail, &self.pending]);
         // The next write starts after this one's bytes; if this one fails, the file is
         // poisoned and the batch rewritten elsewhere.
@@ -546,27 +591,17 @@ impl EmbeddedLog {
             return Ok(());
         };
         self.ensure_recovered().await?;
-        let pending_len = self.pending.len() as u64;
-        let need_new = match &self.active {
-            None => true,
-            Some(a) => {
-                a.poisoned
-                    || (a.end > 0 && a.end + pending_len > self.segment_size)
-                    || (a.end == 0 && a.first_seq != first)
-                    || self.last_durable.is_some_and(|l| l + 1 != first)
-            }
-        };
-        if need_new {
+        if self.must_rotate(first, self.last_durable) {
             self.start_segment(first).await?;
         }
         let Some(a) = self.active.as_mut() else {
             return Err(LogError::Io(std::io::Error::other("no active segment")));
         };
-        let align = a.file.alignment();
-        let base = a.end / align * align;
-        debug_assert_eq!((a.end - base) as usize, a.tail.len());
-        let new_end = a.end + pending_len;
-        let new_tail = next_tail(&a.tail, &self.pending, base, new_end, align);
+        let AppendPlan {
+            base,
+            new_end,
+            new_tail,
+        } = a.plan_append(&self.pending);
         let res = async {
             files::write_padded(&a.file, base, &[&a.tail, &self.pending]).await?;
             a.file.fdatasync().await?;

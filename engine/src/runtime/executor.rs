@@ -3,12 +3,6 @@
 //! and flushes its batches to the real log, the ticker feeds it the clock; every output is
 //! carried out here (replies on oneshot channels, messages on the peers' queues, SKUs into the
 //! directory). The node lives in an `Rc<RefCell<_>>` that is never borrowed across an `.await`.
-//!
-//! No glommio timer is live on the hot path: the clock ticks arrive as [`Cmd::Tick`] on the
-//! shard's own queue (sent by the engine's ticker thread, [`spawn_ticker`]). A live glommio
-//! timer makes the executor submit an io_uring timeout every time it parks and cancel it every
-//! time it wakes (ADR 0038, addendum "timer churn"); under load a shard parks thousands of
-//! times a second, the ticker needs a hundred wake-ups.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -38,8 +32,6 @@ pub(crate) enum Cmd {
     Request(Request, Reply),
     /// A message from another shard.
     Peer(PeerMsg),
-    /// The clock ticked (expiry, duplicates that waited too long, parts to resolve).
-    Tick,
     /// Stop.
     Shutdown,
 }
@@ -75,25 +67,15 @@ pub(crate) async fn run(
         wake_rx,
         stopping.clone(),
     ));
+    let ticker = glommio::spawn_local(ticker(ctx.clone(), node.clone(), wake_tx.clone()));
     // One output buffer for the command loop: no allocation per command in steady state.
     let mut out = Vec::new();
-    let mut ticks = TickWatch::new(ctx.expiry_tick);
     while let Ok(cmd) = rx.recv_async().await {
         let now = ctx.clock.now_ms();
         match cmd {
             Cmd::Shutdown => break,
             Cmd::Request(req, reply) => node.borrow_mut().request(now, req, reply, &mut out),
             Cmd::Peer(msg) => node.borrow_mut().peer(now, msg, &mut out),
-            Cmd::Tick => {
-                ticks.ticked();
-                node.borrow_mut().tick(now, &mut out);
-            }
-        }
-        // A tick the ticker could not queue (the queue was full) is not lost: a shard that
-        // has been too busy to see one for two periods ticks here.
-        if ticks.overdue() {
-            ticks.ticked();
-            node.borrow_mut().tick(now, &mut out);
         }
         carry_out(&ctx, &node, &mut out);
         if node.borrow().has_pending() {
@@ -103,6 +85,7 @@ pub(crate) async fn run(
     stopping.set(true);
     let _ = wake_tx.try_send(());
     drop(wake_tx);
+    ticker.cancel().await;
     flusher.await;
     // Anything still waiting was never made durable.
     let mut out = Vec::new();
@@ -224,118 +207,16 @@ async fn flusher(
     }
 }
 
-/// How many commands the command loop handles between two looks at the wall clock for an
-/// overdue tick (reading the clock per command would cost more than the check is worth).
-const TICK_CHECK_EVERY: u32 = 256;
-
-/// Notices when a shard has gone two tick periods without a [`Cmd::Tick`] (the ticker's
-/// `try_send` found the queue full), so the command loop ticks by itself.
-struct TickWatch {
-    period: Duration,
-    last: Instant,
-    until_check: u32,
-}
-
-impl TickWatch {
-    fn new(period: Duration) -> Self {
-        assert!(!period.is_zero(), "the expiry tick must be positive");
-        TickWatch {
-            period,
-            last: Instant::now(),
-            until_check: TICK_CHECK_EVERY,
+/// Feeds the clock to the node every tick (expiry, duplicates that waited too long, parts to
+/// resolve).
+async fn ticker(ctx: Rc<Ctx>, node: NodeRef, wake: flume::Sender<()>) {
+    loop {
+        glommio::timer::sleep(ctx.expiry_tick).await;
+        let mut out = Vec::new();
+        node.borrow_mut().tick(ctx.clock.now_ms(), &mut out);
+        carry_out(&ctx, &node, &mut out);
+        if node.borrow().has_pending() {
+            let _ = wake.try_send(());
         }
-    }
-
-    /// The shard just ticked.
-    fn ticked(&mut self) {
-        self.last = Instant::now();
-        self.until_check = TICK_CHECK_EVERY;
-    }
-
-    /// Whether the shard should tick now (checked against the clock once per
-    /// [`TICK_CHECK_EVERY`] calls).
-    fn overdue(&mut self) -> bool {
-        self.until_check -= 1;
-        if self.until_check > 0 {
-            return false;
-        }
-        self.until_check = TICK_CHECK_EVERY;
-        self.last.elapsed() >= self.period * 2
-    }
-}
-
-/// Starts the engine's ticker thread: every `period` it offers a [`Cmd::Tick`] to each shard
-/// (`try_send`: a full queue skips the tick, see [`TickWatch`]). It ends when `stop`'s sender
-/// is dropped (at once) or once every shard's queue is closed (within one period).
-pub(crate) fn spawn_ticker(
-    shards: Vec<flume::Sender<Cmd>>,
-    period: Duration,
-    stop: std::sync::mpsc::Receiver<()>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    assert!(!period.is_zero(), "the expiry tick must be positive");
-    std::thread::Builder::new()
-        .name("flashsale-ticker".into())
-        .spawn(move || loop {
-            match stop.recv_timeout(period) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-            let mut open = 0usize;
-            for s in &shards {
-                match s.try_send(Cmd::Tick) {
-                    Ok(()) | Err(flume::TrySendError::Full(_)) => open += 1,
-                    Err(flume::TrySendError::Disconnected(_)) => {}
-                }
-            }
-            if open == 0 {
-                return;
-            }
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tick_watch_looks_at_the_clock_once_per_check_period() {
-        let mut w = TickWatch::new(Duration::from_millis(1));
-        std::thread::sleep(Duration::from_millis(3));
-        // Overdue by now, but only the TICK_CHECK_EVERY-th call reads the clock.
-        for _ in 1..TICK_CHECK_EVERY {
-            assert!(!w.overdue());
-        }
-        assert!(w.overdue());
-        w.ticked();
-        for _ in 0..TICK_CHECK_EVERY {
-            assert!(!w.overdue(), "a tick just happened");
-        }
-    }
-
-    #[test]
-    fn the_ticker_ticks_every_shard_and_stops_when_told() {
-        let (a_tx, a_rx) = flume::bounded(4);
-        let (b_tx, b_rx) = flume::bounded(4);
-        let (stop, stop_rx) = std::sync::mpsc::channel();
-        let join = spawn_ticker(vec![a_tx, b_tx], Duration::from_millis(1), stop_rx).unwrap();
-        assert!(matches!(
-            a_rx.recv_timeout(Duration::from_secs(5)),
-            Ok(Cmd::Tick)
-        ));
-        assert!(matches!(
-            b_rx.recv_timeout(Duration::from_secs(5)),
-            Ok(Cmd::Tick)
-        ));
-        drop(stop);
-        join.join().unwrap();
-    }
-
-    #[test]
-    fn the_ticker_ends_when_every_shard_queue_is_closed() {
-        let (tx, rx) = flume::bounded::<Cmd>(1);
-        let (_stop, stop_rx) = std::sync::mpsc::channel();
-        let join = spawn_ticker(vec![tx], Duration::from_millis(1), stop_rx).unwrap();
-        drop(rx);
-        join.join().unwrap();
     }
 }

@@ -131,15 +131,7 @@ struct Inner {
     writable: Arc<[AtomicBool]>,
     clock: Arc<dyn Clock>,
     joins: Mutex<Vec<glommio::ExecutorJoinHandle<()>>>,
-    /// The ticker thread (ADR 0038, "timer churn"): dropping its stop sender ends it at once.
-    ticker: Mutex<Option<Ticker>>,
     stopped: AtomicBool,
-}
-
-/// The engine's ticker thread and the sender whose drop stops it.
-struct Ticker {
-    stop: std::sync::mpsc::Sender<()>,
-    join: std::thread::JoinHandle<()>,
 }
 
 impl Drop for Inner {
@@ -254,7 +246,6 @@ impl Engine {
             writable,
             clock: config.clock.clone(),
             joins: Mutex::new(joins),
-            ticker: Mutex::new(None),
             stopped: AtomicBool::new(false),
         });
         let engine = Engine { inner };
@@ -270,27 +261,6 @@ impl Engine {
         if let Err(e) = futures::executor::block_on(engine.recover_groups()) {
             engine.shutdown();
             return Err(StartError::Executor(format!("reconciliation failed: {e}")));
-        }
-        // Ticks start once the shards serve: none queue up behind a long recovery.
-        let (stop, stop_rx) = std::sync::mpsc::channel();
-        match executor::spawn_ticker(
-            engine.inner.senders.clone(),
-            Duration::from_millis(config.expiry_tick_ms),
-            stop_rx,
-        ) {
-            Ok(join) => {
-                let mut slot = match engine.inner.ticker.lock() {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                *slot = Some(Ticker { stop, join });
-            }
-            Err(e) => {
-                engine.shutdown();
-                return Err(StartError::Executor(format!(
-                    "cannot start the ticker thread: {e}"
-                )));
-            }
         }
         Ok(engine)
     }
@@ -703,16 +673,6 @@ impl Engine {
         for j in joins {
             if let Err(e) = j.join() {
                 tracing::error!(error = %e, "shard executor ended with an error");
-            }
-        }
-        let ticker = match self.inner.ticker.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        };
-        if let Some(Ticker { stop, join }) = ticker {
-            drop(stop);
-            if join.join().is_err() {
-                tracing::error!("the ticker thread panicked");
             }
         }
     }

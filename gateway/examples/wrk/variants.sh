@@ -75,8 +75,8 @@ for line in open(sys.argv[1]):
     if len(f) > 2 and not line.startswith("#"):
         try: v[f[2].split(":")[-1]] = float(f[0])
         except ValueError: pass
-print(f"perf_task_clock_us_per_req={v.get(\"task-clock\", 0) * 1e3 / n:.1f} perf_ctxsw_per_req={v.get(\"context-switches\", 0) / n:.3f} "
-      f"uring_sqe_per_req={v.get(\"io_uring_submit_req\", 0) / n:.2f} uring_enter_per_req={v.get(\"sys_enter_io_uring_enter\", 0) / n:.2f}")' \
+t, c, q, e = (v.get(k, 0) for k in ("task-clock", "context-switches", "io_uring_submit_req", "sys_enter_io_uring_enter"))
+print(f"perf_task_clock_us_per_req={t * 1e3 / n:.1f} perf_ctxsw_per_req={c / n:.3f} uring_sqe_per_req={q / n:.2f} uring_enter_per_req={e / n:.2f}")' \
       "$TMP/stat-$1" "$(echo "$out" | awk '/requests in/ {print $1}')")
   fi
   local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')

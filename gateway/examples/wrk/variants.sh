@@ -10,7 +10,10 @@
 #   Every run also prints the server's CPU per request (user and kernel, from /proc/PID/stat) and
 #   its context switches per request (all threads, /proc/PID/task/*/status).
 #   PHASES="hot gone" (default "hot") picks the phases; PERF=NAME records `perf record -g`
-#   of that variant's first hot run into ./perf-NAME.data.
+#   of that variant's first hot run into ./perf-NAME.data. PERFSTAT=1 also counts, with
+#   `perf stat -p PID` over each run, the server's task-clock, context switches, io_uring
+#   submissions (tracepoint io_uring:io_uring_submit_req: every SQE, timers included) and
+#   io_uring_enter calls, printed per request (ADR 0038, "timer churn").
 # Needs: wrk, a release build (cargo build --release -p flashsale-gateway --bin flashsale
 #   --example baseline). Prints one line per run and the median ratios at the end.
 set -euo pipefail
@@ -55,8 +58,27 @@ cpu_ctx() {
 }
 run() { # name url sku pid
   local before; before=$(cpu_ctx "$4")
+  local stat_pid=
+  if [[ -n ${PERFSTAT:-} ]]; then
+    perf stat -x, -o "$TMP/stat-$1" -e task-clock,context-switches,io_uring:io_uring_submit_req,syscalls:sys_enter_io_uring_enter \
+      -p "$4" -- sleep "$D" > /dev/null 2>&1 &
+    stat_pid=$!
+  fi
   local out; out=$(TOKEN=$TOKEN SKU=$3 wrk -t2 -c"$C" -d"${D}s" --timeout 10s -s "$LUA" "$2" 2>&1)
   local after; after=$(cpu_ctx "$4")
+  local stat=
+  if [[ -n $stat_pid ]]; then
+    wait "$stat_pid" || true
+    stat=$(python3 -c 'import sys; n = max(int(sys.argv[2] or 0), 1); v = {}
+for line in open(sys.argv[1]):
+    f = line.strip().split(",")
+    if len(f) > 2 and not line.startswith("#"):
+        try: v[f[2].split(":")[-1]] = float(f[0])
+        except ValueError: pass
+t, c, q, e = (v.get(k, 0) for k in ("task-clock", "context-switches", "io_uring_submit_req", "sys_enter_io_uring_enter"))
+print(f"perf_task_clock_us_per_req={t * 1e3 / n:.1f} perf_ctxsw_per_req={c / n:.3f} uring_sqe_per_req={q / n:.2f} uring_enter_per_req={e / n:.2f}")' \
+      "$TMP/stat-$1" "$(echo "$out" | awk '/requests in/ {print $1}')")
+  fi
   local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   local per; per=$(python3 -c 'import sys; b, a, n = sys.argv[1].split(), sys.argv[2].split(), max(int(sys.argv[3] or 0), 1)
 import os; tick = 1e6 / os.sysconf("SC_CLK_TCK"); u, s, c = (int(a[i]) - int(b[i]) for i in range(3))
@@ -66,7 +88,7 @@ print(f"cpu_us_per_req={(u + s) * tick / n:.1f} sys_share={s / max(u + s, 1):.2f
   local p50; p50=$(echo "$out" | sed -n 's/.*p50_us=\([0-9]*\).*/\1/p')
   local errs; errs=$(echo "$out" | grep -E "Socket errors" || echo "Socket errors: none")
   local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-  echo "$1 sku=$3 rps=$rps p50_us=$p50 p99_us=$p99 non2xx=${non2xx:-0} $per | $errs" | tee -a "$TMP/runs"
+  echo "$1 sku=$3 rps=$rps p50_us=$p50 p99_us=$p99 non2xx=${non2xx:-0} $per | $errs${stat:+ | $stat}" | tee -a "$TMP/runs"
 }
 for phase in ${PHASES:-hot}; do
   for r in $(seq "$R"); do
@@ -88,9 +110,12 @@ python3 - "$TMP/runs" <<'PY'
 import statistics, sys, collections
 rows = collections.defaultdict(list)
 extra = collections.defaultdict(list)
+stats = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     f = dict(kv.split("=", 1) for kv in line.split("|")[0].split()[1:])
     name = line.split()[0]
+    if "perf_task_clock" in line.split("|")[-1]:
+        stats[(f["sku"], name)].append(dict(kv.split("=", 1) for kv in line.split("|")[-1].split()))
     rows[(f["sku"], name)].append((float(f["rps"] or 0), int(f["p99_us"] or 0)))
     extra[(f["sku"], name)].append((float(f["cpu_us_per_req"]), float(f["sys_share"]), float(f["ctxsw_per_req"])))
 for (sku, name), runs in sorted(rows.items()):
@@ -104,6 +129,10 @@ for (sku, name), runs in sorted(rows.items()):
     cpu, sys_, cs = zip(*extra[(sku, name)])
     print(f"summary sku={sku} {name:>12} cpu_us_per_req_median={statistics.median(cpu):.1f} "
           f"sys_share_median={statistics.median(sys_):.2f} ctxsw_per_req_median={statistics.median(cs):.3f}")
+    if stats[(sku, name)]:
+        keys = stats[(sku, name)][0].keys()
+        print(f"summary sku={sku} {name:>12} " + " ".join(
+            f"{k}_median={statistics.median(float(d[k]) for d in stats[(sku, name)]):.3f}" for k in keys))
 PY
 for i in "${!NAMES[@]}"; do
   echo "${NAMES[$i]}: $(curl -s "http://127.0.0.1:${PORTS[$i]}/metrics" | grep -E '^flashsale_(reservations_total\{outcome="held"|log_batches_total)' | tr '\n' ' ')"

@@ -144,30 +144,26 @@ impl Flushes {
 const SAMPLES_PER_BATCH: u64 = 16;
 
 /// One closed-loop run: fixed batches of `batch`, flushed as fast as possible.
-fn embedded_closed_run(dir: &PathBuf, zero_fill: bool, batch: usize, secs: u64) {
-    let _ = std::fs::remove_dir_all(dir);
-    let dir = dir.clone();
-    let rec = sample_record();
-    let res = LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(2 << 20)
-        .spawn(move || async move {
-            let mut log = open_warm(&dir, zero_fill, &rec).await;
-            let commits_before = log.commits();
-            let mut flush_hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
-            let mut seq = 1u64;
-            let start = Instant::now();
-            let end = start + Duration::from_secs(secs);
-            while Instant::now() < end {
-                for _ in 0..batch {
-                    seq += 1;
-                    log.append(seq, &rec);
-                }
-                let f0 = Instant::now();
-                log.flush().await.unwrap_or_else(|e| panic!("{e}"));
-                flush_hist.record((f0.elapsed().as_micros() as u64).max(1)).ok();
+fn embedded_closed_run(dir: &std::path::Path, zero_fill: bool, batch: usize, secs: u64) {
+    on_warm_log(dir, zero_fill, move |mut log, rec| async move {
+        let commits_before = log.commits();
+        let mut flush_hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
+        let mut seq = 1u64;
+        let start = Instant::now();
+        let end = start + Duration::from_secs(secs);
+        while Instant::now() < end {
+            for _ in 0..batch {
+                seq += 1;
+                log.append(seq, &rec);
             }
-            let elapsed = start.elapsed().as_secs_f64();
-            println!(
+            let f0 = Instant::now();
+            log.flush().await.unwrap_or_else(|e| panic!("{e}"));
+            flush_hist
+                .record((f0.elapsed().as_micros() as u64).max(1))
+                .ok();
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        println!(
                 "embedded closed/{batch}: {:>12.0} durable records/s, {:>7} flushes, flush p50 {} us p99 {} us, record {} B",
                 (seq - 1) as f64 / elapsed,
                 log.commits() - commits_before,
@@ -175,11 +171,31 @@ fn embedded_closed_run(dir: &PathBuf, zero_fill: bool, batch: usize, secs: u64) 
                 flush_hist.value_at_quantile(0.99),
                 rec.len()
             );
+    })
+}
+
+/// Runs `body` on a fresh glommio executor, with shard 0 of a fresh log in `dir` (cleared
+/// first, opened by [`open_warm`]) and the sample record; returns what `body` returns.
+fn on_warm_log<T, F, Fut>(dir: &std::path::Path, zero_fill: bool, body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(EmbeddedLog, Vec<u8>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    let _ = std::fs::remove_dir_all(dir);
+    let dir = dir.to_path_buf();
+    let rec = sample_record();
+    let res = LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(2 << 20)
+        .spawn(move || async move {
+            let log = open_warm(&dir, zero_fill, &rec).await;
+            body(log, rec).await
         })
         .unwrap_or_else(|e| panic!("{e}"))
         .join();
-    if let Err(e) = res {
-        panic!("embedded bench: {e}");
+    match res {
+        Ok(out) => out,
+        Err(e) => panic!("embedded bench: {e}"),
     }
 }
 
@@ -220,105 +236,90 @@ struct Submitted {
 /// batch, every record arrived and not yet submitted goes into it. Commit latency of a record
 /// = the moment the log reports it durable (it and every record before it) − its arrival.
 fn embedded_run(
-    dir: &PathBuf,
+    dir: &std::path::Path,
     zero_fill: bool,
     rate: u64,
     flushes: Flushes,
     secs: u64,
 ) -> CommitStats {
-    let _ = std::fs::remove_dir_all(dir);
-    let dir = dir.clone();
-    let rec = sample_record();
-    let res = LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(2 << 20)
-        .spawn(move || async move {
-            let mut log = open_warm(&dir, zero_fill, &rec).await;
-            let commits_before = log.commits();
-            let mut hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
-            let mut flush_hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
-            let mut in_flight: std::collections::VecDeque<Submitted> = Default::default();
-            // Records appended so far (arrival index of the last one) and submitted so far.
-            let mut appended_k = 0u64;
-            let mut submitted_k = 0u64;
-            let start = Instant::now();
-            let end = start + Duration::from_secs(secs);
-            let ns_of = |k: u64| (k as u128 * 1_000_000_000 / rate as u128) as u64;
-            loop {
-                let now = Instant::now();
-                if now >= end {
-                    break;
-                }
-                let now_ns = (now - start).as_nanos() as u64;
-                let arrived = (now_ns as u128 * rate as u128 / 1_000_000_000) as u64;
-                while appended_k < arrived {
-                    appended_k += 1;
-                    log.append(appended_k + 1, &rec);
-                }
-                if flushes == Flushes::Inline && log.has_pending() {
-                    log.flush().await.unwrap_or_else(|e| panic!("{e}"));
-                    in_flight.push_back(Submitted {
-                        first_k: submitted_k + 1,
-                        last_k: appended_k,
-                        submitted_ns: now_ns,
-                    });
-                    submitted_k = appended_k;
-                } else if flushes != Flushes::Inline
-                    && log.has_pending()
-                    && log.in_flight() < flushes.limit()
+    on_warm_log(dir, zero_fill, move |mut log, rec| async move {
+        let commits_before = log.commits();
+        let mut hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
+        let mut flush_hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("{e}"));
+        let mut in_flight: std::collections::VecDeque<Submitted> = Default::default();
+        // Records appended so far (arrival index of the last one) and submitted so far.
+        let mut appended_k = 0u64;
+        let mut submitted_k = 0u64;
+        let start = Instant::now();
+        let end = start + Duration::from_secs(secs);
+        let ns_of = |k: u64| (k as u128 * 1_000_000_000 / rate as u128) as u64;
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            let now_ns = (now - start).as_nanos() as u64;
+            let arrived = (now_ns as u128 * rate as u128 / 1_000_000_000) as u64;
+            while appended_k < arrived {
+                appended_k += 1;
+                log.append(appended_k + 1, &rec);
+            }
+            let started = if !log.has_pending() {
+                false
+            } else if flushes == Flushes::Inline {
+                log.flush().await.unwrap_or_else(|e| panic!("{e}"));
+                true
+            } else {
+                log.in_flight() < flushes.limit()
                     && log.submit().await.unwrap_or_else(|e| panic!("{e}"))
-                {
-                    in_flight.push_back(Submitted {
-                        first_k: submitted_k + 1,
-                        last_k: appended_k,
-                        submitted_ns: now_ns,
-                    });
-                    submitted_k = appended_k;
-                }
-                let blocked = log.in_flight() >= flushes.limit()
-                    || (log.has_pending() && log.in_flight() > 0);
-                let durable = if blocked {
-                    // No batch can be started: park until a write or sync completes.
-                    log.wait_durable().await
-                } else {
-                    // Waiting for records to arrive: a real shard would be serving meanwhile.
-                    glommio::executor().yield_now().await;
-                    log.poll_durable()
-                }
-                .unwrap_or_else(|e| panic!("{e}"))
-                .unwrap_or(0);
-                let done_ns = (Instant::now() - start).as_nanos() as u64;
-                while in_flight.front().is_some_and(|b| b.last_k < durable) {
-                    let Some(b) = in_flight.pop_front() else {
-                        break;
-                    };
-                    flush_hist
-                        .record((done_ns.saturating_sub(b.submitted_ns) / 1000).max(1))
+            };
+            if started {
+                in_flight.push_back(Submitted {
+                    first_k: submitted_k + 1,
+                    last_k: appended_k,
+                    submitted_ns: now_ns,
+                });
+                submitted_k = appended_k;
+            }
+            let blocked =
+                log.in_flight() >= flushes.limit() || (log.has_pending() && log.in_flight() > 0);
+            let durable = if blocked {
+                // No batch can be started: park until a write or sync completes.
+                log.wait_durable().await
+            } else {
+                // Waiting for records to arrive: a real shard would be serving meanwhile.
+                glommio::executor().yield_now().await;
+                log.poll_durable()
+            }
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or(0);
+            let done_ns = (Instant::now() - start).as_nanos() as u64;
+            while in_flight.front().is_some_and(|b| b.last_k < durable) {
+                let Some(b) = in_flight.pop_front() else {
+                    break;
+                };
+                flush_hist
+                    .record((done_ns.saturating_sub(b.submitted_ns) / 1000).max(1))
+                    .ok();
+                let n = b.last_k - b.first_k + 1;
+                let samples = n.min(SAMPLES_PER_BATCH);
+                for i in 0..samples {
+                    let k = b.first_k + n * i / samples;
+                    let lat_us = done_ns.saturating_sub(ns_of(k)) / 1000;
+                    hist.record_n(lat_us.max(1), n / samples + u64::from(i < n % samples))
                         .ok();
-                    let n = b.last_k - b.first_k + 1;
-                    let samples = n.min(SAMPLES_PER_BATCH);
-                    for i in 0..samples {
-                        let k = b.first_k + n * i / samples;
-                        let lat_us = done_ns.saturating_sub(ns_of(k)) / 1000;
-                        hist.record_n(lat_us.max(1), n / samples + u64::from(i < n % samples))
-                            .ok();
-                    }
                 }
             }
-            let elapsed = start.elapsed().as_secs_f64();
-            let durable = log.last_durable_seq().unwrap_or(1) - 1;
-            CommitStats {
-                durable_per_s: durable as f64 / elapsed,
-                commit_us: [0.5, 0.99, 0.999].map(|q| hist.value_at_quantile(q)),
-                flush_us: [0.5, 0.99, 0.999].map(|q| flush_hist.value_at_quantile(q)),
-                flushes: log.commits() - commits_before,
-            }
-        })
-        .unwrap_or_else(|e| panic!("{e}"))
-        .join();
-    match res {
-        Ok(stats) => stats,
-        Err(e) => panic!("embedded bench: {e}"),
-    }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let durable = log.last_durable_seq().unwrap_or(1) - 1;
+        CommitStats {
+            durable_per_s: durable as f64 / elapsed,
+            commit_us: [0.5, 0.99, 0.999].map(|q| hist.value_at_quantile(q)),
+            flush_us: [0.5, 0.99, 0.999].map(|q| flush_hist.value_at_quantile(q)),
+            flushes: log.commits() - commits_before,
+        }
+    })
 }
 
 /// Per-record commit latency and per-flush latency of one open-loop run.

@@ -124,6 +124,7 @@ impl Shard {
     }
 
     /// Verifies that `event` can be applied to the current state.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(super) fn check(&self, event: &Event) -> Result<(), ApplyError> {
         self.check_at(event, None)
     }
@@ -274,9 +275,13 @@ impl Shard {
                 let s = sku_at_mut(&mut self.skus, i);
                 let before = s.available();
                 let step = i128::from(spec.stock) - i128::from(s.spec.stock);
+                let counted = s.counts_usage();
                 s.spec = spec;
                 assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
                 move_gate(s, before, step, 0);
+                if s.counts_usage() != counted {
+                    self.recount_usage_of(i);
+                }
             }
             None => {
                 let gate = Arc::new(StockGate::new(spec.stock));
@@ -311,7 +316,8 @@ impl Shard {
     }
 
     /// The stock side of `Reserved`: moves each line's units to reserved (and off the gate,
-    /// unless the caller's claims already took them), counts the buyer's usage, and returns
+    /// unless the caller's claims already took them), counts the buyer's usage of SKUs with a
+    /// per-buyer limit, and returns
     /// the lines in their stored form. `skus[k]`, when given, is the index of `lines[k].sku`;
     /// `buyer` is the buyer's handle.
     fn take_lines(
@@ -361,7 +367,9 @@ impl Shard {
         // A claim already took the units off the gate; otherwise they go now.
         let claims = if units == Units::Claimed { qty } else { 0 };
         move_gate(s, before, i128::from(claims) - i128::from(qty), claims);
-        self.add_usage(buyer, i, qty);
+        if s.counts_usage() {
+            self.add_usage(buyer, i, qty);
+        }
         CLine {
             sku: i,
             qty: l.qty,
@@ -491,7 +499,9 @@ impl Shard {
             let before = s.available();
             s.reserved -= qty;
             move_gate(s, before, i128::from(qty), 0);
-            sub_usage(&mut self.usage, r.buyer_handle, l.sku, qty);
+            if s.counts_usage() {
+                sub_usage(&mut self.usage, r.buyer_handle, l.sku, qty);
+            }
         }
         if reason == ReleaseReason::Aborted {
             if let Some(key) = &r.idempotency_key {

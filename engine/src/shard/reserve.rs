@@ -95,6 +95,9 @@ impl Shard {
             Units::FromGates
         };
         let n_lines = cmd_lines.len().min(MAX_LINES);
+        if n_lines > 0 {
+            self.hot_sku = idx[0];
+        }
         let mut lines = std::mem::take(&mut self.spare_lines);
         lines.clear();
         lines.reserve(n_lines);
@@ -176,7 +179,12 @@ impl Shard {
         // claims are then matched to the lines one by one below; debug builds re-check the
         // event in full before applying it).
         if !empty_home && !cmd.claims.is_held() {
-            validate_lines(cmd.lines.iter().map(|(s, q)| (s, *q)))?;
+            match cmd.lines.as_slice() {
+                // One line (the common case): only its quantity can be wrong.
+                [(sku, 0)] => return Err(zero_qty(sku)),
+                [_] => {}
+                lines => validate_lines(lines.iter().map(|(s, q)| (s, *q)))?,
+            }
         }
         if let Some(id) = cmd.id {
             if self.reservations.contains(self.id, id) {
@@ -198,10 +206,9 @@ impl Shard {
         }
         let mut min_ttl = u64::MAX;
         for (i, (sku, qty)) in cmd.lines.iter().enumerate() {
-            let idx_of = *self
-                .sku_index
-                .get(sku)
-                .ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
+            let Some(idx_of) = self.sku_idx(sku) else {
+                return Err(CommandError::SkuNotFound(sku.clone()));
+            };
             let s = &self.skus[idx_of as usize];
             if let Some(c) = claims.next() {
                 if !c.is_on(&s.gate) || c.qty() != u64::from(*qty) {
@@ -277,13 +284,16 @@ pub fn validate_lines<'a>(
     }
     for (i, (sku, qty)) in lines.clone().enumerate() {
         if qty == 0 {
-            return Err(CommandError::Invalid(format!(
-                "qty of {sku} must be at least 1"
-            )));
+            return Err(zero_qty(sku));
         }
         if lines.clone().take(i).any(|(other, _)| other == sku) {
             return Err(CommandError::Invalid(format!("SKU {sku} appears twice")));
         }
     }
     Ok(())
+}
+
+/// The error of a line with quantity 0.
+fn zero_qty(sku: &SkuId) -> CommandError {
+    CommandError::Invalid(format!("qty of {sku} must be at least 1"))
 }

@@ -378,6 +378,7 @@ impl Shard {
     }
 
     /// Keeps the emptied line buffer of a `Reserved` event for the next reservation.
+    #[inline]
     fn recycle_lines(&mut self, mut lines: Vec<Line>) {
         lines.clear();
         self.spare_lines = lines;

@@ -149,12 +149,14 @@ impl Store {
     }
 
     /// The `(chunk, slot)` position of an own counter, if inside the chunk range.
+    #[inline]
     pub(super) fn locate(&self, counter: u64) -> Option<(usize, usize)> {
         let c = usize::try_from((counter / CHUNK).checked_sub(self.first_chunk)?).ok()?;
         (c < self.own.len()).then_some((c, (counter % CHUNK) as usize))
     }
 
     /// The reservation with this id (`shard`: the owning shard).
+    #[inline]
     pub(super) fn get(&self, shard: ShardId, id: ReservationId) -> Option<&Reservation> {
         if id.shard() == shard {
             if let Some((c, i)) = self.locate(id.counter()) {
@@ -167,6 +169,7 @@ impl Store {
     }
 
     /// The reservation with this id, to change it.
+    #[inline]
     pub(super) fn get_mut(
         &mut self,
         shard: ShardId,

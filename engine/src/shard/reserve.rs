@@ -2,7 +2,7 @@
 //! reservation's lines (shape, stock, sale window, per-buyer limit).
 
 use flashsale_protocol::event::Group;
-use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
+use flashsale_protocol::limits::MAX_MONEY_CENTS;
 use flashsale_protocol::{BuyerId, Event, Line, ReservationId, ScopedKey, SkuId, MAX_LINES};
 use smallvec::SmallVec;
 
@@ -205,6 +205,10 @@ impl Shard {
             return Err(bug("claims out of step with the lines"));
         }
         let mut min_ttl = u64::MAX;
+        // The total as `checked_total_cents` sums it, in this loop rather than a second one
+        // over the lines and prices (`None` = it overflowed); checked after the per-line
+        // checks, which come first.
+        let mut total_cents = Some(0u64);
         for (i, (sku, qty)) in cmd.lines.iter().enumerate() {
             let Some(idx_of) = self.sku_idx(sku) else {
                 return Err(CommandError::SkuNotFound(sku.clone()));
@@ -217,13 +221,14 @@ impl Shard {
             }
             line_check(s, *qty, || self.used_idx(&cmd.buyer, idx_of), now_ms)?;
             min_ttl = min_ttl.min(s.spec.reservation_ttl_ms);
+            total_cents = total_cents
+                .and_then(|t| t.checked_add(u64::from(*qty).checked_mul(s.spec.price_cents)?));
             if let (Some(p), Some(x)) = (prices.get_mut(i), idx.get_mut(i)) {
                 *p = s.spec.price_cents;
                 *x = idx_of;
             }
         }
-        let priced = cmd.lines.iter().zip(prices.iter());
-        if checked_total_cents(priced.map(|((_, qty), price)| (*qty, *price))).is_none() {
+        if total_cents.is_none_or(|t| t > MAX_MONEY_CENTS) {
             return Err(CommandError::Invalid(format!(
                 "reservation total exceeds the maximum of {MAX_MONEY_CENTS} cents"
             )));

@@ -5,10 +5,11 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
+use flashsale_protocol::event::Group;
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{
-    Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ShardId, SkuId,
-    SkuSpec, MAX_LINES,
+    Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId,
+    SkuId, SkuSpec, MAX_LINES,
 };
 
 use super::buyers::BuyerHandle;
@@ -230,7 +231,17 @@ impl Shard {
                 let buyer_handle = self.buyers.acquire(&buyer);
                 let compact = self.take_lines(buyer_handle, &lines, units, skus);
                 self.recycle_lines(lines);
-                self.apply_reserved(Reservation {
+                // The index entries first, from the fields; then the reservation is built in
+                // its store slot (`insert_with`), not on the stack and moved there.
+                self.index_reserved(
+                    id,
+                    buyer_handle,
+                    at_ms,
+                    expires_at_ms,
+                    &idempotency_key,
+                    &group,
+                );
+                let inserted = self.reservations.insert_with(self.id, id, || Reservation {
                     id,
                     buyer,
                     buyer_handle,
@@ -249,6 +260,7 @@ impl Shard {
                     group,
                     extension_keys: Vec::new(),
                 });
+                assert!(inserted, "{id} reserved twice passed the check");
             }
             Event::Confirmed {
                 id,
@@ -384,25 +396,29 @@ impl Shard {
         self.spare_lines = lines;
     }
 
-    /// `Reserved` (after [`Shard::take_lines`]): stores the reservation; on its home shard
-    /// also advances the id counter, schedules its expiry and remembers its key. Inlined so
-    /// the reservation is built where the store keeps it rather than moved through calls.
+    /// `Reserved` (after [`Shard::take_lines`], before the store insert): on its home shard
+    /// advances the id counter, schedules its expiry, remembers its key and lists it for its
+    /// buyer; a part of another shard's group gets its part expiry.
     #[inline]
-    fn apply_reserved(&mut self, r: Reservation) {
-        let id = r.id;
+    fn index_reserved(
+        &mut self,
+        id: ReservationId,
+        buyer_handle: BuyerHandle,
+        created_at_ms: u64,
+        expires_at_ms: u64,
+        idempotency_key: &Option<ScopedKey>,
+        group: &Option<Group>,
+    ) {
         if id.shard() == self.id {
             self.next_reservation = self.next_reservation.max(id.counter() + 1);
-            self.expiry.push(Reverse((r.expires_at_ms, id)));
-            if let Some(key) = &r.idempotency_key {
+            self.expiry.push(Reverse((expires_at_ms, id)));
+            if let Some(key) = idempotency_key {
                 self.idempotency.insert(key.clone(), id);
             }
-            self.buyers
-                .add_reservation(r.buyer_handle, r.created_at_ms, id);
-        } else if r.group.is_some() {
-            self.part_expiry.push(Reverse((r.expires_at_ms, id)));
+            self.buyers.add_reservation(buyer_handle, created_at_ms, id);
+        } else if group.is_some() {
+            self.part_expiry.push(Reverse((expires_at_ms, id)));
         }
-        let inserted = self.reservations.insert(self.id, r);
-        assert!(inserted, "{id} reserved twice passed the check");
     }
 
     /// `Confirmed`: the held units become sold under `order` (available units, and so the

@@ -5,10 +5,11 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
+use flashsale_protocol::event::Group;
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::{
-    Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ShardId, SkuId,
-    SkuSpec, MAX_LINES,
+    Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId,
+    SkuId, SkuSpec, MAX_LINES,
 };
 
 use super::buyers::BuyerHandle;
@@ -124,6 +125,7 @@ impl Shard {
     }
 
     /// Verifies that `event` can be applied to the current state.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(super) fn check(&self, event: &Event) -> Result<(), ApplyError> {
         self.check_at(event, None)
     }
@@ -229,7 +231,17 @@ impl Shard {
                 let buyer_handle = self.buyers.acquire(&buyer);
                 let compact = self.take_lines(buyer_handle, &lines, units, skus);
                 self.recycle_lines(lines);
-                self.apply_reserved(Reservation {
+                // The index entries first, from the fields; then the reservation is built in
+                // its store slot (`insert_with`), not on the stack and moved there.
+                self.index_reserved(
+                    id,
+                    buyer_handle,
+                    at_ms,
+                    expires_at_ms,
+                    &idempotency_key,
+                    &group,
+                );
+                let inserted = self.reservations.insert_with(self.id, id, || Reservation {
                     id,
                     buyer,
                     buyer_handle,
@@ -248,6 +260,7 @@ impl Shard {
                     group,
                     extension_keys: Vec::new(),
                 });
+                assert!(inserted, "{id} reserved twice passed the check");
             }
             Event::Confirmed {
                 id,
@@ -274,9 +287,13 @@ impl Shard {
                 let s = sku_at_mut(&mut self.skus, i);
                 let before = s.available();
                 let step = i128::from(spec.stock) - i128::from(s.spec.stock);
+                let counted = s.counts_usage();
                 s.spec = spec;
                 assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
                 move_gate(s, before, step, 0);
+                if s.counts_usage() != counted {
+                    self.recount_usage_of(i);
+                }
             }
             None => {
                 let gate = Arc::new(StockGate::new(spec.stock));
@@ -311,7 +328,8 @@ impl Shard {
     }
 
     /// The stock side of `Reserved`: moves each line's units to reserved (and off the gate,
-    /// unless the caller's claims already took them), counts the buyer's usage, and returns
+    /// unless the caller's claims already took them), counts the buyer's usage of SKUs with a
+    /// per-buyer limit, and returns
     /// the lines in their stored form. `skus[k]`, when given, is the index of `lines[k].sku`;
     /// `buyer` is the buyer's handle.
     fn take_lines(
@@ -361,7 +379,9 @@ impl Shard {
         // A claim already took the units off the gate; otherwise they go now.
         let claims = if units == Units::Claimed { qty } else { 0 };
         move_gate(s, before, i128::from(claims) - i128::from(qty), claims);
-        self.add_usage(buyer, i, qty);
+        if s.counts_usage() {
+            self.add_usage(buyer, i, qty);
+        }
         CLine {
             sku: i,
             qty: l.qty,
@@ -370,30 +390,35 @@ impl Shard {
     }
 
     /// Keeps the emptied line buffer of a `Reserved` event for the next reservation.
+    #[inline]
     fn recycle_lines(&mut self, mut lines: Vec<Line>) {
         lines.clear();
         self.spare_lines = lines;
     }
 
-    /// `Reserved` (after [`Shard::take_lines`]): stores the reservation; on its home shard
-    /// also advances the id counter, schedules its expiry and remembers its key. Inlined so
-    /// the reservation is built where the store keeps it rather than moved through calls.
+    /// `Reserved` (after [`Shard::take_lines`], before the store insert): on its home shard
+    /// advances the id counter, schedules its expiry, remembers its key and lists it for its
+    /// buyer; a part of another shard's group gets its part expiry.
     #[inline]
-    fn apply_reserved(&mut self, r: Reservation) {
-        let id = r.id;
+    fn index_reserved(
+        &mut self,
+        id: ReservationId,
+        buyer_handle: BuyerHandle,
+        created_at_ms: u64,
+        expires_at_ms: u64,
+        idempotency_key: &Option<ScopedKey>,
+        group: &Option<Group>,
+    ) {
         if id.shard() == self.id {
             self.next_reservation = self.next_reservation.max(id.counter() + 1);
-            self.expiry.push(Reverse((r.expires_at_ms, id)));
-            if let Some(key) = &r.idempotency_key {
+            self.expiry.push(Reverse((expires_at_ms, id)));
+            if let Some(key) = idempotency_key {
                 self.idempotency.insert(key.clone(), id);
             }
-            self.buyers
-                .add_reservation(r.buyer_handle, r.created_at_ms, id);
-        } else if r.group.is_some() {
-            self.part_expiry.push(Reverse((r.expires_at_ms, id)));
+            self.buyers.add_reservation(buyer_handle, created_at_ms, id);
+        } else if group.is_some() {
+            self.part_expiry.push(Reverse((expires_at_ms, id)));
         }
-        let inserted = self.reservations.insert(self.id, r);
-        assert!(inserted, "{id} reserved twice passed the check");
     }
 
     /// `Confirmed`: the held units become sold under `order` (available units, and so the
@@ -491,7 +516,9 @@ impl Shard {
             let before = s.available();
             s.reserved -= qty;
             move_gate(s, before, i128::from(qty), 0);
-            sub_usage(&mut self.usage, r.buyer_handle, l.sku, qty);
+            if s.counts_usage() {
+                sub_usage(&mut self.usage, r.buyer_handle, l.sku, qty);
+            }
         }
         if reason == ReleaseReason::Aborted {
             if let Some(key) = &r.idempotency_key {

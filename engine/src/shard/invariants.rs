@@ -10,7 +10,7 @@ struct Recount {
     reserved: Vec<u64>,
     /// Units sold, by SKU index.
     sold: Vec<u64>,
-    /// Units held or bought, by `(buyer handle, SKU index)`.
+    /// Units held or bought, by `(buyer handle, SKU index)`, of SKUs with a per-buyer limit.
     usage: FastMap<(BuyerHandle, u32), u64>,
 }
 
@@ -45,7 +45,9 @@ impl Shard {
                     ReservationStatus::Confirmed => c.sold[i] += q,
                     _ => continue,
                 }
-                *c.usage.entry((r.buyer_handle, l.sku)).or_default() += q;
+                if self.skus[i].counts_usage() {
+                    *c.usage.entry((r.buyer_handle, l.sku)).or_default() += q;
+                }
             }
             if r.status == ReservationStatus::Confirmed {
                 if r.order.is_none() {

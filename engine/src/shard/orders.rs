@@ -53,6 +53,12 @@ impl Orders {
     /// Inserts; returns the reservation previously stored under `order`, if any.
     pub(super) fn insert(&mut self, order: OrderId, id: ReservationId) -> Option<ReservationId> {
         if let Some(i) = self.slot(order) {
+            if i == self.own.len() && self.other.is_empty() {
+                // The next own order (the common case): an append.
+                self.own.push(Some(id));
+                self.own_len += 1;
+                return None;
+            }
             if i < self.own.len() + MAX_GAP && !self.other.contains_key(&order) {
                 if i >= self.own.len() {
                     self.own.resize(i + 1, None);

@@ -55,8 +55,21 @@ impl PosList {
         self.stray.contains(&pos) || self.in_run(pos)
     }
 
-    /// Adds `pos`; false if it was already held.
+    /// Adds `pos`; false if it was already held. The common case (a position after every
+    /// other, no stray one) is an inlined append; the rest is [`PosList::insert_slow`].
+    #[inline]
     pub(super) fn insert(&mut self, pos: ListPos) -> bool {
+        if self.stray.is_empty() && self.run.back().is_none_or(|last| pos > *last) {
+            self.run.push_back(pos);
+            return true;
+        }
+        self.insert_slow(pos)
+    }
+
+    /// [`PosList::insert`] when a stray position exists or `pos` is not the greatest.
+    #[cold]
+    #[inline(never)]
+    fn insert_slow(&mut self, pos: ListPos) -> bool {
         match self.run.back() {
             None => {
                 if self.stray.contains(&pos) {

@@ -2,7 +2,7 @@
 //! reservation's lines (shape, stock, sale window, per-buyer limit).
 
 use flashsale_protocol::event::Group;
-use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
+use flashsale_protocol::limits::MAX_MONEY_CENTS;
 use flashsale_protocol::{BuyerId, Event, Line, ReservationId, ScopedKey, SkuId, MAX_LINES};
 use smallvec::SmallVec;
 
@@ -95,6 +95,9 @@ impl Shard {
             Units::FromGates
         };
         let n_lines = cmd_lines.len().min(MAX_LINES);
+        if n_lines > 0 {
+            self.hot_sku = idx[0];
+        }
         let mut lines = std::mem::take(&mut self.spare_lines);
         lines.clear();
         lines.reserve(n_lines);
@@ -176,7 +179,12 @@ impl Shard {
         // claims are then matched to the lines one by one below; debug builds re-check the
         // event in full before applying it).
         if !empty_home && !cmd.claims.is_held() {
-            validate_lines(cmd.lines.iter().map(|(s, q)| (s, *q)))?;
+            match cmd.lines.as_slice() {
+                // One line (the common case): only its quantity can be wrong.
+                [(sku, 0)] => return Err(zero_qty(sku)),
+                [_] => {}
+                lines => validate_lines(lines.iter().map(|(s, q)| (s, *q)))?,
+            }
         }
         if let Some(id) = cmd.id {
             if self.reservations.contains(self.id, id) {
@@ -197,11 +205,14 @@ impl Shard {
             return Err(bug("claims out of step with the lines"));
         }
         let mut min_ttl = u64::MAX;
+        // The total as `checked_total_cents` sums it, in this loop rather than a second one
+        // over the lines and prices (`None` = it overflowed); checked after the per-line
+        // checks, which come first.
+        let mut total_cents = Some(0u64);
         for (i, (sku, qty)) in cmd.lines.iter().enumerate() {
-            let idx_of = *self
-                .sku_index
-                .get(sku)
-                .ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
+            let Some(idx_of) = self.sku_idx(sku) else {
+                return Err(CommandError::SkuNotFound(sku.clone()));
+            };
             let s = &self.skus[idx_of as usize];
             if let Some(c) = claims.next() {
                 if !c.is_on(&s.gate) || c.qty() != u64::from(*qty) {
@@ -210,13 +221,14 @@ impl Shard {
             }
             line_check(s, *qty, || self.used_idx(&cmd.buyer, idx_of), now_ms)?;
             min_ttl = min_ttl.min(s.spec.reservation_ttl_ms);
+            total_cents = total_cents
+                .and_then(|t| t.checked_add(u64::from(*qty).checked_mul(s.spec.price_cents)?));
             if let (Some(p), Some(x)) = (prices.get_mut(i), idx.get_mut(i)) {
                 *p = s.spec.price_cents;
                 *x = idx_of;
             }
         }
-        let priced = cmd.lines.iter().zip(prices.iter());
-        if checked_total_cents(priced.map(|((_, qty), price)| (*qty, *price))).is_none() {
+        if total_cents.is_none_or(|t| t > MAX_MONEY_CENTS) {
             return Err(CommandError::Invalid(format!(
                 "reservation total exceeds the maximum of {MAX_MONEY_CENTS} cents"
             )));
@@ -277,13 +289,16 @@ pub fn validate_lines<'a>(
     }
     for (i, (sku, qty)) in lines.clone().enumerate() {
         if qty == 0 {
-            return Err(CommandError::Invalid(format!(
-                "qty of {sku} must be at least 1"
-            )));
+            return Err(zero_qty(sku));
         }
         if lines.clone().take(i).any(|(other, _)| other == sku) {
             return Err(CommandError::Invalid(format!("SKU {sku} appears twice")));
         }
     }
     Ok(())
+}
+
+/// The error of a line with quantity 0.
+fn zero_qty(sku: &SkuId) -> CommandError {
+    CommandError::Invalid(format!("qty of {sku} must be at least 1"))
 }

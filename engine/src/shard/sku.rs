@@ -73,6 +73,12 @@ impl SkuState {
         }
     }
 
+    /// Whether the shard counts each buyer's units of this SKU (only with a per-buyer limit:
+    /// the usage map holds no entry for a SKU without one).
+    pub(super) fn counts_usage(&self) -> bool {
+        self.spec.per_buyer_limit.is_some()
+    }
+
     /// Whether the sale window is open at `now_ms`.
     pub(super) fn sale_open(&self, now_ms: u64) -> bool {
         self.spec.sale_starts_at_ms.is_none_or(|s| now_ms >= s)

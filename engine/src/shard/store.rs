@@ -149,12 +149,14 @@ impl Store {
     }
 
     /// The `(chunk, slot)` position of an own counter, if inside the chunk range.
+    #[inline]
     pub(super) fn locate(&self, counter: u64) -> Option<(usize, usize)> {
         let c = usize::try_from((counter / CHUNK).checked_sub(self.first_chunk)?).ok()?;
         (c < self.own.len()).then_some((c, (counter % CHUNK) as usize))
     }
 
     /// The reservation with this id (`shard`: the owning shard).
+    #[inline]
     pub(super) fn get(&self, shard: ShardId, id: ReservationId) -> Option<&Reservation> {
         if id.shard() == shard {
             if let Some((c, i)) = self.locate(id.counter()) {
@@ -167,6 +169,7 @@ impl Store {
     }
 
     /// The reservation with this id, to change it.
+    #[inline]
     pub(super) fn get_mut(
         &mut self,
         shard: ShardId,
@@ -191,33 +194,51 @@ impl Store {
     /// map and starts the chunks afresh.
     #[inline]
     pub(super) fn insert(&mut self, shard: ShardId, r: Reservation) -> bool {
-        if r.id.shard() == shard {
-            let chunk = r.id.counter() / CHUNK;
+        let id = r.id;
+        self.insert_with(shard, id, || r)
+    }
+
+    /// [`Store::insert`] of the reservation `make` builds (its id must be `id`), called only
+    /// once the slot is known free, so the reservation is built where it is stored.
+    #[inline]
+    pub(super) fn insert_with(
+        &mut self,
+        shard: ShardId,
+        id: ReservationId,
+        make: impl FnOnce() -> Reservation,
+    ) -> bool {
+        if id.shard() == shard {
+            let chunk = id.counter() / CHUNK;
             if self.own.is_empty() || chunk >= self.first_chunk + self.own.len() as u64 {
                 // Beyond the chunk range: never stored (an own id is in the map only when
                 // its chunk was dropped or came before the range).
                 self.open_chunk(chunk);
             }
-            if let Some((c, i)) = self.locate(r.id.counter()) {
+            if let Some((c, i)) = self.locate(id.counter()) {
                 if let Some(chunk) = &mut self.own[c] {
                     // An own id whose chunk is allocated is never in the map: its slot
                     // alone says whether it is taken (one probe, no hashing).
-                    if chunk.slots[i].is_some() {
+                    let slot = &mut chunk.slots[i];
+                    if slot.is_some() {
                         return false;
                     }
-                    debug_assert!(!self.map.contains_key(&r.id), "{} in both places", r.id);
-                    chunk.slots[i] = Some(r);
+                    debug_assert!(!self.map.contains_key(&id), "{id} in both places");
+                    let r = slot.insert(make());
+                    assert_eq!(r.id, id, "a reservation stored under another id");
                     chunk.live += 1;
                     self.own_len += 1;
                     return true;
                 }
             }
         }
-        if self.map.contains_key(&r.id) {
-            return false;
+        match self.map.entry(id) {
+            hashbrown::hash_map::Entry::Occupied(_) => false,
+            hashbrown::hash_map::Entry::Vacant(v) => {
+                let r = v.insert(make());
+                assert_eq!(r.id, id, "a reservation stored under another id");
+                true
+            }
         }
-        self.map.insert(r.id, r);
-        true
     }
 
     /// Makes `chunk` (at or after the end of the chunk range) the newest chunk. The chunk it

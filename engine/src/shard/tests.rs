@@ -614,3 +614,101 @@ fn extension_bounds_are_the_strictest_of_the_lines() {
         Err(CommandError::Internal(_))
     ));
 }
+
+/// Per-buyer usage is counted only for SKUs with a per-buyer limit; an upsert that adds a
+/// limit recounts the SKU's held and bought units per buyer from the store (so the limit
+/// applies to what buyers already hold), one that removes it drops them. The invariant
+/// check recounts, snapshots round-trip, and the hot-SKU hint never changes a result.
+#[test]
+fn usage_is_counted_for_limited_skus_and_recounted_when_a_limit_appears() {
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(100), &mut NullSink).unwrap();
+    let t = SkuId::new("t").unwrap();
+    let b = BuyerId::new("b").unwrap();
+    let held = one(&mut shard, 1);
+    let bought = one(&mut shard, 1);
+    let cancelled = one(&mut shard, 1);
+    shard.confirm(2, bought, "p".into(), &mut NullSink).unwrap();
+    shard.cancel(2, cancelled, &mut NullSink).unwrap();
+    assert_eq!(shard.used(&b, &t), 0, "no limit: not counted");
+    assert!(shard.usage.is_empty());
+    shard.check_invariants().unwrap();
+
+    let mut limited = spec(100);
+    limited.per_buyer_limit = Some(3);
+    shard.upsert_sku(3, limited.clone(), &mut NullSink).unwrap();
+    assert_eq!(
+        shard.used(&b, &t),
+        2,
+        "held + bought, not the cancelled one"
+    );
+    shard.check_invariants().unwrap();
+    one(&mut shard, 4);
+    assert_eq!(shard.used(&b, &t), 3);
+    let cmd = ReserveCommand {
+        buyer: b.clone(),
+        lines: CommandLines::from_buf([(t.clone(), 1)]),
+        idempotency_key: None,
+        request_hash: 0,
+        id: None,
+        expires_at_ms: None,
+        group: None,
+        claims: crate::claim::Claims::none(),
+    };
+    assert!(matches!(
+        shard.reserve(5, cmd, &mut NullSink),
+        Err(CommandError::BuyerLimit { already: 3, .. })
+    ));
+    shard.cancel(6, held, &mut NullSink).unwrap();
+    assert_eq!(shard.used(&b, &t), 2);
+    let restored = Shard::restore(&shard.snapshot()).unwrap();
+    assert_eq!(restored.used(&b, &t), 2);
+    assert_eq!(restored.state_hash(), shard.state_hash());
+
+    shard.upsert_sku(7, spec(100), &mut NullSink).unwrap();
+    assert_eq!(shard.used(&b, &t), 0);
+    assert!(
+        shard.usage.is_empty(),
+        "a removed limit drops the SKU's entries"
+    );
+    shard.check_invariants().unwrap();
+    shard.upsert_sku(8, limited, &mut NullSink).unwrap();
+    assert_eq!(shard.used(&b, &t), 2);
+    shard.check_invariants().unwrap();
+}
+
+/// The hot-SKU hint: reserving another SKU after the hot one, an unknown SKU, and a
+/// zero-quantity single line all answer as without it.
+#[test]
+fn the_hot_sku_hint_never_changes_a_result() {
+    let mut shard = Shard::new(0);
+    shard.upsert_sku(0, spec(10), &mut NullSink).unwrap();
+    let mut other = spec(10);
+    other.sku = SkuId::new("u").unwrap();
+    shard.upsert_sku(0, other, &mut NullSink).unwrap();
+    let cmd = |sku: &str, qty: u32| ReserveCommand {
+        buyer: BuyerId::new("b").unwrap(),
+        lines: CommandLines::from_buf([(SkuId::new(sku).unwrap(), qty)]),
+        idempotency_key: None,
+        request_hash: 0,
+        id: None,
+        expires_at_ms: None,
+        group: None,
+        claims: crate::claim::Claims::none(),
+    };
+    one(&mut shard, 1);
+    let u = shard.reserve(1, cmd("u", 2), &mut NullSink).unwrap().id;
+    let t = one(&mut shard, 1);
+    assert_eq!(shard.sku(&SkuId::new("t").unwrap()).unwrap().reserved, 2);
+    assert_eq!(shard.sku(&SkuId::new("u").unwrap()).unwrap().reserved, 2);
+    assert!(shard.res(u).is_some() && shard.res(t).is_some());
+    assert!(matches!(
+        shard.reserve(1, cmd("nope", 1), &mut NullSink),
+        Err(CommandError::SkuNotFound(_))
+    ));
+    assert!(matches!(
+        shard.reserve(1, cmd("t", 0), &mut NullSink),
+        Err(CommandError::Invalid(m)) if m == "qty of t must be at least 1"
+    ));
+    shard.check_invariants().unwrap();
+}

@@ -340,8 +340,8 @@ impl Shard {
         Ok(())
     }
 
-    /// A snapshotted reservation's lines in stored form; held and bought units count
-    /// towards the `usage` of the buyer (handle `buyer`).
+    /// A snapshotted reservation's lines in stored form; held and bought units of SKUs with a
+    /// per-buyer limit count towards the `usage` of the buyer (handle `buyer`).
     fn restore_lines(
         &self,
         r: &SnapReservation,
@@ -367,7 +367,7 @@ impl Shard {
             let Some(&i) = self.sku_index.get(&l.sku) else {
                 return Err(bad(format!("{} holds unknown {}", r.id, l.sku)));
             };
-            if counts {
+            if counts && self.skus[i as usize].counts_usage() {
                 let u: &mut u64 = usage.entry((buyer, i)).or_default();
                 *u = u.saturating_add(u64::from(l.qty));
             }

@@ -101,7 +101,11 @@ impl LogSource {
         max: usize,
     ) -> Result<Records, EventsError> {
         match self {
-            LogSource::Embedded { tail, .. } => {
+            LogSource::Embedded { tail, marks, .. } => {
+                if marks.durable(shard) <= after {
+                    // Nothing durable after it: no trip to the blocking pool.
+                    return Ok(Vec::new());
+                }
                 let tail = tail.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut t = match tail.lock() {

@@ -17,7 +17,6 @@ use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use crate::error::EventsError;
-use crate::feed::Ready;
 use crate::outgoing::OutEvent;
 
 /// Default exchange name.
@@ -182,13 +181,6 @@ impl AmqpSink {
     /// Publishes `events` in order and waits for the broker to confirm all of them. On error
     /// the connection is dropped; the caller retries the whole batch (same ids).
     pub async fn publish(&mut self, events: &[OutEvent]) -> Result<(), EventsError> {
-        let ready: Vec<Ready> = events.iter().cloned().map(Ready::from).collect();
-        let refs: Vec<&Ready> = ready.iter().collect();
-        self.publish_ready(&refs).await
-    }
-
-    /// Like [`AmqpSink::publish`] with the bodies built already (shared with the webhooks).
-    pub async fn publish_ready(&mut self, events: &[&Ready]) -> Result<(), EventsError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -201,28 +193,28 @@ impl AmqpSink {
         res
     }
 
-    async fn publish_inner(&mut self, events: &[&Ready]) -> Result<(), EventsError> {
+    async fn publish_inner(&mut self, events: &[OutEvent]) -> Result<(), EventsError> {
         let exchange = self.config.exchange.clone();
+        let bodies: Vec<Vec<u8>> = events.iter().map(OutEvent::body).collect();
         let ch = self.channel().await?;
         // Each `basic_publish` queues its frames on its first poll and then waits until
         // lapin's I/O loop wrote them. Awaiting them one by one made a batch of 1024 cost
         // 1024 hand-offs to that thread and back, each waiting for a turn on the (busy) run
         // queue. Instead every publish is polled once here, in log order (so the frames, and
         // the broker, see the batch in order), and the writes are awaited together.
-        let content_type: lapin::types::ShortString = "application/json".into();
         let mut writing = Vec::with_capacity(events.len());
-        for ev in events {
+        for (ev, body) in events.iter().zip(&bodies) {
             let props = BasicProperties::default()
-                .with_message_id(ev.id.as_str().into())
+                .with_message_id(ev.id.clone().into())
                 .with_delivery_mode(2)
-                .with_content_type(content_type.clone())
+                .with_content_type("application/json".into())
                 .with_type(ev.kind.as_str().into())
                 .with_timestamp(ev.at_ms / 1000);
             let mut publish = Box::pin(ch.basic_publish(
                 &exchange,
                 ev.kind.as_str(),
                 BasicPublishOptions::default(),
-                &ev.body,
+                body,
                 props,
             ));
             match futures::poll!(publish.as_mut()) {

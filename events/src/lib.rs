@@ -5,7 +5,6 @@
 //!   `sku.sold_out` and the order in `reservation.confirmed`);
 //! - [`derive`] turns a log record into [`OutEvent`]s with stable ids (`evt_<shard>_<seq>`);
 //! - [`source`] reads committed records of either log backend in bounded batches;
-//! - [`feed`] prepares each shard's records and events once for every destination;
 //! - [`worker`] delivers them per destination and shard, in log order, at least once;
 //! - [`service`] holds the endpoints and answers the admin API; [`store`] keeps state durable.
 //!
@@ -17,7 +16,6 @@ pub mod backoff;
 pub mod derive;
 pub mod dest;
 mod error;
-pub mod feed;
 pub mod gate;
 pub mod keeper;
 pub mod kind;

@@ -135,16 +135,9 @@ pub struct Shared {
     ledgers: Mutex<Vec<Option<Arc<Ledger>>>>,
     /// Set when the service stops (ends the ledger keepers).
     pub stop: tokio::sync::watch::Sender<bool>,
-    /// Per shard: the records and events prepared once for every destination.
-    feeds: Vec<Arc<crate::feed::Feed>>,
 }
 
 impl Shared {
-    /// The shared feed of `shard`.
-    pub fn feed(&self, shard: u16) -> Option<Arc<crate::feed::Feed>> {
-        self.feeds.get(usize::from(shard)).cloned()
-    }
-
     /// Records that `dest` delivered everything of `shard` up to `seq`: stores the position,
     /// then (only once stored) takes it as the destination's position and moves the hold on
     /// the log. `Err` if it could not be stored: the worker delivers the batch again later
@@ -334,11 +327,7 @@ impl EventService {
             );
         }
         let (stop, _) = tokio::sync::watch::channel(false);
-        let feeds = (0..config.shard_count)
-            .map(|shard| Arc::new(crate::feed::Feed::new(shard, &source)))
-            .collect();
         let shared = Arc::new(Shared {
-            feeds,
             config,
             source,
             store,

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use rand::Rng as _;
 
+use crate::derive::derive_filtered;
 use crate::dest::{lock, DeliveryRecord, Dest, DestKind};
-use crate::feed::{prepare, Got, Prepared, Ready};
 use crate::keeper::fold;
 use crate::ledger::Ledger;
-use crate::outgoing::rfc3339_ms;
+use crate::outgoing::{rfc3339_ms, OutEvent};
 use crate::service::Shared;
 use crate::source::LogSource;
 use crate::store::DeadLetter;
@@ -51,7 +51,7 @@ async fn wait_gate(shared: &Shared, dest: &Dest) -> bool {
 
 /// The shard's ledger at `pos`: the stored one, folded forward through the log; `None` if
 /// the destination stopped first.
-pub(crate) async fn ledger_at(
+async fn ledger_at(
     shared: &Shared,
     source: &LogSource,
     dest: &Dest,
@@ -92,42 +92,16 @@ pub(crate) async fn ledger_at(
     Some(ledger)
 }
 
-/// The log records after `pos` read by the worker itself (its position is outside the
-/// shard's shared window): folded into its own ledger, built at `pos` on first use.
-async fn read_own(
-    shared: &Shared,
-    dest: &Dest,
-    shard: u16,
-    pos: u64,
-    own: &mut Option<(LogSource, Ledger)>,
-) -> Result<Option<Vec<Arc<Prepared>>>, crate::EventsError> {
-    if own.as_ref().is_none_or(|(_, l)| l.seq != pos) {
-        let source = shared.source.own_reader();
-        let Some(ledger) = ledger_at(shared, &source, dest, shard, pos).await else {
-            return Ok(None);
-        };
-        *own = Some((source, ledger));
-    }
-    let Some((source, ledger)) = own.as_mut() else {
-        return Ok(None);
-    };
-    let records = source.read(shard, pos, shared.config.batch).await?;
-    let mut out = Vec::with_capacity(records.len());
-    prepare(ledger, shard, &records, &dest.filter, &mut out);
-    Ok(Some(out))
-}
-
 /// Runs until the destination stops (or, on a high-availability node, its position writes
 /// are fenced: another node leads and delivers from the stored positions).
 pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
     let slot = usize::from(shard);
     let mut read_backoff = Duration::from_millis(100);
-    let Some(feed) = shared.feed(shard) else {
-        tracing::error!(destination = %dest.id, shard, "events: no feed for the shard");
+    let start = lock(&dest.positions).get(slot).copied().unwrap_or(0);
+    let source = shared.source.own_reader();
+    let Some(mut ledger) = ledger_at(&shared, &source, &dest, shard, start).await else {
         return;
     };
-    // The worker's own reader and ledger while its position is outside the shared window.
-    let mut own: Option<(LogSource, Ledger)> = None;
     // Delivered but not yet stored (positions are stored at most every
     // [`POSITION_SAVE_EVERY`]).
     let mut unsaved = PositionState::Stored;
@@ -137,25 +111,11 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
             return;
         }
         let pos = lock(&dest.positions).get(slot).copied().unwrap_or(0);
-        if own.is_some() && feed.covers(pos) {
-            // Back inside the shared window: the feed's ledger serves it again.
-            own = None;
-        }
-        let got = if own.is_some() {
-            read_own(&shared, &dest, shard, pos, &mut own).await
-        } else {
-            match feed.next(&shared, &dest, pos, shared.config.batch).await {
-                Ok(Got::Records(r)) => Ok(Some(r)),
-                Ok(Got::Outside) => read_own(&shared, &dest, shard, pos, &mut own).await,
-                Err(e) => Err(e),
-            }
-        };
-        let records = match got {
-            Ok(Some(r)) => r,
-            Ok(None) => return,
+        debug_assert_eq!(ledger.seq, pos, "the ledger follows the position");
+        let records = match source.read(shard, pos, shared.config.batch).await {
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!(destination = %dest.id, shard, error = %e, "events: cannot read the log");
-                own = None;
                 if !pause(&dest, read_backoff).await {
                     return;
                 }
@@ -166,12 +126,12 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
         read_backoff = Duration::from_millis(100);
         // The head for the lag: a short batch ends at it; only a full one needs a look.
         if records.len() < shared.config.batch {
-            let head = records.last().map_or(pos, |r| r.seq);
+            let head = records.last().map_or(pos, |r| r.0);
             dest.metrics.head[slot].fetch_max(head, Ordering::Relaxed);
         } else {
             crate::metrics::refresh_head(&dest.metrics, &shared.source, shard).await;
         }
-        let Some(last) = records.last().map(|r| r.seq) else {
+        let Some(&(last, _)) = records.last() else {
             dest.metrics.pending_since_ms[slot].store(0, Ordering::Relaxed);
             if let PositionState::Unsaved(seq) = unsaved {
                 // Caught up: store what was delivered, at most every POSITION_SAVE_EVERY too
@@ -198,11 +158,19 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
             }
             continue;
         };
-        let events: Vec<&Ready> = records
-            .iter()
-            .flat_map(|r| r.events.iter())
-            .filter(|e| dest.filter.accepts(e.kind))
-            .collect();
+        let mut events = Vec::with_capacity(records.len());
+        for (seq, bytes) in &records {
+            match flashsale_protocol::decode_record(bytes) {
+                Ok(rec) => {
+                    let facts = ledger.apply(&rec);
+                    derive_filtered(&rec, &facts, &dest.filter, &mut events);
+                }
+                Err(e) => {
+                    ledger.seq = ledger.seq.max(*seq);
+                    tracing::error!(shard, seq, error = %e, "events: undecodable log record skipped")
+                }
+            }
+        }
         if let Some(first) = events.first() {
             dest.metrics.pending_since_ms[slot].store(first.at_ms.max(1), Ordering::Relaxed);
         }
@@ -214,11 +182,7 @@ pub async fn run(shared: Arc<Shared>, dest: Arc<Dest>, shard: u16) {
             return;
         }
         let short = records.len() < shared.config.batch;
-        drop(events);
         drop(records);
-        if let Some((_, l)) = &own {
-            debug_assert_eq!(l.seq, last, "the own ledger follows the position");
-        }
         if last_save.elapsed() < POSITION_SAVE_EVERY {
             // Delivered: the next batch starts after it; stored with a later batch (or when
             // caught up). A crash before that delivers these events again, same ids.
@@ -299,12 +263,12 @@ pub const WEBHOOK_IN_FLIGHT: usize = 64;
 
 /// Delivers the batch, retrying per the policy: events of one key (reservation or SKU) in
 /// log order, up to [`WEBHOOK_IN_FLIGHT`] keys at a time; false if stopped meanwhile.
-async fn deliver_webhooks(shared: &Shared, dest: &Dest, events: &[&Ready]) -> bool {
+async fn deliver_webhooks(shared: &Shared, dest: &Dest, events: &[OutEvent]) -> bool {
     use futures::StreamExt as _;
     // Chains of events per key, in log order, chains in the order of their first event.
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut chains: Vec<Vec<&Ready>> = Vec::new();
-    for &ev in events {
+    let mut chains: Vec<Vec<&OutEvent>> = Vec::new();
+    for ev in events {
         let slot = *index.entry(ev.key.as_str()).or_insert_with(|| {
             chains.push(Vec::new());
             chains.len() - 1
@@ -324,9 +288,10 @@ async fn deliver_webhooks(shared: &Shared, dest: &Dest, events: &[&Ready]) -> bo
 }
 
 /// Delivers the events of one key one after the other; false if stopped meanwhile.
-async fn deliver_chain(shared: &Shared, dest: &Dest, chain: Vec<&Ready>) -> bool {
+async fn deliver_chain(shared: &Shared, dest: &Dest, chain: Vec<&OutEvent>) -> bool {
     for ev in chain {
-        if !deliver_one(shared, dest, &ev.id, ev.kind.as_str(), &ev.body).await {
+        let body = bytes::Bytes::from(ev.body());
+        if !deliver_one(shared, dest, &ev.id, ev.kind.as_str(), &body).await {
             return false;
         }
     }
@@ -415,7 +380,7 @@ async fn publish_amqp(
     shared: &Shared,
     dest: &Dest,
     sink: &tokio::sync::Mutex<crate::amqp::AmqpSink>,
-    events: &[&Ready],
+    events: &[OutEvent],
 ) -> bool {
     if events.is_empty() {
         return true;
@@ -429,7 +394,7 @@ async fn publish_amqp(
         dest.metrics.attempts.fetch_add(n, Ordering::Relaxed);
         let mut stop_rx = dest.stop.subscribe();
         let res = tokio::select! {
-            r = async { sink.lock().await.publish_ready(events).await } => r,
+            r = async { sink.lock().await.publish(events).await } => r,
             _ = stop_rx.changed() => return false,
         };
         match res {

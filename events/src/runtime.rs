@@ -62,7 +62,7 @@ impl DeliveryThread {
                 }
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .thread_name("flashsale-events-io")
+                    .thread_name("flashsale-evblk")
                     .build();
                 let rt = match rt {
                     Ok(rt) => rt,

@@ -106,3 +106,61 @@ fn the_hold_keeps_segments_a_reader_still_needs() {
         );
     });
 }
+
+/// A fresh reader (a seek: it skips from the segment's start to its position) must get past a
+/// chunk boundary that cuts a frame's 16-byte header. It used to take such a cut for the end
+/// of the written records, return nothing and seek again at the next read — forever: the
+/// events sink that stalled after the load in the shared-feed benchmark (ADR 0037, addendum "Shared feed, again").
+#[test]
+fn a_fresh_reader_skips_past_a_frame_header_cut_by_the_read_chunk() {
+    use flashsale_persistence::embedded::tail::CHUNK_BYTES;
+    use flashsale_persistence::frame::FRAME_HEADER_LEN as HEADER_BYTES;
+    // Equal records whose frames leave 1..15 bytes of a header before the chunk's end.
+    let record_lens: Vec<usize> = (60..200)
+        .filter(|len| {
+            let cut = CHUNK_BYTES % (HEADER_BYTES + len);
+            (1..HEADER_BYTES).contains(&cut)
+        })
+        .take(4)
+        .collect();
+    assert!(!record_lens.is_empty(), "some record length cuts a header");
+    for len in record_lens {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let b = small_segments(&path, 64 << 20);
+            let mut log = b.open_shard(0, 1).await.unwrap_or_else(|e| panic!("{e}"));
+            replay_all(&mut log, 0)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let frames_per_chunk = (CHUNK_BYTES / (HEADER_BYTES + len)) as u64;
+            let last = frames_per_chunk * 2 + 10;
+            let body = |seq: u64| {
+                let mut r = seq.to_le_bytes().to_vec();
+                r.resize(len, 7);
+                r
+            };
+            for seq in 1..=last {
+                log.append(seq, &body(seq));
+            }
+            log.flush().await.unwrap_or_else(|e| panic!("{e}"));
+            // Positions just before, at and after the cut frame, and further on.
+            for after in [
+                frames_per_chunk - 1,
+                frames_per_chunk,
+                frames_per_chunk + 1,
+                frames_per_chunk + 5,
+                last - 1,
+            ] {
+                let got = b
+                    .tail()
+                    .read(0, after, 3)
+                    .unwrap_or_else(|e| panic!("tail read: {e}"));
+                let seqs: Vec<u64> = got.iter().map(|r| r.0).collect();
+                let want: Vec<u64> = (after + 1..=last).take(3).collect();
+                assert_eq!(seqs, want, "record len {len}, after {after}");
+                assert_eq!(got[0].1, body(after + 1), "record len {len}, after {after}");
+            }
+        });
+    }
+}

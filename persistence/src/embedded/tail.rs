@@ -25,7 +25,7 @@ pub const MAX_TAIL_SHARDS: usize = 64;
 /// Bytes read from a segment at a time (a frame longer than this is read whole). One buffer
 /// per reader, reused by every read (a fresh zeroed megabyte per read cost more than the
 /// records it returned when the reader follows the head in small batches).
-const CHUNK_BYTES: usize = 256 << 10;
+pub const CHUNK_BYTES: usize = 256 << 10;
 
 /// Per shard: the last durable seq (published by the shard) and the first seq a consumer
 /// still needs (published by the consumer; `u64::MAX` = none).
@@ -191,10 +191,13 @@ impl EmbeddedTail {
                                 break true;
                             }
                         }
-                        Parsed::End => break true,
+                        // A full chunk may end inside a frame, even inside its header
+                        // (whose first bytes may be zeros): read again from that frame. Only
+                        // a parse at the start of a chunk tells the end of the records, a
+                        // torn tail or a frame longer than a chunk.
+                        Parsed::End => break !(n == CHUNK_BYTES && pos > 0),
                         Parsed::Invalid => {
-                            // A frame cut by the end of the chunk: read again from it.
-                            if rest.len() >= FRAME_HEADER_LEN && n == CHUNK_BYTES {
+                            if n == CHUNK_BYTES {
                                 break false;
                             }
                             break true;

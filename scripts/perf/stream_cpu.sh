@@ -7,13 +7,17 @@
 #
 # Each block: `flashsale serve` on a fresh data dir (stream thread at nice -10), then the load
 # generator's `stream` scenario (16 buyers, 200 reservations/s, each cancelled) with SUBSCRIBERS
-# QUIC subscribers for 15 s — or, with `hot-item`, 2 000 closed-loop buyers on one SKU plus the
+# QUIC subscribers for 15 s (see WINDOW_S) — or, with `hot-item`, 2 000 closed-loop buyers on one SKU plus the
 # subscribers watching it. 4 s into the run and 9 s later it reads utime+stime (fields 14/15 of
 # /proc/<pid>/stat, clock ticks) of the whole server process and of its `flashsale-strea*`
 # threads, and `flashsale_stream_updates_sent_total` from /metrics; CPU per update is the CPU
 # difference divided by the updates sent in between. Prints one line per block plus the
 # loadgen's delivery percentiles, and the load average before each block. Loopback only;
-# every run is bounded (15 s of load, 30 s of server at most).
+# every run is bounded (WINDOW_S + 6 s of load, 15 s by default).
+#
+# WINDOW_S (default 9, at most 120) lengthens the measured window (the load then runs
+# WINDOW_S + 6 s): at 1 000 subscribers the update count moves in steps of one publication
+# (1 000 updates, ≈ 2.5 per second) and CPU in 10 ms ticks, so a 9 s window cannot resolve ≈ 1 µs.
 set -eu
 a=$1
 b=$2
@@ -21,6 +25,15 @@ lg=$3
 rounds=$4
 subs=$5
 mode=${6:-stream}
+window=${WINDOW_S:-9}
+case $window in
+'' | *[!0-9]*) echo "WINDOW_S must be a whole number of seconds" >&2; exit 2 ;;
+esac
+if [ "$window" -lt 1 ] || [ "$window" -gt 120 ]; then
+    echo "WINDOW_S must be 1..=120" >&2
+    exit 2
+fi
+duration=$((window + 6))
 dir=$(mktemp -d /tmp/stream_cpu.XXXXXX)
 tck=$(getconf CLK_TCK)
 http=127.0.0.1:28180
@@ -62,15 +75,15 @@ block() {
         load="--scenario stream"
     fi
     # shellcheck disable=SC2086
-    timeout 40 "$lg" --target "http://$http" --token sf --admin-token adm $load \
+    timeout $((duration + 25)) "$lg" --target "http://$http" --token sf --admin-token adm $load \
         --subscribers "$subs" --quic "$quic" --fingerprint "$fp" --stream-nice -10 \
-        --duration 15 --sku "r$tag" --quiet --report "$dir/$tag.json" >"$dir/$tag.lg" 2>&1 &
+        --duration "$duration" --sku "r$tag" --quiet --report "$dir/$tag.json" >"$dir/$tag.lg" 2>&1 &
     lgpid=$!
     sleep 4
     p0=$(ticks_proc "$pid")
     s0=$(ticks_stream "$pid")
     u0=$(sent)
-    sleep 9
+    sleep "$window"
     p1=$(ticks_proc "$pid")
     s1=$(ticks_stream "$pid")
     u1=$(sent)

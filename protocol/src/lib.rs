@@ -12,7 +12,10 @@ pub mod queue;
 pub mod queue_snapshot;
 pub mod stream;
 
-pub use codec::{decode_record, decode_record_with, encode_record, DecodeError, RECORD_VERSION};
+pub use codec::{
+    check_record, decode_record, decode_record_with, encode_record, with_checked_record, with_record,
+    Checked, DecodeError, RecordView, RECORD_VERSION,
+};
 pub use event::{
     default_max_hold_ms, Event, Line, LogRecord, ReleaseReason, RequestKey, SkuSpec,
     DEFAULT_MAX_EXTENSIONS, DEFAULT_MAX_HOLD_MS,

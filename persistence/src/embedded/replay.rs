@@ -16,9 +16,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use flashsale_engine::log::{decode_logged, LogError, RecordFn, ReplayFn};
+use flashsale_engine::log::{
+    apply_logged, decode_logged, ArchivedFn, LogError, RecordFn, ReplayFn,
+};
 
-use flashsale_protocol::{LogRecord, ShardId};
+use flashsale_protocol::{check_record, with_checked_record, LogRecord, ShardId};
 
 use super::scan::{SegmentScan, TailEnd};
 
@@ -139,6 +141,62 @@ pub fn replay_decoded(
         in_place,
         &mut |seq, data, range| apply(seq, decode_at(seq, data, range)?),
     )
+}
+
+/// Like [`replay_segments`], with each record validated and handed to `apply` as its archive
+/// ([`RecordView`]). Pipelined, the reader thread validates each record ([`check_at`]: the
+/// frame checks and rkyv's validation both off the applying thread) and the applying thread
+/// reads the archive it validated without validating it again; sequentially, each record is
+/// validated once before `apply` ([`apply_logged`]). Same records, same errors.
+pub fn replay_archived(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    mode: ReplayMode,
+    apply: &mut ArchivedFn<'_>,
+) -> Result<ReplayOutcome, LogError> {
+    match mode.resolve(1) {
+        ReplayMode::Sequential | ReplayMode::Auto => replay_with(
+            shard,
+            after,
+            segments,
+            ReplayMode::Sequential,
+            in_place,
+            &mut |seq, data, range| apply_logged(seq, slice(data, seq, range)?, apply),
+        ),
+        ReplayMode::Pipelined | ReplayMode::PipelinedDecode => replay_with(
+            shard,
+            after,
+            segments,
+            ReplayMode::Pipelined,
+            check_at,
+            &mut |seq, data, checked: CheckedRange| {
+                let bytes = slice(data, seq, checked.0)?;
+                // SAFETY: `checked` is only made by `check_at`, after `check_record` accepted
+                // exactly these bytes: the same range of the same segment buffer, which is
+                // immutable (shared `Arc<Vec<u8>>`, never written after the read), so they are
+                // unchanged since.
+                let read = unsafe { with_checked_record(bytes, |view| apply(seq, view)) };
+                read.map_err(|e| LogError::Replay {
+                    seq,
+                    reason: e.to_string(),
+                })?
+            },
+        ),
+    }
+}
+
+/// The byte range of a record [`check_record`] accepted (made only by [`check_at`]).
+struct CheckedRange(Range<usize>);
+
+/// The preparation that validates a record ([`check_record`]: header and rkyv archive) and
+/// keeps its range; an invalid record is the error [`decode_logged`] gives for it.
+fn check_at(seq: u64, data: &[u8], range: Range<usize>) -> Result<CheckedRange, LogError> {
+    check_record(slice(data, seq, range.clone())?).map_err(|e| LogError::Replay {
+        seq,
+        reason: e.to_string(),
+    })?;
+    Ok(CheckedRange(range))
 }
 
 /// The preparation that leaves a record where it lies: its byte range.

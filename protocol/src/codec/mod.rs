@@ -131,12 +131,103 @@ where
     })
 }
 
-/// Checks the header of `bytes`, copies the archive into the thread's aligned buffer and
-/// calls `decode(version, archive)` on it.
-fn with_aligned<F>(bytes: &[u8], decode: F) -> Result<LogRecord, DecodeError>
-where
-    F: FnOnce(u16, &[u8]) -> Result<LogRecord, DecodeError>,
-{
+/// One record as replay sees it: the validated archive of a record of the current version
+/// (nothing deserialized), or the owned record an older version was converted to.
+#[derive(Debug)]
+pub enum RecordView<'a> {
+    /// A record of [`RECORD_VERSION`], validated, read in place.
+    Current(&'a ArchivedLogRecord),
+    /// A record of an older version ([`v2`], [`v3`]), validated and converted.
+    Older(LogRecord),
+}
+
+impl RecordView<'_> {
+    /// The owned record (the current version's archive deserialized, as [`decode_record`]
+    /// would give it).
+    pub fn into_record(self) -> Result<LogRecord, DecodeError> {
+        match self {
+            RecordView::Current(archived) => {
+                rkyv::deserialize::<LogRecord, rkyv::rancor::Error>(archived)
+                    .map_err(|e| DecodeError::Invalid(e.to_string()))
+            }
+            RecordView::Older(record) => Ok(record),
+        }
+    }
+}
+
+/// What [`check_record`] found a record to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// A record of [`RECORD_VERSION`] whose archive passed rkyv's validation.
+    Current,
+    /// A record of an older version: validated again (and converted) when read.
+    Older,
+}
+
+/// Checks one record without building anything: the header, and for a record of the
+/// current version the whole archive (rkyv's `check_bytes`, the same validation as
+/// [`decode_record`]). A replay may run this on a reader thread and hand the same, unchanged
+/// bytes to [`with_checked_record`] on the applying thread, so each record is validated once
+/// (ADR 0036, fifth round). Never panics on any input.
+pub fn check_record(bytes: &[u8]) -> Result<Checked, DecodeError> {
+    let (version, archive) = split_header(bytes)?;
+    if version != RECORD_VERSION {
+        return Ok(Checked::Older);
+    }
+    with_aligned_archive(archive, |aligned| {
+        rkyv::access::<ArchivedLogRecord, rkyv::rancor::Error>(aligned)
+            .map(|_| Checked::Current)
+            .map_err(|e| DecodeError::Invalid(e.to_string()))
+    })
+}
+
+/// Calls `f` with the view of one record: a record of the current version validated in
+/// place (rkyv's `access`, the record's one validation, nothing deserialized), an older one
+/// decoded as [`decode_record`] does. Never panics on any input.
+pub fn with_record<R>(
+    bytes: &[u8],
+    f: impl FnOnce(RecordView<'_>) -> R,
+) -> Result<R, DecodeError> {
+    let (version, archive) = split_header(bytes)?;
+    with_aligned_archive(archive, |aligned| {
+        if version != RECORD_VERSION {
+            return decode_archive(version, aligned).map(|r| f(RecordView::Older(r)));
+        }
+        let archived = rkyv::access::<ArchivedLogRecord, rkyv::rancor::Error>(aligned)
+            .map_err(|e| DecodeError::Invalid(e.to_string()))?;
+        Ok(f(RecordView::Current(archived)))
+    })
+}
+
+/// Like [`with_record`] for bytes [`check_record`] already validated: the archive of a record
+/// of the current version is read without validating it again (the header is still checked,
+/// and an older version is still validated as it is decoded).
+///
+/// # Safety
+/// `bytes` must be exactly the bytes of a call to [`check_record`] that returned
+/// `Ok(Checked::Current)` or `Ok(Checked::Older)`, unchanged since (e.g. an immutable,
+/// shared segment buffer): rkyv then reads only the archive it validated.
+pub unsafe fn with_checked_record<R>(
+    bytes: &[u8],
+    f: impl FnOnce(RecordView<'_>) -> R,
+) -> Result<R, DecodeError> {
+    let (version, archive) = split_header(bytes)?;
+    with_aligned_archive(archive, |aligned| {
+        if version != RECORD_VERSION {
+            return decode_archive(version, aligned).map(|r| f(RecordView::Older(r)));
+        }
+        // SAFETY: the caller guarantees (this function's contract) that these bytes passed
+        // `check_record`, i.e. `rkyv::access::<ArchivedLogRecord>` on an aligned copy of this
+        // very archive, and did not change since; `aligned` is an aligned copy of them again
+        // (same alignment, 16), so the archive rkyv reads here is the one it validated.
+        let archived = unsafe { rkyv::access_unchecked::<ArchivedLogRecord>(aligned) };
+        Ok(f(RecordView::Current(archived)))
+    })
+}
+
+/// The version and the archive of `bytes`, after checking the header (a version this build
+/// reads, the archive length it gives).
+fn split_header(bytes: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
     if bytes.len() < HEADER_LEN {
         return Err(DecodeError::Truncated { len: bytes.len() });
     }
@@ -151,6 +242,14 @@ where
             actual: bytes.len() - HEADER_LEN,
         });
     }
+    Ok((found, &bytes[HEADER_LEN..]))
+}
+
+/// Copies `archive` into the thread's aligned buffer and calls `f` on the copy.
+fn with_aligned_archive<R>(
+    archive: &[u8],
+    f: impl FnOnce(&[u8]) -> Result<R, DecodeError>,
+) -> Result<R, DecodeError> {
     // rkyv needs the archive aligned; copying into an aligned buffer keeps any input safe.
     // The buffer is the thread's, reused (replay decodes millions of records: no allocation
     // per record).
@@ -164,15 +263,25 @@ where
             Err(_) => &mut fresh,
         };
         aligned.clear();
-        aligned.extend_from_slice(&bytes[HEADER_LEN..]);
+        aligned.extend_from_slice(archive);
         if aligned.capacity() > MAX_KEPT_SCRATCH {
             // A huge record once should not pin its buffer for the thread's life.
-            let decoded = decode(found, aligned);
+            let done = f(aligned);
             *aligned = rkyv::util::AlignedVec::new();
-            return decoded;
+            return done;
         }
-        decode(found, aligned)
+        f(aligned)
     })
+}
+
+/// Checks the header of `bytes`, copies the archive into the thread's aligned buffer and
+/// calls `decode(version, archive)` on it.
+fn with_aligned<F>(bytes: &[u8], decode: F) -> Result<LogRecord, DecodeError>
+where
+    F: FnOnce(u16, &[u8]) -> Result<LogRecord, DecodeError>,
+{
+    let (version, archive) = split_header(bytes)?;
+    with_aligned_archive(archive, |aligned| decode(version, aligned))
 }
 
 /// Largest decode buffer a thread keeps between records, in bytes.
@@ -300,6 +409,39 @@ mod tests {
                 b[i] ^= 1 << bit;
                 // Must not panic or be UB; a flip in a plain integer may still decode.
                 let _ = decode_record(&b);
+            }
+        }
+    }
+
+    /// `check_record` accepts exactly what `with_record` accepts, and the view read without a
+    /// second validation after it is the record `decode_record` gives: intact, every
+    /// truncation and every bit flip (a corrupt archive is an error, never a panic).
+    #[test]
+    fn checked_records_read_like_validated_ones() {
+        let mut buf = Vec::new();
+        encode_record(&sample(), &mut buf).unwrap_or_else(|e| panic!("{e}"));
+        let owned = |v: RecordView<'_>| v.into_record().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(check_record(&buf).ok(), Some(Checked::Current));
+        // SAFETY: `buf` passed `check_record` just above and is unchanged.
+        let read = unsafe { with_checked_record(&buf, owned) };
+        assert_eq!(read.ok(), Some(sample()));
+        let mut variants: Vec<Vec<u8>> = (0..buf.len()).map(|len| buf[..len].to_vec()).collect();
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut b = buf.clone();
+                b[i] ^= 1 << bit;
+                variants.push(b);
+            }
+        }
+        for b in variants {
+            let checked = check_record(&b);
+            let validated = with_record(&b, owned);
+            assert_eq!(checked.is_ok(), validated.is_ok(), "{b:?}");
+            assert_eq!(decode_record(&b).ok(), validated.as_ref().ok().cloned());
+            if checked.is_ok() {
+                // SAFETY: `b` passed `check_record` just above and is unchanged.
+                let read = unsafe { with_checked_record(&b, owned) };
+                assert_eq!(read.ok(), validated.ok());
             }
         }
     }

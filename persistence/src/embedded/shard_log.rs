@@ -14,9 +14,7 @@ use glommio::io::DmaFile;
 use super::files::{self, segment_path, snapshot_path};
 use super::lock::DirLock;
 use super::pipeline::{BatchId, FlushPipeline, SeqRange, MAX_FLUSHES_IN_FLIGHT};
-use super::replay::{
-    replay_archived, replay_decoded, replay_segments, ReplayMode, ReplayOutcome,
-};
+use super::replay::{replay_archived, replay_decoded, replay_segments, ReplayMode, ReplayOutcome};
 use super::scan::TailEnd;
 use crate::frame::encode_frame;
 

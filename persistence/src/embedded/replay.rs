@@ -5,7 +5,10 @@
 //! batches, through a bounded crossbeam channel to the caller's thread, which decodes (the
 //! one rkyv validation of each record, [`replay_decoded`]) and applies. With
 //! [`ReplayMode::PipelinedDecode`] the reader also decodes, so the caller's thread only
-//! applies. Reading and checking segment `k + 1` thus overlaps
+//! applies. With [`replay_archived`] (what recovery uses, ADR 0036 fifth round) the reader
+//! also validates each record (rkyv's `check_bytes`) into its batch's 16-aligned arena, and
+//! the caller's thread reads the validated archive there, in place, without a copy or a
+//! second validation. Reading and checking segment `k + 1` thus overlaps
 //! applying segment `k`. The outcome is the one the sequential replay reaches: the same
 //! records reach `apply` in the same order, and an error is reported after exactly the
 //! records the sequential replay would have applied before it (the reader sends the records

@@ -4,13 +4,21 @@
 //!
 //! Properties: decoding never panics (nor reads out of bounds, under a sanitizer); a record that
 //! decodes re-encodes, and the re-encoded bytes decode to the same record; encoding a decoded
-//! record is canonical (encoding it again gives the same bytes).
+//! record is canonical (encoding it again gives the same bytes); replay's validation on the
+//! reader thread (`check_record`) accepts exactly what `decode_record` decodes.
 
-use flashsale_protocol::{decode_record, encode_record, LogRecord};
+use flashsale_protocol::{check_record, decode_record, encode_record, LogRecord};
 
 /// Runs one input; panics when a property fails.
 pub fn check(data: &[u8]) {
-    let Ok(record) = decode_record(data) else {
+    let checked = check_record(data);
+    let decoded = decode_record(data);
+    assert_eq!(
+        checked.is_ok(),
+        decoded.is_ok(),
+        "check_record and decode_record disagree: {checked:?} vs {decoded:?}"
+    );
+    let Ok(record) = decoded else {
         return;
     };
     let once = encode(&record);

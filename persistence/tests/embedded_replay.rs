@@ -11,10 +11,14 @@ use common::{
 };
 use flashsale_engine::log::{LogBackend, LogError};
 use flashsale_persistence::embedded::replay::BATCH_RECORDS;
-use flashsale_persistence::embedded::{replay_decoded, replay_segments, ReplayMode};
+use flashsale_persistence::embedded::{
+    replay_archived, replay_decoded, replay_segments, ReplayMode,
+};
 use flashsale_persistence::frame::{parse_frame, Parsed};
 use flashsale_persistence::{EmbeddedBackend, EmbeddedOptions};
-use flashsale_protocol::{encode_record, Event, LogRecord, ReleaseReason, ReservationId};
+use flashsale_protocol::{
+    encode_record, Event, LogRecord, RecordView, ReleaseReason, ReservationId,
+};
 
 /// A replay's outcome as compared: `last`, `replayed_through`, and the last segment's
 /// (first, end, cut); or the error's text.
@@ -382,6 +386,83 @@ fn decoded_replay_is_the_same_in_both_modes_torn_tail_and_bad_record_included() 
                     ),
                     other => panic!("expected a decode error, got {other:?}"),
                 }
+            }
+        }
+    }
+}
+
+/// Archived replay of `segments` in `mode` (each record's validated archive deserialized, as
+/// its debug text), then the outcome or the error; `fail_at` makes `apply` fail at that seq.
+fn archived_trace(
+    segments: &[(u64, PathBuf)],
+    after: u64,
+    mode: ReplayMode,
+    fail_at: Option<u64>,
+) -> (Vec<String>, Summary) {
+    let mut applied = Vec::new();
+    let mut apply = |seq: u64, view: RecordView<'_>| {
+        if fail_at == Some(seq) {
+            return Err(LogError::Replay {
+                seq,
+                reason: "refused by the test".into(),
+            });
+        }
+        let record = view
+            .into_record()
+            .map_err(|e| LogError::Corrupt(e.to_string()))?;
+        applied.push(format!("{seq} {record:?}"));
+        Ok(())
+    };
+    let result = replay_archived(0, after, segments, mode, &mut apply)
+        .map(|o| {
+            (
+                o.last,
+                o.replayed_through,
+                o.last_segment.map(|l| (l.first, l.end.end, l.end.cut)),
+            )
+        })
+        .map_err(|e| e.to_string());
+    (applied, result)
+}
+
+/// The archived replay (validated on the reader thread when pipelined, read there without a
+/// second validation: ADR 0036, fifth round) hands over the records the decoded replay
+/// decodes and stops with the same error after the same records, in every mode: intact, a
+/// torn tail, a record that passes the CRC but is no archive, an `apply` failure.
+#[test]
+fn archived_replay_matches_the_decoded_replay_in_every_mode() {
+    for bad_at in [None, Some(BATCH_RECORDS as u64 + 3)] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let segs = write_segments_of(dir.path(), LAST, 2 * BATCH_RECORDS as u64, 4096, |s| {
+            logged(s, bad_at)
+        });
+        let (_, last_path) = &segs[segs.len() - 1];
+        let starts = frame_starts(last_path);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(last_path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.set_len((starts[starts.len() - 1] + 11) as u64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(f);
+        for (after, fail_at) in [
+            (0, None),
+            (LAST / 2, None),
+            (0, Some(7)),
+            (0, Some(LAST - 1)),
+        ] {
+            let decoded = decoded_trace(&segs, after, ReplayMode::Sequential, fail_at);
+            assert!(!decoded.0.is_empty() || after > 0);
+            for mode in [
+                ReplayMode::Sequential,
+                ReplayMode::Pipelined,
+                ReplayMode::PipelinedDecode,
+            ] {
+                let archived = archived_trace(&segs, after, mode, fail_at);
+                assert_eq!(
+                    decoded, archived,
+                    "{mode:?}: bad record {bad_at:?}, after {after}, fail at {fail_at:?}"
+                );
             }
         }
     }

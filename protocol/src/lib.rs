@@ -12,7 +12,11 @@ pub mod queue;
 pub mod queue_snapshot;
 pub mod stream;
 
-pub use codec::{decode_record, decode_record_with, encode_record, DecodeError, RECORD_VERSION};
+pub use codec::{
+    check_record, check_record_into, decode_record, decode_record_with, encode_record,
+    with_checked_at, with_record, AlignedBytes, Checked, CheckedAt, DecodeError, RecordView,
+    RECORD_VERSION,
+};
 pub use event::{
     default_max_hold_ms, Event, Line, LogRecord, ReleaseReason, RequestKey, SkuSpec,
     DEFAULT_MAX_EXTENSIONS, DEFAULT_MAX_HOLD_MS,

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use flashsale_protocol::ShardId;
+use flashsale_protocol::{DecodeError, RecordView, ShardId};
 
-use crate::log::{decode_logged_with, LogBackend, LogError, ShardLog};
+use crate::log::{logged_at, LogBackend, LogError, ShardLog};
 use crate::shard::{shard_of, Shard};
 
 /// Opens the log, recovers the shard and returns it with the log. With `from` (a follower's
@@ -58,9 +58,10 @@ pub(crate) async fn recover(
     Ok((shard, log))
 }
 
-/// Applies every record of `log` after `after` to `shard`: decoded here with the shard's own
-/// id handles ([`Shard::record_from_archived`]), or by the log on its reader thread when it
-/// does that ([`ShardLog::decodes_while_reading`], ADR 0036).
+/// Applies every record of `log` after `after` to `shard`: built here from its validated
+/// archive with the shard's own id handles ([`Shard::record_from_archived`]; the log may
+/// validate on its reader thread, [`ShardLog::replay_archived`]), or decoded by the log on its
+/// reader thread when it does that ([`ShardLog::decodes_while_reading`], ADR 0036).
 async fn replay_into(
     shard: &mut Shard,
     log: &mut dyn ShardLog,
@@ -78,10 +79,20 @@ async fn replay_into(
     }
     // The SKU indexes of the record being applied (reused: no allocation per record).
     let mut skus = Vec::new();
-    let mut apply = |seq: u64, bytes: &[u8]| -> Result<(), LogError> {
-        let record = decode_logged_with(seq, bytes, |archived| {
-            shard.record_from_archived(archived, &mut skus)
-        })?;
+    let mut apply = |seq: u64, view: RecordView<'_>| -> Result<(), LogError> {
+        let record = match view {
+            RecordView::Current(archived) => shard
+                .record_from_archived(archived, &mut skus)
+                .map_err(|e| LogError::Replay {
+                    seq,
+                    reason: DecodeError::Invalid(e.to_string()).to_string(),
+                })?,
+            RecordView::Older(record) => {
+                skus.clear();
+                record
+            }
+        };
+        let record = logged_at(seq, record)?;
         shard
             .apply_record_at(record, &skus)
             .map_err(|e| LogError::Replay {
@@ -89,7 +100,7 @@ async fn replay_into(
                 reason: e.to_string(),
             })
     };
-    log.replay(after, &mut apply).await?;
+    log.replay_archived(after, &mut apply).await?;
     Ok(())
 }
 

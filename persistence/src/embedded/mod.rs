@@ -26,7 +26,7 @@ use flashsale_protocol::ShardId;
 
 use crate::PersistenceError;
 pub use lock::DirLock;
-pub use replay::{replay_decoded, replay_segments, ReplayMode, ReplayOutcome};
+pub use replay::{replay_archived, replay_decoded, replay_segments, ReplayMode, ReplayOutcome};
 pub use scan::{SegmentScan, TailEnd};
 pub use shard_log::EmbeddedLog;
 pub use tail::{EmbeddedTail, TailMarks};

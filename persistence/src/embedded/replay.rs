@@ -5,7 +5,10 @@
 //! batches, through a bounded crossbeam channel to the caller's thread, which decodes (the
 //! one rkyv validation of each record, [`replay_decoded`]) and applies. With
 //! [`ReplayMode::PipelinedDecode`] the reader also decodes, so the caller's thread only
-//! applies. Reading and checking segment `k + 1` thus overlaps
+//! applies. With [`replay_archived`] (what recovery uses, ADR 0036 fifth round) the reader
+//! also validates each record (rkyv's `check_bytes`) into its batch's 16-aligned arena, and
+//! the caller's thread reads the validated archive there, in place, without a copy or a
+//! second validation. Reading and checking segment `k + 1` thus overlaps
 //! applying segment `k`. The outcome is the one the sequential replay reaches: the same
 //! records reach `apply` in the same order, and an error is reported after exactly the
 //! records the sequential replay would have applied before it (the reader sends the records
@@ -16,9 +19,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use flashsale_engine::log::{decode_logged, LogError, RecordFn, ReplayFn};
+use flashsale_engine::log::{
+    apply_logged, decode_logged, ArchivedFn, LogError, RecordFn, ReplayFn,
+};
 
-use flashsale_protocol::{LogRecord, ShardId};
+use flashsale_protocol::{
+    check_record_into, with_checked_at, AlignedBytes, CheckedAt, LogRecord, ShardId,
+};
 
 use super::scan::{SegmentScan, TailEnd};
 
@@ -62,6 +69,10 @@ impl ReplayMode {
 
 /// Records per batch handed from the reader thread to the applying thread.
 pub const BATCH_RECORDS: usize = 8192;
+
+/// Bytes of validated archives one batch's arena holds before it is sent (with
+/// [`BATCH_RECORDS`], bounds the memory of a batch however long its records are).
+pub const BATCH_ARENA_BYTES: usize = 4 << 20;
 
 /// Batches the channel holds before the reader waits (bounds memory: the reader runs at
 /// most this many batches, and so about two segments, ahead of `apply`).
@@ -107,7 +118,7 @@ pub fn replay_segments(
         segments,
         mode,
         in_place,
-        &mut |seq, data, range| apply(seq, slice(data, seq, range)?),
+        &mut |seq, data, _, range| apply(seq, slice(data, seq, range)?),
     )
 }
 
@@ -128,7 +139,7 @@ pub fn replay_decoded(
             segments,
             mode,
             decode_at,
-            &mut |seq, _, record| apply(seq, record),
+            &mut |seq, _, _, record| apply(seq, record),
         );
     }
     replay_with(
@@ -137,17 +148,86 @@ pub fn replay_decoded(
         segments,
         mode,
         in_place,
-        &mut |seq, data, range| apply(seq, decode_at(seq, data, range)?),
+        &mut |seq, data, _, range| {
+            apply(seq, decode_at(seq, data, &mut AlignedBytes::new(), range)?)
+        },
     )
 }
 
+/// Like [`replay_segments`], with each record validated and handed to `apply` as its archive
+/// ([`RecordView`]). Pipelined, the reader thread validates each record ([`check_at`]: the
+/// frame checks and rkyv's validation both off the applying thread) and the applying thread
+/// reads the archive it validated without validating it again; sequentially, each record is
+/// validated once before `apply` ([`apply_logged`]). Same records, same errors.
+pub fn replay_archived(
+    shard: ShardId,
+    after: u64,
+    segments: &[(u64, PathBuf)],
+    mode: ReplayMode,
+    apply: &mut ArchivedFn<'_>,
+) -> Result<ReplayOutcome, LogError> {
+    match mode.resolve(1) {
+        ReplayMode::Sequential | ReplayMode::Auto => replay_with(
+            shard,
+            after,
+            segments,
+            ReplayMode::Sequential,
+            in_place,
+            &mut |seq, data, _, range| apply_logged(seq, slice(data, seq, range)?, apply),
+        ),
+        ReplayMode::Pipelined | ReplayMode::PipelinedDecode => replay_with(
+            shard,
+            after,
+            segments,
+            ReplayMode::Pipelined,
+            check_at,
+            &mut |seq, _, arena, checked: CheckedAt| {
+                // SAFETY: `checked` was made by `check_at` (the only `CheckedAt` of this
+                // replay) with `check_record_into` on the arena of this record's batch, which
+                // is the `arena` handed here: it was only appended to after, then moved
+                // whole to this thread, and is not written by anyone now.
+                let read = unsafe { with_checked_at(arena, checked, |view| apply(seq, view)) };
+                read.map_err(|e| LogError::Replay {
+                    seq,
+                    reason: e.to_string(),
+                })?
+            },
+        ),
+    }
+}
+
+/// The preparation that validates a record into its batch's arena ([`check_record_into`]:
+/// header and rkyv archive, kept 16-aligned for the applying thread to read in place); an
+/// invalid record is the error [`decode_logged`] gives for it.
+fn check_at(
+    seq: u64,
+    data: &[u8],
+    arena: &mut AlignedBytes,
+    range: Range<usize>,
+) -> Result<CheckedAt, LogError> {
+    check_record_into(slice(data, seq, range)?, arena).map_err(|e| LogError::Replay {
+        seq,
+        reason: e.to_string(),
+    })
+}
+
 /// The preparation that leaves a record where it lies: its byte range.
-fn in_place(_: u64, _: &[u8], range: Range<usize>) -> Result<Range<usize>, LogError> {
+fn in_place(
+    _: u64,
+    _: &[u8],
+    _: &mut AlignedBytes,
+    range: Range<usize>,
+) -> Result<Range<usize>, LogError> {
     Ok(range)
 }
 
 /// The preparation that decodes a record ([`decode_logged`]).
-fn decode_at(seq: u64, data: &[u8], range: Range<usize>) -> Result<LogRecord, LogError> {
+fn decode_at(
+    seq: u64,
+    data: &[u8],
+    _: &mut AlignedBytes,
+    range: Range<usize>,
+) -> Result<LogRecord, LogError> {
     decode_logged(seq, slice(data, seq, range)?)
 }
 
@@ -164,14 +244,20 @@ fn replay_with<T, P>(
 ) -> Result<ReplayOutcome, LogError>
 where
     T: Send + 'static,
-    P: Fn(u64, &[u8], Range<usize>) -> Result<T, LogError> + Send + 'static,
+    P: Fn(u64, &[u8], &mut AlignedBytes, Range<usize>) -> Result<T, LogError> + Send + 'static,
 {
+    let mut arena = AlignedBytes::new();
     match mode.resolve(1) {
         ReplayMode::Sequential | ReplayMode::Auto => scan_segments(
             shard,
             after,
             segments,
-            &mut |seq, data, range| apply(seq, data, prepare(seq, data, range)?),
+            &mut |seq, data, range| {
+                // Sequentially a record is applied at once: one arena, cleared per record.
+                arena.clear();
+                let prepared = prepare(seq, data, &mut arena, range)?;
+                apply(seq, data, &arena, prepared)
+            },
             &mut || Ok(()),
         ),
         ReplayMode::Pipelined | ReplayMode::PipelinedDecode => {
@@ -194,9 +280,10 @@ fn read_segment(path: &std::path::Path) -> Result<Arc<Vec<u8>>, LogError> {
     Ok(Arc::new(std::fs::read(path)?))
 }
 
-/// What the applying side is given per record: its seq, its segment's bytes and its prepared
-/// form (a byte range, or the decoded record).
-type ApplyAt<'a, T> = dyn FnMut(u64, &[u8], T) -> Result<(), LogError> + 'a;
+/// What the applying side is given per record: its seq, its segment's bytes, its batch's
+/// arena and its prepared form (a byte range, the decoded record, or where in the arena it
+/// was validated).
+type ApplyAt<'a, T> = dyn FnMut(u64, &[u8], &AlignedBytes, T) -> Result<(), LogError> + 'a;
 
 /// What the scan hands each record to replay: its seq, its segment's bytes and its range.
 type OnRecord<'a> = dyn FnMut(u64, &Arc<Vec<u8>>, Range<usize>) -> Result<(), LogError> + 'a;
@@ -245,6 +332,9 @@ struct Batch<T> {
     /// Sequence number and prepared form (a byte range, or the decoded record) of each
     /// record, in order.
     records: Vec<(u64, T)>,
+    /// The archives the reader validated for this batch ([`check_at`]), 16-aligned; empty in
+    /// the other modes.
+    arena: AlignedBytes,
 }
 
 /// What the reader thread sends.
@@ -273,7 +363,7 @@ fn read_and_check<T, P>(
     prepare: P,
     tx: &Sender<Message<T>>,
 ) where
-    P: Fn(u64, &[u8], Range<usize>) -> Result<T, LogError>,
+    P: Fn(u64, &[u8], &mut AlignedBytes, Range<usize>) -> Result<T, LogError>,
 {
     // The batch being filled, with the segment its records lie in.
     let pending: std::cell::RefCell<Option<Batch<T>>> = std::cell::RefCell::new(None);
@@ -286,14 +376,15 @@ fn read_and_check<T, P>(
         after,
         segments,
         &mut |seq, data, range| {
-            let prepared = prepare(seq, data, range)?;
             let mut slot = pending.borrow_mut();
             let batch = slot.get_or_insert_with(|| Batch {
                 data: data.clone(),
                 records: Vec::with_capacity(BATCH_RECORDS),
+                arena: AlignedBytes::new(),
             });
+            let prepared = prepare(seq, data, &mut batch.arena, range)?;
             batch.records.push((seq, prepared));
-            if batch.records.len() >= BATCH_RECORDS {
+            if batch.records.len() >= BATCH_RECORDS || batch.arena.len() >= BATCH_ARENA_BYTES {
                 if let Some(full) = slot.take() {
                     send(full)?;
                 }
@@ -319,7 +410,7 @@ fn pipelined<T, P>(
 ) -> Result<ReplayOutcome, LogError>
 where
     T: Send + 'static,
-    P: Fn(u64, &[u8], Range<usize>) -> Result<T, LogError> + Send + 'static,
+    P: Fn(u64, &[u8], &mut AlignedBytes, Range<usize>) -> Result<T, LogError> + Send + 'static,
 {
     let (tx, rx): (Sender<Message<T>>, Receiver<Message<T>>) = bounded(CHANNEL_BATCHES);
     let owned = segments.to_vec();
@@ -352,7 +443,7 @@ fn apply_batches<T>(
         match message {
             Message::Records(batch) => {
                 for (seq, prepared) in batch.records {
-                    if let Err(e) = apply(seq, &batch.data, prepared) {
+                    if let Err(e) = apply(seq, &batch.data, &batch.arena, prepared) {
                         return Some(Err(e));
                     }
                 }

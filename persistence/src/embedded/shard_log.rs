@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use flashsale_engine::log::{LocalBoxFuture, LogError, RecordFn, ReplayFn, ShardLog};
+use flashsale_engine::log::{ArchivedFn, LocalBoxFuture, LogError, RecordFn, ReplayFn, ShardLog};
 use flashsale_protocol::ShardId;
 use futures::channel::mpsc;
 use futures::StreamExt;
@@ -14,7 +14,7 @@ use glommio::io::DmaFile;
 use super::files::{self, segment_path, snapshot_path};
 use super::lock::DirLock;
 use super::pipeline::{BatchId, FlushPipeline, SeqRange, MAX_FLUSHES_IN_FLIGHT};
-use super::replay::{replay_decoded, replay_segments, ReplayMode, ReplayOutcome};
+use super::replay::{replay_archived, replay_decoded, replay_segments, ReplayMode, ReplayOutcome};
 use super::scan::TailEnd;
 use crate::frame::encode_frame;
 
@@ -260,6 +260,17 @@ impl EmbeddedLog {
         apply: &mut RecordFn<'_>,
     ) -> Result<u64, LogError> {
         self.recover_with(|shard, segs, mode| replay_decoded(shard, after, segs, mode, apply))
+            .await
+    }
+
+    /// [`EmbeddedLog::recover`] with the records validated before `apply` and handed over as
+    /// their archives (validated on the reader thread when pipelined).
+    async fn recover_archived(
+        &mut self,
+        after: u64,
+        apply: &mut ArchivedFn<'_>,
+    ) -> Result<u64, LogError> {
+        self.recover_with(|shard, segs, mode| replay_archived(shard, after, segs, mode, apply))
             .await
     }
 
@@ -719,6 +730,19 @@ impl ShardLog for EmbeddedLog {
                 let _ = a.file.close_rc().await;
             }
             self.recover_decoded(after, apply).await
+        })
+    }
+
+    fn replay_archived<'a>(
+        &'a mut self,
+        after: u64,
+        apply: &'a mut ArchivedFn<'a>,
+    ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
+        Box::pin(async move {
+            if let Some(a) = self.active.take() {
+                let _ = a.file.close_rc().await;
+            }
+            self.recover_archived(after, apply).await
         })
     }
 

@@ -131,12 +131,144 @@ where
     })
 }
 
-/// Checks the header of `bytes`, copies the archive into the thread's aligned buffer and
-/// calls `decode(version, archive)` on it.
-fn with_aligned<F>(bytes: &[u8], decode: F) -> Result<LogRecord, DecodeError>
-where
-    F: FnOnce(u16, &[u8]) -> Result<LogRecord, DecodeError>,
-{
+/// One record as replay sees it: the validated archive of a record of the current version
+/// (nothing deserialized), or the owned record an older version was converted to.
+#[derive(Debug)]
+pub enum RecordView<'a> {
+    /// A record of [`RECORD_VERSION`], validated, read in place.
+    Current(&'a ArchivedLogRecord),
+    /// A record of an older version ([`v2`], [`v3`]), validated and converted.
+    Older(LogRecord),
+}
+
+impl RecordView<'_> {
+    /// The owned record (the current version's archive deserialized, as [`decode_record`]
+    /// would give it).
+    pub fn into_record(self) -> Result<LogRecord, DecodeError> {
+        match self {
+            RecordView::Current(archived) => {
+                rkyv::deserialize::<LogRecord, rkyv::rancor::Error>(archived)
+                    .map_err(|e| DecodeError::Invalid(e.to_string()))
+            }
+            RecordView::Older(record) => Ok(record),
+        }
+    }
+}
+
+/// What [`check_record`] found a record to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// A record of [`RECORD_VERSION`] whose archive passed rkyv's validation.
+    Current,
+    /// A record of an older version: validated again (and converted) when read.
+    Older,
+}
+
+/// Checks one record without building anything: the header, and for a record of the
+/// current version the whole archive (rkyv's `check_bytes`, the same validation as
+/// [`decode_record`]). A replay may run this on a reader thread and hand the same, unchanged
+/// record's validation without keeping the archive ([`check_record_into`] keeps it, for replay).
+/// Never panics on any input.
+pub fn check_record(bytes: &[u8]) -> Result<Checked, DecodeError> {
+    let (version, archive) = split_header(bytes)?;
+    if version != RECORD_VERSION {
+        return Ok(Checked::Older);
+    }
+    with_aligned_archive(archive, |aligned| {
+        rkyv::access::<ArchivedLogRecord, rkyv::rancor::Error>(aligned)
+            .map(|_| Checked::Current)
+            .map_err(|e| DecodeError::Invalid(e.to_string()))
+    })
+}
+
+/// Calls `f` with the view of one record: a record of the current version validated in
+/// place (rkyv's `access`, the record's one validation, nothing deserialized), an older one
+/// decoded as [`decode_record`] does. Never panics on any input.
+pub fn with_record<R>(bytes: &[u8], f: impl FnOnce(RecordView<'_>) -> R) -> Result<R, DecodeError> {
+    let (version, archive) = split_header(bytes)?;
+    with_aligned_archive(archive, |aligned| {
+        if version != RECORD_VERSION {
+            return decode_archive(version, aligned).map(|r| f(RecordView::Older(r)));
+        }
+        let archived = rkyv::access::<ArchivedLogRecord, rkyv::rancor::Error>(aligned)
+            .map_err(|e| DecodeError::Invalid(e.to_string()))?;
+        Ok(f(RecordView::Current(archived)))
+    })
+}
+
+/// A buffer aligned for rkyv archives, holding the records [`check_record_into`] validated.
+pub type AlignedBytes = rkyv::util::AlignedVec<16>;
+
+/// Where [`check_record_into`] put a record it validated in its buffer (made only by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedAt {
+    /// The record's version.
+    version: u16,
+    /// The archive's first byte in the buffer (a multiple of 16).
+    start: usize,
+    /// One past its last byte.
+    end: usize,
+}
+
+/// Appends the archive of one record to `arena` (16-aligned) and validates it there: the
+/// header, and for a record of the current version rkyv's `check_bytes` over the archive (the
+/// validation of [`decode_record`]). The record is then read in place, without a second
+/// validation, by [`with_checked_at`] — on another thread if `arena` is moved there (replay
+/// validates on its reader thread and applies on the shard's: ADR 0036, fifth round). On error
+/// `arena` is left as it was. Never panics on any input.
+pub fn check_record_into(bytes: &[u8], arena: &mut AlignedBytes) -> Result<CheckedAt, DecodeError> {
+    let (version, archive) = split_header(bytes)?;
+    let before = arena.len();
+    let start = before.next_multiple_of(16);
+    arena.resize(start, 0);
+    arena.extend_from_slice(archive);
+    let at = CheckedAt {
+        version,
+        start,
+        end: arena.len(),
+    };
+    if version == RECORD_VERSION {
+        if let Err(e) = rkyv::access::<ArchivedLogRecord, rkyv::rancor::Error>(&arena[start..]) {
+            arena.resize(before, 0);
+            return Err(DecodeError::Invalid(e.to_string()));
+        }
+    }
+    Ok(at)
+}
+
+/// Calls `f` with the view of the record [`check_record_into`] put at `at` in `arena`: a
+/// record of the current version read in place without validating it again, an older one
+/// decoded (and so validated) as [`decode_record`] does.
+///
+/// # Safety
+/// `at` must come from [`check_record_into`] called with this very `arena`, and the bytes
+/// of `arena` from `at`'s start to its end must not have changed since (appending later
+/// records, moving or sending the buffer are fine): rkyv then reads exactly the archive it
+/// validated, at the same (16-aligned) place.
+pub unsafe fn with_checked_at<R>(
+    arena: &AlignedBytes,
+    at: CheckedAt,
+    f: impl FnOnce(RecordView<'_>) -> R,
+) -> Result<R, DecodeError> {
+    let Some(archive) = arena.get(at.start..at.end) else {
+        return Err(DecodeError::Truncated {
+            len: arena.len().saturating_sub(at.start),
+        });
+    };
+    if at.version != RECORD_VERSION {
+        return decode_archive(at.version, archive).map(|r| f(RecordView::Older(r)));
+    }
+    // SAFETY: by this function's contract, `archive` is the byte range `check_record_into`
+    // validated with `rkyv::access::<ArchivedLogRecord>` (which returned `Ok`), unchanged
+    // since and at the same 16-aligned offset of an `AlignedVec<16>`, so rkyv reads exactly
+    // the archive it validated.
+    let archived = unsafe { rkyv::access_unchecked::<ArchivedLogRecord>(archive) };
+    Ok(f(RecordView::Current(archived)))
+}
+
+/// The version and the archive of `bytes`, after checking the header (a version this build
+/// reads, the archive length it gives).
+fn split_header(bytes: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
     if bytes.len() < HEADER_LEN {
         return Err(DecodeError::Truncated { len: bytes.len() });
     }
@@ -151,6 +283,14 @@ where
             actual: bytes.len() - HEADER_LEN,
         });
     }
+    Ok((found, &bytes[HEADER_LEN..]))
+}
+
+/// Copies `archive` into the thread's aligned buffer and calls `f` on the copy.
+fn with_aligned_archive<R>(
+    archive: &[u8],
+    f: impl FnOnce(&[u8]) -> Result<R, DecodeError>,
+) -> Result<R, DecodeError> {
     // rkyv needs the archive aligned; copying into an aligned buffer keeps any input safe.
     // The buffer is the thread's, reused (replay decodes millions of records: no allocation
     // per record).
@@ -164,15 +304,25 @@ where
             Err(_) => &mut fresh,
         };
         aligned.clear();
-        aligned.extend_from_slice(&bytes[HEADER_LEN..]);
+        aligned.extend_from_slice(archive);
         if aligned.capacity() > MAX_KEPT_SCRATCH {
             // A huge record once should not pin its buffer for the thread's life.
-            let decoded = decode(found, aligned);
+            let done = f(aligned);
             *aligned = rkyv::util::AlignedVec::new();
-            return decoded;
+            return done;
         }
-        decode(found, aligned)
+        f(aligned)
     })
+}
+
+/// Checks the header of `bytes`, copies the archive into the thread's aligned buffer and
+/// calls `decode(version, archive)` on it.
+fn with_aligned<F>(bytes: &[u8], decode: F) -> Result<LogRecord, DecodeError>
+where
+    F: FnOnce(u16, &[u8]) -> Result<LogRecord, DecodeError>,
+{
+    let (version, archive) = split_header(bytes)?;
+    with_aligned_archive(archive, |aligned| decode(version, aligned))
 }
 
 /// Largest decode buffer a thread keeps between records, in bytes.
@@ -301,6 +451,50 @@ mod tests {
                 // Must not panic or be UB; a flip in a plain integer may still decode.
                 let _ = decode_record(&b);
             }
+        }
+    }
+
+    /// `check_record` and `check_record_into` accept exactly what `with_record` accepts, and
+    /// the view read in place without a second validation after `check_record_into` is the
+    /// record `decode_record` gives: intact, every truncation and every bit flip (a corrupt
+    /// archive is an error, never a panic), several records in one arena at odd lengths.
+    #[test]
+    fn checked_records_read_like_validated_ones() {
+        let mut buf = Vec::new();
+        encode_record(&sample(), &mut buf).unwrap_or_else(|e| panic!("{e}"));
+        let owned = |v: RecordView<'_>| v.into_record().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(check_record(&buf).ok(), Some(Checked::Current));
+        let mut variants: Vec<Vec<u8>> = (0..buf.len()).map(|len| buf[..len].to_vec()).collect();
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut b = buf.clone();
+                b[i] ^= 1 << bit;
+                variants.push(b);
+            }
+        }
+        variants.push(buf.clone());
+        let mut arena = AlignedBytes::new();
+        let mut kept = Vec::new();
+        for b in &variants {
+            let len_before = arena.len();
+            let checked = check_record(b);
+            let into = check_record_into(b, &mut arena);
+            let validated = with_record(b, owned);
+            assert_eq!(checked.is_ok(), validated.is_ok(), "{b:?}");
+            assert_eq!(into.is_ok(), validated.is_ok(), "{b:?}");
+            assert_eq!(decode_record(b).ok(), validated.as_ref().ok().cloned());
+            match into {
+                Ok(at) => kept.push((at, validated.unwrap_or_else(|e| panic!("{e}")))),
+                Err(_) => assert_eq!(arena.len(), len_before, "a refused record stays out"),
+            }
+        }
+        assert!(kept.len() > 1, "the intact record and some flips are valid");
+        // Read back after every later append (the arena grew and may have moved).
+        for (at, expected) in kept {
+            // SAFETY: `at` came from `check_record_into` on this `arena`, which was only
+            // appended to since.
+            let read = unsafe { with_checked_at(&arena, at, owned) };
+            assert_eq!(read.ok(), Some(expected));
         }
     }
 

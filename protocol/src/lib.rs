@@ -13,9 +13,8 @@ pub mod queue_snapshot;
 pub mod stream;
 
 pub use codec::{
-    check_record, check_record_into, decode_record, decode_record_with, encode_record,
-    with_checked_at, with_record, AlignedBytes, Checked, CheckedAt, DecodeError, RecordView,
-    RECORD_VERSION,
+    check_record, decode_record, decode_record_with, encode_record, with_record, Checked,
+    CheckedArena, CheckedAt, DecodeError, RecordView, RECORD_VERSION,
 };
 pub use event::{
     default_max_hold_ms, Event, Line, LogRecord, ReleaseReason, RequestKey, SkuSpec,

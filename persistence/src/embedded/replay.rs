@@ -23,9 +23,7 @@ use flashsale_engine::log::{
     apply_logged, decode_logged, ArchivedFn, LogError, RecordFn, ReplayFn,
 };
 
-use flashsale_protocol::{
-    check_record_into, with_checked_at, AlignedBytes, CheckedAt, LogRecord, ShardId,
-};
+use flashsale_protocol::{CheckedArena, CheckedAt, LogRecord, ShardId};
 
 use super::scan::{SegmentScan, TailEnd};
 
@@ -149,7 +147,7 @@ pub fn replay_decoded(
         mode,
         in_place,
         &mut |seq, data, _, range| {
-            apply(seq, decode_at(seq, data, &mut AlignedBytes::new(), range)?)
+            apply(seq, decode_at(seq, data, &mut CheckedArena::new(), range)?)
         },
     )
 }
@@ -182,11 +180,10 @@ pub fn replay_archived(
             ReplayMode::Pipelined,
             check_at,
             &mut |seq, _, arena, checked: CheckedAt| {
-                // SAFETY: `checked` was made by `check_at` (the only `CheckedAt` of this
-                // replay) with `check_record_into` on the arena of this record's batch, which
-                // is the `arena` handed here: it was only appended to after, then moved
-                // whole to this thread, and is not written by anyone now.
-                let read = unsafe { with_checked_at(arena, checked, |view| apply(seq, view)) };
+                // `checked` was made by `check_at` on the arena of this record's batch, the
+                // `arena` handed here (moved whole to this thread): read without validating
+                // again.
+                let read = arena.read(checked, |view| apply(seq, view));
                 read.map_err(|e| LogError::Replay {
                     seq,
                     reason: e.to_string(),
@@ -196,26 +193,28 @@ pub fn replay_archived(
     }
 }
 
-/// The preparation that validates a record into its batch's arena ([`check_record_into`]:
+/// The preparation that validates a record into its batch's arena ([`CheckedArena::check`]:
 /// header and rkyv archive, kept 16-aligned for the applying thread to read in place); an
 /// invalid record is the error [`decode_logged`] gives for it.
 fn check_at(
     seq: u64,
     data: &[u8],
-    arena: &mut AlignedBytes,
+    arena: &mut CheckedArena,
     range: Range<usize>,
 ) -> Result<CheckedAt, LogError> {
-    check_record_into(slice(data, seq, range)?, arena).map_err(|e| LogError::Replay {
-        seq,
-        reason: e.to_string(),
-    })
+    arena
+        .check(slice(data, seq, range)?)
+        .map_err(|e| LogError::Replay {
+            seq,
+            reason: e.to_string(),
+        })
 }
 
 /// The preparation that leaves a record where it lies: its byte range.
 fn in_place(
     _: u64,
     _: &[u8],
-    _: &mut AlignedBytes,
+    _: &mut CheckedArena,
     range: Range<usize>,
 ) -> Result<Range<usize>, LogError> {
     Ok(range)
@@ -225,7 +224,7 @@ fn in_place(
 fn decode_at(
     seq: u64,
     data: &[u8],
-    _: &mut AlignedBytes,
+    _: &mut CheckedArena,
     range: Range<usize>,
 ) -> Result<LogRecord, LogError> {
     decode_logged(seq, slice(data, seq, range)?)
@@ -244,9 +243,9 @@ fn replay_with<T, P>(
 ) -> Result<ReplayOutcome, LogError>
 where
     T: Send + 'static,
-    P: Fn(u64, &[u8], &mut AlignedBytes, Range<usize>) -> Result<T, LogError> + Send + 'static,
+    P: Fn(u64, &[u8], &mut CheckedArena, Range<usize>) -> Result<T, LogError> + Send + 'static,
 {
-    let mut arena = AlignedBytes::new();
+    let mut arena = CheckedArena::new();
     match mode.resolve(1) {
         ReplayMode::Sequential | ReplayMode::Auto => scan_segments(
             shard,
@@ -283,7 +282,7 @@ fn read_segment(path: &std::path::Path) -> Result<Arc<Vec<u8>>, LogError> {
 /// What the applying side is given per record: its seq, its segment's bytes, its batch's
 /// arena and its prepared form (a byte range, the decoded record, or where in the arena it
 /// was validated).
-type ApplyAt<'a, T> = dyn FnMut(u64, &[u8], &AlignedBytes, T) -> Result<(), LogError> + 'a;
+type ApplyAt<'a, T> = dyn FnMut(u64, &[u8], &CheckedArena, T) -> Result<(), LogError> + 'a;
 
 /// What the scan hands each record to replay: its seq, its segment's bytes and its range.
 type OnRecord<'a> = dyn FnMut(u64, &Arc<Vec<u8>>, Range<usize>) -> Result<(), LogError> + 'a;
@@ -334,7 +333,7 @@ struct Batch<T> {
     records: Vec<(u64, T)>,
     /// The archives the reader validated for this batch ([`check_at`]), 16-aligned; empty in
     /// the other modes.
-    arena: AlignedBytes,
+    arena: CheckedArena,
 }
 
 /// What the reader thread sends.
@@ -363,7 +362,7 @@ fn read_and_check<T, P>(
     prepare: P,
     tx: &Sender<Message<T>>,
 ) where
-    P: Fn(u64, &[u8], &mut AlignedBytes, Range<usize>) -> Result<T, LogError>,
+    P: Fn(u64, &[u8], &mut CheckedArena, Range<usize>) -> Result<T, LogError>,
 {
     // The batch being filled, with the segment its records lie in.
     let pending: std::cell::RefCell<Option<Batch<T>>> = std::cell::RefCell::new(None);
@@ -380,7 +379,7 @@ fn read_and_check<T, P>(
             let batch = slot.get_or_insert_with(|| Batch {
                 data: data.clone(),
                 records: Vec::with_capacity(BATCH_RECORDS),
-                arena: AlignedBytes::new(),
+                arena: CheckedArena::new(),
             });
             let prepared = prepare(seq, data, &mut batch.arena, range)?;
             batch.records.push((seq, prepared));
@@ -410,7 +409,7 @@ fn pipelined<T, P>(
 ) -> Result<ReplayOutcome, LogError>
 where
     T: Send + 'static,
-    P: Fn(u64, &[u8], &mut AlignedBytes, Range<usize>) -> Result<T, LogError> + Send + 'static,
+    P: Fn(u64, &[u8], &mut CheckedArena, Range<usize>) -> Result<T, LogError> + Send + 'static,
 {
     let (tx, rx): (Sender<Message<T>>, Receiver<Message<T>>) = bounded(CHANNEL_BATCHES);
     let owned = segments.to_vec();

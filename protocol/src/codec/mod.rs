@@ -167,7 +167,7 @@ pub enum Checked {
 /// Checks one record without building anything: the header, and for a record of the
 /// current version the whole archive (rkyv's `check_bytes`, the same validation as
 /// [`decode_record`]). A replay may run this on a reader thread and hand the same, unchanged
-/// record's validation without keeping the archive ([`check_record_into`] keeps it, for replay).
+/// record's validation without keeping the archive ([`CheckedArena::check`] keeps it, for replay).
 /// Never panics on any input.
 pub fn check_record(bytes: &[u8]) -> Result<Checked, DecodeError> {
     let (version, archive) = split_header(bytes)?;
@@ -196,74 +196,138 @@ pub fn with_record<R>(bytes: &[u8], f: impl FnOnce(RecordView<'_>) -> R) -> Resu
     })
 }
 
-/// A buffer aligned for rkyv archives, holding the records [`check_record_into`] validated.
-pub type AlignedBytes = rkyv::util::AlignedVec<16>;
+/// A buffer of record archives that were validated when they went in ([`CheckedArena::check`]),
+/// so they can be read back in place without a second validation ([`CheckedArena::read`]) —
+/// on another thread if the arena is moved there (replay validates on its reader thread and
+/// applies on the shard's: ADR 0036, fifth round).
+///
+/// Its bytes are private and only ever grow by a validated archive or are cleared, and a
+/// [`CheckedAt`] names the arena (and the generation of it) that made it, so reading with a
+/// position from another arena, or from before a [`CheckedArena::clear`], is an error, never
+/// a read of unvalidated bytes.
+#[derive(Debug)]
+pub struct CheckedArena {
+    /// The archives, each at a 16-aligned offset.
+    bytes: rkyv::util::AlignedVec<16>,
+    /// This generation's identity, unique per arena and per clear (from [`NEXT_ARENA_ID`]),
+    /// taken by the first [`CheckedArena::check`] of the generation; 0 until then.
+    id: u64,
+}
 
-/// Where [`check_record_into`] put a record it validated in its buffer (made only by it).
+/// The next [`CheckedArena`] identity (never reused: a `u64` does not wrap in practice).
+static NEXT_ARENA_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A fresh, never used arena identity.
+fn next_arena_id() -> u64 {
+    NEXT_ARENA_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Where [`CheckedArena::check`] put a record it validated (made only by it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckedAt {
+    /// The arena (and generation) that validated it.
+    arena: u64,
     /// The record's version.
     version: u16,
-    /// The archive's first byte in the buffer (a multiple of 16).
+    /// The archive's first byte in the arena (a multiple of 16).
     start: usize,
     /// One past its last byte.
     end: usize,
 }
 
-/// Appends the archive of one record to `arena` (16-aligned) and validates it there: the
-/// header, and for a record of the current version rkyv's `check_bytes` over the archive (the
-/// validation of [`decode_record`]). The record is then read in place, without a second
-/// validation, by [`with_checked_at`] — on another thread if `arena` is moved there (replay
-/// validates on its reader thread and applies on the shard's: ADR 0036, fifth round). On error
-/// `arena` is left as it was. Never panics on any input.
-pub fn check_record_into(bytes: &[u8], arena: &mut AlignedBytes) -> Result<CheckedAt, DecodeError> {
-    let (version, archive) = split_header(bytes)?;
-    let before = arena.len();
-    let start = before.next_multiple_of(16);
-    arena.resize(start, 0);
-    arena.extend_from_slice(archive);
-    let at = CheckedAt {
-        version,
-        start,
-        end: arena.len(),
-    };
-    if version == RECORD_VERSION {
-        if let Err(e) = rkyv::access::<ArchivedLogRecord, rkyv::rancor::Error>(&arena[start..]) {
-            arena.resize(before, 0);
-            return Err(DecodeError::Invalid(e.to_string()));
-        }
+impl Default for CheckedArena {
+    fn default() -> Self {
+        Self::new()
     }
-    Ok(at)
 }
 
-/// Calls `f` with the view of the record [`check_record_into`] put at `at` in `arena`: a
-/// record of the current version read in place without validating it again, an older one
-/// decoded (and so validated) as [`decode_record`] does.
-///
-/// # Safety
-/// `at` must come from [`check_record_into`] called with this very `arena`, and the bytes
-/// of `arena` from `at`'s start to its end must not have changed since (appending later
-/// records, moving or sending the buffer are fine): rkyv then reads exactly the archive it
-/// validated, at the same (16-aligned) place.
-pub unsafe fn with_checked_at<R>(
-    arena: &AlignedBytes,
-    at: CheckedAt,
-    f: impl FnOnce(RecordView<'_>) -> R,
-) -> Result<R, DecodeError> {
-    let Some(archive) = arena.get(at.start..at.end) else {
-        return Err(DecodeError::Truncated {
-            len: arena.len().saturating_sub(at.start),
-        });
-    };
-    if at.version != RECORD_VERSION {
-        return decode_archive(at.version, archive).map(|r| f(RecordView::Older(r)));
+impl CheckedArena {
+    /// An empty arena.
+    pub fn new() -> Self {
+        Self {
+            bytes: rkyv::util::AlignedVec::new(),
+            id: 0,
+        }
     }
-    // SAFETY: by this function's contract, `archive` is the byte range `check_record_into`
-    // validated with `rkyv::access::<ArchivedLogRecord>` (which returned `Ok`), unchanged
-    // since and at the same 16-aligned offset of an `AlignedVec<16>`, so rkyv reads exactly
-    // the archive it validated.
-    let archived = unsafe { rkyv::access_unchecked::<ArchivedLogRecord>(archive) };
-    Ok(f(RecordView::Current(archived)))
+
+    /// Bytes held (archives and alignment padding).
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether no archive is held.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Drops every archive (keeping the allocation); positions given out before no longer
+    /// read.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.id = 0;
+    }
+
+    /// Appends the archive of one record (16-aligned) and validates it there: the header, and
+    /// for a record of the current version rkyv's `check_bytes` over the archive (the
+    /// validation of [`decode_record`]). On error the arena is left as it was. Never panics on
+    /// any input.
+    pub fn check(&mut self, bytes: &[u8]) -> Result<CheckedAt, DecodeError> {
+        let (version, archive) = split_header(bytes)?;
+        if self.id == 0 {
+            self.id = next_arena_id();
+        }
+        let before = self.bytes.len();
+        let start = before.next_multiple_of(16);
+        self.bytes.resize(start, 0);
+        self.bytes.extend_from_slice(archive);
+        let at = CheckedAt {
+            arena: self.id,
+            version,
+            start,
+            end: self.bytes.len(),
+        };
+        if version == RECORD_VERSION {
+            if let Err(e) =
+                rkyv::access::<ArchivedLogRecord, rkyv::rancor::Error>(&self.bytes[start..])
+            {
+                self.bytes.resize(before, 0);
+                return Err(DecodeError::Invalid(e.to_string()));
+            }
+        }
+        Ok(at)
+    }
+
+    /// Calls `f` with the view of the record [`CheckedArena::check`] put at `at`: a record of
+    /// the current version read in place without validating it again, an older one decoded
+    /// (and so validated) as [`decode_record`] does. A position this arena did not give out
+    /// (another arena's, or from before a clear) is an error.
+    pub fn read<R>(
+        &self,
+        at: CheckedAt,
+        f: impl FnOnce(RecordView<'_>) -> R,
+    ) -> Result<R, DecodeError> {
+        let archive = match self.bytes.get(at.start..at.end) {
+            Some(archive) if at.arena == self.id && self.id != 0 => archive,
+            _ => {
+                return Err(DecodeError::Invalid(
+                    "a checked record read from an arena that did not check it".into(),
+                ))
+            }
+        };
+        if at.version != RECORD_VERSION {
+            return decode_archive(at.version, archive).map(|r| f(RecordView::Older(r)));
+        }
+        // SAFETY: `at` names this arena's current generation (`at.arena == self.id`), so it
+        // was made by `check` on this arena since its last clear, after
+        // `rkyv::access::<ArchivedLogRecord>` returned `Ok` for exactly `start..end`. Those
+        // bytes have not changed since: the field is private, `check` only appends after
+        // them (or truncates back to where they end, on a refused record) and `clear` starts
+        // a new generation. They sit at the same 16-aligned offset of an `AlignedVec<16>`
+        // (moving or growing the vector keeps offsets and the 16-byte base alignment), so
+        // rkyv reads exactly the archive it validated.
+        let archived = unsafe { rkyv::access_unchecked::<ArchivedLogRecord>(archive) };
+        Ok(f(RecordView::Current(archived)))
+    }
 }
 
 /// The version and the archive of `bytes`, after checking the header (a version this build
@@ -454,8 +518,8 @@ mod tests {
         }
     }
 
-    /// `check_record` and `check_record_into` accept exactly what `with_record` accepts, and
-    /// the view read in place without a second validation after `check_record_into` is the
+    /// `check_record` and `CheckedArena::check` accept exactly what `with_record` accepts, and
+    /// the view read in place without a second validation after `CheckedArena::check` is the
     /// record `decode_record` gives: intact, every truncation and every bit flip (a corrupt
     /// archive is an error, never a panic), several records in one arena at odd lengths.
     #[test]
@@ -473,12 +537,12 @@ mod tests {
             }
         }
         variants.push(buf.clone());
-        let mut arena = AlignedBytes::new();
+        let mut arena = CheckedArena::new();
         let mut kept = Vec::new();
         for b in &variants {
             let len_before = arena.len();
             let checked = check_record(b);
-            let into = check_record_into(b, &mut arena);
+            let into = arena.check(b);
             let validated = with_record(b, owned);
             assert_eq!(checked.is_ok(), validated.is_ok(), "{b:?}");
             assert_eq!(into.is_ok(), validated.is_ok(), "{b:?}");
@@ -491,11 +555,21 @@ mod tests {
         assert!(kept.len() > 1, "the intact record and some flips are valid");
         // Read back after every later append (the arena grew and may have moved).
         for (at, expected) in kept {
-            // SAFETY: `at` came from `check_record_into` on this `arena`, which was only
-            // appended to since.
-            let read = unsafe { with_checked_at(&arena, at, owned) };
+            let read = arena.read(at, owned);
             assert_eq!(read.ok(), Some(expected));
         }
+        // A position of another arena, or of this one before a clear, does not read.
+        let mut other = CheckedArena::new();
+        let at = other.check(&buf).unwrap_or_else(|e| panic!("{e}"));
+        assert!(arena.read(at, owned).is_err(), "another arena's position");
+        assert!(other.read(at, owned).is_ok());
+        other.clear();
+        assert!(
+            other.read(at, owned).is_err(),
+            "a position from before the clear"
+        );
+        let again = other.check(&buf).unwrap_or_else(|e| panic!("{e}"));
+        assert!(other.read(again, owned).is_ok());
     }
 
     /// A record written by a version-2 build (the frozen layout) reads as the current type,

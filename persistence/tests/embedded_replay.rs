@@ -12,7 +12,7 @@ use common::{
 use flashsale_engine::log::{LogBackend, LogError};
 use flashsale_persistence::embedded::replay::BATCH_RECORDS;
 use flashsale_persistence::embedded::{
-    replay_archived, replay_decoded, replay_segments, ReplayMode,
+    replay_archived, replay_decoded, replay_segments, ReplayMode, ReplayOutcome,
 };
 use flashsale_persistence::frame::{parse_frame, Parsed};
 use flashsale_persistence::{EmbeddedBackend, EmbeddedOptions};
@@ -23,6 +23,33 @@ use flashsale_protocol::{
 /// A replay's outcome as compared: `last`, `replayed_through`, and the last segment's
 /// (first, end, cut); or the error's text.
 type Summary = Result<(Option<u64>, u64, Option<(u64, usize, bool)>), String>;
+
+/// The comparable [`Summary`] of a replay's result.
+fn summary(result: Result<ReplayOutcome, LogError>) -> Summary {
+    result
+        .map(|o| {
+            (
+                o.last,
+                o.replayed_through,
+                o.last_segment.map(|l| (l.first, l.end.end, l.end.cut)),
+            )
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Cuts the last segment of `segments` `keep` bytes into its last frame (a torn write);
+/// returns the frame starts of that segment before the cut.
+fn tear_last_record(segments: &[(u64, PathBuf)], keep: usize) -> Vec<usize> {
+    let (_, last_path) = &segments[segments.len() - 1];
+    let starts = frame_starts(last_path);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(last_path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.set_len((starts[starts.len() - 1] + keep) as u64)
+        .unwrap_or_else(|e| panic!("{e}"));
+    starts
+}
 
 /// Everything a replay produced: the records applied, then its outcome or its error.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,15 +72,7 @@ fn trace(segments: &[(u64, PathBuf)], after: u64, mode: ReplayMode, fail_at: Opt
         applied.push((seq, bytes.to_vec()));
         Ok(())
     };
-    let result = replay_segments(0, after, segments, mode, &mut apply)
-        .map(|o| {
-            (
-                o.last,
-                o.replayed_through,
-                o.last_segment.map(|l| (l.first, l.end.end, l.end.cut)),
-            )
-        })
-        .map_err(|e| e.to_string());
+    let result = summary(replay_segments(0, after, segments, mode, &mut apply));
     Trace { applied, result }
 }
 
@@ -119,15 +138,7 @@ fn intact_log_replays_the_same_in_both_modes() {
 fn torn_tail_is_cut_the_same_in_both_modes() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let segs = layout(dir.path());
-    let (_, last_path) = &segs[segs.len() - 1];
-    let starts = frame_starts(last_path);
-    let torn_at = starts[starts.len() - 1] + 9;
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(last_path)
-        .unwrap_or_else(|e| panic!("{e}"));
-    f.set_len(torn_at as u64).unwrap_or_else(|e| panic!("{e}"));
-    drop(f);
+    let starts = tear_last_record(&segs, 9);
     let t = same_in_both_modes(&segs, LAST);
     assert_eq!(t.applied.len() as u64, LAST - 1);
     let last_start = starts[starts.len() - 1];
@@ -327,15 +338,7 @@ fn decoded_trace(
         applied.push(format!("{seq} {record:?}"));
         Ok(())
     };
-    let result = replay_decoded(0, after, segments, mode, &mut apply)
-        .map(|o| {
-            (
-                o.last,
-                o.replayed_through,
-                o.last_segment.map(|l| (l.first, l.end.end, l.end.cut)),
-            )
-        })
-        .map_err(|e| e.to_string());
+    let result = summary(replay_decoded(0, after, segments, mode, &mut apply));
     (applied, result)
 }
 
@@ -346,16 +349,7 @@ fn decoded_replay_is_the_same_in_both_modes_torn_tail_and_bad_record_included() 
         let segs = write_segments_of(dir.path(), LAST, 2 * BATCH_RECORDS as u64, 4096, |s| {
             logged(s, bad_at)
         });
-        // Tear the last record.
-        let (_, last_path) = &segs[segs.len() - 1];
-        let starts = frame_starts(last_path);
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(last_path)
-            .unwrap_or_else(|e| panic!("{e}"));
-        f.set_len((starts[starts.len() - 1] + 11) as u64)
-            .unwrap_or_else(|e| panic!("{e}"));
-        drop(f);
+        tear_last_record(&segs, 11);
         for (after, fail_at) in [
             (0, None),
             (LAST / 2, None),
@@ -413,15 +407,7 @@ fn archived_trace(
         applied.push(format!("{seq} {record:?}"));
         Ok(())
     };
-    let result = replay_archived(0, after, segments, mode, &mut apply)
-        .map(|o| {
-            (
-                o.last,
-                o.replayed_through,
-                o.last_segment.map(|l| (l.first, l.end.end, l.end.cut)),
-            )
-        })
-        .map_err(|e| e.to_string());
+    let result = summary(replay_archived(0, after, segments, mode, &mut apply));
     (applied, result)
 }
 
@@ -436,15 +422,7 @@ fn archived_replay_matches_the_decoded_replay_in_every_mode() {
         let segs = write_segments_of(dir.path(), LAST, 2 * BATCH_RECORDS as u64, 4096, |s| {
             logged(s, bad_at)
         });
-        let (_, last_path) = &segs[segs.len() - 1];
-        let starts = frame_starts(last_path);
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(last_path)
-            .unwrap_or_else(|e| panic!("{e}"));
-        f.set_len((starts[starts.len() - 1] + 11) as u64)
-            .unwrap_or_else(|e| panic!("{e}"));
-        drop(f);
+        tear_last_record(&segs, 11);
         for (after, fail_at) in [
             (0, None),
             (LAST / 2, None),

@@ -412,6 +412,14 @@ impl EmbeddedLog {
         Ok(())
     }
 
+    /// Closes the segment being written, if any (a replay reads the files from the start and
+    /// the next append opens the segment again).
+    async fn close_active(&mut self) {
+        if let Some(a) = self.active.take() {
+            let _ = a.file.close_rc().await;
+        }
+    }
+
     /// Whether the pending batch (first seq `first`) needs a fresh segment: there is none
     /// open, or [`Active::must_rotate`] says so (`written_last`: the last seq written before).
     fn must_rotate(&self, first: u64, written_last: Option<u64>) -> bool {
@@ -713,9 +721,7 @@ impl ShardLog for EmbeddedLog {
         apply: &'a mut dyn FnMut(u64, &[u8]) -> Result<(), LogError>,
     ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
         Box::pin(async move {
-            if let Some(a) = self.active.take() {
-                let _ = a.file.close_rc().await;
-            }
+            self.close_active().await;
             self.recover(after, apply).await
         })
     }
@@ -726,9 +732,7 @@ impl ShardLog for EmbeddedLog {
         apply: &'a mut RecordFn<'a>,
     ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
         Box::pin(async move {
-            if let Some(a) = self.active.take() {
-                let _ = a.file.close_rc().await;
-            }
+            self.close_active().await;
             self.recover_decoded(after, apply).await
         })
     }
@@ -739,9 +743,7 @@ impl ShardLog for EmbeddedLog {
         apply: &'a mut ArchivedFn<'a>,
     ) -> LocalBoxFuture<'a, Result<u64, LogError>> {
         Box::pin(async move {
-            if let Some(a) = self.active.take() {
-                let _ = a.file.close_rc().await;
-            }
+            self.close_active().await;
             self.recover_archived(after, apply).await
         })
     }

@@ -346,16 +346,8 @@ fn decoded_trace(
 fn decoded_replay_is_the_same_in_both_modes_torn_tail_and_bad_record_included() {
     for bad_at in [None, Some(BATCH_RECORDS as u64 + 3)] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let segs = write_segments_of(dir.path(), LAST, 2 * BATCH_RECORDS as u64, 4096, |s| {
-            logged(s, bad_at)
-        });
-        tear_last_record(&segs, 11);
-        for (after, fail_at) in [
-            (0, None),
-            (LAST / 2, None),
-            (0, Some(7)),
-            (0, Some(LAST - 1)),
-        ] {
+        let segs = torn_log(dir.path(), bad_at);
+        for (after, fail_at) in REPLAY_CASES {
             let sequential = decoded_trace(&segs, after, ReplayMode::Sequential, fail_at);
             for mode in [ReplayMode::Pipelined, ReplayMode::PipelinedDecode] {
                 let pipelined = decoded_trace(&segs, after, mode, fail_at);
@@ -383,6 +375,25 @@ fn decoded_replay_is_the_same_in_both_modes_torn_tail_and_bad_record_included() 
             }
         }
     }
+}
+
+/// The `(after, fail_at)` pairs the replay comparisons run: from the start, from the middle,
+/// `apply` failing early, `apply` failing at the last record.
+const REPLAY_CASES: [(u64, Option<u64>); 4] = [
+    (0, None),
+    (LAST / 2, None),
+    (0, Some(7)),
+    (0, Some(LAST - 1)),
+];
+
+/// Records 1..`LAST` over two batches' worth of 4 KiB segments, record `bad_at` (if any)
+/// passing the CRC but no archive, the last record torn.
+fn torn_log(dir: &Path, bad_at: Option<u64>) -> Vec<(u64, PathBuf)> {
+    let segs = write_segments_of(dir, LAST, 2 * BATCH_RECORDS as u64, 4096, |s| {
+        logged(s, bad_at)
+    });
+    tear_last_record(&segs, 11);
+    segs
 }
 
 /// Archived replay of `segments` in `mode` (each record's validated archive deserialized, as
@@ -419,16 +430,8 @@ fn archived_trace(
 fn archived_replay_matches_the_decoded_replay_in_every_mode() {
     for bad_at in [None, Some(BATCH_RECORDS as u64 + 3)] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let segs = write_segments_of(dir.path(), LAST, 2 * BATCH_RECORDS as u64, 4096, |s| {
-            logged(s, bad_at)
-        });
-        tear_last_record(&segs, 11);
-        for (after, fail_at) in [
-            (0, None),
-            (LAST / 2, None),
-            (0, Some(7)),
-            (0, Some(LAST - 1)),
-        ] {
+        let segs = torn_log(dir.path(), bad_at);
+        for (after, fail_at) in REPLAY_CASES {
             let decoded = decoded_trace(&segs, after, ReplayMode::Sequential, fail_at);
             assert!(!decoded.0.is_empty() || after > 0);
             for mode in [

@@ -23,8 +23,9 @@ fn spec(stock: u64) -> SkuSpec {
     }
 }
 
-fn one(shard: &mut Shard, now: u64) -> ReservationId {
-    let cmd = ReserveCommand {
+/// One unit of SKU `t` for buyer `b`, no key.
+fn one_cmd() -> ReserveCommand {
+    ReserveCommand {
         buyer: BuyerId::new("b").unwrap(),
         lines: CommandLines::from_buf([(SkuId::new("t").unwrap(), 1)]),
         idempotency_key: None,
@@ -33,8 +34,11 @@ fn one(shard: &mut Shard, now: u64) -> ReservationId {
         expires_at_ms: None,
         group: None,
         claims: crate::claim::Claims::none(),
-    };
-    shard.reserve(now, cmd, &mut NullSink).unwrap().id
+    }
+}
+
+fn one(shard: &mut Shard, now: u64) -> ReservationId {
+    shard.reserve(now, one_cmd(), &mut NullSink).unwrap().id
 }
 
 /// Thousands of reservations across chunks; most are cancelled and forgotten, every 100th
@@ -645,18 +649,8 @@ fn usage_is_counted_for_limited_skus_and_recounted_when_a_limit_appears() {
     shard.check_invariants().unwrap();
     one(&mut shard, 4);
     assert_eq!(shard.used(&b, &t), 3);
-    let cmd = ReserveCommand {
-        buyer: b.clone(),
-        lines: CommandLines::from_buf([(t.clone(), 1)]),
-        idempotency_key: None,
-        request_hash: 0,
-        id: None,
-        expires_at_ms: None,
-        group: None,
-        claims: crate::claim::Claims::none(),
-    };
     assert!(matches!(
-        shard.reserve(5, cmd, &mut NullSink),
+        shard.reserve(5, one_cmd(), &mut NullSink),
         Err(CommandError::BuyerLimit { already: 3, .. })
     ));
     shard.cancel(6, held, &mut NullSink).unwrap();

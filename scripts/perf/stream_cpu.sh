@@ -15,6 +15,12 @@
 # loadgen's delivery percentiles, and the load average before each block. Loopback only;
 # every run is bounded (WINDOW_S + 6 s of load, 15 s by default).
 #
+# Also per update, for the stream threads: CPU time from schedstat (ns), context switches,
+# syscalls (perf tracepoint; PERF_SYSCALLS=0 skips it), and UDP datagrams sent on the machine
+# (server packets + subscriber ACKs); SYSCALL_DETAIL=1 adds a line splitting the syscalls by kind.
+# A_ENV / B_ENV (e.g. "RUST_LOG=warn") set environment
+# variables for the A / B server.
+#
 # WINDOW_S (default 9, at most 120) lengthens the measured window (the load then runs
 # WINDOW_S + 6 s): at 1 000 subscribers the update count moves in steps of one publication
 # (1 000 updates, ≈ 2.5 per second) and CPU in 10 ms ticks, so a 9 s window cannot resolve ≈ 1 µs.
@@ -49,6 +55,31 @@ ticks_stream() {
     done
     echo "$t"
 }
+# ns on CPU (field 1 of /proc/<pid>/task/<tid>/schedstat) and context switches (voluntary +
+# involuntary) of the `flashsale-strea*` threads: finer than the 10 ms ticks of `stat`.
+sched_stream() {
+    ns=0
+    cs=0
+    for f in /proc/"$1"/task/*; do
+        case $(cat "$f/comm" 2>/dev/null) in
+        flashsale-strea*)
+            ns=$((ns + $(cut -d' ' -f1 "$f/schedstat")))
+            cs=$((cs + $(awk '/ctxt_switches/ {s += $2} END {print s}' "$f/status")))
+            ;;
+        esac
+    done
+    echo "$ns $cs"
+}
+stream_tids() {
+    for f in /proc/"$1"/task/*; do
+        case $(cat "$f/comm" 2>/dev/null) in
+        flashsale-strea*) printf '%s,' "${f##*/}" ;;
+        esac
+    done
+}
+# UDP datagrams sent by every socket of the machine (both ends of the loopback: the server's
+# packets and the subscribers' ACKs; HTTP is TCP).
+udp_out() { awk '/^Udp:/ {n++} /^Udp:/ && n == 2 {print $5}' /proc/net/snmp; }
 sent() {
     curl -s -H 'Authorization: Bearer adm' "http://$http/metrics" |
         awk '$1 == "flashsale_stream_updates_sent_total" {print $2}'
@@ -58,7 +89,8 @@ block() {
     bin=$1
     tag=$2
     rm -rf "$dir/data"
-    "$bin" serve --http "$http" --quic "$quic" --data-dir "$dir/data" --admin-token adm \
+    # shellcheck disable=SC2086
+    env $env "$bin" serve --http "$http" --quic "$quic" --data-dir "$dir/data" --admin-token adm \
         --storefront-token sf --rate-limit-buyer-rps 0 --max-connections 20000 \
         --stream-thread-nice -10 >"$dir/server.log" 2>&1 &
     pid=$!
@@ -80,13 +112,44 @@ block() {
         --duration "$duration" --sku "r$tag" --quiet --report "$dir/$tag.json" >"$dir/$tag.lg" 2>&1 &
     lgpid=$!
     sleep 4
+    tids=$(stream_tids "$pid")
+    sc=""
+    if [ "${PERF_SYSCALLS:-1}" = 1 ] && command -v perf >/dev/null 2>&1; then
+        # Syscalls of the stream threads over the window (a tracepoint: works without hardware
+        # counters, which this VM lacks).
+        events=raw_syscalls:sys_enter
+        if [ "${SYSCALL_DETAIL:-0}" = 1 ]; then
+            for c in sendmsg sendmmsg recvmsg recvmmsg epoll_wait futex write read; do
+                events="$events,syscalls:sys_enter_$c"
+            done
+        fi
+        perf stat -x, -e "$events" -t "${tids%,}" -o "$dir/perf.txt" -- sleep "$window" &
+        sc=$!
+    fi
     p0=$(ticks_proc "$pid")
     s0=$(ticks_stream "$pid")
+    set -- $(sched_stream "$pid")
+    ns0=$1
+    cs0=$2
+    o0=$(udp_out)
     u0=$(sent)
     sleep "$window"
     p1=$(ticks_proc "$pid")
     s1=$(ticks_stream "$pid")
+    set -- $(sched_stream "$pid")
+    ns1=$1
+    cs1=$2
+    o1=$(udp_out)
     u1=$(sent)
+    sys=0
+    if [ -n "$sc" ]; then
+        wait "$sc" || true
+        sys=$(awk -F, '/raw_syscalls/ {print $1}' "$dir/perf.txt")
+        if [ "${SYSCALL_DETAIL:-0}" = 1 ]; then
+            awk -F, -v u="$((u1 - u0))" '/syscalls:sys_enter_/ && u > 0 {
+                sub("syscalls:sys_enter_", "", $3); printf "  %s %.3f/update", $3, $1 / u } END {print ""}' "$dir/perf.txt"
+        fi
+    fi
     wait "$lgpid" || true
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -99,16 +162,24 @@ ms=lambda v: round(v/1000, 2) if v is not None else None
 print('delivered', s.get('updates'), 'p50_ms', ms(k.get('p50')), 'p99_ms', ms(k.get('p99')), 'max_ms', ms(k.get('max')), 'rps', round(r.get('throughput_rps') or 0))
 " 2>/dev/null || echo "no report")
     awk -v tag="$tag" -v p="$((p1 - p0))" -v s="$((s1 - s0))" -v u="$((u1 - u0))" -v tck="$tck" \
-        -v lat="$lat" 'BEGIN {
+        -v lat="$lat" -v ns="$((ns1 - ns0))" -v cs="$((cs1 - cs0))" -v udp="$((o1 - o0))" \
+        -v sys="${sys:-0}" 'BEGIN {
         us = 1e6 / tck
-        printf "%s: updates %d  server process %.1f us/update  stream threads %.1f us/update  | %s\n",
-            tag, u, (u > 0 ? p * us / u : 0), (u > 0 ? s * us / u : 0), lat }'
+        if (u == 0) u = -1
+        printf "%s: updates %d  server process %.1f us/update  stream threads %.1f us/update (schedstat %.2f)  per update: ctxsw %.3f syscalls %.3f udp-out %.3f  | %s\n",
+            tag, u, p * us / u, s * us / u, ns / 1000 / u, cs / u, sys / u, udp / u, lat }'
 }
 
 i=1
 while [ "$i" -le "$rounds" ]; do
     for side in A B; do
-        if [ "$side" = A ]; then bin=$a; else bin=$b; fi
+        if [ "$side" = A ]; then
+            bin=$a
+            env=${A_ENV:-}
+        else
+            bin=$b
+            env=${B_ENV:-}
+        fi
         echo "loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
         block "$bin" "$side$i-$subs-$mode-$$"
     done

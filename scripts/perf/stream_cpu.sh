@@ -114,7 +114,7 @@ block() {
     sleep 4
     tids=$(stream_tids "$pid")
     sc=""
-    if [ "${PERF_SYSCALLS:-1}" = 1 ] && command -v perf >/dev/null 2>&1; then
+    if [ "${PERF_SYSCALLS:-1}" = 1 ] && [ -n "$tids" ] && command -v perf >/dev/null 2>&1; then
         # Syscalls of the stream threads over the window (a tracepoint: works without hardware
         # counters, which this VM lacks).
         events=raw_syscalls:sys_enter
@@ -144,10 +144,10 @@ block() {
     sys=0
     if [ -n "$sc" ]; then
         wait "$sc" || true
-        sys=$(awk -F, '/raw_syscalls/ {print $1}' "$dir/perf.txt")
+        sys=$(awk -F, '/raw_syscalls/ {print $1}' "$dir/perf.txt" 2>/dev/null || echo 0)
         if [ "${SYSCALL_DETAIL:-0}" = 1 ]; then
             awk -F, -v u="$((u1 - u0))" '/syscalls:sys_enter_/ && u > 0 {
-                sub("syscalls:sys_enter_", "", $3); printf "  %s %.3f/update", $3, $1 / u } END {print ""}' "$dir/perf.txt"
+                sub("syscalls:sys_enter_", "", $3); printf "  %s %.3f/update", $3, $1 / u } END {print ""}' "$dir/perf.txt" 2>/dev/null || true
         fi
     fi
     wait "$lgpid" || true

@@ -3,15 +3,20 @@
 //! and serves. Prints the figure quoted in docs/benchmarks.md.
 //!
 //! `cargo run --release -p flashsale-benches --example recovery_time -- [EVENTS] [DIR]
-//! [--replay sequential|pipelined|pipelined-decode|both|all] [--rounds N]` (default 10,000,000
-//! events in a temporary directory, pipelined replay, one round). With `both` (sequential and
-//! pipelined) or `all`, the same log is recovered by each mode in turn, `N` rounds alternated, and the medians are printed (ADR 0036).
+//! [--replay sequential|pipelined|pipelined-decode|both|all] [--rounds N] [--shards S]` (default
+//! 10,000,000 events in a temporary directory, pipelined replay, one round, one shard). With
+//! `both` (sequential and pipelined) or `all`, the same log is recovered by each mode in turn,
+//! `N` rounds alternated, and the medians are printed (ADR 0036). With `--shards S` the events
+//! are split evenly over `S` shards (one SKU each, owned by that shard) and recovered by `S`
+//! shard executors in parallel, as the server does with its default of a shard per core
+//! (ADR 0036, sixth round).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use flashsale_engine::shard::shard_of;
 use flashsale_engine::{Engine, EngineConfig, LogBackend, SystemClock};
 use flashsale_persistence::embedded::ReplayMode;
 use flashsale_persistence::{EmbeddedBackend, EmbeddedOptions};
@@ -31,17 +36,59 @@ struct Expected {
     sold: u64,
 }
 
-/// Writes `events` records: one SKU, then reservations of which half are confirmed, a quarter
-/// cancelled and a quarter left held (expiring a day from now, so none expires on replay).
-fn write_log(dir: &Path, events: u64) -> anyhow::Result<Expected> {
+/// The SKU of shard `shard` of `shards`: `recovery-tee` with one shard, else the first
+/// `recovery-tee-N` that [`shard_of`] places on it.
+fn sku_of_shard(shard: u16, shards: u16) -> anyhow::Result<SkuId> {
+    if shards == 1 {
+        return Ok(SkuId::new("recovery-tee")?);
+    }
+    for n in 0..100_000 {
+        let sku = SkuId::new(format!("recovery-tee-{n}"))?;
+        if shard_of(&sku, usize::from(shards)) == shard {
+            return Ok(sku);
+        }
+    }
+    bail!("no SKU id found for shard {shard} of {shards}")
+}
+
+/// Writes `events` records split evenly over `shards` shards (shard 0 takes the remainder):
+/// what each shard's SKU must replay to.
+fn write_logs(dir: &Path, events: u64, shards: u16) -> anyhow::Result<Vec<(SkuId, Expected)>> {
+    let per_shard = events / u64::from(shards);
+    let mut out = Vec::new();
+    for s in 0..shards {
+        let n = if s == 0 {
+            events - per_shard * u64::from(shards - 1)
+        } else {
+            per_shard
+        };
+        let sku = sku_of_shard(s, shards)?;
+        out.push((sku.clone(), write_log(dir, n, s, shards, sku)?));
+    }
+    Ok(out)
+}
+
+/// Writes `events` records into shard `shard` of `shards`: its SKU, then reservations of which
+/// half are confirmed, a quarter cancelled and a quarter left held (expiring a day from now,
+/// so none expires on replay).
+fn write_log(
+    dir: &Path,
+    events: u64,
+    shard: u16,
+    shards: u16,
+    sku: SkuId,
+) -> anyhow::Result<Expected> {
     let backend = EmbeddedBackend::open(dir).context("open embedded log")?;
     let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .io_memory(512 << 10)
         .spawn(move || async move {
-            let log = backend.open(0, 1).await.context("open shard 0")?;
-            let sku = SkuId::new("recovery-tee")?;
+            let log = backend
+                .open(shard, shards)
+                .await
+                .with_context(|| format!("open shard {shard}"))?;
             let now_ms = SystemClock.now_ms_for_bench();
             let mut w = Writer {
+                shard,
                 log,
                 seq: 0,
                 buf: Vec::with_capacity(256),
@@ -66,7 +113,7 @@ fn write_log(dir: &Path, events: u64) -> anyhow::Result<Expected> {
             let mut last_flush = 0;
             while w.seq < events {
                 k += 1;
-                let id = ReservationId::compose(0, k);
+                let id = ReservationId::compose(shard, k);
                 w.push(Event::Reserved {
                     id,
                     buyer: BuyerId::new(format!("buyer-{}", k % 10_000))?,
@@ -85,7 +132,7 @@ fn write_log(dir: &Path, events: u64) -> anyhow::Result<Expected> {
                     0 | 1 if w.seq < events => {
                         w.push(Event::Confirmed {
                             id,
-                            order: OrderId::compose(0, k),
+                            order: OrderId::compose(shard, k),
                             payment_ref: format!("pay-{k}"),
                             at_ms: now_ms,
                         })?;
@@ -116,6 +163,7 @@ fn write_log(dir: &Path, events: u64) -> anyhow::Result<Expected> {
 
 /// Appends encoded records with consecutive sequence numbers.
 struct Writer {
+    shard: u16,
     log: Box<dyn flashsale_engine::ShardLog>,
     seq: u64,
     buf: Vec<u8>,
@@ -127,7 +175,7 @@ impl Writer {
         self.buf.clear();
         encode_record(
             &LogRecord {
-                shard: 0,
+                shard: self.shard,
                 seq: self.seq,
                 event,
             },
@@ -150,14 +198,18 @@ impl NowForBench for SystemClock {
 }
 
 /// Command line: `[EVENTS] [DIR] [--replay sequential|pipelined|pipelined-decode|both|all]
-/// [--rounds N]`.
+/// [--rounds N] [--shards S]`.
 #[derive(Debug)]
 struct Args {
     events: u64,
     dir: Option<std::path::PathBuf>,
     modes: Vec<ReplayMode>,
     rounds: u32,
+    shards: u16,
 }
+
+/// Most shards `--shards` accepts (the engine's limit).
+const MAX_SHARDS: u16 = 64;
 
 /// Most rounds `--rounds` accepts.
 const MAX_ROUNDS: u32 = 20;
@@ -168,6 +220,7 @@ fn parse_args() -> anyhow::Result<Args> {
         dir: None,
         modes: vec![ReplayMode::Pipelined],
         rounds: 1,
+        shards: 1,
     };
     let mut it = std::env::args().skip(1);
     let mut positional = 0;
@@ -200,6 +253,16 @@ fn parse_args() -> anyhow::Result<Args> {
                     bail!("--rounds must be 1..={MAX_ROUNDS}");
                 }
             }
+            "--shards" => {
+                args.shards = it
+                    .next()
+                    .context("--shards needs a number")?
+                    .parse()
+                    .context("--shards must be a number")?;
+                if args.shards == 0 || args.shards > MAX_SHARDS {
+                    bail!("--shards must be 1..={MAX_SHARDS}");
+                }
+            }
             _ if positional == 0 => {
                 args.events = a.parse().context("EVENTS must be a number")?;
                 positional += 1;
@@ -214,30 +277,40 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// Recovers the log in `dir` once through `Engine::start` with `mode`; seconds taken.
-fn recover_once(dir: &Path, mode: ReplayMode, expected: &Expected) -> anyhow::Result<f64> {
+/// Recovers the log in `dir` once through `Engine::start` with `mode` and one shard per
+/// entry of `expected`; seconds taken.
+fn recover_once(
+    dir: &Path,
+    mode: ReplayMode,
+    expected: &[(SkuId, Expected)],
+) -> anyhow::Result<f64> {
     let options = EmbeddedOptions {
         replay: mode,
         ..EmbeddedOptions::default()
     };
     let backend = EmbeddedBackend::open_with(dir, options).context("reopen embedded log")?;
     let mut config = EngineConfig::new(Arc::new(backend), Arc::new(SystemClock));
-    config.shards = 1;
+    config.shards = expected.len();
     config.pin_cores = false;
     config.snapshot_every_events = 0;
     let t = Instant::now();
     let engine = Engine::start(config).context("engine start (recovery)")?;
     let secs = t.elapsed().as_secs_f64();
-    let view = block_on(engine.sku(SkuId::new("recovery-tee")?))
-        .map_err(|e| anyhow::anyhow!("sku after recovery: {e}"))?;
+    let mut views = Vec::new();
+    for (sku, _) in expected {
+        views.push(block_on(engine.sku(sku.clone())));
+    }
     engine.shutdown();
     drop(engine);
-    let got = Expected {
-        reserved: view.reserved,
-        sold: view.sold,
-    };
-    if &got != expected {
-        bail!("recovered state {got:?} differs from the log's {expected:?}");
+    for ((sku, want), view) in expected.iter().zip(views) {
+        let view = view.map_err(|e| anyhow::anyhow!("{sku} after recovery: {e}"))?;
+        let got = Expected {
+            reserved: view.reserved,
+            sold: view.sold,
+        };
+        if &got != want {
+            bail!("recovered state of {sku} {got:?} differs from the log's {want:?}");
+        }
     }
     Ok(secs)
 }
@@ -249,17 +322,22 @@ fn main() -> anyhow::Result<()> {
     let dir = args.dir.unwrap_or_else(|| tmp.path().to_path_buf());
 
     let t = Instant::now();
-    let expected = write_log(&dir, events)?;
-    let size: u64 = std::fs::read_dir(dir.join("shard-0000"))
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
+    let expected = write_logs(&dir, events, args.shards)?;
+    let size: u64 = (0..args.shards)
+        .map(|s| {
+            std::fs::read_dir(dir.join(format!("shard-{s:04}")))
+                .map(|rd| {
+                    rd.flatten()
+                        .filter_map(|e| e.metadata().ok())
+                        .map(|m| m.len())
+                        .sum::<u64>()
+                })
+                .unwrap_or(0)
         })
-        .unwrap_or(0);
+        .sum();
     println!(
-        "wrote {events} events ({:.0} MiB of segments) in {:.2} s",
+        "wrote {events} events over {} shard(s) ({:.0} MiB of segments) in {:.2} s",
+        args.shards,
         size as f64 / (1 << 20) as f64,
         t.elapsed().as_secs_f64()
     );

@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use flashsale_engine::log::{
     apply_logged, decode_logged, ArchivedFn, LogError, RecordFn, ReplayFn,
 };
@@ -251,6 +251,7 @@ where
             shard,
             after,
             segments,
+            &mut SegmentPool::default(),
             &mut |seq, data, range| {
                 // Sequentially a record is applied at once: one arena, cleared per record.
                 arena.clear();
@@ -274,9 +275,60 @@ fn slice(data: &[u8], seq: u64, range: Range<usize>) -> Result<&[u8], LogError> 
     })
 }
 
-/// Reads a segment file whole (page cache, plain buffered read; see `files::read_all`).
-fn read_segment(path: &std::path::Path) -> Result<Arc<Vec<u8>>, LogError> {
-    Ok(Arc::new(std::fs::read(path)?))
+/// Reads a segment file whole (page cache, plain buffered read; see `files::read_all`) into
+/// `buf` (emptied first; a recycled buffer keeps its pages, see [`SegmentPool`]).
+fn read_segment(path: &std::path::Path, mut buf: Vec<u8>) -> Result<Arc<Vec<u8>>, LogError> {
+    use std::io::Read;
+    buf.clear();
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    Ok(Arc::new(buf))
+}
+
+/// Segment buffers kept for the next read (ADR 0036, sixth round). A segment read into a
+/// fresh buffer costs an `mmap` of 64 MiB, a page fault per 4 KiB page while the kernel copies
+/// into it and an `munmap` wherever its last reference drops (pipelined: on the applying
+/// thread, the critical path), all under the process's one `mmap_lock`, which the applying
+/// thread's own page faults and `malloc` arena growth wait for. Reused, a buffer's pages stay
+/// mapped: one buffer serves every segment but the ones still in use.
+#[derive(Default)]
+struct SegmentPool {
+    /// A buffer no batch refers to any more, ready for the next segment.
+    spare: Option<Vec<u8>>,
+    /// Segments the applying thread is done with (one reference per applied batch), when
+    /// pipelined; a reference that turns out to be the last gives its buffer back.
+    returned: Option<Receiver<Arc<Vec<u8>>>>,
+}
+
+impl SegmentPool {
+    /// A pool that also takes back the segments sent on `returned`.
+    fn with_returns(returned: Receiver<Arc<Vec<u8>>>) -> Self {
+        SegmentPool {
+            spare: None,
+            returned: Some(returned),
+        }
+    }
+
+    /// A buffer to read the next segment into: a spare one if any segment is no longer
+    /// referenced, else a new one.
+    fn take(&mut self) -> Vec<u8> {
+        if let Some(returned) = self.returned.take() {
+            for data in returned.try_iter() {
+                self.give(data);
+            }
+            self.returned = Some(returned);
+        }
+        self.spare.take().unwrap_or_default()
+    }
+
+    /// Keeps `data`'s buffer for reuse if this was its last reference and no buffer is kept
+    /// yet (else only drops the reference, or frees the buffer here, off the applying thread).
+    fn give(&mut self, data: Arc<Vec<u8>>) {
+        if self.spare.is_none() {
+            if let Ok(buf) = Arc::try_unwrap(data) {
+                self.spare = Some(buf);
+            }
+        }
+    }
 }
 
 /// What the applying side is given per record: its seq, its segment's bytes, its batch's
@@ -296,6 +348,7 @@ fn scan_segments(
     shard: ShardId,
     after: u64,
     segments: &[(u64, PathBuf)],
+    pool: &mut SegmentPool,
     on_record: &mut OnRecord<'_>,
     segment_end: &mut dyn FnMut() -> Result<(), LogError>,
 ) -> Result<ReplayOutcome, LogError> {
@@ -303,18 +356,21 @@ fn scan_segments(
     let mut last_segment = None;
     for (i, (first, path)) in segments.iter().enumerate() {
         let next = segments.get(i + 1).map(|(n, _)| *n);
-        let data = read_segment(path)?;
+        let data = read_segment(path, pool.take())?;
         let scanned = scan.segment_ranges(*first, next, path, &data, &mut |seq, range| {
             on_record(seq, &data, range)
         });
         segment_end()?;
-        if let Some(end) = scanned? {
-            last_segment = Some(LastSegment {
-                first: *first,
-                path: path.clone(),
-                end,
-                data,
-            });
+        match scanned? {
+            Some(end) => {
+                last_segment = Some(LastSegment {
+                    first: *first,
+                    path: path.clone(),
+                    end,
+                    data,
+                })
+            }
+            None => pool.give(data),
         }
     }
     Ok(ReplayOutcome {
@@ -352,15 +408,29 @@ fn consumer_gone() -> LogError {
     ))
 }
 
+/// What the applying thread hands back to the reader once a batch is applied, for reuse
+/// (ADR 0036, sixth round): the batch's reference to its segment ([`SegmentPool`]), and its
+/// emptied record list and arena (no allocation per batch, and no free of the reader's
+/// memory on the applying thread).
+struct Returns<T> {
+    /// Segment references of applied batches.
+    segments: Sender<Arc<Vec<u8>>>,
+    /// Emptied record lists and arenas of applied batches.
+    batches: Sender<(Vec<(u64, T)>, CheckedArena)>,
+}
+
 /// The reader thread's work: [`scan_segments`] with each record prepared (an error there
 /// stops the scan at that record, as an `apply` error does) and sent in batches of at most
-/// [`BATCH_RECORDS`] (never spanning two segments), then the outcome.
+/// [`BATCH_RECORDS`] (never spanning two segments), then the outcome. Buffers come back from
+/// the applying thread on `pool`'s and `spent`'s channels.
 fn read_and_check<T, P>(
     shard: ShardId,
     after: u64,
     segments: &[(u64, PathBuf)],
     prepare: P,
     tx: &Sender<Message<T>>,
+    mut pool: SegmentPool,
+    spent: &Receiver<(Vec<(u64, T)>, CheckedArena)>,
 ) where
     P: Fn(u64, &[u8], &mut CheckedArena, Range<usize>) -> Result<T, LogError>,
 {
@@ -374,12 +444,20 @@ fn read_and_check<T, P>(
         shard,
         after,
         segments,
+        &mut pool,
         &mut |seq, data, range| {
             let mut slot = pending.borrow_mut();
-            let batch = slot.get_or_insert_with(|| Batch {
-                data: data.clone(),
-                records: Vec::with_capacity(BATCH_RECORDS),
-                arena: CheckedArena::new(),
+            let batch = slot.get_or_insert_with(|| {
+                let (mut records, mut arena) = spent
+                    .try_recv()
+                    .unwrap_or_else(|_| (Vec::with_capacity(BATCH_RECORDS), CheckedArena::new()));
+                records.clear();
+                arena.clear();
+                Batch {
+                    data: data.clone(),
+                    records,
+                    arena,
+                }
             });
             let prepared = prepare(seq, data, &mut batch.arena, range)?;
             batch.records.push((seq, prepared));
@@ -412,13 +490,23 @@ where
     P: Fn(u64, &[u8], &mut CheckedArena, Range<usize>) -> Result<T, LogError> + Send + 'static,
 {
     let (tx, rx): (Sender<Message<T>>, Receiver<Message<T>>) = bounded(CHANNEL_BATCHES);
+    // Unbounded, but only batches in flight circulate: at most `CHANNEL_BATCHES` + 2.
+    let (segments_back, segments_returned) = unbounded();
+    let (batches_back, batches_returned) = unbounded();
+    let returns = Returns {
+        segments: segments_back,
+        batches: batches_back,
+    };
     let owned = segments.to_vec();
     let reader = std::thread::Builder::new()
         .name(format!("flashsale-replay-{shard}"))
-        .spawn(move || read_and_check(shard, after, &owned, prepare, &tx))?;
+        .spawn(move || {
+            let pool = SegmentPool::with_returns(segments_returned);
+            read_and_check(shard, after, &owned, prepare, &tx, pool, &batches_returned)
+        })?;
     // Ends when the reader sends `Done` (it always does, unless it panicked: then the channel
     // disconnects) or when `apply` fails.
-    let result = apply_batches(&rx, apply);
+    let result = apply_batches(&rx, apply, &returns);
     // Wakes a reader blocked on a full channel (its sends fail from now on), then waits for it.
     drop(rx);
     let joined = reader.join();
@@ -433,22 +521,70 @@ where
     }
 }
 
-/// Applies the reader's batches in order; the outcome, or `None` if the reader vanished.
+/// Applies the reader's batches in order, handing each applied batch's buffers back
+/// (`returns`); the outcome, or `None` if the reader vanished.
 fn apply_batches<T>(
     rx: &Receiver<Message<T>>,
     apply: &mut ApplyAt<'_, T>,
+    returns: &Returns<T>,
 ) -> Option<Result<ReplayOutcome, LogError>> {
     for message in rx.iter() {
         match message {
-            Message::Records(batch) => {
-                for (seq, prepared) in batch.records {
+            Message::Records(mut batch) => {
+                for (seq, prepared) in batch.records.drain(..) {
                     if let Err(e) = apply(seq, &batch.data, &batch.arena, prepared) {
                         return Some(Err(e));
                     }
                 }
+                // The reader may have finished (then these are freed with the channels).
+                let _ = returns.segments.send(batch.data);
+                let _ = returns.batches.send((batch.records, batch.arena));
             }
             Message::Done(outcome) => return Some(outcome),
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment's buffer is reused only once no batch refers to it, whichever side dropped
+    /// the other references; its pages are kept (same allocation), its content is not.
+    #[test]
+    fn a_segment_buffer_is_reused_only_after_its_last_reference() {
+        let (back, returned) = unbounded();
+        let mut pool = SegmentPool::with_returns(returned);
+        let mut first = pool.take();
+        assert!(first.capacity() == 0, "a new pool has no spare buffer");
+        first.extend_from_slice(b"segment one");
+        let data = Arc::new(first);
+        let at = data.as_ptr();
+        // Two batches in flight hold the segment; the reader gives up its own reference.
+        let (batch_a, batch_b) = (data.clone(), data.clone());
+        pool.give(data);
+        back.send(batch_a).ok();
+        assert!(
+            pool.take().capacity() == 0,
+            "a batch still holds the segment"
+        );
+        back.send(batch_b).ok();
+        let reused = pool.take();
+        assert_eq!(
+            reused.as_ptr(),
+            at,
+            "the last reference gave its buffer back"
+        );
+        let dir = tempfile::tempdir().ok();
+        let path = dir.as_ref().map(|d| d.path().join("s.seg"));
+        let path = path
+            .as_deref()
+            .filter(|p| std::fs::write(p, b"two").is_ok());
+        let Some(path) = path else {
+            panic!("cannot write a temporary segment file");
+        };
+        let read = read_segment(path, reused).ok();
+        assert_eq!(read.as_deref().map(Vec::as_slice), Some(&b"two"[..]));
+    }
 }

@@ -3,7 +3,7 @@
 //! engine's counters from [`StatsSnapshot`].
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,10 +27,81 @@ const LATENCY_BOUNDS_US: &[u64] = &[
 /// Highest latency tracked exactly by the histograms (larger values are clamped), in µs.
 const MAX_TRACKED_US: u64 = 60_000_000;
 
-struct RouteStats {
+/// Copies of every route's counters: each thread records into one of them (its own, with up
+/// to this many recording threads), so the two HTTP workers do not pass the same cache lines
+/// and the same histogram lock back and forth on every request (ADR 0043); readers add them up.
+const RECORD_SHARDS: usize = 4;
+
+/// The counters of one route as recorded by the threads of one shard; aligned to its own
+/// cache lines.
+#[repr(align(128))]
+struct RouteShard {
+    /// Answers by status slot.
     by_status: [AtomicU64; STATUS_SLOTS],
+    /// Latency of the answers, µs.
     latency_us: Mutex<Histogram<u64>>,
+    /// Sum of the latencies, µs.
     latency_sum_us: AtomicU64,
+}
+
+/// The counters of one route.
+struct RouteStats {
+    /// One copy per recording shard.
+    shards: [RouteShard; RECORD_SHARDS],
+}
+
+impl RouteStats {
+    /// All counters at zero.
+    fn new() -> Self {
+        RouteStats {
+            shards: std::array::from_fn(|_| RouteShard {
+                by_status: std::array::from_fn(|_| AtomicU64::new(0)),
+                latency_us: Mutex::new(new_histogram()),
+                latency_sum_us: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Requests answered with the status of slot `status_slot`.
+    fn count(&self, status_slot: usize) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.by_status[status_slot].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The sum of the recorded latencies, in µs.
+    fn latency_sum_us(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.latency_sum_us.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Adds every shard's latency histogram into `into`.
+    fn add_latency_to(&self, into: &mut Histogram<u64>) {
+        for s in &self.shards {
+            if let Ok(h) = s.latency_us.lock() {
+                // Same bounds everywhere: adding cannot fail.
+                let _ = into.add(&*h);
+            }
+        }
+    }
+
+    /// The latency histogram of every shard together.
+    fn latency(&self) -> Histogram<u64> {
+        let mut all = new_histogram();
+        self.add_latency_to(&mut all);
+        all
+    }
+}
+
+thread_local! {
+    /// The shard this thread records into.
+    static RECORD_SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % RECORD_SHARDS
+    };
 }
 
 /// The gateway's own counters. Cheap to update from any thread.
@@ -81,13 +152,7 @@ fn status_slot(status: u16) -> usize {
 impl Metrics {
     /// All counters at zero.
     pub fn new() -> Self {
-        let routes = (0..ROUTE_SLOTS)
-            .map(|_| RouteStats {
-                by_status: std::array::from_fn(|_| AtomicU64::new(0)),
-                latency_us: Mutex::new(new_histogram()),
-                latency_sum_us: AtomicU64::new(0),
-            })
-            .collect();
+        let routes = (0..ROUTE_SLOTS).map(|_| RouteStats::new()).collect();
         Metrics {
             routes,
             connections_open: AtomicU64::new(0),
@@ -103,7 +168,7 @@ impl Metrics {
     /// Records one answered request (`route` = `None` when no route matched).
     pub fn record(&self, route: Option<RouteId>, status: u16, latency: Duration) {
         let slot = route.map_or(ROUTE_COUNT, RouteId::index);
-        let r = &self.routes[slot];
+        let r = &self.routes[slot].shards[RECORD_SHARD.with(|s| *s)];
         r.by_status[status_slot(status)].fetch_add(1, Ordering::Relaxed);
         let us = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
@@ -118,10 +183,7 @@ impl Metrics {
     pub fn latency_all_routes(&self) -> Histogram<u64> {
         let mut all = new_histogram();
         for r in &self.routes {
-            if let Ok(h) = r.latency_us.lock() {
-                // Same bounds everywhere: adding cannot fail.
-                let _ = all.add(&*h);
-            }
+            r.add_latency_to(&mut all);
         }
         all
     }
@@ -129,7 +191,7 @@ impl Metrics {
     /// Number of requests recorded for `route` with `status`.
     pub fn count(&self, route: Option<RouteId>, status: u16) -> u64 {
         let slot = route.map_or(ROUTE_COUNT, RouteId::index);
-        self.routes[slot].by_status[status_slot(status)].load(Ordering::Relaxed)
+        self.routes[slot].count(status_slot(status))
     }
 
     /// Renders the connection counters and the rate limits.
@@ -195,8 +257,8 @@ impl Metrics {
             "HTTP requests answered, by route and status.",
         );
         for (slot, r) in self.routes.iter().enumerate() {
-            for (i, c) in r.by_status.iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
+            for i in 0..STATUS_SLOTS {
+                let n = r.count(i);
                 if n == 0 {
                     continue;
                 }
@@ -215,8 +277,8 @@ impl Metrics {
             "histogram",
             "Time from request head to response, by route.",
         );
-        for (slot, r) in self.routes.iter().enumerate() {
-            let Ok(h) = r.latency_us.lock() else { continue };
+        let latencies: Vec<Histogram<u64>> = self.routes.iter().map(RouteStats::latency).collect();
+        for (slot, (r, h)) in self.routes.iter().zip(&latencies).enumerate() {
             if h.is_empty() {
                 continue;
             }
@@ -237,7 +299,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "flashsale_http_request_duration_seconds_sum{{route=\"{name}\"}} {}",
-                us_to_s(r.latency_sum_us.load(Ordering::Relaxed))
+                us_to_s(r.latency_sum_us())
             );
             let _ = writeln!(
                 out,
@@ -252,8 +314,7 @@ impl Metrics {
             "gauge",
             "Latency quantiles by route since start (from hdrhistogram).",
         );
-        for (slot, r) in self.routes.iter().enumerate() {
-            let Ok(h) = r.latency_us.lock() else { continue };
+        for (slot, h) in latencies.iter().enumerate() {
             if h.is_empty() {
                 continue;
             }
@@ -402,6 +463,30 @@ pub(crate) fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_from_many_threads_add_up_across_shards() {
+        let m = Metrics::new();
+        std::thread::scope(|s| {
+            for _ in 0..(2 * RECORD_SHARDS + 1) {
+                s.spawn(|| {
+                    for _ in 0..100 {
+                        m.record(Some(RouteId::Reserve), 409, Duration::from_micros(10));
+                    }
+                });
+            }
+        });
+        let n = (2 * RECORD_SHARDS as u64 + 1) * 100;
+        assert_eq!(m.count(Some(RouteId::Reserve), 409), n);
+        assert_eq!(m.latency_all_routes().len(), n);
+        let text = m.render(None);
+        assert!(
+            text.contains(&format!(
+                "flashsale_http_request_duration_seconds_count{{route=\"reserve\"}} {n}"
+            )),
+            "{text}"
+        );
+    }
 
     #[test]
     fn requests_are_counted_by_route_and_status() {

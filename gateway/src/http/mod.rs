@@ -4,7 +4,8 @@
 //! - [`app`]: request → response: credentials (`app/access.rs`), body limits (`app/body.rs`),
 //!   pagination, and one handler file per resource (`app/skus.rs`, `app/reservations.rs`, …).
 //! - [`server`]: sockets: the accept loop, connection caps ([`per_ip`] per address), idle
-//!   connections ([`idle`]), timeouts, graceful drain.
+//!   connections ([`idle`]), timeouts, graceful drain (the phase each connection follows:
+//!   `phase.rs`).
 //! - [`json`]: request bodies are JSON objects (never serde's positional arrays).
 //! - [`queue_wire`], [`queue_problem`]: the waiting room's JSON and problems.
 //! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each;
@@ -18,6 +19,7 @@ pub mod json;
 pub mod jwt;
 pub mod metrics;
 pub mod per_ip;
+mod phase;
 pub mod problem;
 pub mod process;
 pub mod queue_problem;

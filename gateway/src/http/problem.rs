@@ -128,9 +128,22 @@ impl Problem {
         Value::Object(m)
     }
 
+    /// The JSON body as bytes: the same bytes as `serde_json::to_vec(&self.body())`, written
+    /// straight from the problem without building (and cloning into) a [`Value`] map first
+    /// (ADR 0043: the sold-out answer is the hot path of a sale's end).
+    pub fn body_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PROBLEM_BODY_CAPACITY_BYTES);
+        // Writing into a Vec cannot fail, and every member is a string, a number or a
+        // `Value`; an error would be a serde_json bug: fall back to the map.
+        match serde_json::to_writer(&mut out, &BodyView(self)) {
+            Ok(()) => out,
+            Err(_) => serde_json::to_vec(&self.body()).unwrap_or_default(),
+        }
+    }
+
     /// The HTTP response (security headers are added by the caller for every response).
     pub fn into_response(self) -> Response<super::app::ResBody> {
-        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let body = self.body_bytes();
         let mut res = Response::new(super::app::full(body));
         *res.status_mut() = status_of(self.kind);
         let h = res.headers_mut();
@@ -156,6 +169,70 @@ impl Problem {
             h.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
         }
         res
+    }
+}
+
+/// Bytes reserved up front for a problem body (a sold-out body is ≈ 150).
+const PROBLEM_BODY_CAPACITY_BYTES: usize = 256;
+
+/// One standard member of a problem body.
+#[derive(Debug, Clone, Copy)]
+enum Standard<'a> {
+    /// `title` or `detail`.
+    Text(&'a str),
+    /// `type`: the base URI and the kind's suffix, written without joining them first.
+    Type(&'static str),
+    /// `status`.
+    Status(u16),
+}
+
+/// A problem's body as serde sees it: the standard members and the extension members (an
+/// extension never overrides a standard member), in the order [`Problem::body`]'s map
+/// serializes them (its keys sorted), so both give the same bytes.
+struct BodyView<'a>(&'a Problem);
+
+impl serde::Serialize for BodyView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let p = self.0;
+        // Sorted by key, as the map of `body()` iterates.
+        let mut standard: [(&str, Standard<'_>); 4] = [
+            ("detail", Standard::Text(&p.detail)),
+            ("status", Standard::Status(status_of(p.kind).as_u16())),
+            ("title", Standard::Text(p.kind.title())),
+            ("type", Standard::Type(p.kind.suffix())),
+        ];
+        standard.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let extra = p
+            .extra
+            .iter()
+            .filter(|(k, _)| !standard.iter().any(|(s, _)| *s == k.as_str()));
+        let mut map = serializer.serialize_map(Some(standard.len() + p.extra.len()))?;
+        let mut extra = extra.peekable();
+        for (key, value) in standard {
+            while let Some((k, v)) = extra.next_if(|(k, _)| k.as_str() < key) {
+                map.serialize_entry(k, v)?;
+            }
+            match value {
+                Standard::Text(t) => map.serialize_entry(key, t)?,
+                Standard::Status(s) => map.serialize_entry(key, &s)?,
+                Standard::Type(suffix) => map.serialize_entry(key, &TypeUri(suffix))?,
+            }
+        }
+        for (k, v) in extra {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// A problem `type` URI from its suffix: [`TYPE_BASE`] followed by the suffix, as
+/// [`ProblemKind::type_uri`] spells it.
+struct TypeUri(&'static str);
+
+impl serde::Serialize for TypeUri {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{TYPE_BASE}{}", self.0))
     }
 }
 
@@ -391,6 +468,48 @@ mod tests {
     fn extensions_never_override_standard_members() {
         let body = Problem::invalid("x").with("status", 1).body();
         assert_eq!(body["status"], 422);
+    }
+
+    #[test]
+    fn body_bytes_are_the_bytes_of_the_body_map() {
+        let mut problems = vec![
+            Problem::from(CommandError::SoldOut {
+                sku: sku("tee"),
+                available: 0,
+            }),
+            Problem::from(CommandError::BuyerLimit {
+                sku: sku("tee"),
+                limit: 2,
+                already: 1,
+            }),
+            Problem::rate_limited("buyer", 2),
+            Problem::not_leader(None),
+            Problem::not_leader(Some("http://b:8080")),
+            Problem::internal("the cause"),
+            Problem::invalid("x").with("status", 1).with("type", "t"),
+            Problem::invalid("quote \" and \u{1} and é")
+                .with("aaa", "first")
+                .with("sz", "between title and type")
+                .with("tz", "between title and type")
+                .with("zzz", vec![1, 2]),
+        ];
+        problems.extend(ALL_KINDS.iter().map(|k| Problem::new(*k, "d")));
+        for p in problems {
+            let bytes = p.body_bytes();
+            assert_eq!(
+                String::from_utf8(bytes.clone()).unwrap(),
+                serde_json::to_string(&p.body()).unwrap(),
+                "{p:?}"
+            );
+            assert_eq!(
+                serde_json::from_slice::<Value>(&bytes).unwrap(),
+                p.body(),
+                "{p:?}"
+            );
+        }
+        let body = Problem::invalid("x").with("status", 1).body_bytes();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], 422);
     }
 
     #[test]

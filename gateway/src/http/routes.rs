@@ -342,6 +342,10 @@ type Params<'a> = (Option<&'a str>, Option<&'a str>);
 
 /// Matches `path` against `template`; `Some(params)` on a match (the placeholder segments).
 fn match_template<'a>(template: &str, path: &'a str) -> Option<Params<'a>> {
+    // Without a placeholder, matching segment by segment is string equality (ADR 0043).
+    if !template.as_bytes().contains(&b'{') {
+        return (template == path).then_some((None, None));
+    }
     let mut params: Params<'a> = (None, None);
     let mut t = template.split('/');
     let mut p = path.split('/');

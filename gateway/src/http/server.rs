@@ -24,13 +24,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::app::{App, ResBody};
 use super::idle::{Activity, InFlight};
 use super::inventory::Inventory;
 use super::per_ip::{IpSlot, PerIpLimit};
+use super::phase::{Phase, PhaseSender, PhaseWatch};
 use super::problem::{Problem, ProblemKind};
 
 /// Most connections being refused at once; beyond it, extra connections are closed at once.
@@ -84,17 +85,6 @@ pub struct ServeOutcome {
     pub forced: usize,
 }
 
-/// Where the server is in its life; every connection task follows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Accepting and serving.
-    Serving,
-    /// Shutting down: finish in-flight requests, take no new ones, then close.
-    Draining,
-    /// The grace period is over: close now.
-    Closing,
-}
-
 /// Decrements the open-connection gauge when a connection task ends, however it ends.
 struct OpenGuard<E: Inventory>(Arc<App<E>>);
 
@@ -134,7 +124,7 @@ struct Acceptor<E: Inventory> {
     /// The per-address cap.
     per_ip: Arc<PerIpLimit>,
     /// The server's phase, for every connection.
-    phase: watch::Receiver<Phase>,
+    phase: Arc<PhaseSender>,
     /// Cloned into every connection; the drain ends when all clones are gone.
     done: mpsc::Sender<()>,
 }
@@ -164,7 +154,7 @@ pub async fn serve<E: Inventory>(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> ServeOutcome {
-    let (phase_tx, phase) = watch::channel(Phase::Serving);
+    let phase = Arc::new(PhaseSender::new());
     let (done, mut all_done) = mpsc::channel::<()>(1);
     let acceptor = Acceptor {
         builder: Arc::new(builder(&config)),
@@ -173,7 +163,7 @@ pub async fn serve<E: Inventory>(
         per_ip: PerIpLimit::new(config.per_ip_max_connections, config.per_ip_limit_loopback),
         app: app.clone(),
         config: config.clone(),
-        phase,
+        phase: phase.clone(),
         done,
     };
     tokio::pin!(shutdown);
@@ -195,7 +185,7 @@ pub async fn serve<E: Inventory>(
     }
     drop(listener);
     drop(acceptor);
-    drain(&app, &config, &phase_tx, &mut all_done).await
+    drain(&app, &config, &phase, &mut all_done).await
 }
 
 /// Tells every connection to finish and waits for them within the grace period; then tells
@@ -203,12 +193,12 @@ pub async fn serve<E: Inventory>(
 async fn drain<E: Inventory>(
     app: &App<E>,
     config: &ServerConfig,
-    phase: &watch::Sender<Phase>,
+    phase: &PhaseSender,
     all_done: &mut mpsc::Receiver<()>,
 ) -> ServeOutcome {
     let open = app.metrics().connections_open.load(Ordering::Relaxed);
     tracing::info!(open, "shutting down: draining in-flight requests");
-    phase.send_replace(Phase::Draining);
+    phase.send(Phase::Draining);
     if tokio::time::timeout(config.shutdown_grace, all_done.recv())
         .await
         .is_ok()
@@ -223,7 +213,7 @@ async fn drain<E: Inventory>(
         forced,
         "grace period over; closing the remaining connections"
     );
-    phase.send_replace(Phase::Closing);
+    phase.send(Phase::Closing);
     let _ = tokio::time::timeout(FORCE_CLOSE_DEADLINE, all_done.recv()).await;
     ServeOutcome {
         drained: false,
@@ -274,7 +264,7 @@ impl<E: Inventory> Acceptor<E> {
             _done: self.done.clone(),
         };
         let (builder, app) = (self.builder.clone(), self.app.clone());
-        let (idle_timeout, phase) = (self.config.header_timeout, self.phase.clone());
+        let (idle_timeout, phase) = (self.config.header_timeout, self.phase.watch());
         tokio::spawn(async move {
             run_connection(&builder, app, stream, peer, idle_timeout, phase).await;
             drop(held);
@@ -302,7 +292,7 @@ async fn run_connection<E: Inventory>(
     stream: TcpStream,
     peer: SocketAddr,
     idle_timeout: Duration,
-    mut phase: watch::Receiver<Phase>,
+    mut phase: PhaseWatch,
 ) {
     // A zero timeout would make the idle check spin; the flag's minimum is 1 ms anyway.
     let idle_timeout = idle_timeout.max(Duration::from_millis(1));
@@ -341,8 +331,7 @@ async fn run_connection<E: Inventory>(
                     }
                 }
             },
-            changed = phase.changed() => {
-                let now = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Closing };
+            now = phase.changed() => {
                 match now {
                     Phase::Serving => {}
                     Phase::Draining => {
@@ -371,11 +360,15 @@ fn counted_service<E: Inventory>(
     Future = impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static,
 > + Send
        + 'static {
+    // One per-connection handle cloned per request: its count is touched by this connection's
+    // task alone, unlike the `App`'s, which every worker thread would pass back and forth on
+    // every request (ADR 0043).
+    let conn = Arc::new(ConnContext { app, peer });
     service_fn(move |req: Request<Incoming>| {
-        let app = app.clone();
+        let conn = conn.clone();
         let in_flight = activity.begin();
         async move {
-            let res = app.handle(req, peer.ip()).await;
+            let res = conn.app.handle(req, conn.peer.ip()).await;
             // A server-sent event stream is in flight until its body ends, not just until
             // its head is ready: the idle check must not close its connection.
             let streaming = res
@@ -397,6 +390,14 @@ fn counted_service<E: Inventory>(
             Ok::<_, Infallible>(res)
         }
     })
+}
+
+/// What the requests of one connection share.
+struct ConnContext<E> {
+    /// The API.
+    app: Arc<App<E>>,
+    /// The client's address.
+    peer: SocketAddr,
 }
 
 /// A response body that keeps its request counted as in flight until the body ends or is
@@ -439,7 +440,7 @@ fn next_idle_check(activity: &Activity, idle_timeout: Duration) -> Instant {
 /// Answers a refused connection with `problem` (HTTP/1.1) and closes it.
 async fn refuse(mut stream: TcpStream, problem: Problem) {
     let status = super::problem::status_of(problem.kind);
-    let body = serde_json::to_vec(&problem.body()).unwrap_or_default();
+    let body = problem.body_bytes();
     let retry_after = problem
         .retry_after_s
         .map(|s| format!("retry-after: {s}\r\n"))

@@ -2,8 +2,6 @@
 //! validation against [`flashsale_protocol::limits`], and the views returned. Times are RFC 3339
 //! in UTC; money is integer cents, exact (at most [`MAX_MONEY_CENTS`]) in every response.
 
-use std::collections::HashSet;
-
 use flashsale_engine::{OrderView, ReservationView, SkuView};
 use flashsale_protocol::limits::{
     checked_total_cents, DEFAULT_RESERVATION_TTL_S, MAX_EXTENSIONS, MAX_MONEY_CENTS, MAX_NAME_LEN,
@@ -105,10 +103,24 @@ fn utc_shape(s: &str) -> bool {
 
 /// `value` if it is in `min..=max`, else 422 naming `field` and the range.
 fn in_range(field: &str, value: JsonInt, min: u64, max: u64) -> Result<u64, Problem> {
+    in_range_of(|| field.to_owned(), value, min, max)
+}
+
+/// [`in_range`] with the field's name built only when the value is out of range (a line's
+/// `lines[i].qty`: no allocation on the accepted path).
+fn in_range_of(
+    field: impl FnOnce() -> String,
+    value: JsonInt,
+    min: u64,
+    max: u64,
+) -> Result<u64, Problem> {
     u64::try_from(value.0)
         .ok()
         .filter(|v| (min..=max).contains(v))
-        .ok_or_else(|| Problem::invalid(format!("{field} must be {min}..={max}, got {value}")))
+        .ok_or_else(|| {
+            let field = field();
+            Problem::invalid(format!("{field} must be {min}..={max}, got {value}"))
+        })
 }
 
 /// `PUT /v1/skus/{sku}` body.
@@ -287,14 +299,15 @@ impl ReserveBody {
                 self.lines.len()
             )));
         }
-        let mut seen = HashSet::with_capacity(self.lines.len());
-        let mut out = Vec::with_capacity(self.lines.len());
+        // At most MAX_LINES lines: a scan of the lines taken so far finds a repeated SKU
+        // without hashing or cloning every SKU into a set.
+        let mut out: Vec<(SkuId, u32)> = Vec::with_capacity(self.lines.len());
         for (i, line) in self.lines.iter().enumerate() {
             let sku = SkuId::new(line.sku.as_str())
                 .map_err(|e| Problem::invalid(format!("lines[{i}].sku: {e}")))?;
-            let qty = in_range(&format!("lines[{i}].qty"), line.qty, 1, MAX_LINE_QTY)?;
+            let qty = in_range_of(|| format!("lines[{i}].qty"), line.qty, 1, MAX_LINE_QTY)?;
             let qty = u32::try_from(qty).map_err(|_| Problem::internal("line qty range"))?;
-            if !seen.insert(sku.clone()) {
+            if out.iter().any(|(taken, _)| *taken == sku) {
                 return Err(Problem::invalid(format!(
                     "lines[{i}]: SKU {sku} appears more than once"
                 )));

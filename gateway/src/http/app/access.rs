@@ -7,7 +7,9 @@ use flashsale_protocol::BuyerId;
 use hyper::header::{HeaderMap, AUTHORIZATION};
 
 use super::App;
-use crate::auth::Role;
+use subtle::ConstantTimeEq as _;
+
+use crate::auth::{Role, Tokens};
 use crate::http::inventory::Inventory;
 use crate::http::jwt::JwtVerifier;
 use crate::http::problem::{Problem, ProblemKind};
@@ -25,6 +27,50 @@ impl CredentialId {
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         CredentialId(u64::from_le_bytes(first))
+    }
+}
+
+/// The fingerprints of the configured admin and storefront tokens, computed once when the API
+/// is built instead of hashing the presented token on every request (ADR 0043).
+#[derive(Clone, Default)]
+pub(super) struct CredentialIds {
+    /// Each token with its fingerprint.
+    entries: Vec<(Vec<u8>, CredentialId)>,
+}
+
+impl std::fmt::Debug for CredentialIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialIds")
+            .field("count", &self.entries.len())
+            .finish()
+    }
+}
+
+impl CredentialIds {
+    /// The fingerprints of the admin and storefront tokens of `tokens`.
+    pub(super) fn of_tokens(tokens: &Tokens) -> Self {
+        let entries = [Role::Admin, Role::Storefront]
+            .into_iter()
+            .flat_map(|role| tokens.of_role(role))
+            .map(|t| {
+                let id = CredentialId::of(&String::from_utf8_lossy(t));
+                (t.to_vec(), id)
+            })
+            .collect();
+        CredentialIds { entries }
+    }
+
+    /// The fingerprint of `token`: looked up (every entry compared in constant time), or
+    /// computed if it is not a configured token.
+    fn get(&self, token: &str) -> CredentialId {
+        let presented = token.as_bytes();
+        let mut found = None;
+        for (candidate, id) in &self.entries {
+            if bool::from(candidate.as_slice().ct_eq(presented)) && found.is_none() {
+                found = Some(*id);
+            }
+        }
+        found.unwrap_or_else(|| CredentialId::of(token))
     }
 }
 
@@ -65,8 +111,8 @@ impl<E: Inventory> App<E> {
         };
         if let Some(role) = self.config.tokens.role_of(token) {
             return Ok(match role {
-                Role::Admin => Caller::Admin(CredentialId::of(token)),
-                Role::Storefront => Caller::Storefront(CredentialId::of(token)),
+                Role::Admin => Caller::Admin(self.credential_ids.get(token)),
+                Role::Storefront => Caller::Storefront(self.credential_ids.get(token)),
                 Role::Partner => Caller::Partner,
             });
         }

@@ -3,6 +3,9 @@
 //! connection, since the rest of the body is left unread.
 
 use std::error::Error as StdError;
+use std::future::{poll_fn, Future as _};
+use std::pin::pin;
+use std::task::Poll;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -44,12 +47,15 @@ impl<E: Inventory> App<E> {
                 return Err(too_large(limit));
             }
         }
-        match tokio::time::timeout(
-            self.config.body_timeout,
-            Limited::new(body, limit).collect(),
-        )
-        .await
-        {
+        let mut collect = pin!(Limited::new(body, limit).collect());
+        // A small body has usually arrived with the head: then the first poll has it and no
+        // timer is made (ADR 0043); otherwise the time limit runs from here.
+        let first = poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+        let read = match first {
+            Poll::Ready(r) => Ok(r),
+            Poll::Pending => tokio::time::timeout(self.config.body_timeout, collect).await,
+        };
+        match read {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
             Ok(Err(e)) => {

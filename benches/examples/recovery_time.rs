@@ -86,7 +86,7 @@ fn write_log(dir: &Path, events: u64) -> anyhow::Result<Expected> {
                         w.push(Event::Confirmed {
                             id,
                             order: OrderId::compose(0, k),
-                            payment_ref: format!("pay-{k}"),
+                            payment_ref: format!("pay-{k}").into(),
                             at_ms: now_ms,
                         })?;
                         expected.sold += 1;

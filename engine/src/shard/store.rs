@@ -157,7 +157,7 @@ impl Store {
     }
 
     /// The reservation with this id (`shard`: the owning shard).
-    #[inline]
+    #[inline(always)]
     pub(super) fn get(&self, shard: ShardId, id: ReservationId) -> Option<&Reservation> {
         if id.shard() == shard {
             if let Some((c, i)) = self.locate(id.counter()) {
@@ -170,7 +170,7 @@ impl Store {
     }
 
     /// The reservation with this id, to change it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn get_mut(
         &mut self,
         shard: ShardId,

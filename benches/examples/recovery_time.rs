@@ -133,7 +133,7 @@ fn write_log(
                         w.push(Event::Confirmed {
                             id,
                             order: OrderId::compose(shard, k),
-                            payment_ref: format!("pay-{k}"),
+                            payment_ref: format!("pay-{k}").into(),
                             at_ms: now_ms,
                         })?;
                         expected.sold += 1;

@@ -94,7 +94,7 @@ pub fn reserve_confirm_pairs<S: EventSink>(
             Ok(o) => o.id,
             Err(e) => panic!("reserve: {e}"),
         };
-        let done = shard.confirm(2, id, "pay".to_string(), sink);
+        let done = shard.confirm(2, id, "pay", sink);
         after(sink);
         confirmed += u64::from(done.is_ok());
     }

@@ -325,7 +325,7 @@ mod tests {
             };
             ids.push(leader.reserve(1, cmd, &mut log).unwrap().id);
         }
-        leader.confirm(2, ids[0], "p".into(), &mut log).unwrap();
+        leader.confirm(2, ids[0], "p", &mut log).unwrap();
         let bytes = log
             .iter()
             .map(|r| {

@@ -92,13 +92,13 @@ async fn reserve_confirm_cancel_expire() {
         .unwrap();
     assert_eq!(r.status, ReservationStatus::Held);
     assert_eq!(r.expires_at_ms, 1_000_000 + 60_000);
-    let c = engine.confirm(r.id, "pay-1".into()).await.unwrap();
+    let c = engine.confirm(r.id, "pay-1").await.unwrap();
     assert_eq!(c.status, ReservationStatus::Confirmed);
     let order = engine.order(c.order.unwrap()).await.unwrap();
     assert_eq!(order.total_cents, 2_000);
     assert_eq!(order.payment_ref, "pay-1");
     // Confirm again with the same payment ref: same order.
-    let again = engine.confirm(r.id, "pay-1".into()).await.unwrap();
+    let again = engine.confirm(r.id, "pay-1").await.unwrap();
     assert_eq!(again.order, c.order);
     assert!(matches!(
         engine.cancel(r.id).await,
@@ -133,7 +133,7 @@ async fn reserve_confirm_cancel_expire() {
     let v = engine.sku(sku("tee")).await.unwrap();
     assert_eq!((v.available, v.reserved, v.sold), (3, 0, 2));
     assert!(matches!(
-        engine.confirm(id, "late".into()).await,
+        engine.confirm(id, "late").await,
         Err(CommandError::InvalidState {
             status: ReservationStatus::Expired,
             ..
@@ -208,7 +208,7 @@ async fn cross_shard_all_or_nothing_and_idempotency() {
     assert_eq!((va.available, va.reserved), (8, 2));
     assert_eq!(engine.available_now(&sku(a)), Some(8));
 
-    let conf = engine.confirm(r.id, "p".into()).await.unwrap();
+    let conf = engine.confirm(r.id, "p").await.unwrap();
     assert_eq!(conf.lines.len(), 3);
     let o = engine.order(conf.order.unwrap()).await.unwrap();
     assert_eq!(o.lines.len(), 3);
@@ -386,7 +386,7 @@ async fn idempotency_key_is_global_across_shards_and_restarts() {
         .reserve(req("ann", &[(&a, 1)], Some("key-0")))
         .await
         .unwrap();
-    let conf = engine.confirm(r0.id, "pay-0".into()).await.unwrap();
+    let conf = engine.confirm(r0.id, "pay-0").await.unwrap();
     let order = engine.order(conf.order.unwrap()).await.unwrap();
     assert_eq!(order.lines, r0.lines);
     engine.shutdown();
@@ -470,7 +470,7 @@ async fn released_reservations_are_forgotten_after_retention() {
         .reserve(req("ann", &[("ret", 1)], Some("keep")))
         .await
         .unwrap();
-    let kept = engine.confirm(kept.id, "pay".into()).await.unwrap();
+    let kept = engine.confirm(kept.id, "pay").await.unwrap();
     let gone = engine
         .reserve(req("bob", &[("ret", 2)], Some("gone")))
         .await
@@ -541,7 +541,7 @@ fn concurrent_reservers_never_oversell() {
                         Ok(r) => {
                             held += 1;
                             if i % 5 == 0 {
-                                engine.confirm(r.id, "p".into()).await.unwrap();
+                                engine.confirm(r.id, "p").await.unwrap();
                             }
                         }
                         Err(CommandError::SoldOut { .. }) | Err(CommandError::Busy(_)) => {}

@@ -335,7 +335,7 @@ impl Sim {
                     let id = ids[self.rng.gen_range(0..ids.len())];
                     let confirm = self.rng.gen_bool(0.6);
                     let req = if confirm {
-                        Request::Confirm(id, format!("pay-{}", id.counter()))
+                        Request::Confirm(id, format!("pay-{}", id.counter()).into())
                     } else {
                         Request::Cancel(id)
                     };

@@ -388,7 +388,7 @@ async fn apply_batch(
                     order_id: order.to_string(),
                     reservation_id: rid,
                     buyer: h.buyer.clone(),
-                    payment_ref,
+                    payment_ref: payment_ref.into(),
                     at_ms: at_ms as i64,
                     held: h,
                 });

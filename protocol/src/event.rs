@@ -1,6 +1,7 @@
 //! The engine's events: the facts a shard logs and replays. State is a fold over these.
 
 use crate::ids::{BuyerId, OrderId, ReservationId, ScopedKey, ShardId, SkuId};
+use crate::payment_ref::PaymentRef;
 
 /// Everything an admin sets on a SKU. `stock` is the total units ever sellable
 /// (available + reserved + sold).
@@ -125,8 +126,8 @@ pub enum Event {
         id: ReservationId,
         /// The order it became.
         order: OrderId,
-        /// The payment reference the storefront gave.
-        payment_ref: String,
+        /// The payment reference the storefront gave (archived as the `String` it was).
+        payment_ref: PaymentRef,
         /// When, Unix ms.
         at_ms: u64,
     },

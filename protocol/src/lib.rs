@@ -7,6 +7,7 @@ pub mod codec;
 pub mod event;
 pub mod ids;
 pub mod limits;
+pub mod payment_ref;
 pub mod problem;
 pub mod queue;
 pub mod queue_snapshot;
@@ -24,4 +25,5 @@ pub use ids::{
     BuyerId, IdError, IdempotencyKey, KeyOwner, OrderId, ReservationId, ScopedKey, ShardId, SkuId,
 };
 pub use limits::MAX_LINES;
+pub use payment_ref::PaymentRef;
 pub use problem::{ProblemKind, PROBLEM_TYPE_BASE};

@@ -3,7 +3,7 @@
 //! commit path as the glommio runtime, without threads, faults or I/O. Used by the pure
 //! simulation; crashes restore snapshots and replay the in-memory logs.
 
-use flashsale_protocol::{OrderId, ReservationId, ScopedKey, ShardId, SkuId, SkuSpec};
+use flashsale_protocol::{OrderId, PaymentRef, ReservationId, ScopedKey, ShardId, SkuId, SkuSpec};
 
 use crate::command::{CommandError, ReserveRequest};
 use crate::shard::{
@@ -191,9 +191,9 @@ impl Cluster {
         &mut self,
         now_ms: u64,
         id: ReservationId,
-        payment_ref: String,
+        payment_ref: impl Into<PaymentRef>,
     ) -> Result<ReservationView, CommandError> {
-        self.decide(now_ms, id, Request::Confirm(id, payment_ref))
+        self.decide(now_ms, id, Request::Confirm(id, payment_ref.into()))
     }
 
     /// Cancels on the home shard; the parts follow.

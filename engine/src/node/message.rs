@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use flashsale_protocol::event::Group;
-use flashsale_protocol::{OrderId, ReservationId, ScopedKey, ShardId, SkuId, SkuSpec};
+use flashsale_protocol::{OrderId, PaymentRef, ReservationId, ScopedKey, ShardId, SkuId, SkuSpec};
 
 use crate::command::CommandError;
 use crate::gate::StockGate;
@@ -48,7 +48,7 @@ pub enum Request {
     /// This shard's part of a reservation.
     Part(ReservationId),
     /// Confirm on the home shard.
-    Confirm(ReservationId, String),
+    Confirm(ReservationId, PaymentRef),
     /// Cancel on the home shard.
     Cancel(ReservationId),
     /// Extend the hold on the home shard (the parts follow).

@@ -17,7 +17,7 @@ pub mod keys;
 pub mod message;
 pub mod world;
 
-use flashsale_protocol::{ReleaseReason, ReservationId, ScopedKey, ShardId, SkuId};
+use flashsale_protocol::{PaymentRef, ReleaseReason, ReservationId, ScopedKey, ShardId, SkuId};
 
 use crate::command::CommandError;
 use crate::limits::{
@@ -407,7 +407,7 @@ impl<R> ShardNode<R> {
         &mut self,
         now_ms: u64,
         id: ReservationId,
-        payment_ref: String,
+        payment_ref: PaymentRef,
         to: R,
         out: &mut Vec<Output<R>>,
     ) {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flashsale_protocol::{OrderId, ReservationId, ScopedKey, ShardId, SkuId, SkuSpec};
+use flashsale_protocol::{OrderId, PaymentRef, ReservationId, ScopedKey, ShardId, SkuId, SkuSpec};
 use glommio::{LocalExecutorBuilder, Placement};
 use tokio::sync::oneshot;
 
@@ -513,8 +513,9 @@ impl Engine {
     pub async fn confirm(
         &self,
         id: ReservationId,
-        payment_ref: String,
+        payment_ref: impl Into<PaymentRef>,
     ) -> Result<ReservationView, CommandError> {
+        let payment_ref = payment_ref.into();
         let home = self.home_of(id)?;
         let answer = self.ask(home, Request::Confirm(id, payment_ref)).await?;
         self.whole(answer).await

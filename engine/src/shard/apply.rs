@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
+use flashsale_protocol::PaymentRef;
 use flashsale_protocol::{
     Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId,
     SkuId, SkuSpec, MAX_LINES,
@@ -253,7 +254,7 @@ impl Shard {
                     release_reason: None,
                     released_at_ms: 0,
                     order: None,
-                    payment_ref: String::new(),
+                    payment_ref: PaymentRef::default(),
                     confirmed_at_ms: 0,
                     idempotency_key,
                     request_hash,
@@ -427,7 +428,7 @@ impl Shard {
         &mut self,
         id: ReservationId,
         order: OrderId,
-        payment_ref: String,
+        payment_ref: PaymentRef,
         at_ms: u64,
     ) {
         let Some(r) = self.reservations.get_mut(self.id, id) else {

@@ -351,7 +351,7 @@ impl Shard {
                 buyer: r.buyer.clone(),
                 total_cents: super::total_cents(&lines),
                 lines,
-                payment_ref: r.payment_ref.clone(),
+                payment_ref: r.payment_ref.to_string(),
                 created_at_ms: r.confirmed_at_ms,
             };
             items.push((pos, (view, r.group)));
@@ -551,7 +551,7 @@ mod tests {
         let b1 = reserve(&mut shard, 11, "bob", "hat");
         let a2 = reserve(&mut shard, 12, "ann", "cap");
         let a3 = reserve(&mut shard, 12, "ann", "hat");
-        shard.confirm(13, a1, "pay".into(), &mut NullSink).unwrap();
+        shard.confirm(13, a1, "pay", &mut NullSink).unwrap();
         shard.cancel(14, a2, &mut NullSink).unwrap();
         shard.check_invariants().unwrap();
 
@@ -614,7 +614,7 @@ mod tests {
         let mut shard = Shard::new(0);
         shard.upsert_sku(0, spec("hat"), &mut NullSink).unwrap();
         let oldest = reserve(&mut shard, 1, "ann", "hat");
-        shard.confirm(2, oldest, "p".into(), &mut NullSink).unwrap();
+        shard.confirm(2, oldest, "p", &mut NullSink).unwrap();
         for _ in 0..(2 * MAX_LIST_SCAN + 10) {
             reserve(&mut shard, 3, "ann", "hat");
         }

@@ -2,6 +2,7 @@
 //! other shards following that decision.
 
 use flashsale_protocol::event::Group;
+use flashsale_protocol::PaymentRef;
 use flashsale_protocol::{
     Event, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, SkuId,
 };
@@ -93,9 +94,10 @@ impl Shard {
         &mut self,
         now_ms: u64,
         id: ReservationId,
-        payment_ref: String,
+        payment_ref: impl Into<PaymentRef>,
         sink: &mut impl EventSink,
     ) -> Result<DecideOutcome, CommandError> {
+        let payment_ref = payment_ref.into();
         if payment_ref.is_empty() || payment_ref.len() > MAX_PAYMENT_REF_LEN {
             return Err(CommandError::Invalid(format!(
                 "payment_ref must be 1..={MAX_PAYMENT_REF_LEN} bytes"

@@ -98,7 +98,7 @@ impl Shard {
             buyer: r.buyer.clone(),
             total_cents: total_cents(&lines),
             lines,
-            payment_ref: r.payment_ref.clone(),
+            payment_ref: r.payment_ref.to_string(),
             created_at_ms: r.confirmed_at_ms,
         };
         Some((view, r.group))

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use flashsale_protocol::event::Group;
+use flashsale_protocol::PaymentRef;
 use flashsale_protocol::{
     BuyerId, KeyOwner, Line, OrderId, ReleaseReason, ReservationId, ScopedKey, ShardId, SkuId,
     MAX_LINES,
@@ -234,7 +235,7 @@ pub enum FollowAction {
         /// The order allocated by the home shard.
         order: OrderId,
         /// The storefront's payment reference.
-        payment_ref: String,
+        payment_ref: PaymentRef,
         /// When the home confirmed, Unix ms.
         at_ms: u64,
     },
@@ -265,7 +266,7 @@ pub struct GroupState {
     /// Its order, once confirmed.
     pub order: Option<OrderId>,
     /// Payment reference, once confirmed.
-    pub payment_ref: String,
+    pub payment_ref: PaymentRef,
     /// When confirmed, Unix ms.
     pub confirmed_at_ms: u64,
 }

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use flashsale_protocol::event::Group;
+use flashsale_protocol::PaymentRef;
 use flashsale_protocol::{
     BuyerId, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId,
 };
@@ -76,7 +77,7 @@ pub(super) struct Reservation {
     /// Its order, once confirmed.
     pub(super) order: Option<OrderId>,
     /// The payment reference it was confirmed with (empty before).
-    pub(super) payment_ref: String,
+    pub(super) payment_ref: PaymentRef,
     /// When it was confirmed (0 before).
     pub(super) confirmed_at_ms: u64,
     /// The caller's key, on the home shard of a keyed request.
@@ -156,7 +157,7 @@ impl Store {
     }
 
     /// The reservation with this id (`shard`: the owning shard).
-    #[inline]
+    #[inline(always)]
     pub(super) fn get(&self, shard: ShardId, id: ReservationId) -> Option<&Reservation> {
         if id.shard() == shard {
             if let Some((c, i)) = self.locate(id.counter()) {
@@ -169,7 +170,7 @@ impl Store {
     }
 
     /// The reservation with this id, to change it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn get_mut(
         &mut self,
         shard: ShardId,
@@ -358,7 +359,7 @@ mod tests {
             release_reason: None,
             released_at_ms: 0,
             order: None,
-            payment_ref: String::new(),
+            payment_ref: PaymentRef::default(),
             confirmed_at_ms: 0,
             idempotency_key: None,
             request_hash: 0,

@@ -53,7 +53,7 @@ fn retention_drops_settled_reservations_and_keeps_orders() {
     for i in 0..n {
         let id = one(&mut shard, 1);
         if i % 100 == 0 {
-            let o = shard.confirm(2, id, "p".into(), &mut NullSink).unwrap();
+            let o = shard.confirm(2, id, "p", &mut NullSink).unwrap();
             kept.push((id, o.order.unwrap()));
         } else {
             shard.cancel(2, id, &mut NullSink).unwrap();
@@ -167,7 +167,7 @@ fn replay_of_inconsistent_events_is_refused_without_change() {
     let held = one(&mut shard, 1);
     let bought = one(&mut shard, 1);
     let order = shard
-        .confirm(1, bought, "p".into(), &mut NullSink)
+        .confirm(1, bought, "p", &mut NullSink)
         .unwrap()
         .order
         .unwrap();
@@ -321,7 +321,7 @@ fn gates_follow_available_through_every_event() {
     };
     shard.reserve(1, cmd, &mut NullSink).unwrap();
     shard.check_gates().unwrap();
-    shard.confirm(2, a, "p".into(), &mut NullSink).unwrap();
+    shard.confirm(2, a, "p", &mut NullSink).unwrap();
     shard.cancel(2, b, &mut NullSink).unwrap();
     shard.check_gates().unwrap();
     assert_eq!(shard.expire(5_000, 10, &mut NullSink).unwrap().expired, 2);
@@ -360,10 +360,7 @@ fn money_above_the_limit_is_refused() {
     }
     assert_eq!(shard.reservation_count(), 0);
     let id = shard.reserve(1, command(1), &mut NullSink).unwrap().id;
-    let order = shard
-        .confirm(2, id, "p".into(), &mut NullSink)
-        .unwrap()
-        .order;
+    let order = shard.confirm(2, id, "p", &mut NullSink).unwrap().order;
     let (view, _) = shard.order(order.unwrap()).unwrap();
     assert_eq!(view.total_cents, MAX_MONEY_CENTS / 2 + 1);
     shard.check_invariants().unwrap();
@@ -632,7 +629,7 @@ fn usage_is_counted_for_limited_skus_and_recounted_when_a_limit_appears() {
     let held = one(&mut shard, 1);
     let bought = one(&mut shard, 1);
     let cancelled = one(&mut shard, 1);
-    shard.confirm(2, bought, "p".into(), &mut NullSink).unwrap();
+    shard.confirm(2, bought, "p", &mut NullSink).unwrap();
     shard.cancel(2, cancelled, &mut NullSink).unwrap();
     assert_eq!(shard.used(&b, &t), 0, "no limit: not counted");
     assert!(shard.usage.is_empty());

@@ -126,7 +126,7 @@ impl From<EventV2> for Event {
             } => Event::Confirmed {
                 id,
                 order,
-                payment_ref,
+                payment_ref: payment_ref.into(),
                 at_ms,
             },
             EventV2::Released { id, reason, at_ms } => Event::Released { id, reason, at_ms },

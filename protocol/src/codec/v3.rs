@@ -88,7 +88,7 @@ impl From<EventV3> for Event {
             } => Event::Confirmed {
                 id,
                 order,
-                payment_ref,
+                payment_ref: payment_ref.into(),
                 at_ms,
             },
             EventV3::Released { id, reason, at_ms } => Event::Released { id, reason, at_ms },

@@ -1215,13 +1215,37 @@ impl UringCommon for SleepableRing {
     }
 }
 
+/// What the latency ring's timeout slot holds (flashsale patch, PATCHES.md #1).
+#[derive(Debug, Default)]
+enum LatencyTimer {
+    /// No timeout armed by `wait`.
+    #[default]
+    Disarmed,
+    /// The preemption timer, armed for `period`; kept while it is pending and the period
+    /// is unchanged, so a busy loop does not cancel and re-arm it on every pass.
+    Preempt {
+        /// The armed timeout.
+        source: Source,
+        /// The period it was armed with.
+        period: Duration,
+    },
+    /// The nearest user timer, armed only before a sleep; dropped (cancelled) on the next wait.
+    /// Held only to keep the timeout alive (dropping the source cancels it).
+    User(#[allow(dead_code)] Source),
+}
+
+/// True while a source is submitted (or queued) and its completion not yet consumed.
+fn source_pending(source: &Source) -> bool {
+    source.inner.borrow().enqueued.is_some()
+}
+
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
 
-    latency_preemption_timeout_src: Cell<Option<Source>>,
+    latency_preemption_timeout_src: Cell<LatencyTimer>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1352,7 +1376,7 @@ impl Reactor {
             main_ring: RefCell::new(main_ring),
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
-            latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_timeout_src: Cell::new(LatencyTimer::Disarmed),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1814,22 +1838,41 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // flashsale patch (PATCHES.md #1): glommio cancelled the latency timer and replaced the
+        // throughput timer on every call, i.e. two ASYNC_CANCEL + two TIMEOUT + one eventfd
+        // WRITE per pass of a busy executor. A preemption timer that is still pending with the
+        // same period stays armed (it is cancelled below only if we really go to sleep), and a
+        // pending throughput timer stays armed too: each fires at most once per period (or per
+        // `ring_depth` completions) and is re-armed once it has fired. A user timer armed for a
+        // sleep is dropped as before.
+        let preempt = preempt_timer();
+        let kept = match self.latency_preemption_timeout_src.take() {
+            LatencyTimer::Preempt { source, period }
+                if source_pending(&source) && preempt.map_or(true, |p| p == period) =>
+            {
+                LatencyTimer::Preempt { source, period }
+            }
+            other => {
+                drop(other);
+                LatencyTimer::Disarmed
+            }
+        };
+        self.latency_preemption_timeout_src.set(kept);
 
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // Schedule the throughput-based timeout unless one is still pending: it won't matter
+        // if we end up sleeping.
+        let throughput = self.throughput_preemption_timeout_src.take();
+        let throughput = match throughput {
+            Some(src) if source_pending(&src) => src,
+            other => {
+                drop(other);
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                )
+            }
+        };
+        self.throughput_preemption_timeout_src.set(Some(throughput));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1841,18 +1884,32 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let should_sleep = preempt.is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
             && lat_ring.can_sleep();
 
         if should_sleep {
+            // flashsale patch: a kept preemption timer must not wake an idle executor; cancel
+            // it now (the cancellation is submitted with the user timer or just below).
+            if let LatencyTimer::Preempt { source, .. } =
+                self.latency_preemption_timeout_src.take()
+            {
+                let was_pending = source_pending(&source);
+                drop(source);
+                if was_pending {
+                    flush_cancellations!(into &mut woke; lat_ring);
+                    flush_rings!(lat_ring)?;
+                    consume_rings!(into &mut woke; lat_ring);
+                }
+            }
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.latency_preemption_timeout_src.set(LatencyTimer::User(
+                    lat_ring.prepare_latency_preemption_timer(dur),
+                ));
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1879,9 +1936,18 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+        if let Some(period) = preempt {
+            let current = self.latency_preemption_timeout_src.take();
+            if let LatencyTimer::Preempt { .. } = current {
+                // Still pending with this period (checked above): keep it.
+                self.latency_preemption_timeout_src.set(current);
+            } else {
+                drop(current);
+                self.latency_preemption_timeout_src.set(LatencyTimer::Preempt {
+                    source: lat_ring.prepare_latency_preemption_timer(period),
+                    period,
+                });
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 

@@ -185,5 +185,8 @@ fn an_idle_executor_is_not_woken_by_a_kept_preemption_timer() {
     });
     // A preemption timer left armed while sleeping would wake the thread every
     // PREEMPT_PERIOD (40 times in 200 ms); the sleep itself needs about one.
-    assert!(switches < 10, "{switches} wake-ups during an idle 200 ms sleep");
+    assert!(
+        switches < 10,
+        "{switches} wake-ups during an idle 200 ms sleep"
+    );
 }

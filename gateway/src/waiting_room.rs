@@ -295,9 +295,10 @@ impl QueueService {
     }
 
     /// Checks up to [`MAX_PASS_CHECKS_PER_TICK`] passes distrusted at the restart against
-    /// the engine: a held reservation of its buyer with one of the queue's SKUs, made after
-    /// the pass's admission, is the pass's hold (its `HoldPlaced` is logged again); none
-    /// means the pass is idle. A pass whose check fails (engine error, scan bound) stays
+    /// the engine: a confirmed reservation of its buyer with one of the queue's SKUs, made
+    /// after the pass's admission, spent it (its `HoldPlaced` and `Spent` are logged again); a
+    /// held one is the pass's hold (its `HoldPlaced` is logged again); none means the pass is
+    /// idle. A pass whose check fails (engine error, scan bound) stays
     /// refused and is checked again at the next tick.
     pub async fn check_passes<E: Inventory>(&self, inventory: &E) -> Result<(), JournalError> {
         let todo = {
@@ -308,7 +309,7 @@ impl QueueService {
             room.passes_to_check(MAX_PASS_CHECKS_PER_TICK)
         };
         for pass in todo {
-            let Some(check) = held_by_pass(inventory, &pass).await else {
+            let Some(check) = held_by_pass(inventory, &pass, self.clock.now_ms()).await else {
                 continue;
             };
             self.commit_detached(|room, _| room.pass_checked(&pass.queue, pass.ticket, check))?;
@@ -385,50 +386,72 @@ impl QueueService {
     }
 }
 
-/// What the engine holds for `pass`'s buyer among the queue's SKUs (see
-/// [`QueueService::check_passes`]); `None` when it could not tell (an error, or the scan bound
-/// was reached).
-async fn held_by_pass<E: Inventory>(inventory: &E, pass: &PassToCheck) -> Option<PassCheck> {
-    let oldest = pass.admitted_at_ms.saturating_sub(PASS_CHECK_SKEW_MS);
+/// What the engine has of a pass being checked: a confirmed reservation of its buyer with
+/// one of the queue's SKUs made after its admission spends it (checked first: a spent pass
+/// never holds again), else such a held one is its hold, else it is free. `None` when the
+/// check failed (engine error, scan bound): the pass stays refused and is checked again.
+async fn held_by_pass<E: Inventory>(
+    inventory: &E,
+    pass: &PassToCheck,
+    now_ms: u64,
+) -> Option<PassCheck> {
     for sku in &pass.skus {
-        let mut before = None;
-        let mut finished = false;
-        for _ in 0..MAX_PASS_CHECK_PAGES {
-            let query = ReservationQuery {
-                buyer: pass.buyer.clone(),
-                status: Some(ReservationStatus::Held),
-                sku: Some(sku.clone()),
-                before,
-                limit: 1,
-            };
-            let (items, next) = match inventory.list_reservations(query).await {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::warn!(error = %e, queue = %pass.queue, ticket = pass.ticket, "waiting room: pass check");
-                    return None;
-                }
-            };
-            if let Some(v) = items.iter().find(|v| v.created_at_ms >= oldest) {
-                return Some(PassCheck::Holds {
-                    reservation: v.id,
-                    expires_at_ms: v.expires_at_ms,
-                });
-            }
-            // Newest first: past the pass's admission, nothing older was made with it.
-            match next {
-                Some(pos) if pos.0 >= oldest => before = Some(pos),
-                _ => {
-                    finished = true;
-                    break;
-                }
-            }
+        if let Some(v) = made_with_pass(inventory, pass, sku, ReservationStatus::Confirmed).await? {
+            return Some(PassCheck::Spent {
+                reservation: v.id,
+                expires_at_ms: v.expires_at_ms,
+                at_ms: now_ms,
+            });
         }
-        if !finished {
-            tracing::warn!(queue = %pass.queue, ticket = pass.ticket, "waiting room: pass check reached its scan bound; retried");
-            return None;
+    }
+    for sku in &pass.skus {
+        if let Some(v) = made_with_pass(inventory, pass, sku, ReservationStatus::Held).await? {
+            return Some(PassCheck::Holds {
+                reservation: v.id,
+                expires_at_ms: v.expires_at_ms,
+            });
         }
     }
     Some(PassCheck::Free)
+}
+
+/// The newest reservation of the pass's buyer with `sku` in `status` made after the pass's
+/// admission: `Some(None)` when there is none, `None` when the scan failed or reached its
+/// bound.
+async fn made_with_pass<E: Inventory>(
+    inventory: &E,
+    pass: &PassToCheck,
+    sku: &SkuId,
+    status: ReservationStatus,
+) -> Option<Option<flashsale_engine::ReservationView>> {
+    let oldest = pass.admitted_at_ms.saturating_sub(PASS_CHECK_SKEW_MS);
+    let mut before = None;
+    for _ in 0..MAX_PASS_CHECK_PAGES {
+        let query = ReservationQuery {
+            buyer: pass.buyer.clone(),
+            status: Some(status),
+            sku: Some(sku.clone()),
+            before,
+            limit: 1,
+        };
+        let (items, next) = match inventory.list_reservations(query).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, queue = %pass.queue, ticket = pass.ticket, "waiting room: pass check");
+                return None;
+            }
+        };
+        if let Some(v) = items.into_iter().find(|v| v.created_at_ms >= oldest) {
+            return Some(Some(v));
+        }
+        // Newest first: past the pass's admission, nothing older was made with it.
+        match next {
+            Some(pos) if pos.0 >= oldest => before = Some(pos),
+            _ => return Some(None),
+        }
+    }
+    tracing::warn!(queue = %pass.queue, ticket = pass.ticket, "waiting room: pass check reached its scan bound; retried");
+    None
 }
 
 /// The pass key of a server: derived from a stable secret of its identity, so passes stay

@@ -10,7 +10,11 @@
 //! 3. the journal lost `HoldPlaced`, and the reservation ended while the server was down
 //!    (cancelled before the crash): the check finds nothing held, the pass is idle;
 //! 4. `HoldPlaced` durable, the cancel's `HoldReleased` lost: the hold check at the
-//!    reservation's expiry learns it was released (ADR 0030, unchanged).
+//!    reservation's expiry learns it was released (ADR 0030, unchanged);
+//! 5. the journal lost both `HoldPlaced` and `Spent` (reserved and confirmed within one
+//!    detached flush delay before the crash): the check finds the confirmed reservation and
+//!    the pass is spent, never usable again (found by the HA queue run's spent-vs-confirmed
+//!    check).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -128,5 +132,34 @@ async fn a_lost_hold_released_is_repaired_at_the_holds_expiry() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(freed, "the pass was freed once its hold's expiry passed");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_hold_placed_and_spent_of_a_confirmed_reservation_leave_the_pass_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    server.sale(10, 60_000).await;
+    let pass = server.admitted_pass("fay").await;
+    let guard = server.begin_hold("fay", &pass).unwrap().unwrap();
+    let held = server.reserve("fay").await;
+    // The engine confirmed it durably; the room's `HoldPlaced` and `Spent` never were.
+    server.engine.confirm(held.id, "pay-fay").await.unwrap();
+    drop(guard);
+    server.stop().await;
+
+    let server = Server::start(dir.path()).await;
+    assert_eq!(server.begin_hold("fay", &pass), Err(PassError::Checking));
+    server.tick().await;
+    assert_eq!(
+        server.begin_hold("fay", &pass),
+        Err(PassError::Spent),
+        "a pass whose reservation was confirmed is spent, not free"
+    );
+    server.stop().await;
+
+    // The repair was logged: it holds across another restart without a check.
+    let server = Server::start(dir.path()).await;
+    assert_eq!(server.begin_hold("fay", &pass), Err(PassError::Spent));
     server.stop().await;
 }

@@ -105,6 +105,16 @@ pub enum PassCheck {
         /// When it expires unless confirmed or extended, Unix ms.
         expires_at_ms: u64,
     },
+    /// The buyer confirmed this reservation of one of the queue's SKUs, made with the pass:
+    /// the pass is spent (its `HoldPlaced` and `Spent` were both lost in a crash).
+    Spent {
+        /// The confirmed reservation.
+        reservation: ReservationId,
+        /// Its hold's expiry as the engine kept it, Unix ms (logged with the hold).
+        expires_at_ms: u64,
+        /// When the check learned it was confirmed, Unix ms.
+        at_ms: u64,
+    },
     /// The buyer holds no reservation of the queue's SKUs: the pass is idle.
     Free,
 }
@@ -265,7 +275,8 @@ impl WaitingRoom {
     }
 
     /// The engine's answer for a pass being checked: it holds the reservation (a
-    /// `HoldPlaced` is logged again) or it is idle (usable, and watched for expiry again).
+    /// `HoldPlaced` is logged again), it was spent by a confirmed one (`HoldPlaced` and
+    /// `Spent` are logged again) or it is idle (usable, and watched for expiry again).
     /// Ignored if the pass is no longer being checked.
     pub fn pass_checked(&mut self, queue: &QueueId, ticket: u64, check: PassCheck) {
         let checking = matches!(
@@ -291,6 +302,24 @@ impl WaitingRoom {
                 reservation,
                 expires_at_ms,
             }),
+            // The hold and its end, in the order they happened: the replay applies both.
+            PassCheck::Spent {
+                reservation,
+                expires_at_ms,
+                at_ms,
+            } => {
+                self.emit(QueueRecord::HoldPlaced {
+                    queue: queue.clone(),
+                    ticket,
+                    reservation,
+                    expires_at_ms,
+                });
+                self.emit(QueueRecord::Spent {
+                    queue: queue.clone(),
+                    ticket,
+                    at_ms,
+                });
+            }
             PassCheck::Free => {
                 if let Some(q) = self.queues.get_mut(queue) {
                     if q.set_hold(ticket, Hold::Idle).is_ok() {

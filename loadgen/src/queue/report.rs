@@ -14,8 +14,12 @@ use super::wire::QueueCounts;
 
 /// Smallest fifo τ accepted (after the start).
 pub const MIN_FIFO_TAU: f64 = 0.99;
-/// Largest |z| of the pre-queue's τ accepted as a uniform shuffle (0.1 %, two-sided).
-pub const MAX_SHUFFLE_Z: f64 = 3.29;
+/// Largest |z| of the pre-queue's τ accepted as a uniform shuffle: a false alarm once in a
+/// million runs (two-sided). At 0.1 % (|z| 3.29) one honest run in a thousand failed, and CI
+/// runs this check on every change. A pre-queue left in join order still gives |z| ≥ 7.8 at
+/// the smallest judged sample (30) and ≈ 14 at 90; the room's own seeded χ² test over many
+/// runs is what checks uniformity closely (ADR 0030 addendum).
+pub const MAX_SHUFFLE_Z: f64 = 4.89;
 /// Fewest pre-queue admissions for the shuffle test to be judged.
 pub const MIN_SHUFFLE_SAMPLE: usize = 30;
 
@@ -40,7 +44,7 @@ pub struct Order {
     /// Buyers who joined after the start: ticket number vs admission place (fifo: τ ≥ 0.99).
     pub after_start: Option<Tau>,
     /// Buyers who joined in the pre-queue: ticket number vs admission place (a uniform
-    /// shuffle: τ near 0, |z| < 3.29).
+    /// shuffle: τ near 0, |z| ≤ [`MAX_SHUFFLE_Z`]).
     pub prequeue: Option<Tau>,
     /// Joins answered after the start although scheduled before it (left out of both).
     pub late_prequeue_joins: u64,

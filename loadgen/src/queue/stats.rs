@@ -14,7 +14,8 @@ pub struct Tau {
     /// τ-b in [-1, 1] (τ-a when nothing ties): 1 = same order, 0 = unrelated, -1 = reversed.
     pub tau: f64,
     /// z-score of τ under independence (normal approximation, tie-corrected variance):
-    /// |z| < 3.29 is consistent with a uniform shuffle at the 0.1 % level (two-sided).
+    /// |z| < 3.29 is consistent with independence at the 0.1 % level, |z| < 4.89 at 10⁻⁶
+    /// (two-sided).
     pub z: f64,
     /// Pairs in opposite order (0 for a perfect fifo).
     pub discordant_pairs: u64,

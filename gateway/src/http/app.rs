@@ -106,8 +106,6 @@ pub struct App<E> {
     inventory: E,
     /// Credentials and limits.
     config: ApiConfig,
-    /// The fingerprints of the admin and storefront tokens of `config`.
-    credential_ids: access::CredentialIds,
     /// Per-client-IP token buckets on `/v1` routes, if limited.
     ip_limiter: Option<RateLimiter<IpAddr>>,
     /// Per-buyer token buckets on `POST /v1/reservations`, if limited.
@@ -141,7 +139,6 @@ impl<E: Inventory> App<E> {
         let max_keys = config.rate_limit_max_keys;
         let session_key = SessionKey::from_admin_tokens(config.tokens.of_role(Role::Admin));
         App {
-            credential_ids: access::CredentialIds::of_tokens(&config.tokens),
             ip_limiter: config.ip_rate.map(|r| RateLimiter::new(r, max_keys)),
             buyer_limiter: config.buyer_rate.map(|r| RateLimiter::new(r, max_keys)),
             inventory,

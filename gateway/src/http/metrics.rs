@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use flashsale_engine::StatsSnapshot;
 use hdrhistogram::Histogram;
 
@@ -32,9 +33,8 @@ const MAX_TRACKED_US: u64 = 60_000_000;
 /// and the same histogram lock back and forth on every request (ADR 0043); readers add them up.
 const RECORD_SHARDS: usize = 4;
 
-/// The counters of one route as recorded by the threads of one shard; aligned to its own
-/// cache lines.
-#[repr(align(128))]
+/// The counters of one route as recorded by the threads of one shard (kept on cache lines of
+/// its own by [`CachePadded`] in [`RouteStats`]).
 struct RouteShard {
     /// Answers by status slot.
     by_status: [AtomicU64; STATUS_SLOTS],
@@ -47,17 +47,19 @@ struct RouteShard {
 /// The counters of one route.
 struct RouteStats {
     /// One copy per recording shard.
-    shards: [RouteShard; RECORD_SHARDS],
+    shards: [CachePadded<RouteShard>; RECORD_SHARDS],
 }
 
 impl RouteStats {
     /// All counters at zero.
     fn new() -> Self {
         RouteStats {
-            shards: std::array::from_fn(|_| RouteShard {
-                by_status: std::array::from_fn(|_| AtomicU64::new(0)),
-                latency_us: Mutex::new(new_histogram()),
-                latency_sum_us: AtomicU64::new(0),
+            shards: std::array::from_fn(|_| {
+                CachePadded::new(RouteShard {
+                    by_status: std::array::from_fn(|_| AtomicU64::new(0)),
+                    latency_us: Mutex::new(new_histogram()),
+                    latency_sum_us: AtomicU64::new(0),
+                })
             }),
         }
     }

@@ -7,72 +7,13 @@ use flashsale_protocol::BuyerId;
 use hyper::header::{HeaderMap, AUTHORIZATION};
 
 use super::App;
-use subtle::ConstantTimeEq as _;
 
-use crate::auth::{Role, Tokens};
+use crate::auth::Role;
 use crate::http::inventory::Inventory;
 use crate::http::jwt::JwtVerifier;
 use crate::http::problem::{Problem, ProblemKind};
 
-/// A stable fingerprint of a credential (the first 8 bytes of the token's SHA-256): the scope
-/// of that caller's idempotency keys, the same across restarts and token list orderings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CredentialId(pub u64);
-
-impl CredentialId {
-    /// The fingerprint of `token`.
-    pub fn of(token: &str) -> Self {
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(token.as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        CredentialId(u64::from_le_bytes(first))
-    }
-}
-
-/// The fingerprints of the configured admin and storefront tokens, computed once when the API
-/// is built instead of hashing the presented token on every request (ADR 0043).
-#[derive(Clone, Default)]
-pub(super) struct CredentialIds {
-    /// Each token with its fingerprint.
-    entries: Vec<(Vec<u8>, CredentialId)>,
-}
-
-impl std::fmt::Debug for CredentialIds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialIds")
-            .field("count", &self.entries.len())
-            .finish()
-    }
-}
-
-impl CredentialIds {
-    /// The fingerprints of the admin and storefront tokens of `tokens`.
-    pub(super) fn of_tokens(tokens: &Tokens) -> Self {
-        let entries = [Role::Admin, Role::Storefront]
-            .into_iter()
-            .flat_map(|role| tokens.of_role(role))
-            .map(|t| {
-                let id = CredentialId::of(&String::from_utf8_lossy(t));
-                (t.to_vec(), id)
-            })
-            .collect();
-        CredentialIds { entries }
-    }
-
-    /// The fingerprint of `token`: looked up (every entry compared in constant time), or
-    /// computed if it is not a configured token.
-    fn get(&self, token: &str) -> CredentialId {
-        let presented = token.as_bytes();
-        let mut found = None;
-        for (candidate, id) in &self.entries {
-            if bool::from(candidate.as_slice().ct_eq(presented)) && found.is_none() {
-                found = Some(*id);
-            }
-        }
-        found.unwrap_or_else(|| CredentialId::of(token))
-    }
-}
+pub use crate::auth::CredentialId;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,10 +50,10 @@ impl<E: Inventory> App<E> {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(unauth("the Authorization header must be `Bearer <token>`")),
         };
-        if let Some(role) = self.config.tokens.role_of(token) {
-            return Ok(match role {
-                Role::Admin => Caller::Admin(self.credential_ids.get(token)),
-                Role::Storefront => Caller::Storefront(self.credential_ids.get(token)),
+        if let Some(c) = self.config.tokens.lookup(token) {
+            return Ok(match c.role {
+                Role::Admin => Caller::Admin(c.id),
+                Role::Storefront => Caller::Storefront(c.id),
                 Role::Partner => Caller::Partner,
             });
         }

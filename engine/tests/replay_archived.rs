@@ -10,7 +10,7 @@ mod support;
 
 use flashsale_engine::claim::Claims;
 use flashsale_engine::log::{decode_logged, decode_logged_with};
-use flashsale_engine::shard::{ExtendCommand, ReserveCommand, Shard};
+use flashsale_engine::shard::{ExtendCommand, ReserveCommand, Resolved, Shard};
 use flashsale_protocol::{encode_record, Event, LogRecord, ReservationId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -101,27 +101,28 @@ fn both_decodes_replay_a_random_log_to_the_same_state() {
         let mut owned = Shard::new(0);
         let mut archived = Shard::new(0);
         let mut bytes = Vec::new();
-        let mut skus = Vec::new();
+        let mut hints = Resolved::new();
         let mut resolved = 0;
         for record in &log {
             bytes.clear();
             encode_record(record, &mut bytes).unwrap();
             let seq = record.seq;
             let old = decode_logged(seq, &bytes).unwrap();
-            let new =
-                decode_logged_with(seq, &bytes, |a| archived.record_from_archived(a, &mut skus))
-                    .unwrap();
+            let new = decode_logged_with(seq, &bytes, |a| {
+                archived.record_from_archived(a, &mut hints)
+            })
+            .unwrap();
             assert_eq!(old, new, "seed {seed}, seq {seq}");
             assert_eq!(&old, record, "seed {seed}, seq {seq}");
             if let Event::Reserved { lines, .. } = &old.event {
                 // Every SKU of the log is known when a reservation of it is replayed.
-                assert_eq!(skus.len(), lines.len(), "seed {seed}, seq {seq}");
+                assert_eq!(hints.skus().len(), lines.len(), "seed {seed}, seq {seq}");
                 resolved += 1;
             } else {
-                assert!(skus.is_empty(), "seed {seed}, seq {seq}");
+                assert!(hints.skus().is_empty(), "seed {seed}, seq {seq}");
             }
             owned.apply_record(old).unwrap();
-            archived.apply_record_at(new, &skus).unwrap();
+            archived.apply_record_at(new, &hints).unwrap();
         }
         assert_eq!(resolved, reserved);
         assert_eq!(owned.state_hash(), logged_state, "seed {seed}");
@@ -152,21 +153,21 @@ fn both_decodes_refuse_the_same_records() {
     .unwrap();
     let mut owned = Shard::new(0);
     let mut archived = Shard::new(0);
-    let mut skus = vec![7];
+    let mut hints = Resolved::new();
     let before = owned.state_hash();
     let old = decode_logged(1, &bytes).unwrap();
     let new =
-        decode_logged_with(1, &bytes, |a| archived.record_from_archived(a, &mut skus)).unwrap();
+        decode_logged_with(1, &bytes, |a| archived.record_from_archived(a, &mut hints)).unwrap();
     assert_eq!(old, new);
-    assert!(skus.is_empty(), "an unknown SKU has no index");
+    assert!(hints.skus().is_empty(), "an unknown SKU has no index");
     let old_err = owned.apply_record(old).unwrap_err();
-    let new_err = archived.apply_record_at(new, &skus).unwrap_err();
+    let new_err = archived.apply_record_at(new, &hints).unwrap_err();
     assert_eq!(old_err, new_err);
     assert_eq!(owned.state_hash(), before);
     assert_eq!(archived.state_hash(), before);
 
     let old_seq = decode_logged(2, &bytes).unwrap_err().to_string();
-    let new_seq = decode_logged_with(2, &bytes, |a| archived.record_from_archived(a, &mut skus))
+    let new_seq = decode_logged_with(2, &bytes, |a| archived.record_from_archived(a, &mut hints))
         .unwrap_err()
         .to_string();
     assert_eq!(old_seq, new_seq);
@@ -176,7 +177,7 @@ fn both_decodes_refuse_the_same_records() {
     let last = bad.len() - 1;
     bad[8..last].fill(0xff);
     let old_bad = decode_logged(1, &bad).unwrap_err().to_string();
-    let new_bad = decode_logged_with(1, &bad, |a| archived.record_from_archived(a, &mut skus))
+    let new_bad = decode_logged_with(1, &bad, |a| archived.record_from_archived(a, &mut hints))
         .unwrap_err()
         .to_string();
     assert_eq!(old_bad, new_bad);

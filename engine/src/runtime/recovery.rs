@@ -6,7 +6,7 @@ use std::sync::Arc;
 use flashsale_protocol::{DecodeError, RecordView, ShardId};
 
 use crate::log::{logged_at, LogBackend, LogError, ShardLog};
-use crate::shard::{shard_of, Shard};
+use crate::shard::{shard_of, Resolved, Shard};
 
 /// Opens the log, recovers the shard and returns it with the log. With `from` (a follower's
 /// shard), only the log after its position is replayed, unless the stored snapshot is
@@ -77,24 +77,25 @@ async fn replay_into(
         log.replay_records(after, &mut apply).await?;
         return Ok(());
     }
-    // The SKU indexes of the record being applied (reused: no allocation per record).
-    let mut skus = Vec::new();
+    // The SKU indexes and buyer handle of the record being applied (reused: no allocation
+    // per record).
+    let mut resolved = Resolved::new();
     let mut apply = |seq: u64, view: RecordView<'_>| -> Result<(), LogError> {
         let record = match view {
             RecordView::Current(archived) => shard
-                .record_from_archived(archived, &mut skus)
+                .record_from_archived(archived, &mut resolved)
                 .map_err(|e| LogError::Replay {
                     seq,
                     reason: DecodeError::Invalid(e.to_string()).to_string(),
                 })?,
             RecordView::Older(record) => {
-                skus.clear();
+                resolved.clear();
                 record
             }
         };
         let record = logged_at(seq, record)?;
         shard
-            .apply_record_at(record, &skus)
+            .apply_record_at(record, &resolved)
             .map_err(|e| LogError::Replay {
                 seq,
                 reason: e.to_string(),

@@ -13,7 +13,8 @@ use flashsale_protocol::{
     SkuId, SkuSpec, MAX_LINES,
 };
 
-use super::buyers::BuyerHandle;
+use super::buyers::{BuyerHandle, BuyerHint};
+use super::replay::Resolved;
 use super::sku::{sku_at_mut, SkuState};
 use super::store::{CLine, Lines, Reservation};
 use super::usage::sub_usage;
@@ -93,14 +94,21 @@ impl Shard {
 
     /// Applies a logged record (replay). Validates it first; on error the state is unchanged.
     pub fn apply_record(&mut self, record: LogRecord) -> Result<(), ApplyError> {
-        self.apply_record_at(record, &[])
+        self.apply_record_at(record, &Resolved::default())
     }
 
-    /// [`Shard::apply_record`] of a record whose `Reserved` lines' SKU indexes are known:
-    /// `skus[i]` is the index of line `i`'s SKU, as [`Shard::record_from_archived`] found it
-    /// (so neither the check nor the apply hashes the SKU id again). An empty `skus`, or one
-    /// that does not match the record's lines, is ignored: the ids are looked up then.
-    pub fn apply_record_at(&mut self, record: LogRecord, skus: &[u32]) -> Result<(), ApplyError> {
+    /// [`Shard::apply_record`] of a record whose `Reserved` ids [`Shard::record_from_archived`]
+    /// already found in the shard (`resolved`): each line's SKU index, so neither the check
+    /// nor the apply hashes the SKU id again, and the buyer's handle, so the apply does not
+    /// hash the buyer id again. SKU indexes that do not match the record's lines are ignored
+    /// (the ids are looked up then), and a buyer hint is checked against the index before it
+    /// is used: the state reached never depends on `resolved`.
+    pub fn apply_record_at(
+        &mut self,
+        record: LogRecord,
+        resolved: &Resolved,
+    ) -> Result<(), ApplyError> {
+        let skus = resolved.skus();
         let skus = match &record.event {
             Event::Reserved { lines, .. } if !skus.is_empty() && skus.len() == lines.len() => {
                 Some(skus)
@@ -121,7 +129,7 @@ impl Shard {
         }
         self.check_at(&record.event, skus)?;
         self.seq = record.seq;
-        self.mutate(record.event, Units::FromGates, skus);
+        self.mutate_hinted(record.event, Units::FromGates, skus, resolved.buyer);
         Ok(())
     }
 
@@ -215,6 +223,19 @@ impl Shard {
     /// into a call.
     #[inline]
     pub(super) fn mutate(&mut self, event: Event, units: Units, skus: Option<&[u32]>) {
+        self.mutate_hinted(event, units, skus, BuyerHint::Unknown);
+    }
+
+    /// [`Shard::mutate`] with what replay's decode found of a `Reserved`'s buyer
+    /// ([`Shard::record_from_archived`]), so the buyer's id is not hashed again.
+    #[inline]
+    pub(super) fn mutate_hinted(
+        &mut self,
+        event: Event,
+        units: Units,
+        skus: Option<&[u32]>,
+        buyer_hint: BuyerHint,
+    ) {
         match event {
             Event::SkuUpserted { spec, .. } => self.apply_sku_upserted(spec),
             Event::Restocked { sku, qty, key, .. } => self.apply_restocked(&sku, qty, key),
@@ -228,8 +249,9 @@ impl Shard {
                 group,
                 at_ms,
             } => {
-                // The buyer's id is hashed once here; everything after uses its handle.
-                let buyer_handle = self.buyers.acquire(&buyer);
+                // The buyer's id is hashed at most once here (not at all when replay's
+                // decode found its handle); everything after uses its handle.
+                let buyer_handle = self.buyers.acquire_hinted(&buyer, buyer_hint);
                 let compact = self.take_lines(buyer_handle, &lines, units, skus);
                 self.recycle_lines(lines);
                 // The index entries first, from the fields; then the reservation is built in

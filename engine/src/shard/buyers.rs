@@ -31,6 +31,19 @@ pub type ListPos = (u64, ReservationId);
 /// per-buyer usage is keyed by `(handle, SKU index)` (two integers) instead of the id.
 pub(super) type BuyerHandle = u32;
 
+/// What replay's decode found of a `Reserved`'s buyer in the index, handed to the apply so
+/// that it does not hash the id again ([`BuyerIndex::acquire_hinted`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum BuyerHint {
+    /// Not looked up (commands, and records not built by the replay's decode).
+    #[default]
+    Unknown,
+    /// The buyer had this handle when the record was built.
+    Known(BuyerHandle),
+    /// The buyer had no kept reservation when the record was built.
+    Absent,
+}
+
 /// One buyer's slot: its id, how many kept reservations name it, and the positions of its
 /// home reservations and home orders.
 #[derive(Debug, Default)]
@@ -78,29 +91,68 @@ impl Default for BuyerIndex {
 }
 
 impl BuyerIndex {
-    /// The handle of `buyer` for one more kept reservation (one hash; the id is cloned only
-    /// for a buyer without one).
+    /// The handle of `buyer` for one more kept reservation (one hash for a known buyer; the
+    /// id is cloned only for a buyer without one).
     pub(super) fn acquire(&mut self, buyer: &BuyerId) -> BuyerHandle {
+        self.acquire_hinted(buyer, BuyerHint::Unknown)
+    }
+
+    /// [`BuyerIndex::acquire`] with what replay's decode already found of `buyer`
+    /// ([`BuyerIndex::lookup`]): a known buyer's handle is taken after comparing the slot's
+    /// id with `buyer` (a pointer comparison when the record shares the slot's id), with no
+    /// hash; a buyer found absent is added with one hash. A hint that does not match the
+    /// index falls back to the hashed lookup, so the result never depends on the hint.
+    #[inline]
+    pub(super) fn acquire_hinted(&mut self, buyer: &BuyerId, hint: BuyerHint) -> BuyerHandle {
+        match hint {
+            BuyerHint::Known(h) => {
+                if let Some(slot) = self.slots.get_mut(h as usize) {
+                    if slot.kept > 0 && slot.buyer.as_ref() == Some(buyer) {
+                        slot.kept += 1;
+                        return h;
+                    }
+                }
+            }
+            BuyerHint::Absent => return self.acquire_slow(buyer),
+            BuyerHint::Unknown => {}
+        }
         if let Some(&h) = self.handles.get(buyer) {
             self.slot_mut(h).kept += 1;
             return h;
         }
-        let h = match self.free.pop() {
-            Some(h) => h,
-            None => {
-                let Ok(h) = BuyerHandle::try_from(self.slots.len()) else {
-                    panic!("more than u32::MAX buyers on one shard");
-                };
-                self.slots.push(BuyerEntries::default());
+        self.acquire_slow(buyer)
+    }
+
+    /// [`BuyerIndex::acquire`] by the map's entry (one hash): a new buyer gets a free slot
+    /// or a new one.
+    fn acquire_slow(&mut self, buyer: &BuyerId) -> BuyerHandle {
+        match self.handles.entry(buyer.clone()) {
+            hashbrown::hash_map::Entry::Occupied(known) => {
+                let h = *known.get();
+                self.slot_mut(h).kept += 1;
                 h
             }
-        };
-        let slot = self.slot_mut(h);
-        debug_assert!(slot.buyer.is_none() && slot.kept == 0);
-        slot.buyer = Some(buyer.clone());
-        slot.kept = 1;
-        self.handles.insert(buyer.clone(), h);
-        h
+            hashbrown::hash_map::Entry::Vacant(vacant) => {
+                let h = match self.free.pop() {
+                    Some(h) => h,
+                    None => {
+                        let Ok(h) = BuyerHandle::try_from(self.slots.len()) else {
+                            panic!("more than u32::MAX buyers on one shard");
+                        };
+                        self.slots.push(BuyerEntries::default());
+                        h
+                    }
+                };
+                let Some(slot) = self.slots.get_mut(h as usize) else {
+                    panic!("unknown buyer handle {h}");
+                };
+                debug_assert!(slot.buyer.is_none() && slot.kept == 0);
+                slot.buyer = Some(buyer.clone());
+                slot.kept = 1;
+                vacant.insert(h);
+                h
+            }
+        }
     }
 
     /// One kept reservation of handle `h` fewer (it left the store); the last frees the slot.
@@ -130,10 +182,13 @@ impl BuyerIndex {
         self.handles.get(buyer).copied()
     }
 
-    /// The shard's handle of the buyer named `buyer`, if it has a kept reservation (replay
-    /// shares it instead of allocating the id again).
-    pub(super) fn interned(&self, buyer: &str) -> Option<&BuyerId> {
-        self.handles.get_key_value(buyer).map(|(known, _)| known)
+    /// The shard's id of the buyer named `buyer` and its handle, if it has a kept reservation
+    /// (replay shares the id instead of allocating it again, and hands the handle to
+    /// [`BuyerIndex::acquire_hinted`]).
+    pub(super) fn lookup(&self, buyer: &str) -> Option<(&BuyerId, BuyerHandle)> {
+        self.handles
+            .get_key_value(buyer)
+            .map(|(known, &h)| (known, h))
     }
 
     /// The buyer of handle `h`, if the slot is in use.

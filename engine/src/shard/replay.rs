@@ -6,29 +6,64 @@
 //! record is built from its validated archive with the shard's own handle of each SKU and
 //! buyer it already holds (a reference count, no allocation) and the line buffer the previous
 //! reservation left, and notes the index of each line's SKU so that neither the check nor the
-//! apply hashes the id again ([`Shard::apply_record_at`]). The record is equal to the one
-//! `decode_record` returns, and it is checked and applied by the same functions, so the state
-//! reached is the same.
+//! apply hashes the id again ([`Shard::apply_record_at`]), and the buyer's handle, so that
+//! the apply does not hash the buyer's id a second time ([`Resolved`], ADR 0036, seventh
+//! round). The record is equal to the one `decode_record` returns, and it is checked and
+//! applied by the same functions, so the state reached is the same.
 
 use flashsale_protocol::event::{ArchivedEvent, ArchivedLogRecord};
 use flashsale_protocol::ids::{ArchivedBuyerId, ArchivedSkuId};
 use flashsale_protocol::{BuyerId, Event, Line, LogRecord, SkuId};
 use rkyv::rancor::Error as ArchiveError;
 
+use super::buyers::BuyerHint;
 use super::Shard;
+
+/// What [`Shard::record_from_archived`] found of a record's ids in the shard, for
+/// [`Shard::apply_record_at`]: the SKU index of each line of a `Reserved` whose SKUs the
+/// shard all holds, and its buyer's handle (or that the buyer has none). Reused from record
+/// to record (its buffer is kept). A hint never changes the state reached, only how the ids
+/// are found.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    /// `skus[i]`: the index of line `i`'s SKU (empty unless every line's SKU is held).
+    skus: Vec<u32>,
+    /// The buyer as the index knew it when the record was built.
+    pub(super) buyer: BuyerHint,
+}
+
+impl Resolved {
+    /// Nothing resolved yet.
+    pub fn new() -> Self {
+        Resolved::default()
+    }
+
+    /// The SKU index of each line of the last `Reserved` built, or nothing (not a
+    /// `Reserved`, or one of a SKU the shard does not hold).
+    pub fn skus(&self) -> &[u32] {
+        &self.skus
+    }
+
+    /// Forgets what was resolved (keeps the buffer).
+    pub fn clear(&mut self) {
+        self.skus.clear();
+        self.buyer = BuyerHint::Unknown;
+    }
+}
 
 impl Shard {
     /// The owned record of a validated archive, equal to what `decode_record` makes of it,
     /// sharing the shard's handles of the ids it holds (see the module doc). Errors only if
     /// rkyv fails to deserialize a field of the validated archive.
-    /// `skus` is cleared, then, for a `Reserved` whose SKUs the shard all holds, filled with
-    /// each line's SKU index, for [`Shard::apply_record_at`].
+    /// `resolved` is cleared, then, for a `Reserved`, filled with each line's SKU index (when
+    /// the shard holds them all) and its buyer's handle, for [`Shard::apply_record_at`].
     pub fn record_from_archived(
         &mut self,
         archived: &ArchivedLogRecord,
-        skus: &mut Vec<u32>,
+        resolved: &mut Resolved,
     ) -> Result<LogRecord, ArchiveError> {
-        skus.clear();
+        resolved.clear();
+        let skus = &mut resolved.skus;
         let event = match &archived.event {
             ArchivedEvent::Reserved {
                 id,
@@ -59,9 +94,11 @@ impl Shard {
                 if !all_known {
                     skus.clear();
                 }
+                let (buyer, hint) = self.buyer_handle_of(buyer)?;
+                resolved.buyer = hint;
                 Event::Reserved {
                     id: rkyv::deserialize::<_, ArchiveError>(id)?,
-                    buyer: self.buyer_handle_of(buyer)?,
+                    buyer,
                     lines: owned,
                     expires_at_ms: expires_at_ms.to_native(),
                     idempotency_key: rkyv::deserialize::<_, ArchiveError>(idempotency_key)?,
@@ -88,12 +125,109 @@ impl Shard {
         }
     }
 
-    /// The shard's handle of an archived buyer id (a buyer with a kept reservation), or a
-    /// new one.
-    fn buyer_handle_of(&self, buyer: &ArchivedBuyerId) -> Result<BuyerId, ArchiveError> {
-        match self.buyers.interned(buyer.as_str()) {
-            Some(known) => Ok(known.clone()),
-            None => rkyv::deserialize::<BuyerId, ArchiveError>(buyer),
+    /// The shard's id of an archived buyer id (a buyer with a kept reservation) and its
+    /// handle, or a new id and [`BuyerHint::Absent`]: the one hash of the buyer's id on
+    /// replay.
+    fn buyer_handle_of(
+        &self,
+        buyer: &ArchivedBuyerId,
+    ) -> Result<(BuyerId, BuyerHint), ArchiveError> {
+        match self.buyers.lookup(buyer.as_str()) {
+            Some((known, h)) => Ok((known.clone(), BuyerHint::Known(h))),
+            None => Ok((
+                rkyv::deserialize::<BuyerId, ArchiveError>(buyer)?,
+                BuyerHint::Absent,
+            )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use flashsale_protocol::{LogRecord, SkuSpec};
+
+    use super::*;
+    use crate::shard::{CommandLines, ReserveCommand};
+
+    /// A log of one SKU with a per-buyer limit: reservations of `ann`, `bob` and `cid`, one
+    /// confirmed, one cancelled; and the shard that logged it.
+    fn log() -> (Vec<LogRecord>, Shard) {
+        let mut shard = Shard::new(0);
+        let mut log = Vec::new();
+        let spec = SkuSpec {
+            sku: SkuId::new("tee").unwrap(),
+            name: "tee".into(),
+            price_cents: 5,
+            stock: 100,
+            per_buyer_limit: Some(10),
+            sale_starts_at_ms: None,
+            sale_ends_at_ms: None,
+            reservation_ttl_ms: 1_000,
+            max_hold_ms: flashsale_protocol::default_max_hold_ms(1_000),
+            max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
+        };
+        shard.upsert_sku(0, spec, &mut log).unwrap();
+        let reserve = |shard: &mut Shard, now: u64, buyer: &str, log: &mut Vec<_>| {
+            let cmd = ReserveCommand {
+                buyer: BuyerId::new(buyer).unwrap(),
+                lines: CommandLines::from_buf([(SkuId::new("tee").unwrap(), 1)]),
+                idempotency_key: None,
+                request_hash: 0,
+                id: None,
+                expires_at_ms: None,
+                group: None,
+                claims: crate::claim::Claims::none(),
+            };
+            shard.reserve(now, cmd, log).unwrap().id
+        };
+        let a1 = reserve(&mut shard, 1, "ann", &mut log);
+        reserve(&mut shard, 2, "bob", &mut log);
+        reserve(&mut shard, 3, "ann", &mut log);
+        let b = reserve(&mut shard, 4, "bob", &mut log);
+        shard.confirm(5, a1, "pay", &mut log).unwrap();
+        shard.cancel(6, b, &mut log).unwrap();
+        reserve(&mut shard, 7, "cid", &mut log);
+        (log, shard)
+    }
+
+    /// Replays `log` into a new shard, each `Reserved` with the buyer hint `hint` picks for
+    /// it, and checks that it reaches the logging shard's state.
+    fn replay_with(log: &[LogRecord], logged: &Shard, hint: impl Fn(&Shard, &str) -> BuyerHint) {
+        let mut shard = Shard::new(0);
+        for record in log {
+            let mut resolved = Resolved::new();
+            if let Event::Reserved { buyer, .. } = &record.event {
+                resolved.buyer = hint(&shard, buyer.as_str());
+            }
+            shard.apply_record_at(record.clone(), &resolved).unwrap();
+        }
+        shard.check_invariants().unwrap();
+        assert_eq!(shard.state_hash(), logged.state_hash());
+        for b in ["ann", "bob", "cid"] {
+            let b = BuyerId::new(b).unwrap();
+            let h = shard.buyers.handle(&b);
+            assert_eq!(h.and_then(|h| shard.buyers.buyer_of(h)), Some(&b));
+        }
+    }
+
+    /// The buyer hint only saves a hash: a right one, a missing one and every kind of wrong
+    /// one (another buyer's handle, a handle past the slots, "absent" for a known buyer,
+    /// "known" for an absent one) reach the same state with a consistent index.
+    #[test]
+    fn a_buyer_hint_never_changes_the_state() {
+        let (log, logged) = log();
+        replay_with(&log, &logged, |s, b| match s.buyers.lookup(b) {
+            Some((_, h)) => BuyerHint::Known(h),
+            None => BuyerHint::Absent,
+        });
+        replay_with(&log, &logged, |_, _| BuyerHint::Unknown);
+        replay_with(&log, &logged, |s, b| match s.buyers.lookup(b) {
+            Some((_, h)) => BuyerHint::Known(h ^ 1),
+            None => BuyerHint::Known(0),
+        });
+        replay_with(&log, &logged, |_, _| BuyerHint::Known(u32::MAX));
+        replay_with(&log, &logged, |_, _| BuyerHint::Absent);
     }
 }

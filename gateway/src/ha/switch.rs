@@ -10,7 +10,7 @@ use flashsale_engine::{
     CommandError, Engine, ListPos, OrderQuery, OrderView, ReservationQuery, ReservationView,
     ReserveRequest, SkuView, StatsSnapshot, StockLevel,
 };
-use flashsale_protocol::{OrderId, ReservationId, ScopedKey, SkuId, SkuSpec};
+use flashsale_protocol::{OrderId, PaymentRef, ReservationId, ScopedKey, SkuId, SkuSpec};
 
 use super::follow::FollowedState;
 use crate::http::Inventory;
@@ -159,7 +159,7 @@ impl Inventory for SwitchEngine {
     fn confirm(
         &self,
         id: ReservationId,
-        payment_ref: String,
+        payment_ref: PaymentRef,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
         let e = self.engine();
         async move { e?.confirm(id, payment_ref).await }

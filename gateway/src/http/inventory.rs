@@ -7,7 +7,7 @@ use flashsale_engine::{
     CommandError, Engine, ListPos, OrderQuery, OrderView, ReservationQuery, ReservationView,
     ReserveRequest, SkuView, StatsSnapshot, StockLevel,
 };
-use flashsale_protocol::{OrderId, ReservationId, ScopedKey, SkuId, SkuSpec};
+use flashsale_protocol::{OrderId, PaymentRef, ReservationId, ScopedKey, SkuId, SkuSpec};
 
 /// The engine operations the API calls. Mirrors [`Engine`]'s methods one to one.
 pub trait Inventory: Send + Sync + 'static {
@@ -50,7 +50,7 @@ pub trait Inventory: Send + Sync + 'static {
     fn confirm(
         &self,
         id: ReservationId,
-        payment_ref: String,
+        payment_ref: PaymentRef,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send;
     /// See [`Engine::cancel`].
     fn cancel(
@@ -137,7 +137,7 @@ impl Inventory for Engine {
     fn confirm(
         &self,
         id: ReservationId,
-        payment_ref: String,
+        payment_ref: PaymentRef,
     ) -> impl Future<Output = Result<ReservationView, CommandError>> + Send {
         Engine::confirm(self, id, payment_ref)
     }

@@ -2,12 +2,14 @@
 //! validation against [`flashsale_protocol::limits`], and the views returned. Times are RFC 3339
 //! in UTC; money is integer cents, exact (at most [`MAX_MONEY_CENTS`]) in every response.
 
+use std::borrow::Cow;
+
 use flashsale_engine::{OrderView, ReservationView, SkuView};
 use flashsale_protocol::limits::{
     checked_total_cents, DEFAULT_RESERVATION_TTL_S, MAX_EXTENSIONS, MAX_MONEY_CENTS, MAX_NAME_LEN,
     MAX_PAYMENT_REF_LEN, MAX_RESERVATION_TTL_S, MAX_STOCK,
 };
-use flashsale_protocol::{BuyerId, Line, ReleaseReason, SkuId, SkuSpec, MAX_LINES};
+use flashsale_protocol::{BuyerId, Line, PaymentRef, ReleaseReason, SkuId, SkuSpec, MAX_LINES};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -348,20 +350,23 @@ impl ExtendBody {
     }
 }
 
-/// `POST /v1/reservations/{id}/confirm` body.
+/// `POST /v1/reservations/{id}/confirm` body. The reference borrows the request body when
+/// it holds no escape (the usual case), so a confirm allocates no `String` for it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConfirmBody {
+pub struct ConfirmBody<'a> {
     /// The storefront's payment reference.
-    pub payment_ref: String,
+    #[serde(borrow)]
+    pub payment_ref: Cow<'a, str>,
 }
 
-impl ConfirmBody {
+impl ConfirmBody<'_> {
     /// The validated payment reference: 1..=[`MAX_PAYMENT_REF_LEN`] printable ASCII
     /// characters, spaces only between others (what payment providers issue; no control
-    /// characters, nothing to trim).
-    pub fn payment_ref(self) -> Result<String, Problem> {
-        let r = self.payment_ref;
+    /// characters, nothing to trim), as the engine keeps it (inline up to
+    /// [`PaymentRef::INLINE_CAP`] bytes: no allocation).
+    pub fn payment_ref(&self) -> Result<PaymentRef, Problem> {
+        let r: &str = &self.payment_ref;
         let printable = r.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
         let padded = r.starts_with(' ') || r.ends_with(' ');
         if r.is_empty() || r.len() > MAX_PAYMENT_REF_LEN || !printable || padded {
@@ -370,7 +375,7 @@ impl ConfirmBody {
                  spaces only between others"
             )));
         }
-        Ok(r)
+        Ok(PaymentRef::from(r))
     }
 }
 
@@ -755,7 +760,7 @@ mod tests {
     fn payment_refs_are_printable_ascii_with_inner_spaces_only() {
         let pay = |r: &str| {
             ConfirmBody {
-                payment_ref: r.to_owned(),
+                payment_ref: r.into(),
             }
             .payment_ref()
         };
@@ -874,7 +879,15 @@ mod tests {
     #[test]
     fn confirm_and_restock_are_validated() {
         let c: ConfirmBody = parse_json(br#"{"payment_ref":"pay_1"}"#).unwrap();
-        assert_eq!(c.payment_ref().unwrap(), "pay_1");
+        assert!(
+            matches!(c.payment_ref, Cow::Borrowed(_)),
+            "no escape: borrowed"
+        );
+        assert_eq!(c.payment_ref().unwrap().as_str(), "pay_1");
+        assert!(c.payment_ref().unwrap().is_inline());
+        // An escaped reference is unescaped into its own buffer, and means the same.
+        let c: ConfirmBody = parse_json(br#"{"payment_ref":"pay\u005f1"}"#).unwrap();
+        assert_eq!(c.payment_ref().unwrap().as_str(), "pay_1");
         let c: ConfirmBody = parse_json(br#"{"payment_ref":""}"#).unwrap();
         assert_eq!(c.payment_ref().unwrap_err().kind, ProblemKind::Invalid);
         let r: RestockBody = parse_json(br#"{"qty":0}"#).unwrap();

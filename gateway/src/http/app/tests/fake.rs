@@ -9,7 +9,7 @@ use flashsale_engine::{
     CommandError, ListPos, OrderQuery, OrderView, ReservationQuery, ReservationStatus,
     ReservationView, ReserveRequest, SkuView, StatsSnapshot,
 };
-use flashsale_protocol::{Line, OrderId, ReservationId, ScopedKey, SkuId, SkuSpec};
+use flashsale_protocol::{Line, OrderId, PaymentRef, ReservationId, ScopedKey, SkuId, SkuSpec};
 
 use crate::http::inventory::Inventory;
 
@@ -189,7 +189,7 @@ impl Inventory for Fake {
     async fn confirm(
         &self,
         id: ReservationId,
-        payment_ref: String,
+        payment_ref: PaymentRef,
     ) -> Result<ReservationView, CommandError> {
         self.injected()?;
         let mut s = self.state.lock().unwrap();
@@ -219,7 +219,7 @@ impl Inventory for Fake {
                     .iter()
                     .map(|l| u64::from(l.qty) * l.unit_price_cents)
                     .sum(),
-                payment_ref,
+                payment_ref: payment_ref.into(),
                 created_at_ms: 1_795_255_300_000,
             },
         );

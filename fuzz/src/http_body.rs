@@ -145,7 +145,7 @@ fn confirm(body: &[u8]) {
     };
     match req.payment_ref() {
         Ok(r) => assert!(
-            !r.is_empty() && r.len() <= MAX_PAYMENT_REF_LEN && !r.chars().any(char::is_control),
+            !r.is_empty() && r.len() <= MAX_PAYMENT_REF_LEN && !r.as_str().chars().any(char::is_control),
             "accepted payment_ref {r:?}"
         ),
         Err(p) => expect_kind(&p, ProblemKind::Invalid),

@@ -270,6 +270,13 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_SHARD_SPIN_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub shard_spin_us: u64,
 
+    /// Experimental (ADR 0045): serve HTTP/1.1 on the shard executors themselves, one
+    /// SO_REUSEPORT listener per shard on the --http address, so a request for a SKU of the
+    /// accepting shard never leaves its thread (others still cross to their shard). Replies
+    /// still wait for the log's flush. HTTP/1.1 only (no h2c); not with --ha.
+    #[arg(long, env = "FLASHSALE_HTTP_ON_SHARDS")]
+    pub http_on_shards: bool,
+
     /// High availability (needs --database-url): join the group of nodes on the same schema;
     /// lead while holding the lease, else stand by (503 not-leader) and take over when the
     /// leader's lease lapses.
@@ -305,6 +312,10 @@ fn check_ha_flags(args: &ServeArgs) -> anyhow::Result<()> {
         anyhow::ensure!(
             args.database_url.is_some(),
             "--ha needs --database-url: the group shares its log, lease and fencing through Postgres"
+        );
+        anyhow::ensure!(
+            !args.http_on_shards,
+            "--http-on-shards cannot be combined with --ha (experimental, ADR 0045)"
         );
     } else {
         anyhow::ensure!(
@@ -479,6 +490,28 @@ pub fn bind_http(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(HTTP_BACKLOG)
 }
 
+/// The HTTP listener(s): one for the tokio server, or one per shard executor
+/// (`--http-on-shards`).
+enum HttpListeners {
+    /// The tokio accept loop's listener.
+    Tokio(TcpListener),
+    /// One `SO_REUSEPORT` listener per shard executor.
+    OnShards(Vec<std::net::TcpListener>),
+}
+
+impl HttpListeners {
+    /// The bound address (all listeners share it).
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            HttpListeners::Tokio(l) => l.local_addr(),
+            HttpListeners::OnShards(all) => match all.first() {
+                Some(l) => l.local_addr(),
+                None => Err(std::io::Error::other("no HTTP listener")),
+            },
+        }
+    }
+}
+
 /// Resolves when SIGINT or SIGTERM arrives. Installing the handlers happens up front so that
 /// a failure is reported at start, not at shutdown.
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
@@ -568,8 +601,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let flag_tokens = flag_tokens(&args)?;
     // Bind early: a taken port is reported before any token is generated or printed, and
     // before the engine replays its log.
-    let http =
-        bind_http(args.http).with_context(|| format!("cannot listen on --http {}", args.http))?;
+    let http = if args.http_on_shards {
+        let all = crate::http::on_shards::bind_on_shards(args.http, shards)
+            .with_context(|| format!("cannot listen on --http {}", args.http))?;
+        HttpListeners::OnShards(all)
+    } else {
+        HttpListeners::Tokio(
+            bind_http(args.http)
+                .with_context(|| format!("cannot listen on --http {}", args.http))?,
+        )
+    };
     let http_addr = http
         .local_addr()
         .context("local address of the HTTP listener")?;
@@ -761,6 +802,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let controller = tokio::spawn(node.run(async move {
             let _ = stop_rx.await;
         }));
+        let HttpListeners::Tokio(http) = http else {
+            anyhow::bail!("--http-on-shards cannot be combined with --ha");
+        };
         let outcome = crate::http::serve(http, app, server, async move {
             let sig = stop.await;
             tracing::info!(signal = sig, "stopping");
@@ -812,6 +856,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     print_quic(&quic);
     quic.start(hub.clone(), tokens.clone());
+    if let HttpListeners::OnShards(all) = &http {
+        println!(
+            "http served on {} shard executors (experimental --http-on-shards, HTTP/1.1 only)",
+            all.len()
+        );
+    }
     println!("http listening on {http_addr}");
     println!("dashboard: http://{http_addr}/dashboard (sign in with the admin token)");
     // The waiting room: its own journal next to the log, passes keyed by the stored identity.
@@ -843,13 +893,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_events(events.clone()),
         &quic,
     );
-    let outcome = crate::http::serve(http, app, server, async move {
+    let stopping = async move {
         let sig = stop.await;
         tracing::info!(signal = sig, "stopping");
         // Dashboard streams end now, so they do not hold up the drain.
         feed.close();
-    })
-    .await;
+    };
+    let outcome = match http {
+        HttpListeners::Tokio(http) => crate::http::serve(http, app, server, stopping).await,
+        HttpListeners::OnShards(all) => {
+            crate::http::on_shards::serve_on_shards(&engine, all, app, server, stopping)
+                .await
+                .context("cannot start HTTP on the shard executors")?
+        }
+    };
     if !outcome.drained {
         tracing::warn!(
             forced = outcome.forced,

@@ -26,19 +26,33 @@ use crate::observer::StockObserver;
 pub(crate) type Reply = oneshot::Sender<Result<Answer, CommandError>>;
 
 /// A message on a shard's queue.
-#[derive(Debug)]
 pub(crate) enum Cmd {
     /// A caller's request.
     Request(Request, Reply),
     /// A message from another shard.
     Peer(PeerMsg),
+    /// Start a task on this shard's executor (see [`super::Engine::spawn_on_shards`]).
+    Spawn(Arc<super::ShardTask>),
     /// Stop.
     Shutdown,
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cmd::Request(req, _) => f.debug_tuple("Request").field(req).finish(),
+            Cmd::Peer(msg) => f.debug_tuple("Peer").field(msg).finish(),
+            Cmd::Spawn(_) => f.write_str("Spawn"),
+            Cmd::Shutdown => f.write_str("Shutdown"),
+        }
+    }
 }
 
 /// Everything a shard executor shares with the rest of the engine.
 pub(crate) struct Ctx {
     pub(crate) id: ShardId,
+    /// The engine's process-unique id (for the same-thread fast path).
+    pub(crate) engine_id: u64,
     pub(crate) peers: Vec<flume::Sender<Cmd>>,
     pub(crate) dir: Arc<Directory>,
     pub(crate) metrics: Arc<Metrics>,
@@ -49,6 +63,58 @@ pub(crate) struct Ctx {
 }
 
 type NodeRef = Rc<RefCell<ShardNode<Reply>>>;
+
+/// The shard an executor thread runs, for requests made on that very thread (same-thread
+/// fast path: no queue, no cross-thread wake-up).
+struct LocalShard {
+    /// Which engine the shard belongs to (a process may run several engines).
+    engine_id: u64,
+    /// The shard's context.
+    ctx: Rc<Ctx>,
+    /// The shard's node.
+    node: NodeRef,
+    /// Wakes the flusher.
+    wake: flume::Sender<()>,
+    /// Reused output buffer (no allocation per request in steady state).
+    out: RefCell<Vec<Output<Reply>>>,
+}
+
+thread_local! {
+    /// Set while this thread runs a shard's command loop.
+    static LOCAL: RefCell<Option<LocalShard>> = const { RefCell::new(None) };
+}
+
+/// Hands `req` to shard `shard` of engine `engine_id` directly when the calling thread is
+/// that shard's executor: the node takes it at once and its reply comes on `reply` once
+/// durable, exactly as from the queue. Gives the request back (`Some`) otherwise.
+pub(crate) fn try_local(
+    engine_id: u64,
+    shard: usize,
+    req: Request,
+    reply: Reply,
+) -> Option<(Request, Reply)> {
+    LOCAL.with(|local| {
+        let Ok(local) = local.try_borrow() else {
+            return Some((req, reply));
+        };
+        match &*local {
+            Some(l) if l.engine_id == engine_id && usize::from(l.ctx.id) == shard => {
+                let Ok(mut out) = l.out.try_borrow_mut() else {
+                    return Some((req, reply));
+                };
+                l.ctx.metrics.same_thread();
+                let now = l.ctx.clock.now_ms();
+                l.node.borrow_mut().request(now, req, reply, &mut out);
+                carry_out(&l.ctx, &l.node, &mut out);
+                if l.node.borrow().has_pending() {
+                    let _ = l.wake.try_send(());
+                }
+                None
+            }
+            _ => Some((req, reply)),
+        }
+    })
+}
 
 /// Runs a recovered shard until shutdown.
 pub(crate) async fn run(
@@ -68,12 +134,25 @@ pub(crate) async fn run(
         stopping.clone(),
     ));
     let ticker = glommio::spawn_local(ticker(ctx.clone(), node.clone(), wake_tx.clone()));
+    LOCAL.with(|local| {
+        *local.borrow_mut() = Some(LocalShard {
+            engine_id: ctx.engine_id,
+            ctx: ctx.clone(),
+            node: node.clone(),
+            wake: wake_tx.clone(),
+            out: RefCell::new(Vec::new()),
+        });
+    });
     // One output buffer for the command loop: no allocation per command in steady state.
     let mut out = Vec::new();
     while let Ok(cmd) = rx.recv_async().await {
         let now = ctx.clock.now_ms();
         match cmd {
             Cmd::Shutdown => break,
+            Cmd::Spawn(task) => {
+                glommio::spawn_local(task(usize::from(ctx.id))).detach();
+                continue;
+            }
             Cmd::Request(req, reply) => node.borrow_mut().request(now, req, reply, &mut out),
             Cmd::Peer(msg) => node.borrow_mut().peer(now, msg, &mut out),
         }
@@ -82,6 +161,8 @@ pub(crate) async fn run(
             let _ = wake_tx.try_send(());
         }
     }
+    // From here on requests made on this thread go through the (closing) queue.
+    LOCAL.with(|local| local.borrow_mut().take());
     stopping.set(true);
     let _ = wake_tx.try_send(());
     drop(wake_tx);

@@ -48,6 +48,8 @@ pub(crate) struct Metrics {
     pub(crate) released: AtomicU64,
     pub(crate) expired: AtomicU64,
     sold_out: Striped,
+    /// Requests handed to a shard on its own executor thread (the same-thread path).
+    same_thread: Striped,
     log_batches: AtomicU64,
     log_records: AtomicU64,
     batch_sum: AtomicU64,
@@ -70,12 +72,23 @@ impl Metrics {
             released: AtomicU64::new(0),
             expired: AtomicU64::new(0),
             sold_out: Striped::default(),
+            same_thread: Striped::default(),
             log_batches: AtomicU64::new(0),
             log_records: AtomicU64::new(0),
             batch_sum: AtomicU64::new(0),
             latency_sum_us: AtomicU64::new(0),
             hists: Mutex::new((hist(), hist())),
         }
+    }
+
+    /// Counts a request handed to its shard on the shard's own thread.
+    pub(crate) fn same_thread(&self) {
+        self.same_thread.add(1);
+    }
+
+    /// Requests handed to their shard on the shard's own thread so far.
+    pub(crate) fn same_thread_requests(&self) -> u64 {
+        self.same_thread.get()
     }
 
     pub(crate) fn sold_out(&self) {

@@ -7,8 +7,10 @@ mod executor;
 mod metrics;
 mod recovery;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +38,13 @@ use crate::log::LogBackend;
 use crate::observer::StockObserver;
 use crate::stats::StatsSnapshot;
 use crate::view::{OrderView, ReservationView, SkuView};
+
+/// A task factory run on every shard's executor by [`Engine::spawn_on_shards`]: called there
+/// with the shard's index, it returns the (thread-local, not `Send`) future to run.
+pub type ShardTask = dyn Fn(usize) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync;
+
+/// Source of process-unique engine ids.
+static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Memory each executor registers for io_uring buffers (kept small: RLIMIT_MEMLOCK is often 8 MiB).
 const IO_MEMORY: usize = 512 << 10;
@@ -124,6 +133,8 @@ impl EngineConfig {
 }
 
 struct Inner {
+    /// Process-unique id (tells this engine's executor threads from another engine's).
+    id: u64,
     senders: Vec<flume::Sender<Cmd>>,
     keys: Arc<KeysInFlight>,
     dir: Arc<Directory>,
@@ -220,7 +231,9 @@ impl Engine {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut joins = Vec::with_capacity(n);
         let mut spawn_error = None;
+        let engine_id = NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Shared {
+            engine_id,
             senders: senders.clone(),
             dir: dir.clone(),
             metrics: metrics.clone(),
@@ -239,6 +252,7 @@ impl Engine {
         }
         drop(ready_tx);
         let inner = Arc::new(Inner {
+            id: engine_id,
             senders,
             keys: Arc::new(KeysInFlight::default()),
             dir,
@@ -285,9 +299,17 @@ impl Engine {
     }
 
     /// Sends a request to shard `s` (refusing with `Busy` if its queue is full) and awaits it.
+    /// Called on shard `s`'s own executor thread (a task started by
+    /// [`Engine::spawn_on_shards`]), it hands the request to the shard directly instead: no
+    /// queue, no wake-up of another thread; the reply still comes only once durable.
     async fn ask(&self, s: usize, req: Request) -> Result<Answer, CommandError> {
         let (tx, rx) = oneshot::channel();
-        self.send(s, Cmd::Request(req, tx))?;
+        if self.inner.stopped.load(Ordering::Acquire) {
+            return Err(busy("the engine is shut down"));
+        }
+        if let Some((req, tx)) = executor::try_local(self.inner.id, s, req, tx) {
+            self.send(s, Cmd::Request(req, tx))?;
+        }
         rx.await
             .unwrap_or_else(|_| Err(busy("the shard stopped before replying")))
     }
@@ -305,6 +327,16 @@ impl Engine {
             Err(flume::TrySendError::Full(_)) => Err(busy("shard queue is full")),
             Err(flume::TrySendError::Disconnected(_)) => Err(busy("the engine is shut down")),
         }
+    }
+
+    /// Runs `task(shard)` as a task on every shard's executor thread (thread-per-core serving:
+    /// a request such a task makes for its own shard skips the queue, see [`Engine::ask`]'s
+    /// fast path). The tasks end when they finish or when the engine shuts down.
+    pub fn spawn_on_shards(&self, task: Arc<ShardTask>) -> Result<(), CommandError> {
+        for s in 0..self.shard_count() {
+            self.send(s, Cmd::Spawn(task.clone()))?;
+        }
+        Ok(())
     }
 
     /// Number of shards.
@@ -637,6 +669,12 @@ impl Engine {
                 .all(|w| w.load(Ordering::Acquire))
     }
 
+    /// Requests handed to a shard on its own executor thread so far (the same-thread path of
+    /// tasks started by [`Engine::spawn_on_shards`]), i.e. without the shard queue.
+    pub fn same_thread_requests(&self) -> u64 {
+        self.inner.metrics.same_thread_requests()
+    }
+
     /// Counters for `/metrics`.
     pub fn stats(&self) -> StatsSnapshot {
         let writable = self
@@ -681,6 +719,7 @@ impl Engine {
 
 /// What every shard executor shares with the engine handle.
 struct Shared {
+    engine_id: u64,
     senders: Vec<flume::Sender<Cmd>>,
     dir: Arc<Directory>,
     metrics: Arc<Metrics>,
@@ -716,6 +755,7 @@ fn spawn_shard(
     };
     let ctx = Ctx {
         id,
+        engine_id: shared.engine_id,
         peers: shared.senders.clone(),
         dir: shared.dir.clone(),
         metrics: shared.metrics.clone(),

@@ -6,6 +6,8 @@
 //! - [`server`]: sockets: the accept loop, connection caps ([`per_ip`] per address), idle
 //!   connections ([`idle`]), timeouts, graceful drain (the phase each connection follows:
 //!   `phase.rs`).
+//! - [`on_shards`]: experimental (`serve --http-on-shards`): HTTP/1.1 served on the shard
+//!   executors themselves, one `SO_REUSEPORT` listener each (ADR 0045).
 //! - [`json`]: request bodies are JSON objects (never serde's positional arrays).
 //! - [`queue_wire`], [`queue_problem`]: the waiting room's JSON and problems.
 //! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each;
@@ -18,6 +20,7 @@ pub mod inventory;
 pub mod json;
 pub mod jwt;
 pub mod metrics;
+pub mod on_shards;
 pub mod per_ip;
 mod phase;
 pub mod problem;

@@ -22,6 +22,7 @@ use hyper::service::{service_fn, Service};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -86,7 +87,7 @@ pub struct ServeOutcome {
 }
 
 /// Decrements the open-connection gauge when a connection task ends, however it ends.
-struct OpenGuard<E: Inventory>(Arc<App<E>>);
+pub(super) struct OpenGuard<E: Inventory>(pub(super) Arc<App<E>>);
 
 impl<E: Inventory> Drop for OpenGuard<E> {
     fn drop(&mut self) {
@@ -190,7 +191,7 @@ pub async fn serve<E: Inventory>(
 
 /// Tells every connection to finish and waits for them within the grace period; then tells
 /// the rest to close at once.
-async fn drain<E: Inventory>(
+pub(super) async fn drain<E: Inventory>(
     app: &App<E>,
     config: &ServerConfig,
     phase: &PhaseSender,
@@ -292,20 +293,37 @@ async fn run_connection<E: Inventory>(
     stream: TcpStream,
     peer: SocketAddr,
     idle_timeout: Duration,
-    mut phase: PhaseWatch,
+    phase: PhaseWatch,
 ) {
     // A zero timeout would make the idle check spin; the flag's minimum is 1 ms anyway.
     let idle_timeout = idle_timeout.max(Duration::from_millis(1));
     let activity = Activity::new(Instant::now().into_std());
     let service = counted_service(app.clone(), activity.clone(), peer);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
+    drive_connection(conn, &app, &activity, peer, idle_timeout, phase).await;
+}
+
+/// Drives a served connection until it ends, the server closes it, or it has had no request
+/// in flight for `idle_timeout` (see [`run_connection`]). Shared by the tokio accept loop and
+/// the shard executors' (`on_shards.rs`).
+pub(super) async fn drive_connection<E: Inventory, C>(
+    conn: C,
+    app: &App<E>,
+    activity: &Activity,
+    peer: SocketAddr,
+    idle_timeout: Duration,
+    mut phase: PhaseWatch,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
     tokio::pin!(conn);
     // `Some(deadline)` once the connection is being shut down: dropped at the deadline if it
     // has not ended by then (`None` while draining: the server's grace period bounds it).
     let mut closing: Option<Option<Instant>> = None;
     loop {
         let wake = match closing {
-            None => next_idle_check(&activity, idle_timeout),
+            None => next_idle_check(activity, idle_timeout),
             Some(Some(deadline)) => deadline,
             Some(None) => Instant::now() + idle_timeout,
         };
@@ -349,7 +367,7 @@ async fn run_connection<E: Inventory>(
 
 /// The API as the service of one connection from `peer`, each request counted in `activity`
 /// from the moment hyper hands it over until its answer (or until it is abandoned).
-fn counted_service<E: Inventory>(
+pub(super) fn counted_service<E: Inventory>(
     app: Arc<App<E>>,
     activity: Arc<Activity>,
     peer: SocketAddr,
@@ -428,7 +446,7 @@ impl Body for UntilDone {
 }
 
 /// When to look again whether the connection has been idle for `idle_timeout`.
-fn next_idle_check(activity: &Activity, idle_timeout: Duration) -> Instant {
+pub(super) fn next_idle_check(activity: &Activity, idle_timeout: Duration) -> Instant {
     let now = Instant::now();
     match activity.idle_for(now.into_std()) {
         Some(idle) => now + idle_timeout.saturating_sub(idle),

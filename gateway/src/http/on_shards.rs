@@ -1,0 +1,345 @@
+//! Experimental: the HTTP API served on the engine's shard executors themselves
+//! (`serve --http-on-shards`, ADR 0045), thread-per-core all the way. Each shard's glommio
+//! executor accepts on its own `SO_REUSEPORT` listener bound to the same `--http` address
+//! (the kernel spreads connections over them) and runs hyper's HTTP/1.1 connections there,
+//! calling the same [`App`] as the tokio server. A request for a SKU of the executor's own
+//! shard then never leaves the thread (the engine's same-thread path, `Engine::ask`); other
+//! shards' SKUs go over the shard queues as before. Replies still wait for the log's flush.
+//!
+//! Kept from the tokio server ([`super::server`]): the connection cap and per-address cap
+//! (answered 503 / 429 and closed), the header-read and idle timeouts, graceful drain on
+//! shutdown (the same phase every connection follows). Not kept: HTTP/2 (h2c prior
+//! knowledge): HTTP/1.1 only. The App's tokio timers (body timeout, hyper's header timeout,
+//! the idle check) and `tokio::spawn`s work because every task here is polled inside the
+//! tokio runtime's context ([`InTokio`]): their timers are driven by the tokio threads.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use flashsale_engine::Engine;
+use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use hyper::rt::ReadBufCursor;
+use hyper_util::rt::TokioTimer;
+use tokio::sync::{mpsc, Semaphore};
+
+use super::app::App;
+use super::idle::Activity;
+use super::inventory::Inventory;
+use super::per_ip::PerIpLimit;
+use super::phase::{Phase, PhaseSender};
+use super::problem::{Problem, ProblemKind};
+use super::server::{
+    counted_service, drain, drive_connection, OpenGuard, ServeOutcome, ServerConfig,
+};
+
+/// Accept backlog of each shard's listener (as the tokio server's).
+const BACKLOG: u32 = crate::serve::HTTP_BACKLOG;
+/// How long a refusal may take to be written.
+const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
+/// Bytes read from the socket per read call at most (a stack buffer).
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Binds `count` listeners on `addr` with `SO_REUSEPORT` (one per shard executor). With port
+/// 0, the first one picks the port and the others bind the same one.
+pub fn bind_on_shards(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let first = bind_reuseport(addr)?;
+    let addr = first.local_addr()?;
+    let mut all = Vec::with_capacity(count.max(1));
+    all.push(first);
+    for _ in 1..count {
+        all.push(bind_reuseport(addr)?);
+    }
+    Ok(all)
+}
+
+/// One blocking-mode listener with `SO_REUSEADDR` and `SO_REUSEPORT` (glommio's accept goes
+/// through io_uring, which wants a blocking socket).
+fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(BACKLOG)?.into_std()?;
+    listener.set_nonblocking(false)?;
+    Ok(listener)
+}
+
+/// What every shard's accept loop shares.
+struct Shared<E: Inventory> {
+    /// The API.
+    app: Arc<App<E>>,
+    /// The settings.
+    config: ServerConfig,
+    /// The connection cap (over all shards).
+    slots: Arc<Semaphore>,
+    /// The per-address cap (over all shards).
+    per_ip: Arc<PerIpLimit>,
+    /// The server's phase.
+    phase: Arc<PhaseSender>,
+    /// The tokio runtime whose context every task runs in (timers, spawns).
+    tokio: tokio::runtime::Handle,
+}
+
+/// Serves `app` on the shard executors of `engine`, one listener each (from
+/// [`bind_on_shards`]), until `shutdown` resolves; then drains as [`super::serve`] does.
+pub async fn serve_on_shards<E: Inventory>(
+    engine: &Engine,
+    listeners: Vec<std::net::TcpListener>,
+    app: Arc<App<E>>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<ServeOutcome, flashsale_engine::CommandError> {
+    let phase = Arc::new(PhaseSender::new());
+    let (done, mut all_done) = mpsc::channel::<()>(1);
+    let shared = Arc::new(Shared {
+        app: app.clone(),
+        config: config.clone(),
+        slots: Arc::new(Semaphore::new(config.max_connections)),
+        per_ip: PerIpLimit::new(config.per_ip_max_connections, config.per_ip_limit_loopback),
+        phase: phase.clone(),
+        tokio: tokio::runtime::Handle::current(),
+    });
+    // Each shard takes its listener (and a clone of the drain's sender) once.
+    let per_shard: Vec<_> = listeners
+        .into_iter()
+        .map(|l| Some((l, done.clone())))
+        .collect();
+    drop(done);
+    let per_shard = Mutex::new(per_shard);
+    let task = Arc::new(move |shard: usize| -> Pin<Box<dyn Future<Output = ()>>> {
+        let taken = per_shard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(shard)
+            .and_then(Option::take);
+        let shared = shared.clone();
+        Box::pin(async move {
+            if let Some((listener, done)) = taken {
+                let tokio = shared.tokio.clone();
+                InTokio::new(tokio, accept_loop(shared, listener, done)).await;
+            }
+        })
+    });
+    engine.spawn_on_shards(task)?;
+    shutdown.await;
+    Ok(drain(&app, &config, &phase, &mut all_done).await)
+}
+
+/// Accepts connections on one shard's listener until the server stops serving.
+async fn accept_loop<E: Inventory>(
+    shared: Arc<Shared<E>>,
+    listener: std::net::TcpListener,
+    done: mpsc::Sender<()>,
+) {
+    // SAFETY: the descriptor comes from `into_raw_fd` of a listener we own, bound and
+    // listening; glommio's listener takes sole ownership of it (closes it on drop).
+    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    let mut phase = shared.phase.watch();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            now = phase.changed() => match now {
+                Phase::Serving => continue,
+                Phase::Draining | Phase::Closing => break,
+            },
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(stream) => admit(&shared, stream, &done),
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Everything a connection holds while it is open; dropping it gives all of it back.
+struct Held<E: Inventory> {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    _ip: super::per_ip::IpSlot,
+    _open: OpenGuard<E>,
+    _done: mpsc::Sender<()>,
+}
+
+/// Starts serving `stream` on this executor, or refuses it (per-address cap: 429; connection
+/// cap: 503).
+fn admit<E: Inventory>(
+    shared: &Arc<Shared<E>>,
+    stream: glommio::net::TcpStream,
+    done: &mpsc::Sender<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
+    let metrics = shared.app.metrics();
+    let Some(ip_slot) = shared.per_ip.try_acquire(peer.ip()) else {
+        metrics
+            .connections_refused_per_ip
+            .fetch_add(1, Ordering::Relaxed);
+        let mut p = Problem::new(
+            ProblemKind::RateLimited,
+            format!(
+                "too many open connections from this address (limit {}); reuse a connection \
+                 or retry shortly",
+                shared.per_ip.max()
+            ),
+        );
+        p.retry_after_s = Some(1);
+        return refuse(shared, stream, p);
+    };
+    let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
+        metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+        let mut p = Problem::new(
+            ProblemKind::Unavailable,
+            format!(
+                "the server is at its connection limit ({}); retry shortly",
+                shared.config.max_connections
+            ),
+        );
+        p.retry_after_s = Some(1);
+        return refuse(shared, stream, p);
+    };
+    metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+    metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    let held = Held {
+        _slot: slot,
+        _ip: ip_slot,
+        _open: OpenGuard(shared.app.clone()),
+        _done: done.clone(),
+    };
+    let app = shared.app.clone();
+    let idle_timeout = shared.config.header_timeout.max(Duration::from_millis(1));
+    let header_timeout = shared.config.header_timeout;
+    let phase = shared.phase.watch();
+    let conn = async move {
+        let activity = Activity::new(std::time::Instant::now());
+        let service = counted_service(app.clone(), activity.clone(), peer);
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true);
+        let conn = http1.serve_connection(GlommioIo(stream), service);
+        drive_connection(conn, &app, &activity, peer, idle_timeout, phase).await;
+        drop(held);
+    };
+    glommio::spawn_local(InTokio::new(shared.tokio.clone(), conn)).detach();
+}
+
+/// Answers a refused connection with `problem` (HTTP/1.1) and closes it, within
+/// [`REFUSAL_DEADLINE`].
+fn refuse<E: Inventory>(
+    shared: &Arc<Shared<E>>,
+    mut stream: glommio::net::TcpStream,
+    problem: Problem,
+) {
+    let status = super::problem::status_of(problem.kind);
+    let body = problem.body_bytes();
+    let retry_after = problem
+        .retry_after_s
+        .map(|s| format!("retry-after: {s}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\n\
+         content-length: {}\r\n{retry_after}connection: close\r\n\
+         x-content-type-options: nosniff\r\ncache-control: no-store\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
+        body.len()
+    );
+    let write = async move {
+        let _ = tokio::time::timeout(REFUSAL_DEADLINE, async {
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(&body).await?;
+            stream.close().await
+        })
+        .await;
+    };
+    glommio::spawn_local(InTokio::new(shared.tokio.clone(), write)).detach();
+}
+
+/// Polls `inner` inside the tokio runtime's context, so that tokio timers and `tokio::spawn`
+/// work from a shard executor's thread (the context is entered for each poll and left before
+/// it returns, so guards never interleave).
+struct InTokio<F> {
+    /// The runtime.
+    tokio: tokio::runtime::Handle,
+    /// The task.
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> InTokio<F> {
+    /// `inner`, polled in `tokio`'s context.
+    fn new(tokio: tokio::runtime::Handle, inner: F) -> Self {
+        InTokio {
+            tokio,
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl<F: Future> Future for InTokio<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let _entered = this.tokio.enter();
+        this.inner.as_mut().poll(cx)
+    }
+}
+
+/// hyper's I/O traits over glommio's TCP stream.
+struct GlommioIo(glommio::net::TcpStream);
+
+impl hyper::rt::Read for GlommioIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // Read into an initialised stack buffer, then copy: no `unsafe` for hyper's
+        // uninitialised cursor (requests are a few hundred bytes).
+        let mut chunk = [0u8; READ_CHUNK];
+        let want = buf.remaining().min(READ_CHUNK);
+        match Pin::new(&mut self.0).poll_read(cx, &mut chunk[..want]) {
+            Poll::Ready(Ok(n)) => {
+                buf.put_slice(&chunk[..n]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl hyper::rt::Write for GlommioIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}

@@ -1,0 +1,157 @@
+//! `serve --http-on-shards` (experimental, ADR 0045): the HTTP API served on the shard
+//! executors, one SO_REUSEPORT listener each. The real binary over real HTTP: reserve →
+//! confirm → GET for a SKU of each shard, a reservation across both shards, many connections
+//! at once (spread over both listeners) selling exactly the stock, and a graceful stop.
+
+// Test code: panicking on a broken expectation is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use flashsale_protocol::SkuId;
+use serde_json::{json, Value};
+use support::{Api, Server, SHOP};
+
+/// Shards the test server runs (support's `--shards 2`).
+const SHARDS: usize = 2;
+
+fn sku_body(stock: u64) -> Value {
+    json!({"name": "Tee", "price_cents": 1500, "stock": stock, "reservation_ttl_s": 600})
+}
+
+/// The first SKU name `{prefix}-{i}` that lives on `shard`.
+fn sku_on(prefix: &str, shard: usize) -> String {
+    (0..200)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|n| {
+            let id = SkuId::new(n).expect("valid sku");
+            usize::from(flashsale_engine::shard::shard_of(&id, SHARDS)) == shard
+        })
+        .expect("a SKU on the shard")
+}
+
+async fn confirm(api: &Api, id: &str, pay: &str) -> Value {
+    let r = api
+        .send(
+            "POST",
+            &format!("/v1/reservations/{id}/confirm"),
+            Some(SHOP),
+            Some(json!({ "payment_ref": pay })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "confirmed");
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_reservations_on_the_shard_executors() {
+    let server = Server::start(&["--http-on-shards", "--rate-limit-buyer-rps", "0"]);
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.contains("http served on 2 shard executors")),
+        "{:?}",
+        server.banner
+    );
+    let api = Api::new(&server);
+    let skus: Vec<String> = (0..SHARDS).map(|s| sku_on("tee", s)).collect();
+    for sku in &skus {
+        assert_eq!(api.put_sku(sku, sku_body(10)).await.status, 201);
+    }
+    // reserve → confirm → GET, a SKU of each shard.
+    for (s, sku) in skus.iter().enumerate() {
+        let r = api.reserve(&format!("buyer-{s}"), sku, 2).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["status"], "held");
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        assert_eq!(api.counts(sku).await, (8, 2, 0));
+        let body = confirm(&api, &id, &format!("pay-{s}")).await;
+        let order = body["order_id"].as_str().unwrap().to_owned();
+        let r = api.get(&format!("/v1/orders/{order}"), SHOP).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["buyer"], format!("buyer-{s}"));
+        assert_eq!(r.body["total_cents"], 3000);
+        let r = api.get(&format!("/v1/reservations/{id}"), SHOP).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["status"], "confirmed");
+        assert_eq!(api.counts(sku).await, (8, 0, 2));
+    }
+    // One reservation across both shards, all or nothing, then confirmed.
+    let body = json!({"buyer": "carol", "lines": [
+        {"sku": skus[0], "qty": 1}, {"sku": skus[1], "qty": 1}]});
+    let r = api
+        .send("POST", "/v1/reservations", Some(SHOP), Some(body))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    confirm(&api, &id, "pay-carol").await;
+    for sku in &skus {
+        assert_eq!(api.counts(sku).await, (7, 0, 3));
+    }
+    // An idempotent retry answers with the same reservation.
+    let body = json!({"buyer": "dave", "lines": [{"sku": skus[1], "qty": 1}]});
+    let headers = [("idempotency-key", "retry-1")];
+    let first = api
+        .raw(
+            "POST",
+            "/v1/reservations",
+            Some(SHOP),
+            Some(body.to_string()),
+            &headers,
+        )
+        .await;
+    let again = api
+        .raw(
+            "POST",
+            "/v1/reservations",
+            Some(SHOP),
+            Some(body.to_string()),
+            &headers,
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.body["id"], again.body["id"], "{}", again.body);
+    assert_eq!(api.counts(&skus[1]).await, (6, 1, 3));
+
+    // 24 clients, 12 per SKU, each on its own connection (spread over both listeners by the
+    // kernel), race for the 7 + 6 units left: exactly 13 are held, the rest are sold out.
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let sku = skus[i % SHARDS].clone();
+        let base = api.base_url();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap();
+            let body = json!({"buyer": format!("crowd-{i}"), "lines": [{"sku": sku, "qty": 1}]});
+            client
+                .post(format!("{base}/v1/reservations"))
+                .bearer_auth(SHOP)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut held = 0;
+    let mut sold_out = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            201 => held += 1,
+            409 => sold_out += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((held, sold_out), (13, 11));
+    assert_eq!(api.counts(&skus[0]).await, (0, 7, 3));
+    assert_eq!(api.counts(&skus[1]).await, (0, 7, 3));
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+}

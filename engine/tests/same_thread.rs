@@ -5,6 +5,8 @@
 // Test code: panicking on a broken expectation is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -15,26 +17,8 @@ use flashsale_engine::{
     CommandError, Engine, EngineConfig, ManualClock, ReservationStatus, ReservationView,
     ReserveRequest,
 };
-use flashsale_protocol::{BuyerId, IdempotencyKey, KeyOwner, ScopedKey, SkuId, SkuSpec};
-
-fn sku(s: &str) -> SkuId {
-    SkuId::new(s).unwrap()
-}
-
-fn spec(id: &str, stock: u64) -> SkuSpec {
-    SkuSpec {
-        sku: sku(id),
-        name: format!("{id} name"),
-        price_cents: 1_000,
-        stock,
-        per_buyer_limit: None,
-        sale_starts_at_ms: None,
-        sale_ends_at_ms: None,
-        reservation_ttl_ms: 60_000,
-        max_hold_ms: flashsale_protocol::default_max_hold_ms(60_000),
-        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
-    }
-}
+use flashsale_protocol::{BuyerId, IdempotencyKey, KeyOwner, ScopedKey};
+use support::{sku, spec};
 
 fn start(backend: &MemoryBackend, clock: &Arc<ManualClock>, shards: usize) -> Engine {
     let mut cfg = EngineConfig::new(Arc::new(backend.clone()), clock.clone());

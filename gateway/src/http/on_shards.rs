@@ -36,13 +36,12 @@ use super::per_ip::PerIpLimit;
 use super::phase::{Phase, PhaseSender};
 use super::problem::{Problem, ProblemKind};
 use super::server::{
-    counted_service, drain, drive_connection, OpenGuard, ServeOutcome, ServerConfig,
+    counted_service, drain, drive_connection, OpenGuard, Refusal, ServeOutcome, ServerConfig,
+    REFUSAL_DEADLINE,
 };
 
 /// Accept backlog of each shard's listener (as the tokio server's).
 const BACKLOG: u32 = crate::serve::HTTP_BACKLOG;
-/// How long a refusal may take to be written.
-const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 /// Bytes read from the socket per read call at most (a stack buffer).
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -247,20 +246,7 @@ fn refuse<E: Inventory>(
     mut stream: glommio::net::TcpStream,
     problem: Problem,
 ) {
-    let status = super::problem::status_of(problem.kind);
-    let body = problem.body_bytes();
-    let retry_after = problem
-        .retry_after_s
-        .map(|s| format!("retry-after: {s}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\n\
-         content-length: {}\r\n{retry_after}connection: close\r\n\
-         x-content-type-options: nosniff\r\ncache-control: no-store\r\n\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or_default(),
-        body.len()
-    );
+    let Refusal { head, body } = Refusal::of(&problem);
     let write = async move {
         let _ = tokio::time::timeout(REFUSAL_DEADLINE, async {
             stream.write_all(head.as_bytes()).await?;

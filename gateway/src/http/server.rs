@@ -38,7 +38,7 @@ use super::problem::{Problem, ProblemKind};
 /// Most connections being refused at once; beyond it, extra connections are closed at once.
 const MAX_PENDING_REFUSALS: usize = 256;
 /// How long a refusal may take (write the answer, drain what the client sent, close).
-const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
+pub(super) const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 /// How long connections may take to close once the grace period is over and they are told to.
 const FORCE_CLOSE_DEADLINE: Duration = Duration::from_secs(1);
 /// Default of [`ServerConfig::per_ip_max_connections`].
@@ -455,22 +455,38 @@ pub(super) fn next_idle_check(activity: &Activity, idle_timeout: Duration) -> In
     }
 }
 
+/// The HTTP/1.1 answer to a connection refused before hyper sees it (both servers send it).
+pub(super) struct Refusal {
+    /// Status line and headers, ending with the blank line.
+    pub(super) head: String,
+    /// The problem body.
+    pub(super) body: Vec<u8>,
+}
+
+impl Refusal {
+    /// The answer carrying `problem`, closing the connection.
+    pub(super) fn of(problem: &Problem) -> Self {
+        let status = super::problem::status_of(problem.kind);
+        let body = problem.body_bytes();
+        let retry_after = problem
+            .retry_after_s
+            .map(|s| format!("retry-after: {s}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\n\
+             content-length: {}\r\n{retry_after}connection: close\r\n\
+             x-content-type-options: nosniff\r\ncache-control: no-store\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default(),
+            body.len()
+        );
+        Refusal { head, body }
+    }
+}
+
 /// Answers a refused connection with `problem` (HTTP/1.1) and closes it.
 async fn refuse(mut stream: TcpStream, problem: Problem) {
-    let status = super::problem::status_of(problem.kind);
-    let body = problem.body_bytes();
-    let retry_after = problem
-        .retry_after_s
-        .map(|s| format!("retry-after: {s}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\n\
-         content-length: {}\r\n{retry_after}connection: close\r\n\
-         x-content-type-options: nosniff\r\ncache-control: no-store\r\n\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or_default(),
-        body.len()
-    );
+    let Refusal { head, body } = Refusal::of(&problem);
     let _ = tokio::time::timeout(REFUSAL_DEADLINE, async {
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(&body).await?;

@@ -18,7 +18,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,16 +26,15 @@ use flashsale_engine::Engine;
 use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use hyper::rt::ReadBufCursor;
 use hyper_util::rt::TokioTimer;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use super::app::App;
 use super::idle::Activity;
 use super::inventory::Inventory;
-use super::per_ip::PerIpLimit;
 use super::phase::{Phase, PhaseSender};
-use super::problem::{Problem, ProblemKind};
+use super::problem::Problem;
 use super::server::{
-    counted_service, drain, drive_connection, OpenGuard, Refusal, ServeOutcome, ServerConfig,
+    counted_service, drain, drive_connection, Caps, Held, Refusal, ServeOutcome, ServerConfig,
     REFUSAL_DEADLINE,
 };
 
@@ -80,10 +78,8 @@ struct Shared<E: Inventory> {
     app: Arc<App<E>>,
     /// The settings.
     config: ServerConfig,
-    /// The connection cap (over all shards).
-    slots: Arc<Semaphore>,
-    /// The per-address cap (over all shards).
-    per_ip: Arc<PerIpLimit>,
+    /// The connection caps (over all shards).
+    caps: Caps,
     /// The server's phase.
     phase: Arc<PhaseSender>,
     /// The tokio runtime whose context every task runs in (timers, spawns).
@@ -104,8 +100,7 @@ pub async fn serve_on_shards<E: Inventory>(
     let shared = Arc::new(Shared {
         app: app.clone(),
         config: config.clone(),
-        slots: Arc::new(Semaphore::new(config.max_connections)),
-        per_ip: PerIpLimit::new(config.per_ip_max_connections, config.per_ip_limit_loopback),
+        caps: Caps::new(&config),
         phase: phase.clone(),
         tokio: tokio::runtime::Handle::current(),
     });
@@ -165,14 +160,6 @@ async fn accept_loop<E: Inventory>(
     }
 }
 
-/// Everything a connection holds while it is open; dropping it gives all of it back.
-struct Held<E: Inventory> {
-    _slot: tokio::sync::OwnedSemaphorePermit,
-    _ip: super::per_ip::IpSlot,
-    _open: OpenGuard<E>,
-    _done: mpsc::Sender<()>,
-}
-
 /// Starts serving `stream` on this executor, or refuses it (per-address cap: 429; connection
 /// cap: 503).
 fn admit<E: Inventory>(
@@ -184,42 +171,11 @@ fn admit<E: Inventory>(
     let Ok(peer) = stream.peer_addr() else {
         return;
     };
-    let metrics = shared.app.metrics();
-    let Some(ip_slot) = shared.per_ip.try_acquire(peer.ip()) else {
-        metrics
-            .connections_refused_per_ip
-            .fetch_add(1, Ordering::Relaxed);
-        let mut p = Problem::new(
-            ProblemKind::RateLimited,
-            format!(
-                "too many open connections from this address (limit {}); reuse a connection \
-                 or retry shortly",
-                shared.per_ip.max()
-            ),
-        );
-        p.retry_after_s = Some(1);
-        return refuse(shared, stream, p);
+    let admitted = match shared.caps.admit(peer, shared.app.metrics()) {
+        Ok(a) => a,
+        Err(p) => return refuse(shared, stream, p),
     };
-    let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
-        metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-        let mut p = Problem::new(
-            ProblemKind::Unavailable,
-            format!(
-                "the server is at its connection limit ({}); retry shortly",
-                shared.config.max_connections
-            ),
-        );
-        p.retry_after_s = Some(1);
-        return refuse(shared, stream, p);
-    };
-    metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
-    metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-    let held = Held {
-        _slot: slot,
-        _ip: ip_slot,
-        _open: OpenGuard(shared.app.clone()),
-        _done: done.clone(),
-    };
+    let held = Held::new(admitted, shared.app.clone(), done.clone());
     let app = shared.app.clone();
     let idle_timeout = shared.config.header_timeout.max(Duration::from_millis(1));
     let header_timeout = shared.config.header_timeout;

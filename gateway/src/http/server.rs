@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use super::app::{App, ResBody};
 use super::idle::{Activity, InFlight};
 use super::inventory::Inventory;
+use super::metrics::Metrics;
 use super::per_ip::{IpSlot, PerIpLimit};
 use super::phase::{Phase, PhaseSender, PhaseWatch};
 use super::problem::{Problem, ProblemKind};
@@ -99,15 +100,94 @@ impl<E: Inventory> Drop for OpenGuard<E> {
 }
 
 /// Everything a connection holds while it is open; dropping it gives all of it back.
-struct Held<E: Inventory> {
-    /// Its slot under the connection cap.
-    _slot: OwnedSemaphorePermit,
-    /// Its slot under its address's cap.
-    _ip: IpSlot,
+pub(super) struct Held<E: Inventory> {
+    /// Its slots under the connection cap and its address's cap.
+    _admitted: Admitted,
     /// Its count in the open-connection gauge.
     _open: OpenGuard<E>,
     /// Keeps the drain waiting until this connection is gone.
     _done: mpsc::Sender<()>,
+}
+
+impl<E: Inventory> Held<E> {
+    /// What an admitted connection of `app` holds; counts it accepted and open.
+    pub(super) fn new(admitted: Admitted, app: Arc<App<E>>, done: mpsc::Sender<()>) -> Self {
+        let metrics = app.metrics();
+        metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        Held {
+            _admitted: admitted,
+            _open: OpenGuard(app),
+            _done: done,
+        }
+    }
+}
+
+/// A connection's slots under the two caps.
+pub(super) struct Admitted {
+    /// Its slot under the connection cap.
+    _slot: OwnedSemaphorePermit,
+    /// Its slot under its address's cap.
+    _ip: IpSlot,
+}
+
+/// The caps both servers apply when they accept: connections in all, and per address.
+pub(super) struct Caps {
+    /// The connection cap.
+    slots: Arc<Semaphore>,
+    /// Its size, for the refusal's detail.
+    max_connections: usize,
+    /// The per-address cap.
+    per_ip: Arc<PerIpLimit>,
+}
+
+impl Caps {
+    /// The caps of `config`.
+    pub(super) fn new(config: &ServerConfig) -> Self {
+        Caps {
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            max_connections: config.max_connections,
+            per_ip: PerIpLimit::new(config.per_ip_max_connections, config.per_ip_limit_loopback),
+        }
+    }
+
+    /// The slots of a connection from `peer`, or the problem it is refused with (per-address
+    /// cap: 429; connection cap: 503), counted in `metrics` either way.
+    pub(super) fn admit(&self, peer: SocketAddr, metrics: &Metrics) -> Result<Admitted, Problem> {
+        let Some(ip) = self.per_ip.try_acquire(peer.ip()) else {
+            metrics
+                .connections_refused_per_ip
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "connection refused: per-address limit reached");
+            let mut p = Problem::new(
+                ProblemKind::RateLimited,
+                format!(
+                    "too many open connections from this address (limit {}); reuse a \
+                     connection or retry shortly",
+                    self.per_ip.max()
+                ),
+            );
+            p.retry_after_s = Some(1);
+            return Err(p);
+        };
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "connection refused: limit reached");
+            let mut p = Problem::new(
+                ProblemKind::Unavailable,
+                format!(
+                    "the server is at its connection limit ({}); retry shortly",
+                    self.max_connections
+                ),
+            );
+            p.retry_after_s = Some(1);
+            return Err(p);
+        };
+        Ok(Admitted {
+            _slot: slot,
+            _ip: ip,
+        })
+    }
 }
 
 /// What the accept loop shares with every connection it starts.
@@ -118,12 +198,10 @@ struct Acceptor<E: Inventory> {
     builder: Arc<auto::Builder<TokioExecutor>>,
     /// The settings.
     config: ServerConfig,
-    /// The connection cap.
-    slots: Arc<Semaphore>,
+    /// The connection caps.
+    caps: Caps,
     /// Bounds the refusals in progress.
     refusals: Arc<Semaphore>,
-    /// The per-address cap.
-    per_ip: Arc<PerIpLimit>,
     /// The server's phase, for every connection.
     phase: Arc<PhaseSender>,
     /// Cloned into every connection; the drain ends when all clones are gone.
@@ -159,9 +237,8 @@ pub async fn serve<E: Inventory>(
     let (done, mut all_done) = mpsc::channel::<()>(1);
     let acceptor = Acceptor {
         builder: Arc::new(builder(&config)),
-        slots: Arc::new(Semaphore::new(config.max_connections)),
+        caps: Caps::new(&config),
         refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
-        per_ip: PerIpLimit::new(config.per_ip_max_connections, config.per_ip_limit_loopback),
         app: app.clone(),
         config: config.clone(),
         phase: phase.clone(),
@@ -226,44 +303,11 @@ impl<E: Inventory> Acceptor<E> {
     /// Starts serving `stream`, or refuses it (per-address cap: 429; connection cap: 503).
     fn admit(&self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
-        let metrics = self.app.metrics();
-        let Some(ip_slot) = self.per_ip.try_acquire(peer.ip()) else {
-            metrics
-                .connections_refused_per_ip
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%peer, "connection refused: per-address limit reached");
-            let mut p = Problem::new(
-                ProblemKind::RateLimited,
-                format!(
-                    "too many open connections from this address (limit {}); reuse a \
-                     connection or retry shortly",
-                    self.per_ip.max()
-                ),
-            );
-            p.retry_after_s = Some(1);
-            return self.refuse(stream, p);
+        let admitted = match self.caps.admit(peer, self.app.metrics()) {
+            Ok(a) => a,
+            Err(p) => return self.refuse(stream, p),
         };
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%peer, "connection refused: limit reached");
-            let mut p = Problem::new(
-                ProblemKind::Unavailable,
-                format!(
-                    "the server is at its connection limit ({}); retry shortly",
-                    self.config.max_connections
-                ),
-            );
-            p.retry_after_s = Some(1);
-            return self.refuse(stream, p);
-        };
-        metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
-        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-        let held = Held {
-            _slot: slot,
-            _ip: ip_slot,
-            _open: OpenGuard(self.app.clone()),
-            _done: self.done.clone(),
-        };
+        let held = Held::new(admitted, self.app.clone(), self.done.clone());
         let (builder, app) = (self.builder.clone(), self.app.clone());
         let (idle_timeout, phase) = (self.config.header_timeout, self.phase.watch());
         tokio::spawn(async move {

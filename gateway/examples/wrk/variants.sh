@@ -10,7 +10,7 @@
 #   Every run also prints the server's CPU per request (user and kernel, from /proc/PID/stat) and
 #   its context switches per request (all threads, /proc/PID/task/*/status).
 #   PHASES="hot gone" (default "hot") picks the phases; PERF=NAME records `perf record -g`
-#   of that variant's first hot run into ./perf-NAME.data. PERFSTAT=1 also counts, with
+#   of that variant's first run of phase PERF_PHASE (default hot) into ./perf-NAME.data. PERFSTAT=1 also counts, with
 #   `perf stat -p PID` over each run, the server's task-clock, context switches, io_uring
 #   submissions (tracepoint io_uring:io_uring_submit_req: every SQE, timers included) and
 #   io_uring_enter calls, printed per request (ADR 0038, "timer churn").
@@ -96,7 +96,7 @@ for phase in ${PHASES:-hot}; do
     run baseline http://127.0.0.1:9090 "$phase" "${PIDS[0]}"
     for i in "${!NAMES[@]}"; do
       PERF_PID=
-      if [[ "${PERF:-}" == "${NAMES[$i]}" && $r == 1 && $phase == hot ]]; then
+      if [[ "${PERF:-}" == "${NAMES[$i]}" && $r == 1 && $phase == ${PERF_PHASE:-hot} ]]; then
         perf record -g -o "perf-${NAMES[$i]}.data" -p "${VPIDS[$i]}" -- sleep "$((D - 2))" \
           > /dev/null 2>&1 &
         PERF_PID=$!

@@ -270,10 +270,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_SHARD_SPIN_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub shard_spin_us: u64,
 
-    /// Experimental (ADR 0045): serve HTTP/1.1 on the shard executors themselves, one
+    /// Experimental (ADR 0045): serve HTTP on the shard executors themselves, one
     /// SO_REUSEPORT listener per shard on the --http address, so a request for a SKU of the
     /// accepting shard never leaves its thread (others still cross to their shard). Replies
-    /// still wait for the log's flush. HTTP/1.1 only (no h2c); not with --ha.
+    /// still wait for the log's flush. HTTP/1.1 and h2c as the default server; not with --ha.
     #[arg(long, env = "FLASHSALE_HTTP_ON_SHARDS")]
     pub http_on_shards: bool,
 
@@ -858,7 +858,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     quic.start(hub.clone(), tokens.clone());
     if let HttpListeners::OnShards(all) = &http {
         println!(
-            "http served on {} shard executors (experimental --http-on-shards, HTTP/1.1 only)",
+            "http served on {} shard executors (experimental --http-on-shards)",
             all.len()
         );
     }

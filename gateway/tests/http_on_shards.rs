@@ -1,7 +1,8 @@
 //! `serve --http-on-shards` (experimental, ADR 0045): the HTTP API served on the shard
 //! executors, one SO_REUSEPORT listener each. The real binary over real HTTP: reserve →
 //! confirm → GET for a SKU of each shard, a reservation across both shards, many connections
-//! at once (spread over both listeners) selling exactly the stock, and a graceful stop.
+//! at once (spread over both listeners) selling exactly the stock, h2c (prior knowledge) with
+//! concurrent streams, and a graceful stop.
 
 // Test code: panicking on a broken expectation is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -152,6 +153,59 @@ async fn serves_reservations_on_the_shard_executors() {
     assert_eq!((held, sold_out), (13, 11));
     assert_eq!(api.counts(&skus[0]).await, (0, 7, 3));
     assert_eq!(api.counts(&skus[1]).await, (0, 7, 3));
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+/// HTTP/2 with prior knowledge (h2c), as on the tokio server: several connections (spread over
+/// both listeners by the kernel), each carrying concurrent reservations as streams that run on
+/// the accepting executor; every unit is held exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_h2c_on_the_shard_executors() {
+    const CONNECTIONS: usize = 8;
+    const STREAMS: usize = 5;
+    let server = Server::start(&["--http-on-shards", "--rate-limit-buyer-rps", "0"]);
+    let api = Api::new(&server);
+    let skus: Vec<String> = (0..SHARDS).map(|s| sku_on("h2", s)).collect();
+    // Each SKU gets exactly the units its half of the streams asks for.
+    let per_sku = (CONNECTIONS * STREAMS / SHARDS) as u64;
+    for sku in &skus {
+        assert_eq!(api.put_sku(sku, sku_body(per_sku)).await.status, 201);
+    }
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        // One client per connection: reqwest keeps one h2 connection per client and host.
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        for s in 0..STREAMS {
+            let client = client.clone();
+            let url = server.url("/v1/reservations");
+            let sku = skus[(c * STREAMS + s) % SHARDS].clone();
+            tasks.push(tokio::spawn(async move {
+                let body =
+                    json!({"buyer": format!("h2-{c}-{s}"), "lines": [{"sku": sku, "qty": 1}]});
+                let res = client
+                    .post(url)
+                    .bearer_auth(SHOP)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                (res.version(), res.status().as_u16())
+            }));
+        }
+    }
+    for t in tasks {
+        let (version, status) = t.await.unwrap();
+        assert_eq!(version, reqwest::Version::HTTP_2);
+        assert_eq!(status, 201);
+    }
+    for sku in &skus {
+        assert_eq!(api.counts(sku).await, (0, per_sku, 0));
+    }
     let status = server.stop();
     assert!(status.success(), "{status:?}");
 }

@@ -6,10 +6,11 @@
 //! shard then never leaves the thread (the engine's same-thread path, `Engine::ask`); other
 //! shards' SKUs go over the shard queues as before. Replies still wait for the log's flush.
 //!
-//! Kept from the tokio server ([`super::server`]): the connection cap and per-address cap
-//! (answered 503 / 429 and closed), the header-read and idle timeouts, graceful drain on
-//! shutdown (the same phase every connection follows). Not kept: HTTP/2 (h2c prior
-//! knowledge): HTTP/1.1 only. The App's tokio timers (body timeout, hyper's header timeout,
+//! Kept from the tokio server ([`super::server`]): the same hyper settings (HTTP/1.1 and h2c
+//! prior knowledge; an HTTP/2 connection's streams run as tasks on the same executor), the
+//! connection cap and per-address cap (answered 503 / 429 and closed), the header-read and
+//! idle timeouts, graceful drain on shutdown (the same phase every connection follows). The
+//! App's tokio timers (body timeout, hyper's header timeout,
 //! the idle check) and `tokio::spawn`s work because every task here is polled inside the
 //! tokio runtime's context ([`InTokio`]): their timers are driven by the tokio threads.
 
@@ -25,7 +26,7 @@ use std::time::Duration;
 use flashsale_engine::Engine;
 use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use hyper::rt::ReadBufCursor;
-use hyper_util::rt::TokioTimer;
+use hyper_util::server::conn::auto;
 use tokio::sync::mpsc;
 
 use super::app::App;
@@ -34,8 +35,8 @@ use super::inventory::Inventory;
 use super::phase::{Phase, PhaseSender};
 use super::problem::Problem;
 use super::server::{
-    counted_service, drain, drive_connection, Caps, Held, Refusal, ServeOutcome, ServerConfig,
-    REFUSAL_DEADLINE,
+    builder, counted_service, drain, drive_connection, Caps, Held, Refusal, ServeOutcome,
+    ServerConfig, REFUSAL_DEADLINE,
 };
 
 /// Accept backlog of each shard's listener (as the tokio server's).
@@ -78,6 +79,8 @@ struct Shared<E: Inventory> {
     app: Arc<App<E>>,
     /// The settings.
     config: ServerConfig,
+    /// HTTP/1.1 + HTTP/2 connection settings (HTTP/2 streams run on the accepting executor).
+    builder: auto::Builder<ShardExecutor>,
     /// The connection caps (over all shards).
     caps: Caps,
     /// The server's phase.
@@ -97,12 +100,19 @@ pub async fn serve_on_shards<E: Inventory>(
 ) -> Result<ServeOutcome, flashsale_engine::CommandError> {
     let phase = Arc::new(PhaseSender::new());
     let (done, mut all_done) = mpsc::channel::<()>(1);
+    let tokio = tokio::runtime::Handle::current();
     let shared = Arc::new(Shared {
         app: app.clone(),
         config: config.clone(),
+        builder: builder(
+            &config,
+            ShardExecutor {
+                tokio: tokio.clone(),
+            },
+        ),
         caps: Caps::new(&config),
         phase: phase.clone(),
-        tokio: tokio::runtime::Handle::current(),
+        tokio,
     });
     // Each shard takes its listener (and a clone of the drain's sender) once.
     let per_shard: Vec<_> = listeners
@@ -178,17 +188,14 @@ fn admit<E: Inventory>(
     let held = Held::new(admitted, shared.app.clone(), done.clone());
     let app = shared.app.clone();
     let idle_timeout = shared.config.header_timeout.max(Duration::from_millis(1));
-    let header_timeout = shared.config.header_timeout;
     let phase = shared.phase.watch();
+    let shared_conn = shared.clone();
     let conn = async move {
         let activity = Activity::new(std::time::Instant::now());
         let service = counted_service(app.clone(), activity.clone(), peer);
-        let mut http1 = hyper::server::conn::http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .keep_alive(true);
-        let conn = http1.serve_connection(GlommioIo(stream), service);
+        let conn = shared_conn
+            .builder
+            .serve_connection(GlommioIo(stream), service);
         drive_connection(conn, &app, &activity, peer, idle_timeout, phase).await;
         drop(held);
     };
@@ -212,6 +219,23 @@ fn refuse<E: Inventory>(
         .await;
     };
     glommio::spawn_local(InTokio::new(shared.tokio.clone(), write)).detach();
+}
+
+/// Runs an HTTP/2 connection's streams as tasks on the executor that accepted it (in the tokio
+/// runtime's context, like the connection itself).
+#[derive(Clone)]
+struct ShardExecutor {
+    /// The runtime whose context the tasks run in.
+    tokio: tokio::runtime::Handle,
+}
+
+impl<F> hyper::rt::Executor<F> for ShardExecutor
+where
+    F: Future + 'static,
+{
+    fn execute(&self, fut: F) {
+        glommio::spawn_local(InTokio::new(self.tokio.clone(), fut)).detach();
+    }
 }
 
 /// Polls `inner` inside the tokio runtime's context, so that tokio timers and `tokio::spawn`

@@ -209,9 +209,10 @@ struct Acceptor<E: Inventory> {
 }
 
 /// The hyper connection settings: timers, header timeout, HTTP/2 streams and keep-alive pings
-/// (which detect dead peers; idle live ones are closed by [`run_connection`]).
-fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// (which detect dead peers; idle live ones are closed by [`run_connection`]). `executor` runs
+/// HTTP/2 streams (tokio's here, a shard executor's in `on_shards.rs`).
+pub(super) fn builder<X>(config: &ServerConfig, executor: X) -> auto::Builder<X> {
+    let mut builder = auto::Builder::new(executor);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -236,7 +237,7 @@ pub async fn serve<E: Inventory>(
     let phase = Arc::new(PhaseSender::new());
     let (done, mut all_done) = mpsc::channel::<()>(1);
     let acceptor = Acceptor {
-        builder: Arc::new(builder(&config)),
+        builder: Arc::new(builder(&config, TokioExecutor::new())),
         caps: Caps::new(&config),
         refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
         app: app.clone(),

@@ -6,15 +6,8 @@
 # Needs: wrk, perf, a release build. Port 8099 on 127.0.0.1.
 set -euo pipefail
 BIN=$1; C=$2; shift 2
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TMP=$(mktemp -d); ulimit -n "$(ulimit -Hn)"
-"$BIN" serve --http 127.0.0.1:8099 --quic 127.0.0.1:0 --data-dir "$TMP/d" --admin-token a --storefront-token s \
-  --rate-limit-buyer-rps 0 --header-timeout-ms 120000 --max-connections 20000 "$@" > "$TMP/out" 2> "$TMP/err" &
-P=$!; trap 'kill $P 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do grep -q "http listening" "$TMP/out" 2>/dev/null && break; sleep 0.2; done
-grep -q "http listening" "$TMP/out" || { echo "server did not start:"; cat "$TMP/err"; exit 1; }
-curl -sf -X PUT http://127.0.0.1:8099/v1/skus/hot -H "authorization: Bearer a" \
-  -d '{"name":"Hot","price_cents":100,"stock":100000000}' > /dev/null
+# shellcheck source=hot_server.sh
+source "$(dirname "$0")/hot_server.sh" "$@"
 (TOKEN=s SKU=hot wrk -t2 -c"$C" -d8s --timeout 10s -s "$ROOT/gateway/examples/wrk/hot_item.lua" \
   http://127.0.0.1:8099 | grep -E "Requests/sec") &
 W=$!

@@ -259,10 +259,10 @@ impl Shard {
     /// the gates by the caller's claims. Asserts the per-SKU invariant of every SKU it
     /// touches (O(1) each).
     ///
-    /// Not inlined: a command's event goes through one call here, as before the dispatch
-    /// below was inlined into replay (inlining it into every command's [`Shard::emit_with`]
-    /// made those too large to inline into the commands: +106 instructions per
-    /// reserve+confirm pair, ADR 0029 addendum 6).
+    /// Not inlined: a command's event goes through one call here (the dispatch inlined into
+    /// every command's [`Shard::emit_with`] instead made the commands larger and cost +106
+    /// instructions per reserve+confirm pair, ADR 0029 addendum 6); replay inlines the
+    /// dispatch ([`Shard::mutate_hinted`]).
     #[inline(never)]
     pub(super) fn mutate(&mut self, event: Event, units: Units, skus: Option<&[u32]>) {
         self.mutate_hinted(event, units, skus, BuyerHint::Unknown);

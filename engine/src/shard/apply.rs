@@ -9,8 +9,8 @@ use flashsale_protocol::event::Group;
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::PaymentRef;
 use flashsale_protocol::{
-    Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId,
-    SkuId, SkuSpec, MAX_LINES,
+    BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey,
+    ShardId, SkuId, SkuSpec, MAX_LINES,
 };
 
 use super::buyers::{BuyerHandle, BuyerHint};
@@ -30,6 +30,24 @@ pub(super) enum Units {
     Claimed,
     /// The shard takes them from the gates as it applies the event (replay, tests).
     FromGates,
+}
+
+/// The plain fields of a `Reserved` event, handed to [`Shard::apply_reserved`] together
+/// (its buyer and lines go separately).
+#[derive(Debug)]
+struct Reserved {
+    /// The reservation.
+    id: ReservationId,
+    /// When it expires if still held.
+    expires_at_ms: u64,
+    /// Hash of the whole request.
+    request_hash: u64,
+    /// When it was reserved.
+    at_ms: u64,
+    /// The caller's key, on the home shard of a keyed request.
+    idempotency_key: Option<ScopedKey>,
+    /// Which shards hold parts, for a cross-shard reservation.
+    group: Option<Group>,
 }
 
 /// Why a record could not be applied (only on replay of a bad or foreign log).
@@ -59,6 +77,7 @@ pub enum ApplyError {
 impl Shard {
     /// Logs and applies one event produced by a command. The command validated the event
     /// against the state just before; debug builds re-check it in full with the replay check.
+    #[inline(always)]
     pub(super) fn emit(
         &mut self,
         event: Event,
@@ -69,6 +88,11 @@ impl Shard {
 
     /// [`Shard::emit`] of a `Reserved` whose lines' SKU indexes the command already resolved
     /// (`skus[i]` is the index of `lines[i].sku`), so applying it hashes no SKU id again.
+    ///
+    /// Always inlined into the command: the event is built in the record and taken apart
+    /// there (a call here took the event by value and copied it into the record, one
+    /// `memcpy` per command in the encoding build; ADR 0029 addendum 6).
+    #[inline(always)]
     pub(super) fn emit_with(
         &mut self,
         event: Event,
@@ -88,7 +112,21 @@ impl Shard {
         };
         sink.record(&record);
         self.seq = record.seq;
-        self.mutate(record.event, units, skus);
+        // A confirm's fields straight to its apply: passing the event whole to `mutate`
+        // copied it (a `memcpy` per confirm; ADR 0029 addendum 6). Tested by reference first
+        // so that the other events go to `mutate` from the record itself (a binding of the
+        // moved event would be one more copy).
+        if !matches!(record.event, Event::Confirmed { .. }) {
+            self.mutate(record.event, units, skus);
+        } else if let Event::Confirmed {
+            id,
+            order,
+            payment_ref,
+            at_ms,
+        } = record.event
+        {
+            self.apply_confirmed(id, order, payment_ref, at_ms);
+        }
         Ok(())
     }
 
@@ -219,16 +257,26 @@ impl Shard {
 
     /// Applies a checked event. `units`: whether a `Reserved`'s units were already taken from
     /// the gates by the caller's claims. Asserts the per-SKU invariant of every SKU it
-    /// touches (O(1) each). Inlined into [`Shard::emit_with`] so the event is not copied
-    /// into a call.
-    #[inline]
+    /// touches (O(1) each).
+    ///
+    /// Not inlined: a command's event goes through one call here (the dispatch inlined into
+    /// every command's [`Shard::emit_with`] instead made the commands larger and cost +106
+    /// instructions per reserve+confirm pair, ADR 0029 addendum 6); replay inlines the
+    /// dispatch ([`Shard::mutate_hinted`]).
+    #[inline(never)]
     pub(super) fn mutate(&mut self, event: Event, units: Units, skus: Option<&[u32]>) {
         self.mutate_hinted(event, units, skus, BuyerHint::Unknown);
     }
 
     /// [`Shard::mutate`] with what replay's decode found of a `Reserved`'s buyer
     /// ([`Shard::record_from_archived`]), so the buyer's id is not hashed again.
-    #[inline]
+    ///
+    /// Only a dispatch: each event's fields go to its apply function as arguments. Inlined
+    /// into its callers ([`Shard::mutate`], [`Shard::apply_record_at`]), so the event is
+    /// taken apart where the record holds it instead of being copied whole into a call (a
+    /// `memcpy` of the event per record, ≈ 3 % of replay's instructions; ADR 0036, eighth
+    /// round).
+    #[inline(always)]
     pub(super) fn mutate_hinted(
         &mut self,
         event: Event,
@@ -248,43 +296,21 @@ impl Shard {
                 request_hash,
                 group,
                 at_ms,
-            } => {
-                // The buyer's id is hashed at most once here (not at all when replay's
-                // decode found its handle); everything after uses its handle.
-                let buyer_handle = self.buyers.acquire_hinted(&buyer, buyer_hint);
-                let compact = self.take_lines(buyer_handle, &lines, units, skus);
-                self.recycle_lines(lines);
-                // The index entries first, from the fields; then the reservation is built in
-                // its store slot (`insert_with`), not on the stack and moved there.
-                self.index_reserved(
+            } => self.apply_reserved(
+                Reserved {
                     id,
-                    buyer_handle,
-                    at_ms,
                     expires_at_ms,
-                    &idempotency_key,
-                    &group,
-                );
-                let inserted = self.reservations.insert_with(self.id, id, || Reservation {
-                    id,
-                    buyer,
-                    buyer_handle,
-                    lines: compact,
-                    created_at_ms: at_ms,
-                    expires_at_ms,
-                    extensions: 0,
-                    status: ReservationStatus::Held,
-                    release_reason: None,
-                    released_at_ms: 0,
-                    order: None,
-                    payment_ref: PaymentRef::default(),
-                    confirmed_at_ms: 0,
-                    idempotency_key,
                     request_hash,
+                    at_ms,
+                    idempotency_key,
                     group,
-                    extension_keys: Vec::new(),
-                });
-                assert!(inserted, "{id} reserved twice passed the check");
-            }
+                },
+                buyer,
+                lines,
+                units,
+                skus,
+                buyer_hint,
+            ),
             Event::Confirmed {
                 id,
                 order,
@@ -300,6 +326,64 @@ impl Shard {
                 ..
             } => self.apply_extended(id, expires_at_ms, extensions, key),
         }
+    }
+
+    /// `Reserved`: the buyer's handle, the lines' units ([`Shard::take_lines`]), the index
+    /// entries, then the reservation built in its store slot. `buyer_hint`: what replay's
+    /// decode found of the buyer ([`BuyerHint`]).
+    #[inline]
+    fn apply_reserved(
+        &mut self,
+        fields: Reserved,
+        buyer: BuyerId,
+        lines: Vec<Line>,
+        units: Units,
+        skus: Option<&[u32]>,
+        buyer_hint: BuyerHint,
+    ) {
+        let Reserved {
+            id,
+            expires_at_ms,
+            request_hash,
+            at_ms,
+            idempotency_key,
+            group,
+        } = fields;
+        // The buyer's id is hashed at most once here (not at all when replay's decode found
+        // its handle); everything after uses its handle.
+        let buyer_handle = self.buyers.acquire_hinted(&buyer, buyer_hint);
+        let compact = self.take_lines(buyer_handle, &lines, units, skus);
+        self.recycle_lines(lines);
+        // The index entries first, from the fields; then the reservation is built in its
+        // store slot (`insert_with`), not on the stack and moved there.
+        self.index_reserved(
+            id,
+            buyer_handle,
+            at_ms,
+            expires_at_ms,
+            &idempotency_key,
+            &group,
+        );
+        let inserted = self.reservations.insert_with(self.id, id, || Reservation {
+            id,
+            buyer,
+            buyer_handle,
+            lines: compact,
+            created_at_ms: at_ms,
+            expires_at_ms,
+            extensions: 0,
+            status: ReservationStatus::Held,
+            release_reason: None,
+            released_at_ms: 0,
+            order: None,
+            payment_ref: PaymentRef::default(),
+            confirmed_at_ms: 0,
+            idempotency_key,
+            request_hash,
+            group,
+            extension_keys: Vec::new(),
+        });
+        assert!(inserted, "{id} reserved twice passed the check");
     }
 
     /// `SkuUpserted`: creates the SKU, or replaces its settings and moves its gate by the

@@ -68,10 +68,11 @@ impl Shard {
                 return found.map(|id| ReserveOutcome { id, replayed: true });
             }
         }
-        let mut prices = [0u64; MAX_LINES];
+        // Each line's SKU index; its unit price is read from the SKU when the line is built
+        // (no second array to zero: ADR 0029 addendum 6).
         let mut idx = [0u32; MAX_LINES];
         // On error `cmd` drops, giving its claims back.
-        let min_ttl = self.check_reserve(now_ms, &cmd, &mut prices, &mut idx)?;
+        let min_ttl = self.check_reserve(now_ms, &cmd, &mut idx)?;
         let id = match cmd.id {
             Some(id) => id,
             None => ReservationId::compose(self.id, self.next_reservation),
@@ -102,8 +103,10 @@ impl Shard {
         lines.clear();
         lines.reserve(n_lines);
         // A plain loop of pushes: `extend` over the zipped iterator cost ≈ 100 instructions
-        // for one line (callgrind). Prices by reference: zipping the array by value copies it.
-        for ((sku, qty), &unit_price_cents) in cmd_lines.into_iter().zip(prices.iter()) {
+        // for one line (callgrind). The SKU indexes by reference: zipping the array by value
+        // copies it. Nothing changed a SKU since the check, so its price is the one checked.
+        for ((sku, qty), &i) in cmd_lines.into_iter().zip(idx.iter()) {
+            let unit_price_cents = self.skus[i as usize].spec.price_cents;
             lines.push(Line {
                 sku,
                 qty,
@@ -164,12 +167,11 @@ impl Shard {
 
     /// Validates a reservation command against the state (lines, SKUs, stock, sale window,
     /// buyer limit, and a total of at most `MAX_MONEY_CENTS` on this shard); writes each
-    /// line's unit price into `prices` and returns the shortest TTL of the lines.
+    /// line's SKU index into `idx` and returns the shortest TTL of the lines.
     fn check_reserve(
         &self,
         now_ms: u64,
         cmd: &ReserveCommand,
-        prices: &mut [u64; MAX_LINES],
         idx: &mut [u32; MAX_LINES],
     ) -> Result<u64, CommandError> {
         // The home part of a cross-shard reservation may hold no line (ADR 0003).
@@ -223,8 +225,7 @@ impl Shard {
             min_ttl = min_ttl.min(s.spec.reservation_ttl_ms);
             total_cents = total_cents
                 .and_then(|t| t.checked_add(u64::from(*qty).checked_mul(s.spec.price_cents)?));
-            if let (Some(p), Some(x)) = (prices.get_mut(i), idx.get_mut(i)) {
-                *p = s.spec.price_cents;
+            if let Some(x) = idx.get_mut(i) {
                 *x = idx_of;
             }
         }

@@ -314,7 +314,9 @@ impl Store {
         Some(r)
     }
 
-    /// Whether a reservation with this id is stored.
+    /// Whether a reservation with this id is stored (inlined like [`Store::get`]: replay
+    /// asks it once per `Reserved`, a call of ≈ 39 instructions; ADR 0036, eighth round).
+    #[inline(always)]
     pub(super) fn contains(&self, shard: ShardId, id: ReservationId) -> bool {
         self.get(shard, id).is_some()
     }

@@ -288,22 +288,11 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::{CommandLines, ReserveCommand};
-    use flashsale_protocol::{encode_record, BuyerId, LogRecord, SkuSpec};
+    use crate::shard::fixtures::{reserve_cmd, sku_spec};
+    use flashsale_protocol::{encode_record, LogRecord, SkuSpec};
 
     fn spec(stock: u64) -> SkuSpec {
-        SkuSpec {
-            sku: SkuId::new("tee").unwrap(),
-            name: "tee".into(),
-            price_cents: 5,
-            stock,
-            per_buyer_limit: None,
-            sale_starts_at_ms: None,
-            sale_ends_at_ms: None,
-            reservation_ttl_ms: 1_000,
-            max_hold_ms: flashsale_protocol::default_max_hold_ms(1_000),
-            max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
-        }
+        sku_spec("tee", stock)
     }
 
     /// A leader shard's records: a SKU of 5, two reservations, one confirmed.
@@ -313,16 +302,7 @@ mod tests {
         leader.upsert_sku(0, spec(5), &mut log).unwrap();
         let mut ids = Vec::new();
         for qty in [1, 2] {
-            let cmd = ReserveCommand {
-                buyer: BuyerId::new("b").unwrap(),
-                lines: CommandLines::from_buf([(SkuId::new("tee").unwrap(), qty)]),
-                idempotency_key: None,
-                request_hash: 0,
-                id: None,
-                expires_at_ms: None,
-                group: None,
-                claims: crate::claim::Claims::none(),
-            };
+            let cmd = reserve_cmd("b", "tee", qty);
             ids.push(leader.reserve(1, cmd, &mut log).unwrap().id);
         }
         leader.confirm(2, ids[0], "p", &mut log).unwrap();

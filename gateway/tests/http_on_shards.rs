@@ -96,24 +96,17 @@ async fn serves_reservations_on_the_shard_executors() {
     // An idempotent retry answers with the same reservation.
     let body = json!({"buyer": "dave", "lines": [{"sku": skus[1], "qty": 1}]});
     let headers = [("idempotency-key", "retry-1")];
-    let first = api
-        .raw(
+    let send = || {
+        api.raw(
             "POST",
             "/v1/reservations",
             Some(SHOP),
             Some(body.to_string()),
             &headers,
         )
-        .await;
-    let again = api
-        .raw(
-            "POST",
-            "/v1/reservations",
-            Some(SHOP),
-            Some(body.to_string()),
-            &headers,
-        )
-        .await;
+    };
+    let first = send().await;
+    let again = send().await;
     assert_eq!(first.status, 201, "{}", first.body);
     assert_eq!(first.body["id"], again.body["id"], "{}", again.body);
     assert_eq!(api.counts(&skus[1]).await, (6, 1, 3));

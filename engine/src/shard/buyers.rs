@@ -494,35 +494,18 @@ mod tests {
     use flashsale_protocol::SkuSpec;
 
     use super::*;
-    use crate::shard::{CommandLines, NullSink, ReserveCommand};
+    use crate::shard::fixtures::{reserve_cmd, sku_spec};
+    use crate::shard::NullSink;
 
     fn spec(sku: &str) -> SkuSpec {
-        SkuSpec {
-            sku: SkuId::new(sku).unwrap(),
-            name: sku.into(),
-            price_cents: 5,
-            stock: 1 << 20,
-            per_buyer_limit: None,
-            sale_starts_at_ms: None,
-            sale_ends_at_ms: None,
-            reservation_ttl_ms: 1_000,
-            max_hold_ms: flashsale_protocol::default_max_hold_ms(1_000),
-            max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
-        }
+        sku_spec(sku, 1 << 20)
     }
 
     fn reserve(shard: &mut Shard, now: u64, buyer: &str, sku: &str) -> ReservationId {
-        let cmd = ReserveCommand {
-            buyer: BuyerId::new(buyer).unwrap(),
-            lines: CommandLines::from_buf([(SkuId::new(sku).unwrap(), 1)]),
-            idempotency_key: None,
-            request_hash: 0,
-            id: None,
-            expires_at_ms: None,
-            group: None,
-            claims: crate::claim::Claims::none(),
-        };
-        shard.reserve(now, cmd, &mut NullSink).unwrap().id
+        shard
+            .reserve(now, reserve_cmd(buyer, sku, 1), &mut NullSink)
+            .unwrap()
+            .id
     }
 
     fn query(buyer: &str, before: Option<ListPos>, limit: usize) -> ReservationQuery {

@@ -210,4 +210,6 @@ fn bug(what: &str) -> CommandError {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;

@@ -195,7 +195,7 @@ mod tests {
     use flashsale_protocol::{LogRecord, SkuSpec};
 
     use super::*;
-    use crate::shard::{CommandLines, ReserveCommand};
+    use crate::shard::fixtures::{reserve_cmd, sku_spec};
 
     /// A log of one SKU with a per-buyer limit: reservations of `ann`, `bob` and `cid`, one
     /// confirmed, one cancelled; and the shard that logged it.
@@ -203,30 +203,15 @@ mod tests {
         let mut shard = Shard::new(0);
         let mut log = Vec::new();
         let spec = SkuSpec {
-            sku: SkuId::new("tee").unwrap(),
-            name: "tee".into(),
-            price_cents: 5,
-            stock: 100,
             per_buyer_limit: Some(10),
-            sale_starts_at_ms: None,
-            sale_ends_at_ms: None,
-            reservation_ttl_ms: 1_000,
-            max_hold_ms: flashsale_protocol::default_max_hold_ms(1_000),
-            max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
+            ..sku_spec("tee", 100)
         };
         shard.upsert_sku(0, spec, &mut log).unwrap();
         let reserve = |shard: &mut Shard, now: u64, buyer: &str, log: &mut Vec<_>| {
-            let cmd = ReserveCommand {
-                buyer: BuyerId::new(buyer).unwrap(),
-                lines: CommandLines::from_buf([(SkuId::new("tee").unwrap(), 1)]),
-                idempotency_key: None,
-                request_hash: 0,
-                id: None,
-                expires_at_ms: None,
-                group: None,
-                claims: crate::claim::Claims::none(),
-            };
-            shard.reserve(now, cmd, log).unwrap().id
+            shard
+                .reserve(now, reserve_cmd(buyer, "tee", 1), log)
+                .unwrap()
+                .id
         };
         let a1 = reserve(&mut shard, 1, "ann", &mut log);
         reserve(&mut shard, 2, "bob", &mut log);

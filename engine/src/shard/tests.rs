@@ -3,38 +3,20 @@
 
 use flashsale_protocol::{BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, SkuSpec};
 
+use super::fixtures::{reserve_cmd, sku_spec};
 use super::store::CHUNK;
 use super::*;
 use crate::view::ReservationStatus;
 use flashsale_protocol::limits::MAX_MONEY_CENTS;
 
+/// SKU `t` with `stock` units.
 fn spec(stock: u64) -> SkuSpec {
-    SkuSpec {
-        sku: SkuId::new("t").unwrap(),
-        name: "t".into(),
-        price_cents: 5,
-        stock,
-        per_buyer_limit: None,
-        sale_starts_at_ms: None,
-        sale_ends_at_ms: None,
-        reservation_ttl_ms: 1_000,
-        max_hold_ms: flashsale_protocol::default_max_hold_ms(1_000),
-        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
-    }
+    sku_spec("t", stock)
 }
 
 /// One unit of SKU `t` for buyer `b`, no key.
 fn one_cmd() -> ReserveCommand {
-    ReserveCommand {
-        buyer: BuyerId::new("b").unwrap(),
-        lines: CommandLines::from_buf([(SkuId::new("t").unwrap(), 1)]),
-        idempotency_key: None,
-        request_hash: 0,
-        id: None,
-        expires_at_ms: None,
-        group: None,
-        claims: crate::claim::Claims::none(),
-    }
+    reserve_cmd("b", "t", 1)
 }
 
 fn one(shard: &mut Shard, now: u64) -> ReservationId {
@@ -677,16 +659,7 @@ fn the_hot_sku_hint_never_changes_a_result() {
     let mut other = spec(10);
     other.sku = SkuId::new("u").unwrap();
     shard.upsert_sku(0, other, &mut NullSink).unwrap();
-    let cmd = |sku: &str, qty: u32| ReserveCommand {
-        buyer: BuyerId::new("b").unwrap(),
-        lines: CommandLines::from_buf([(SkuId::new(sku).unwrap(), qty)]),
-        idempotency_key: None,
-        request_hash: 0,
-        id: None,
-        expires_at_ms: None,
-        group: None,
-        claims: crate::claim::Claims::none(),
-    };
+    let cmd = |sku: &str, qty: u32| reserve_cmd("b", sku, qty);
     one(&mut shard, 1);
     let u = shard.reserve(1, cmd("u", 2), &mut NullSink).unwrap().id;
     let t = one(&mut shard, 1);

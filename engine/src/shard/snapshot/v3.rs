@@ -156,11 +156,12 @@ impl SnapV3 {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use flashsale_protocol::{SkuId, SkuSpec};
+    use flashsale_protocol::SkuSpec;
 
     use super::super::{decode, Shard};
     use super::*;
-    use crate::shard::{CommandLines, NullSink, ReserveCommand};
+    use crate::shard::fixtures::{reserve_cmd, sku_spec};
+    use crate::shard::NullSink;
 
     /// A format-3 snapshot (SKUs with default limits, nothing extended) restores to the same
     /// state as the format-4 one of the same shard.
@@ -168,29 +169,17 @@ mod tests {
     fn a_format_3_snapshot_restores_with_the_default_limits() {
         let mut shard = Shard::new(0);
         let spec = SkuSpec {
-            sku: SkuId::new("tee").unwrap(),
             name: "Tee".into(),
             price_cents: 100,
-            stock: 10,
             per_buyer_limit: Some(3),
-            sale_starts_at_ms: None,
-            sale_ends_at_ms: None,
             reservation_ttl_ms: 60_000,
             max_hold_ms: flashsale_protocol::default_max_hold_ms(60_000),
-            max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
+            ..sku_spec("tee", 10)
         };
         shard.upsert_sku(0, spec, &mut NullSink).unwrap();
-        let cmd = ReserveCommand {
-            buyer: BuyerId::new("ann").unwrap(),
-            lines: CommandLines::from_buf([(SkuId::new("tee").unwrap(), 2)]),
-            idempotency_key: None,
-            request_hash: 0,
-            id: None,
-            expires_at_ms: None,
-            group: None,
-            claims: crate::claim::Claims::none(),
-        };
-        shard.reserve(1, cmd, &mut NullSink).unwrap();
+        shard
+            .reserve(1, reserve_cmd("ann", "tee", 2), &mut NullSink)
+            .unwrap();
         let old = SnapV3::bytes_of(decode(&shard.snapshot()).unwrap());
         assert!(old.starts_with(b"FSSNAP03"));
         let restored = Shard::restore(&old).unwrap();

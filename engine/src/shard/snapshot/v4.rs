@@ -151,7 +151,8 @@ mod tests {
 
     use super::super::{decode, Shard};
     use super::*;
-    use crate::shard::{CommandLines, ExtendCommand, NullSink, ReserveCommand};
+    use crate::shard::fixtures::{reserve_cmd, sku_spec};
+    use crate::shard::{ExtendCommand, NullSink};
 
     /// A format-4 snapshot (no keys kept) restores to the state of the format-5 one of the
     /// same shard without keys: extensions counted, stock restocked.
@@ -160,30 +161,18 @@ mod tests {
         let mut shard = Shard::new(0);
         let tee = SkuId::new("tee").unwrap();
         let spec = SkuSpec {
-            sku: tee.clone(),
             name: "Tee".into(),
             price_cents: 100,
-            stock: 10,
-            per_buyer_limit: None,
-            sale_starts_at_ms: None,
-            sale_ends_at_ms: None,
             reservation_ttl_ms: 60_000,
             max_hold_ms: flashsale_protocol::default_max_hold_ms(60_000),
-            max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
+            ..sku_spec("tee", 10)
         };
         shard.upsert_sku(0, spec, &mut NullSink).unwrap();
         shard.restock(1, &tee, 5, None, &mut NullSink).unwrap();
-        let cmd = ReserveCommand {
-            buyer: BuyerId::new("ann").unwrap(),
-            lines: CommandLines::from_buf([(tee.clone(), 2)]),
-            idempotency_key: None,
-            request_hash: 0,
-            id: None,
-            expires_at_ms: None,
-            group: None,
-            claims: crate::claim::Claims::none(),
-        };
-        let id = shard.reserve(1, cmd, &mut NullSink).unwrap().id;
+        let id = shard
+            .reserve(1, reserve_cmd("ann", "tee", 2), &mut NullSink)
+            .unwrap()
+            .id;
         let ext = ExtendCommand {
             id,
             ttl_ms: 120_000,

@@ -273,7 +273,9 @@ pub struct ServeArgs {
     /// Experimental (ADR 0045): serve HTTP on the shard executors themselves, one
     /// SO_REUSEPORT listener per shard on the --http address, so a request for a SKU of the
     /// accepting shard never leaves its thread (others still cross to their shard). Replies
-    /// still wait for the log's flush. HTTP/1.1 and h2c as the default server; not with --ha.
+    /// still wait for the log's flush. HTTP/1.1 and h2c as the default server. With --ha, one
+    /// listener accepted on tokio; a leader hands each new connection to a shard executor for
+    /// its term, a standby serves on tokio.
     #[arg(long, env = "FLASHSALE_HTTP_ON_SHARDS")]
     pub http_on_shards: bool,
 
@@ -312,10 +314,6 @@ fn check_ha_flags(args: &ServeArgs) -> anyhow::Result<()> {
         anyhow::ensure!(
             args.database_url.is_some(),
             "--ha needs --database-url: the group shares its log, lease and fencing through Postgres"
-        );
-        anyhow::ensure!(
-            !args.http_on_shards,
-            "--http-on-shards cannot be combined with --ha (experimental, ADR 0045)"
         );
     } else {
         anyhow::ensure!(
@@ -601,7 +599,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let flag_tokens = flag_tokens(&args)?;
     // Bind early: a taken port is reported before any token is generated or printed, and
     // before the engine replays its log.
-    let http = if args.http_on_shards {
+    // With --ha the tokio server accepts on one listener and hands a leader's connections to
+    // its shard executors (ha::shard_http).
+    let http = if args.http_on_shards && !args.ha {
         let all = crate::http::on_shards::bind_on_shards(args.http, shards)
             .with_context(|| format!("cannot listen on --http {}", args.http))?;
         HttpListeners::OnShards(all)
@@ -784,9 +784,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             queue_slot: queue_slot.clone(),
             state: node.state(),
         });
-        let node = node.with_term_hook(services.hook());
+        let handoff = args
+            .http_on_shards
+            .then(crate::http::on_shards::Handoff::<crate::ha::SwitchEngine>::new);
+        let app_slot = crate::ha::Slot::empty();
+        let hook = match &handoff {
+            Some(handoff) => crate::ha::shard_http::with_http_on_shards(
+                services.hook(),
+                handoff.clone(),
+                app_slot.clone(),
+                server.clone(),
+            ),
+            None => services.hook(),
+        };
+        let node = node.with_term_hook(hook);
         print_quic(&quic);
         quic.start(hub.clone(), tokens.clone());
+        if handoff.is_some() {
+            println!(
+                "http served on the shard executors while leading (experimental --http-on-shards)"
+            );
+        }
         println!("http listening on {http_addr}");
         println!("dashboard: http://{http_addr}/dashboard (sign in with the admin token)");
         println!("ha: node {node_id} joined as standby, advertising {advertise_url}");
@@ -798,19 +816,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_events_slot(events_slot),
             &quic,
         );
+        app_slot.set(Some(app.clone()));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let controller = tokio::spawn(node.run(async move {
             let _ = stop_rx.await;
         }));
         let HttpListeners::Tokio(http) = http else {
-            anyhow::bail!("--http-on-shards cannot be combined with --ha");
+            anyhow::bail!("internal: --ha binds one HTTP listener");
         };
-        let outcome = crate::http::serve(http, app, server, async move {
+        let stopping = async move {
             let sig = stop.await;
             tracing::info!(signal = sig, "stopping");
             feed.close();
-        })
-        .await;
+        };
+        let outcome = match handoff {
+            Some(handoff) => {
+                crate::http::server::serve_handing_off(http, app, server, stopping, handoff).await
+            }
+            None => crate::http::serve(http, app, server, stopping).await,
+        };
         if !outcome.drained {
             tracing::warn!(
                 forced = outcome.forced,

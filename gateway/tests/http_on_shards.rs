@@ -2,7 +2,8 @@
 //! executors, one SO_REUSEPORT listener each. The real binary over real HTTP: reserve →
 //! confirm → GET for a SKU of each shard, a reservation across both shards, many connections
 //! at once (spread over both listeners) selling exactly the stock, h2c (prior knowledge) with
-//! concurrent streams, and a graceful stop.
+//! concurrent streams, and a graceful stop; with `--ha`, a leader's new connections served on
+//! its shards, a standby's on tokio, and a takeover that moves them.
 
 // Test code: panicking on a broken expectation is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use flashsale_protocol::SkuId;
 use serde_json::{json, Value};
-use support::{Api, Server, SHOP};
+use support::{ha_node, wait_role, Api, PgSchema, Server, SHOP};
 
 /// Shards the test server runs (support's `--shards 2`).
 const SHARDS: usize = 2;
@@ -201,4 +202,101 @@ async fn serves_h2c_on_the_shard_executors() {
     }
     let status = server.stop();
     assert!(status.success(), "{status:?}");
+}
+
+/// `(accepted, served on the shards)` connection counters of `server`, read over a fresh
+/// connection (counted in both when the shards serve it).
+async fn connection_counts(server: &Server) -> (u64, u64) {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    (
+        value("flashsale_http_connections_accepted_total "),
+        value("flashsale_http_connections_on_shards_total "),
+    )
+}
+
+/// Sends `n` reservations of one unit of `sku`, each over a fresh connection; their statuses.
+async fn reserve_fresh(server: &Server, sku: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = Api::new(server)
+            .reserve(&format!("fresh-{i}"), sku, 1)
+            .await;
+        statuses.push(r.status);
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_leader_serves_on_its_shards_and_hands_them_over_at_a_takeover() {
+    let schema = PgSchema::new("ha_shards");
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let flags = ["--http-on-shards", "--rate-limit-buyer-rps", "0"];
+    let mut a = ha_node(da.path(), schema.name(), "a", &flags, None);
+    assert!(
+        a.banner
+            .iter()
+            .any(|l| l.contains("http served on the shard executors while leading")),
+        "{:?}",
+        a.banner
+    );
+    wait_role(&a, "leader", Duration::from_secs(20)).await;
+    let api_a = Api::new(&a);
+    assert_eq!(
+        api_a.put_sku("ha-shard-tee", sku_body(100)).await.status,
+        201
+    );
+
+    // The leader: every new connection is served on a shard executor.
+    let before = connection_counts(&a).await;
+    assert_eq!(reserve_fresh(&a, "ha-shard-tee", 6).await, vec![201; 6]);
+    let after = connection_counts(&a).await;
+    assert_eq!(
+        after.0 - before.0,
+        7,
+        "six reservations and one metrics read"
+    );
+    assert_eq!(
+        after.1 - before.1,
+        7,
+        "all on the shards: {before:?} → {after:?}"
+    );
+
+    // The standby: no engine, so its connections stay on tokio (503 not-leader).
+    let b = ha_node(db.path(), schema.name(), "b", &flags, None);
+    wait_role(&b, "standby", Duration::from_secs(20)).await;
+    let api_b = Api::new(&b);
+    let refused = api_b.reserve("kept", "ha-shard-tee", 1).await;
+    assert_eq!((refused.status, refused.problem()), (503, "not-leader"));
+    let standby = connection_counts(&b).await;
+    assert_eq!(standby.1, 0, "a standby serves on tokio: {standby:?}");
+
+    // Takeover: the new leader's new connections go to its shards; the connection `api_b`
+    // opened while it stood by stays on tokio and is served by the new engine too.
+    a.kill();
+    wait_role(&b, "leader", Duration::from_secs(30)).await;
+    let before = connection_counts(&b).await;
+    assert_eq!(reserve_fresh(&b, "ha-shard-tee", 4).await, vec![201; 4]);
+    let after = connection_counts(&b).await;
+    assert_eq!(after.0 - before.0, 5);
+    assert_eq!(
+        after.1 - before.1,
+        5,
+        "all on the shards: {before:?} → {after:?}"
+    );
+    let kept = api_b.reserve("kept", "ha-shard-tee", 1).await;
+    assert_eq!(kept.status, 201, "{}", kept.body);
+    // Six on the old leader, four and one here: nothing lost, nothing sold twice.
+    assert_eq!(api_b.counts("ha-shard-tee").await, (89, 11, 0));
+    // A graceful stop while leading drains the term's connections too.
+    assert!(b.stop().success());
 }

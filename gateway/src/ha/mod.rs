@@ -9,11 +9,13 @@
 //! - [`follow`]: a standby's live copy of the state, tailing the log;
 //! - [`node`]: the controller: joining, the lease, promotion and step-down;
 //! - [`term`]: what a leader runs besides its engine, and the API's slots for it;
-//! - [`services`]: those services: event delivery and the waiting room (ADR 0027).
+//! - [`services`]: those services: event delivery and the waiting room (ADR 0027);
+//! - [`shard_http`]: with `--http-on-shards`, HTTP served on the leader's shard executors.
 
 pub mod follow;
 pub mod node;
 pub mod services;
+pub mod shard_http;
 pub mod state;
 pub mod switch;
 pub mod term;

@@ -119,6 +119,8 @@ pub struct Metrics {
     pub connections_refused_per_ip: AtomicU64,
     /// Connections closed after having no request in flight for the idle timeout.
     pub connections_closed_idle: AtomicU64,
+    /// Connections served on a shard executor (`--http-on-shards`).
+    pub connections_on_shards: AtomicU64,
     /// Requests refused by the per-IP limit.
     pub rate_limited_ip: AtomicU64,
     /// Requests refused by the per-buyer limit.
@@ -162,6 +164,7 @@ impl Metrics {
             connections_refused: AtomicU64::new(0),
             connections_refused_per_ip: AtomicU64::new(0),
             connections_closed_idle: AtomicU64::new(0),
+            connections_on_shards: AtomicU64::new(0),
             rate_limited_ip: AtomicU64::new(0),
             rate_limited_buyer: AtomicU64::new(0),
         }
@@ -227,6 +230,12 @@ impl Metrics {
             "flashsale_http_connections_closed_idle_total",
             "HTTP connections closed after the idle timeout with no request in flight.",
             self.connections_closed_idle.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "flashsale_http_connections_on_shards_total",
+            "HTTP connections served on a shard executor (--http-on-shards).",
+            self.connections_on_shards.load(Ordering::Relaxed),
         );
         header(
             out,

@@ -19,6 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,7 +37,7 @@ use super::phase::{Phase, PhaseSender};
 use super::problem::Problem;
 use super::server::{
     builder, counted_service, drain, drive_connection, Caps, Held, Refusal, ServeOutcome,
-    ServerConfig, REFUSAL_DEADLINE,
+    ServerConfig, FORCE_CLOSE_DEADLINE, REFUSAL_DEADLINE,
 };
 
 /// Accept backlog of each shard's listener (as the tokio server's).
@@ -100,20 +101,7 @@ pub async fn serve_on_shards<E: Inventory>(
 ) -> Result<ServeOutcome, flashsale_engine::CommandError> {
     let phase = Arc::new(PhaseSender::new());
     let (done, mut all_done) = mpsc::channel::<()>(1);
-    let tokio = tokio::runtime::Handle::current();
-    let shared = Arc::new(Shared {
-        app: app.clone(),
-        config: config.clone(),
-        builder: builder(
-            &config,
-            ShardExecutor {
-                tokio: tokio.clone(),
-            },
-        ),
-        caps: Caps::new(&config),
-        phase: phase.clone(),
-        tokio,
-    });
+    let shared = Shared::new(app.clone(), &config, phase.clone());
     // Each shard takes its listener (and a clone of the drain's sender) once.
     let per_shard: Vec<_> = listeners
         .into_iter()
@@ -138,6 +126,259 @@ pub async fn serve_on_shards<E: Inventory>(
     engine.spawn_on_shards(task)?;
     shutdown.await;
     Ok(drain(&app, &config, &phase, &mut all_done).await)
+}
+
+impl<E: Inventory> Shared<E> {
+    /// What the shard tasks of one server (or one HA term) share; call inside the tokio
+    /// runtime.
+    fn new(app: Arc<App<E>>, config: &ServerConfig, phase: Arc<PhaseSender>) -> Arc<Self> {
+        let tokio = tokio::runtime::Handle::current();
+        Arc::new(Shared {
+            app,
+            config: config.clone(),
+            builder: builder(
+                config,
+                ShardExecutor {
+                    tokio: tokio.clone(),
+                },
+            ),
+            caps: Caps::new(config),
+            phase,
+            tokio,
+        })
+    }
+}
+
+/// A connection the tokio server accepted and admitted, handed to a shard executor.
+pub(super) struct Handed<E: Inventory> {
+    /// The socket, in blocking mode (glommio's reads and writes go through io_uring).
+    stream: std::net::TcpStream,
+    /// The client's address.
+    peer: SocketAddr,
+    /// Its slots under the tokio server's caps and that server's drain count.
+    held: Held<E>,
+}
+
+/// What [`Handoff::offer`] did with a connection.
+pub(super) enum Offer<E: Inventory> {
+    /// A shard executor serves it now.
+    Taken,
+    /// No term serves on the shards (or every shard's queue is full): the tokio server keeps
+    /// it.
+    Declined {
+        /// The connection, unchanged.
+        stream: tokio::net::TcpStream,
+        /// Its slots.
+        held: Held<E>,
+    },
+}
+
+/// One term's shard queues (see [`Handoff`]).
+struct TermSink<E: Inventory> {
+    /// One bounded queue per shard executor.
+    queues: Vec<mpsc::Sender<Handed<E>>>,
+    /// The queue the next connection tries first (round robin).
+    next: usize,
+    /// The term's phase, followed by every connection it serves.
+    phase: Arc<PhaseSender>,
+}
+
+/// Where the tokio server hands the connections it accepts while an engine serves HTTP on its
+/// shard executors: a high-availability leader's term with `--http-on-shards` (ADR 0045,
+/// sixth round). The tokio server accepts on the one listener whatever the node's role; a
+/// standby (no engine) serves on tokio, a leader's connections are served on its shards.
+pub struct Handoff<E: Inventory> {
+    /// The current term's queues, while one serves.
+    current: Mutex<Option<TermSink<E>>>,
+}
+
+impl<E: Inventory> std::fmt::Debug for Handoff<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let serving = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        f.debug_struct("Handoff")
+            .field("serving", &serving)
+            .finish()
+    }
+}
+
+impl<E: Inventory> Handoff<E> {
+    /// No term serves yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Handoff {
+            current: Mutex::new(None),
+        })
+    }
+
+    /// Hands an admitted connection to a shard executor (round robin, the next one when a
+    /// queue is full), or gives it back.
+    pub(super) fn offer(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        held: Held<E>,
+    ) -> Offer<E> {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sink) = current.as_mut() else {
+            return Offer::Declined { stream, held };
+        };
+        let count = sink.queues.len();
+        let permit = (0..count).find_map(|i| {
+            let at = (sink.next + i) % count;
+            sink.queues[at].try_reserve().ok().map(|p| (at, p))
+        });
+        let Some((at, permit)) = permit else {
+            return Offer::Declined { stream, held };
+        };
+        sink.next = (at + 1) % count;
+        let stream = match stream.into_std().and_then(|s| {
+            s.set_nonblocking(false)?;
+            Ok(s)
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                // The socket is gone with the error (dropped: the client sees it closed).
+                tracing::warn!(error = %e, %peer, "cannot hand a connection to a shard executor");
+                return Offer::Taken;
+            }
+        };
+        permit.send(Handed { stream, peer, held });
+        Offer::Taken
+    }
+
+    /// Stops handing connections over and tells the term's connections to finish (the
+    /// server is stopping, or the term ends).
+    pub(super) fn close(&self) {
+        let taken = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(sink) = taken {
+            sink.phase.send(Phase::Draining);
+        }
+    }
+}
+
+/// Most connections waiting in one shard's hand-off queue; beyond it the next shard is tried,
+/// then the tokio server keeps the connection.
+const HANDOFF_QUEUE_CONNECTIONS: usize = 1024;
+
+/// A high-availability leader's term serving HTTP on its engine's shard executors: started
+/// once the engine has caught up, stopped at the step-down (before the engine stops).
+pub struct ShardTerm<E: Inventory> {
+    /// The tokio server's hand-off (cleared at the stop).
+    handoff: Arc<Handoff<E>>,
+    /// The term's phase, followed by its connections.
+    phase: Arc<PhaseSender>,
+    /// Resolves once every connection of the term is gone.
+    all_done: mpsc::Receiver<()>,
+    /// How long the stop waits for in-flight requests.
+    grace: Duration,
+}
+
+impl<E: Inventory> std::fmt::Debug for ShardTerm<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardTerm")
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Inventory> ShardTerm<E> {
+    /// Starts a task on each shard executor of `engine` that serves the connections the
+    /// tokio server hands over through `handoff`; call inside the tokio runtime.
+    pub fn start(
+        engine: &Engine,
+        handoff: Arc<Handoff<E>>,
+        app: Arc<App<E>>,
+        config: &ServerConfig,
+    ) -> Result<ShardTerm<E>, flashsale_engine::CommandError> {
+        let phase = Arc::new(PhaseSender::new());
+        let (done, all_done) = mpsc::channel::<()>(1);
+        let shared = Shared::new(app, config, phase.clone());
+        let mut queues = Vec::with_capacity(engine.shard_count());
+        let mut receivers = Vec::with_capacity(engine.shard_count());
+        for _ in 0..engine.shard_count() {
+            let (tx, rx) = mpsc::channel::<Handed<E>>(HANDOFF_QUEUE_CONNECTIONS);
+            queues.push(tx);
+            receivers.push(Some((rx, done.clone())));
+        }
+        drop(done);
+        let receivers = Mutex::new(receivers);
+        let task = Arc::new(move |shard: usize| -> Pin<Box<dyn Future<Output = ()>>> {
+            let taken = receivers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_mut(shard)
+                .and_then(Option::take);
+            let shared = shared.clone();
+            Box::pin(async move {
+                if let Some((queue, done)) = taken {
+                    let tokio = shared.tokio.clone();
+                    InTokio::new(tokio, serve_handed(shared, queue, done)).await;
+                }
+            })
+        });
+        engine.spawn_on_shards(task)?;
+        *handoff
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(TermSink {
+            queues,
+            next: 0,
+            phase: phase.clone(),
+        });
+        Ok(ShardTerm {
+            handoff,
+            phase,
+            all_done,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    /// Stops handing connections to the shards and drains the term's connections: in-flight
+    /// requests finish within the grace period, then the rest are told to close.
+    pub async fn stop(mut self) -> TermStop {
+        self.handoff.close();
+        self.phase.send(Phase::Draining);
+        if tokio::time::timeout(self.grace, self.all_done.recv())
+            .await
+            .is_ok()
+        {
+            return TermStop::Drained;
+        }
+        self.phase.send(Phase::Closing);
+        let _ = tokio::time::timeout(FORCE_CLOSE_DEADLINE, self.all_done.recv()).await;
+        TermStop::ClosedAfterGrace
+    }
+}
+
+/// How a [`ShardTerm`]'s connections ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TermStop {
+    /// Every connection finished its requests within the grace period.
+    Drained,
+    /// Some were still busy after the grace period and were told to close.
+    ClosedAfterGrace,
+}
+
+/// Serves the connections handed to this shard executor until the term's queue closes.
+async fn serve_handed<E: Inventory>(
+    shared: Arc<Shared<E>>,
+    mut queue: mpsc::Receiver<Handed<E>>,
+    done: mpsc::Sender<()>,
+) {
+    while let Some(Handed { stream, peer, held }) = queue.recv().await {
+        // SAFETY: the descriptor comes from `into_raw_fd` of a connected stream we own;
+        // glommio's stream takes sole ownership of it (closes it on drop).
+        let stream = unsafe { glommio::net::TcpStream::from_raw_fd(stream.into_raw_fd()) };
+        let _ = stream.set_nodelay(true);
+        spawn_connection(&shared, stream, peer, (held, done.clone()));
+    }
 }
 
 /// Accepts connections on one shard's listener until the server stops serving.
@@ -186,6 +427,22 @@ fn admit<E: Inventory>(
         Err(p) => return refuse(shared, stream, p),
     };
     let held = Held::new(admitted, shared.app.clone(), done.clone());
+    spawn_connection(shared, stream, peer, held);
+}
+
+/// Serves the admitted connection `stream` from `peer` on this executor; `held` (its slots
+/// and the drain's count) is dropped when it ends.
+fn spawn_connection<E: Inventory, H: 'static>(
+    shared: &Arc<Shared<E>>,
+    stream: glommio::net::TcpStream,
+    peer: SocketAddr,
+    held: H,
+) {
+    shared
+        .app
+        .metrics()
+        .connections_on_shards
+        .fetch_add(1, Ordering::Relaxed);
     let app = shared.app.clone();
     let idle_timeout = shared.config.header_timeout.max(Duration::from_millis(1));
     let phase = shared.phase.watch();

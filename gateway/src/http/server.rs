@@ -32,6 +32,7 @@ use super::app::{App, ResBody};
 use super::idle::{Activity, InFlight};
 use super::inventory::Inventory;
 use super::metrics::Metrics;
+use super::on_shards::{Handoff, Offer};
 use super::per_ip::{IpSlot, PerIpLimit};
 use super::phase::{Phase, PhaseSender, PhaseWatch};
 use super::problem::{Problem, ProblemKind};
@@ -41,7 +42,7 @@ const MAX_PENDING_REFUSALS: usize = 256;
 /// How long a refusal may take (write the answer, drain what the client sent, close).
 pub(super) const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 /// How long connections may take to close once the grace period is over and they are told to.
-const FORCE_CLOSE_DEADLINE: Duration = Duration::from_secs(1);
+pub(super) const FORCE_CLOSE_DEADLINE: Duration = Duration::from_secs(1);
 /// Default of [`ServerConfig::per_ip_max_connections`].
 pub const DEFAULT_PER_IP_MAX_CONNECTIONS: usize = 256;
 
@@ -206,6 +207,8 @@ struct Acceptor<E: Inventory> {
     phase: Arc<PhaseSender>,
     /// Cloned into every connection; the drain ends when all clones are gone.
     done: mpsc::Sender<()>,
+    /// Where connections go while a term serves on the shard executors.
+    handoff: Option<Arc<Handoff<E>>>,
 }
 
 /// The hyper connection settings: timers, header timeout, HTTP/2 streams and keep-alive pings
@@ -234,6 +237,30 @@ pub async fn serve<E: Inventory>(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> ServeOutcome {
+    serve_with(listener, app, config, shutdown, None).await
+}
+
+/// [`serve`], handing each admitted connection to `handoff` (a high-availability leader's
+/// shard executors, `--ha --http-on-shards`) while a term serves there; the rest are served
+/// here. At shutdown the term's connections are told to drain too.
+pub async fn serve_handing_off<E: Inventory>(
+    listener: TcpListener,
+    app: Arc<App<E>>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+    handoff: Arc<Handoff<E>>,
+) -> ServeOutcome {
+    serve_with(listener, app, config, shutdown, Some(handoff)).await
+}
+
+/// [`serve`] with an optional hand-off.
+async fn serve_with<E: Inventory>(
+    listener: TcpListener,
+    app: Arc<App<E>>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+    handoff: Option<Arc<Handoff<E>>>,
+) -> ServeOutcome {
     let phase = Arc::new(PhaseSender::new());
     let (done, mut all_done) = mpsc::channel::<()>(1);
     let acceptor = Acceptor {
@@ -244,6 +271,7 @@ pub async fn serve<E: Inventory>(
         config: config.clone(),
         phase: phase.clone(),
         done,
+        handoff: handoff.clone(),
     };
     tokio::pin!(shutdown);
     loop {
@@ -264,6 +292,9 @@ pub async fn serve<E: Inventory>(
     }
     drop(listener);
     drop(acceptor);
+    if let Some(handoff) = &handoff {
+        handoff.close();
+    }
     drain(&app, &config, &phase, &mut all_done).await
 }
 
@@ -309,6 +340,13 @@ impl<E: Inventory> Acceptor<E> {
             Err(p) => return self.refuse(stream, p),
         };
         let held = Held::new(admitted, self.app.clone(), self.done.clone());
+        let (stream, held) = match &self.handoff {
+            Some(handoff) => match handoff.offer(stream, peer, held) {
+                Offer::Taken => return,
+                Offer::Declined { stream, held } => (stream, held),
+            },
+            None => (stream, held),
+        };
         let (builder, app) = (self.builder.clone(), self.app.clone());
         let (idle_timeout, phase) = (self.config.header_timeout, self.phase.watch());
         tokio::spawn(async move {

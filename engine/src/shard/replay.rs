@@ -10,6 +10,10 @@
 //! the apply does not hash the buyer's id a second time ([`Resolved`], ADR 0036, seventh
 //! round). The record is equal to the one `decode_record` returns, and it is checked and
 //! applied by the same functions, so the state reached is the same.
+//!
+//! Recovery goes one step further ([`Shard::apply_archived`], ADR 0036, ninth round): the
+//! events of a sale are checked and applied from the archived fields without an owned record
+//! in between, by the same check and apply functions.
 
 use flashsale_protocol::event::{
     ArchivedEvent, ArchivedLine, ArchivedLogRecord, ArchivedReleaseReason, Group,

@@ -89,6 +89,22 @@ impl Claims {
     pub fn consume(self) {
         self.0.into_iter().for_each(Claim::consume);
     }
+
+    /// Drops claims that hold nothing (`Claims::none()`, the command path's common case)
+    /// without the call of `Vec<Claim>`'s generic drop, which iterates no element and frees
+    /// no buffer (≈ 22 instructions per reserve; ADR 0029 addendum 7). Anything else (claims,
+    /// or an empty vector with a buffer) is dropped as usual: a held claim still gives its
+    /// units back.
+    #[inline(always)]
+    pub fn drop_empty(self) {
+        if self.0.capacity() == 0 {
+            // Nothing to give back and no buffer to free (`capacity() == 0` implies no
+            // element: a zero-sized `Claim` does not exist, it holds a gate).
+            std::mem::forget(self);
+        } else {
+            drop(self);
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -114,5 +130,20 @@ mod tests {
         assert!(set.is_held() && gate.available() == 0);
         drop(set);
         assert_eq!(gate.available(), 1);
+    }
+
+    /// `drop_empty` of no claims frees nothing and gives nothing back; of held claims it is
+    /// an ordinary drop (the units go back).
+    #[test]
+    fn drop_empty_gives_held_claims_back() {
+        let gate = Arc::new(StockGate::new(5));
+        Claims::none().drop_empty();
+        assert_eq!(gate.available(), 5);
+        let set = Claims::held(vec![
+            Claim::try_new(&gate, 2).unwrap_or_else(|_| panic!("claim"))
+        ]);
+        assert_eq!(gate.available(), 3);
+        set.drop_empty();
+        assert_eq!(gate.available(), 5);
     }
 }

@@ -2,7 +2,9 @@
 //! `decode_logged` (an owned record from rkyv's deserialize) + `Shard::apply_record`, and
 //! `decode_logged_with` + `Shard::record_from_archived` (the record built from its validated
 //! archive with the shard's own id handles, and its lines' SKU indexes) +
-//! `Shard::apply_record_at`, on a random log of every kind of event.
+//! `Shard::apply_record_at`, on a random log of every kind of event; and the fused
+//! `Shard::apply_archived` (a `Reserved` checked and applied from its archive, no owned
+//! event; ADR 0036, ninth round) reaches the same state and refuses the same records.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,8 +12,8 @@ mod support;
 
 use flashsale_engine::claim::Claims;
 use flashsale_engine::log::{decode_logged, decode_logged_with};
-use flashsale_engine::shard::{ExtendCommand, ReserveCommand, Resolved, Shard};
-use flashsale_protocol::{encode_record, Event, LogRecord, ReservationId};
+use flashsale_engine::shard::{ExtendCommand, ReplayError, ReserveCommand, Resolved, Shard};
+use flashsale_protocol::{encode_record, with_record, Event, LogRecord, RecordView, ReservationId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use support::{buyer, key, sku, spec};
@@ -86,8 +88,24 @@ fn random_log(seed: u64, steps: usize) -> (Vec<LogRecord>, u64) {
     (log, shard.state_hash())
 }
 
+/// `Shard::apply_archived` of the record in `bytes`, read at `seq` (a record of the
+/// current version).
+fn replay_fused(
+    shard: &mut Shard,
+    seq: u64,
+    bytes: &[u8],
+    hints: &mut Resolved,
+) -> Result<(), ReplayError> {
+    with_record(bytes, |view| match view {
+        RecordView::Current(a) => shard.apply_archived(seq, a, hints),
+        RecordView::Older(_) => panic!("an older record version from encode_record"),
+    })
+    .unwrap()
+}
+
 /// Every record decodes to the same owned record both ways, and replaying either into a new
-/// shard reaches the state of the shard that logged them.
+/// shard — or replaying the archive in one step (`apply_archived`) — reaches the state of
+/// the shard that logged them, record by record.
 #[test]
 fn both_decodes_replay_a_random_log_to_the_same_state() {
     for seed in 0..8 {
@@ -100,8 +118,10 @@ fn both_decodes_replay_a_random_log_to_the_same_state() {
         assert!(reserved > 500 && others > 500, "seed {seed}: a thin log");
         let mut owned = Shard::new(0);
         let mut archived = Shard::new(0);
+        let mut fused = Shard::new(0);
         let mut bytes = Vec::new();
         let mut hints = Resolved::new();
+        let mut fused_hints = Resolved::new();
         let mut resolved = 0;
         for record in &log {
             bytes.clear();
@@ -123,12 +143,24 @@ fn both_decodes_replay_a_random_log_to_the_same_state() {
             }
             owned.apply_record(old).unwrap();
             archived.apply_record_at(new, &hints).unwrap();
+            replay_fused(&mut fused, seq, &bytes, &mut fused_hints).unwrap();
+            if seq % 256 == 0 {
+                // On the way too, not only at the end (a hash of the whole state, so not at
+                // every record).
+                assert_eq!(
+                    fused.state_hash(),
+                    archived.state_hash(),
+                    "seed {seed}, seq {seq}"
+                );
+            }
         }
         assert_eq!(resolved, reserved);
         assert_eq!(owned.state_hash(), logged_state, "seed {seed}");
         assert_eq!(archived.state_hash(), logged_state, "seed {seed}");
+        assert_eq!(fused.state_hash(), logged_state, "seed {seed}");
         owned.check_invariants().unwrap();
         archived.check_invariants().unwrap();
+        fused.check_invariants().unwrap();
     }
 }
 
@@ -165,6 +197,17 @@ fn both_decodes_refuse_the_same_records() {
     assert_eq!(old_err, new_err);
     assert_eq!(owned.state_hash(), before);
     assert_eq!(archived.state_hash(), before);
+    let mut fused = Shard::new(0);
+    let fused_err = replay_fused(&mut fused, 1, &bytes, &mut hints).unwrap_err();
+    assert!(
+        matches!(&fused_err, ReplayError::Apply(e) if *e == old_err),
+        "{fused_err}"
+    );
+    assert_eq!(fused.state_hash(), before);
+    // Read at another seq than the record's: refused before anything is applied.
+    let fused_seq = replay_fused(&mut fused, 2, &bytes, &mut hints).unwrap_err();
+    assert_eq!(fused_seq.to_string(), "record says seq 1");
+    assert_eq!(fused.state_hash(), before);
 
     let old_seq = decode_logged(2, &bytes).unwrap_err().to_string();
     let new_seq = decode_logged_with(2, &bytes, |a| archived.record_from_archived(a, &mut hints))

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use flashsale_protocol::{DecodeError, RecordView, ShardId};
+use flashsale_protocol::{RecordView, ShardId};
 
 use crate::log::{logged_at, LogBackend, LogError, ShardLog};
 use crate::shard::{shard_of, Resolved, Shard};
@@ -58,8 +58,8 @@ pub(crate) async fn recover(
     Ok((shard, log))
 }
 
-/// Applies every record of `log` after `after` to `shard`: built here from its validated
-/// archive with the shard's own id handles ([`Shard::record_from_archived`]; the log may
+/// Applies every record of `log` after `after` to `shard`: from its validated archive with
+/// the shard's own id handles ([`Shard::apply_archived`]; the log may
 /// validate on its reader thread, [`ShardLog::replay_archived`]), or decoded by the log on its
 /// reader thread when it does that ([`ShardLog::decodes_while_reading`], ADR 0036).
 async fn replay_into(
@@ -82,12 +82,16 @@ async fn replay_into(
     let mut resolved = Resolved::new();
     let mut apply = |seq: u64, view: RecordView<'_>| -> Result<(), LogError> {
         let record = match view {
-            RecordView::Current(archived) => shard
-                .record_from_archived(archived, &mut resolved)
-                .map_err(|e| LogError::Replay {
-                    seq,
-                    reason: DecodeError::Invalid(e.to_string()).to_string(),
-                })?,
+            // Built and applied in one step (a `Reserved` without an owned event; ADR 0036,
+            // ninth round).
+            RecordView::Current(archived) => {
+                return shard
+                    .apply_archived(seq, archived, &mut resolved)
+                    .map_err(|e| LogError::Replay {
+                        seq,
+                        reason: e.to_string(),
+                    });
+            }
             RecordView::Older(record) => {
                 resolved.clear();
                 record

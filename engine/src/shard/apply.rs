@@ -35,19 +35,19 @@ pub(super) enum Units {
 /// The plain fields of a `Reserved` event, handed to [`Shard::apply_reserved`] together
 /// (its buyer and lines go separately).
 #[derive(Debug)]
-struct Reserved {
+pub(super) struct Reserved {
     /// The reservation.
-    id: ReservationId,
+    pub(super) id: ReservationId,
     /// When it expires if still held.
-    expires_at_ms: u64,
+    pub(super) expires_at_ms: u64,
     /// Hash of the whole request.
-    request_hash: u64,
+    pub(super) request_hash: u64,
     /// When it was reserved.
-    at_ms: u64,
+    pub(super) at_ms: u64,
     /// The caller's key, on the home shard of a keyed request.
-    idempotency_key: Option<ScopedKey>,
+    pub(super) idempotency_key: Option<ScopedKey>,
     /// Which shards hold parts, for a cross-shard reservation.
-    group: Option<Group>,
+    pub(super) group: Option<Group>,
 }
 
 /// Why a record could not be applied (only on replay of a bad or foreign log).
@@ -153,21 +153,28 @@ impl Shard {
             }
             _ => None,
         };
-        if record.shard != self.id {
-            return Err(ApplyError::WrongShard {
-                expected: self.id,
-                found: record.shard,
-            });
-        }
-        if record.seq != self.seq + 1 {
-            return Err(ApplyError::Seq {
-                expected: self.seq + 1,
-                found: record.seq,
-            });
-        }
+        self.check_position(record.shard, record.seq)?;
         self.check_at(&record.event, skus)?;
         self.seq = record.seq;
         self.mutate_hinted(record.event, Units::FromGates, skus, resolved.buyer);
+        Ok(())
+    }
+
+    /// Checks that a record of shard `shard` at `seq` is the next one this shard applies.
+    #[inline]
+    pub(super) fn check_position(&self, shard: ShardId, seq: u64) -> Result<(), ApplyError> {
+        if shard != self.id {
+            return Err(ApplyError::WrongShard {
+                expected: self.id,
+                found: shard,
+            });
+        }
+        if seq != self.seq + 1 {
+            return Err(ApplyError::Seq {
+                expected: self.seq + 1,
+                found: seq,
+            });
+        }
         Ok(())
     }
 
@@ -200,43 +207,9 @@ impl Shard {
             },
             Event::Reserved {
                 id, lines, group, ..
-            } => {
-                if self.reservations.contains(self.id, *id) {
-                    return inconsistent(format!("{id} reserved twice"));
-                }
-                // Only the home part of a group may hold no line (the key's shard, ADR 0003).
-                let empty_ok = group.is_some() && id.shard() == self.id;
-                if (lines.is_empty() && !empty_ok) || lines.len() > MAX_LINES {
-                    return inconsistent(format!("{id} has {} lines", lines.len()));
-                }
-                if checked_total_cents(lines.iter().map(|l| (l.qty, l.unit_price_cents))).is_none()
-                {
-                    return inconsistent(format!("{id} totals more than {MAX_MONEY_CENTS} cents"));
-                }
-                for (i, l) in lines.iter().enumerate() {
-                    if lines[..i].iter().any(|o| o.sku == l.sku) || l.qty == 0 {
-                        return inconsistent(format!("{id} has a bad line for {}", l.sku));
-                    }
-                    let state = match skus.and_then(|x| x.get(i)) {
-                        Some(&k) => self.skus.get(k as usize),
-                        None => self.sku_state(&l.sku),
-                    };
-                    debug_assert!(state.is_none_or(|s| s.spec.sku == l.sku));
-                    match state {
-                        Some(s) if s.available() >= u64::from(l.qty) => {}
-                        _ => return inconsistent(format!("{id} holds unavailable {}", l.sku)),
-                    }
-                }
-                Ok(())
-            }
-            Event::Confirmed { order, .. } if self.orders.get(*order).is_some() => {
-                inconsistent(format!("{order} exists"))
-            }
-            Event::Confirmed { id, .. } | Event::Released { id, .. } => match self.res(*id) {
-                Some(r) if r.status == ReservationStatus::Held => Ok(()),
-                Some(r) => inconsistent(format!("{id} is {}", r.status.as_str())),
-                None => inconsistent(format!("unknown {id}")),
-            },
+            } => self.check_reserved(*id, lines, group.is_some(), skus),
+            Event::Confirmed { id, order, .. } => self.check_confirmed(*id, *order),
+            Event::Released { id, .. } => self.check_held(*id),
             Event::Extended {
                 id,
                 expires_at_ms,
@@ -252,6 +225,71 @@ impl Shard {
                 Some(_) => Ok(()),
                 None => inconsistent(format!("unknown {id}")),
             },
+        }
+    }
+
+    /// [`Shard::check_at`] of a `Reserved` (`grouped`: it has a group), shared by replay's
+    /// apply of an archived `Reserved` ([`Shard::apply_archived`]).
+    #[inline(always)]
+    pub(super) fn check_reserved(
+        &self,
+        id: ReservationId,
+        lines: &[Line],
+        grouped: bool,
+        skus: Option<&[u32]>,
+    ) -> Result<(), ApplyError> {
+        let inconsistent = |s: String| Err(ApplyError::Inconsistent(s));
+        if self.reservations.contains(self.id, id) {
+            return inconsistent(format!("{id} reserved twice"));
+        }
+        // Only the home part of a group may hold no line (the key's shard, ADR 0003).
+        let empty_ok = grouped && id.shard() == self.id;
+        if (lines.is_empty() && !empty_ok) || lines.len() > MAX_LINES {
+            return inconsistent(format!("{id} has {} lines", lines.len()));
+        }
+        if checked_total_cents(lines.iter().map(|l| (l.qty, l.unit_price_cents))).is_none() {
+            return inconsistent(format!("{id} totals more than {MAX_MONEY_CENTS} cents"));
+        }
+        for (i, l) in lines.iter().enumerate() {
+            if lines[..i].iter().any(|o| o.sku == l.sku) || l.qty == 0 {
+                return inconsistent(format!("{id} has a bad line for {}", l.sku));
+            }
+            let state = match skus.and_then(|x| x.get(i)) {
+                Some(&k) => self.skus.get(k as usize),
+                None => self.sku_state(&l.sku),
+            };
+            debug_assert!(state.is_none_or(|s| s.spec.sku == l.sku));
+            match state {
+                Some(s) if s.available() >= u64::from(l.qty) => {}
+                _ => return inconsistent(format!("{id} holds unavailable {}", l.sku)),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Shard::check_at`] of a `Confirmed` of `id` under `order` (shared with
+    /// [`Shard::apply_archived`]).
+    #[inline]
+    pub(super) fn check_confirmed(
+        &self,
+        id: ReservationId,
+        order: OrderId,
+    ) -> Result<(), ApplyError> {
+        if self.orders.get(order).is_some() {
+            return Err(ApplyError::Inconsistent(format!("{order} exists")));
+        }
+        self.check_held(id)
+    }
+
+    /// [`Shard::check_at`] of a `Released` of `id`, and of a `Confirmed` past its order
+    /// check: `id` must be held (shared with [`Shard::apply_archived`]).
+    #[inline]
+    pub(super) fn check_held(&self, id: ReservationId) -> Result<(), ApplyError> {
+        let inconsistent = |s: String| Err(ApplyError::Inconsistent(s));
+        match self.res(id) {
+            Some(r) if r.status == ReservationStatus::Held => Ok(()),
+            Some(r) => inconsistent(format!("{id} is {}", r.status.as_str())),
+            None => inconsistent(format!("unknown {id}")),
         }
     }
 
@@ -332,7 +370,7 @@ impl Shard {
     /// entries, then the reservation built in its store slot. `buyer_hint`: what replay's
     /// decode found of the buyer ([`BuyerHint`]).
     #[inline]
-    fn apply_reserved(
+    pub(super) fn apply_reserved(
         &mut self,
         fields: Reserved,
         buyer: BuyerId,
@@ -466,7 +504,9 @@ impl Shard {
     }
 
     /// One line of [`Shard::take_lines`]: `resolved` is the SKU's index when the command
-    /// already looked it up.
+    /// already looked it up. Always inlined (a call per line: ≈ 15 instructions per
+    /// reserve, and per replayed `Reserved`; ADR 0029 addendum 7).
+    #[inline(always)]
     fn take_line(
         &mut self,
         buyer: BuyerHandle,
@@ -530,7 +570,7 @@ impl Shard {
 
     /// `Confirmed`: the held units become sold under `order` (available units, and so the
     /// gate, stay).
-    fn apply_confirmed(
+    pub(super) fn apply_confirmed(
         &mut self,
         id: ReservationId,
         order: OrderId,
@@ -600,7 +640,7 @@ impl Shard {
 
     /// `Released` (cancel, expiry or rollback): the held units return to the stock and the
     /// gate; a rolled-back attempt's key is forgotten; retention starts.
-    fn apply_released(&mut self, id: ReservationId, reason: ReleaseReason, at_ms: u64) {
+    pub(super) fn apply_released(&mut self, id: ReservationId, reason: ReleaseReason, at_ms: u64) {
         let Some(r) = self.reservations.get_mut(self.id, id) else {
             panic!("release of missing reservation {id} passed the check");
         };

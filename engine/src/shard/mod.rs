@@ -53,7 +53,7 @@ pub use buyers::{
 pub use decide::{DecideOutcome, Decision, ExtendCommand};
 pub use expire::ExpireOutcome;
 pub use queries::{total_cents, PartView};
-pub use replay::Resolved;
+pub use replay::{ReplayError, Resolved};
 pub use reserve::{validate_lines, CommandLines, ReserveCommand, ReserveOutcome};
 pub use route::{
     assemble_order, assemble_reservation, plan, reconcile, request_hash, shard_of, shard_of_key,

@@ -10,17 +10,51 @@
 //! the apply does not hash the buyer's id a second time ([`Resolved`], ADR 0036, seventh
 //! round). The record is equal to the one `decode_record` returns, and it is checked and
 //! applied by the same functions, so the state reached is the same.
+//!
+//! Recovery goes one step further ([`Shard::apply_archived`], ADR 0036, ninth round): the
+//! events of a sale are checked and applied from the archived fields without an owned record
+//! in between, by the same check and apply functions.
 
-use flashsale_protocol::event::{ArchivedEvent, ArchivedLogRecord, ArchivedReleaseReason, Group};
-use flashsale_protocol::ids::{ArchivedBuyerId, ArchivedSkuId};
-use flashsale_protocol::{
-    BuyerId, Event, Line, LogRecord, OrderId, PaymentRef, ReleaseReason, ReservationId, ScopedKey,
-    SkuId,
+use flashsale_protocol::event::{
+    ArchivedEvent, ArchivedLine, ArchivedLogRecord, ArchivedReleaseReason, Group,
 };
+use flashsale_protocol::ids::{ArchivedBuyerId, ArchivedScopedKey, ArchivedSkuId};
+use flashsale_protocol::{
+    BuyerId, DecodeError, Event, Line, LogRecord, OrderId, PaymentRef, ReleaseReason,
+    ReservationId, ScopedKey, SkuId,
+};
+use rkyv::option::ArchivedOption;
 use rkyv::rancor::Error as ArchiveError;
+use rkyv::vec::ArchivedVec;
 
+use super::apply::{ApplyError, Reserved, Units};
 use super::buyers::BuyerHint;
 use super::Shard;
+
+/// Why [`Shard::apply_archived`] could not apply a logged record; each displays as the
+/// record-then-apply path ([`Shard::record_from_archived`], the log's seq check,
+/// [`Shard::apply_record_at`]) reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// rkyv failed to deserialize a field of the validated archive.
+    #[error("{0}")]
+    Decode(DecodeError),
+    /// The record's own seq is not the one the log read it at.
+    #[error("record says seq {found}")]
+    Logged {
+        /// The record's seq.
+        found: u64,
+    },
+    /// The record does not apply to the state (the state is unchanged).
+    #[error("{0}")]
+    Apply(ApplyError),
+}
+
+impl From<ArchiveError> for ReplayError {
+    fn from(e: ArchiveError) -> Self {
+        ReplayError::Decode(DecodeError::Invalid(e.to_string()))
+    }
+}
 
 /// What [`Shard::record_from_archived`] found of a record's ids in the shard, for
 /// [`Shard::apply_record_at`]: the SKU index of each line of a `Reserved` whose SKUs the
@@ -66,7 +100,6 @@ impl Shard {
         resolved: &mut Resolved,
     ) -> Result<LogRecord, ArchiveError> {
         resolved.clear();
-        let skus = &mut resolved.skus;
         let event = match &archived.event {
             ArchivedEvent::Reserved {
                 id,
@@ -78,33 +111,8 @@ impl Shard {
                 group,
                 at_ms,
             } => {
-                let mut owned = std::mem::take(&mut self.spare_lines);
-                owned.clear();
-                owned.reserve(lines.len());
-                let mut all_known = true;
-                for l in lines.iter() {
-                    let (sku, index) = self.sku_handle(&l.sku)?;
-                    match index {
-                        Some(i) if all_known => skus.push(i),
-                        _ => all_known = false,
-                    }
-                    owned.push(Line {
-                        sku,
-                        qty: l.qty.to_native(),
-                        unit_price_cents: l.unit_price_cents.to_native(),
-                    });
-                }
-                if !all_known {
-                    skus.clear();
-                }
-                let (buyer, hint) = self.buyer_handle_of(buyer)?;
-                resolved.buyer = hint;
-                // The plain fields read in place: rkyv's generic deserialize (a pool of
-                // shared pointers set up per call) only for a key, which owns a string.
-                let idempotency_key = match idempotency_key.as_ref() {
-                    Some(key) => Some(rkyv::deserialize::<ScopedKey, ArchiveError>(key)?),
-                    None => None,
-                };
+                let (buyer, owned, idempotency_key) =
+                    self.reserved_parts(buyer, lines, idempotency_key, resolved)?;
                 Event::Reserved {
                     id: ReservationId(id.0.to_native()),
                     buyer,
@@ -134,11 +142,7 @@ impl Shard {
             },
             ArchivedEvent::Released { id, reason, at_ms } => Event::Released {
                 id: ReservationId(id.0.to_native()),
-                reason: match reason {
-                    ArchivedReleaseReason::Cancelled => ReleaseReason::Cancelled,
-                    ArchivedReleaseReason::Expired => ReleaseReason::Expired,
-                    ArchivedReleaseReason::Aborted => ReleaseReason::Aborted,
-                },
+                reason: release_reason(reason),
                 at_ms: at_ms.to_native(),
             },
             other => rkyv::deserialize::<Event, ArchiveError>(other)?,
@@ -150,11 +154,173 @@ impl Shard {
         })
     }
 
+    /// Replays one record of the log, read at `seq`, from its validated archive: the same
+    /// checks, the same apply functions and the same state as [`Shard::record_from_archived`]
+    /// then [`Shard::apply_record_at`] (which the rare events still take), but the events of
+    /// a sale — `Reserved`, `Confirmed`, `Released` — are checked and applied from their
+    /// fields as they are read ([`Shard::check_reserved`], [`Shard::check_confirmed`],
+    /// [`Shard::check_held`], then [`Shard::apply_reserved`], [`Shard::apply_confirmed`],
+    /// [`Shard::apply_released`]): no owned [`Event`] is built, returned and taken apart
+    /// again (ADR 0036, ninth round). On error the state is unchanged.
+    pub fn apply_archived(
+        &mut self,
+        seq: u64,
+        archived: &ArchivedLogRecord,
+        resolved: &mut Resolved,
+    ) -> Result<(), ReplayError> {
+        let record_seq = archived.seq.to_native();
+        let shard = archived.shard.to_native();
+        match &archived.event {
+            ArchivedEvent::Reserved {
+                id,
+                buyer,
+                lines,
+                expires_at_ms,
+                idempotency_key,
+                request_hash,
+                group,
+                at_ms,
+            } => {
+                resolved.clear();
+                let (buyer, lines, idempotency_key) =
+                    self.reserved_parts(buyer, lines, idempotency_key, resolved)?;
+                if record_seq != seq {
+                    return Err(ReplayError::Logged { found: record_seq });
+                }
+                let id = ReservationId(id.0.to_native());
+                let group = group.as_ref().map(|g| Group {
+                    shards_mask: g.shards_mask.to_native(),
+                    line_positions: g.line_positions.to_native(),
+                });
+                // As in `apply_record_at`: the indexes only if there is one per line.
+                let skus =
+                    Some(resolved.skus()).filter(|x| !x.is_empty() && x.len() == lines.len());
+                self.check_position(shard, record_seq)
+                    .and_then(|()| self.check_reserved(id, &lines, group.is_some(), skus))
+                    .map_err(ReplayError::Apply)?;
+                self.seq = record_seq;
+                self.apply_reserved(
+                    Reserved {
+                        id,
+                        expires_at_ms: expires_at_ms.to_native(),
+                        request_hash: request_hash.to_native(),
+                        at_ms: at_ms.to_native(),
+                        idempotency_key,
+                        group,
+                    },
+                    buyer,
+                    lines,
+                    Units::FromGates,
+                    skus,
+                    resolved.buyer,
+                );
+                Ok(())
+            }
+            ArchivedEvent::Confirmed {
+                id,
+                order,
+                payment_ref,
+                at_ms,
+            } => {
+                resolved.clear();
+                if record_seq != seq {
+                    return Err(ReplayError::Logged { found: record_seq });
+                }
+                let id = ReservationId(id.0.to_native());
+                let order = OrderId(order.0.to_native());
+                self.check_position(shard, record_seq)
+                    .and_then(|()| self.check_confirmed(id, order))
+                    .map_err(ReplayError::Apply)?;
+                self.seq = record_seq;
+                let payment_ref = PaymentRef::from(payment_ref.as_str());
+                self.apply_confirmed(id, order, payment_ref, at_ms.to_native());
+                Ok(())
+            }
+            ArchivedEvent::Released { id, reason, at_ms } => {
+                resolved.clear();
+                if record_seq != seq {
+                    return Err(ReplayError::Logged { found: record_seq });
+                }
+                let id = ReservationId(id.0.to_native());
+                self.check_position(shard, record_seq)
+                    .and_then(|()| self.check_held(id))
+                    .map_err(ReplayError::Apply)?;
+                self.seq = record_seq;
+                self.apply_released(id, release_reason(reason), at_ms.to_native());
+                Ok(())
+            }
+            _ => self.apply_archived_rare(seq, archived, resolved),
+        }
+    }
+
+    /// [`Shard::apply_archived`] of the rare events (SKU upserts, restocks, extensions): the
+    /// owned record, then [`Shard::apply_record_at`].
+    #[cold]
+    #[inline(never)]
+    fn apply_archived_rare(
+        &mut self,
+        seq: u64,
+        archived: &ArchivedLogRecord,
+        resolved: &mut Resolved,
+    ) -> Result<(), ReplayError> {
+        let record = self.record_from_archived(archived, resolved)?;
+        if record.seq != seq {
+            return Err(ReplayError::Logged { found: record.seq });
+        }
+        self.apply_record_at(record, resolved)
+            .map_err(ReplayError::Apply)
+    }
+
+    /// The owned parts of an archived `Reserved` that are not plain numbers — its buyer's id,
+    /// its lines (in the buffer the previous reservation left) and its key — sharing the
+    /// shard's handles; notes each line's SKU index (when the shard holds them all) and the
+    /// buyer's handle in `resolved` (cleared before). Shared by [`Shard::record_from_archived`]
+    /// and [`Shard::apply_archived`].
+    #[inline(always)]
+    fn reserved_parts(
+        &mut self,
+        buyer: &ArchivedBuyerId,
+        lines: &ArchivedVec<ArchivedLine>,
+        idempotency_key: &ArchivedOption<ArchivedScopedKey>,
+        resolved: &mut Resolved,
+    ) -> Result<(BuyerId, Vec<Line>, Option<ScopedKey>), ArchiveError> {
+        let skus = &mut resolved.skus;
+        let mut owned = std::mem::take(&mut self.spare_lines);
+        owned.clear();
+        owned.reserve(lines.len());
+        let mut all_known = true;
+        for l in lines.iter() {
+            let (sku, index) = self.sku_handle(&l.sku)?;
+            match index {
+                Some(i) if all_known => skus.push(i),
+                _ => all_known = false,
+            }
+            owned.push(Line {
+                sku,
+                qty: l.qty.to_native(),
+                unit_price_cents: l.unit_price_cents.to_native(),
+            });
+        }
+        if !all_known {
+            skus.clear();
+        }
+        let (buyer, hint) = self.buyer_handle_of(buyer)?;
+        resolved.buyer = hint;
+        // The plain fields read in place: rkyv's generic deserialize (a pool of shared
+        // pointers set up per call) only for a key, which owns a string.
+        let idempotency_key = match idempotency_key.as_ref() {
+            Some(key) => Some(rkyv::deserialize::<ScopedKey, ArchiveError>(key)?),
+            None => None,
+        };
+        Ok((buyer, owned, idempotency_key))
+    }
+
     /// The shard's handle of an archived SKU id and its index, or a new id (and no index)
     /// for a SKU it does not hold. The hot SKU (the last one a reservation named, as on the
     /// command path, [`Shard::sku_idx`]) is compared first, so a sale's log hashes its SKU id
     /// once per run of records of that SKU instead of once per line. A hint only: the id is
     /// compared in full, and a miss takes the hashed lookup.
+    #[inline(always)]
     fn sku_handle(&mut self, sku: &ArchivedSkuId) -> Result<(SkuId, Option<u32>), ArchiveError> {
         let name = sku.as_str();
         if let Some(hot) = self.skus.get(self.hot_sku as usize) {
@@ -174,6 +340,7 @@ impl Shard {
     /// The shard's id of an archived buyer id (a buyer with a kept reservation) and its
     /// handle, or a new id and [`BuyerHint::Absent`]: the one hash of the buyer's id on
     /// replay.
+    #[inline(always)]
     fn buyer_handle_of(
         &self,
         buyer: &ArchivedBuyerId,
@@ -185,6 +352,15 @@ impl Shard {
                 BuyerHint::Absent,
             )),
         }
+    }
+}
+
+/// The owned reason of an archived release.
+fn release_reason(reason: &ArchivedReleaseReason) -> ReleaseReason {
+    match reason {
+        ArchivedReleaseReason::Cancelled => ReleaseReason::Cancelled,
+        ArchivedReleaseReason::Expired => ReleaseReason::Expired,
+        ArchivedReleaseReason::Aborted => ReleaseReason::Aborted,
     }
 }
 

@@ -93,6 +93,7 @@ impl Shard {
             claims.consume();
             Units::Claimed
         } else {
+            claims.drop_empty();
             Units::FromGates
         };
         let n_lines = cmd_lines.len().min(MAX_LINES);

@@ -103,27 +103,11 @@ pub async fn serve_on_shards<E: Inventory>(
     let (done, mut all_done) = mpsc::channel::<()>(1);
     let shared = Shared::new(app.clone(), &config, phase.clone());
     // Each shard takes its listener (and a clone of the drain's sender) once.
-    let per_shard: Vec<_> = listeners
-        .into_iter()
-        .map(|l| Some((l, done.clone())))
-        .collect();
+    let per_shard: Vec<_> = listeners.into_iter().map(|l| (l, done.clone())).collect();
     drop(done);
-    let per_shard = Mutex::new(per_shard);
-    let task = Arc::new(move |shard: usize| -> Pin<Box<dyn Future<Output = ()>>> {
-        let taken = per_shard
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(shard)
-            .and_then(Option::take);
-        let shared = shared.clone();
-        Box::pin(async move {
-            if let Some((listener, done)) = taken {
-                let tokio = shared.tokio.clone();
-                InTokio::new(tokio, accept_loop(shared, listener, done)).await;
-            }
-        })
-    });
-    engine.spawn_on_shards(task)?;
+    spawn_each(engine, shared, per_shard, |shared, (listener, done)| {
+        accept_loop(shared, listener, done)
+    })?;
     shutdown.await;
     Ok(drain(&app, &config, &phase, &mut all_done).await)
 }
@@ -305,25 +289,12 @@ impl<E: Inventory> ShardTerm<E> {
         for _ in 0..engine.shard_count() {
             let (tx, rx) = mpsc::channel::<Handed<E>>(HANDOFF_QUEUE_CONNECTIONS);
             queues.push(tx);
-            receivers.push(Some((rx, done.clone())));
+            receivers.push((rx, done.clone()));
         }
         drop(done);
-        let receivers = Mutex::new(receivers);
-        let task = Arc::new(move |shard: usize| -> Pin<Box<dyn Future<Output = ()>>> {
-            let taken = receivers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_mut(shard)
-                .and_then(Option::take);
-            let shared = shared.clone();
-            Box::pin(async move {
-                if let Some((queue, done)) = taken {
-                    let tokio = shared.tokio.clone();
-                    InTokio::new(tokio, serve_handed(shared, queue, done)).await;
-                }
-            })
-        });
-        engine.spawn_on_shards(task)?;
+        spawn_each(engine, shared, receivers, |shared, (queue, done)| {
+            serve_handed(shared, queue, done)
+        })?;
         *handoff
             .current
             .lock()
@@ -379,6 +350,32 @@ async fn serve_handed<E: Inventory>(
         let _ = stream.set_nodelay(true);
         spawn_connection(&shared, stream, peer, (held, done.clone()));
     }
+}
+
+/// Runs `run(shared, item)` on shard executor `i` for the `i`-th of `items` (each taken
+/// once), polled inside the tokio runtime's context.
+fn spawn_each<E: Inventory, T: Send + 'static, F: Future<Output = ()> + 'static>(
+    engine: &Engine,
+    shared: Arc<Shared<E>>,
+    items: Vec<T>,
+    run: fn(Arc<Shared<E>>, T) -> F,
+) -> Result<(), flashsale_engine::CommandError> {
+    let items = Mutex::new(items.into_iter().map(Some).collect::<Vec<_>>());
+    let task = Arc::new(move |shard: usize| -> Pin<Box<dyn Future<Output = ()>>> {
+        let taken = items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(shard)
+            .and_then(Option::take);
+        let shared = shared.clone();
+        Box::pin(async move {
+            if let Some(item) = taken {
+                let tokio = shared.tokio.clone();
+                InTokio::new(tokio, run(shared, item)).await;
+            }
+        })
+    });
+    engine.spawn_on_shards(task)
 }
 
 /// Accepts connections on one shard's listener until the server stops serving.

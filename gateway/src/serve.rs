@@ -39,6 +39,18 @@ impl From<PollSpreadArg> for flashsale_waiting_room::PollSpread {
     }
 }
 
+/// Where the HTTP API's connections are served (`--http-runtime`, ADR 0047).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HttpRuntime {
+    /// On the engine's shard executors themselves (thread-per-core, one `SO_REUSEPORT`
+    /// listener per shard; with `--ha`, one listener whose connections a leader hands to its
+    /// shard executors).
+    Shards,
+    /// On a tokio runtime beside the shard executors (every request crosses to its shard and
+    /// back).
+    Tokio,
+}
+
 /// Flags of `flashsale serve`. Every flag also reads the env var `FLASHSALE_<FLAG>`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -270,13 +282,18 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_SHARD_SPIN_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub shard_spin_us: u64,
 
-    /// Experimental (ADR 0045): serve HTTP on the shard executors themselves, one
-    /// SO_REUSEPORT listener per shard on the --http address, so a request for a SKU of the
-    /// accepting shard never leaves its thread (others still cross to their shard). Replies
-    /// still wait for the log's flush. HTTP/1.1 and h2c as the default server. With --ha, one
-    /// listener accepted on tokio; a leader hands each new connection to a shard executor for
-    /// its term, a standby serves on tokio.
-    #[arg(long, env = "FLASHSALE_HTTP_ON_SHARDS")]
+    /// Where HTTP connections are served (ADR 0045, ADR 0047). `shards`: on the shard
+    /// executors themselves, one SO_REUSEPORT listener per shard on the --http address, so a
+    /// request for a SKU of the accepting shard never leaves its thread (others still cross to
+    /// their shard); with --ha, one listener whose connections a leader hands to its shard
+    /// executors for its term (a standby serves on tokio). `tokio`: a tokio runtime beside the
+    /// shards (the server before ADR 0047). Replies wait for the log's flush either way;
+    /// HTTP/1.1 and h2c either way.
+    #[arg(long, env = "FLASHSALE_HTTP_RUNTIME", value_enum, default_value_t = HttpRuntime::Shards)]
+    pub http_runtime: HttpRuntime,
+
+    /// The earlier experimental flag, kept for scripts: the same as `--http-runtime shards`.
+    #[arg(long, hide = true, conflicts_with = "http_runtime")]
     pub http_on_shards: bool,
 
     /// High availability (needs --database-url): join the group of nodes on the same schema;
@@ -489,7 +506,7 @@ pub fn bind_http(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// The HTTP listener(s): one for the tokio server, or one per shard executor
-/// (`--http-on-shards`).
+/// (`--http-runtime shards`).
 enum HttpListeners {
     /// The tokio accept loop's listener.
     Tokio(TcpListener),
@@ -601,7 +618,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // before the engine replays its log.
     // With --ha the tokio server accepts on one listener and hands a leader's connections to
     // its shard executors (ha::shard_http).
-    let http = if args.http_on_shards && !args.ha {
+    let http = if args.http_runtime == HttpRuntime::Shards && !args.ha {
         let all = crate::http::on_shards::bind_on_shards(args.http, shards)
             .with_context(|| format!("cannot listen on --http {}", args.http))?;
         HttpListeners::OnShards(all)
@@ -784,8 +801,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             queue_slot: queue_slot.clone(),
             state: node.state(),
         });
-        let handoff = args
-            .http_on_shards
+        let handoff = (args.http_runtime == HttpRuntime::Shards)
             .then(crate::http::on_shards::Handoff::<crate::ha::SwitchEngine>::new);
         let app_slot = crate::ha::Slot::empty();
         let hook = match &handoff {
@@ -801,9 +817,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         print_quic(&quic);
         quic.start(hub.clone(), tokens.clone());
         if handoff.is_some() {
-            println!(
-                "http served on the shard executors while leading (experimental --http-on-shards)"
-            );
+            println!("http served on the shard executors while leading (--http-runtime shards)");
         }
         println!("http listening on {http_addr}");
         println!("dashboard: http://{http_addr}/dashboard (sign in with the admin token)");
@@ -882,7 +896,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     quic.start(hub.clone(), tokens.clone());
     if let HttpListeners::OnShards(all) = &http {
         println!(
-            "http served on {} shard executors (experimental --http-on-shards)",
+            "http served on {} shard executors (--http-runtime shards)",
             all.len()
         );
     }

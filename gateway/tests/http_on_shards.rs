@@ -1,9 +1,11 @@
-//! `serve --http-on-shards` (experimental, ADR 0045): the HTTP API served on the shard
-//! executors, one SO_REUSEPORT listener each. The real binary over real HTTP: reserve →
-//! confirm → GET for a SKU of each shard, a reservation across both shards, many connections
-//! at once (spread over both listeners) selling exactly the stock, h2c (prior knowledge) with
-//! concurrent streams, and a graceful stop; with `--ha`, a leader's new connections served on
-//! its shards, a standby's on tokio, and a takeover that moves them.
+//! `serve --http-runtime shards` (the default since ADR 0047; built in ADR 0045): the HTTP
+//! API served on the shard executors, one SO_REUSEPORT listener each. The real binary over
+//! real HTTP: reserve → confirm → GET for a SKU of each shard, a reservation across both
+//! shards, many connections at once (spread over both listeners) selling exactly the stock,
+//! h2c (prior knowledge) with concurrent streams, a second server on the same address
+//! refused, `--http-runtime tokio` still serving, and a graceful stop; with `--ha`, a
+//! leader's new connections served on its shards, a standby's on tokio, and a takeover that
+//! moves them.
 
 // Test code: panicking on a broken expectation is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use flashsale_protocol::SkuId;
 use serde_json::{json, Value};
-use support::{ha_node, wait_role, Api, PgSchema, Server, SHOP};
+use support::{flashsale, ha_node, wait_role, Api, PgSchema, Server, SHOP};
 
 /// Shards the test server runs (support's `--shards 2`).
 const SHARDS: usize = 2;
@@ -50,7 +52,8 @@ async fn confirm(api: &Api, id: &str, pay: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_reservations_on_the_shard_executors() {
-    let server = Server::start(&["--http-on-shards", "--rate-limit-buyer-rps", "0"]);
+    // The default runtime: no flag.
+    let server = Server::start(&["--rate-limit-buyer-rps", "0"]);
     assert!(
         server
             .banner
@@ -158,7 +161,7 @@ async fn serves_reservations_on_the_shard_executors() {
 async fn serves_h2c_on_the_shard_executors() {
     const CONNECTIONS: usize = 8;
     const STREAMS: usize = 5;
-    let server = Server::start(&["--http-on-shards", "--rate-limit-buyer-rps", "0"]);
+    let server = Server::start(&["--http-runtime", "shards", "--rate-limit-buyer-rps", "0"]);
     let api = Api::new(&server);
     let skus: Vec<String> = (0..SHARDS).map(|s| sku_on("h2", s)).collect();
     // Each SKU gets exactly the units its half of the streams asks for.
@@ -204,6 +207,84 @@ async fn serves_h2c_on_the_shard_executors() {
     assert!(status.success(), "{status:?}");
 }
 
+/// `SO_REUSEPORT` would let a second server join the first one's listeners and take half of
+/// its connections (a second engine selling the same stock): the address is probed first, so
+/// the second start is refused as a taken port is on the tokio runtime, before it prints a
+/// token; the first server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_address_is_refused() {
+    let server = Server::start(&["--rate-limit-buyer-rps", "0"]);
+    let other = tempfile::tempdir().unwrap();
+    let data = other.path().join("data");
+    for runtime in ["shards", "tokio"] {
+        let (code, out, err) = flashsale(
+            &[
+                "serve",
+                "--http",
+                &server.addr,
+                "--quic",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--http-runtime",
+                runtime,
+            ],
+            &[],
+        );
+        assert_eq!(code, 1, "{runtime}: refused: {out} {err}");
+        assert!(err.contains("cannot listen on --http"), "{runtime}: {err}");
+        assert!(!out.contains("token"), "{runtime}: no token printed: {out}");
+    }
+    let api = Api::new(&server);
+    assert_eq!(api.put_sku("solo-tee", sku_body(3)).await.status, 201);
+    assert_eq!(
+        reserve_fresh(&server, "solo-tee", 4).await,
+        [201, 201, 201, 409]
+    );
+    assert_eq!(api.counts("solo-tee").await, (0, 3, 0));
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+/// `--http-runtime tokio` keeps the server of before ADR 0047: no connection is served on a
+/// shard executor, and every request still reaches its shard. The old flag and the tokio
+/// runtime together are refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tokio_runtime_still_serves() {
+    let server = Server::start(&["--http-runtime", "tokio", "--rate-limit-buyer-rps", "0"]);
+    assert!(
+        !server.banner.iter().any(|l| l.contains("shard executors")),
+        "{:?}",
+        server.banner
+    );
+    let api = Api::new(&server);
+    let skus: Vec<String> = (0..SHARDS).map(|s| sku_on("tokio", s)).collect();
+    for sku in &skus {
+        assert_eq!(api.put_sku(sku, sku_body(2)).await.status, 201);
+        assert_eq!(reserve_fresh(&server, sku, 3).await, [201, 201, 409]);
+        assert_eq!(api.counts(sku).await, (0, 2, 0));
+    }
+    let (accepted, on_shards) = connection_counts(&server).await;
+    assert!(accepted >= 7, "{accepted}");
+    assert_eq!(on_shards, 0, "nothing served on the shards");
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+
+    let (code, _, err) = flashsale(
+        &[
+            "serve",
+            "--http-on-shards",
+            "--http-runtime",
+            "tokio",
+            "--data-dir",
+            "/nonexistent",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--http-runtime"), "{err}");
+}
+
 /// `(accepted, served on the shards)` connection counters of `server`, read over a fresh
 /// connection (counted in both when the shards serve it).
 async fn connection_counts(server: &Server) -> (u64, u64) {
@@ -240,6 +321,7 @@ async fn reserve_fresh(server: &Server, sku: &str, n: usize) -> Vec<u16> {
 async fn ha_leader_serves_on_its_shards_and_hands_them_over_at_a_takeover() {
     let schema = PgSchema::new("ha_shards");
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The earlier experimental flag still selects the (now default) shard runtime.
     let flags = ["--http-on-shards", "--rate-limit-buyer-rps", "0"];
     let mut a = ha_node(da.path(), schema.name(), "a", &flags, None);
     assert!(

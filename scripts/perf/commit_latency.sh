@@ -3,7 +3,7 @@
 # wrk hot-item run, then the log's batch and commit-latency metrics from /metrics (mean commit
 # latency = commit_latency_seconds_sum / _count; reservations per fdatasync = batch size mean).
 # Usage: bash scripts/perf/commit_latency.sh BIN CONNECTIONS SECONDS [serve flags...]
-#   e.g. bash scripts/perf/commit_latency.sh target/release/flashsale 256 8 --http-on-shards
+#   e.g. bash scripts/perf/commit_latency.sh target/release/flashsale 256 8 --http-runtime tokio
 # Needs: wrk, a release build. Port 8099 on 127.0.0.1.
 set -euo pipefail
 BIN=$1; C=$2; D=$3; shift 3

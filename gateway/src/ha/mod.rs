@@ -10,7 +10,7 @@
 //! - [`node`]: the controller: joining, the lease, promotion and step-down;
 //! - [`term`]: what a leader runs besides its engine, and the API's slots for it;
 //! - [`services`]: those services: event delivery and the waiting room (ADR 0027);
-//! - [`shard_http`]: with `--http-on-shards`, HTTP served on the leader's shard executors.
+//! - [`shard_http`]: with `--http-runtime shards` (the default), HTTP served on the leader's shard executors.
 
 pub mod follow;
 pub mod node;

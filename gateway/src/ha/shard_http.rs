@@ -1,4 +1,4 @@
-//! `--ha --http-on-shards` (ADR 0045, sixth round): a leader serves HTTP on its engine's shard
+//! `--ha --http-runtime shards` (ADR 0045, sixth round): a leader serves HTTP on its engine's shard
 //! executors for its term. The tokio server accepts on the node's one listener whatever its
 //! role; while a term serves, it hands each connection to a shard executor
 //! ([`Handoff`]); at the step-down the term's connections drain before the engine stops and

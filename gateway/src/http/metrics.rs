@@ -119,7 +119,7 @@ pub struct Metrics {
     pub connections_refused_per_ip: AtomicU64,
     /// Connections closed after having no request in flight for the idle timeout.
     pub connections_closed_idle: AtomicU64,
-    /// Connections served on a shard executor (`--http-on-shards`).
+    /// Connections served on a shard executor (`--http-runtime shards`).
     pub connections_on_shards: AtomicU64,
     /// Requests refused by the per-IP limit.
     pub rate_limited_ip: AtomicU64,
@@ -234,7 +234,7 @@ impl Metrics {
         counter(
             out,
             "flashsale_http_connections_on_shards_total",
-            "HTTP connections served on a shard executor (--http-on-shards).",
+            "HTTP connections served on a shard executor (--http-runtime shards, the default).",
             self.connections_on_shards.load(Ordering::Relaxed),
         );
         header(

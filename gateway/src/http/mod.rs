@@ -6,8 +6,9 @@
 //! - [`server`]: sockets: the accept loop, connection caps ([`per_ip`] per address), idle
 //!   connections ([`idle`]), timeouts, graceful drain (the phase each connection follows:
 //!   `phase.rs`).
-//! - [`on_shards`]: experimental (`serve --http-on-shards`): HTTP/1.1 served on the shard
-//!   executors themselves, one `SO_REUSEPORT` listener each (ADR 0045).
+//! - [`on_shards`]: the default (`serve --http-runtime shards`, ADR 0047): HTTP/1.1 and h2c
+//!   served on the shard executors themselves, one `SO_REUSEPORT` listener each (ADR 0045);
+//!   [`server`] serves with `--http-runtime tokio` and accepts for `--ha`.
 //! - [`json`]: request bodies are JSON objects (never serde's positional arrays).
 //! - [`queue_wire`], [`queue_problem`]: the waiting room's JSON and problems.
 //! - [`problem`], [`wire`], [`jwt`], [`rate_limit`], [`metrics`], [`inventory`]: one concept each;

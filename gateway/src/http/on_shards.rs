@@ -1,5 +1,5 @@
-//! Experimental: the HTTP API served on the engine's shard executors themselves
-//! (`serve --http-on-shards`, ADR 0045), thread-per-core all the way. Each shard's glommio
+//! The HTTP API served on the engine's shard executors themselves (`serve --http-runtime
+//! shards`, the default since ADR 0047; built in ADR 0045), thread-per-core all the way. Each shard's glommio
 //! executor accepts on its own `SO_REUSEPORT` listener bound to the same `--http` address
 //! (the kernel spreads connections over them) and runs hyper's HTTP/1.1 connections there,
 //! calling the same [`App`] as the tokio server. A request for a SKU of the executor's own
@@ -46,16 +46,37 @@ const BACKLOG: u32 = crate::serve::HTTP_BACKLOG;
 const READ_CHUNK: usize = 8 * 1024;
 
 /// Binds `count` listeners on `addr` with `SO_REUSEPORT` (one per shard executor). With port
-/// 0, the first one picks the port and the others bind the same one.
+/// 0, the probe picks the port and every listener binds the same one.
+///
+/// `SO_REUSEPORT` lets any socket of the same user that sets it join the group and take a
+/// share of the connections, so a second server started on the same address by mistake (a
+/// second engine selling the same stock) would not be refused by its own bind. The address
+/// is therefore first probed with a plain socket, bound but never listening (so no client
+/// can connect to it): a port any listener holds, with the option or without, fails it with
+/// `AddrInUse`, as the tokio server's bind does. Only a server binding in the instant
+/// between the probe and the group's first bind could still join.
 pub fn bind_on_shards(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let addr = probe_free(addr)?;
     let first = bind_reuseport(addr)?;
-    let addr = first.local_addr()?;
     let mut all = Vec::with_capacity(count.max(1));
     all.push(first);
     for _ in 1..count {
         all.push(bind_reuseport(addr)?);
     }
     Ok(all)
+}
+
+/// Binds a plain socket (`SO_REUSEADDR` only, not listening) to `addr` and returns the bound
+/// address: fails with `AddrInUse` when another socket listens there (see [`bind_on_shards`]).
+fn probe_free(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.local_addr()
 }
 
 /// One blocking-mode listener with `SO_REUSEADDR` and `SO_REUSEPORT` (glommio's accept goes
@@ -168,7 +189,7 @@ struct TermSink<E: Inventory> {
 }
 
 /// Where the tokio server hands the connections it accepts while an engine serves HTTP on its
-/// shard executors: a high-availability leader's term with `--http-on-shards` (ADR 0045,
+/// shard executors: a high-availability leader's term with `--http-runtime shards` (ADR 0045,
 /// sixth round). The tokio server accepts on the one listener whatever the node's role; a
 /// standby (no engine) serves on tokio, a leader's connections are served on its shards.
 pub struct Handoff<E: Inventory> {

@@ -241,7 +241,7 @@ pub async fn serve<E: Inventory>(
 }
 
 /// [`serve`], handing each admitted connection to `handoff` (a high-availability leader's
-/// shard executors, `--ha --http-on-shards`) while a term serves there; the rest are served
+/// shard executors, `--ha --http-runtime shards`) while a term serves there; the rest are served
 /// here. At shutdown the term's connections are told to drain too.
 pub async fn serve_handing_off<E: Inventory>(
     listener: TcpListener,

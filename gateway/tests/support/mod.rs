@@ -267,11 +267,19 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
+/// How long [`flashsale`] lets a command run before it kills it (a command expected to end,
+/// such as a refused `serve`, that keeps running instead fails the test rather than hanging it).
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
 /// Runs the `flashsale` binary with `args` (no server), returning its exit code, stdout and
-/// stderr.
+/// stderr; a run past [`COMMAND_LIMIT`] is killed and reported with code -1.
 pub fn flashsale(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flashsale"));
-    cmd.args(args).env_remove("RUST_LOG").stdin(Stdio::null());
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("FLASHSALE_") {
             cmd.env_remove(k);
@@ -280,12 +288,37 @@ pub fn flashsale(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run flashsale");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut child = cmd.spawn().expect("run flashsale");
+    let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let out = read_all(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = read_all(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait for flashsale") {
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (out, mut err) = (out.join().unwrap(), err.join().unwrap());
+    if code == -1 {
+        err.push_str(&format!(
+            "\n(flashsale {args:?} killed or ran past {COMMAND_LIMIT:?})"
+        ));
+    }
+    (code, out, err)
 }
 
 /// A JSON answer.

@@ -42,12 +42,12 @@ impl From<PollSpreadArg> for flashsale_waiting_room::PollSpread {
 /// Where the HTTP API's connections are served (`--http-runtime`, ADR 0047).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HttpRuntime {
-    /// On the engine's shard executors themselves (thread-per-core, one `SO_REUSEPORT`
-    /// listener per shard; with `--ha`, one listener whose connections a leader hands to its
-    /// shard executors).
+    /// On the shard executors themselves: one SO_REUSEPORT listener per shard, and a request
+    /// for a SKU of the accepting shard never leaves its thread (with --ha: one listener, a
+    /// leader hands its connections to its shard executors, a standby serves on tokio).
     Shards,
-    /// On a tokio runtime beside the shard executors (every request crosses to its shard and
-    /// back).
+    /// On a tokio runtime beside the shard executors: every request crosses to its shard and
+    /// back (the server before ADR 0047).
     Tokio,
 }
 
@@ -282,13 +282,8 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_SHARD_SPIN_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub shard_spin_us: u64,
 
-    /// Where HTTP connections are served (ADR 0045, ADR 0047). `shards`: on the shard
-    /// executors themselves, one SO_REUSEPORT listener per shard on the --http address, so a
-    /// request for a SKU of the accepting shard never leaves its thread (others still cross to
-    /// their shard); with --ha, one listener whose connections a leader hands to its shard
-    /// executors for its term (a standby serves on tokio). `tokio`: a tokio runtime beside the
-    /// shards (the server before ADR 0047). Replies wait for the log's flush either way;
-    /// HTTP/1.1 and h2c either way.
+    /// Where HTTP connections are served (ADR 0045, ADR 0047). Either way replies wait for
+    /// the log's flush, and HTTP/1.1 and h2c are served.
     #[arg(long, env = "FLASHSALE_HTTP_RUNTIME", value_enum, default_value_t = HttpRuntime::Shards)]
     pub http_runtime: HttpRuntime,
 

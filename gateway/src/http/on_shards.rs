@@ -552,18 +552,40 @@ impl hyper::rt::Read for GlommioIo {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        // Read into an initialised stack buffer, then copy: no `unsafe` for hyper's
-        // uninitialised cursor (requests are a few hundred bytes).
-        let mut chunk = [0u8; READ_CHUNK];
+        // Read into an initialised buffer, then copy: no `unsafe` for hyper's uninitialised
+        // cursor (requests are a few hundred bytes). The buffer is the executor thread's
+        // scratch, zeroed once, not a fresh 8 KiB stack array zeroed on every call.
         let want = buf.remaining().min(READ_CHUNK);
-        match Pin::new(&mut self.0).poll_read(cx, &mut chunk[..want]) {
-            Poll::Ready(Ok(n)) => {
-                buf.put_slice(&chunk[..n]);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
+        let stream = Pin::new(&mut self.0);
+        READ_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut chunk) => read_into(stream, cx, &mut chunk[..want], &mut buf),
+            // Not reachable (nothing in a read calls back into another read); stay correct.
+            Err(_) => read_into(stream, cx, &mut [0u8; READ_CHUNK][..want], &mut buf),
+        })
+    }
+}
+
+thread_local! {
+    /// Each executor thread's read buffer for [`GlommioIo`] (a read never yields while it
+    /// holds it).
+    static READ_SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+}
+
+/// Reads from `stream` into `chunk`, then copies what arrived into hyper's `buf`.
+fn read_into(
+    stream: Pin<&mut glommio::net::TcpStream>,
+    cx: &mut Context<'_>,
+    chunk: &mut [u8],
+    buf: &mut ReadBufCursor<'_>,
+) -> Poll<io::Result<()>> {
+    match stream.poll_read(cx, chunk) {
+        Poll::Ready(Ok(n)) => {
+            buf.put_slice(&chunk[..n]);
+            Poll::Ready(Ok(()))
         }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
     }
 }
 

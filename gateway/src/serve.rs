@@ -488,14 +488,20 @@ fn raise_fd_limit() {
 /// connecting at once should queue, not be dropped.
 pub const HTTP_BACKLOG: u32 = 8192;
 
-/// Binds the HTTP listener with SO_REUSEADDR and a deep accept backlog.
-pub fn bind_http(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// A TCP socket of `addr`'s family with SO_REUSEADDR set, not yet bound.
+pub fn reuseaddr_socket(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    Ok(socket)
+}
+
+/// Binds the HTTP listener with SO_REUSEADDR and a deep accept backlog.
+pub fn bind_http(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = reuseaddr_socket(addr)?;
     socket.bind(addr)?;
     socket.listen(HTTP_BACKLOG)
 }

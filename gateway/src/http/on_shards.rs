@@ -69,12 +69,7 @@ pub fn bind_on_shards(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net
 /// Binds a plain socket (`SO_REUSEADDR` only, not listening) to `addr` and returns the bound
 /// address: fails with `AddrInUse` when another socket listens there (see [`bind_on_shards`]).
 fn probe_free(addr: SocketAddr) -> io::Result<SocketAddr> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
+    let socket = crate::serve::reuseaddr_socket(addr)?;
     socket.bind(addr)?;
     socket.local_addr()
 }
@@ -82,12 +77,7 @@ fn probe_free(addr: SocketAddr) -> io::Result<SocketAddr> {
 /// One blocking-mode listener with `SO_REUSEADDR` and `SO_REUSEPORT` (glommio's accept goes
 /// through io_uring, which wants a blocking socket).
 fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
+    let socket = crate::serve::reuseaddr_socket(addr)?;
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     let listener = socket.listen(BACKLOG)?.into_std()?;

@@ -297,7 +297,7 @@ impl Shard {
     fn archived_sku_index(&mut self, sku: &ArchivedSkuId) -> Option<u32> {
         let name = sku.as_str();
         if let Some(hot) = self.skus.get(self.hot_sku as usize) {
-            if hot.spec.sku.as_str() == name {
+            if same_id(hot.spec.sku.as_str().as_bytes(), name.as_bytes()) {
                 return Some(self.hot_sku);
             }
         }
@@ -409,6 +409,28 @@ impl Shard {
     }
 }
 
+/// Whether two ids are equal, as `a == b`, without libc's `memcmp` for ids of 8 to 16 bytes
+/// (two 8-byte words, the second ending at the id's end): the hot SKU's id is compared with
+/// every replayed line's, and the call cost ≈ 20 instructions (ADR 0036, tenth round).
+#[inline(always)]
+fn same_id(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 16 {
+        if let (Some(ah), Some(at), Some(bh), Some(bt)) = (
+            a.first_chunk::<8>(),
+            a.last_chunk::<8>(),
+            b.first_chunk::<8>(),
+            b.last_chunk::<8>(),
+        ) {
+            return u64::from_ne_bytes(*ah) == u64::from_ne_bytes(*bh)
+                && u64::from_ne_bytes(*at) == u64::from_ne_bytes(*bt);
+        }
+    }
+    a == b
+}
+
 /// The owned reason of an archived release.
 fn release_reason(reason: &ArchivedReleaseReason) -> ReleaseReason {
     match reason {
@@ -470,6 +492,29 @@ mod tests {
             let b = BuyerId::new(b).unwrap();
             let h = shard.buyers.handle(&b);
             assert_eq!(h.and_then(|h| shard.buyers.buyer_of(h)), Some(&b));
+        }
+    }
+
+    /// `same_id` agrees with `==` for every length up to past its word compare, with the
+    /// two ids differing at each position in turn, and for ids of different lengths.
+    #[test]
+    fn same_id_is_byte_equality() {
+        let text: Vec<u8> = (b'a'..=b'z').collect();
+        for len in 0..=20 {
+            let a = &text[..len];
+            assert!(same_id(a, a), "{len}");
+            let copy = a.to_vec();
+            assert!(same_id(a, &copy), "{len}");
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] = b'0';
+                assert!(!same_id(a, &b), "{len} at {at}");
+                assert!(!same_id(&b, a), "{len} at {at}");
+            }
+            if len > 0 {
+                assert!(!same_id(a, &text[..len - 1]), "{len}");
+                assert!(!same_id(&text[..len - 1], a), "{len}");
+            }
         }
     }
 

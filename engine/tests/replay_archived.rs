@@ -225,3 +225,117 @@ fn both_decodes_refuse_the_same_records() {
         .to_string();
     assert_eq!(old_bad, new_bad);
 }
+
+/// A `Reserved` of SKUs the shard holds that does not apply — a SKU twice, a line of 0
+/// units, more units than are available, an id reserved before, no line, more lines than a
+/// reservation may have, a total past the maximum — is refused by the fused apply (its
+/// compact lines, ADR 0036 tenth round; the owned record's way past `MAX_LINES`) with the
+/// error of the owned record's apply, state unchanged; a good one after them applies to the
+/// same state both ways.
+#[test]
+fn the_fused_apply_refuses_bad_lines_like_the_owned_record() {
+    use flashsale_protocol::{Line, MAX_LINES};
+
+    let mut logger = Shard::new(0);
+    let mut log: Vec<LogRecord> = Vec::new();
+    logger.upsert_sku(0, spec("tee", 5), &mut log).unwrap();
+    logger.upsert_sku(0, spec("cap", 5), &mut log).unwrap();
+    let cmd = |b: &str, lines: Vec<(flashsale_protocol::SkuId, u32)>| ReserveCommand {
+        buyer: buyer(b),
+        lines: lines.into_iter().collect(),
+        idempotency_key: None,
+        request_hash: 1,
+        id: None,
+        expires_at_ms: None,
+        group: None,
+        claims: Claims::none(),
+    };
+    let first = logger
+        .reserve(10, cmd("ann", vec![(sku("tee"), 2)]), &mut log)
+        .unwrap()
+        .id;
+    let mut owned = Shard::new(0);
+    let mut fused = Shard::new(0);
+    let mut hints = Resolved::new();
+    let mut bytes = Vec::new();
+    for record in &log {
+        bytes.clear();
+        encode_record(record, &mut bytes).unwrap();
+        owned.apply_record(record.clone()).unwrap();
+        replay_fused(&mut fused, record.seq, &bytes, &mut hints).unwrap();
+    }
+    let before = fused.state_hash();
+    assert_eq!(owned.state_hash(), before);
+
+    let seq = log.len() as u64 + 1;
+    let line = |s: &str, qty: u32, unit_price_cents: u64| Line {
+        sku: sku(s),
+        qty,
+        unit_price_cents,
+    };
+    let reserved = |id: ReservationId, lines: Vec<Line>| LogRecord {
+        shard: 0,
+        seq,
+        event: Event::Reserved {
+            id,
+            buyer: buyer("bob"),
+            lines,
+            expires_at_ms: 20_000,
+            idempotency_key: None,
+            request_hash: 2,
+            group: None,
+            at_ms: 20,
+        },
+    };
+    let next = ReservationId::compose(0, 50);
+    let bad = [
+        (
+            reserved(next, vec![line("tee", 1, 100), line("tee", 1, 100)]),
+            "has a bad line for tee",
+        ),
+        (
+            reserved(next, vec![line("cap", 1, 100), line("tee", 0, 100)]),
+            "has a bad line for tee",
+        ),
+        (
+            reserved(next, vec![line("tee", 1, 100), line("cap", 6, 100)]),
+            "holds unavailable cap",
+        ),
+        (
+            reserved(next, vec![line("tee", 4, 100)]),
+            "holds unavailable tee",
+        ),
+        (reserved(first, vec![line("cap", 1, 100)]), "reserved twice"),
+        (reserved(next, vec![]), "has 0 lines"),
+        (
+            reserved(next, vec![line("tee", 1, 100); MAX_LINES + 1]),
+            "has 33 lines",
+        ),
+        (
+            reserved(next, vec![line("tee", 1, u64::MAX / 2)]),
+            "totals more than",
+        ),
+    ];
+    for (record, says) in bad {
+        bytes.clear();
+        encode_record(&record, &mut bytes).unwrap();
+        let owned_err = owned.apply_record(record.clone()).unwrap_err();
+        let fused_err = replay_fused(&mut fused, seq, &bytes, &mut hints).unwrap_err();
+        assert!(owned_err.to_string().contains(says), "{owned_err}");
+        assert!(
+            matches!(&fused_err, ReplayError::Apply(e) if *e == owned_err),
+            "{fused_err} / {owned_err}"
+        );
+        assert_eq!(fused.state_hash(), before, "{says}");
+        assert_eq!(owned.state_hash(), before, "{says}");
+    }
+    // A good one of two lines, after the refused ones.
+    let good = reserved(next, vec![line("cap", 5, 100), line("tee", 3, 100)]);
+    bytes.clear();
+    encode_record(&good, &mut bytes).unwrap();
+    owned.apply_record(good).unwrap();
+    replay_fused(&mut fused, seq, &bytes, &mut hints).unwrap();
+    assert_eq!(fused.state_hash(), owned.state_hash());
+    assert_ne!(fused.state_hash(), before);
+    fused.check_invariants().unwrap();
+}

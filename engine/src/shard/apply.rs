@@ -50,6 +50,120 @@ pub(super) struct Reserved {
     pub(super) group: Option<Group>,
 }
 
+/// A line of a `Reserved` as [`Shard::check_reserved`] and [`Shard::apply_reserved`] read
+/// it: the event's own [`Line`] (commands, and replay of an owned record), or a [`CLine`]
+/// whose SKU index replay found as it read the archived line (ADR 0036, tenth round), so
+/// that a replayed line needs no `SkuId` handle (an atomic increment, and a decrement when
+/// the line buffer is cleared) and no line buffer of the event's type.
+pub(super) trait ReservedLine {
+    /// Units held.
+    fn qty(&self) -> u32;
+    /// Price of one unit, in cents.
+    fn unit_price_cents(&self) -> u64;
+    /// Whether `other` is a line of the same SKU.
+    fn same_sku(&self, other: &Self) -> bool;
+    /// The SKU's index in `shard`: `hint` (the index the caller found for this line), else
+    /// looked up; `None` if the shard does not hold the SKU.
+    fn sku_index(&self, shard: &Shard, hint: Option<u32>) -> Option<u32>;
+    /// The SKU's id, for messages.
+    fn sku_name<'a>(&'a self, shard: &'a Shard) -> &'a str;
+}
+
+impl ReservedLine for Line {
+    #[inline(always)]
+    fn qty(&self) -> u32 {
+        self.qty
+    }
+
+    #[inline(always)]
+    fn unit_price_cents(&self) -> u64 {
+        self.unit_price_cents
+    }
+
+    #[inline(always)]
+    fn same_sku(&self, other: &Self) -> bool {
+        self.sku == other.sku
+    }
+
+    #[inline(always)]
+    fn sku_index(&self, shard: &Shard, hint: Option<u32>) -> Option<u32> {
+        hint.or_else(|| shard.sku_index.get(&self.sku).copied())
+    }
+
+    fn sku_name<'a>(&'a self, _: &'a Shard) -> &'a str {
+        self.sku.as_str()
+    }
+}
+
+/// A compact line's SKU is its index, which its maker found in the shard: the same index is
+/// the same SKU (`sku_index` maps each id to its own index).
+impl ReservedLine for CLine {
+    #[inline(always)]
+    fn qty(&self) -> u32 {
+        self.qty
+    }
+
+    #[inline(always)]
+    fn unit_price_cents(&self) -> u64 {
+        self.unit_price_cents
+    }
+
+    #[inline(always)]
+    fn same_sku(&self, other: &Self) -> bool {
+        self.sku == other.sku
+    }
+
+    #[inline(always)]
+    fn sku_index(&self, _: &Shard, _: Option<u32>) -> Option<u32> {
+        Some(self.sku)
+    }
+
+    fn sku_name<'a>(&'a self, shard: &'a Shard) -> &'a str {
+        shard
+            .skus
+            .get(self.sku as usize)
+            .map_or("", |s| s.spec.sku.as_str())
+    }
+}
+
+/// The lines [`Shard::apply_reserved`] takes: the event's line vector, whose buffer is kept
+/// for the next reservation once its units are taken ([`Shard::recycle_lines`]), or replay's
+/// compact lines, borrowed.
+pub(super) trait ReservedLines {
+    /// The type of one line.
+    type Line: ReservedLine;
+    /// The lines, in request order.
+    fn lines(&self) -> &[Self::Line];
+    /// The lines are taken: gives their buffer back to `shard` if they own one.
+    fn done(self, shard: &mut Shard);
+}
+
+impl ReservedLines for Vec<Line> {
+    type Line = Line;
+
+    #[inline(always)]
+    fn lines(&self) -> &[Line] {
+        self
+    }
+
+    #[inline(always)]
+    fn done(self, shard: &mut Shard) {
+        shard.recycle_lines(self);
+    }
+}
+
+impl ReservedLines for &[CLine] {
+    type Line = CLine;
+
+    #[inline(always)]
+    fn lines(&self) -> &[CLine] {
+        self
+    }
+
+    #[inline(always)]
+    fn done(self, _: &mut Shard) {}
+}
+
 /// Why a record could not be applied (only on replay of a bad or foreign log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
@@ -229,12 +343,13 @@ impl Shard {
     }
 
     /// [`Shard::check_at`] of a `Reserved` (`grouped`: it has a group), shared by replay's
-    /// apply of an archived `Reserved` ([`Shard::apply_archived`]).
+    /// apply of an archived `Reserved` ([`Shard::apply_archived`]), whose lines are compact
+    /// ([`ReservedLine`]). `skus[i]`, when given, is line `i`'s SKU index.
     #[inline(always)]
-    pub(super) fn check_reserved(
+    pub(super) fn check_reserved<L: ReservedLine>(
         &self,
         id: ReservationId,
-        lines: &[Line],
+        lines: &[L],
         grouped: bool,
         skus: Option<&[u32]>,
     ) -> Result<(), ApplyError> {
@@ -247,21 +362,21 @@ impl Shard {
         if (lines.is_empty() && !empty_ok) || lines.len() > MAX_LINES {
             return inconsistent(format!("{id} has {} lines", lines.len()));
         }
-        if checked_total_cents(lines.iter().map(|l| (l.qty, l.unit_price_cents))).is_none() {
+        if checked_total_cents(lines.iter().map(|l| (l.qty(), l.unit_price_cents()))).is_none() {
             return inconsistent(format!("{id} totals more than {MAX_MONEY_CENTS} cents"));
         }
         for (i, l) in lines.iter().enumerate() {
-            if lines[..i].iter().any(|o| o.sku == l.sku) || l.qty == 0 {
-                return inconsistent(format!("{id} has a bad line for {}", l.sku));
+            if lines[..i].iter().any(|o| o.same_sku(l)) || l.qty() == 0 {
+                return inconsistent(format!("{id} has a bad line for {}", l.sku_name(self)));
             }
-            let state = match skus.and_then(|x| x.get(i)) {
-                Some(&k) => self.skus.get(k as usize),
-                None => self.sku_state(&l.sku),
-            };
-            debug_assert!(state.is_none_or(|s| s.spec.sku == l.sku));
+            let hint = skus.and_then(|x| x.get(i)).copied();
+            let state = l
+                .sku_index(self, hint)
+                .and_then(|k| self.skus.get(k as usize));
+            debug_assert!(state.is_none_or(|s| s.spec.sku.as_str() == l.sku_name(self)));
             match state {
-                Some(s) if s.available() >= u64::from(l.qty) => {}
-                _ => return inconsistent(format!("{id} holds unavailable {}", l.sku)),
+                Some(s) if s.available() >= u64::from(l.qty()) => {}
+                _ => return inconsistent(format!("{id} holds unavailable {}", l.sku_name(self))),
             }
         }
         Ok(())
@@ -368,13 +483,14 @@ impl Shard {
 
     /// `Reserved`: the buyer's handle, the lines' units ([`Shard::take_lines`]), the index
     /// entries, then the reservation built in its store slot. `buyer_hint`: what replay's
-    /// decode found of the buyer ([`BuyerHint`]).
+    /// decode found of the buyer ([`BuyerHint`]). The lines are the event's (their buffer is
+    /// kept for the next reservation) or replay's compact ones ([`ReservedLines`]).
     #[inline]
-    pub(super) fn apply_reserved(
+    pub(super) fn apply_reserved<L: ReservedLines>(
         &mut self,
         fields: Reserved,
         buyer: BuyerId,
-        lines: Vec<Line>,
+        lines: L,
         units: Units,
         skus: Option<&[u32]>,
         buyer_hint: BuyerHint,
@@ -390,8 +506,8 @@ impl Shard {
         // The buyer's id is hashed at most once here (not at all when replay's decode found
         // its handle); everything after uses its handle.
         let buyer_handle = self.buyers.acquire_hinted(&buyer, buyer_hint);
-        let compact = self.take_lines(buyer_handle, &lines, units, skus);
-        self.recycle_lines(lines);
+        let compact = self.take_lines(buyer_handle, lines.lines(), units, skus);
+        lines.done(self);
         // The index entries first, from the fields; then the reservation is built in its
         // store slot (`insert_with`), not on the stack and moved there.
         self.index_reserved(
@@ -477,10 +593,10 @@ impl Shard {
     /// per-buyer limit, and returns
     /// the lines in their stored form. `skus[k]`, when given, is the index of `lines[k].sku`;
     /// `buyer` is the buyer's handle.
-    fn take_lines(
+    fn take_lines<L: ReservedLine>(
         &mut self,
         buyer: BuyerHandle,
-        lines: &[Line],
+        lines: &[L],
         units: Units,
         skus: Option<&[u32]>,
     ) -> Lines {
@@ -507,18 +623,21 @@ impl Shard {
     /// already looked it up. Always inlined (a call per line: ≈ 15 instructions per
     /// reserve, and per replayed `Reserved`; ADR 0029 addendum 7).
     #[inline(always)]
-    fn take_line(
+    fn take_line<L: ReservedLine>(
         &mut self,
         buyer: BuyerHandle,
-        l: &Line,
+        l: &L,
         units: Units,
         resolved: Option<u32>,
     ) -> CLine {
-        let qty = u64::from(l.qty);
-        let Some(i) = resolved.or_else(|| self.sku_index.get(&l.sku).copied()) else {
-            panic!("reservation of missing SKU {} passed the check", l.sku);
+        let qty = u64::from(l.qty());
+        let Some(i) = l.sku_index(self, resolved) else {
+            panic!(
+                "reservation of missing SKU {} passed the check",
+                l.sku_name(self)
+            );
         };
-        debug_assert_eq!(self.sku_index.get(&l.sku), Some(&i));
+        debug_assert_eq!(self.sku_index.get(l.sku_name(self)), Some(&i));
         let s = sku_at_mut(&mut self.skus, i);
         let before = s.available();
         s.reserved += qty;
@@ -531,8 +650,8 @@ impl Shard {
         }
         CLine {
             sku: i,
-            qty: l.qty,
-            unit_price_cents: l.unit_price_cents,
+            qty: l.qty(),
+            unit_price_cents: l.unit_price_cents(),
         }
     }
 

@@ -13,7 +13,8 @@
 //!
 //! Recovery goes one step further ([`Shard::apply_archived`], ADR 0036, ninth round): the
 //! events of a sale are checked and applied from the archived fields without an owned record
-//! in between, by the same check and apply functions.
+//! in between, by the same check and apply functions — a `Reserved`'s lines as compact lines
+//! of SKU indexes, with no `SkuId` handle or owned `Line` (tenth round).
 
 use flashsale_protocol::event::{
     ArchivedEvent, ArchivedLine, ArchivedLogRecord, ArchivedReleaseReason, Group,
@@ -21,7 +22,7 @@ use flashsale_protocol::event::{
 use flashsale_protocol::ids::{ArchivedBuyerId, ArchivedScopedKey, ArchivedSkuId};
 use flashsale_protocol::{
     BuyerId, DecodeError, Event, Line, LogRecord, OrderId, PaymentRef, ReleaseReason,
-    ReservationId, ScopedKey, SkuId,
+    ReservationId, ScopedKey, SkuId, MAX_LINES,
 };
 use rkyv::option::ArchivedOption;
 use rkyv::rancor::Error as ArchiveError;
@@ -29,6 +30,7 @@ use rkyv::vec::ArchivedVec;
 
 use super::apply::{ApplyError, Reserved, Units};
 use super::buyers::BuyerHint;
+use super::store::CLine;
 use super::Shard;
 
 /// Why [`Shard::apply_archived`] could not apply a logged record; each displays as the
@@ -59,14 +61,17 @@ impl From<ArchiveError> for ReplayError {
 /// What [`Shard::record_from_archived`] found of a record's ids in the shard, for
 /// [`Shard::apply_record_at`]: the SKU index of each line of a `Reserved` whose SKUs the
 /// shard all holds, and its buyer's handle (or that the buyer has none). Reused from record
-/// to record (its buffer is kept). A hint never changes the state reached, only how the ids
-/// are found.
+/// to record (its buffers are kept); [`Shard::apply_archived`] also keeps its compact lines
+/// of a `Reserved` here. A hint never changes the state reached, only how the ids are found.
 #[derive(Debug, Clone, Default)]
 pub struct Resolved {
     /// `skus[i]`: the index of line `i`'s SKU (empty unless every line's SKU is held).
     skus: Vec<u32>,
     /// The buyer as the index knew it when the record was built.
     pub(super) buyer: BuyerHint,
+    /// [`Shard::apply_archived`]'s buffer of a `Reserved`'s lines with their SKU indexes
+    /// (only its own: [`Shard::apply_record_at`] does not read it).
+    lines: Vec<CLine>,
 }
 
 impl Resolved {
@@ -81,7 +86,7 @@ impl Resolved {
         &self.skus
     }
 
-    /// Forgets what was resolved (keeps the buffer).
+    /// Forgets what was resolved (keeps the buffers).
     pub fn clear(&mut self) {
         self.skus.clear();
         self.buyer = BuyerHint::Unknown;
@@ -161,7 +166,11 @@ impl Shard {
     /// fields as they are read ([`Shard::check_reserved`], [`Shard::check_confirmed`],
     /// [`Shard::check_held`], then [`Shard::apply_reserved`], [`Shard::apply_confirmed`],
     /// [`Shard::apply_released`]): no owned [`Event`] is built, returned and taken apart
-    /// again (ADR 0036, ninth round). On error the state is unchanged.
+    /// again (ADR 0036, ninth round). A `Reserved` whose SKUs the shard all holds is checked
+    /// and applied from its archived lines with their SKU indexes (compact lines in
+    /// `resolved`'s buffer), not from owned `Line`s (ADR 0036, tenth round); one naming a SKU
+    /// the shard does not hold, or more lines than a reservation may have, takes the owned
+    /// record's way, which refuses it as before. On error the state is unchanged.
     pub fn apply_archived(
         &mut self,
         seq: u64,
@@ -181,9 +190,16 @@ impl Shard {
                 group,
                 at_ms,
             } => {
-                resolved.clear();
-                let (buyer, lines, idempotency_key) =
-                    self.reserved_parts(buyer, lines, idempotency_key, resolved)?;
+                if !self.compact_lines(lines, &mut resolved.lines) {
+                    return self.apply_archived_rare(seq, archived, resolved);
+                }
+                let (buyer, hint) = self.buyer_handle_of(buyer)?;
+                // The plain fields read in place: rkyv's generic deserialize only for a key,
+                // which owns a string (as `reserved_parts`).
+                let idempotency_key = match idempotency_key.as_ref() {
+                    Some(key) => Some(rkyv::deserialize::<ScopedKey, ArchiveError>(key)?),
+                    None => None,
+                };
                 if record_seq != seq {
                     return Err(ReplayError::Logged { found: record_seq });
                 }
@@ -192,11 +208,9 @@ impl Shard {
                     shards_mask: g.shards_mask.to_native(),
                     line_positions: g.line_positions.to_native(),
                 });
-                // As in `apply_record_at`: the indexes only if there is one per line.
-                let skus =
-                    Some(resolved.skus()).filter(|x| !x.is_empty() && x.len() == lines.len());
+                let lines = resolved.lines.as_slice();
                 self.check_position(shard, record_seq)
-                    .and_then(|()| self.check_reserved(id, &lines, group.is_some(), skus))
+                    .and_then(|()| self.check_reserved(id, lines, group.is_some(), None))
                     .map_err(ReplayError::Apply)?;
                 self.seq = record_seq;
                 self.apply_reserved(
@@ -211,18 +225,19 @@ impl Shard {
                     buyer,
                     lines,
                     Units::FromGates,
-                    skus,
-                    resolved.buyer,
+                    None,
+                    hint,
                 );
                 Ok(())
             }
+            // `resolved` is not read for these two (nor after them: the next `Reserved` or
+            // rare event fills what it reads), so it is not cleared here.
             ArchivedEvent::Confirmed {
                 id,
                 order,
                 payment_ref,
                 at_ms,
             } => {
-                resolved.clear();
                 if record_seq != seq {
                     return Err(ReplayError::Logged { found: record_seq });
                 }
@@ -237,7 +252,6 @@ impl Shard {
                 Ok(())
             }
             ArchivedEvent::Released { id, reason, at_ms } => {
-                resolved.clear();
                 if record_seq != seq {
                     return Err(ReplayError::Logged { found: record_seq });
                 }
@@ -251,6 +265,45 @@ impl Shard {
             }
             _ => self.apply_archived_rare(seq, archived, resolved),
         }
+    }
+
+    /// Fills `out` with `lines` as compact lines (each SKU by its index in the shard, the
+    /// logged quantity and price), and says whether it could: `false` if a line names a SKU
+    /// the shard does not hold or there are more than [`MAX_LINES`] lines (the owned
+    /// record's way then refuses the record, with its error).
+    #[inline(always)]
+    fn compact_lines(&mut self, lines: &ArchivedVec<ArchivedLine>, out: &mut Vec<CLine>) -> bool {
+        out.clear();
+        if lines.len() > MAX_LINES {
+            return false;
+        }
+        for l in lines.iter() {
+            let Some(sku) = self.archived_sku_index(&l.sku) else {
+                return false;
+            };
+            out.push(CLine {
+                sku,
+                qty: l.qty.to_native(),
+                unit_price_cents: l.unit_price_cents.to_native(),
+            });
+        }
+        true
+    }
+
+    /// The index of an archived SKU id in the shard, if it holds the SKU: the hot SKU first,
+    /// as [`Shard::sku_handle`] (a hint only: the id is compared in full), then the hashed
+    /// lookup, whose hit becomes the hot SKU.
+    #[inline(always)]
+    fn archived_sku_index(&mut self, sku: &ArchivedSkuId) -> Option<u32> {
+        let name = sku.as_str();
+        if let Some(hot) = self.skus.get(self.hot_sku as usize) {
+            if same_id(hot.spec.sku.as_str().as_bytes(), name.as_bytes()) {
+                return Some(self.hot_sku);
+            }
+        }
+        let i = *self.sku_index.get(name)?;
+        self.hot_sku = i;
+        Some(i)
     }
 
     /// [`Shard::apply_archived`] of the rare events (SKU upserts, restocks, extensions): the
@@ -274,8 +327,9 @@ impl Shard {
     /// The owned parts of an archived `Reserved` that are not plain numbers — its buyer's id,
     /// its lines (in the buffer the previous reservation left) and its key — sharing the
     /// shard's handles; notes each line's SKU index (when the shard holds them all) and the
-    /// buyer's handle in `resolved` (cleared before). Shared by [`Shard::record_from_archived`]
-    /// and [`Shard::apply_archived`].
+    /// buyer's handle in `resolved` (cleared before). [`Shard::record_from_archived`]'s: the
+    /// fused [`Shard::apply_archived`] reads a `Reserved`'s lines as compact lines
+    /// ([`Shard::compact_lines`], ADR 0036 tenth round).
     #[inline(always)]
     fn reserved_parts(
         &mut self,
@@ -355,6 +409,28 @@ impl Shard {
     }
 }
 
+/// Whether two ids are equal, as `a == b`, without libc's `memcmp` for ids of 8 to 16 bytes
+/// (two 8-byte words, the second ending at the id's end): the hot SKU's id is compared with
+/// every replayed line's, and the call cost ≈ 20 instructions (ADR 0036, tenth round).
+#[inline(always)]
+fn same_id(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 16 {
+        if let (Some(ah), Some(at), Some(bh), Some(bt)) = (
+            a.first_chunk::<8>(),
+            a.last_chunk::<8>(),
+            b.first_chunk::<8>(),
+            b.last_chunk::<8>(),
+        ) {
+            return u64::from_ne_bytes(*ah) == u64::from_ne_bytes(*bh)
+                && u64::from_ne_bytes(*at) == u64::from_ne_bytes(*bt);
+        }
+    }
+    a == b
+}
+
 /// The owned reason of an archived release.
 fn release_reason(reason: &ArchivedReleaseReason) -> ReleaseReason {
     match reason {
@@ -416,6 +492,29 @@ mod tests {
             let b = BuyerId::new(b).unwrap();
             let h = shard.buyers.handle(&b);
             assert_eq!(h.and_then(|h| shard.buyers.buyer_of(h)), Some(&b));
+        }
+    }
+
+    /// `same_id` agrees with `==` for every length up to past its word compare, with the
+    /// two ids differing at each position in turn, and for ids of different lengths.
+    #[test]
+    fn same_id_is_byte_equality() {
+        let text: Vec<u8> = (b'a'..=b'z').collect();
+        for len in 0..=20 {
+            let a = &text[..len];
+            assert!(same_id(a, a), "{len}");
+            let copy = a.to_vec();
+            assert!(same_id(a, &copy), "{len}");
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] = b'0';
+                assert!(!same_id(a, &b), "{len} at {at}");
+                assert!(!same_id(&b, a), "{len} at {at}");
+            }
+            if len > 0 {
+                assert!(!same_id(a, &text[..len - 1]), "{len}");
+                assert!(!same_id(&text[..len - 1], a), "{len}");
+            }
         }
     }
 

@@ -136,8 +136,8 @@ const MIN_RESET_INTERVAL: Duration = Duration::from_millis(1);
 enum Transport {
     /// quinn's endpoint, its driver task and a task per connection.
     Quinn(quinn::Endpoint),
-    /// One loop over quinn-proto (ADR 0046).
-    Proto(ProtoEndpoint),
+    /// One loop over quinn-proto (ADR 0046); boxed, it is much larger than quinn's handle.
+    Proto(Box<ProtoEndpoint>),
 }
 
 /// Binds the endpoint of the configured driver.
@@ -149,7 +149,7 @@ fn bind_transport(
         StreamDriver::Quinn => bind_endpoint(config, server_config).map(Transport::Quinn),
         StreamDriver::Proto => {
             ProtoEndpoint::bind(config.addr, endpoint_config(config), server_config)
-                .map(Transport::Proto)
+                .map(|endpoint| Transport::Proto(Box::new(endpoint)))
         }
     }
 }
@@ -293,7 +293,7 @@ impl StreamServer {
         let endpoint = match self.endpoint {
             Transport::Quinn(endpoint) => endpoint,
             Transport::Proto(endpoint) => {
-                let result = endpoint.run(shared, DRAIN_TIMEOUT, shutdown).await;
+                let result = (*endpoint).run(shared, DRAIN_TIMEOUT, shutdown).await;
                 drop(stop_tx);
                 pump.abort();
                 return result;

@@ -156,6 +156,13 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_STREAM_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub stream_threads: u16,
 
+    /// What drives the stock stream's QUIC connections: `quinn` (default: quinn's endpoint
+    /// driver and a task per connection) or `proto` (experimental: one loop drives quinn-proto
+    /// directly — one timer structure, batched UDP, no task per connection; same protocol,
+    /// TLS and transport settings; always one thread, --stream-threads is ignored; ADR 0046).
+    #[arg(long, env = "FLASHSALE_STREAM_DRIVER", value_enum, default_value_t = crate::stream::StreamDriver::Quinn)]
+    pub stream_driver: crate::stream::StreamDriver,
+
     /// Most open HTTP connections; beyond it new connections get 503 and are closed.
     #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
@@ -709,6 +716,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     stream_config.heartbeat = Duration::from_millis(args.stream_heartbeat_ms);
     stream_config.thread_nice = args.stream_thread_nice;
     stream_config.threads = usize::from(args.stream_threads);
+    stream_config.driver = args.stream_driver;
     let hub = StockHub::new(stream_config.history_capacity);
     let leader_gate = stream_config.leader_gate.clone();
     let observer: Option<Arc<dyn StockObserver>> = Some(hub.clone());

@@ -16,9 +16,12 @@
 //! server.run(hub, tokens, shutdown_signal).await?;
 //! ```
 
+mod dialogue;
+pub mod driver;
 pub mod gate;
 pub mod hub;
 pub mod metrics;
+mod proto;
 mod server;
 mod session;
 pub mod tls;
@@ -27,6 +30,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use driver::StreamDriver;
 pub use gate::{LeaderGate, Serving};
 pub use hub::{unix_micros, HubStats, StockHub, DEFAULT_HISTORY_CAPACITY};
 pub use server::{serve, ServerStats, ServerStatsSnapshot, StreamServer, StreamThread};
@@ -117,6 +121,10 @@ pub struct StreamConfig {
     /// Whether to serve now: always by default; a node of a high-availability group installs
     /// a check so that only the leader serves (ADR 0033).
     pub leader_gate: LeaderGate,
+    /// What drives the QUIC connections (`--stream-driver`): quinn's tasks (default) or the
+    /// experimental single quinn-proto loop (ADR 0046). The loop always runs on one thread,
+    /// whatever `threads` says.
+    pub driver: StreamDriver,
 }
 
 impl StreamConfig {
@@ -156,6 +164,7 @@ impl StreamConfig {
             thread_nice: None,
             threads: 1,
             leader_gate: LeaderGate::default(),
+            driver: StreamDriver::Quinn,
         }
     }
 }
@@ -186,6 +195,9 @@ pub enum StreamError {
     /// The stream thread or its runtime could not be started.
     #[error("cannot start the stream thread: {0}")]
     Thread(std::io::Error),
+    /// The UDP socket failed while serving (`--stream-driver proto`).
+    #[error("the stream socket failed: {0}")]
+    Socket(std::io::Error),
     /// The UDP socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -11,8 +11,9 @@ use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::proto::ProtoEndpoint;
 use super::session::{run_connection, Shared};
-use super::{StockHub, StreamConfig, StreamError, TlsIdentity};
+use super::{StockHub, StreamConfig, StreamDriver, StreamError, TlsIdentity};
 use crate::auth::Tokens;
 
 /// Longest delay a client may wait before acknowledging stream data (ACK frequency extension).
@@ -87,7 +88,7 @@ impl ServerStats {
 /// [`StreamServer::run`] to serve.
 #[derive(Debug)]
 pub struct StreamServer {
-    endpoint: quinn::Endpoint,
+    endpoint: Transport,
     local_addr: SocketAddr,
     identity: TlsIdentity,
     config: StreamConfig,
@@ -130,16 +131,32 @@ fn transport(config: &StreamConfig) -> Result<quinn::TransportConfig, StreamErro
 /// a reset is smaller than the packet that caused it, so a faster pace amplifies nothing.
 const MIN_RESET_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Binds the quinn endpoint on `config.addr` with the configured stateless-reset key (a random
-/// one without).
-fn bind_endpoint(
+/// The endpoint of either driver (`--stream-driver`).
+#[derive(Debug)]
+enum Transport {
+    /// quinn's endpoint, its driver task and a task per connection.
+    Quinn(quinn::Endpoint),
+    /// One loop over quinn-proto (ADR 0046); boxed, it is much larger than quinn's handle.
+    Proto(Box<ProtoEndpoint>),
+}
+
+/// Binds the endpoint of the configured driver.
+fn bind_transport(
     config: &StreamConfig,
     server_config: quinn::ServerConfig,
-) -> Result<quinn::Endpoint, StreamError> {
-    let bind_err = |source| StreamError::Bind {
-        addr: config.addr,
-        source,
-    };
+) -> Result<Transport, StreamError> {
+    match config.driver {
+        StreamDriver::Quinn => bind_endpoint(config, server_config).map(Transport::Quinn),
+        StreamDriver::Proto => {
+            ProtoEndpoint::bind(config.addr, endpoint_config(config), server_config)
+                .map(|endpoint| Transport::Proto(Box::new(endpoint)))
+        }
+    }
+}
+
+/// The endpoint settings: the configured stateless-reset key (a random one without) and the
+/// reset pace.
+fn endpoint_config(config: &StreamConfig) -> quinn::EndpointConfig {
     let mut endpoint_config = match &config.reset_key {
         Some(key) => {
             let mut c = quinn::EndpointConfig::new(Arc::new(key.clone()));
@@ -154,6 +171,19 @@ fn bind_endpoint(
         None => quinn::EndpointConfig::default(),
     };
     endpoint_config.min_reset_interval(MIN_RESET_INTERVAL);
+    endpoint_config
+}
+
+/// Binds the quinn endpoint on `config.addr`.
+fn bind_endpoint(
+    config: &StreamConfig,
+    server_config: quinn::ServerConfig,
+) -> Result<quinn::Endpoint, StreamError> {
+    let bind_err = |source| StreamError::Bind {
+        addr: config.addr,
+        source,
+    };
+    let endpoint_config = endpoint_config(config);
     let socket = std::net::UdpSocket::bind(config.addr).map_err(bind_err)?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| StreamError::Config("no async runtime for the stream endpoint".into()))?;
@@ -192,11 +222,16 @@ impl StreamServer {
             .map_err(|e| StreamError::Tls(e.to_string()))?;
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server_config.transport_config(Arc::new(transport(&config)?));
-        let endpoint = bind_endpoint(&config, server_config)?;
-        let local_addr = endpoint.local_addr().map_err(|source| StreamError::Bind {
-            addr: config.addr,
-            source,
-        })?;
+        let endpoint = bind_transport(&config, server_config)?;
+        let local_addr = match &endpoint {
+            Transport::Quinn(endpoint) => {
+                endpoint.local_addr().map_err(|source| StreamError::Bind {
+                    addr: config.addr,
+                    source,
+                })?
+            }
+            Transport::Proto(endpoint) => endpoint.local_addr(),
+        };
         Ok(StreamServer {
             endpoint,
             local_addr,
@@ -255,12 +290,21 @@ impl StreamServer {
             stop: stop_rx,
             stats: Arc::clone(&self.stats),
         });
+        let endpoint = match self.endpoint {
+            Transport::Quinn(endpoint) => endpoint,
+            Transport::Proto(endpoint) => {
+                let result = (*endpoint).run(shared, DRAIN_TIMEOUT, shutdown).await;
+                drop(stop_tx);
+                pump.abort();
+                return result;
+            }
+        };
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                incoming = self.endpoint.accept() => {
+                incoming = endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
                     if sessions.len() >= self.config.max_connections {
                         self.stats.refused_busy.fetch_add(1, Ordering::Relaxed);
@@ -273,7 +317,7 @@ impl StreamServer {
             }
         }
         tracing::info!("stock stream shutting down");
-        self.endpoint.set_server_config(None);
+        endpoint.set_server_config(None);
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
             while sessions.join_next().await.is_some() {}
@@ -282,11 +326,11 @@ impl StreamServer {
         if drained.is_err() {
             sessions.abort_all();
         }
-        self.endpoint.close(
+        endpoint.close(
             ErrorCode::ServerShutdown.as_u32().into(),
             b"server shutting down",
         );
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
         pump.abort();
         Ok(())
     }
@@ -336,7 +380,8 @@ impl StreamThread {
             .spawn(move || -> Result<(), StreamError> {
                 let nice = config.thread_nice;
                 set_nice(nice);
-                let runtime = if config.threads <= 1 {
+                // The quinn-proto loop is one future: it runs on this thread alone.
+                let runtime = if config.threads <= 1 || config.driver == StreamDriver::Proto {
                     tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()

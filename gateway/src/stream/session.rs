@@ -5,28 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flashsale_protocol::stream::{
-    encode_frame, ClientFrame, ErrorCode, FrameDecoder, ServerFrame, Subscription,
-    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SNAPSHOT_CHUNK,
-};
+use flashsale_protocol::stream::{ClientFrame, ErrorCode, FrameDecoder, ServerFrame, Subscription};
 use quinn::{RecvStream, SendStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::hub::unix_micros;
+use super::dialogue::{
+    accept_hello, accept_subscribe, count_end, encode, heartbeat_frame, opening,
+    unexpected_after_subscribe, welcome, End, ERROR_FLUSH_TIMEOUT, MAX_HELLO_LEN, MAX_SCAN,
+};
 use super::server::ServerStats;
 use super::{StockHub, StreamConfig};
 use crate::auth::Tokens;
-
-/// History entries a connection scans per hub read (bounds lock hold time and batch size).
-const MAX_SCAN: usize = 1024;
-
-/// Largest frame accepted before the client authenticated (a `Hello` with a maximal token is
-/// ~1.1 KiB), so unauthenticated peers cannot make the server buffer much.
-const MAX_HELLO_LEN: usize = 8 << 10;
-
-/// How long the server tries to deliver an `Error` frame before closing anyway.
-const ERROR_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// State shared by every connection of a server.
 #[derive(Debug)]
@@ -36,33 +26,6 @@ pub(crate) struct Shared {
     pub(crate) config: StreamConfig,
     pub(crate) stop: watch::Receiver<bool>,
     pub(crate) stats: Arc<ServerStats>,
-}
-
-/// Why a session ended.
-#[derive(Debug)]
-struct End {
-    code: ErrorCode,
-    message: String,
-    /// Whether the peer can still be told (false when the connection is already gone).
-    tell_peer: bool,
-}
-
-impl End {
-    fn new(code: ErrorCode, message: impl Into<String>) -> End {
-        End {
-            code,
-            message: message.into(),
-            tell_peer: true,
-        }
-    }
-
-    fn gone(message: impl Into<String>) -> End {
-        End {
-            code: ErrorCode::Normal,
-            message: message.into(),
-            tell_peer: false,
-        }
-    }
 }
 
 /// Reads client frames from the stream through the sans-IO decoder.
@@ -103,13 +66,6 @@ impl FrameReader {
     }
 }
 
-fn encode(frame: &ServerFrame) -> Result<Vec<u8>, End> {
-    let mut out = Vec::new();
-    encode_frame(frame, flashsale_protocol::stream::MAX_FRAME_LEN, &mut out)
-        .map_err(|e| End::new(ErrorCode::Internal, format!("cannot encode a frame: {e}")))?;
-    Ok(out)
-}
-
 async fn write(send: &mut SendStream, bytes: &[u8]) -> Result<(), End> {
     send.write_all(bytes)
         .await
@@ -130,19 +86,9 @@ pub(crate) async fn run_connection(incoming: quinn::Incoming, shared: Arc<Shared
     shared.stats.active.fetch_add(1, Ordering::Relaxed);
     let end = session(&conn, &shared).await;
     shared.stats.active.fetch_sub(1, Ordering::Relaxed);
-    match end.code {
-        ErrorCode::MalformedFrame | ErrorCode::FrameTooLarge | ErrorCode::ProtocolViolation => {
-            shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-        }
-        ErrorCode::Unauthorized => {
-            shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-        }
-        _ => {}
-    }
+    count_end(&shared.stats, end.code);
     tracing::debug!(%remote, code = %end.code, message = %end.message, "stream connection ended");
-    let mut reason = end.message.into_bytes();
-    reason.truncate(512);
-    conn.close(end.code.as_u32().into(), &reason);
+    conn.close(end.code.as_u32().into(), &end.reason_bytes());
 }
 
 async fn session(conn: &quinn::Connection, shared: &Shared) -> End {
@@ -195,101 +141,29 @@ async fn converse_inner(
     mut reader: FrameReader,
     shared: &Shared,
 ) -> Result<End, End> {
-    let hub = &shared.hub;
     let limit = shared.config.handshake_timeout;
 
     // 1. Hello.
-    let (version, resume_from) = match with_timeout(limit, "Hello", reader.next()).await? {
+    let greeting = match with_timeout(limit, "Hello", reader.next()).await? {
         None => return Ok(End::gone("client left before Hello")),
-        Some(ClientFrame::Hello {
-            version,
-            token,
-            resume_from,
-        }) => {
-            if version < MIN_PROTOCOL_VERSION {
-                return Err(End::new(
-                    ErrorCode::UnsupportedVersion,
-                    format!(
-                        "version {version} is not supported (server speaks {MIN_PROTOCOL_VERSION}..={PROTOCOL_VERSION})"
-                    ),
-                ));
-            }
-            if shared.tokens.role_of(&token).is_none() {
-                return Err(End::new(ErrorCode::Unauthorized, "unknown token"));
-            }
-            if let Some(refusal) = shared.config.leader_gate.serving().refusal() {
-                return Err(End::new(ErrorCode::NotLeader, refusal));
-            }
-            reader.decoder.set_max_len(shared.config.max_frame_len);
-            (version.min(PROTOCOL_VERSION), resume_from)
-        }
-        Some(other) => {
-            return Err(End::new(
-                ErrorCode::ProtocolViolation,
-                format!("expected Hello, got {}", frame_name(&other)),
-            ))
-        }
+        Some(frame) => accept_hello(frame, shared)?,
     };
-    let heartbeat_ms = u32::try_from(shared.config.heartbeat.as_millis()).unwrap_or(u32::MAX);
-    write(
-        send,
-        &encode(&ServerFrame::Welcome {
-            version,
-            epoch: hub.epoch(),
-            head_seq: hub.head_seq(),
-            heartbeat_ms,
-        })?,
-    )
-    .await?;
+    reader.decoder.set_max_len(shared.config.max_frame_len);
+    write(send, &encode(&welcome(shared, &greeting))?).await?;
 
     // 2. Subscribe.
     let subscription = match with_timeout(limit, "Subscribe", reader.next()).await? {
         None => return Ok(End::gone("client left before Subscribe")),
-        Some(ClientFrame::Subscribe { subscription }) => subscription,
-        Some(other) => {
-            return Err(End::new(
-                ErrorCode::ProtocolViolation,
-                format!("expected Subscribe, got {}", frame_name(&other)),
-            ))
-        }
+        Some(frame) => accept_subscribe(frame)?,
     };
 
     // 3. Resume or snapshot.
-    let resumable = resume_from
-        .filter(|rp| rp.epoch == hub.epoch() && hub.can_resume_from(rp.seq))
-        .map(|rp| rp.seq);
-    let (cursor, replaying) = match resumable {
-        Some(seq) => {
-            shared.stats.resumes.fetch_add(1, Ordering::Relaxed);
-            write(send, &encode(&ServerFrame::Resumed { seq })?).await?;
-            (seq, true)
-        }
-        None => {
-            let snap = hub.snapshot(&subscription);
-            let mut parts = snap.entries.chunks(SNAPSHOT_CHUNK).peekable();
-            if parts.peek().is_none() {
-                write(
-                    send,
-                    &encode(&ServerFrame::Snapshot {
-                        seq: snap.seq,
-                        levels: Vec::new(),
-                        last: true,
-                    })?,
-                )
-                .await?;
-            }
-            while let Some(part) = parts.next() {
-                let frame = ServerFrame::Snapshot {
-                    seq: snap.seq,
-                    levels: part.iter().map(|e| e.level()).collect(),
-                    last: parts.peek().is_none(),
-                };
-                write(send, &encode(&frame)?).await?;
-            }
-            shared.stats.snapshots_sent.fetch_add(1, Ordering::Relaxed);
-            (snap.seq, false)
-        }
-    };
+    let start = opening(shared, &subscription, greeting.resume_from);
+    for frame in &start.frames {
+        write(send, &encode(frame)?).await?;
+    }
+    start.count(&shared.stats);
+    let (cursor, replaying) = (start.cursor, start.replaying());
 
     // 4. Stream until the client misbehaves or leaves, or the server stops. The client's half
     // of the stream is read by a task of its own: polled in this task, it was polled again (a
@@ -311,12 +185,7 @@ async fn converse_inner(
                     // The client half-closed its side; keep streaming until it closes the
                     // connection.
                     None => client_done = true,
-                    Some(other) => {
-                        return Err(End::new(
-                            ErrorCode::ProtocolViolation,
-                            format!("unexpected {} after Subscribe", frame_name(&other)),
-                        ))
-                    }
+                    Some(other) => return Err(unexpected_after_subscribe(&other)),
                 },
                 Err(e) => {
                     return Err(End::new(
@@ -352,13 +221,6 @@ impl ClientWatch {
 impl Drop for ClientWatch {
     fn drop(&mut self) {
         self.handle.abort();
-    }
-}
-
-fn frame_name(frame: &ClientFrame) -> &'static str {
-    match frame {
-        ClientFrame::Hello { .. } => "Hello",
-        ClientFrame::Subscribe { .. } => "Subscribe",
     }
 }
 
@@ -430,7 +292,7 @@ async fn stream_updates(
                 if let Some(refusal) = shared.config.leader_gate.serving().refusal() {
                     return Ok(End::new(ErrorCode::NotLeader, refusal));
                 }
-                let beat = encode(&ServerFrame::Heartbeat { seq: cursor, server_time_us: unix_micros() })?;
+                let beat = encode(&heartbeat_frame(cursor))?;
                 write(send, &beat).await?;
                 stats.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();

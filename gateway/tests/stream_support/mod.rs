@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use flashsale_engine::observer::{StockLevel, StockObserver};
 use flashsale_gateway::auth::{Role, Tokens};
-use flashsale_gateway::stream::{ServerStats, StockHub, StreamConfig, StreamServer};
+use flashsale_gateway::stream::{ServerStats, StockHub, StreamConfig, StreamDriver, StreamServer};
 use flashsale_protocol::SkuId;
 use flashsale_stream_client::{ClientOptions, StreamEvent, Subscriber, Subscription, Trust};
 use tokio::sync::oneshot;
@@ -29,6 +29,7 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(hub: Arc<StockHub>, tweak: impl FnOnce(&mut StreamConfig)) -> TestServer {
         let mut config = StreamConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.driver = driver_from_env();
         config.heartbeat = Duration::from_millis(200);
         // Publish every change at once: these tests count updates exactly (pacing is tested
         // in the hub's unit tests).
@@ -91,6 +92,15 @@ impl TestServer {
                 .expect("server stops in time")
                 .expect("server task");
         }
+    }
+}
+
+/// The stream driver of test servers: `FLASHSALE_STREAM_DRIVER=proto` runs a whole stream test
+/// binary against the quinn-proto loop (the serve flag's variable); quinn otherwise.
+pub fn driver_from_env() -> StreamDriver {
+    match std::env::var("FLASHSALE_STREAM_DRIVER").as_deref() {
+        Ok("proto") => StreamDriver::Proto,
+        _ => StreamDriver::Quinn,
     }
 }
 

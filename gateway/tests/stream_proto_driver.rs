@@ -72,7 +72,10 @@ async fn proto_driver_sends_a_snapshot_then_every_update_in_order() {
     feed(&hub, level("tee", 9, 1)).await;
 
     let mut sub = server.subscriber(Subscription::All);
-    assert_eq!(connected(next_non_heartbeat(&mut sub).await).1, false);
+    assert!(
+        !connected(next_non_heartbeat(&mut sub).await).1,
+        "a new session is not resumed"
+    );
     let (seq, levels) = snapshot(next_non_heartbeat(&mut sub).await);
     assert_eq!(seq, 3);
     let want: BTreeMap<String, (u64, u64)> =

@@ -25,26 +25,6 @@ fn expect_connected(ev: StreamEvent, resumed: bool) -> u64 {
     }
 }
 
-fn expect_snapshot(ev: StreamEvent) -> (u64, BTreeMap<String, (u64, u64)>) {
-    match ev {
-        StreamEvent::Snapshot { seq, levels } => (
-            seq,
-            levels
-                .into_iter()
-                .map(|l| (l.sku.as_str().to_string(), (l.available, l.sold)))
-                .collect(),
-        ),
-        other => panic!("expected Snapshot, got {other:?}"),
-    }
-}
-
-fn expect_update(ev: StreamEvent) -> (u64, String, u64, u64) {
-    match ev {
-        StreamEvent::Update(u) => (u.seq, u.sku.as_str().to_string(), u.available, u.sold),
-        other => panic!("expected Update, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_updates_in_order() {
     let hub = StockHub::new(1024);

@@ -43,26 +43,6 @@ fn connected(ev: StreamEvent) -> (u64, bool) {
     }
 }
 
-fn snapshot(ev: StreamEvent) -> (u64, BTreeMap<String, (u64, u64)>) {
-    match ev {
-        StreamEvent::Snapshot { seq, levels } => (
-            seq,
-            levels
-                .into_iter()
-                .map(|l| (l.sku.as_str().to_string(), (l.available, l.sold)))
-                .collect(),
-        ),
-        other => panic!("expected Snapshot, got {other:?}"),
-    }
-}
-
-fn update(ev: StreamEvent) -> (u64, String, u64, u64) {
-    match ev {
-        StreamEvent::Update(u) => (u.seq, u.sku.as_str().to_string(), u.available, u.sold),
-        other => panic!("expected Update, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proto_driver_sends_a_snapshot_then_every_update_in_order() {
     let hub = StockHub::new(1024);
@@ -76,7 +56,7 @@ async fn proto_driver_sends_a_snapshot_then_every_update_in_order() {
         !connected(next_non_heartbeat(&mut sub).await).1,
         "a new session is not resumed"
     );
-    let (seq, levels) = snapshot(next_non_heartbeat(&mut sub).await);
+    let (seq, levels) = expect_snapshot(next_non_heartbeat(&mut sub).await);
     assert_eq!(seq, 3);
     let want: BTreeMap<String, (u64, u64)> =
         [("mug".to_string(), (5, 0)), ("tee".to_string(), (9, 1))].into();
@@ -90,7 +70,7 @@ async fn proto_driver_sends_a_snapshot_then_every_update_in_order() {
     }
     let mut got = Vec::new();
     while got.len() < fed.len() {
-        got.push(update(next_non_heartbeat(&mut sub).await));
+        got.push(expect_update(next_non_heartbeat(&mut sub).await));
     }
     assert_eq!(got, fed);
     let stats = server.stats.snapshot();
@@ -112,7 +92,7 @@ async fn proto_driver_fans_out_to_many_subscribers_and_filters() {
     let mut only_b = server.subscriber(Subscription::Skus(vec![sku("b")]));
     for sub in all.iter_mut().chain(std::iter::once(&mut only_b)) {
         connected(next_non_heartbeat(sub).await);
-        snapshot(next_non_heartbeat(sub).await);
+        expect_snapshot(next_non_heartbeat(sub).await);
     }
     let mut fed = Vec::new();
     for i in 0..30u64 {
@@ -122,12 +102,12 @@ async fn proto_driver_fans_out_to_many_subscribers_and_filters() {
     for sub in &mut all {
         let mut seqs = Vec::new();
         while seqs.len() < fed.len() {
-            seqs.push(update(next_non_heartbeat(sub).await).0);
+            seqs.push(expect_update(next_non_heartbeat(sub).await).0);
         }
         assert_eq!(seqs, fed);
     }
     for _ in 0..15 {
-        assert_eq!(update(next_non_heartbeat(&mut only_b).await).1, "b");
+        assert_eq!(expect_update(next_non_heartbeat(&mut only_b).await).1, "b");
     }
     assert_eq!(server.stats.snapshot().active, 21);
     server.shutdown().await;
@@ -142,13 +122,13 @@ async fn proto_driver_resumes_without_gap_or_duplicate() {
     }
     let mut sub = server.subscriber(Subscription::All);
     let (epoch, _) = connected(next_non_heartbeat(&mut sub).await);
-    assert_eq!(snapshot(next_non_heartbeat(&mut sub).await).0, 5);
+    assert_eq!(expect_snapshot(next_non_heartbeat(&mut sub).await).0, 5);
     for i in 5..10 {
         feed(&hub, level("tee", 100 - i, i)).await;
     }
     let mut seqs = Vec::new();
     for _ in 5..10 {
-        seqs.push(update(next_non_heartbeat(&mut sub).await).0);
+        seqs.push(expect_update(next_non_heartbeat(&mut sub).await).0);
     }
     sub.disconnect();
     for i in 10..60 {
@@ -160,11 +140,11 @@ async fn proto_driver_resumes_without_gap_or_duplicate() {
     );
     assert_eq!(connected(next_non_heartbeat(&mut sub).await), (epoch, true));
     for _ in 10..60 {
-        seqs.push(update(next_non_heartbeat(&mut sub).await).0);
+        seqs.push(expect_update(next_non_heartbeat(&mut sub).await).0);
     }
     assert_eq!(seqs, (6..=60).collect::<Vec<u64>>());
     let s = feed(&hub, level("tee", 1, 99)).await;
-    assert_eq!(update(next_non_heartbeat(&mut sub).await).0, s);
+    assert_eq!(expect_update(next_non_heartbeat(&mut sub).await).0, s);
     assert_eq!(server.stats.snapshot().resumes, 1);
     server.shutdown().await;
 }
@@ -176,7 +156,7 @@ async fn proto_driver_sends_heartbeats_with_the_position() {
     feed(&hub, level("tee", 1, 0)).await;
     let mut sub = server.subscriber(Subscription::All);
     connected(next_non_heartbeat(&mut sub).await);
-    snapshot(next_non_heartbeat(&mut sub).await);
+    expect_snapshot(next_non_heartbeat(&mut sub).await);
     let mut beats = 0;
     while beats < 3 {
         match tokio::time::timeout(Duration::from_secs(5), sub.next_event())
@@ -225,7 +205,7 @@ async fn proto_driver_refuses_bad_tokens_and_accepts_every_role() {
     options.token = "shop-token".into();
     let mut sub = Subscriber::connect(options).expect("subscriber");
     connected(next_non_heartbeat(&mut sub).await);
-    snapshot(next_non_heartbeat(&mut sub).await);
+    expect_snapshot(next_non_heartbeat(&mut sub).await);
     let stats = server.stats.snapshot();
     assert_eq!(stats.unauthorized, 1);
     assert_eq!(stats.active, 1);
@@ -328,7 +308,7 @@ async fn proto_driver_stop_tells_clients_to_come_back() {
     let server = start(&hub, |_| {}).await;
     let mut sub = server.subscriber(Subscription::All);
     connected(next_non_heartbeat(&mut sub).await);
-    snapshot(next_non_heartbeat(&mut sub).await);
+    expect_snapshot(next_non_heartbeat(&mut sub).await);
     let stop = tokio::spawn(server.shutdown());
     match next_non_heartbeat(&mut sub).await {
         StreamEvent::Disconnected { error, .. } => match error {
@@ -375,7 +355,7 @@ async fn proto_driver_streams_the_engines_reservations() {
     let server = start(&hub, |_| {}).await;
     let mut sub = server.subscriber(Subscription::All);
     connected(next_non_heartbeat(&mut sub).await);
-    let (_, levels) = snapshot(next_non_heartbeat(&mut sub).await);
+    let (_, levels) = expect_snapshot(next_non_heartbeat(&mut sub).await);
     assert_eq!(levels.get("tee"), Some(&(STOCK, 0)));
 
     for i in 0..10u32 {

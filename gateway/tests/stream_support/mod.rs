@@ -2,6 +2,7 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,5 +168,27 @@ pub async fn next_non_heartbeat(sub: &mut Subscriber) -> StreamEvent {
         if !matches!(ev, StreamEvent::Heartbeat { .. }) {
             return ev;
         }
+    }
+}
+
+/// The sequence number and `sku → (available, sold)` of a snapshot event.
+pub fn expect_snapshot(ev: StreamEvent) -> (u64, BTreeMap<String, (u64, u64)>) {
+    match ev {
+        StreamEvent::Snapshot { seq, levels } => (
+            seq,
+            levels
+                .into_iter()
+                .map(|l| (l.sku.as_str().to_string(), (l.available, l.sold)))
+                .collect(),
+        ),
+        other => panic!("expected Snapshot, got {other:?}"),
+    }
+}
+
+/// `(seq, sku, available, sold)` of an update event.
+pub fn expect_update(ev: StreamEvent) -> (u64, String, u64, u64) {
+    match ev {
+        StreamEvent::Update(u) => (u.seq, u.sku.as_str().to_string(), u.available, u.sold),
+        other => panic!("expected Update, got {other:?}"),
     }
 }

@@ -1,5 +1,6 @@
 //! The QUIC stock stream under abuse: stalled readers, malformed and oversized frames, frames out
-//! of order, bad tokens and versions, silent clients. Real quinn connections on loopback.
+//! of order, bad tokens and versions, silent clients. Real QUIC connections on loopback; every
+//! scenario runs against both stream drivers.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use flashsale_engine::observer::StockObserver;
-use flashsale_gateway::stream::StockHub;
+use flashsale_gateway::stream::{StockHub, StreamDriver};
 use flashsale_protocol::stream::{
     encode_frame, ClientFrame, FrameDecoder, ServerFrame, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
@@ -93,10 +94,9 @@ async fn assert_server_still_serves(server: &TestServer) {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_and_oversized_frames_close_only_that_connection() {
+async fn malformed_and_oversized_frames_close_only_that_connection(driver: StreamDriver) {
     let hub = StockHub::new(64);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     feed(&hub, level("tee", 3, 0)).await;
 
     // A bystander that must not notice anything.
@@ -179,10 +179,9 @@ async fn malformed_and_oversized_frames_close_only_that_connection() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frames_out_of_order_are_protocol_violations() {
+async fn frames_out_of_order_are_protocol_violations(driver: StreamDriver) {
     let hub = StockHub::new(64);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     let r = raw_exchange(&server, &encode(&[subscribe_all()])).await;
     assert_refused(&r, ErrorCode::ProtocolViolation);
     let r = raw_exchange(&server, &encode(&[hello(TOKEN), hello(TOKEN)])).await;
@@ -193,14 +192,16 @@ async fn frames_out_of_order_are_protocol_violations() {
     )
     .await;
     assert_refused(&r, ErrorCode::ProtocolViolation);
+    let stats = stats_once(&server, |s| s.protocol_errors == 3 && s.active == 0).await;
+    assert_eq!(stats.protocol_errors, 3, "one per refused connection");
+    assert_eq!(stats.active, 0, "every refused connection is gone");
     assert_server_still_serves(&server).await;
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_tokens_and_versions_are_refused_cleanly() {
+async fn bad_tokens_and_versions_are_refused_cleanly(driver: StreamDriver) {
     let hub = StockHub::new(64);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
 
     let r = raw_exchange(&server, &encode(&[hello("wrong"), subscribe_all()])).await;
     assert_refused(&r, ErrorCode::Unauthorized);
@@ -249,10 +250,9 @@ async fn bad_tokens_and_versions_are_refused_cleanly() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_clients_are_dropped_after_the_handshake_timeout() {
+async fn silent_clients_are_dropped_after_the_handshake_timeout(driver: StreamDriver) {
     let hub = StockHub::new(64);
-    let server = TestServer::start(hub.clone(), |c| {
+    let server = TestServer::start(driver, hub.clone(), |c| {
         c.handshake_timeout = Duration::from_millis(200)
     })
     .await;
@@ -280,13 +280,18 @@ async fn silent_clients_are_dropped_after_the_handshake_timeout() {
         ),
         "{closed}"
     );
+    let stats = stats_once(&server, |s| s.active == 0).await;
+    assert_eq!(stats.active, 0, "timed-out connections are gone");
+    assert_eq!(
+        stats.protocol_errors, 0,
+        "a timeout is not a protocol error"
+    );
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_over_the_limit_are_refused() {
+async fn connections_over_the_limit_are_refused(driver: StreamDriver) {
     let hub = StockHub::new(64);
-    let server = TestServer::start(hub.clone(), |c| c.max_connections = 1).await;
+    let server = TestServer::start(driver, hub.clone(), |c| c.max_connections = 1).await;
     let mut first = server.subscriber(Subscription::All);
     assert!(matches!(
         next_non_heartbeat(&mut first).await,
@@ -304,13 +309,12 @@ async fn connections_over_the_limit_are_refused() {
 /// A reader that stops reading must not hold memory proportional to the updates it missed, nor
 /// slow the engine side or other subscribers; when it reads again it gets the latest value of
 /// each SKU (coalesced), in sequence order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_reader_is_coalesced_and_delays_no_one() {
+async fn a_stalled_reader_is_coalesced_and_delays_no_one(driver: StreamDriver) {
     const SKUS: usize = 20;
     const ROUNDS: u64 = 1000;
     const WINDOW: u32 = 16 * 1024;
     let hub = StockHub::new(4096);
-    let server = TestServer::start(hub.clone(), |c| c.lag_limit = 256).await;
+    let server = TestServer::start(driver, hub.clone(), |c| c.lag_limit = 256).await;
     let names: Vec<String> = (0..SKUS).map(|i| format!("sku-{i}")).collect();
     for n in &names {
         feed(&hub, level(n, 1_000_000, 0)).await;
@@ -447,3 +451,12 @@ async fn a_stalled_reader_is_coalesced_and_delays_no_one() {
     );
     server.shutdown().await;
 }
+
+on_both_drivers!(
+    malformed_and_oversized_frames_close_only_that_connection,
+    frames_out_of_order_are_protocol_violations,
+    bad_tokens_and_versions_are_refused_cleanly,
+    silent_clients_are_dropped_after_the_handshake_timeout,
+    connections_over_the_limit_are_refused,
+    a_stalled_reader_is_coalesced_and_delays_no_one,
+);

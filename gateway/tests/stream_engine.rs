@@ -1,6 +1,6 @@
 //! The stock stream fed by the real engine: the snapshot and the updates a subscriber sees match
 //! the engine's counts, every update keeps `available + reserved + sold == stock`, and a stalled
-//! subscriber does not hold up reservations.
+//! subscriber does not hold up reservations. Runs against both stream drivers.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use flashsale_engine::log::memory::MemoryBackend;
 use flashsale_engine::{Engine, EngineConfig, ReserveRequest, SystemClock};
-use flashsale_gateway::stream::StockHub;
+use flashsale_gateway::stream::{StockHub, StreamDriver};
 use flashsale_protocol::{BuyerId, SkuSpec};
 use flashsale_stream_client::{Connector, Session, StreamEvent, Subscription};
 use stream_support::*;
@@ -61,15 +61,16 @@ async fn engine_counts(engine: &Engine) -> Counts {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_matches_the_engine_and_a_stalled_reader_does_not_hold_up_reservations() {
+async fn stream_matches_the_engine_and_a_stalled_reader_does_not_hold_up_reservations(
+    driver: StreamDriver,
+) {
     let hub = StockHub::new(4096);
     let engine = start_engine(&hub).await;
     for id in ["tee", "mug"] {
         engine.upsert_sku(spec(id)).await.expect("upsert");
     }
     hub.seed(&engine.stock_levels().await);
-    let server = TestServer::start(hub.clone(), |c| c.lag_limit = 64).await;
+    let server = TestServer::start(driver, hub.clone(), |c| c.lag_limit = 64).await;
 
     // Snapshot equals the engine's counts.
     let mut sub = server.subscriber(Subscription::All);
@@ -161,3 +162,5 @@ async fn stream_matches_the_engine_and_a_stalled_reader_does_not_hold_up_reserva
         .await
         .expect("engine shutdown");
 }
+
+on_both_drivers!(stream_matches_the_engine_and_a_stalled_reader_does_not_hold_up_reservations,);

@@ -1,6 +1,6 @@
 //! The QUIC stock stream over real quinn connections on loopback: snapshot, ordered updates,
 //! resume without gaps or duplicates, snapshot when the resume point aged out, heartbeats,
-//! certificate trust and shutdown.
+//! certificate trust and shutdown. Every scenario runs against both stream drivers.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -9,7 +9,7 @@ mod stream_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use flashsale_gateway::stream::{StockHub, TlsIdentity};
+use flashsale_gateway::stream::{StockHub, StreamDriver, TlsIdentity};
 use flashsale_stream_client::{
     ClientError, ClientOptions, ErrorCode, StreamEvent, Subscriber, Subscription, Trust,
 };
@@ -25,10 +25,9 @@ fn expect_connected(ev: StreamEvent, resumed: bool) -> u64 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshot_then_updates_in_order() {
+async fn snapshot_then_updates_in_order(driver: StreamDriver) {
     let hub = StockHub::new(1024);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     feed(&hub, level("tee", 10, 0)).await;
     feed(&hub, level("mug", 5, 0)).await;
     feed(&hub, level("tee", 9, 1)).await;
@@ -53,13 +52,17 @@ async fn snapshot_then_updates_in_order() {
     }
     assert_eq!(got, fed);
     assert_eq!(sub.resume_point().map(|p| p.seq), Some(53));
+    let stats = stats_once(&server, |s| s.updates_sent == 50).await;
+    assert_eq!(stats.accepted, 1);
+    assert_eq!(stats.active, 1);
+    assert_eq!(stats.snapshots_sent, 1);
+    assert_eq!(stats.updates_sent, 50);
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filtered_subscription_sees_only_its_skus() {
+async fn filtered_subscription_sees_only_its_skus(driver: StreamDriver) {
     let hub = StockHub::new(1024);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     feed(&hub, level("a", 1, 0)).await;
     feed(&hub, level("b", 2, 0)).await;
     let mut sub = server.subscriber(Subscription::Skus(vec![sku("b"), sku("later")]));
@@ -87,10 +90,9 @@ async fn filtered_subscription_sees_only_its_skus() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_after_a_dropped_connection_has_no_gap_or_duplicate() {
+async fn resume_after_a_dropped_connection_has_no_gap_or_duplicate(driver: StreamDriver) {
     let hub = StockHub::new(1024);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     for i in 0..5 {
         feed(&hub, level("tee", 100 - i, i)).await;
     }
@@ -132,10 +134,9 @@ async fn resume_after_a_dropped_connection_has_no_gap_or_duplicate() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_of_a_filtered_subscription_replays_only_its_skus() {
+async fn resume_of_a_filtered_subscription_replays_only_its_skus(driver: StreamDriver) {
     let hub = StockHub::new(1024);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     feed(&hub, level("a", 1, 0)).await;
     let mut sub = server.subscriber(Subscription::Skus(vec![sku("a")]));
     expect_connected(next_non_heartbeat(&mut sub).await, false);
@@ -158,10 +159,9 @@ async fn resume_of_a_filtered_subscription_replays_only_its_skus() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_from_a_point_older_than_the_history_gets_a_snapshot() {
+async fn resume_from_a_point_older_than_the_history_gets_a_snapshot(driver: StreamDriver) {
     let hub = StockHub::new(8);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     feed(&hub, level("tee", 100, 0)).await;
     let mut sub = server.subscriber(Subscription::All);
     expect_connected(next_non_heartbeat(&mut sub).await, false);
@@ -188,10 +188,9 @@ async fn resume_from_a_point_older_than_the_history_gets_a_snapshot() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_server_answers_an_old_epoch_with_a_snapshot() {
+async fn a_restarted_server_answers_an_old_epoch_with_a_snapshot(driver: StreamDriver) {
     let hub = StockHub::new(1024);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     feed(&hub, level("tee", 7, 0)).await;
     let addr = server.addr;
     let mut sub = server.subscriber(Subscription::All);
@@ -201,7 +200,7 @@ async fn a_restarted_server_answers_an_old_epoch_with_a_snapshot() {
 
     // Same address, new process state: sequence numbers restart, the epoch differs.
     let hub2 = StockHub::new(1024);
-    let server2 = TestServer::start(hub2.clone(), |c| c.addr = addr).await;
+    let server2 = TestServer::start(driver, hub2.clone(), |c| c.addr = addr).await;
     feed(&hub2, level("tee", 3, 4)).await;
     // The old certificate is pinned: the new self-signed one is refused (fatal).
     let mut events = Vec::new();
@@ -253,10 +252,12 @@ async fn a_restarted_server_answers_an_old_epoch_with_a_snapshot() {
     server2.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_connections_get_heartbeats_with_their_position() {
+async fn idle_connections_get_heartbeats_with_their_position(driver: StreamDriver) {
     let hub = StockHub::new(16);
-    let server = TestServer::start(hub.clone(), |c| c.heartbeat = Duration::from_millis(50)).await;
+    let server = TestServer::start(driver, hub.clone(), |c| {
+        c.heartbeat = Duration::from_millis(50)
+    })
+    .await;
     feed(&hub, level("tee", 1, 0)).await;
     let mut sub = server.subscriber(Subscription::All);
     expect_connected(next_non_heartbeat(&mut sub).await, false);
@@ -283,8 +284,7 @@ async fn idle_connections_get_heartbeats_with_their_position() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ca_file_trust_and_certificate_files() {
+async fn ca_file_trust_and_certificate_files(driver: StreamDriver) {
     let dir = tempfile::tempdir().expect("tempdir");
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
@@ -295,7 +295,7 @@ async fn ca_file_trust_and_certificate_files() {
 
     let hub = StockHub::new(16);
     let (c2, k2) = (cert_path.clone(), key_path.clone());
-    let server = TestServer::start(hub.clone(), move |c| {
+    let server = TestServer::start(driver, hub.clone(), move |c| {
         c.tls_cert = Some(c2);
         c.tls_key = Some(k2);
     })
@@ -322,10 +322,9 @@ async fn ca_file_trust_and_certificate_files() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_tells_clients_to_come_back() {
+async fn shutdown_tells_clients_to_come_back(driver: StreamDriver) {
     let hub = StockHub::new(16);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     let mut sub = server.subscriber(Subscription::All);
     expect_connected(next_non_heartbeat(&mut sub).await, false);
     expect_snapshot(next_non_heartbeat(&mut sub).await);
@@ -340,8 +339,7 @@ async fn shutdown_tells_clients_to_come_back() {
     stop.await.expect("shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_command_runs_until_its_update_count() {
+async fn watch_command_runs_until_its_update_count(driver: StreamDriver) {
     use clap::Parser;
     #[derive(Debug, Parser)]
     struct Cli {
@@ -349,7 +347,7 @@ async fn watch_command_runs_until_its_update_count() {
         watch: flashsale_gateway::watch::WatchArgs,
     }
     let hub = StockHub::new(64);
-    let server = TestServer::start(hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     feed(&hub, level("tee", 9, 0)).await;
     let addr = server.addr.to_string();
     let cli = Cli::try_parse_from([
@@ -379,8 +377,9 @@ async fn watch_command_runs_until_its_update_count() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_on_several_threads_delivers_every_update_in_order_to_every_subscriber() {
+async fn a_stream_on_several_threads_delivers_every_update_in_order_to_every_subscriber(
+    driver: StreamDriver,
+) {
     use flashsale_gateway::stream::{StreamConfig, StreamThread};
 
     let hub = StockHub::new(1024);
@@ -388,6 +387,7 @@ async fn a_stream_on_several_threads_delivers_every_update_in_order_to_every_sub
     config.publish_interval = Duration::ZERO;
     config.max_sends_per_s = 0;
     config.threads = 3;
+    config.driver = driver;
     let mut stream = StreamThread::bind(config).expect("bind");
     stream.start(hub.clone(), tokens());
     let first = feed(&hub, level("tee", 50, 0)).await;
@@ -430,3 +430,17 @@ async fn a_stream_on_several_threads_delivers_every_update_in_order_to_every_sub
         }
     }
 }
+
+on_both_drivers!(
+    snapshot_then_updates_in_order,
+    filtered_subscription_sees_only_its_skus,
+    resume_after_a_dropped_connection_has_no_gap_or_duplicate,
+    resume_of_a_filtered_subscription_replays_only_its_skus,
+    resume_from_a_point_older_than_the_history_gets_a_snapshot,
+    a_restarted_server_answers_an_old_epoch_with_a_snapshot,
+    idle_connections_get_heartbeats_with_their_position,
+    ca_file_trust_and_certificate_files,
+    shutdown_tells_clients_to_come_back,
+    watch_command_runs_until_its_update_count,
+    a_stream_on_several_threads_delivers_every_update_in_order_to_every_subscriber,
+);

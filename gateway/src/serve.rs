@@ -19,7 +19,7 @@ use crate::http::jwt::JwtVerifier;
 use crate::http::rate_limit::Rate;
 use crate::http::{ApiConfig, App, ServerConfig};
 use crate::identity::{Identity, ResetKey};
-use crate::stream::{StockHub, StreamConfig, StreamThread};
+use crate::stream::{StockHub, StreamConfig, StreamDriver, StreamThread};
 
 /// `--queue-poll-spread`: how the waiting room spreads its poll budget over waiting tickets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -156,12 +156,13 @@ pub struct ServeArgs {
     #[arg(long, env = "FLASHSALE_STREAM_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub stream_threads: u16,
 
-    /// What drives the stock stream's QUIC connections: `quinn` (default: quinn's endpoint
-    /// driver and a task per connection) or `proto` (experimental: one loop drives quinn-proto
-    /// directly — one timer structure, batched UDP, no task per connection; same protocol,
-    /// TLS and transport settings; always one thread, --stream-threads is ignored; ADR 0046).
-    #[arg(long, env = "FLASHSALE_STREAM_DRIVER", value_enum, default_value_t = crate::stream::StreamDriver::Quinn)]
-    pub stream_driver: crate::stream::StreamDriver,
+    /// What drives the stock stream's QUIC connections: `proto` (one loop drives quinn-proto
+    /// directly — one timer structure, batched UDP, no task per connection; one thread) or
+    /// `quinn` (quinn's endpoint driver and a task per connection; spreads over
+    /// --stream-threads). Same protocol, TLS and transport settings. Default: `proto` with one
+    /// stream thread, `quinn` with --stream-threads above 1 (ADR 0046).
+    #[arg(long, env = "FLASHSALE_STREAM_DRIVER", value_enum)]
+    pub stream_driver: Option<crate::stream::StreamDriver>,
 
     /// Most open HTTP connections; beyond it new connections get 503 and are closed.
     #[arg(long, env = "FLASHSALE_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -621,6 +622,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    let stream_driver =
+        StreamDriver::for_threads(args.stream_driver, usize::from(args.stream_threads))
+            .context("--stream-driver")?;
     let flag_tokens = flag_tokens(&args)?;
     // Bind early: a taken port is reported before any token is generated or printed, and
     // before the engine replays its log.
@@ -716,7 +720,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     stream_config.heartbeat = Duration::from_millis(args.stream_heartbeat_ms);
     stream_config.thread_nice = args.stream_thread_nice;
     stream_config.threads = usize::from(args.stream_threads);
-    stream_config.driver = args.stream_driver;
+    stream_config.driver = stream_driver;
     let hub = StockHub::new(stream_config.history_capacity);
     let leader_gate = stream_config.leader_gate.clone();
     let observer: Option<Arc<dyn StockObserver>> = Some(hub.clone());

@@ -484,6 +484,29 @@ fn help_describes_every_contract_flag() {
     );
 }
 
+/// The quinn-proto stream loop runs on one thread (ADR 0046): asking for it with several stream
+/// threads is refused at start, before anything is bound or replayed, instead of quietly
+/// running one thread.
+#[test]
+fn serve_refuses_the_stream_loop_on_several_threads() {
+    let (code, out, err) = flashsale(
+        &[
+            "serve",
+            "--stream-driver",
+            "proto",
+            "--stream-threads",
+            "2",
+            "--data-dir",
+            "/nonexistent",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("--stream-driver"), "{err}");
+    assert!(err.contains("one thread, not 2"), "{err}");
+    assert!(out.is_empty(), "no token or banner printed: {out}");
+}
+
 #[test]
 fn every_flag_states_its_default_once() {
     // Issue 13: `--stream-threads` printed its default twice (in its doc and from clap).

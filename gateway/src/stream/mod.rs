@@ -121,9 +121,9 @@ pub struct StreamConfig {
     /// Whether to serve now: always by default; a node of a high-availability group installs
     /// a check so that only the leader serves (ADR 0033).
     pub leader_gate: LeaderGate,
-    /// What drives the QUIC connections (`--stream-driver`): quinn's tasks (default) or the
-    /// experimental single quinn-proto loop (ADR 0046). The loop always runs on one thread,
-    /// whatever `threads` says.
+    /// What drives the QUIC connections (`--stream-driver`): the single quinn-proto loop
+    /// (default; one thread, so `StreamThread::bind` refuses it with `threads` above 1) or
+    /// quinn's tasks (ADR 0046).
     pub driver: StreamDriver,
 }
 
@@ -164,7 +164,7 @@ impl StreamConfig {
             thread_nice: None,
             threads: 1,
             leader_gate: LeaderGate::default(),
-            driver: StreamDriver::Quinn,
+            driver: StreamDriver::default(),
         }
     }
 }

@@ -371,6 +371,7 @@ pub struct StreamThread {
 impl StreamThread {
     /// Starts the thread and binds the UDP socket there; returns once bound (or failed).
     pub fn bind(config: StreamConfig) -> Result<StreamThread, StreamError> {
+        StreamDriver::for_threads(Some(config.driver), config.threads)?;
         let (bound_tx, bound_rx) = std::sync::mpsc::sync_channel::<Bound>(1);
         let (go_tx, go_rx) = tokio::sync::oneshot::channel::<(Arc<StockHub>, Tokens)>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -380,7 +381,8 @@ impl StreamThread {
             .spawn(move || -> Result<(), StreamError> {
                 let nice = config.thread_nice;
                 set_nice(nice);
-                // The quinn-proto loop is one future: it runs on this thread alone.
+                // The quinn-proto loop is one future: it runs on this thread alone (`bind`
+                // refused it with more threads).
                 let runtime = if config.threads <= 1 || config.driver == StreamDriver::Proto {
                     tokio::runtime::Builder::new_current_thread()
                         .enable_all()

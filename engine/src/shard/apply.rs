@@ -16,7 +16,7 @@ use flashsale_protocol::{
 use super::buyers::{BuyerHandle, BuyerHint};
 use super::replay::Resolved;
 use super::sku::{sku_at_mut, SkuState};
-use super::store::{CLine, Lines, Reservation};
+use super::store::{CLine, Lines, Rare, Reservation};
 use super::usage::sub_usage;
 use super::{validate_spec, EventSink, Shard, MAX_STOCK};
 use crate::command::CommandError;
@@ -518,6 +518,10 @@ impl Shard {
             &idempotency_key,
             &group,
         );
+        // Boxed only for a group (none for nearly every reservation); made before the
+        // closure so that the closure stays small enough to inline and the reservation is
+        // built in its slot, not copied there.
+        let rare = Rare::of_group(group);
         let inserted = self.reservations.insert_with(self.id, id, || Reservation {
             id,
             buyer,
@@ -534,8 +538,7 @@ impl Shard {
             confirmed_at_ms: 0,
             idempotency_key,
             request_hash,
-            group,
-            extension_keys: Vec::new(),
+            rare,
         });
         assert!(inserted, "{id} reserved twice passed the check");
     }
@@ -748,11 +751,11 @@ impl Shard {
         r.extensions = extensions;
         // At most one key per extension: bounded by the reservation's `max_extensions`.
         if let Some(key) = key {
-            r.extension_keys.push(key);
+            r.add_extension_key(key);
         }
         if id.shard() == self.id {
             self.expiry.push(Reverse((expires_at_ms, id)));
-        } else if r.group.is_some() {
+        } else if r.group().is_some() {
             self.part_expiry.push(Reverse((expires_at_ms, id)));
         }
     }

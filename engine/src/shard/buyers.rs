@@ -364,8 +364,10 @@ impl Shard {
             }
             let sku_ok = match sku {
                 None => true,
-                Some(None) => r.group.is_some(),
-                Some(Some(i)) => r.group.is_some() || r.lines.as_slice().iter().any(|l| l.sku == i),
+                Some(None) => r.group().is_some(),
+                Some(Some(i)) => {
+                    r.group().is_some() || r.lines.as_slice().iter().any(|l| l.sku == i)
+                }
             };
             if sku_ok {
                 items.push((pos, self.part_of(r)));
@@ -409,7 +411,7 @@ impl Shard {
                 payment_ref: r.payment_ref.to_string(),
                 created_at_ms: r.confirmed_at_ms,
             };
-            items.push((pos, (view, r.group)));
+            items.push((pos, (view, r.group())));
         }
         ShardPage {
             items,

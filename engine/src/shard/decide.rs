@@ -112,7 +112,7 @@ impl Shard {
                 })
             }
             ReservationStatus::Held => {
-                let group = r.group;
+                let group = r.group();
                 let order = OrderId::compose(self.id, self.next_order);
                 let follow = group.map(|group| Decision {
                     id,
@@ -157,7 +157,7 @@ impl Shard {
         let r = self.home_reservation(id)?;
         match r.status {
             ReservationStatus::Held => {
-                let group = r.group;
+                let group = r.group();
                 self.emit(
                     Event::Released {
                         id,
@@ -200,7 +200,7 @@ impl Shard {
         // A retry of an extension already made answers the reservation as it is now; the same
         // key with another hold asked for is another request.
         if let Some(key) = &cmd.key {
-            if let Some(found) = r.extension_keys.iter().find(|k| &k.key == key) {
+            if let Some(found) = r.extension_keys().iter().find(|k| &k.key == key) {
                 if found.request_hash != cmd.ttl_ms {
                     return Err(CommandError::IdempotencyMismatch);
                 }
@@ -251,7 +251,7 @@ impl Shard {
             });
         }
         let extensions = r.extensions + 1;
-        let group = r.group;
+        let group = r.group();
         self.emit(
             Event::Extended {
                 id,

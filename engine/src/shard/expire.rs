@@ -67,7 +67,7 @@ impl Shard {
             }
             let (group, skus) = match self.res(id) {
                 Some(r) if r.status == ReservationStatus::Held && r.expires_at_ms == at => (
-                    r.group,
+                    r.group(),
                     r.lines
                         .as_slice()
                         .iter()

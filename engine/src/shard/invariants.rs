@@ -33,7 +33,9 @@ impl Shard {
             usage: fast_map(),
         };
         let mut confirmed = 0usize;
+        let mut grouped = 0usize;
         for r in self.reservations.iter() {
+            grouped += usize::from(r.group().is_some());
             for l in r.lines.as_slice() {
                 let q = u64::from(l.qty);
                 let i = l.sku as usize;
@@ -60,6 +62,20 @@ impl Shard {
             return Err(format!(
                 "{} orders indexed for {confirmed} confirmed reservations",
                 self.orders.len()
+            ));
+        }
+        // The grouped index names exactly the stored reservations with a group.
+        if self.reservations.grouped_len() != grouped
+            || self
+                .reservations
+                .grouped(self.id)
+                .filter(|r| r.group().is_some())
+                .count()
+                != grouped
+        {
+            return Err(format!(
+                "{} ids in the grouped index for {grouped} grouped reservations",
+                self.reservations.grouped_len()
             ));
         }
         Ok(c)

@@ -1,7 +1,7 @@
 //! Where reservations live: [`Store`] keeps them by id (own ids in fixed-size chunks, other
 //! shards' parts in a map), with their compact lines ([`Lines`], [`CLine`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::PaymentRef;
@@ -84,10 +84,73 @@ pub(super) struct Reservation {
     pub(super) idempotency_key: Option<ScopedKey>,
     /// Hash of the whole request, to tell a retry from another request under the same key.
     pub(super) request_hash: u64,
-    /// Which shards hold parts, for a cross-shard reservation.
+    /// What few reservations have (a group, keyed extensions), out of line: `None` for most
+    /// ([`Rare`]).
+    pub(super) rare: Option<Box<Rare>>,
+}
+
+/// The parts of a reservation that most reservations do not have, boxed out of its slot so
+/// that every slot is smaller: replay builds millions of reservations in fresh memory, and
+/// the store's size is what it pays for in page faults and memory traffic (ADR 0036,
+/// eleventh round). Boxed only when one of them is set ([`Rare::boxed`]).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Rare {
+    /// Which shards hold parts, for a cross-shard reservation (set when stored, never
+    /// changed: the store indexes grouped reservations by it).
     pub(super) group: Option<Group>,
     /// The keys of its keyed extensions, on the home shard (at most one per extension).
     pub(super) extension_keys: Vec<RequestKey>,
+}
+
+impl Rare {
+    /// The out-of-line parts of a new reservation of this group (no extension yet): `None`
+    /// (no allocation, nothing to drop) without a group, as for nearly every reservation.
+    #[inline(always)]
+    pub(super) fn of_group(group: Option<Group>) -> Option<Box<Rare>> {
+        group.map(|group| {
+            Box::new(Rare {
+                group: Some(group),
+                extension_keys: Vec::new(),
+            })
+        })
+    }
+
+    /// The out-of-line parts of a reservation with this group and these extension keys:
+    /// `None` (no allocation) when it has neither.
+    #[inline]
+    pub(super) fn boxed(
+        group: Option<Group>,
+        extension_keys: Vec<RequestKey>,
+    ) -> Option<Box<Rare>> {
+        if group.is_none() && extension_keys.is_empty() {
+            return None;
+        }
+        Some(Box::new(Rare {
+            group,
+            extension_keys,
+        }))
+    }
+}
+
+impl Reservation {
+    /// Which shards hold parts, for a cross-shard reservation.
+    #[inline]
+    pub(super) fn group(&self) -> Option<Group> {
+        self.rare.as_ref().and_then(|r| r.group)
+    }
+
+    /// The keys of its keyed extensions, on the home shard.
+    pub(super) fn extension_keys(&self) -> &[RequestKey] {
+        self.rare.as_ref().map_or(&[], |r| &r.extension_keys)
+    }
+
+    /// Notes the key of a keyed extension (boxing the rare parts if they were not).
+    pub(super) fn add_extension_key(&mut self, key: RequestKey) {
+        self.rare
+            .get_or_insert_with(Box::default)
+            .extension_keys
+            .push(key);
+    }
 }
 
 /// Slots per chunk of the own-reservation store.
@@ -126,6 +189,11 @@ impl Chunk {
 /// reservations.
 ///
 /// An own id whose chunk is allocated is never in the map, so lookups probe one place.
+///
+/// The ids of the stored reservations that belong to a cross-shard group are also kept apart
+/// ([`Store::grouped`]), so that recovery's reconciliation visits those, not every reservation
+/// (ADR 0036, eleventh round). A reservation's `group` is set when it is stored and never
+/// changed.
 #[derive(Debug)]
 pub(super) struct Store {
     /// Chunk number (`counter / CHUNK`) of `own[0]`.
@@ -136,6 +204,8 @@ pub(super) struct Store {
     pub(super) own_len: usize,
     /// Other shards' parts, and own survivors of dropped chunks.
     pub(super) map: FastMap<ReservationId, Reservation>,
+    /// Ids of the stored reservations with a `group` (cross-shard parts), wherever stored.
+    grouped: BTreeSet<ReservationId>,
 }
 
 impl Store {
@@ -146,6 +216,7 @@ impl Store {
             own: VecDeque::new(),
             own_len: 0,
             map: fast_map(),
+            grouped: BTreeSet::new(),
         }
     }
 
@@ -226,6 +297,9 @@ impl Store {
                     debug_assert!(!self.map.contains_key(&id), "{id} in both places");
                     let r = slot.insert(make());
                     assert_eq!(r.id, id, "a reservation stored under another id");
+                    if r.group().is_some() {
+                        note_grouped(&mut self.grouped, id);
+                    }
                     chunk.live += 1;
                     self.own_len += 1;
                     return true;
@@ -237,6 +311,9 @@ impl Store {
             hashbrown::hash_map::Entry::Vacant(v) => {
                 let r = v.insert(make());
                 assert_eq!(r.id, id, "a reservation stored under another id");
+                if r.group().is_some() {
+                    note_grouped(&mut self.grouped, id);
+                }
                 true
             }
         }
@@ -294,6 +371,15 @@ impl Store {
 
     /// Removes a reservation; emptied or sparse old chunks are dropped (see above).
     pub(super) fn remove(&mut self, shard: ShardId, id: ReservationId) -> Option<Reservation> {
+        let r = self.take(shard, id)?;
+        if r.group().is_some() {
+            self.grouped.remove(&id);
+        }
+        Some(r)
+    }
+
+    /// [`Store::remove`] but for the index of grouped ids.
+    fn take(&mut self, shard: ShardId, id: ReservationId) -> Option<Reservation> {
         let located = (id.shard() == shard)
             .then(|| self.locate(id.counter()))
             .flatten();
@@ -334,6 +420,19 @@ impl Store {
         chunks * CHUNK as usize + self.own.len() + self.map.len()
     }
 
+    /// Every stored reservation with a `group` (cross-shard parts), by id; `shard`: the
+    /// owning shard, as for [`Store::get`].
+    pub(super) fn grouped(&self, shard: ShardId) -> impl Iterator<Item = &Reservation> + '_ {
+        self.grouped
+            .iter()
+            .filter_map(move |&id| self.get(shard, id))
+    }
+
+    /// Number of ids in the grouped index (for the invariant checks).
+    pub(super) fn grouped_len(&self) -> usize {
+        self.grouped.len()
+    }
+
     /// Every reservation, in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Reservation> + '_ {
         self.own
@@ -342,6 +441,15 @@ impl Store {
             .flat_map(|c| c.slots.iter().flatten())
             .chain(self.map.values())
     }
+}
+
+/// Adds a grouped reservation's id to the store's index: out of line, so that the insert
+/// of the common reservation (no group) stays small enough to be inlined with the
+/// reservation built in its slot (ADR 0036, eleventh round).
+#[cold]
+#[inline(never)]
+fn note_grouped(grouped: &mut BTreeSet<ReservationId>, id: ReservationId) {
+    grouped.insert(id);
 }
 
 #[cfg(test)]
@@ -365,9 +473,32 @@ mod tests {
             confirmed_at_ms: 0,
             idempotency_key: None,
             request_hash: 0,
-            group: None,
-            extension_keys: Vec::new(),
+            rare: None,
         }
+    }
+
+    /// A reservation slot stays small: the group and extension keys are out of line
+    /// (ADR 0036, eleventh round). 232 bytes before.
+    #[test]
+    fn a_reservation_slot_is_small() {
+        assert!(
+            std::mem::size_of::<Option<Reservation>>() <= 192,
+            "{}",
+            std::mem::size_of::<Option<Reservation>>()
+        );
+        let mut r = res(0, 1);
+        assert!(r.rare.is_none() && r.group().is_none() && r.extension_keys().is_empty());
+        assert!(Rare::boxed(None, Vec::new()).is_none());
+        let key = RequestKey {
+            key: ScopedKey::new(
+                flashsale_protocol::KeyOwner::Credential(7),
+                flashsale_protocol::IdempotencyKey::new("k").unwrap(),
+            ),
+            request_hash: 9,
+        };
+        r.add_extension_key(key.clone());
+        assert_eq!(r.extension_keys(), std::slice::from_ref(&key));
+        assert!(r.group().is_none());
     }
 
     /// Two live reservations ten million ids apart: the store allocates for the two, not for
@@ -428,5 +559,59 @@ mod tests {
         // New ids after the restored ones still go to a chunk.
         assert!(s.insert(0, res(0, 20_000)));
         assert!(s.own.iter().flatten().any(|c| c.live > 0));
+    }
+
+    /// The grouped index names exactly the stored reservations with a group, in id order,
+    /// wherever they are stored (chunks, the map, other shards' parts) and as chunks are
+    /// dropped and reservations removed (ADR 0036, eleventh round).
+    #[test]
+    fn the_grouped_index_follows_the_grouped_reservations() {
+        let grouped = |shard: ShardId, counter: u64| Reservation {
+            rare: Rare::boxed(
+                Some(Group {
+                    shards_mask: 0b11,
+                    line_positions: 1,
+                }),
+                Vec::new(),
+            ),
+            ..res(shard, counter)
+        };
+        let ids = |s: &Store| s.grouped(0).map(|r| r.id).collect::<Vec<_>>();
+        let mut s = Store::new();
+        // Own ids in a chunk, one of another shard (the map), then one far past the chunks
+        // (every chunk dropped: its reservations move to the map).
+        for c in 1..=40 {
+            let r = if c % 10 == 0 {
+                grouped(0, c)
+            } else {
+                res(0, c)
+            };
+            assert!(s.insert(0, r));
+        }
+        assert!(s.insert(0, grouped(1, 5)));
+        assert!(!s.insert(0, grouped(0, 10)), "taken");
+        let want = |cs: &[(ShardId, u64)]| {
+            let mut v: Vec<_> = cs
+                .iter()
+                .map(|&(sh, c)| ReservationId::compose(sh, c))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(&s), want(&[(0, 10), (0, 20), (0, 30), (0, 40), (1, 5)]));
+        assert!(s.insert(0, grouped(0, 10_000_000)));
+        assert!(s.map.contains_key(&ReservationId::compose(0, 20)), "moved");
+        assert_eq!(
+            ids(&s),
+            want(&[(0, 10), (0, 20), (0, 30), (0, 40), (1, 5), (0, 10_000_000)])
+        );
+        // Removing a grouped or a plain reservation, or one not stored.
+        for c in [20, 21, 10_000_000, 77] {
+            s.remove(0, ReservationId::compose(0, c));
+        }
+        assert!(s.remove(0, ReservationId::compose(1, 5)).is_some());
+        assert_eq!(ids(&s), want(&[(0, 10), (0, 30), (0, 40)]));
+        assert_eq!(s.grouped_len(), 3);
+        assert_eq!(s.iter().filter(|r| r.group().is_some()).count(), 3);
     }
 }

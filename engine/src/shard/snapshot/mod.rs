@@ -28,7 +28,7 @@ use flashsale_protocol::{
 
 use super::buyers::BuyerHandle;
 use super::sku::SkuState;
-use super::store::{CLine, Lines, Reservation};
+use super::store::{CLine, Lines, Rare, Reservation};
 use super::usage::Usage;
 use super::{fast_map, validate_spec, Shard, MAX_STOCK};
 use crate::gate::StockGate;
@@ -197,9 +197,9 @@ impl Shard {
                 confirmed_at_ms: r.confirmed_at_ms,
                 idempotency_key: r.idempotency_key.clone(),
                 request_hash: r.request_hash,
-                group: r.group,
+                group: r.group(),
                 released_at_ms: r.released_at_ms,
-                extension_keys: r.extension_keys.clone(),
+                extension_keys: r.extension_keys().to_vec(),
             })
             .collect();
         reservations.sort_unstable_by_key(|r| r.id);
@@ -331,8 +331,7 @@ impl Shard {
             confirmed_at_ms: r.confirmed_at_ms,
             idempotency_key: r.idempotency_key,
             request_hash: r.request_hash,
-            group: r.group,
-            extension_keys: r.extension_keys,
+            rare: Rare::boxed(r.group, r.extension_keys),
         };
         if !self.reservations.insert(self.id, res) {
             return Err(bad("reservation twice".into()));

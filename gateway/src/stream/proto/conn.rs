@@ -117,6 +117,10 @@ pub(super) struct Conn {
     /// Encoded frames waiting for room in the stream's send buffer (bounded: a session reads
     /// the hub again only once this is empty).
     pending: VecDeque<Bytes>,
+    /// Whether the client's stream may have bytes (or its end) to read: set by quinn-proto's
+    /// `Readable` events, cleared by a read. A streaming session reads only then, not on every
+    /// ACK (ADR 0046).
+    readable: bool,
     /// The deadline filed in the loop's timers.
     pub(super) timer: Option<Instant>,
     /// Whether it is in the loop's list of connections to drive.
@@ -132,6 +136,7 @@ impl Conn {
             conn,
             phase: Phase::Connecting,
             pending: VecDeque::new(),
+            readable: true,
             timer: None,
             queued: false,
         }
@@ -276,8 +281,9 @@ impl Conn {
                 // Clients' liveness probes: nothing reads them.
                 while self.conn.datagrams().recv().is_some() {}
             }
-            // Readable, writable and opened streams are handled by `advance`, which reads and
-            // writes whatever it can every time the connection is driven.
+            Event::Stream(StreamEvent::Readable { .. }) => self.readable = true,
+            // Writable and opened streams are handled by `advance`, which writes whatever it
+            // can every time the connection is driven (and, while greeting, reads too).
             Event::Stream(_) | Event::HandshakeDataReady | Event::DatagramsUnblocked => {}
         }
     }
@@ -349,6 +355,8 @@ impl Conn {
                     }
                     start.count(&shared.stats);
                     let decoder = std::mem::replace(decoder, FrameDecoder::new(0));
+                    // Frames after `Subscribe` may already be buffered or waiting.
+                    self.readable = true;
                     self.phase = Phase::Streaming {
                         stream: id,
                         decoder,
@@ -407,7 +415,7 @@ impl Conn {
             return Ok(());
         };
         let id = *stream;
-        if *client == ClientHalf::Open {
+        if *client == ClientHalf::Open && std::mem::take(&mut self.readable) {
             *client = read_into(&mut self.conn, id, decoder)?;
             if let Some(frame) = decoder
                 .next_frame()

@@ -333,7 +333,7 @@ impl Loop {
         }
     }
 
-    /// Drives every queued connection and refiles its deadline.
+    /// Drives every queued connection, refiles its deadline and sends what they queued.
     fn drive_ready(&mut self, now: Instant) {
         while let Some(slot) = self.ready.pop() {
             let Some(Some(conn)) = self.conns.get_mut(slot) else {
@@ -361,6 +361,9 @@ impl Loop {
                 }
             }
         }
+        // What the connections (and the endpoint's responses since the last drive) queued:
+        // one `sendmmsg` per `SEND_BATCH` transmits, across connections.
+        self.io.flush();
     }
 
     /// Stops accepting, tells every session `ServerShutdown`.

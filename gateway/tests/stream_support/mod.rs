@@ -107,6 +107,7 @@ impl TestServer {
 /// Runs each named `async fn name(driver: StreamDriver)` of a stream suite as two tests, one per
 /// driver (ADR 0046): `name::quinn` and `name::proto`. Every stream scenario so holds for both;
 /// a scenario left out of the list is an unused function, which the lint refuses.
+#[allow(unused_macros)] // not every stream suite is for both drivers (stream_proto_batching)
 macro_rules! on_both_drivers {
     ($($name:ident),+ $(,)?) => {
         $(
@@ -124,6 +125,7 @@ macro_rules! on_both_drivers {
         )+
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on_both_drivers;
 
 /// The server's counters once `done` holds for them (within 5 s): counters a driver bumps just

@@ -11,35 +11,11 @@ use std::time::{Duration, Instant};
 
 use flashsale_engine::observer::StockObserver;
 use flashsale_gateway::stream::{StockHub, StreamDriver};
-use flashsale_protocol::stream::{
-    encode_frame, ClientFrame, FrameDecoder, ServerFrame, MAX_FRAME_LEN, PROTOCOL_VERSION,
-};
+use flashsale_protocol::stream::{ClientFrame, FrameDecoder, ServerFrame, MAX_FRAME_LEN};
 use flashsale_stream_client::{
     ClientError, Connector, ErrorCode, Session, SessionStart, StreamEvent, Subscription, Trust,
 };
 use stream_support::*;
-
-fn encode(frames: &[ClientFrame]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in frames {
-        encode_frame(f, MAX_FRAME_LEN, &mut out).expect("encode");
-    }
-    out
-}
-
-fn hello(token: &str) -> ClientFrame {
-    ClientFrame::Hello {
-        version: PROTOCOL_VERSION,
-        token: token.into(),
-        resume_from: None,
-    }
-}
-
-fn subscribe_all() -> ClientFrame {
-    ClientFrame::Subscribe {
-        subscription: Subscription::All,
-    }
-}
 
 /// Sends `bytes` on a fresh connection; returns the frames the server sent and how it closed.
 async fn raw_exchange(server: &TestServer, bytes: &[u8]) -> (Vec<ServerFrame>, ClientError) {
@@ -306,6 +282,94 @@ async fn connections_over_the_limit_are_refused(driver: StreamDriver) {
     server.shutdown().await;
 }
 
+/// Reads server frames other than heartbeats until `want` of them arrived (or the stream
+/// ends); 5 s at most per read.
+async fn read_frames(
+    recv: &mut quinn::RecvStream,
+    dec: &mut FrameDecoder<ServerFrame>,
+    frames: &mut Vec<ServerFrame>,
+    want: usize,
+) {
+    let mut buf = vec![0u8; 4096];
+    while frames.len() < want {
+        let read = tokio::time::timeout(Duration::from_secs(5), recv.read(&mut buf))
+            .await
+            .expect("server answers in time");
+        let Ok(Some(n)) = read else { return };
+        dec.feed(&buf[..n]);
+        while let Some(f) = dec.next_frame().expect("server frames are valid") {
+            if !matches!(f, ServerFrame::Heartbeat { .. }) {
+                frames.push(f);
+            }
+        }
+    }
+}
+
+/// A frame a client sends long after `Subscribe`, while updates (and their ACKs) keep the
+/// connection busy with nothing to read, is still noticed (the loop reads a subscriber's stream
+/// only when it has data, ADR 0046 addendum).
+async fn a_frame_sent_long_after_subscribe_is_a_protocol_violation(driver: StreamDriver) {
+    let hub = StockHub::new(64);
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
+    feed(&hub, level("tee", 10, 0)).await;
+    let connector = Connector::new(&Trust::Insecure, None).expect("connector");
+    let conn = connector
+        .connect(server.addr, "localhost")
+        .await
+        .expect("connect");
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    send.write_all(&encode(&[hello(TOKEN), subscribe_all()]))
+        .await
+        .expect("write");
+    let mut dec = FrameDecoder::<ServerFrame>::new(MAX_FRAME_LEN);
+    let mut frames = Vec::new();
+    read_frames(&mut recv, &mut dec, &mut frames, 2).await;
+    assert!(
+        matches!(frames[0], ServerFrame::Welcome { .. }),
+        "{frames:?}"
+    );
+    assert!(
+        matches!(frames[1], ServerFrame::Snapshot { .. }),
+        "{frames:?}"
+    );
+
+    // Streaming: updates (and their ACKs) drive the connection many times with nothing to read.
+    for i in 1..=5 {
+        feed(&hub, level("tee", 10 - i, i)).await;
+    }
+    read_frames(&mut recv, &mut dec, &mut frames, 7).await;
+    assert!(
+        frames[2..7]
+            .iter()
+            .all(|f| matches!(f, ServerFrame::Update(_))),
+        "{frames:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Then a second Subscribe, alone, long after the first.
+    send.write_all(&encode(&[subscribe_all()]))
+        .await
+        .expect("write");
+    read_frames(&mut recv, &mut dec, &mut frames, usize::MAX).await;
+    match frames.last() {
+        Some(ServerFrame::Error { code, .. }) => {
+            assert_eq!(*code, ErrorCode::ProtocolViolation.as_u32(), "{frames:?}");
+        }
+        other => panic!("expected an Error frame, got {other:?}"),
+    }
+    let closed: ClientError = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .expect("closed in time")
+        .into();
+    match closed {
+        ClientError::Closed { code, .. } => assert_eq!(code, Some(ErrorCode::ProtocolViolation)),
+        other => panic!("expected a close with ProtocolViolation, got {other}"),
+    }
+    let stats = stats_once(&server, |s| s.protocol_errors == 1).await;
+    assert_eq!(stats.protocol_errors, 1);
+    server.shutdown().await;
+}
+
 /// A reader that stops reading must not hold memory proportional to the updates it missed, nor
 /// slow the engine side or other subscribers; when it reads again it gets the latest value of
 /// each SKU (coalesced), in sequence order.
@@ -459,4 +523,5 @@ on_both_drivers!(
     silent_clients_are_dropped_after_the_handshake_timeout,
     connections_over_the_limit_are_refused,
     a_stalled_reader_is_coalesced_and_delays_no_one,
+    a_frame_sent_long_after_subscribe_is_a_protocol_violation,
 );

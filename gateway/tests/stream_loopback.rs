@@ -377,11 +377,18 @@ async fn watch_command_runs_until_its_update_count(driver: StreamDriver) {
     server.shutdown().await;
 }
 
+/// More subscribers than one of the loop's `sendmmsg` batches carries (64, ADR 0046 addendum),
+/// so every publication crosses a batch boundary.
+const SUBSCRIBERS: usize = 100;
+
 async fn many_subscribers_each_get_every_update_in_order(driver: StreamDriver) {
     let hub = StockHub::new(1024);
-    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
+    let server = TestServer::start(driver, hub.clone(), |c| {
+        c.max_connections = SUBSCRIBERS + 10;
+    })
+    .await;
     feed(&hub, level("a", 1, 0)).await;
-    let mut all: Vec<Subscriber> = (0..20)
+    let mut all: Vec<Subscriber> = (0..SUBSCRIBERS)
         .map(|_| server.subscriber(Subscription::All))
         .collect();
     let mut only_b = server.subscriber(Subscription::Skus(vec![sku("b")]));
@@ -389,7 +396,7 @@ async fn many_subscribers_each_get_every_update_in_order(driver: StreamDriver) {
         expect_connected(next_non_heartbeat(sub).await, false);
         expect_snapshot(next_non_heartbeat(sub).await);
     }
-    assert_eq!(server.stats.snapshot().active, 21);
+    assert_eq!(server.stats.snapshot().active, SUBSCRIBERS as u64 + 1);
     let mut fed = Vec::new();
     for i in 0..30u64 {
         let name = if i % 2 == 0 { "a" } else { "b" };
@@ -409,6 +416,10 @@ async fn many_subscribers_each_get_every_update_in_order(driver: StreamDriver) {
         got_b.push(expect_update(next_non_heartbeat(&mut only_b).await));
     }
     assert_eq!(got_b, want_b);
+    let sent = (SUBSCRIBERS * fed.len() + want_b.len()) as u64;
+    let stats = stats_once(&server, |s| s.updates_sent == sent).await;
+    assert_eq!(stats.snapshots_sent, SUBSCRIBERS as u64 + 1);
+    assert_eq!(stats.updates_sent, sent);
     server.shutdown().await;
 }
 

@@ -12,6 +12,7 @@ use flashsale_gateway::auth::{Role, Tokens};
 use flashsale_gateway::stream::{
     ServerStats, ServerStatsSnapshot, StockHub, StreamConfig, StreamDriver, StreamServer,
 };
+use flashsale_protocol::stream::{encode_frame, ClientFrame, MAX_FRAME_LEN, PROTOCOL_VERSION};
 use flashsale_protocol::SkuId;
 use flashsale_stream_client::{ClientOptions, StreamEvent, Subscriber, Subscription, Trust};
 use tokio::sync::oneshot;
@@ -229,5 +230,30 @@ pub fn expect_update(ev: StreamEvent) -> (u64, String, u64, u64) {
     match ev {
         StreamEvent::Update(u) => (u.seq, u.sku.as_str().to_string(), u.available, u.sold),
         other => panic!("expected Update, got {other:?}"),
+    }
+}
+
+/// `frames` encoded back to back, as a client writes them on its stream.
+pub fn encode(frames: &[ClientFrame]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in frames {
+        encode_frame(f, MAX_FRAME_LEN, &mut out).expect("encode");
+    }
+    out
+}
+
+/// A `Hello` of the current version with `token`, not resuming.
+pub fn hello(token: &str) -> ClientFrame {
+    ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+        token: token.into(),
+        resume_from: None,
+    }
+}
+
+/// A `Subscribe` to every SKU.
+pub fn subscribe_all() -> ClientFrame {
+    ClientFrame::Subscribe {
+        subscription: Subscription::All,
     }
 }

@@ -17,14 +17,22 @@ use flashsale_stream_client::{
 };
 use stream_support::*;
 
-/// Sends `bytes` on a fresh connection; returns the frames the server sent and how it closed.
-async fn raw_exchange(server: &TestServer, bytes: &[u8]) -> (Vec<ServerFrame>, ClientError) {
+/// A fresh connection to `server` (its certificate unchecked) and the stream a client opens.
+async fn raw_stream(
+    server: &TestServer,
+) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
     let connector = Connector::new(&Trust::Insecure, None).expect("connector");
     let conn = connector
         .connect(server.addr, "localhost")
         .await
         .expect("connect");
-    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    let (send, recv) = conn.open_bi().await.expect("stream");
+    (conn, send, recv)
+}
+
+/// Sends `bytes` on a fresh connection; returns the frames the server sent and how it closed.
+async fn raw_exchange(server: &TestServer, bytes: &[u8]) -> (Vec<ServerFrame>, ClientError) {
+    let (conn, mut send, mut recv) = raw_stream(server).await;
     send.write_all(bytes).await.expect("write");
     let mut dec = FrameDecoder::<ServerFrame>::new(MAX_FRAME_LEN);
     let mut frames = Vec::new();
@@ -312,12 +320,7 @@ async fn a_frame_sent_long_after_subscribe_is_a_protocol_violation(driver: Strea
     let hub = StockHub::new(64);
     let server = TestServer::start(driver, hub.clone(), |_| {}).await;
     feed(&hub, level("tee", 10, 0)).await;
-    let connector = Connector::new(&Trust::Insecure, None).expect("connector");
-    let conn = connector
-        .connect(server.addr, "localhost")
-        .await
-        .expect("connect");
-    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    let (conn, mut send, mut recv) = raw_stream(&server).await;
     send.write_all(&encode(&[hello(TOKEN), subscribe_all()]))
         .await
         .expect("write");

@@ -42,23 +42,49 @@ pub(super) struct Datagram {
     pub(super) data: BytesMut,
 }
 
-/// A transmit that found the socket full, with its own copy of the bytes.
-#[derive(Debug)]
-struct Queued {
+/// Where and how one transmit goes, apart from its bytes (as `quinn-udp` takes it).
+#[derive(Debug, Clone, Copy)]
+struct Header {
     destination: SocketAddr,
     ecn: Option<quinn_udp::EcnCodepoint>,
     segment_size: Option<usize>,
     src_ip: Option<IpAddr>,
+}
+
+impl Header {
+    /// The header of quinn-proto's `transmit`.
+    fn of(transmit: &quinn_proto::Transmit) -> Header {
+        Header {
+            destination: transmit.destination,
+            ecn: transmit.ecn.map(udp_ecn),
+            segment_size: transmit.segment_size,
+            src_ip: transmit.src_ip,
+        }
+    }
+
+    /// `contents` sent as this header says, for `quinn-udp`'s `sendmsg`.
+    fn transmit<'a>(&self, contents: &'a [u8]) -> Transmit<'a> {
+        Transmit {
+            destination: self.destination,
+            ecn: self.ecn,
+            contents,
+            segment_size: self.segment_size,
+            src_ip: self.src_ip,
+        }
+    }
+}
+
+/// A transmit that found the socket full, with its own copy of the bytes.
+#[derive(Debug)]
+struct Queued {
+    header: Header,
     contents: Vec<u8>,
 }
 
 /// A transmit waiting in the send batch; its bytes are `out_bytes[start..start + len]`.
 #[derive(Debug, Clone, Copy)]
 struct Outgoing {
-    destination: SocketAddr,
-    ecn: Option<quinn_udp::EcnCodepoint>,
-    segment_size: Option<usize>,
-    src_ip: Option<IpAddr>,
+    header: Header,
     start: usize,
     len: usize,
 }
@@ -158,8 +184,8 @@ fn raw_addr(addr: SocketAddr) -> (RawAddr, libc::socklen_t) {
 /// does for one `sendmsg`; returns the bytes used.
 fn encode_control(ctrl: &mut Control, o: &Outgoing) -> usize {
     let mut used = 0;
-    let ecn = o.ecn.map_or(0, |e| e as libc::c_int);
-    let is_ipv4 = match o.destination.ip() {
+    let ecn = o.header.ecn.map_or(0, |e| e as libc::c_int);
+    let is_ipv4 = match o.header.destination.ip() {
         IpAddr::V4(_) => true,
         IpAddr::V6(a) => a.to_ipv4_mapped().is_some(),
     };
@@ -169,13 +195,13 @@ fn encode_control(ctrl: &mut Control, o: &Outgoing) -> usize {
         ctrl.push(&mut used, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, ecn)
     };
     debug_assert!(fits, "CONTROL_LEN holds every control message");
-    if let Some(segment) = o.segment_size.filter(|s| *s < o.len) {
+    if let Some(segment) = o.header.segment_size.filter(|s| *s < o.len) {
         if let Ok(segment) = u16::try_from(segment) {
             let fits = ctrl.push(&mut used, libc::SOL_UDP, libc::UDP_SEGMENT, segment);
             debug_assert!(fits, "CONTROL_LEN holds every control message");
         }
     }
-    match o.src_ip {
+    match o.header.src_ip {
         Some(IpAddr::V4(v4)) => {
             let info = libc::in_pktinfo {
                 ipi_ifindex: 0,
@@ -350,14 +376,11 @@ impl UdpIo {
     /// out when full or at [`flush`](UdpIo::flush); while the socket is full it joins the
     /// backlog instead (dropped when that is full too).
     pub(super) fn send(&mut self, transmit: &quinn_proto::Transmit, contents: &[u8]) {
-        let ecn = transmit.ecn.map(udp_ecn);
+        let header = Header::of(transmit);
         if !self.backlog.is_empty() {
             debug_assert!(self.out.is_empty(), "the batch is empty while backlogged");
             self.enqueue(Queued {
-                destination: transmit.destination,
-                ecn,
-                segment_size: transmit.segment_size,
-                src_ip: transmit.src_ip,
+                header,
                 contents: contents.to_vec(),
             });
             return;
@@ -374,10 +397,7 @@ impl UdpIo {
         let start = self.out_bytes.len();
         self.out_bytes.extend_from_slice(contents);
         self.out.push(Outgoing {
-            destination: transmit.destination,
-            ecn,
-            segment_size: transmit.segment_size,
-            src_ip: transmit.src_ip,
+            header,
             start,
             len: contents.len(),
         });
@@ -414,10 +434,7 @@ impl UdpIo {
             let o = self.out[i];
             let contents = self.out_bytes[o.start..o.start + o.len].to_vec();
             self.enqueue(Queued {
-                destination: o.destination,
-                ecn: o.ecn,
-                segment_size: o.segment_size,
-                src_ip: o.src_ip,
+                header: o.header,
                 contents,
             });
         }
@@ -442,7 +459,7 @@ impl UdpIo {
             let contents = &self.out_bytes[o.start..o.start + o.len];
             iovs[i].iov_base = contents.as_ptr().cast_mut().cast();
             iovs[i].iov_len = contents.len();
-            let (addr, addr_len) = raw_addr(o.destination);
+            let (addr, addr_len) = raw_addr(o.header.destination);
             addrs[i] = addr;
             lens[i] = (addr_len, encode_control(&mut ctrls[i], o));
         }
@@ -486,13 +503,7 @@ impl UdpIo {
     /// error.
     fn send_plain(&mut self, i: usize) -> io::Result<()> {
         let o = self.out[i];
-        let udp = Transmit {
-            destination: o.destination,
-            ecn: o.ecn,
-            contents: &self.out_bytes[o.start..o.start + o.len],
-            segment_size: o.segment_size,
-            src_ip: o.src_ip,
-        };
+        let udp = o.header.transmit(&self.out_bytes[o.start..o.start + o.len]);
         let sock: &tokio::net::UdpSocket = &self.io;
         let state = &self.state;
         self.send_calls += 1;
@@ -515,13 +526,7 @@ impl UdpIo {
         } = self;
         let sock: &tokio::net::UdpSocket = io;
         while let Some(q) = backlog.front() {
-            let udp = Transmit {
-                destination: q.destination,
-                ecn: q.ecn,
-                contents: &q.contents,
-                segment_size: q.segment_size,
-                src_ip: q.src_ip,
-            };
+            let udp = q.header.transmit(&q.contents);
             match sock.try_io(Interest::WRITABLE, || state.send(sock.into(), &udp)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 _ => {
@@ -603,10 +608,12 @@ mod tests {
     #[test]
     fn control_messages_are_laid_out_as_the_kernel_reads_them() {
         let o = Outgoing {
-            destination: "127.0.0.1:9".parse().unwrap(),
-            ecn: Some(quinn_udp::EcnCodepoint::Ce),
-            segment_size: Some(100),
-            src_ip: Some("127.0.0.1".parse().unwrap()),
+            header: Header {
+                destination: "127.0.0.1:9".parse().unwrap(),
+                ecn: Some(quinn_udp::EcnCodepoint::Ce),
+                segment_size: Some(100),
+                src_ip: Some("127.0.0.1".parse().unwrap()),
+            },
             start: 0,
             len: 300,
         };

@@ -449,21 +449,26 @@ impl Shard {
                 request_hash,
                 group,
                 at_ms,
-            } => self.apply_reserved(
-                Reserved {
-                    id,
-                    expires_at_ms,
-                    request_hash,
-                    at_ms,
-                    idempotency_key,
-                    group,
-                },
-                buyer,
-                lines,
-                units,
-                skus,
-                buyer_hint,
-            ),
+            } => {
+                // The buyer's id is hashed at most once here (not at all when replay's
+                // decode found its handle); everything after uses its handle, and the
+                // reservation keeps the handle only.
+                let buyer_handle = self.buyers.acquire_hinted(&buyer, buyer_hint);
+                self.apply_reserved(
+                    Reserved {
+                        id,
+                        expires_at_ms,
+                        request_hash,
+                        at_ms,
+                        idempotency_key,
+                        group,
+                    },
+                    buyer_handle,
+                    lines,
+                    units,
+                    skus,
+                );
+            }
             Event::Confirmed {
                 id,
                 order,
@@ -481,19 +486,19 @@ impl Shard {
         }
     }
 
-    /// `Reserved`: the buyer's handle, the lines' units ([`Shard::take_lines`]), the index
-    /// entries, then the reservation built in its store slot. `buyer_hint`: what replay's
-    /// decode found of the buyer ([`BuyerHint`]). The lines are the event's (their buffer is
-    /// kept for the next reservation) or replay's compact ones ([`ReservedLines`]).
+    /// `Reserved` of the buyer of `buyer_handle` (acquired by the caller for this
+    /// reservation, [`super::buyers::BuyerIndex`]): the lines' units
+    /// ([`Shard::take_lines`]), the index entries, then the reservation built in its store
+    /// slot. The lines are the event's (their buffer is kept for the next reservation) or
+    /// replay's compact ones ([`ReservedLines`]).
     #[inline]
     pub(super) fn apply_reserved<L: ReservedLines>(
         &mut self,
         fields: Reserved,
-        buyer: BuyerId,
+        buyer_handle: BuyerHandle,
         lines: L,
         units: Units,
         skus: Option<&[u32]>,
-        buyer_hint: BuyerHint,
     ) {
         let Reserved {
             id,
@@ -503,9 +508,6 @@ impl Shard {
             idempotency_key,
             group,
         } = fields;
-        // The buyer's id is hashed at most once here (not at all when replay's decode found
-        // its handle); everything after uses its handle.
-        let buyer_handle = self.buyers.acquire_hinted(&buyer, buyer_hint);
         let compact = self.take_lines(buyer_handle, lines.lines(), units, skus);
         lines.done(self);
         // The index entries first, from the fields; then the reservation is built in its
@@ -524,7 +526,6 @@ impl Shard {
         let rare = Rare::of_group(group);
         let inserted = self.reservations.insert_with(self.id, id, || Reservation {
             id,
-            buyer,
             buyer_handle,
             lines: compact,
             created_at_ms: at_ms,

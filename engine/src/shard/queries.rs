@@ -95,7 +95,7 @@ impl Shard {
         let view = OrderView {
             id,
             reservation: r.id,
-            buyer: r.buyer.clone(),
+            buyer: self.buyers.buyer_of_kept(r.buyer_handle).clone(),
             total_cents: total_cents(&lines),
             lines,
             payment_ref: r.payment_ref.to_string(),
@@ -155,7 +155,7 @@ impl Shard {
             view: ReservationView {
                 id: r.id,
                 status: r.status,
-                buyer: r.buyer.clone(),
+                buyer: self.buyers.buyer_of_kept(r.buyer_handle).clone(),
                 lines: self.full_lines(&r.lines),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use flashsale_protocol::event::Group;
 use flashsale_protocol::PaymentRef;
 use flashsale_protocol::{
-    BuyerId, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId,
+    OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId,
 };
 
 use super::{fast_map, FastMap};
@@ -55,10 +55,12 @@ impl Lines {
 pub(super) struct Reservation {
     /// Its id (allocated by the home shard).
     pub(super) id: ReservationId,
-    /// Who holds it.
-    pub(super) buyer: BuyerId,
-    /// The buyer's handle in this shard ([`super::buyers::BuyerIndex`]): acquired when the
-    /// reservation is stored, released when it is forgotten.
+    /// Who holds it: the buyer's handle in this shard ([`super::buyers::BuyerIndex`]),
+    /// acquired when the reservation is stored and released when it is forgotten, so the
+    /// handle's slot names the buyer for as long as the reservation is kept
+    /// ([`super::buyers::BuyerIndex::buyer_of_kept`]). The buyer's shared id is not stored
+    /// here too: 16 bytes of every slot and a reference-count touch per `Reserved` (ADR 0036,
+    /// twelfth round).
     pub(super) buyer_handle: super::buyers::BuyerHandle,
     /// Its lines on this shard.
     pub(super) lines: Lines,
@@ -459,7 +461,6 @@ mod tests {
     fn res(shard: ShardId, counter: u64) -> Reservation {
         Reservation {
             id: ReservationId::compose(shard, counter),
-            buyer: BuyerId::new("b").unwrap(),
             buyer_handle: 0,
             lines: Lines::from_slice(&[]),
             created_at_ms: 0,

@@ -185,7 +185,7 @@ impl Shard {
             .iter()
             .map(|r| SnapReservation {
                 id: r.id,
-                buyer: r.buyer.clone(),
+                buyer: self.buyers.buyer_of_kept(r.buyer_handle).clone(),
                 lines: self.full_lines(&r.lines),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,
@@ -317,7 +317,6 @@ impl Shard {
         }
         let res = Reservation {
             id: r.id,
-            buyer: r.buyer,
             buyer_handle,
             lines,
             created_at_ms: r.created_at_ms,

@@ -9,8 +9,8 @@ use flashsale_protocol::event::Group;
 use flashsale_protocol::limits::{checked_total_cents, MAX_MONEY_CENTS};
 use flashsale_protocol::PaymentRef;
 use flashsale_protocol::{
-    BuyerId, Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey,
-    ShardId, SkuId, SkuSpec, MAX_LINES,
+    Event, Line, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, ShardId,
+    SkuId, SkuSpec, MAX_LINES,
 };
 
 use super::buyers::{BuyerHandle, BuyerHint};
@@ -533,10 +533,9 @@ impl Shard {
             extensions: 0,
             status: ReservationStatus::Held,
             release_reason: None,
-            released_at_ms: 0,
-            order: None,
+            settled_at_ms: 0,
+            order_id: OrderId(0),
             payment_ref: PaymentRef::default(),
-            confirmed_at_ms: 0,
             idempotency_key,
             request_hash,
             rare,
@@ -709,9 +708,9 @@ impl Shard {
             "{id}: confirm of non-held"
         );
         r.status = ReservationStatus::Confirmed;
-        r.order = Some(order);
+        r.order_id = order;
         r.payment_ref = payment_ref;
-        r.confirmed_at_ms = at_ms;
+        r.settled_at_ms = at_ms;
         for l in r.lines.as_slice() {
             let s = sku_at_mut(&mut self.skus, l.sku);
             let before = s.available();
@@ -778,7 +777,7 @@ impl Shard {
             ReservationStatus::Released
         };
         r.release_reason = Some(reason);
-        r.released_at_ms = at_ms;
+        r.settled_at_ms = at_ms;
         let r = &*r;
         for l in r.lines.as_slice() {
             let qty = u64::from(l.qty);

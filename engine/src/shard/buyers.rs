@@ -220,8 +220,8 @@ impl BuyerIndex {
     }
 
     /// Handle `h`, just found by [`BuyerIndex::handle_named`] with no change to the index
-    /// since, for one more kept reservation (no hash).
-    #[inline]
+    /// since, for one more kept reservation (no hash; inlined into replay's apply).
+    #[inline(always)]
     pub(super) fn acquire_known(&mut self, h: BuyerHandle) -> BuyerHandle {
         let slot = self.slot_mut(h);
         assert!(slot.kept > 0, "buyer handle {h} acquired while free");
@@ -430,7 +430,7 @@ impl Shard {
                 debug_assert!(false, "order index names a missing {}", pos.1);
                 continue;
             };
-            let Some(order) = r.order else {
+            let Some(order) = r.order() else {
                 debug_assert!(false, "order index names unconfirmed {}", pos.1);
                 continue;
             };
@@ -442,7 +442,7 @@ impl Shard {
                 total_cents: super::total_cents(&lines),
                 lines,
                 payment_ref: r.payment_ref.to_string(),
-                created_at_ms: r.confirmed_at_ms,
+                created_at_ms: r.confirmed_at_ms(),
             };
             items.push((pos, (view, r.group())));
         }
@@ -477,7 +477,7 @@ impl Shard {
                 ordered += 1;
                 if !self
                     .buyers
-                    .has_order(r.buyer_handle, (r.confirmed_at_ms, r.id))
+                    .has_order(r.buyer_handle, (r.confirmed_at_ms(), r.id))
                 {
                     return Err(format!("order of {} missing from the buyer index", r.id));
                 }

@@ -99,7 +99,7 @@ impl Shard {
             total_cents: total_cents(&lines),
             lines,
             payment_ref: r.payment_ref.to_string(),
-            created_at_ms: r.confirmed_at_ms,
+            created_at_ms: r.confirmed_at_ms(),
         };
         Some((view, r.group()))
     }
@@ -143,9 +143,9 @@ impl Shard {
             group,
             status: r.status,
             release_reason: r.release_reason,
-            order: r.order,
+            order: r.order(),
             payment_ref: r.payment_ref.clone(),
-            confirmed_at_ms: r.confirmed_at_ms,
+            confirmed_at_ms: r.confirmed_at_ms(),
         })
     }
 
@@ -159,7 +159,7 @@ impl Shard {
                 lines: self.full_lines(&r.lines),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,
-                order: r.order,
+                order: r.order(),
                 release_reason: r.release_reason,
                 extensions: r.extensions,
             },

@@ -199,10 +199,6 @@ impl Shard {
             .and_then(|i| self.skus.get(*i as usize))
     }
 
-    /// The reservation with this id: inlined, as [`store::Store::get`] is (replay asks it
-    /// once per `Confirmed` and `Released`, a call of ≈ 16 instructions per replayed event
-    /// when out of line; ADR 0036, twelfth round).
-    #[inline(always)]
     fn res(&self, id: ReservationId) -> Option<&Reservation> {
         self.reservations.get(self.id, id)
     }

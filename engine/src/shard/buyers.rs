@@ -196,6 +196,39 @@ impl BuyerIndex {
         self.slots.get(h as usize).and_then(|s| s.buyer.as_ref())
     }
 
+    /// The buyer of handle `h`, which a kept reservation holds (so the slot is in use): a
+    /// reservation names its buyer by its handle only (ADR 0036, twelfth round).
+    pub(super) fn buyer_of_kept(&self, h: BuyerHandle) -> &BuyerId {
+        match self.buyer_of(h) {
+            Some(buyer) => buyer,
+            None => panic!("buyer handle {h} of a kept reservation is free"),
+        }
+    }
+
+    /// The handle of `buyer`, found absent by [`BuyerIndex::handle_named`] just before, for
+    /// one more kept reservation: one hash (the map's entry), as for a new buyer of
+    /// [`BuyerIndex::acquire`].
+    pub(super) fn acquire_absent(&mut self, buyer: &BuyerId) -> BuyerHandle {
+        self.acquire_slow(buyer)
+    }
+
+    /// The handle of the buyer named `buyer`, if it has a kept reservation (one hash, no id
+    /// built or cloned; then [`BuyerIndex::acquire_known`], or [`BuyerIndex::acquire_absent`]).
+    #[inline]
+    pub(super) fn handle_named(&self, buyer: &str) -> Option<BuyerHandle> {
+        self.handles.get(buyer).copied()
+    }
+
+    /// Handle `h`, just found by [`BuyerIndex::handle_named`] with no change to the index
+    /// since, for one more kept reservation (no hash; inlined into replay's apply).
+    #[inline(always)]
+    pub(super) fn acquire_known(&mut self, h: BuyerHandle) -> BuyerHandle {
+        let slot = self.slot_mut(h);
+        assert!(slot.kept > 0, "buyer handle {h} acquired while free");
+        slot.kept += 1;
+        h
+    }
+
     /// The slot of a handle a kept reservation holds (so in use).
     fn slot_mut(&mut self, h: BuyerHandle) -> &mut BuyerEntries {
         let Some(slot) = self.slots.get_mut(h as usize) else {
@@ -397,7 +430,7 @@ impl Shard {
                 debug_assert!(false, "order index names a missing {}", pos.1);
                 continue;
             };
-            let Some(order) = r.order else {
+            let Some(order) = r.order() else {
                 debug_assert!(false, "order index names unconfirmed {}", pos.1);
                 continue;
             };
@@ -405,11 +438,11 @@ impl Shard {
             let view = OrderView {
                 id: order,
                 reservation: r.id,
-                buyer: r.buyer.clone(),
+                buyer: self.buyers.buyer_of_kept(r.buyer_handle).clone(),
                 total_cents: super::total_cents(&lines),
                 lines,
                 payment_ref: r.payment_ref.to_string(),
-                created_at_ms: r.confirmed_at_ms,
+                created_at_ms: r.confirmed_at_ms(),
             };
             items.push((pos, (view, r.group())));
         }
@@ -427,7 +460,7 @@ impl Shard {
         let mut per_handle = vec![0u32; self.buyers.slots.len()];
         for r in self.reservations.iter() {
             match per_handle.get_mut(r.buyer_handle as usize) {
-                Some(n) if self.buyers.buyer_of(r.buyer_handle) == Some(&r.buyer) => *n += 1,
+                Some(n) if self.buyers.buyer_of(r.buyer_handle).is_some() => *n += 1,
                 _ => return Err(format!("{} has a wrong buyer handle", r.id)),
             }
             if r.id.shard() != self.id || r.release_reason == Some(ReleaseReason::Aborted) {
@@ -444,7 +477,7 @@ impl Shard {
                 ordered += 1;
                 if !self
                     .buyers
-                    .has_order(r.buyer_handle, (r.confirmed_at_ms, r.id))
+                    .has_order(r.buyer_handle, (r.confirmed_at_ms(), r.id))
                 {
                     return Err(format!("order of {} missing from the buyer index", r.id));
                 }

@@ -140,7 +140,7 @@ impl Shard {
             }
             ReservationStatus::Confirmed if r.payment_ref == payment_ref => Ok(DecideOutcome {
                 id,
-                order: r.order,
+                order: r.order(),
                 follow: None,
             }),
             status => Err(CommandError::InvalidState { id, status }),
@@ -206,7 +206,7 @@ impl Shard {
                 }
                 return Ok(DecideOutcome {
                     id,
-                    order: r.order,
+                    order: r.order(),
                     follow: None,
                 });
             }

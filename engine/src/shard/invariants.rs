@@ -52,7 +52,7 @@ impl Shard {
                 }
             }
             if r.status == ReservationStatus::Confirmed {
-                if r.order.is_none() {
+                if r.order().is_none() {
                     return Err(format!("{} confirmed without order", r.id));
                 }
                 confirmed += 1;
@@ -135,7 +135,7 @@ impl Shard {
         }
         for (order, id) in self.orders.iter() {
             match self.res(id) {
-                Some(r) if r.order == Some(order) => {}
+                Some(r) if r.order() == Some(order) => {}
                 _ => return Err(format!("order {order} points to a wrong reservation")),
             }
         }

@@ -95,11 +95,11 @@ impl Shard {
         let view = OrderView {
             id,
             reservation: r.id,
-            buyer: r.buyer.clone(),
+            buyer: self.buyers.buyer_of_kept(r.buyer_handle).clone(),
             total_cents: total_cents(&lines),
             lines,
             payment_ref: r.payment_ref.to_string(),
-            created_at_ms: r.confirmed_at_ms,
+            created_at_ms: r.confirmed_at_ms(),
         };
         Some((view, r.group()))
     }
@@ -143,9 +143,9 @@ impl Shard {
             group,
             status: r.status,
             release_reason: r.release_reason,
-            order: r.order,
+            order: r.order(),
             payment_ref: r.payment_ref.clone(),
-            confirmed_at_ms: r.confirmed_at_ms,
+            confirmed_at_ms: r.confirmed_at_ms(),
         })
     }
 
@@ -155,11 +155,11 @@ impl Shard {
             view: ReservationView {
                 id: r.id,
                 status: r.status,
-                buyer: r.buyer.clone(),
+                buyer: self.buyers.buyer_of_kept(r.buyer_handle).clone(),
                 lines: self.full_lines(&r.lines),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,
-                order: r.order,
+                order: r.order(),
                 release_reason: r.release_reason,
                 extensions: r.extensions,
             },

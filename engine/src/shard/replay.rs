@@ -29,7 +29,7 @@ use rkyv::rancor::Error as ArchiveError;
 use rkyv::vec::ArchivedVec;
 
 use super::apply::{ApplyError, Reserved, Units};
-use super::buyers::BuyerHint;
+use super::buyers::{BuyerHandle, BuyerHint};
 use super::store::CLine;
 use super::Shard;
 
@@ -193,7 +193,13 @@ impl Shard {
                 if !self.compact_lines(lines, &mut resolved.lines) {
                     return self.apply_archived_rare(seq, archived, resolved);
                 }
-                let (buyer, hint) = self.buyer_handle_of(buyer)?;
+                // The buyer's handle (one hash of the archived name): a known buyer's id is
+                // neither built nor cloned (the reservation keeps the handle only), a new
+                // buyer's is built here, before the checks, as before.
+                let buyer = match self.buyers.handle_named(buyer.as_str()) {
+                    Some(h) => KnownOrNew::Known(h),
+                    None => KnownOrNew::New(rkyv::deserialize::<BuyerId, ArchiveError>(buyer)?),
+                };
                 // The plain fields read in place: rkyv's generic deserialize only for a key,
                 // which owns a string (as `reserved_parts`).
                 let idempotency_key = match idempotency_key.as_ref() {
@@ -212,6 +218,11 @@ impl Shard {
                 self.check_position(shard, record_seq)
                     .and_then(|()| self.check_reserved(id, lines, group.is_some(), None))
                     .map_err(ReplayError::Apply)?;
+                // Acquired once the checks passed (nothing changed on an error).
+                let buyer_handle = match buyer {
+                    KnownOrNew::Known(h) => self.buyers.acquire_known(h),
+                    KnownOrNew::New(buyer) => self.buyers.acquire_absent(&buyer),
+                };
                 self.seq = record_seq;
                 self.apply_reserved(
                     Reserved {
@@ -222,11 +233,10 @@ impl Shard {
                         idempotency_key,
                         group,
                     },
-                    buyer,
+                    buyer_handle,
                     lines,
                     Units::FromGates,
                     None,
-                    hint,
                 );
                 Ok(())
             }
@@ -407,6 +417,15 @@ impl Shard {
             )),
         }
     }
+}
+
+/// A replayed `Reserved`'s buyer as [`Shard::apply_archived`] found it before the checks:
+/// the handle of a buyer with a kept reservation, or the id of a new one.
+enum KnownOrNew {
+    /// Its handle ([`super::buyers::BuyerIndex::handle_named`]).
+    Known(BuyerHandle),
+    /// Its id, built from the archive.
+    New(BuyerId),
 }
 
 /// Whether two ids are equal, as `a == b`, without libc's `memcmp` for ids of 8 to 16 bytes

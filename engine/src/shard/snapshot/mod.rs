@@ -141,6 +141,32 @@ fn decode(bytes: &[u8]) -> Result<Snap, SnapshotError> {
 }
 
 /// An inconsistent-snapshot error.
+/// The one settled time a restored reservation keeps (ADR 0036, twelfth round): its
+/// confirmation time if confirmed, its release time if released or expired, 0 while held.
+/// A snapshot whose order or times disagree with the status (which no shard writes: both
+/// are set only by the settling event) is refused rather than restored differently.
+fn settled_time(r: &SnapReservation, status: ReservationStatus) -> Result<u64, SnapshotError> {
+    let confirmed = status == ReservationStatus::Confirmed;
+    let released = matches!(
+        status,
+        ReservationStatus::Released | ReservationStatus::Expired
+    );
+    if r.order.is_some() != confirmed
+        || (!confirmed && r.confirmed_at_ms != 0)
+        || (!released && r.released_at_ms != 0)
+    {
+        return Err(bad(format!(
+            "{}: order or settled time disagrees with its status",
+            r.id
+        )));
+    }
+    Ok(if confirmed {
+        r.confirmed_at_ms
+    } else {
+        r.released_at_ms
+    })
+}
+
 fn bad(what: String) -> SnapshotError {
     SnapshotError::Inconsistent(what)
 }
@@ -185,20 +211,20 @@ impl Shard {
             .iter()
             .map(|r| SnapReservation {
                 id: r.id,
-                buyer: r.buyer.clone(),
+                buyer: self.buyers.buyer_of_kept(r.buyer_handle).clone(),
                 lines: self.full_lines(&r.lines),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,
                 extensions: r.extensions,
                 status: status_code(r.status),
                 release_reason: r.release_reason,
-                order: r.order,
+                order: r.order(),
                 payment_ref: r.payment_ref.to_string(),
-                confirmed_at_ms: r.confirmed_at_ms,
+                confirmed_at_ms: r.confirmed_at_ms(),
                 idempotency_key: r.idempotency_key.clone(),
                 request_hash: r.request_hash,
                 group: r.group(),
-                released_at_ms: r.released_at_ms,
+                released_at_ms: r.released_at_ms(),
                 extension_keys: r.extension_keys().to_vec(),
             })
             .collect();
@@ -282,6 +308,7 @@ impl Shard {
         if home && r.id.counter() >= self.next_reservation {
             return Err(bad(format!("{} beyond the id counter", r.id)));
         }
+        let settled_at_ms = settled_time(&r, status)?;
         let buyer_handle = self.buyers.acquire(&r.buyer);
         let lines = self.restore_lines(&r, status, buyer_handle, usage)?;
         if home && status == ReservationStatus::Held {
@@ -317,7 +344,6 @@ impl Shard {
         }
         let res = Reservation {
             id: r.id,
-            buyer: r.buyer,
             buyer_handle,
             lines,
             created_at_ms: r.created_at_ms,
@@ -325,10 +351,9 @@ impl Shard {
             extensions: r.extensions,
             status,
             release_reason: r.release_reason,
-            released_at_ms: r.released_at_ms,
-            order: r.order,
+            settled_at_ms,
+            order_id: r.order.unwrap_or(OrderId(0)),
             payment_ref: r.payment_ref.into(),
-            confirmed_at_ms: r.confirmed_at_ms,
             idempotency_key: r.idempotency_key,
             request_hash: r.request_hash,
             rare: Rare::boxed(r.group, r.extension_keys),

@@ -22,7 +22,8 @@
 # variables for the A / B server.
 # PERF_RECORD=DIR also samples the stream threads over the window (`perf record -e cpu-clock -g`,
 # cpu-clock because this VM has no hardware counters) into DIR/<block tag>.data, for
-# `perf report -i …` (PERF_RECORD_OPTS replaces `-g`, e.g. "--call-graph dwarf"); the sampling costs CPU, so take the µs/update of such a run with salt.
+# `perf report -i …` (PERF_RECORD_OPTS replaces `-g`, e.g. "--call-graph dwarf,16384"); the
+# sampling costs CPU, so take the µs/update of such a run with salt.
 #
 # WINDOW_S (default 9, at most 120) lengthens the measured window (the load then runs
 # WINDOW_S + 6 s): at 1 000 subscribers the update count moves in steps of one publication
@@ -132,6 +133,7 @@ block() {
     rec=""
     if [ -n "${PERF_RECORD:-}" ] && [ -n "$tids" ]; then
         mkdir -p "$PERF_RECORD"
+        # shellcheck disable=SC2086
         perf record -q -e cpu-clock ${PERF_RECORD_OPTS:--g} -t "${tids%,}" -o "$PERF_RECORD/$tag.data" -- sleep "$window" \
             >/dev/null 2>&1 &
         rec=$!

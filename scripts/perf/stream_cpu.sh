@@ -20,6 +20,10 @@
 # (server packets + subscriber ACKs); SYSCALL_DETAIL=1 adds a line splitting the syscalls by kind.
 # A_ENV / B_ENV (e.g. "RUST_LOG=warn") set environment
 # variables for the A / B server.
+# PERF_RECORD=DIR also samples the stream threads over the window (`perf record -e cpu-clock -g`,
+# cpu-clock because this VM has no hardware counters) into DIR/<block tag>.data, for
+# `perf report -i …` (PERF_RECORD_OPTS replaces `-g`, e.g. "--call-graph dwarf,16384"); the
+# sampling costs CPU, so take the µs/update of such a run with salt.
 #
 # WINDOW_S (default 9, at most 120) lengthens the measured window (the load then runs
 # WINDOW_S + 6 s): at 1 000 subscribers the update count moves in steps of one publication
@@ -126,6 +130,14 @@ block() {
         perf stat -x, -e "$events" -t "${tids%,}" -o "$dir/perf.txt" -- sleep "$window" &
         sc=$!
     fi
+    rec=""
+    if [ -n "${PERF_RECORD:-}" ] && [ -n "$tids" ]; then
+        mkdir -p "$PERF_RECORD"
+        # shellcheck disable=SC2086
+        perf record -q -e cpu-clock ${PERF_RECORD_OPTS:--g} -t "${tids%,}" -o "$PERF_RECORD/$tag.data" -- sleep "$window" \
+            >/dev/null 2>&1 &
+        rec=$!
+    fi
     p0=$(ticks_proc "$pid")
     s0=$(ticks_stream "$pid")
     set -- $(sched_stream "$pid")
@@ -149,6 +161,9 @@ block() {
             awk -F, -v u="$((u1 - u0))" '/syscalls:sys_enter_/ && u > 0 {
                 sub("syscalls:sys_enter_", "", $3); printf "  %s %.3f/update", $3, $1 / u } END {print ""}' "$dir/perf.txt" 2>/dev/null || true
         fi
+    fi
+    if [ -n "$rec" ]; then
+        wait "$rec" || true
     fi
     wait "$lgpid" || true
     kill "$pid" 2>/dev/null || true

@@ -121,8 +121,11 @@ pub(super) struct Conn {
     /// `Readable` events, cleared by a read. A streaming session reads only then, not on every
     /// ACK (ADR 0046).
     readable: bool,
-    /// The deadline filed in the loop's timers.
+    /// The entry filed in the loop's timers: at or before `due` (filing is lazy, see
+    /// [`Timers::file`](super::timers::Timers::file)).
     pub(super) timer: Option<Instant>,
+    /// When the connection must be driven next, as of its last drive.
+    pub(super) due: Option<Instant>,
     /// Whether it is in the loop's list of connections to drive.
     pub(super) queued: bool,
 }
@@ -138,6 +141,7 @@ impl Conn {
             pending: VecDeque::new(),
             readable: true,
             timer: None,
+            due: None,
             queued: false,
         }
     }

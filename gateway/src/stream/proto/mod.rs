@@ -142,6 +142,15 @@ impl ProtoEndpoint {
             while let Some(slot) = lp.timers.pop_due(now) {
                 if let Some(Some(conn)) = lp.conns.get_mut(slot) {
                     conn.timer = None;
+                    match conn.due {
+                        // Filed early (the deadline moved later since): refile, nothing to do.
+                        Some(due) if due > now => {
+                            lp.timers.file(slot, &mut conn.timer, Some(due));
+                            continue;
+                        }
+                        None => continue,
+                        Some(_) => {}
+                    }
                 }
                 lp.mark(slot);
             }
@@ -158,7 +167,7 @@ impl ProtoEndpoint {
                     lp.close_all(now);
                 }
             }
-            let next = lp.timers.next();
+            let next = lp.next_deadline();
             let serving = lp.run == Run::Serving;
             let wake_at = match lp.run {
                 Run::Serving => next,
@@ -333,6 +342,26 @@ impl Loop {
         }
     }
 
+    /// The earliest deadline to wake for. Entries filed earlier than their connection's
+    /// deadline (it moved later since, see [`Timers::file`]) are refiled first, so that they do
+    /// not wake the loop on their own.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some((at, slot)) = self.timers.first() {
+            let Some(Some(conn)) = self.conns.get_mut(slot) else {
+                return Some(at);
+            };
+            if conn.due.is_some_and(|due| due <= at) {
+                return Some(at);
+            }
+            // Stale: its connection's deadline moved later (or went) since it was filed.
+            let popped = self.timers.pop_due(at);
+            debug_assert_eq!(popped, Some(slot));
+            conn.timer = None;
+            self.timers.file(slot, &mut conn.timer, conn.due);
+        }
+        None
+    }
+
     /// Drives every queued connection, refiles its deadline and sends what they queued.
     fn drive_ready(&mut self, now: Instant) {
         while let Some(slot) = self.ready.pop() {
@@ -350,9 +379,8 @@ impl Loop {
             );
             match liveness {
                 Liveness::Alive => {
-                    let next = conn.deadline();
-                    self.timers.reschedule(slot, conn.timer, next);
-                    conn.timer = next;
+                    conn.due = conn.deadline();
+                    self.timers.file(slot, &mut conn.timer, conn.due);
                 }
                 Liveness::Drained => {
                     self.timers.reschedule(slot, conn.timer, None);

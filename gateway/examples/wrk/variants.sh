@@ -6,14 +6,18 @@
 # Usage: bash gateway/examples/wrk/variants.sh CONNECTIONS SECONDS ROUNDS 'NAME|ENV|FLAGS[|BINARY]'...
 #   e.g. 'default||' 'spin50||--shard-spin-us 50' 'tokio1|TOKIO_WORKER_THREADS=1|'
 #   'mimalloc|||target/alloc/flashsale-mimalloc' (BINARY: another build of `flashsale`, relative
-#   to the repository root; default target/release/flashsale; ADR 0042).
+#   to the repository root; default target/release/flashsale; ADR 0042). A fifth field DATAROOT
+#   puts that variant's --data-dir under another directory, e.g. 'shm|||target/release/flashsale|/dev/shm'
+#   (a RAM file system, where fdatasync costs nothing: the durability latency taken out, ADR 0044).
 #   Every run also prints the server's CPU per request (user and kernel, from /proc/PID/stat) and
 #   its context switches per request (all threads, /proc/PID/task/*/status).
 #   PHASES="hot gone" (default "hot") picks the phases; PERF=NAME records `perf record -g`
 #   of that variant's first run of phase PERF_PHASE (default hot) into ./perf-NAME.data. PERFSTAT=1 also counts, with
 #   `perf stat -p PID` over each run, the server's task-clock, context switches, io_uring
 #   submissions (tracepoint io_uring:io_uring_submit_req: every SQE, timers included) and
-#   io_uring_enter calls, printed per request (ADR 0038, "timer churn").
+#   io_uring_enter calls, printed per request (ADR 0038, "timer churn"). FSYNC_PROBE=1 times 200
+#   4 KiB write + fdatasync pairs in the data directory's file system before every round and
+#   prints their p50/p99: the disk's own flush latency, the floor under a durable reply (ADR 0049).
 # Needs: wrk, a release build (cargo build --release -p flashsale-gateway --bin flashsale
 #   --example baseline). Prints one line per run and the median ratios at the end.
 set -euo pipefail
@@ -24,18 +28,20 @@ LUA=$ROOT/gateway/examples/wrk/hot_item.lua
 TMP=$(mktemp -d)
 ulimit -n "$(ulimit -Hn)"
 TOKEN=bench-storefront; ADMIN=bench-admin
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+PIDS=(); DATADIRS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP" "${DATADIRS[@]}"' EXIT
 "$BIN/examples/baseline" 127.0.0.1:9090 > "$TMP/baseline.out" &
 PIDS+=($!)
 NAMES=(); PORTS=(); VPIDS=()
 port=8081
 for spec in "$@"; do
-  IFS='|' read -r name envs flags exe <<< "$spec"
+  IFS='|' read -r name envs flags exe dataroot <<< "$spec"
   exe=${exe:-target/release/flashsale}; [[ $exe == /* ]] || exe=$ROOT/$exe
+  datadir="$TMP/data-$name"
+  if [[ -n $dataroot ]]; then datadir=$(mktemp -d "$dataroot/flashsale-variant-XXXXXX"); DATADIRS+=("$datadir"); fi
   # shellcheck disable=SC2086
   env $envs "$exe" serve --http 127.0.0.1:$port --quic 127.0.0.1:0 \
-    --data-dir "$TMP/data-$name" --admin-token $ADMIN --storefront-token $TOKEN \
+    --data-dir "$datadir" --admin-token $ADMIN --storefront-token $TOKEN \
     --rate-limit-buyer-rps 0 --header-timeout-ms 120000 --max-connections 20000 $flags \
     > "$TMP/$name.out" 2> "$TMP/$name.err" &
   PIDS+=($!); VPIDS+=($!); NAMES+=("$name"); PORTS+=($port)
@@ -55,6 +61,19 @@ cpu_ctx() {
   local ut st; read -r ut st < <(awk '{print $14, $15}' "/proc/$1/stat")
   local cs; cs=$(cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}')
   echo "$ut $st $cs"
+}
+# fsync_probe FILE: the disk's fdatasync latency (200 × a 4 KiB write then fdatasync), one line.
+fsync_probe() {
+  python3 - "$1" <<'PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+t = []
+for i in range(200):
+    os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
+    s = time.perf_counter(); os.fdatasync(fd); t.append((time.perf_counter() - s) * 1e6)
+os.close(fd); os.unlink(sys.argv[1]); t.sort()
+print(f"# fdatasync_p50_us={t[100]:.0f} fdatasync_p99_us={t[198]:.0f}")
+PY
 }
 run() { # name url sku pid
   local before; before=$(cpu_ctx "$4")
@@ -93,6 +112,7 @@ print(f"cpu_us_per_req={(u + s) * tick / n:.1f} sys_share={s / max(u + s, 1):.2f
 for phase in ${PHASES:-hot}; do
   for r in $(seq "$R"); do
     echo "# round $r phase $phase load $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [[ -n ${FSYNC_PROBE:-} ]]; then fsync_probe "$TMP/fsync-probe"; fi
     run baseline http://127.0.0.1:9090 "$phase" "${PIDS[0]}"
     for i in "${!NAMES[@]}"; do
       PERF_PID=

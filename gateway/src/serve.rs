@@ -627,7 +627,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("--stream-driver")?;
     let flag_tokens = flag_tokens(&args)?;
     // Bind early: a taken port is reported before any token is generated or printed, and
-    // before the engine replays its log.
+    // before the engine replays its log. On the shard executors a taken port is probed again
+    // for up to 3 s first (`on_shards::BIND_RETRY_FOR`: a predecessor killed a moment ago may
+    // still hold it); that wait blocks this start-up thread only, before anything is served.
     // With --ha the tokio server accepts on one listener and hands a leader's connections to
     // its shard executors (ha::shard_http).
     let http = if args.http_runtime == HttpRuntime::Shards && !args.ha {

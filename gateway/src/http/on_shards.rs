@@ -55,8 +55,14 @@ const READ_CHUNK: usize = 8 * 1024;
 /// can connect to it): a port any listener holds, with the option or without, fails it with
 /// `AddrInUse`, as the tokio server's bind does. Only a server binding in the instant
 /// between the probe and the group's first bind could still join.
+///
+/// A port found taken is probed again for up to [`BIND_RETRY_FOR`] before the start is
+/// refused: a predecessor killed a moment ago (`kill -9`, then a supervisor's restart) can
+/// hold its listeners after it has been reaped, because the kernel releases the files an
+/// io_uring instance still references (glommio's accepts in flight) only when the ring's
+/// asynchronous teardown has run. A live server holds the port for good and is still refused.
 pub fn bind_on_shards(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
-    let addr = probe_free(addr)?;
+    let addr = probe_free_within(addr, BIND_RETRY_FOR)?;
     let first = bind_reuseport(addr)?;
     let mut all = Vec::with_capacity(count.max(1));
     all.push(first);
@@ -64,6 +70,26 @@ pub fn bind_on_shards(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net
         all.push(bind_reuseport(addr)?);
     }
     Ok(all)
+}
+
+/// How long a taken `--http` port is probed again before the start is refused (see
+/// [`bind_on_shards`]).
+pub const BIND_RETRY_FOR: Duration = Duration::from_secs(3);
+
+/// Pause between two probes of a taken port.
+const BIND_RETRY_EVERY: Duration = Duration::from_millis(50);
+
+/// [`probe_free`], repeated while the port is taken, for at most `patience`.
+fn probe_free_within(addr: SocketAddr, patience: Duration) -> io::Result<SocketAddr> {
+    let started = std::time::Instant::now();
+    loop {
+        match probe_free(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < patience => {
+                std::thread::sleep(BIND_RETRY_EVERY);
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Binds a plain socket (`SO_REUSEADDR` only, not listening) to `addr` and returns the bound
@@ -594,5 +620,42 @@ impl hyper::rt::Write for GlommioIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port whose holder lets go within the patience (a predecessor's listeners released
+    /// by its ring's teardown) is bound, by every shard's listener. (A tokio runtime, as
+    /// `serve` has: the listeners are made with tokio's socket builder.)
+    #[tokio::test]
+    async fn a_port_released_within_the_patience_is_bound() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(held);
+        });
+        let all = bind_on_shards(addr, 2).unwrap();
+        releaser.join().unwrap();
+        assert_eq!(all.len(), 2);
+        for listener in &all {
+            assert_eq!(listener.local_addr().unwrap(), addr);
+        }
+    }
+
+    /// A port held for good (a live server) is refused once the patience has run out.
+    #[test]
+    fn a_port_held_for_good_is_refused_after_the_patience() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let patience = Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let err = probe_free_within(addr, patience).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        assert!(started.elapsed() >= patience, "{:?}", started.elapsed());
+        drop(held);
     }
 }

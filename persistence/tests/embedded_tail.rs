@@ -164,3 +164,76 @@ fn a_fresh_reader_skips_past_a_frame_header_cut_by_the_read_chunk() {
         });
     }
 }
+
+/// The segment files of shard 0, oldest first.
+fn shard0_segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("shard-0000"))
+        .unwrap_or_else(|e| panic!("list shard dir: {e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("dir entry: {e}")).path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_read_again_from_inside_the_last_batch_resumes_there_without_a_scan() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let b = small_segments(&path, 16 << 10);
+        let mut tail = b.tail();
+        let mut log = b.open_shard(0, 1).await.unwrap_or_else(|e| panic!("{e}"));
+        replay_all(&mut log, 0)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for chunk in 0..12u64 {
+            append_flush(&mut log, chunk * 50 + 1..=chunk * 50 + 50).await;
+        }
+        let segments = shard0_segments(&path);
+        assert!(segments.len() >= 3, "rotation happened: {segments:?}");
+        // A batch that crosses at least one segment boundary.
+        let batch = tail
+            .read(0, 0, 400)
+            .unwrap_or_else(|e| panic!("tail read: {e}"));
+        assert_eq!(batch, expect(1..=400));
+        // The consumer used only part of it and asks again from inside it, once in the first
+        // segment and once in a later one: the same records, in order.
+        assert_eq!(
+            tail.read(0, 20, 30)
+                .unwrap_or_else(|e| panic!("tail read: {e}")),
+            expect(21..=50)
+        );
+        assert_eq!(
+            tail.read(0, 10, 5)
+                .unwrap_or_else(|e| panic!("tail read: {e}")),
+            expect(11..=15),
+            "inside the batch before the last one: a scan, the same records"
+        );
+        let again = tail
+            .read(0, 3, 400)
+            .unwrap_or_else(|e| panic!("tail read: {e}"));
+        assert_eq!(again, expect(4..=403));
+        // Now damage the first segment's first frame: a reader that scanned the segment from
+        // its start could not pass it, a resumed one never looks at it.
+        let first = segments.first().unwrap_or_else(|| panic!("a segment"));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(first)
+            .unwrap_or_else(|e| panic!("open segment: {e}"));
+        file.write_all_at(&[0xAB; 16], 0)
+            .unwrap_or_else(|e| panic!("damage segment: {e}"));
+        assert_eq!(
+            tail.read(0, 5, 10)
+                .unwrap_or_else(|e| panic!("resumed read: {e}")),
+            expect(6..=15)
+        );
+        let fresh = b.tail().read(0, 5, 10);
+        assert!(
+            !matches!(&fresh, Ok(records) if *records == expect(6..=15)),
+            "a fresh reader scans the damaged segment from its start and cannot pass it: {:?}",
+            fresh.map(|r| r.len())
+        );
+    });
+}

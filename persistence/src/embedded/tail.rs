@@ -85,6 +85,40 @@ struct Cursor {
     last_seq: u64,
 }
 
+/// Where one frame that a read returned starts. A reader that asks again from inside its last
+/// batch (a consumer that used only part of it, like the events ledger keeper stopping at its
+/// target) resumes there, instead of parsing and checksumming its segment from the start.
+#[derive(Debug, Clone, Copy)]
+struct FramePos {
+    /// First seq of the segment holding the frame.
+    segment_first: u64,
+    /// Byte offset of the frame in that segment.
+    offset: u64,
+    /// The frame's seq.
+    seq: u64,
+}
+
+impl FramePos {
+    /// A cursor that reads the frame at `self` next.
+    fn cursor(self) -> Cursor {
+        Cursor {
+            segment_first: self.segment_first,
+            offset: self.offset,
+            last_seq: self.seq - 1,
+        }
+    }
+}
+
+/// The frame of `positions` (one read's returned frames, consecutive seqs) whose seq is
+/// `after + 1`, if that read returned it.
+fn resume_in(positions: &[FramePos], after: u64) -> Option<FramePos> {
+    let first = positions.first()?.seq;
+    let index = usize::try_from(after.checked_add(1)?.checked_sub(first)?).ok()?;
+    let pos = *positions.get(index)?;
+    debug_assert_eq!(pos.seq, after + 1, "a read returns consecutive seqs");
+    (pos.seq == after + 1).then_some(pos)
+}
+
 /// A reader of the durable records of an embedded log's shards (blocking file reads: call it
 /// from a blocking thread). Keeps one cursor per shard so consecutive reads are sequential.
 #[derive(Debug)]
@@ -92,6 +126,9 @@ pub struct EmbeddedTail {
     dir: PathBuf,
     marks: Arc<TailMarks>,
     cursors: Vec<Option<Cursor>>,
+    /// Per shard, where each frame of the last read started (at most that read's
+    /// `max_records`): a read again from inside it resumes without a scan.
+    returned: Vec<Vec<FramePos>>,
     /// The read buffer ([`CHUNK_BYTES`], allocated on first use).
     buf: Vec<u8>,
 }
@@ -103,6 +140,7 @@ impl EmbeddedTail {
             dir: data_dir.to_path_buf(),
             marks,
             cursors: vec![None; MAX_TAIL_SHARDS],
+            returned: vec![Vec::new(); MAX_TAIL_SHARDS],
             buf: Vec::new(),
         }
     }
@@ -152,10 +190,16 @@ impl EmbeddedTail {
     ) -> Result<(), PersistenceError> {
         let shard_dir = self.dir.join(format!("shard-{shard:04}"));
         let slot = usize::from(shard);
+        let mut positions = std::mem::take(&mut self.returned[slot]);
         let mut cursor = match self.cursors[slot].take() {
             Some(c) if c.last_seq == after => c,
-            _ => seek(&shard_dir, after)?,
+            _ => match resume_in(&positions, after) {
+                // Its segment may have been removed since (below every hold): then seek.
+                Some(pos) if segment_path(&shard_dir, pos.segment_first).exists() => pos.cursor(),
+                _ => seek(&shard_dir, after)?,
+            },
         };
+        positions.clear();
         'segments: loop {
             let path = segment_path(&shard_dir, cursor.segment_first);
             let io = |source| PersistenceError::Io {
@@ -182,6 +226,11 @@ impl EmbeddedTail {
                             }
                             if seq > after {
                                 out.push((seq, rest[start..frame_len].to_vec()));
+                                positions.push(FramePos {
+                                    segment_first: cursor.segment_first,
+                                    offset: cursor.offset,
+                                    seq,
+                                });
                             }
                             cursor.last_seq = seq;
                             cursor.offset += frame_len as u64;
@@ -230,6 +279,11 @@ impl EmbeddedTail {
                         } if seq <= durable && seq == cursor.last_seq + 1 => {
                             if seq > after {
                                 out.push((seq, big[start..frame_len].to_vec()));
+                                positions.push(FramePos {
+                                    segment_first: cursor.segment_first,
+                                    offset: cursor.offset,
+                                    seq,
+                                });
                             }
                             cursor.last_seq = seq;
                             cursor.offset += frame_len as u64;
@@ -255,11 +309,13 @@ impl EmbeddedTail {
         if out.is_empty() && cursor.last_seq < durable && cursor.last_seq == after {
             // Durable records exist that the segments do not show: never skip silently.
             self.cursors[slot] = None;
+            self.returned[slot] = positions;
             return Err(PersistenceError::Corrupt(format!(
                 "shard {shard}: durable up to seq {durable} but no readable record after {after}"
             )));
         }
         self.cursors[slot] = Some(cursor);
+        self.returned[slot] = positions;
         Ok(())
     }
 }

@@ -167,6 +167,17 @@ pub trait ShardLog {
         })
     }
 
+    /// About how many records a replay after `after` will hand over, if the backend can tell
+    /// without reading them (the embedded log counts its segments by their names): recovery
+    /// sizes the shard's growing structures with it before the replay
+    /// ([`crate::shard::Shard::reserve_for_replay`], ADR 0036, thirteenth round). A hint,
+    /// neither a bound nor a promise: the replay's outcome never depends on it. Default:
+    /// `None` (no hint).
+    fn replay_size_hint(&mut self, after: u64) -> Option<u64> {
+        let _ = after;
+        None
+    }
+
     /// Whether [`ShardLog::replay_records`] decodes on another thread than the caller's
     /// (the embedded log's `PipelinedDecode` mode): recovery then uses it; otherwise it
     /// replays the raw records and decodes them with the shard's own handles (ADR 0036).

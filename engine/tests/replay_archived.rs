@@ -339,3 +339,115 @@ fn the_fused_apply_refuses_bad_lines_like_the_owned_record() {
     assert_ne!(fused.state_hash(), before);
     fused.check_invariants().unwrap();
 }
+
+/// A `Confirmed` or `Released` that does not apply — of an unknown reservation, of one
+/// confirmed or released before, under an order that exists (checked before the
+/// reservation, also when that is not held) — is refused by the fused apply, whose store
+/// lookup is also the held check (ADR 0036, thirteenth round), with the error of the owned
+/// record's apply, state and seq unchanged; a good one at the same seq then applies to the
+/// same state both ways.
+#[test]
+fn the_fused_apply_refuses_bad_settlements_like_the_owned_record() {
+    use flashsale_protocol::{OrderId, PaymentRef, ReleaseReason};
+
+    let mut logger = Shard::new(0);
+    let mut log: Vec<LogRecord> = Vec::new();
+    logger.upsert_sku(0, spec("tee", 5), &mut log).unwrap();
+    let mut reserve = |b: &str, log: &mut Vec<LogRecord>| {
+        let cmd = ReserveCommand {
+            buyer: buyer(b),
+            lines: [(sku("tee"), 1)].into_iter().collect(),
+            idempotency_key: None,
+            request_hash: 1,
+            id: None,
+            expires_at_ms: None,
+            group: None,
+            claims: Claims::none(),
+        };
+        logger.reserve(10, cmd, log).unwrap().id
+    };
+    let (a, b, c) = (
+        reserve("ann", &mut log),
+        reserve("bob", &mut log),
+        reserve("cid", &mut log),
+    );
+    logger.confirm(11, a, "pay-a", &mut log).unwrap();
+    logger.cancel(12, b, &mut log).unwrap();
+    let taken = log
+        .iter()
+        .find_map(|r| match r.event {
+            Event::Confirmed { order, .. } => Some(order),
+            _ => None,
+        })
+        .unwrap();
+    let mut owned = Shard::new(0);
+    let mut fused = Shard::new(0);
+    let mut hints = Resolved::new();
+    let mut bytes = Vec::new();
+    for record in &log {
+        bytes.clear();
+        encode_record(record, &mut bytes).unwrap();
+        owned.apply_record(record.clone()).unwrap();
+        replay_fused(&mut fused, record.seq, &bytes, &mut hints).unwrap();
+    }
+    let before = fused.state_hash();
+    assert_eq!(owned.state_hash(), before);
+
+    let seq = log.len() as u64 + 1;
+    let record = |event| LogRecord {
+        shard: 0,
+        seq,
+        event,
+    };
+    let confirmed = |id, order| {
+        record(Event::Confirmed {
+            id,
+            order,
+            payment_ref: PaymentRef::from("pay"),
+            at_ms: 20,
+        })
+    };
+    let released = |id| {
+        record(Event::Released {
+            id,
+            reason: ReleaseReason::Cancelled,
+            at_ms: 20,
+        })
+    };
+    let unknown = ReservationId::compose(0, 99);
+    let fresh = OrderId::compose(0, 77);
+    let bad = [
+        (confirmed(unknown, fresh), "unknown"),
+        (confirmed(a, fresh), "is confirmed"),
+        (confirmed(b, fresh), "is released"),
+        (confirmed(c, taken), "exists"),
+        (confirmed(b, taken), "exists"),
+        (released(a), "is confirmed"),
+        (released(b), "is released"),
+        (released(unknown), "unknown"),
+    ];
+    for (record, says) in bad {
+        bytes.clear();
+        encode_record(&record, &mut bytes).unwrap();
+        let owned_err = owned.apply_record(record.clone()).unwrap_err();
+        let fused_err = replay_fused(&mut fused, seq, &bytes, &mut hints).unwrap_err();
+        assert!(owned_err.to_string().contains(says), "{owned_err}");
+        assert!(
+            matches!(&fused_err, ReplayError::Apply(e) if *e == owned_err),
+            "{fused_err} / {owned_err}"
+        );
+        assert_eq!(fused.state_hash(), before, "{says}");
+        assert_eq!(fused.seq(), seq - 1, "{says}");
+        assert_eq!(owned.state_hash(), before, "{says}");
+    }
+    // A good one at the same seq: the confirm of the held reservation.
+    let good = confirmed(c, fresh);
+    bytes.clear();
+    encode_record(&good, &mut bytes).unwrap();
+    owned.apply_record(good).unwrap();
+    replay_fused(&mut fused, seq, &bytes, &mut hints).unwrap();
+    assert_eq!(fused.state_hash(), owned.state_hash());
+    assert_ne!(fused.state_hash(), before);
+    assert_eq!(fused.seq(), seq);
+    fused.check_invariants().unwrap();
+}

@@ -67,6 +67,10 @@ async fn replay_into(
     log: &mut dyn ShardLog,
     after: u64,
 ) -> Result<(), LogError> {
+    // Room for the records to come, if the log can tell how many (a hint, no I/O here).
+    if let Some(records) = log.replay_size_hint(after) {
+        shard.reserve_for_replay(records);
+    }
     if log.decodes_while_reading() {
         let mut apply = |seq: u64, record| -> Result<(), LogError> {
             shard.apply_record(record).map_err(|e| LogError::Replay {

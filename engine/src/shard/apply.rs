@@ -390,24 +390,29 @@ impl Shard {
         id: ReservationId,
         order: OrderId,
     ) -> Result<(), ApplyError> {
-        if self.orders.get(order).is_some() {
-            return Err(ApplyError::Inconsistent(format!("{order} exists")));
-        }
+        self.check_order_free(order)?;
         self.check_held(id)
+    }
+
+    /// [`Shard::check_confirmed`]'s first half: no order `order` yet.
+    #[inline]
+    pub(super) fn check_order_free(&self, order: OrderId) -> Result<(), ApplyError> {
+        if self.orders.get(order).is_some() {
+            return Err(order_exists(order));
+        }
+        Ok(())
     }
 
     /// [`Shard::check_at`] of a `Released` of `id`, and of a `Confirmed` past its order
     /// check: `id` must be held (shared with [`Shard::apply_archived`]).
     #[inline]
     pub(super) fn check_held(&self, id: ReservationId) -> Result<(), ApplyError> {
-        let inconsistent = |s: String| Err(ApplyError::Inconsistent(s));
         // The store's lookup inlined here, not `Shard::res` made inline everywhere: that
         // cost the command path's confirm ≈ 6 instructions per pair (ADR 0036, twelfth
         // round).
         match self.reservations.get(self.id, id) {
             Some(r) if r.status == ReservationStatus::Held => Ok(()),
-            Some(r) => inconsistent(format!("{id} is {}", r.status.as_str())),
-            None => inconsistent(format!("unknown {id}")),
+            found => Err(not_held(id, found.map(|r| r.status))),
         }
     }
 
@@ -702,14 +707,29 @@ impl Shard {
         payment_ref: PaymentRef,
         at_ms: u64,
     ) {
-        let Some(r) = self.reservations.get_mut(self.id, id) else {
-            panic!("confirm of missing reservation {id} passed the check");
+        if let Err(found) = self.confirm_held(id, order, payment_ref, at_ms) {
+            settle_of_non_held("confirm", id, found);
+        }
+    }
+
+    /// [`Shard::apply_confirmed`] once its store lookup found `id` held; else nothing
+    /// changes and the status found (`None`: no such reservation) is returned. Replay
+    /// ([`Shard::apply_archived`]) checks a `Confirmed`'s reservation with this lookup
+    /// instead of a [`Shard::check_held`] before the apply's own: one store lookup per
+    /// replayed `Confirmed`, not two (ADR 0036, thirteenth round). The caller checked the
+    /// order ([`Shard::check_confirmed`]'s first half).
+    #[inline(always)]
+    pub(super) fn confirm_held(
+        &mut self,
+        id: ReservationId,
+        order: OrderId,
+        payment_ref: PaymentRef,
+        at_ms: u64,
+    ) -> Result<(), Option<ReservationStatus>> {
+        let r = match self.reservations.get_mut(self.id, id) {
+            Some(r) if r.status == ReservationStatus::Held => r,
+            found => return Err(found.map(|r| r.status)),
         };
-        assert_eq!(
-            r.status,
-            ReservationStatus::Held,
-            "{id}: confirm of non-held"
-        );
         r.status = ReservationStatus::Confirmed;
         r.order_id = order;
         r.payment_ref = payment_ref;
@@ -731,6 +751,7 @@ impl Shard {
         }
         let previous = self.orders.insert(order, id);
         assert!(previous.is_none(), "{order} allocated twice");
+        Ok(())
     }
 
     /// `Extended`: the hold lasts until `expires_at_ms`; the timer queue gets the new
@@ -766,14 +787,27 @@ impl Shard {
     /// `Released` (cancel, expiry or rollback): the held units return to the stock and the
     /// gate; a rolled-back attempt's key is forgotten; retention starts.
     pub(super) fn apply_released(&mut self, id: ReservationId, reason: ReleaseReason, at_ms: u64) {
-        let Some(r) = self.reservations.get_mut(self.id, id) else {
-            panic!("release of missing reservation {id} passed the check");
+        if let Err(found) = self.release_held(id, reason, at_ms) {
+            settle_of_non_held("release", id, found);
+        }
+    }
+
+    /// [`Shard::apply_released`] once its store lookup found `id` held; else nothing
+    /// changes and the status found (`None`: no such reservation) is returned. Replay
+    /// ([`Shard::apply_archived`]) checks a `Released`'s reservation with this lookup
+    /// instead of a [`Shard::check_held`] before the apply's own: one store lookup per
+    /// replayed `Released`, not two (ADR 0036, thirteenth round).
+    #[inline(always)]
+    pub(super) fn release_held(
+        &mut self,
+        id: ReservationId,
+        reason: ReleaseReason,
+        at_ms: u64,
+    ) -> Result<(), Option<ReservationStatus>> {
+        let r = match self.reservations.get_mut(self.id, id) {
+            Some(r) if r.status == ReservationStatus::Held => r,
+            found => return Err(found.map(|r| r.status)),
         };
-        assert_eq!(
-            r.status,
-            ReservationStatus::Held,
-            "{id}: release of non-held"
-        );
         r.status = if reason == ReleaseReason::Expired {
             ReservationStatus::Expired
         } else {
@@ -805,6 +839,40 @@ impl Shard {
             }
         }
         self.settled.push_back((at_ms, id));
+        Ok(())
+    }
+}
+
+/// The error of a `Confirmed` or `Released` of `id` whose reservation is not held: `found`
+/// is its status, `None` if there is no such reservation ([`Shard::check_held`]'s message).
+/// Out of line: the check's common case is a held reservation (ADR 0036, thirteenth round).
+#[cold]
+#[inline(never)]
+pub(super) fn not_held(id: ReservationId, found: Option<ReservationStatus>) -> ApplyError {
+    ApplyError::Inconsistent(match found {
+        Some(status) => format!("{id} is {}", status.as_str()),
+        None => format!("unknown {id}"),
+    })
+}
+
+/// The error of a `Confirmed` under an order that exists. Out of line (as [`not_held`]).
+#[cold]
+#[inline(never)]
+fn order_exists(order: OrderId) -> ApplyError {
+    ApplyError::Inconsistent(format!("{order} exists"))
+}
+
+/// A checked `Confirmed` or `Released` (`what`: "confirm" or "release") of `id` found its
+/// reservation not held (`found`: its status, `None` if missing): a broken invariant.
+#[cold]
+#[inline(never)]
+fn settle_of_non_held(what: &str, id: ReservationId, found: Option<ReservationStatus>) -> ! {
+    match found {
+        Some(status) => panic!(
+            "{id}: {what} of non-held ({}) passed the check",
+            status.as_str()
+        ),
+        None => panic!("{what} of missing reservation {id} passed the check"),
     }
 }
 

@@ -84,6 +84,13 @@ impl Orders {
         self.other.insert(order, id)
     }
 
+    /// Makes room for `additional` more own orders in the dense range, if the allocator
+    /// grants it (a replay's size hint, [`super::Shard::reserve_for_replay`]).
+    pub(super) fn try_reserve_own(&mut self, additional: usize) {
+        // Refused room is not an error: the range grows as before.
+        let _ = self.own.try_reserve(additional);
+    }
+
     /// Number of orders.
     pub(super) fn len(&self) -> usize {
         self.own_len + self.other.len()

@@ -32,6 +32,7 @@ pub mod rate_limit;
 pub mod recent;
 pub mod routes;
 pub mod server;
+mod shard_timer;
 pub mod stock_metrics;
 pub mod wire;
 

@@ -9,9 +9,10 @@
 //! Kept from the tokio server ([`super::server`]): the same hyper settings (HTTP/1.1 and h2c
 //! prior knowledge; an HTTP/2 connection's streams run as tasks on the same executor), the
 //! connection cap and per-address cap (answered 503 / 429 and closed), the header-read and
-//! idle timeouts, graceful drain on shutdown (the same phase every connection follows). The
-//! App's tokio timers (body timeout, hyper's header timeout,
-//! the idle check) and `tokio::spawn`s work because every task here is polled inside the
+//! idle timeouts, graceful drain on shutdown (the same phase every connection follows).
+//! hyper's own sleeps (the header-read timeout, HTTP/2 pings) are kept in a per-thread coarse
+//! table ([`super::shard_timer`], ADR 0050). The App's tokio timers (the body timeout, the
+//! idle check) and `tokio::spawn`s work because every task here is polled inside the
 //! tokio runtime's context ([`InTokio`]): their timers are driven by the tokio threads.
 
 use std::future::Future;
@@ -39,6 +40,7 @@ use super::server::{
     builder, counted_service, drain, drive_connection, Caps, Held, Refusal, ServeOutcome,
     ServerConfig, FORCE_CLOSE_DEADLINE, REFUSAL_DEADLINE,
 };
+use super::shard_timer::{mark_shard_thread, ShardTimer};
 
 /// Accept backlog of each shard's listener (as the tokio server's).
 const BACKLOG: u32 = crate::serve::HTTP_BACKLOG;
@@ -162,6 +164,7 @@ impl<E: Inventory> Shared<E> {
                 ShardExecutor {
                     tokio: tokio.clone(),
                 },
+                ShardTimer::new(),
             ),
             caps: Caps::new(config),
             phase,
@@ -407,6 +410,7 @@ fn spawn_each<E: Inventory, T: Send + 'static, F: Future<Output = ()> + 'static>
         let shared = shared.clone();
         Box::pin(async move {
             if let Some(item) = taken {
+                mark_shard_thread();
                 let tokio = shared.tokio.clone();
                 InTokio::new(tokio, run(shared, item)).await;
             }

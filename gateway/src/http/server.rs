@@ -213,17 +213,21 @@ struct Acceptor<E: Inventory> {
 
 /// The hyper connection settings: timers, header timeout, HTTP/2 streams and keep-alive pings
 /// (which detect dead peers; idle live ones are closed by [`run_connection`]). `executor` runs
-/// HTTP/2 streams (tokio's here, a shard executor's in `on_shards.rs`).
-pub(super) fn builder<X>(config: &ServerConfig, executor: X) -> auto::Builder<X> {
+/// HTTP/2 streams and `timer` keeps hyper's sleeps (tokio's here; a shard executor's and a
+/// per-thread coarse timer in `on_shards.rs`, ADR 0050).
+pub(super) fn builder<X, T>(config: &ServerConfig, executor: X, timer: T) -> auto::Builder<X>
+where
+    T: hyper::rt::Timer + Clone + Send + Sync + 'static,
+{
     let mut builder = auto::Builder::new(executor);
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(timer.clone())
         .header_read_timeout(config.header_timeout)
         .keep_alive(true);
     builder
         .http2()
-        .timer(TokioTimer::new())
+        .timer(timer)
         .max_concurrent_streams(config.h2_max_concurrent_streams)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
@@ -264,7 +268,7 @@ async fn serve_with<E: Inventory>(
     let phase = Arc::new(PhaseSender::new());
     let (done, mut all_done) = mpsc::channel::<()>(1);
     let acceptor = Acceptor {
-        builder: Arc::new(builder(&config, TokioExecutor::new())),
+        builder: Arc::new(builder(&config, TokioExecutor::new(), TokioTimer::new())),
         caps: Caps::new(&config),
         refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
         app: app.clone(),

@@ -103,15 +103,24 @@ struct Key {
     serial: u64,
 }
 
+/// Where a [`CoarseSleep`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SleepState {
+    /// In no table: not polled yet, or reset after it fired or left its table.
+    Unregistered,
+    /// In a thread's table under this key.
+    Registered(Key),
+    /// Its deadline passed (it stays ready until reset).
+    Fired,
+}
+
 /// A sleep in a shard thread's table (see the module documentation).
 #[derive(Debug)]
 pub(super) struct CoarseSleep {
     /// When it fires.
     deadline: Instant,
-    /// Its registration, once polled.
-    entry: Option<Key>,
-    /// Fired (stays ready until reset).
-    fired: bool,
+    /// Its registration.
+    state: SleepState,
 }
 
 impl CoarseSleep {
@@ -119,28 +128,31 @@ impl CoarseSleep {
     fn new(deadline: Instant) -> Self {
         CoarseSleep {
             deadline,
-            entry: None,
-            fired: false,
+            state: SleepState::Unregistered,
         }
     }
 
     /// Moves the deadline (in place in the table when registered there).
     fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
-        self.fired = false;
-        if let Some(key) = self.entry {
-            let kept = TABLE
-                .try_with(|t| {
-                    t.try_borrow_mut()
-                        .is_ok_and(|mut t| t.move_deadline(key, deadline))
-                })
-                .unwrap_or(false);
-            if !kept {
-                // Fired (removed by the ticker) or another thread's: registered afresh at the
-                // next poll.
-                self.entry = None;
+        self.state = match self.state {
+            SleepState::Registered(key) => {
+                let kept = TABLE
+                    .try_with(|t| {
+                        t.try_borrow_mut()
+                            .is_ok_and(|mut t| t.move_deadline(key, deadline))
+                    })
+                    .unwrap_or(false);
+                if kept {
+                    SleepState::Registered(key)
+                } else {
+                    // Fired (removed by the ticker) or another thread's: registered afresh
+                    // at the next poll.
+                    SleepState::Unregistered
+                }
             }
-        }
+            SleepState::Unregistered | SleepState::Fired => SleepState::Unregistered,
+        };
     }
 }
 
@@ -151,7 +163,7 @@ impl Future for CoarseSleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if this.fired {
+        if this.state == SleepState::Fired {
             return Poll::Ready(());
         }
         let (outcome, start_ticker) = TABLE.with(|t| {
@@ -161,16 +173,17 @@ impl Future for CoarseSleep {
                 cx.waker().wake_by_ref();
                 return (Poll::Pending, false);
             };
-            if let Some(key) = this.entry.filter(|k| k.table == t.id) {
-                if t.refresh_waker(key, cx.waker()) {
-                    return (Poll::Pending, false);
+            if let SleepState::Registered(key) = this.state {
+                if key.table == t.id {
+                    if t.refresh_waker(key, cx.waker()) {
+                        return (Poll::Pending, false);
+                    }
+                    // The ticker removed it: the deadline has passed.
+                    this.state = SleepState::Fired;
+                    return (Poll::Ready(()), false);
                 }
-                // The ticker removed it: the deadline has passed.
-                this.entry = None;
-                this.fired = true;
-                return (Poll::Ready(()), false);
             }
-            this.entry = Some(t.insert(this.deadline, cx.waker().clone()));
+            this.state = SleepState::Registered(t.insert(this.deadline, cx.waker().clone()));
             let start = !t.ticking;
             t.ticking = true;
             (Poll::Pending, start)
@@ -184,7 +197,8 @@ impl Future for CoarseSleep {
 
 impl Drop for CoarseSleep {
     fn drop(&mut self) {
-        if let Some(key) = self.entry.take() {
+        if let SleepState::Registered(key) = self.state {
+            self.state = SleepState::Unregistered;
             let _ = TABLE.try_with(|t| {
                 if let Ok(mut t) = t.try_borrow_mut() {
                     t.remove(key);

@@ -49,6 +49,21 @@ async fn health(send: &mut H2Sender, addr: &str) -> u16 {
     send.send_request(req).await.unwrap().status().as_u16()
 }
 
+/// `GET /metrics` over `send` (a connection already admitted: no new slot is taken); the
+/// value of the metric `name`, if the page has it.
+async fn metric_over(send: &mut H2Sender, addr: &str, name: &str) -> Option<u64> {
+    let req = hyper::Request::get(format!("http://{addr}/metrics"))
+        .body(Empty::new().boxed())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.parse().ok())
+}
+
 /// Waits (bounded) for the client side of a connection to end; how long it took.
 async fn closed_within(conn: tokio::task::JoinHandle<Result<(), hyper::Error>>) -> Duration {
     let started = Instant::now();
@@ -96,6 +111,17 @@ async fn idle_h2c_connections_are_closed_after_the_idle_timeout() {
     let (mut used, used_conn) = h2c(&addr).await;
     assert_eq!(health(&mut used, &addr).await, 200);
     let (_idle, idle_conn) = h2c(&addr).await;
+    // The client's handshake can return before the server has admitted the connection (each
+    // shard accepts on its own listener): wait until both are counted, or the third
+    // connection could take the second's slot. Asked over `used`, which holds a slot already.
+    let admitted_by = Instant::now() + CLOSE_WITHIN;
+    while metric_over(&mut used, &addr, "flashsale_http_connections_open").await != Some(2) {
+        assert!(
+            Instant::now() < admitted_by,
+            "the server never admitted the second connection"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut third = TcpStream::connect(&addr).await.unwrap();
     third
         .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -220,12 +246,17 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections() {
         assert!(Instant::now() < deadline, "still refused: {status}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The server may not have given back the slot of the connection the loop used (it closes
+    // it after answering): a refusal of this one is retried too.
+    let metrics = loop {
+        match reqwest::get(server.url("/metrics")).await {
+            Ok(res) if res.status() == reqwest::StatusCode::OK => break res.text().await.unwrap(),
+            other => {
+                assert!(Instant::now() < deadline, "metrics refused: {other:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
     assert!(
         !metrics.contains("flashsale_http_connections_refused_per_ip_total 0"),
         "{metrics}"

@@ -726,10 +726,7 @@ impl Shard {
         payment_ref: PaymentRef,
         at_ms: u64,
     ) -> Result<(), Option<ReservationStatus>> {
-        let r = match self.reservations.get_mut(self.id, id) {
-            Some(r) if r.status == ReservationStatus::Held => r,
-            found => return Err(found.map(|r| r.status)),
-        };
+        let r = self.reservations.held_mut(self.id, id)?;
         r.status = ReservationStatus::Confirmed;
         r.order_id = order;
         r.payment_ref = payment_ref;
@@ -804,10 +801,7 @@ impl Shard {
         reason: ReleaseReason,
         at_ms: u64,
     ) -> Result<(), Option<ReservationStatus>> {
-        let r = match self.reservations.get_mut(self.id, id) {
-            Some(r) if r.status == ReservationStatus::Held => r,
-            found => return Err(found.map(|r| r.status)),
-        };
+        let r = self.reservations.held_mut(self.id, id)?;
         r.status = if reason == ReleaseReason::Expired {
             ReservationStatus::Expired
         } else {

@@ -288,6 +288,20 @@ impl Store {
         self.map.get_mut(&id)
     }
 
+    /// The held reservation with this id, to settle it; else the status found (`None`: no
+    /// such reservation). The one lookup of a confirm's or release's apply.
+    #[inline(always)]
+    pub(super) fn held_mut(
+        &mut self,
+        shard: ShardId,
+        id: ReservationId,
+    ) -> Result<&mut Reservation, Option<ReservationStatus>> {
+        match self.get_mut(shard, id) {
+            Some(r) if r.status == ReservationStatus::Held => Ok(r),
+            found => Err(found.map(|r| r.status)),
+        }
+    }
+
     /// Inserts; returns false (and changes nothing) if the id is taken.
     ///
     /// An own id gets a slot in its chunk when that chunk exists or comes after the newest

@@ -36,7 +36,7 @@ pub fn derive_filtered(
             id: format!("{}_{}", OutEvent::id_for(record.shard, record.seq), n + 1),
             kind: EventType::SkuSoldOut,
             at_ms,
-            key: sku.clone(),
+            key: sku.to_string(),
             data: json!({
                 "sku": sku,
                 "stock": units.total,
@@ -257,9 +257,9 @@ mod tests {
         );
         let facts = Facts {
             confirmed: Some(Held {
-                buyer: "b1".into(),
+                buyer: BuyerId::new("b1").unwrap_or_else(|_| unreachable!()),
                 lines: vec![HeldLine {
-                    sku: "tee".into(),
+                    sku: SkuId::new("tee").unwrap_or_else(|_| unreachable!()),
                     qty: 2,
                     unit_price_cents: 500,
                 }],
@@ -319,7 +319,10 @@ mod tests {
         };
         let facts = Facts {
             confirmed: None,
-            sold_out: sold_out.iter().map(|s| ((*s).into(), units)).collect(),
+            sold_out: sold_out
+                .iter()
+                .map(|s| (SkuId::new(s).unwrap_or_else(|_| unreachable!()), units))
+                .collect(),
         };
         (record, facts)
     }

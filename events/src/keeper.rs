@@ -13,6 +13,23 @@ use crate::service::Shared;
 /// How often a ledger that moved is stored (it can be large: one entry per held reservation).
 pub const SAVE_EVERY: Duration = Duration::from_secs(30);
 
+/// The least time between two reads that caught up: under a steady load the keeper folds a
+/// tenth of a second of records per read instead of waking for every log flush (a read, a
+/// hop to the blocking pool and a wake-up each, ADR 0053). Its ledger is stored only every
+/// [`SAVE_EVERY`], so lagging this much changes nothing a worker sees.
+pub const PACE: Duration = Duration::from_millis(100);
+
+/// What one pass of the keeper did, which sets how long it waits before the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Nothing new to fold: wait the poll interval (at least [`PACE`]).
+    Idle,
+    /// Folded everything up to the target: wait [`PACE`].
+    CaughtUp,
+    /// A full batch and still short of the target: read again at once.
+    Behind,
+}
+
 /// Runs until the service stops; stores the ledger a last time then.
 pub async fn run(shared: Arc<Shared>, shard: u16) {
     let Some(stored) = shared.stored_ledger(shard) else {
@@ -38,13 +55,16 @@ pub async fn run(shared: Arc<Shared>, shard: u16) {
                 }
             },
         };
-        let mut moved = false;
+        let mut pass = Pass::Idle;
         if ledger.seq < target {
             match source.read(shard, ledger.seq, shared.config.batch).await {
                 Ok(records) => {
                     for (seq, bytes) in records.iter().filter(|r| r.0 <= target) {
                         fold(&mut ledger, shard, *seq, bytes);
-                        moved = true;
+                        pass = Pass::CaughtUp;
+                    }
+                    if records.len() >= shared.config.batch && ledger.seq < target {
+                        pass = Pass::Behind;
                     }
                 }
                 Err(e) => {
@@ -57,9 +77,14 @@ pub async fn run(shared: Arc<Shared>, shard: u16) {
             saved_seq = ledger.seq;
             last_save = Instant::now();
         }
-        if !moved {
+        let pause = match pass {
+            Pass::Behind => None,
+            Pass::CaughtUp => Some(PACE),
+            Pass::Idle => Some(shared.config.poll_interval.max(PACE)),
+        };
+        if let Some(pause) = pause {
             tokio::select! {
-                _ = tokio::time::sleep(shared.config.poll_interval.max(Duration::from_millis(100))) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = stop_rx.changed() => {}
             }
         }

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use flashsale_protocol::{Event, Line, LogRecord};
+use flashsale_protocol::{BuyerId, Event, Line, LogRecord, SkuId};
 use serde::{Deserialize, Serialize};
 
 /// Units of one SKU on the ledger (`available = total - reserved - sold`).
@@ -37,8 +37,9 @@ impl SkuUnits {
 /// One line of a held reservation, as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldLine {
-    /// The SKU.
-    pub sku: String,
+    /// The SKU: the ledger's own handle when it knows the SKU (one shared string for every
+    /// hold of it), else the record's. Stored as its text.
+    pub sku: SkuId,
     /// Units.
     pub qty: u32,
     /// Unit price when reserved, in cents.
@@ -48,8 +49,8 @@ pub struct HeldLine {
 /// A reservation (part) held on this shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
-    /// Who holds it.
-    pub buyer: String,
+    /// Who holds it: the record's handle, shared, not copied. Stored as its text.
+    pub buyer: BuyerId,
     /// Its lines on this shard.
     pub lines: Vec<HeldLine>,
     /// Part of a reservation spanning several shards.
@@ -64,7 +65,7 @@ pub struct Facts {
     pub confirmed: Option<Held>,
     /// SKUs whose available units this record took from above zero to zero, with their units
     /// after it, in line order.
-    pub sold_out: Vec<(String, SkuUnits)>,
+    pub sold_out: Vec<(SkuId, SkuUnits)>,
 }
 
 /// The fold of one shard's log up to `seq`.
@@ -74,8 +75,17 @@ pub struct Ledger {
     pub seq: u64,
     /// Folded from the first record of the log (every SKU and hold is known).
     pub complete: bool,
-    skus: HashMap<String, SkuUnits>,
+    skus: HashMap<SkuId, Known>,
     held: HashMap<u64, Held>,
+}
+
+/// A SKU the ledger knows: its handle, shared by every hold of it, and its units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Known {
+    /// The same handle as the map's key.
+    sku: SkuId,
+    /// Its units.
+    units: SkuUnits,
 }
 
 /// The ledger as stored in `<data dir>/events/ledger-<shard>.json`.
@@ -86,7 +96,7 @@ pub struct StoredLedger {
     /// Folded from the first record of the log.
     pub complete: bool,
     /// `(sku, units)`, sorted by SKU.
-    pub skus: Vec<(String, SkuUnits)>,
+    pub skus: Vec<(SkuId, SkuUnits)>,
     /// `(reservation id as u64, hold)`, sorted by id.
     pub held: Vec<(u64, Held)>,
 }
@@ -103,7 +113,7 @@ impl Ledger {
 
     /// The units of `sku`, if known.
     pub fn units(&self, sku: &str) -> Option<SkuUnits> {
-        self.skus.get(sku).copied()
+        self.skus.get(sku).map(|k| k.units)
     }
 
     /// Reservations held (on this shard) as far as the ledger knows.
@@ -122,19 +132,25 @@ impl Ledger {
         self.seq = rec.seq;
         match &rec.event {
             Event::SkuUpserted { spec, .. } => {
-                let name = spec.sku.as_str();
-                let known = self.complete || self.skus.contains_key(name);
+                let known = self.complete || self.skus.contains_key(spec.sku.as_str());
                 if known {
-                    let u = self.skus.entry(name.to_string()).or_default();
+                    let u = &mut self
+                        .skus
+                        .entry(spec.sku.clone())
+                        .or_insert_with(|| Known {
+                            sku: spec.sku.clone(),
+                            units: SkuUnits::default(),
+                        })
+                        .units;
                     let before = u.available();
                     u.total = spec.stock;
                     if before > 0 && u.available() == 0 {
-                        facts.sold_out.push((name.to_string(), *u));
+                        facts.sold_out.push((spec.sku.clone(), *u));
                     }
                 }
             }
             Event::Restocked { sku, qty, .. } => {
-                if let Some(u) = self.skus.get_mut(sku.as_str()) {
+                if let Some(Known { units: u, .. }) = self.skus.get_mut(sku.as_str()) {
                     u.total = u.total.saturating_add(*qty);
                 }
             }
@@ -145,20 +161,28 @@ impl Ledger {
                 group,
                 ..
             } => {
+                // One allocation per hold (its lines); the ids are shared handles.
+                let mut held = Vec::with_capacity(lines.len());
                 for l in lines {
-                    if let Some(u) = self.skus.get_mut(l.sku.as_str()) {
-                        let before = u.available();
-                        u.reserved = u.reserved.saturating_add(u64::from(l.qty));
-                        if before > 0 && u.available() == 0 {
-                            facts.sold_out.push((l.sku.as_str().to_string(), *u));
+                    let sku = match self.skus.get_mut(l.sku.as_str()) {
+                        Some(known) => {
+                            let u = &mut known.units;
+                            let before = u.available();
+                            u.reserved = u.reserved.saturating_add(u64::from(l.qty));
+                            if before > 0 && u.available() == 0 {
+                                facts.sold_out.push((known.sku.clone(), *u));
+                            }
+                            known.sku.clone()
                         }
-                    }
+                        None => l.sku.clone(),
+                    };
+                    held.push(held_line(sku, l));
                 }
                 self.held.insert(
                     id.0,
                     Held {
-                        buyer: buyer.as_str().to_string(),
-                        lines: lines.iter().map(held_line).collect(),
+                        buyer: buyer.clone(),
+                        lines: held,
                         partial: group.is_some(),
                     },
                 );
@@ -166,7 +190,7 @@ impl Ledger {
             Event::Confirmed { id, .. } => {
                 if let Some(h) = self.held.remove(&id.0) {
                     for l in &h.lines {
-                        if let Some(u) = self.skus.get_mut(l.sku.as_str()) {
+                        if let Some(Known { units: u, .. }) = self.skus.get_mut(l.sku.as_str()) {
                             u.reserved = u.reserved.saturating_sub(u64::from(l.qty));
                             u.sold = u.sold.saturating_add(u64::from(l.qty));
                         }
@@ -177,7 +201,7 @@ impl Ledger {
             Event::Released { id, .. } => {
                 if let Some(h) = self.held.remove(&id.0) {
                     for l in &h.lines {
-                        if let Some(u) = self.skus.get_mut(l.sku.as_str()) {
+                        if let Some(Known { units: u, .. }) = self.skus.get_mut(l.sku.as_str()) {
                             u.reserved = u.reserved.saturating_sub(u64::from(l.qty));
                         }
                     }
@@ -190,8 +214,11 @@ impl Ledger {
 
     /// The durable form.
     pub fn to_stored(&self) -> StoredLedger {
-        let mut skus: Vec<(String, SkuUnits)> =
-            self.skus.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut skus: Vec<(SkuId, SkuUnits)> = self
+            .skus
+            .values()
+            .map(|k| (k.sku.clone(), k.units))
+            .collect();
         skus.sort_by(|a, b| a.0.cmp(&b.0));
         let mut held: Vec<(u64, Held)> = self.held.iter().map(|(k, v)| (*k, v.clone())).collect();
         held.sort_by_key(|(k, _)| *k);
@@ -205,18 +232,37 @@ impl Ledger {
 
     /// Back from the durable form.
     pub fn from_stored(s: StoredLedger) -> Ledger {
+        let skus: HashMap<SkuId, Known> = s
+            .skus
+            .into_iter()
+            .map(|(sku, units)| (sku.clone(), Known { sku, units }))
+            .collect();
+        // The holds' lines share the known SKUs' handles, as folded ones do.
+        let held = s
+            .held
+            .into_iter()
+            .map(|(id, mut h)| {
+                for l in &mut h.lines {
+                    if let Some(k) = skus.get(l.sku.as_str()) {
+                        l.sku = k.sku.clone();
+                    }
+                }
+                (id, h)
+            })
+            .collect();
         Ledger {
             seq: s.seq,
             complete: s.complete,
-            skus: s.skus.into_iter().collect(),
-            held: s.held.into_iter().collect(),
+            skus,
+            held,
         }
     }
 }
 
-fn held_line(l: &Line) -> HeldLine {
+/// The ledger's line of `l`, under the handle `sku`.
+fn held_line(sku: SkuId, l: &Line) -> HeldLine {
     HeldLine {
-        sku: l.sku.as_str().to_string(),
+        sku,
         qty: l.qty,
         unit_price_cents: l.unit_price_cents,
     }
@@ -385,5 +431,58 @@ mod tests {
             Facts::default()
         );
         assert_eq!(log.ledger, before);
+    }
+
+    #[test]
+    fn the_stored_form_keeps_its_json_shape_and_holds_share_the_known_sku() {
+        let mut log = Log {
+            ledger: Ledger::starting_after(0, true),
+            seq: 0,
+        };
+        log.apply(Event::SkuUpserted {
+            spec: spec("tee", 5),
+            at_ms: 1,
+        });
+        log.apply(reserve(1, "tee", 2));
+        // A SKU the ledger does not know (folded before it was created) keeps the record's id.
+        log.apply(reserve(2, "cap", 1));
+        let stored = log.ledger.to_stored();
+        // The file written by earlier versions (ids as plain strings) reads back the same.
+        let json = serde_json::json!({
+            "seq": 3,
+            "complete": true,
+            "skus": [["tee", {"total": 5, "reserved": 2, "sold": 0}]],
+            "held": [
+                [1, {"buyer": "b", "lines": [{"sku": "tee", "qty": 2, "unit_price_cents": 100}], "partial": false}],
+                [2, {"buyer": "b", "lines": [{"sku": "cap", "qty": 1, "unit_price_cents": 100}], "partial": false}]
+            ]
+        });
+        let id1 = ReservationId::compose(0, 1).0;
+        let id2 = ReservationId::compose(0, 2).0;
+        let mut expected = json.clone();
+        expected["held"][0][0] = id1.into();
+        expected["held"][1][0] = id2.into();
+        assert_eq!(
+            serde_json::to_value(&stored).unwrap_or_else(|e| unreachable!("{e}")),
+            expected
+        );
+        let read: StoredLedger =
+            serde_json::from_value(expected).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(Ledger::from_stored(read), log.ledger);
+        // An id the API would refuse is a corrupt file, not a hold.
+        let mut bad = serde_json::to_value(&stored).unwrap_or_else(|e| unreachable!("{e}"));
+        bad["held"][0][1]["buyer"] = "two words".into();
+        assert!(serde_json::from_value::<StoredLedger>(bad).is_err());
+        // Confirming hands the hold out with its lines, as folded.
+        let f = log.apply(Event::Confirmed {
+            id: ReservationId::compose(0, 1),
+            order: OrderId::compose(0, 1),
+            payment_ref: "p".into(),
+            at_ms: 3,
+        });
+        let held = f.confirmed.unwrap_or_else(|| unreachable!());
+        assert_eq!(held.buyer.as_str(), "b");
+        assert_eq!(held.lines[0].sku.as_str(), "tee");
+        assert_eq!(log.ledger.units("tee").map(|u| u.sold), Some(2));
     }
 }

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::gate::StockGate;
 
 /// Units of one SKU claimed on its gate, given back on drop unless consumed.
@@ -49,20 +51,24 @@ impl Drop for Claim {
     }
 }
 
+/// Claims in line order: one (a one-line reservation, the common case) is held inline, so
+/// claiming it allocates nothing; more spill to the heap.
+pub type ClaimList = SmallVec<[Claim; 1]>;
+
 /// The claims of one command's lines, in line order (empty = the caller claimed nothing and
 /// the shard takes the units from the gates itself when it applies the reservation).
 #[derive(Debug, Default)]
-pub struct Claims(Vec<Claim>);
+pub struct Claims(ClaimList);
 
 impl Claims {
     /// No claims: the shard takes units from the gates on apply.
     pub fn none() -> Self {
-        Claims(Vec::new())
+        Claims(ClaimList::new())
     }
 
-    /// Claims taken by the caller, one per line in line order.
-    pub fn held(claims: Vec<Claim>) -> Self {
-        Claims(claims)
+    /// Claims taken by the caller, one per line in line order (a [`ClaimList`], or a `Vec`).
+    pub fn held(claims: impl Into<ClaimList>) -> Self {
+        Claims(claims.into())
     }
 
     /// Whether the caller claimed the lines' units.
@@ -91,15 +97,14 @@ impl Claims {
     }
 
     /// Drops claims that hold nothing (`Claims::none()`, the command path's common case)
-    /// without the call of `Vec<Claim>`'s generic drop, which iterates no element and frees
+    /// without the call of the list's generic drop, which iterates no element and frees
     /// no buffer (≈ 22 instructions per reserve; ADR 0029 addendum 7). Anything else (claims,
-    /// or an empty vector with a buffer) is dropped as usual: a held claim still gives its
+    /// or an empty list with a heap buffer) is dropped as usual: a held claim still gives its
     /// units back.
     #[inline(always)]
     pub fn drop_empty(self) {
-        if self.0.capacity() == 0 {
-            // Nothing to give back and no buffer to free (`capacity() == 0` implies no
-            // element: a zero-sized `Claim` does not exist, it holds a gate).
+        if self.0.is_empty() && !self.0.spilled() {
+            // Nothing to give back and no buffer to free.
             std::mem::forget(self);
         } else {
             drop(self);

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use flashsale_protocol::{ScopedKey, ShardId, SkuId};
 
-use crate::claim::{Claim, Claims};
+use smallvec::SmallVec;
+
+use crate::claim::{Claim, ClaimList, Claims};
 use crate::command::{CommandError, HoldLimit, ReserveRequest};
 use crate::gate::StockGate;
 use crate::shard::{plan, request_hash, shard_of_key, validate_lines, ReserveCommand};
@@ -132,8 +134,8 @@ pub fn prepare_reserve(
         let Some(part) = plan.parts.into_iter().next() else {
             return Err(CommandError::Internal("a plan without parts".into()));
         };
-        // Every line is claimed, in line order; the vector's allocation is reused.
-        let own: Vec<Claim> = claims.into_iter().flatten().collect();
+        // Every line is claimed, in line order (one claim stays inline: no allocation).
+        let own: ClaimList = claims.into_iter().flatten().collect();
         if own.len() != part.lines.len() {
             return Err(CommandError::Internal(
                 "claims out of step with lines".into(),
@@ -221,13 +223,17 @@ fn check_ttl(
     }
 }
 
+/// Claims of a request's lines by position, taken out as each part gets its own (one line
+/// held inline, no allocation).
+type LineClaims = SmallVec<[Option<Claim>; 1]>;
+
 /// Claims every line on its gate, in order; returns the claims (one per line) and the shortest
 /// TTL, or why a line was refused (every claim taken so far is given back on the way out).
 fn claim_lines(
     lines: &[(SkuId, u32)],
     gate_of: &impl Fn(&SkuId) -> Option<GateInfo>,
-) -> Result<(Vec<Option<Claim>>, u64), CommandError> {
-    let mut claims = Vec::with_capacity(lines.len());
+) -> Result<(LineClaims, u64), CommandError> {
+    let mut claims = LineClaims::with_capacity(lines.len());
     let mut min_ttl = u64::MAX;
     for (sku, qty) in lines {
         let info = gate_of(sku).ok_or_else(|| CommandError::SkuNotFound(sku.clone()))?;
@@ -244,8 +250,8 @@ fn claim_lines(
 }
 
 /// Takes the claims of the request lines whose bits are set in `positions`, in line order.
-fn take_claims(claims: &mut [Option<Claim>], positions: u64) -> Result<Vec<Claim>, CommandError> {
-    let mut own = Vec::with_capacity(positions.count_ones() as usize);
+fn take_claims(claims: &mut [Option<Claim>], positions: u64) -> Result<ClaimList, CommandError> {
+    let mut own = ClaimList::with_capacity(positions.count_ones() as usize);
     let mut bits = positions;
     while bits != 0 {
         let pos = bits.trailing_zeros() as usize;

@@ -11,6 +11,8 @@ use flashsale_protocol::{
     MAX_LINES,
 };
 
+use smallvec::SmallVec;
+
 use super::{total_cents, CommandLines, PartView};
 use crate::view::{OrderView, ReservationStatus, ReservationView};
 
@@ -77,8 +79,9 @@ pub struct Plan {
     pub home: ShardId,
     /// Bit `i` set = shard `i` holds a part.
     pub shards_mask: u64,
-    /// The parts, home first, then in order of first appearance.
-    pub parts: Vec<PlanPart>,
+    /// The parts, home first, then in order of first appearance (one, the common case, held
+    /// inline: planning a single-shard request allocates nothing).
+    pub parts: SmallVec<[PlanPart; 1]>,
 }
 
 impl Plan {
@@ -114,7 +117,7 @@ pub fn plan(lines: Vec<(SkuId, u32)>, shards: usize, home: Option<ShardId>) -> P
         return Plan {
             home: one,
             shards_mask: 1u64 << (one % 64),
-            parts: vec![PlanPart {
+            parts: smallvec::smallvec![PlanPart {
                 shard: one,
                 // One line moves inline (its vector is freed here, on the caller's thread, not
                 // by the shard); longer ones keep their vector.
@@ -127,7 +130,7 @@ pub fn plan(lines: Vec<(SkuId, u32)>, shards: usize, home: Option<ShardId>) -> P
             }],
         };
     }
-    let mut parts: Vec<PlanPart> = Vec::with_capacity(1);
+    let mut parts: SmallVec<[PlanPart; 1]> = SmallVec::new();
     let mut mask = 0u64;
     if let Some(h) = home {
         mask |= 1u64 << (h % 64);

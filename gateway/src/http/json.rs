@@ -4,11 +4,12 @@
 //! fractional part however they are written ([`JsonInt`]). Errors are 400 `malformed` and say
 //! where (`line`, `column`).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{Error as _, MapAccess, Visitor};
+use serde::de::{Error as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -59,14 +60,48 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
 }
 
 /// `#[serde(deserialize_with = "objects")]` for a list of structs: each item must be a JSON
-/// object.
-pub fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+/// object. The list is any collection (a `Vec`, or a small vector holding a few items inline);
+/// items go straight into it, with no intermediate vector. Errors read as a `Vec`'s.
+pub fn objects<'de, D, T, C>(deserializer: D) -> Result<C, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
+    C: Default + Extend<T>,
 {
-    let items = Vec::<Object<T>>::deserialize(deserializer)?;
-    Ok(items.into_iter().map(|o| o.0).collect())
+    deserializer.deserialize_seq(ObjectsVisitor(PhantomData))
+}
+
+/// Reads a sequence of JSON objects into a `C` of `T`s.
+struct ObjectsVisitor<T, C>(PhantomData<(T, C)>);
+
+impl<'de, T: Deserialize<'de>, C: Default + Extend<T>> Visitor<'de> for ObjectsVisitor<T, C> {
+    type Value = C;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What serde's `Vec` says, so the errors stay the same.
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<C, A::Error> {
+        let mut out = C::default();
+        while let Some(Object(item)) = seq.next_element::<Object<T>>()? {
+            out.extend(std::iter::once(item));
+        }
+        Ok(out)
+    }
+}
+
+/// `#[serde(default, borrow, deserialize_with = "optional_str")]` for an optional string
+/// that borrows the body when it holds no escape. (serde borrows a `Cow<str>` field, but not
+/// one inside an `Option`: that one is always copied.)
+pub fn optional_str<'de: 'a, 'a, D>(deserializer: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    /// A string, borrowed when it can be.
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'a>>::deserialize(deserializer)?.map(|t| t.0))
 }
 
 /// An integer of a JSON body, however the number is written: `1015`, `1015.0`, `1.015e3` and
@@ -75,6 +110,10 @@ where
 /// `9007199254740993.0` is 9007199254740993, and `2.5` or `1e-400` are refused (400) however
 /// close to an integer they are. A magnitude beyond `i128::MAX` saturates there: every field's
 /// range then refuses it (422), as it refuses any other value above its limit.
+///
+/// The number's text is borrowed from the body (no allocation), so a `JsonInt` is read only
+/// from a deserializer over a whole body in memory ([`parse_json`], `serde_json::from_slice`
+/// or `from_str`), never from a reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct JsonInt(pub i128);
 
@@ -91,7 +130,7 @@ impl fmt::Display for JsonInt {
 
 impl<'de> Deserialize<'de> for JsonInt {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let raw = <&'de RawValue>::deserialize(deserializer)?;
         integer_of(raw.get()).map(JsonInt).map_err(D::Error::custom)
     }
 }
@@ -159,26 +198,29 @@ fn integer_of(text: &str) -> Result<i128, String> {
             sign * magnitude
         }
     };
-    // value = digits × 10^(exp − frac digits); strip zeros so the scale is exact.
-    let digits: String = [int, frac].concat();
-    let significant = digits.trim_start_matches('0');
-    if significant.is_empty() {
+    // value = digits × 10^(exp − frac digits); strip zeros so the scale is exact. The digits
+    // are the integer part's then the fraction's, read in place (no joined copy).
+    let digits = || int.bytes().chain(frac.bytes());
+    let all = int.len() + frac.len();
+    let leading = digits().take_while(|b| *b == b'0').count();
+    if leading == all {
         return Ok(0);
     }
-    let stripped = significant.trim_end_matches('0');
-    let trailing = (significant.len() - stripped.len()) as i64;
-    let scale = exp - frac.len() as i64 + trailing;
+    let trailing = digits().rev().take_while(|b| *b == b'0').count();
+    let stripped = all - leading - trailing;
+    let scale = exp - frac.len() as i64 + trailing as i64;
     if scale < 0 {
         return Err(not_integer());
     }
     let saturated = if negative { -i128::MAX } else { i128::MAX };
     // i128::MAX has 39 digits: anything longer saturates without computing.
-    if stripped.len() as i64 + scale > 39 {
+    if stripped as i64 + scale > 39 {
         return Ok(saturated);
     }
     let mut value: i128 = 0;
-    for b in stripped
-        .bytes()
+    for b in digits()
+        .skip(leading)
+        .take(stripped)
         .chain(std::iter::repeat_n(b'0', scale as usize))
     {
         match value

@@ -11,10 +11,11 @@ use flashsale_protocol::limits::{
 };
 use flashsale_protocol::{BuyerId, Line, PaymentRef, ReleaseReason, SkuId, SkuSpec, MAX_LINES};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::json::objects;
+use super::json::{objects, optional_str};
 pub use super::json::{parse_json, JsonInt};
 use super::problem::Problem;
 
@@ -265,31 +266,37 @@ impl RestockBody {
     }
 }
 
-/// One line of a reservation request.
+/// One line of a reservation request. The SKU borrows the request body when it holds no
+/// escape (the usual case).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LineBody {
+pub struct LineBody<'a> {
     /// The SKU (validated after parsing so that a bad id is 422, not 400).
-    pub sku: String,
+    #[serde(borrow)]
+    pub sku: Cow<'a, str>,
     /// Units; must be ≥ 1.
     pub qty: JsonInt,
 }
 
-/// `POST /v1/reservations` body.
+/// The lines of a request as read: one (the common case) held inline, more on the heap.
+pub type LineBodies<'a> = SmallVec<[LineBody<'a>; 1]>;
+
+/// `POST /v1/reservations` body. Its strings borrow the request body when they hold no
+/// escape, so reading the usual request allocates nothing but the validated ids.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReserveBody {
+pub struct ReserveBody<'a> {
     /// The buyer; required with a storefront token, implied by a buyer JWT.
-    #[serde(default)]
-    pub buyer: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_str")]
+    pub buyer: Option<Cow<'a, str>>,
     /// What to hold; each line a JSON object.
-    #[serde(deserialize_with = "objects")]
-    pub lines: Vec<LineBody>,
+    #[serde(deserialize_with = "objects", borrow)]
+    pub lines: LineBodies<'a>,
     /// How long to hold, in seconds (at most every line's SKU `reservation_ttl_s`).
     #[serde(default)]
     pub ttl_s: Option<JsonInt>,
 }
-impl ReserveBody {
+impl ReserveBody<'_> {
     /// Validates the lines: 1..=32 of them, no SKU twice, qty 1..=1,000,000.
     pub fn validated_lines(&self) -> Result<Vec<(SkuId, u32)>, Problem> {
         if self.lines.is_empty() {
@@ -305,7 +312,7 @@ impl ReserveBody {
         // without hashing or cloning every SKU into a set.
         let mut out: Vec<(SkuId, u32)> = Vec::with_capacity(self.lines.len());
         for (i, line) in self.lines.iter().enumerate() {
-            let sku = SkuId::new(line.sku.as_str())
+            let sku = SkuId::new(&*line.sku)
                 .map_err(|e| Problem::invalid(format!("lines[{i}].sku: {e}")))?;
             let qty = in_range_of(|| format!("lines[{i}].qty"), line.qty, 1, MAX_LINE_QTY)?;
             let qty = u32::try_from(qty).map_err(|_| Problem::internal("line qty range"))?;
@@ -386,11 +393,13 @@ pub struct CancelBody {}
 
 /// `cents` as a response value: exact in every JSON client (at most [`MAX_MONEY_CENTS`]).
 /// Anything larger was stored by a bug (requests above it are refused): 500, never a rounded
-/// or saturated number.
-fn exact_cents(what: &str, cents: u64) -> Result<u64, Problem> {
+/// or saturated number. `what` names the value in that error; it is built only then (no
+/// allocation on the path every answer takes).
+fn exact_cents(what: impl FnOnce() -> String, cents: u64) -> Result<u64, Problem> {
     if cents <= MAX_MONEY_CENTS {
         Ok(cents)
     } else {
+        let what = what();
         Err(Problem::internal(format!(
             "{what} of {cents} cents exceeds the money limit of {MAX_MONEY_CENTS}"
         )))
@@ -435,7 +444,7 @@ impl TryFrom<&SkuView> for SkuJson {
         Ok(SkuJson {
             sku: v.sku.to_string(),
             name: v.name.clone(),
-            price_cents: exact_cents(&format!("price of SKU {}", v.sku), v.price_cents)?,
+            price_cents: exact_cents(|| format!("price of SKU {}", v.sku), v.price_cents)?,
             total: v.total,
             available: v.available,
             reserved: v.reserved,
@@ -498,27 +507,151 @@ pub struct ReservationJson {
 /// The lines as shown and their exact total; `owner` names the reservation or order in the
 /// log if a price or the total exceeds the money limit (an internal bug: 500).
 fn lines_json(owner: &str, lines: &[Line]) -> Result<(Vec<LineJson>, u64), Problem> {
+    let total = checked_lines(|| owner.to_owned(), lines)?;
     let out = lines
         .iter()
-        .map(|l| {
-            Ok(LineJson {
-                sku: l.sku.to_string(),
-                qty: l.qty,
-                unit_price_cents: exact_cents(
-                    &format!("unit price of {} in {owner}", l.sku),
-                    l.unit_price_cents,
-                )?,
-            })
+        .map(|l| LineJson {
+            sku: l.sku.to_string(),
+            qty: l.qty,
+            unit_price_cents: l.unit_price_cents,
         })
-        .collect::<Result<Vec<_>, Problem>>()?;
-    let total = checked_total_cents(lines.iter().map(|l| (l.qty, l.unit_price_cents))).ok_or_else(
-        || {
-            Problem::internal(format!(
-                "the total of {owner} exceeds the money limit of {MAX_MONEY_CENTS} cents"
-            ))
-        },
-    )?;
+        .collect();
     Ok((out, total))
+}
+
+/// Checks that every unit price and the lines' total are within the money limit and returns
+/// the total; `owner` (built only on failure) names the reservation or order in the 500.
+fn checked_lines(owner: impl Fn() -> String, lines: &[Line]) -> Result<u64, Problem> {
+    for l in lines {
+        exact_cents(
+            || format!("unit price of {} in {}", l.sku, owner()),
+            l.unit_price_cents,
+        )?;
+    }
+    checked_total_cents(lines.iter().map(|l| (l.qty, l.unit_price_cents))).ok_or_else(|| {
+        Problem::internal(format!(
+            "the total of {} exceeds the money limit of {MAX_MONEY_CENTS} cents",
+            owner()
+        ))
+    })
+}
+
+/// A reservation as the API shows it, serialized straight from the engine's view: the bytes
+/// of [`ReservationJson`] without its owned strings (ids, times and SKUs are written into the
+/// output as they are; ADR 0051 addendum). Built by [`ReservationOut::new`], which checks the
+/// money limit first.
+#[derive(Debug, Clone, Copy)]
+pub struct ReservationOut<'a> {
+    /// The reservation.
+    view: &'a ReservationView,
+    /// Its lines' total, checked.
+    total_cents: u64,
+}
+
+impl<'a> ReservationOut<'a> {
+    /// The view, once its prices and total are within the money limit (else 500, as
+    /// [`ReservationJson::try_from`]).
+    pub fn new(view: &'a ReservationView) -> Result<Self, Problem> {
+        let total_cents = checked_lines(|| format!("reservation {}", view.id), &view.lines)?;
+        Ok(ReservationOut { view, total_cents })
+    }
+}
+
+impl Serialize for ReservationOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let v = self.view;
+        // The fields and their order are ReservationJson's (the contract's bytes).
+        let mut st = s.serialize_struct("ReservationJson", 10)?;
+        st.serialize_field("id", &Shown(&v.id))?;
+        st.serialize_field("status", v.status.as_str())?;
+        st.serialize_field("buyer", &v.buyer)?;
+        st.serialize_field("lines", &LinesOut(&v.lines))?;
+        st.serialize_field("total_cents", &self.total_cents)?;
+        st.serialize_field("created_at", &TimeOut(v.created_at_ms))?;
+        st.serialize_field("expires_at", &TimeOut(v.expires_at_ms))?;
+        st.serialize_field("order_id", &v.order.as_ref().map(Shown))?;
+        st.serialize_field("release_reason", &v.release_reason.map(release_reason_str))?;
+        st.serialize_field("extensions", &v.extensions)?;
+        st.end()
+    }
+}
+
+/// A value serialized as the string its `Display` writes, straight into the output.
+#[derive(Debug, Clone, Copy)]
+struct Shown<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> Serialize for Shown<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
+}
+
+/// Lines serialized as [`LineJson`]s (prices already checked by [`checked_lines`]).
+#[derive(Debug, Clone, Copy)]
+struct LinesOut<'a>(&'a [Line]);
+
+impl Serialize for LinesOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq as _, SerializeStruct as _};
+        /// One line, as [`LineJson`].
+        struct LineOut<'a>(&'a Line);
+        impl Serialize for LineOut<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut st = s.serialize_struct("LineJson", 3)?;
+                st.serialize_field("sku", &self.0.sku)?;
+                st.serialize_field("qty", &self.0.qty)?;
+                st.serialize_field("unit_price_cents", &self.0.unit_price_cents)?;
+                st.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for l in self.0 {
+            seq.serialize_element(&LineOut(l))?;
+        }
+        seq.end()
+    }
+}
+
+/// Unix milliseconds serialized as [`format_ms`] writes them, from a buffer on the stack.
+#[derive(Debug, Clone, Copy)]
+struct TimeOut(u64);
+
+impl Serialize for TimeOut {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; TIME_LEN];
+        match write_time(self.0, &mut buf) {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&format_ms(self.0)),
+        }
+    }
+}
+
+/// Length of a time as written: `2026-11-21T10:00:00.000Z`.
+const TIME_LEN: usize = 24;
+
+/// Writes `ms` into `buf` as [`format_ms`] does, for the years it writes with four digits
+/// (1970 to 9999); `None` for anything else (then [`format_ms`] decides).
+fn write_time(ms: u64, buf: &mut [u8; TIME_LEN]) -> Option<&str> {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let fields: [(u32, usize, usize); 7] = [
+        (year, 0, 4),
+        (u32::from(u8::from(t.month())), 5, 2),
+        (u32::from(t.day()), 8, 2),
+        (u32::from(t.hour()), 11, 2),
+        (u32::from(t.minute()), 14, 2),
+        (u32::from(t.second()), 17, 2),
+        (u32::from(t.millisecond()), 20, 3),
+    ];
+    *buf = *b"0000-00-00T00:00:00.000Z";
+    for (mut value, at, width) in fields {
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    std::str::from_utf8(buf).ok()
 }
 
 /// The contract's name of a release reason.
@@ -807,7 +940,10 @@ mod tests {
 
     #[test]
     fn reservation_lines_are_validated() {
-        let body = |s: &str| parse_json::<ReserveBody>(s.as_bytes()).unwrap();
+        /// The request body `s`, parsed (its strings borrow `s`).
+        fn body(s: &str) -> ReserveBody<'_> {
+            parse_json(s.as_bytes()).unwrap()
+        }
         let ok = body(r#"{"buyer":"b1","lines":[{"sku":"a","qty":2},{"sku":"b","qty":1}]}"#);
         let lines = ok.validated_lines().unwrap();
         assert_eq!(lines.len(), 2);
@@ -894,5 +1030,121 @@ mod tests {
         assert_eq!(r.qty().unwrap_err().kind, ProblemKind::Invalid);
         assert!(parse_json::<CancelBody>(b"{}").is_ok());
         assert!(parse_json::<CancelBody>(br#"{"why":1}"#).is_err());
+    }
+
+    /// The reservation reply written from the view is byte for byte the one built through
+    /// `ReservationJson` (the contract's bytes), in every status and for times from 1970 to
+    /// past 9999, and refuses the same over-limit prices.
+    #[test]
+    fn reservations_written_from_the_view_are_the_bytes_of_reservation_json() {
+        use flashsale_engine::ReservationStatus;
+        use flashsale_protocol::{OrderId, ReservationId};
+        let line = |sku: &str, qty, unit_price_cents| Line {
+            sku: SkuId::new(sku).unwrap(),
+            qty,
+            unit_price_cents,
+        };
+        let held = ReservationView {
+            id: ReservationId::compose(1, 42),
+            status: ReservationStatus::Held,
+            buyer: BuyerId::new("b\"uyer\\1").unwrap(),
+            lines: vec![line("hot", 1, 1500)],
+            created_at_ms: 1_795_255_200_205,
+            expires_at_ms: 1_795_255_800_000,
+            order: None,
+            release_reason: None,
+            extensions: 0,
+        };
+        let mut views = vec![held.clone()];
+        views.push(ReservationView {
+            status: ReservationStatus::Confirmed,
+            order: Some(OrderId::compose(0, 7)),
+            lines: vec![
+                line("a", 2, 0),
+                line("b.c-d_e", 1_000_000, MAX_MONEY_CENTS / 1_000_000),
+            ],
+            extensions: 3,
+            ..held.clone()
+        });
+        for (status, reason) in [
+            (ReservationStatus::Released, ReleaseReason::Cancelled),
+            (ReservationStatus::Released, ReleaseReason::Aborted),
+            (ReservationStatus::Expired, ReleaseReason::Expired),
+        ] {
+            views.push(ReservationView {
+                status,
+                release_reason: Some(reason),
+                ..held.clone()
+            });
+        }
+        for ms in [
+            0,
+            1,
+            999,
+            1_000,
+            86_399_999,
+            951_782_400_000,     // 2000-02-29
+            253_402_300_799_999, // 9999-12-31T23:59:59.999Z
+            253_402_300_800_000, // year 10000: not four digits
+            u64::MAX,
+        ] {
+            views.push(ReservationView {
+                created_at_ms: ms,
+                expires_at_ms: ms.wrapping_add(600_000),
+                ..held.clone()
+            });
+        }
+        let mut ms = 1u64;
+        while ms < 300_000_000_000_000 {
+            views.push(ReservationView {
+                created_at_ms: ms,
+                expires_at_ms: ms / 3,
+                ..held.clone()
+            });
+            ms = ms * 7 + 13;
+        }
+        for v in &views {
+            let built = serde_json::to_string(&ReservationJson::try_from(v).unwrap()).unwrap();
+            let written = serde_json::to_string(&ReservationOut::new(v).unwrap()).unwrap();
+            assert_eq!(written, built);
+        }
+        for lines in [
+            vec![line("a", 1, MAX_MONEY_CENTS + 1)],
+            vec![line("a", 2, MAX_MONEY_CENTS)],
+        ] {
+            let v = ReservationView {
+                lines,
+                ..held.clone()
+            };
+            let built = ReservationJson::try_from(&v).unwrap_err();
+            let written = ReservationOut::new(&v).unwrap_err();
+            assert_eq!((written.kind, &written.detail), (built.kind, &built.detail));
+            assert_eq!(written.kind, ProblemKind::Internal);
+        }
+    }
+
+    /// A reservation's strings borrow the request body unless they hold an escape.
+    #[test]
+    fn reservation_bodies_borrow_their_strings() {
+        let body: ReserveBody =
+            parse_json(br#"{"buyer":"b1","lines":[{"sku":"hot","qty":1}]}"#).unwrap();
+        assert!(matches!(body.buyer, Some(Cow::Borrowed("b1"))));
+        assert!(matches!(body.lines[0].sku, Cow::Borrowed("hot")));
+        assert!(!body.lines.spilled(), "one line is held inline");
+        let body: ReserveBody = parse_json(
+            br#"{"buyer":"b\u0031","lines":[{"sku":"h\u006ft","qty":1},{"sku":"b","qty":2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(body.buyer().unwrap().unwrap().as_str(), "b1");
+        let lines = body.validated_lines().unwrap();
+        assert_eq!(
+            lines,
+            [
+                (SkuId::new("hot").unwrap(), 1),
+                (SkuId::new("b").unwrap(), 2)
+            ]
+        );
+        let e = parse_json::<ReserveBody>(br#"{"buyer":"b","lines":{"sku":"a"}}"#).unwrap_err();
+        assert!(e.detail.contains("expected a sequence"), "{}", e.detail);
     }
 }

@@ -1,25 +1,27 @@
 //! The reservation endpoints: reserve (with an optional, caller-scoped `Idempotency-Key`),
 //! read, confirm (storefront or admin, after payment) and cancel.
 
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use flashsale_engine::ReserveRequest;
+use bytes::Bytes;
+use flashsale_engine::{ReservationView, ReserveRequest};
 use flashsale_protocol::{BuyerId, IdempotencyKey, KeyOwner, ReservationId, ScopedKey};
 use flashsale_waiting_room::PassError;
-use hyper::header::HeaderMap;
+use hyper::header::{HeaderMap, HeaderValue, LOCATION};
 use hyper::StatusCode;
 
 use super::access::{check_owner, forbid_partner, require};
 use super::body::RequestBody;
-use super::response::{json, set_location};
+use super::response::json;
 use super::{Answer, App, Caller};
 use crate::auth::Role;
 use crate::http::inventory::Inventory;
 use crate::http::problem::{Problem, ProblemKind};
 use crate::http::rate_limit::retry_after_s;
 use crate::http::wire::{
-    parse_json, CancelBody, ConfirmBody, ExtendBody, ReservationJson, ReserveBody,
+    parse_json, CancelBody, ConfirmBody, ExtendBody, ReservationOut, ReserveBody,
 };
 
 impl<E: Inventory> App<E> {
@@ -77,9 +79,7 @@ impl<E: Inventory> App<E> {
             }
             (_, r, _) => r?,
         };
-        let mut res = json(StatusCode::CREATED, &ReservationJson::try_from(&view)?)?;
-        set_location(&mut res, &format!("/v1/reservations/{}", view.id));
-        Ok(res)
+        created(&view)
     }
 
     /// A keyed reservation whose pass was refused because it is taken (`in-use`), still being
@@ -95,11 +95,7 @@ impl<E: Inventory> App<E> {
             return Err(refused.into());
         }
         match self.inventory.replay(request).await? {
-            Some(view) => {
-                let mut res = json(StatusCode::CREATED, &ReservationJson::try_from(&view)?)?;
-                set_location(&mut res, &format!("/v1/reservations/{}", view.id));
-                Ok(res)
-            }
+            Some(view) => created(&view),
             None => Err(refused.into()),
         }
     }
@@ -123,7 +119,7 @@ impl<E: Inventory> App<E> {
         forbid_partner(caller)?;
         let view = self.inventory.reservation(id).await?;
         check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
-        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
+        json(StatusCode::OK, &ReservationOut::new(&view)?)
     }
 
     /// `POST /v1/reservations/{id}/confirm` `{payment_ref}`: storefronts and admins only.
@@ -152,7 +148,7 @@ impl<E: Inventory> App<E> {
                 tracing::warn!(error = %e, reservation = %id, "waiting room: pass not updated in the log yet");
             }
         }
-        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
+        json(StatusCode::OK, &ReservationOut::new(&view)?)
     }
 
     /// `POST /v1/reservations/{id}/cancel` with an empty body or `{}`.
@@ -181,7 +177,7 @@ impl<E: Inventory> App<E> {
                 tracing::warn!(error = %e, reservation = %id, "waiting room: pass not updated in the log yet");
             }
         }
-        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
+        json(StatusCode::OK, &ReservationOut::new(&view)?)
     }
 
     /// `POST /v1/reservations/{id}/extend` `{ttl_s}`: storefronts, admins, or its buyer.
@@ -206,8 +202,29 @@ impl<E: Inventory> App<E> {
             check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
         }
         let view = self.inventory.extend(id, ttl_ms, key).await?;
-        json(StatusCode::OK, &ReservationJson::try_from(&view)?)
+        json(StatusCode::OK, &ReservationOut::new(&view)?)
     }
+}
+
+/// The path of reservations; a reservation's `Location` is this and its id.
+const RESERVATIONS_PATH: &str = "/v1/reservations/";
+
+/// Characters of a reservation id as shown (`res_` and 16 hex digits).
+const ID_CHARS: usize = 20;
+
+/// `201 Created` with the reservation and its `Location`. The body is written straight from
+/// the view; the `Location` is written into one buffer of its exact size, which becomes the
+/// header's bytes as it is (no second copy).
+fn created(view: &ReservationView) -> Answer {
+    let mut res = json(StatusCode::CREATED, &ReservationOut::new(view)?)?;
+    let mut path = String::with_capacity(RESERVATIONS_PATH.len() + ID_CHARS);
+    path.push_str(RESERVATIONS_PATH);
+    // Writing into a String cannot fail.
+    let _ = write!(path, "{}", view.id);
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(path)) {
+        res.headers_mut().insert(LOCATION, v);
+    }
+    Ok(res)
 }
 
 /// The `Flashsale-Pass` header, if sent (a value that is not text cannot be a pass).

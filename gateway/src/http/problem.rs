@@ -533,7 +533,7 @@ mod tests {
             sold_out("tee", 2),
             other_detail,
             sold_out("tee", 0).with("extra", 1),
-            with_retry.clone(),
+            with_retry,
             sold_out("tee", 0),
         ];
         for p in cases {

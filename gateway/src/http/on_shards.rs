@@ -491,7 +491,8 @@ fn spawn_connection<E: Inventory, H: 'static>(
         let conn = shared_conn
             .builder
             .serve_connection(GlommioIo(stream), service);
-        drive_connection(conn, &app, &activity, peer, idle_timeout, phase).await;
+        let timer = ShardTimer::new();
+        drive_connection(conn, &app, &activity, peer, idle_timeout, phase, &timer).await;
         drop(held);
     };
     glommio::spawn_local(InTokio::new(shared.tokio.clone(), conn)).detach();

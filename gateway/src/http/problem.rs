@@ -1,5 +1,8 @@
 //! RFC 9457 problem details: the one error shape of the API, with stable `type` URIs.
 
+use std::cell::RefCell;
+
+use bytes::Bytes;
 use flashsale_engine::{CommandError, HoldLimit};
 use flashsale_protocol::SkuId;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -142,34 +145,84 @@ impl Problem {
     }
 
     /// The HTTP response (security headers are added by the caller for every response).
-    pub fn into_response(self) -> Response<super::app::ResBody> {
-        let body = self.body_bytes();
-        let mut res = Response::new(super::app::full(body));
-        *res.status_mut() = status_of(self.kind);
+    pub fn into_response(mut self) -> Response<super::app::ResBody> {
+        let (kind, retry_after_s, close) = (self.kind, self.retry_after_s, self.close);
+        let allow = self.allow.take();
+        let mut res = Response::new(super::app::full(self.into_body()));
+        *res.status_mut() = status_of(kind);
         let h = res.headers_mut();
         h.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(s) = self.retry_after_s {
+        if let Some(s) = retry_after_s {
             h.insert(RETRY_AFTER, HeaderValue::from(s));
         }
-        if self.kind == ProblemKind::Unauthenticated {
+        if kind == ProblemKind::Unauthenticated {
             h.insert(
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"flashsale\""),
             );
         }
-        if let Some(allow) = self.allow.as_deref() {
+        if let Some(allow) = allow.as_deref() {
             if let Ok(v) = HeaderValue::from_str(allow) {
                 h.insert(ALLOW, v);
             }
         }
-        if self.close {
+        if close {
             h.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
         }
         res
     }
+
+    /// The JSON body as shared bytes. A sold-out problem equal (kind, detail, extension
+    /// members) to the last one this thread answered reuses that answer's bytes instead of
+    /// serializing again: during a sale's end every buyer of a SKU gets the same body
+    /// (ADR 0052). Other kinds are rendered each time.
+    fn into_body(self) -> Bytes {
+        if self.kind != ProblemKind::SoldOut {
+            return Bytes::from(self.body_bytes());
+        }
+        LAST_SOLD_OUT.with(|last| {
+            let Ok(mut last) = last.try_borrow_mut() else {
+                // Not reachable (rendering does not call back into here); stay correct.
+                return Bytes::from(self.body_bytes());
+            };
+            if let Some(hit) = last.as_ref().and_then(|l| l.body_of(&self)) {
+                return hit;
+            }
+            let body = Bytes::from(self.body_bytes());
+            *last = Some(RenderedProblem {
+                problem: self,
+                body: body.clone(),
+            });
+            body
+        })
+    }
+}
+
+/// A problem and the body rendered from it (see [`Problem::into_body`]).
+struct RenderedProblem {
+    /// The problem the body was rendered from.
+    problem: Problem,
+    /// Its body.
+    body: Bytes,
+}
+
+impl RenderedProblem {
+    /// This body, if `p` renders to the same bytes: the members of the body (the kind gives
+    /// `type`, `title` and `status`) are equal. Headers are not part of the comparison; they
+    /// are set from `p` itself.
+    fn body_of(&self, p: &Problem) -> Option<Bytes> {
+        let q = &self.problem;
+        (q.kind == p.kind && q.detail == p.detail && q.extra == p.extra).then(|| self.body.clone())
+    }
+}
+
+thread_local! {
+    /// The last sold-out problem this thread rendered, with its body (see
+    /// [`Problem::into_body`]).
+    static LAST_SOLD_OUT: RefCell<Option<RenderedProblem>> = const { RefCell::new(None) };
 }
 
 /// Bytes reserved up front for a problem body (a sold-out body is ≈ 150).
@@ -445,6 +498,61 @@ mod tests {
         assert_eq!(body["sku"], "tee");
         assert_eq!(body["available"], 3);
         assert_eq!(body["title"], "Sold out");
+    }
+
+    /// The answer's body bytes.
+    fn body_of(res: Response<crate::http::app::ResBody>) -> Vec<u8> {
+        use http_body_util::BodyExt as _;
+        let body = res.into_body();
+        futures::executor::block_on(body.collect())
+            .unwrap()
+            .to_bytes()
+            .to_vec()
+    }
+
+    /// A sold-out answer reused from the thread's last one has the bytes its own problem
+    /// renders to; another SKU, another count, another detail or another extension member is
+    /// rendered afresh, never answered with the previous body; headers come from the problem.
+    #[test]
+    fn a_reused_sold_out_body_is_the_problems_own() {
+        let sold_out = |s: &str, available: u64| {
+            Problem::from(CommandError::SoldOut {
+                sku: sku(s),
+                available,
+            })
+        };
+        let mut other_detail = sold_out("tee", 0);
+        other_detail.detail.push('!');
+        let mut with_retry = sold_out("tee", 0);
+        with_retry.retry_after_s = Some(3);
+        let cases = [
+            sold_out("tee", 0),
+            sold_out("tee", 0),
+            sold_out("mug", 0),
+            sold_out("tee", 0),
+            sold_out("tee", 2),
+            other_detail,
+            sold_out("tee", 0).with("extra", 1),
+            with_retry,
+            sold_out("tee", 0),
+        ];
+        for p in cases {
+            let want = p.body_bytes();
+            let retry = p.retry_after_s;
+            let res = p.clone().into_response();
+            assert_eq!(res.status(), 409);
+            assert_eq!(
+                res.headers()
+                    .get(RETRY_AFTER)
+                    .map(|v| v.to_str().unwrap().to_owned()),
+                retry.map(|s| s.to_string()),
+                "{p:?}"
+            );
+            assert_eq!(body_of(res), want, "{p:?}");
+        }
+        // Other kinds are rendered as before.
+        let p = Problem::not_found("no such thing").with("sku", "tee");
+        assert_eq!(body_of(p.clone().into_response()), p.body_bytes());
     }
 
     #[test]

@@ -23,10 +23,10 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 
 use super::app::{App, ResBody};
 use super::idle::{Activity, InFlight};
@@ -384,25 +384,31 @@ async fn run_connection<E: Inventory>(
 ) {
     // A zero timeout would make the idle check spin; the flag's minimum is 1 ms anyway.
     let idle_timeout = idle_timeout.max(Duration::from_millis(1));
-    let activity = Activity::new(Instant::now().into_std());
+    let activity = Activity::new(Instant::now());
     let service = counted_service(app.clone(), activity.clone(), peer);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
-    drive_connection(conn, &app, &activity, peer, idle_timeout, phase).await;
+    let timer = TokioTimer::new();
+    drive_connection(conn, &app, &activity, peer, idle_timeout, phase, &timer).await;
 }
 
 /// Drives a served connection until it ends, the server closes it, or it has had no request
 /// in flight for `idle_timeout` (see [`run_connection`]). Shared by the tokio accept loop and
-/// the shard executors' (`on_shards.rs`).
-pub(super) async fn drive_connection<E: Inventory, C>(
+/// the shard executors' (`on_shards.rs`). The idle check sleeps on `timer`: tokio's on the
+/// tokio server, the shard's coarse table on a shard executor (ADR 0052: the connection task
+/// polls this sleep on every wake-up, i.e. on every request, and a tokio sleep's poll costs
+/// an atomic waker registration each time). The branches are polled connection first.
+pub(super) async fn drive_connection<E: Inventory, C, T>(
     conn: C,
     app: &App<E>,
     activity: &Activity,
     peer: SocketAddr,
     idle_timeout: Duration,
     mut phase: PhaseWatch,
+    timer: &T,
 ) where
     C: GracefulConnection,
     C::Error: std::fmt::Display,
+    T: hyper::rt::Timer,
 {
     tokio::pin!(conn);
     // `Some(deadline)` once the connection is being shut down: dropped at the deadline if it
@@ -414,20 +420,22 @@ pub(super) async fn drive_connection<E: Inventory, C>(
             Some(Some(deadline)) => deadline,
             Some(None) => Instant::now() + idle_timeout,
         };
+        let sleep = timer.sleep_until(wake);
         tokio::select! {
+            biased;
             ended = conn.as_mut() => {
                 if let Err(e) = ended {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            () = tokio::time::sleep_until(wake), if closing != Some(None) => match closing {
+            () = sleep, if closing != Some(None) => match closing {
                 Some(_) => {
                     tracing::debug!(%peer, "connection did not close in time; dropped");
                     return;
                 }
                 None => {
-                    let idle = activity.idle_for(Instant::now().into_std());
+                    let idle = activity.idle_for(Instant::now());
                     if idle.is_some_and(|d| d >= idle_timeout) {
                         app.metrics().connections_closed_idle.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%peer, "closing an idle connection");
@@ -535,7 +543,7 @@ impl Body for UntilDone {
 /// When to look again whether the connection has been idle for `idle_timeout`.
 pub(super) fn next_idle_check(activity: &Activity, idle_timeout: Duration) -> Instant {
     let now = Instant::now();
-    match activity.idle_for(now.into_std()) {
+    match activity.idle_for(now) {
         Some(idle) => now + idle_timeout.saturating_sub(idle),
         // A request is in flight: its own timeouts bound it; look again later.
         None => now + idle_timeout,

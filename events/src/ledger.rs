@@ -75,17 +75,10 @@ pub struct Ledger {
     pub seq: u64,
     /// Folded from the first record of the log (every SKU and hold is known).
     pub complete: bool,
-    skus: HashMap<SkuId, Known>,
+    /// Each known SKU's units; the key is the handle every hold of the SKU shares
+    /// (`get_key_value_mut` hands it out with the units in one lookup).
+    skus: hashbrown::HashMap<SkuId, SkuUnits>,
     held: HashMap<u64, Held>,
-}
-
-/// A SKU the ledger knows: its handle, shared by every hold of it, and its units.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Known {
-    /// The same handle as the map's key.
-    sku: SkuId,
-    /// Its units.
-    units: SkuUnits,
 }
 
 /// The ledger as stored in `<data dir>/events/ledger-<shard>.json`.
@@ -113,7 +106,7 @@ impl Ledger {
 
     /// The units of `sku`, if known.
     pub fn units(&self, sku: &str) -> Option<SkuUnits> {
-        self.skus.get(sku).map(|k| k.units)
+        self.skus.get(sku).copied()
     }
 
     /// Reservations held (on this shard) as far as the ledger knows.
@@ -134,14 +127,7 @@ impl Ledger {
             Event::SkuUpserted { spec, .. } => {
                 let known = self.complete || self.skus.contains_key(spec.sku.as_str());
                 if known {
-                    let u = &mut self
-                        .skus
-                        .entry(spec.sku.clone())
-                        .or_insert_with(|| Known {
-                            sku: spec.sku.clone(),
-                            units: SkuUnits::default(),
-                        })
-                        .units;
+                    let u = self.skus.entry(spec.sku.clone()).or_default();
                     let before = u.available();
                     u.total = spec.stock;
                     if before > 0 && u.available() == 0 {
@@ -150,7 +136,7 @@ impl Ledger {
                 }
             }
             Event::Restocked { sku, qty, .. } => {
-                if let Some(Known { units: u, .. }) = self.skus.get_mut(sku.as_str()) {
+                if let Some(u) = self.skus.get_mut(sku.as_str()) {
                     u.total = u.total.saturating_add(*qty);
                 }
             }
@@ -164,15 +150,14 @@ impl Ledger {
                 // One allocation per hold (its lines); the ids are shared handles.
                 let mut held = Vec::with_capacity(lines.len());
                 for l in lines {
-                    let sku = match self.skus.get_mut(l.sku.as_str()) {
-                        Some(known) => {
-                            let u = &mut known.units;
+                    let sku = match self.skus.get_key_value_mut(l.sku.as_str()) {
+                        Some((known, u)) => {
                             let before = u.available();
                             u.reserved = u.reserved.saturating_add(u64::from(l.qty));
                             if before > 0 && u.available() == 0 {
-                                facts.sold_out.push((known.sku.clone(), *u));
+                                facts.sold_out.push((known.clone(), *u));
                             }
-                            known.sku.clone()
+                            known.clone()
                         }
                         None => l.sku.clone(),
                     };
@@ -190,7 +175,7 @@ impl Ledger {
             Event::Confirmed { id, .. } => {
                 if let Some(h) = self.held.remove(&id.0) {
                     for l in &h.lines {
-                        if let Some(Known { units: u, .. }) = self.skus.get_mut(l.sku.as_str()) {
+                        if let Some(u) = self.skus.get_mut(l.sku.as_str()) {
                             u.reserved = u.reserved.saturating_sub(u64::from(l.qty));
                             u.sold = u.sold.saturating_add(u64::from(l.qty));
                         }
@@ -201,7 +186,7 @@ impl Ledger {
             Event::Released { id, .. } => {
                 if let Some(h) = self.held.remove(&id.0) {
                     for l in &h.lines {
-                        if let Some(Known { units: u, .. }) = self.skus.get_mut(l.sku.as_str()) {
+                        if let Some(u) = self.skus.get_mut(l.sku.as_str()) {
                             u.reserved = u.reserved.saturating_sub(u64::from(l.qty));
                         }
                     }
@@ -216,8 +201,8 @@ impl Ledger {
     pub fn to_stored(&self) -> StoredLedger {
         let mut skus: Vec<(SkuId, SkuUnits)> = self
             .skus
-            .values()
-            .map(|k| (k.sku.clone(), k.units))
+            .iter()
+            .map(|(sku, units)| (sku.clone(), *units))
             .collect();
         skus.sort_by(|a, b| a.0.cmp(&b.0));
         let mut held: Vec<(u64, Held)> = self.held.iter().map(|(k, v)| (*k, v.clone())).collect();
@@ -232,19 +217,15 @@ impl Ledger {
 
     /// Back from the durable form.
     pub fn from_stored(s: StoredLedger) -> Ledger {
-        let skus: HashMap<SkuId, Known> = s
-            .skus
-            .into_iter()
-            .map(|(sku, units)| (sku.clone(), Known { sku, units }))
-            .collect();
+        let skus: hashbrown::HashMap<SkuId, SkuUnits> = s.skus.into_iter().collect();
         // The holds' lines share the known SKUs' handles, as folded ones do.
         let held = s
             .held
             .into_iter()
             .map(|(id, mut h)| {
                 for l in &mut h.lines {
-                    if let Some(k) = skus.get(l.sku.as_str()) {
-                        l.sku = k.sku.clone();
+                    if let Some((known, _)) = skus.get_key_value(l.sku.as_str()) {
+                        l.sku = known.clone();
                     }
                 }
                 (id, h)

@@ -66,9 +66,16 @@ fn serialize_known<W: Writer<Error>>(
                 buyer,
                 lines: VecResolver::from_pos(lines_pos),
                 expires_at_ms: expires_at_ms.serialize(ser)?,
-                idempotency_key: idempotency_key.serialize(ser)?,
+                // `Option`'s `serialize`, spelled out: rkyv's is a call per field.
+                idempotency_key: match idempotency_key {
+                    None => None,
+                    Some(key) => Some(key.serialize(ser)?),
+                },
                 request_hash: request_hash.serialize(ser)?,
-                group: group.serialize(ser)?,
+                group: match group {
+                    None => None,
+                    Some(group) => Some(group.serialize(ser)?),
+                },
                 at_ms: at_ms.serialize(ser)?,
             }
         }

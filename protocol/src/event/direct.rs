@@ -36,9 +36,10 @@ fn serialize_known<W: Writer<Error>>(
     record: &LogRecord,
     ser: &mut Strategy<W, Error>,
 ) -> Result<(), Error> {
-    // `LogRecord`'s derived `serialize`: its fields in order, then `event`'s.
-    let shard = record.shard.serialize(ser)?;
-    let seq = record.seq.serialize(ser)?;
+    // `LogRecord`'s derived `serialize`: its fields in order (`shard` and `seq` are plain
+    // integers: nothing written, a unit resolver), then `event`'s.
+    record.shard.serialize(ser)?;
+    record.seq.serialize(ser)?;
     let event = match &record.event {
         Event::Reserved {
             id,
@@ -102,7 +103,16 @@ fn serialize_known<W: Writer<Error>>(
     ser.align_for::<ArchivedLogRecord>()?;
     // SAFETY: the resolver is the result of serializing `record` field by field as its
     // derived `serialize` does, and the writer was just aligned for an `ArchivedLogRecord`.
-    unsafe { ser.resolve_aligned(record, LogRecordResolver { shard, seq, event })? };
+    unsafe {
+        ser.resolve_aligned(
+            record,
+            LogRecordResolver {
+                shard: (),
+                seq: (),
+                event,
+            },
+        )?
+    };
     Ok(())
 }
 

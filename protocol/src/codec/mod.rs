@@ -81,8 +81,9 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) -> Result<(), Encode
     let header_at = out.len();
     // A typical record is under 200 bytes: one reservation up front spares most regrowth.
     out.reserve(HEADER_LEN + 192);
-    out.extend_from_slice(&RECORD_VERSION.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
+    // The header in one write: the version, and the length's place (filled in below).
+    let [v0, v1] = RECORD_VERSION.to_le_bytes();
+    out.extend_from_slice(&[v0, v1, 0, 0, 0, 0]);
     let start = out.len();
     let mut writer = AppendWriter {
         out: &mut *out,

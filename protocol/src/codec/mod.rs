@@ -72,6 +72,19 @@ impl<E> rkyv::ser::Writer<E> for AppendWriter<'_> {
     }
 }
 
+impl crate::event::direct::PadZeros for AppendWriter<'_> {
+    #[inline(always)]
+    fn pad_zeros_to(&mut self, align: usize) -> usize {
+        debug_assert!(align.is_power_of_two() && align <= 8);
+        let len = self.out.len();
+        let pad = align.wrapping_sub(len - self.start) & (align - 1);
+        // Eight zeros (a fixed-size store), then back to the pad's end.
+        self.out.extend_from_slice(&[0; 8]);
+        self.out.truncate(len + pad);
+        len + pad - self.start
+    }
+}
+
 /// Appends the encoded form of `record` to `out`: the header, then the archive serialized in
 /// place (no intermediate buffer). A one-line `Reserved`, a `Confirmed` or a `Released` is
 /// serialized by `event::direct` (rkyv's steps without its generic driver or scratch arena,

@@ -11,13 +11,27 @@ use rkyv::Serialize;
 
 use super::{ArchivedLine, ArchivedLogRecord, Event, EventResolver, LogRecord, LogRecordResolver};
 
+/// A writer that pads with zeros to an alignment of at most 8 bytes without a variable-length
+/// copy (rkyv's `WriterExt::align` writes a slice of zeros of the pad's length: a `memset`
+/// call). The bytes are the same: zeros up to the next multiple of `align`.
+pub(crate) trait PadZeros: Writer<Error> {
+    /// Pads to the next multiple of `align` (a power of two, at most 8) and returns the
+    /// position reached, as `WriterExt::align` does.
+    fn pad_zeros_to(&mut self, align: usize) -> usize;
+}
+
+/// The alignment of an archived line and of the archived record, which [`PadZeros`] pads to.
+const _: () = assert!(
+    std::mem::align_of::<ArchivedLine>() <= 8 && std::mem::align_of::<ArchivedLogRecord>() <= 8
+);
+
 /// Serializes `record` as `rkyv::api::serialize_using` would, if it is one of the records
 /// this function knows (`Reserved` with exactly one line, `Confirmed`, `Released`); returns
 /// `None`, having written nothing, for any other record (the caller takes rkyv's generic
 /// path). Every field is serialized by its own `Serialize` impl and the root resolved by the
 /// derived `LogRecord::resolve`, in the derive's field order.
 #[inline]
-pub(crate) fn serialize_common<W: Writer<Error>>(
+pub(crate) fn serialize_common<W: PadZeros>(
     record: &LogRecord,
     ser: &mut Strategy<W, Error>,
 ) -> Option<Result<(), Error>> {
@@ -32,7 +46,7 @@ pub(crate) fn serialize_common<W: Writer<Error>>(
 /// The body of [`serialize_common`] for a record it accepted (any other event is left to
 /// rkyv's generic path, which the caller takes on `None`).
 #[inline(always)]
-fn serialize_known<W: Writer<Error>>(
+fn serialize_known<W: PadZeros>(
     record: &LogRecord,
     ser: &mut Strategy<W, Error>,
 ) -> Result<(), Error> {
@@ -58,7 +72,7 @@ fn serialize_known<W: Writer<Error>>(
             // on the stack instead of in the arena's scratch vector).
             let line = &lines[0];
             let line_resolver = line.serialize(ser)?;
-            let lines_pos = ser.align_for::<ArchivedLine>()?;
+            let lines_pos = ser.pad_zeros_to(std::mem::align_of::<ArchivedLine>());
             // SAFETY: `line_resolver` is the result of serializing `line`, and the writer was
             // just aligned for an `ArchivedLine` (the contract of `resolve_aligned`).
             unsafe { ser.resolve_aligned(line, line_resolver)? };
@@ -100,7 +114,7 @@ fn serialize_known<W: Writer<Error>>(
         _ => return Err(unexpected_shape()),
     };
     // `SerializeUnsized for T: Serialize`: align for the root, then resolve it in place.
-    ser.align_for::<ArchivedLogRecord>()?;
+    ser.pad_zeros_to(std::mem::align_of::<ArchivedLogRecord>());
     // SAFETY: the resolver is the result of serializing `record` field by field as its
     // derived `serialize` does, and the writer was just aligned for an `ArchivedLogRecord`.
     unsafe {

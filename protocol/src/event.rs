@@ -3,6 +3,8 @@
 use crate::ids::{BuyerId, OrderId, ReservationId, ScopedKey, ShardId, SkuId};
 use crate::payment_ref::PaymentRef;
 
+pub(crate) mod direct;
+
 /// Everything an admin sets on a SKU. `stock` is the total units ever sellable
 /// (available + reserved + sold).
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]

@@ -72,28 +72,43 @@ impl<E> rkyv::ser::Writer<E> for AppendWriter<'_> {
     }
 }
 
+impl crate::event::direct::PadZeros for AppendWriter<'_> {
+    #[inline(always)]
+    fn pad_zeros_to(&mut self, align: usize) -> usize {
+        debug_assert!(align.is_power_of_two() && align <= 8);
+        let len = self.out.len();
+        let pad = align.wrapping_sub(len - self.start) & (align - 1);
+        // Eight zeros (a fixed-size store), then back to the pad's end.
+        self.out.extend_from_slice(&[0; 8]);
+        self.out.truncate(len + pad);
+        len + pad - self.start
+    }
+}
+
 /// Appends the encoded form of `record` to `out`: the header, then the archive serialized in
-/// place (no intermediate buffer; rkyv's scratch arena is the thread's, reused). On error
-/// `out` is left as it was.
+/// place (no intermediate buffer). A one-line `Reserved`, a `Confirmed` or a `Released` is
+/// serialized by `event::direct` (rkyv's steps without its generic driver or scratch arena,
+/// the same bytes: ADR 0054); any other record by rkyv's serializer with the thread's scratch
+/// arena. On error `out` is left as it was.
 pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let header_at = out.len();
     // A typical record is under 200 bytes: one reservation up front spares most regrowth.
     out.reserve(HEADER_LEN + 192);
-    out.extend_from_slice(&RECORD_VERSION.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
+    // The header in one write: the version, and the length's place (filled in below).
+    let [v0, v1] = RECORD_VERSION.to_le_bytes();
+    out.extend_from_slice(&[v0, v1, 0, 0, 0, 0]);
     let start = out.len();
-    let written = rkyv::util::with_arena(|arena| {
-        let writer = AppendWriter {
-            out: &mut *out,
-            start,
-        };
-        rkyv::api::high::to_bytes_in_with_alloc::<_, _, rkyv::rancor::Error>(
-            record,
-            writer,
-            arena.acquire(),
-        )
-        .map(|_| ())
-    });
+    let mut writer = AppendWriter {
+        out: &mut *out,
+        start,
+    };
+    // The records of every sale without rkyv's generic driver (same bytes: ADR 0054).
+    let direct =
+        crate::event::direct::serialize_common(record, rkyv::rancor::Strategy::wrap(&mut writer));
+    let written = match direct {
+        Some(result) => result,
+        None => generic(record, out, start),
+    };
     if let Err(e) = written {
         out.truncate(header_at);
         return Err(EncodeError(e.to_string()));
@@ -104,6 +119,24 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) -> Result<(), Encode
     };
     out[header_at + 2..start].copy_from_slice(&len.to_le_bytes());
     Ok(())
+}
+
+/// Serializes `record` by rkyv's generic driver (every record [`crate::event::direct`] does
+/// not handle), appending to `out` with positions counted from `start`.
+#[inline(never)]
+fn generic(record: &LogRecord, out: &mut Vec<u8>, start: usize) -> Result<(), rkyv::rancor::Error> {
+    rkyv::util::with_arena(|arena| {
+        let writer = AppendWriter {
+            out: &mut *out,
+            start,
+        };
+        rkyv::api::high::to_bytes_in_with_alloc::<_, _, rkyv::rancor::Error>(
+            record,
+            writer,
+            arena.acquire(),
+        )
+        .map(|_| ())
+    })
 }
 
 /// Decodes and validates one record. Never panics on any input.
@@ -704,5 +737,130 @@ mod tests {
             decode_record(&buf),
             Err(DecodeError::Version { found: 99 })
         ));
+    }
+
+    /// Records of every shape the direct encoder (`event::direct`, ADR 0054) takes, and of
+    /// the shapes next to it that it leaves to rkyv: ids and references of every string
+    /// length around the inline capacity (8 bytes), with and without a key or a group, all
+    /// three release reasons, at several buffer offsets.
+    fn direct_shapes() -> Vec<LogRecord> {
+        use crate::event::Group;
+        use crate::ids::{IdempotencyKey, KeyOwner, OrderId, ScopedKey};
+        let text = |n: usize| -> String {
+            "abcdefghijklmnopqrstuvwxyz0123456789".repeat(2)[..n].to_string()
+        };
+        let mut records = Vec::new();
+        for n in 1..=40 {
+            let buyer = BuyerId::new(text(n)).unwrap_or_else(|e| panic!("{e}"));
+            let sku = SkuId::new(text(41 - n)).unwrap_or_else(|e| panic!("{e}"));
+            let key = (n % 3 == 0).then(|| {
+                ScopedKey::new(
+                    if n % 2 == 0 {
+                        KeyOwner::Credential(n as u64)
+                    } else {
+                        KeyOwner::Buyer(buyer.clone())
+                    },
+                    IdempotencyKey::new(text(n % 24 + 1)).unwrap_or_else(|e| panic!("{e}")),
+                )
+            });
+            let group = (n % 4 == 1).then_some(Group {
+                shards_mask: 0b101 << n,
+                line_positions: n as u64,
+            });
+            let line = |q: u32| Line {
+                sku: sku.clone(),
+                qty: q,
+                unit_price_cents: 1_999 * n as u64,
+            };
+            for lines in [vec![line(1)], vec![], vec![line(2), line(3)]] {
+                records.push(LogRecord {
+                    shard: (n % 5) as u16,
+                    seq: 1 << n,
+                    event: Event::Reserved {
+                        id: ReservationId::compose(3, n as u64 * 77),
+                        buyer: buyer.clone(),
+                        lines,
+                        expires_at_ms: u64::MAX - n as u64,
+                        idempotency_key: key.clone(),
+                        request_hash: 0x9E37_79B9_7F4A_7C15 ^ n as u64,
+                        group,
+                        at_ms: n as u64,
+                    },
+                });
+            }
+            records.push(LogRecord {
+                shard: 2,
+                seq: n as u64,
+                event: Event::Confirmed {
+                    id: ReservationId::compose(2, n as u64),
+                    order: OrderId::compose(2, n as u64 + 1),
+                    payment_ref: text(n).as_str().into(),
+                    at_ms: 1_700_000_000_000 + n as u64,
+                },
+            });
+            for reason in [
+                ReleaseReason::Cancelled,
+                ReleaseReason::Expired,
+                ReleaseReason::Aborted,
+            ] {
+                records.push(LogRecord {
+                    shard: 1,
+                    seq: n as u64 * 3,
+                    event: Event::Released {
+                        id: ReservationId::compose(1, n as u64),
+                        reason,
+                        at_ms: 9 * n as u64,
+                    },
+                });
+            }
+        }
+        records
+    }
+
+    /// The direct encoder writes exactly the bytes of `rkyv::to_bytes` (the log format is
+    /// unchanged: no record version moves), at any offset in the buffer, and they decode to
+    /// the record.
+    #[test]
+    fn direct_encoding_matches_rkyv_byte_for_byte() {
+        let records = direct_shapes();
+        assert_eq!(records.len(), 40 * 7);
+        for (i, record) in records.iter().enumerate() {
+            let archive =
+                rkyv::to_bytes::<rkyv::rancor::Error>(record).unwrap_or_else(|e| panic!("{e}"));
+            let prefix = i % 11;
+            let mut buf = vec![0xCD; prefix];
+            encode_record(record, &mut buf).unwrap_or_else(|e| panic!("{e}"));
+            let rec = &buf[prefix..];
+            assert_eq!(
+                &rec[2..6],
+                &(archive.len() as u32).to_le_bytes(),
+                "record {i}"
+            );
+            assert_eq!(&rec[HEADER_LEN..], &archive[..], "record {i}: {record:?}");
+            assert_eq!(
+                &decode_record(rec).unwrap_or_else(|e| panic!("{e}")),
+                record
+            );
+        }
+    }
+
+    /// Two records back to back in one buffer (as the runtime's commit buffer holds them)
+    /// each equal their own `rkyv::to_bytes`: the direct encoder counts positions from its
+    /// record's start, not the buffer's.
+    #[test]
+    fn direct_encoding_counts_from_each_records_start() {
+        let records = direct_shapes();
+        let mut buf = Vec::new();
+        let mut starts = Vec::new();
+        for record in &records {
+            starts.push(buf.len());
+            encode_record(record, &mut buf).unwrap_or_else(|e| panic!("{e}"));
+        }
+        starts.push(buf.len());
+        for (record, at) in records.iter().zip(starts.windows(2)) {
+            let archive =
+                rkyv::to_bytes::<rkyv::rancor::Error>(record).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&buf[at[0] + HEADER_LEN..at[1]], &archive[..]);
+        }
     }
 }

@@ -91,7 +91,7 @@ fn a_batch_of_reservations_allocates_only_what_the_shard_keeps() {
         let requests: Vec<Request> = (0..PER_BATCH)
             .map(|i| {
                 let req = ReserveRequest {
-                    buyer: BuyerId::new(&format!("b{b}-{i}")).unwrap(),
+                    buyer: BuyerId::new(format!("b{b}-{i}")).unwrap(),
                     lines: vec![(hot.clone(), 1)],
                     idempotency_key: None,
                     ttl_ms: None,

@@ -268,7 +268,7 @@ fn print_samples() {
             .or_default() += 1;
     }
     let mut sites: Vec<_> = sites.into_iter().collect();
-    sites.sort_by(|a, b| b.1.cmp(&a.1));
+    sites.sort_by_key(|s| std::cmp::Reverse(s.1));
     println!("{} samples:", samples.len());
     for (site, n) in sites.iter().take(60) {
         println!("{n:5} {site}");

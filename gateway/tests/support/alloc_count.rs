@@ -128,7 +128,7 @@ fn maybe_sample(slot: usize) {
         .load(Ordering::Relaxed)
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
         .rotate_left(29);
-    if mixed % every != 0 {
+    if !mixed.is_multiple_of(every) {
         return;
     }
     let Ok(false) = SAMPLING.try_with(Cell::get) else {

@@ -97,6 +97,16 @@ pub struct Pending {
     encode_failures: u64,
 }
 
+impl Pending {
+    /// Empties the buffers, keeping their capacity (for the next batch).
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.index.clear();
+        self.dirty_skus.clear();
+        self.dirty_reservations.clear();
+    }
+}
+
 impl EventSink for Pending {
     fn record(&mut self, record: &LogRecord) {
         let start = self.bytes.len();
@@ -126,8 +136,8 @@ impl EventSink for Pending {
 /// A batch cut from the pending records, to append and flush.
 #[derive(Debug)]
 pub struct Batch {
-    bytes: Vec<u8>,
-    index: Vec<(u64, usize, usize)>,
+    /// The records (bytes and index); the SKU lists in it are emptied once the batch is cut.
+    pending: Pending,
     /// The last sequence number in the batch.
     pub last_seq: u64,
     /// Counts of every SKU the batch changed, to publish once durable.
@@ -139,21 +149,34 @@ pub struct Batch {
 impl Batch {
     /// `(seq, encoded record)` in order.
     pub fn records(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
-        self.index
+        let bytes = &self.pending.bytes;
+        self.pending
+            .index
             .iter()
-            .map(|(seq, start, end)| (*seq, &self.bytes[*start..*end]))
+            .map(move |(seq, start, end)| (*seq, &bytes[*start..*end]))
     }
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.pending.index.len()
     }
 
     /// Whether the batch holds no record.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.pending.index.is_empty()
     }
 }
+
+/// The buffers of a flushed batch kept for the next one (emptied, capacity kept).
+#[derive(Debug)]
+struct Spare {
+    pending: Pending,
+    levels: Vec<StockLevel>,
+}
+
+/// Most bytes of record buffer kept for reuse between batches: a batch larger than this
+/// (a burst, a recovery's expiry sweep) frees its buffer instead of pinning it.
+const MAX_SPARE_BYTES: usize = 1 << 20;
 
 /// Whether the log takes writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +204,9 @@ pub struct SnapshotPolicy {
 pub struct Commit<R> {
     /// Records waiting for the next flush (the shard's event sink).
     pub pending: Pending,
+    /// Emptied buffers of the last batch flushed, swapped in for `pending` when the next batch
+    /// is cut (a batch's buffers are reused instead of grown again from empty: ADR 0055).
+    spare: Option<Spare>,
     durable_seq: u64,
     flushing: Option<u64>,
     waiters: VecDeque<Waiter<R>>,
@@ -194,6 +220,7 @@ impl<R> Commit<R> {
     pub fn new(durable_seq: u64, snapshots: SnapshotPolicy) -> Self {
         Commit {
             pending: Pending::default(),
+            spare: None,
             durable_seq,
             flushing: None,
             waiters: VecDeque::new(),
@@ -262,10 +289,14 @@ impl<R> Commit<R> {
         if self.flushing.is_some() || !self.has_pending() {
             return None;
         }
-        let p = std::mem::take(&mut self.pending);
+        let (fresh, mut levels) = match self.spare.take() {
+            Some(Spare { pending, levels }) => (pending, levels),
+            None => (Pending::default(), Vec::new()),
+        };
+        let mut p = std::mem::replace(&mut self.pending, fresh);
         let last_seq = p.index.last().map_or(self.durable_seq, |(s, _, _)| *s);
         assert_eq!(last_seq, shard.seq(), "pending records out of step");
-        let mut skus = p.dirty_skus;
+        let skus = &mut p.dirty_skus;
         for (id, seq) in &p.dirty_reservations {
             skus.extend(shard.reservation_skus(*id).map(|s| (s.clone(), *seq)));
         }
@@ -274,15 +305,13 @@ impl<R> Commit<R> {
         skus.sort_unstable();
         skus.reverse();
         skus.dedup_by(|later, earlier| later.0 == earlier.0);
-        let levels = skus
-            .iter()
-            .filter_map(|(s, seq)| {
-                shard.stock_level(s).map(|mut level| {
-                    level.log_seq = *seq;
-                    level
-                })
+        levels.clear();
+        levels.extend(skus.iter().filter_map(|(s, seq)| {
+            shard.stock_level(s).map(|mut level| {
+                level.log_seq = *seq;
+                level
             })
-            .collect();
+        }));
         self.events_since_snapshot += p.index.len() as u64;
         let state_size = shard.reservation_count() as u64;
         let period = self
@@ -296,30 +325,53 @@ impl<R> Commit<R> {
         });
         self.flushing = Some(last_seq);
         self.pending.encode_failures = p.encode_failures;
+        p.dirty_skus.clear();
+        p.dirty_reservations.clear();
         Some(Batch {
-            bytes: p.bytes,
-            index: p.index,
+            pending: p,
             last_seq,
             levels,
             snapshot,
         })
     }
 
-    /// The batch in flight is durable: returns what waited for it, in order.
-    pub fn flushed(&mut self) -> Vec<AfterDurable<R>> {
+    /// Takes back the buffers of a batch the driver is done with (appended and flushed), to
+    /// be reused by the next one: the records' bytes, their index, the SKU lists and the
+    /// levels keep their capacity, so a steady load cuts batches without allocating. A batch
+    /// whose record buffer grew past [`MAX_SPARE_BYTES`] is dropped instead.
+    pub fn recycle(&mut self, batch: Batch) {
+        let Batch {
+            mut pending,
+            mut levels,
+            ..
+        } = batch;
+        if pending.bytes.capacity() > MAX_SPARE_BYTES {
+            return;
+        }
+        pending.clear();
+        levels.clear();
+        self.spare = Some(Spare { pending, levels });
+    }
+
+    /// The batch in flight is durable: returns the next of what waited for it, in order
+    /// (`None` once nothing more is due; call it until then).
+    pub fn next_durable(&mut self) -> Option<AfterDurable<R>> {
+        let w = self.waiters.front()?;
+        if w.seq > self.durable_seq {
+            return None;
+        }
+        self.waiters.pop_front().map(|w| w.then)
+    }
+
+    /// The batch in flight is durable: the durable sequence number moves to its last record;
+    /// what waited for it comes out of [`Commit::next_durable`], in order.
+    pub fn flushed(&mut self) {
         let Some(last) = self.flushing.take() else {
-            return Vec::new();
+            return;
         };
         assert!(last >= self.durable_seq, "durable seq went backwards");
         self.durable_seq = last;
         self.log = LogState::Writable;
-        let mut done = Vec::new();
-        while self.waiters.front().is_some_and(|w| w.seq <= last) {
-            if let Some(w) = self.waiters.pop_front() {
-                done.push(w.then);
-            }
-        }
-        done
     }
 
     /// The flush of the batch in flight failed (it stays buffered in the log and is retried);

@@ -305,9 +305,16 @@ impl<R> ShardNode<R> {
         self.commit.cut(&self.shard)
     }
 
+    /// Takes back a batch the driver appended and flushed, to reuse its buffers for the next
+    /// one (optional: a batch simply dropped costs its buffers' allocations next time).
+    pub fn recycle(&mut self, batch: Batch) {
+        self.commit.recycle(batch);
+    }
+
     /// The batch in flight is durable.
     pub fn flushed(&mut self, now_ms: u64, out: &mut Vec<Output<R>>) {
-        for then in self.commit.flushed() {
+        self.commit.flushed();
+        while let Some(then) = self.commit.next_durable() {
             self.run_after(now_ms, then, out);
         }
     }

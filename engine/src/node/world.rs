@@ -253,16 +253,18 @@ impl World {
     /// Cuts shard `s`'s pending records and appends them to its log's tail (not yet durable).
     /// Returns whether there was a batch.
     pub fn append(&mut self, s: usize) -> bool {
-        let Some(batch) = self.nodes[s].cut() else {
+        let Some(mut batch) = self.nodes[s].cut() else {
             return false;
         };
         let log = &mut self.logs[s];
         for (seq, bytes) in batch.records() {
             log.tail.push((seq, bytes.to_vec()));
         }
-        if let Some(snap) = batch.snapshot {
+        if let Some(snap) = batch.snapshot.take() {
             self.pending_snapshots.push((s, batch.last_seq, snap));
         }
+        // As the runtime does: the next batch reuses its buffers.
+        self.nodes[s].recycle(batch);
         true
     }
 

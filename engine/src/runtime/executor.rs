@@ -4,10 +4,12 @@
 //! carried out here (replies on oneshot channels, messages on the peers' queues, SKUs into the
 //! directory). The node lives in an `Rc<RefCell<_>>` that is never borrowed across an `.await`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use flashsale_protocol::ShardId;
@@ -64,6 +66,44 @@ pub(crate) struct Ctx {
 
 type NodeRef = Rc<RefCell<ShardNode<Reply>>>;
 
+/// Wakes the flusher: set by the tasks of its own executor thread (the command loop, the
+/// same-thread path, the ticker) when records wait. A flag and the flusher's waker, so a wait
+/// allocates nothing (a channel's receive allocated a waiter each time the flusher parked:
+/// ADR 0055).
+#[derive(Default)]
+struct FlushWake {
+    /// Records may wait since the flusher last looked.
+    due: Cell<bool>,
+    /// The flusher, while it waits.
+    waiter: RefCell<Option<Waker>>,
+}
+
+impl FlushWake {
+    /// Tells the flusher to look for records (wakes it if it waits).
+    fn wake(&self) {
+        self.due.set(true);
+        if let Some(w) = self.waiter.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Waits until [`FlushWake::wake`] was called since the last wait returned.
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.due.replace(false) {
+                return Poll::Ready(());
+            }
+            let mut waiter = self.waiter.borrow_mut();
+            match &mut *waiter {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                w => *w = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
 /// The shard an executor thread runs, for requests made on that very thread (same-thread
 /// fast path: no queue, no cross-thread wake-up).
 struct LocalShard {
@@ -74,7 +114,7 @@ struct LocalShard {
     /// The shard's node.
     node: NodeRef,
     /// Wakes the flusher.
-    wake: flume::Sender<()>,
+    wake: Rc<FlushWake>,
     /// Reused output buffer (no allocation per request in steady state).
     out: RefCell<Vec<Output<Reply>>>,
 }
@@ -107,7 +147,7 @@ pub(crate) fn try_local(
                 l.node.borrow_mut().request(now, req, reply, &mut out);
                 carry_out(&l.ctx, &l.node, &mut out);
                 if l.node.borrow().has_pending() {
-                    let _ = l.wake.try_send(());
+                    l.wake.wake();
                 }
                 None
             }
@@ -123,23 +163,23 @@ pub(crate) async fn run(
     log: Box<dyn ShardLog>,
     rx: flume::Receiver<Cmd>,
 ) {
-    let (wake_tx, wake_rx) = flume::bounded::<()>(1);
+    let wake = Rc::new(FlushWake::default());
     let node: NodeRef = Rc::new(RefCell::new(node));
     let stopping = Rc::new(std::cell::Cell::new(false));
     let flusher = glommio::spawn_local(flusher(
         ctx.clone(),
         node.clone(),
         log,
-        wake_rx,
+        wake.clone(),
         stopping.clone(),
     ));
-    let ticker = glommio::spawn_local(ticker(ctx.clone(), node.clone(), wake_tx.clone()));
+    let ticker = glommio::spawn_local(ticker(ctx.clone(), node.clone(), wake.clone()));
     LOCAL.with(|local| {
         *local.borrow_mut() = Some(LocalShard {
             engine_id: ctx.engine_id,
             ctx: ctx.clone(),
             node: node.clone(),
-            wake: wake_tx.clone(),
+            wake: wake.clone(),
             out: RefCell::new(Vec::new()),
         });
     });
@@ -158,14 +198,13 @@ pub(crate) async fn run(
         }
         carry_out(&ctx, &node, &mut out);
         if node.borrow().has_pending() {
-            let _ = wake_tx.try_send(());
+            wake.wake();
         }
     }
     // From here on requests made on this thread go through the (closing) queue.
     LOCAL.with(|local| local.borrow_mut().take());
     stopping.set(true);
-    let _ = wake_tx.try_send(());
-    drop(wake_tx);
+    wake.wake();
     ticker.cancel().await;
     flusher.await;
     // Anything still waiting was never made durable.
@@ -221,9 +260,11 @@ async fn flusher(
     ctx: Rc<Ctx>,
     node: NodeRef,
     mut log: Box<dyn ShardLog>,
-    wake: flume::Receiver<()>,
+    wake: Rc<FlushWake>,
     stopping: Rc<std::cell::Cell<bool>>,
 ) {
+    // One output buffer for every batch: no allocation per flush in steady state.
+    let mut out = Vec::new();
     loop {
         let batch = loop {
             if let Some(batch) = node.borrow_mut().cut() {
@@ -232,9 +273,7 @@ async fn flusher(
             if stopping.get() {
                 return;
             }
-            if wake.recv_async().await.is_err() && !node.borrow().has_pending() {
-                return;
-            }
+            wake.wait().await;
         };
         for (seq, bytes) in batch.records() {
             log.append(seq, bytes);
@@ -248,7 +287,6 @@ async fn flusher(
                 tracing::error!(shard = ctx.id, error = %e, "log flush failed; shard unavailable");
                 first_failure = false;
             }
-            let mut out = Vec::new();
             let failing_for_ms = started.elapsed().as_millis() as u64;
             node.borrow_mut()
                 .flush_failed(ctx.clock.now_ms(), failing_for_ms, &mut out);
@@ -277,7 +315,6 @@ async fn flusher(
                 obs.stock_changed(level);
             }
         }
-        let mut out = Vec::new();
         node.borrow_mut().flushed(ctx.clock.now_ms(), &mut out);
         carry_out(&ctx, &node, &mut out);
         if let Some(snap) = &batch.snapshot {
@@ -285,19 +322,21 @@ async fn flusher(
                 tracing::warn!(shard = ctx.id, error = %e, "snapshot failed; will retry later");
             }
         }
+        // Its buffers serve the next batch.
+        node.borrow_mut().recycle(batch);
     }
 }
 
 /// Feeds the clock to the node every tick (expiry, duplicates that waited too long, parts to
 /// resolve).
-async fn ticker(ctx: Rc<Ctx>, node: NodeRef, wake: flume::Sender<()>) {
+async fn ticker(ctx: Rc<Ctx>, node: NodeRef, wake: Rc<FlushWake>) {
+    let mut out = Vec::new();
     loop {
         glommio::timer::sleep(ctx.expiry_tick).await;
-        let mut out = Vec::new();
         node.borrow_mut().tick(ctx.clock.now_ms(), &mut out);
         carry_out(&ctx, &node, &mut out);
         if node.borrow().has_pending() {
-            let _ = wake.try_send(());
+            wake.wake();
         }
     }
 }

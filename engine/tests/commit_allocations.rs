@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
 #[path = "support/thread_allocs.rs"]
 mod thread_allocs;
 
@@ -17,7 +18,8 @@ use flashsale_engine::node::message::{Output, Request};
 use flashsale_engine::node::{NodeConfig, ShardNode};
 use flashsale_engine::shard::Shard;
 use flashsale_engine::ReserveRequest;
-use flashsale_protocol::{BuyerId, SkuId, SkuSpec};
+use flashsale_protocol::SkuId;
+use support::{buyer, sku, spec};
 use thread_allocs::{thread_allocations, ThreadCounting};
 
 #[global_allocator]
@@ -36,22 +38,6 @@ const BATCHES: usize = 50;
 /// record buffer, index, SKU lists, stock levels and list of what became durable anew for
 /// every batch, and grew each of them from empty: 83 per batch of 32 (median; 64 after).
 const BOUND_PER_BATCH: u64 = 2 * PER_BATCH as u64 + 1;
-
-/// A SKU of `stock` units.
-fn spec(id: &str, stock: u64) -> SkuSpec {
-    SkuSpec {
-        sku: SkuId::new(id).unwrap(),
-        name: id.into(),
-        price_cents: 1500,
-        stock,
-        per_buyer_limit: None,
-        sale_starts_at_ms: None,
-        sale_ends_at_ms: None,
-        reservation_ttl_ms: 60_000,
-        max_hold_ms: flashsale_protocol::default_max_hold_ms(60_000),
-        max_extensions: flashsale_protocol::DEFAULT_MAX_EXTENSIONS,
-    }
-}
 
 /// Cuts, "flushes" and recycles the pending batch; returns the replies it released.
 fn commit(node: &mut ShardNode<usize>, now_ms: u64, out: &mut Vec<Output<usize>>) -> usize {
@@ -83,7 +69,7 @@ fn a_batch_of_reservations_allocates_only_what_the_shard_keeps() {
     let mut out = Vec::new();
     node.request(now_ms, Request::Upsert(spec("hot", 1_000_000)), 0, &mut out);
     assert_eq!(commit(&mut node, now_ms, &mut out), 1);
-    let hot = SkuId::new("hot").unwrap();
+    let hot = sku("hot");
     let mut counted = 0u64;
     let mut per_batch = Vec::with_capacity(BATCHES);
     for b in 0..2 * BATCHES {
@@ -91,7 +77,7 @@ fn a_batch_of_reservations_allocates_only_what_the_shard_keeps() {
         let requests: Vec<Request> = (0..PER_BATCH)
             .map(|i| {
                 let req = ReserveRequest {
-                    buyer: BuyerId::new(format!("b{b}-{i}")).unwrap(),
+                    buyer: buyer(&format!("b{b}-{i}")),
                     lines: vec![(hot.clone(), 1)],
                     idempotency_key: None,
                     ttl_ms: None,

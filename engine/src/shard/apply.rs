@@ -13,7 +13,8 @@ use flashsale_protocol::{
     SkuId, SkuSpec, MAX_LINES,
 };
 
-use super::buyers::{BuyerHandle, BuyerHint};
+use super::buyers::{BuyerHandle, BuyerHint, BuyerIndex};
+use super::orders::Orders;
 use super::replay::Resolved;
 use super::sku::{sku_at_mut, SkuState};
 use super::store::{CLine, Lines, Rare, Reservation};
@@ -508,6 +509,21 @@ impl Shard {
         units: Units,
         skus: Option<&[u32]>,
     ) {
+        self.apply_reserved_inline(fields, buyer_handle, lines, units, skus);
+    }
+
+    /// [`Shard::apply_reserved`], always inlined: the reserve command's apply, so that the
+    /// event's fields go from the command to the state without being stored in an event
+    /// and read back in a call (ADR 0057).
+    #[inline(always)]
+    pub(super) fn apply_reserved_inline<L: ReservedLines>(
+        &mut self,
+        fields: Reserved,
+        buyer_handle: BuyerHandle,
+        lines: L,
+        units: Units,
+        skus: Option<&[u32]>,
+    ) {
         let Reserved {
             id,
             expires_at_ms,
@@ -604,6 +620,7 @@ impl Shard {
     /// per-buyer limit, and returns
     /// the lines in their stored form. `skus[k]`, when given, is the index of `lines[k].sku`;
     /// `buyer` is the buyer's handle.
+    #[inline(always)]
     fn take_lines<L: ReservedLine>(
         &mut self,
         buyer: BuyerHandle,
@@ -667,7 +684,7 @@ impl Shard {
     }
 
     /// Keeps the emptied line buffer of a `Reserved` event for the next reservation.
-    #[inline]
+    #[inline(always)]
     fn recycle_lines(&mut self, mut lines: Vec<Line>) {
         lines.clear();
         self.spare_lines = lines;
@@ -676,7 +693,7 @@ impl Shard {
     /// `Reserved` (after [`Shard::take_lines`], before the store insert): on its home shard
     /// advances the id counter, schedules its expiry, remembers its key and lists it for its
     /// buyer; a part of another shard's group gets its part expiry.
-    #[inline]
+    #[inline(always)]
     fn index_reserved(
         &mut self,
         id: ReservationId,
@@ -727,30 +744,16 @@ impl Shard {
         at_ms: u64,
     ) -> Result<(), Option<ReservationStatus>> {
         let r = self.reservations.held_mut(self.id, id)?;
-        r.status = ReservationStatus::Confirmed;
-        r.order_id = order;
-        r.payment_ref = payment_ref;
-        r.settled_at_ms = at_ms;
-        for l in r.lines.as_slice() {
-            let s = sku_at_mut(&mut self.skus, l.sku);
-            let before = s.available();
-            let qty = u64::from(l.qty);
-            s.reserved -= qty;
-            s.sold += qty;
-            assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
-            move_gate(s, before, 0, 0);
-        }
-        if order.shard() == self.id {
-            self.next_order = self.next_order.max(order.counter() + 1);
-        }
-        if id.shard() == self.id {
-            self.buyers.add_order(r.buyer_handle, at_ms, id);
-        }
-        let previous = self.orders.insert(order, id);
-        assert!(previous.is_none(), "{order} allocated twice");
+        let rest = ConfirmRest {
+            shard: self.id,
+            skus: &mut self.skus,
+            buyers: &mut self.buyers,
+            orders: &mut self.orders,
+            next_order: &mut self.next_order,
+        };
+        rest.confirm(r, order, payment_ref, at_ms);
         Ok(())
     }
-
     /// `Extended`: the hold lasts until `expires_at_ms`; the timer queue gets the new
     /// deadline (the old entry no longer matches and is skipped when it comes up).
     fn apply_extended(
@@ -834,6 +837,65 @@ impl Shard {
         }
         self.settled.push_back((at_ms, id));
         Ok(())
+    }
+}
+
+/// What a `Confirmed` changes besides its reservation, borrowed apart from the store, so
+/// that a confirm holding its reservation's slot (found once, [`Shard::confirm`]) applies the
+/// event to it without a second lookup (ADR 0057). Replay and `follow` reach the same code
+/// through [`Shard::confirm_held`].
+pub(super) struct ConfirmRest<'a> {
+    /// This shard.
+    pub(super) shard: ShardId,
+    /// The shard's SKUs.
+    pub(super) skus: &'a mut [SkuState],
+    /// The per-buyer lists.
+    pub(super) buyers: &'a mut BuyerIndex,
+    /// Orders by id.
+    pub(super) orders: &'a mut Orders,
+    /// The shard's next order counter.
+    pub(super) next_order: &'a mut u64,
+}
+
+impl ConfirmRest<'_> {
+    /// `Confirmed` of `r` (held, checked by the caller) under `order`: the held units become
+    /// sold (available units, and so the gate, stay), the order is indexed.
+    #[inline(always)]
+    pub(super) fn confirm(
+        self,
+        r: &mut Reservation,
+        order: OrderId,
+        payment_ref: PaymentRef,
+        at_ms: u64,
+    ) {
+        assert_eq!(
+            r.status,
+            ReservationStatus::Held,
+            "{}: confirm of non-held",
+            r.id
+        );
+        let id = r.id;
+        r.status = ReservationStatus::Confirmed;
+        r.order_id = order;
+        r.payment_ref = payment_ref;
+        r.settled_at_ms = at_ms;
+        for l in r.lines.as_slice() {
+            let s = sku_at_mut(self.skus, l.sku);
+            let qty = u64::from(l.qty);
+            s.reserved -= qty;
+            s.sold += qty;
+            // Available units do not move, so neither does the gate (the delta check of
+            // `move_gate` with a step of 0, written out).
+            assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
+        }
+        if order.shard() == self.shard {
+            *self.next_order = (*self.next_order).max(order.counter() + 1);
+        }
+        if id.shard() == self.shard {
+            self.buyers.add_order(r.buyer_handle, at_ms, id);
+        }
+        let previous = self.orders.insert(order, id);
+        assert!(previous.is_none(), "{order} allocated twice");
     }
 }
 

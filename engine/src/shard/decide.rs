@@ -4,9 +4,10 @@
 use flashsale_protocol::event::Group;
 use flashsale_protocol::PaymentRef;
 use flashsale_protocol::{
-    Event, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, SkuId,
+    Event, LogRecord, OrderId, ReleaseReason, RequestKey, ReservationId, ScopedKey, SkuId,
 };
 
+use super::apply::ConfirmRest;
 use super::store::Reservation;
 use super::{EventSink, FollowAction, Shard, MAX_PAYMENT_REF_LEN};
 use crate::command::{CommandError, HoldLimit};
@@ -103,7 +104,28 @@ impl Shard {
                 "payment_ref must be 1..={MAX_PAYMENT_REF_LEN} bytes"
             )));
         }
-        let r = self.home_reservation(id)?;
+        // One store lookup per confirm (ADR 0057): the reservation's slot is found here, checked,
+        // and the `Confirmed` applied to it once logged ([`ConfirmRest::confirm`], replay's
+        // code), instead of a lookup to check and another to apply.
+        if id.shard() != self.id {
+            return Err(CommandError::ReservationNotFound(id));
+        }
+        let order = OrderId::compose(self.id, self.next_order);
+        // Debug builds check the event in full with the replay check, as `emit` does; made
+        // before the slot is borrowed (nothing changes in between) and asserted only if the
+        // event is emitted.
+        #[cfg(debug_assertions)]
+        let checked = self.check(&Event::Confirmed {
+            id,
+            order,
+            payment_ref: payment_ref.clone(),
+            at_ms: now_ms,
+        });
+        let (shard, seq) = (self.id, self.seq);
+        let r = match self.reservations.get_mut(shard, id) {
+            Some(r) if r.release_reason != Some(ReleaseReason::Aborted) => r,
+            _ => return Err(CommandError::ReservationNotFound(id)),
+        };
         match r.status {
             ReservationStatus::Held if now_ms >= r.expires_at_ms => {
                 Err(CommandError::InvalidState {
@@ -112,8 +134,12 @@ impl Shard {
                 })
             }
             ReservationStatus::Held => {
+                #[cfg(debug_assertions)]
+                if let Err(e) = checked {
+                    debug_assert!(false, "command produced an inapplicable event: {e}");
+                    return Err(super::bug(&e.to_string()));
+                }
                 let group = r.group();
-                let order = OrderId::compose(self.id, self.next_order);
                 let follow = group.map(|group| Decision {
                     id,
                     group,
@@ -123,15 +149,28 @@ impl Shard {
                         at_ms: now_ms,
                     },
                 });
-                self.emit(
-                    Event::Confirmed {
+                let record = LogRecord {
+                    shard,
+                    seq: seq + 1,
+                    event: Event::Confirmed {
                         id,
                         order,
                         payment_ref,
                         at_ms: now_ms,
                     },
-                    sink,
-                )?;
+                };
+                sink.record(&record);
+                self.seq = record.seq;
+                if let Event::Confirmed { payment_ref, .. } = record.event {
+                    let rest = ConfirmRest {
+                        shard,
+                        skus: &mut self.skus,
+                        buyers: &mut self.buyers,
+                        orders: &mut self.orders,
+                        next_order: &mut self.next_order,
+                    };
+                    rest.confirm(r, order, payment_ref, now_ms);
+                }
                 Ok(DecideOutcome {
                     id,
                     order: Some(order),

@@ -79,7 +79,7 @@ impl PosList {
 
     /// Adds `pos`; false if it was already held. The common case (a position after every
     /// other, no stray one) is an inlined append; the rest is [`PosList::insert_slow`].
-    #[inline]
+    #[inline(always)]
     pub(super) fn insert(&mut self, pos: ListPos) -> bool {
         if self.stray.is_empty() && self.live().last().is_none_or(|last| pos > *last) {
             self.push(pos);

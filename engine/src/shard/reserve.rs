@@ -3,10 +3,12 @@
 
 use flashsale_protocol::event::Group;
 use flashsale_protocol::limits::MAX_MONEY_CENTS;
-use flashsale_protocol::{BuyerId, Event, Line, ReservationId, ScopedKey, SkuId, MAX_LINES};
+use flashsale_protocol::{
+    BuyerId, Event, Line, LogRecord, ReservationId, ScopedKey, SkuId, MAX_LINES,
+};
 use smallvec::SmallVec;
 
-use super::apply::Units;
+use super::apply::{Reserved, Units};
 use super::sku::SkuState;
 use super::{bug, EventSink, PartView, Shard};
 use crate::claim::Claims;
@@ -130,21 +132,58 @@ impl Shard {
                 }
             }
         }
-        self.emit_with(
-            Event::Reserved {
-                id,
-                buyer,
+        let event = Event::Reserved {
+            id,
+            buyer,
+            lines,
+            expires_at_ms,
+            idempotency_key,
+            request_hash,
+            group,
+            at_ms: now_ms,
+        };
+        // Debug builds re-check the event in full with the replay check, as `emit` does.
+        #[cfg(debug_assertions)]
+        if let Err(e) = self.check(&event) {
+            debug_assert!(false, "command produced an inapplicable event: {e}");
+            return Err(super::bug(&e.to_string()));
+        }
+        let record = LogRecord {
+            shard: self.id,
+            seq: self.seq + 1,
+            event,
+        };
+        sink.record(&record);
+        self.seq = record.seq;
+        // Applied here, from the record's fields, by replay's own apply of a `Reserved`
+        // (ADR 0057): not through `mutate`'s dispatch, which took the event whole.
+        if let Event::Reserved {
+            id,
+            buyer,
+            lines,
+            expires_at_ms,
+            idempotency_key,
+            request_hash,
+            group,
+            at_ms,
+        } = record.event
+        {
+            let buyer_handle = self.buyers.acquire(&buyer);
+            self.apply_reserved_inline(
+                Reserved {
+                    id,
+                    expires_at_ms,
+                    request_hash,
+                    at_ms,
+                    idempotency_key,
+                    group,
+                },
+                buyer_handle,
                 lines,
-                expires_at_ms,
-                idempotency_key,
-                request_hash,
-                group,
-                at_ms: now_ms,
-            },
-            sink,
-            units,
-            Some(&idx[..n_lines]),
-        )?;
+                units,
+                Some(&idx[..n_lines]),
+            );
+        }
         Ok(ReserveOutcome {
             id,
             replayed: false,
@@ -185,6 +224,7 @@ impl Shard {
     /// Validates a reservation command against the state (lines, SKUs, stock, sale window,
     /// buyer limit, and a total of at most `MAX_MONEY_CENTS` on this shard); writes each
     /// line's SKU index into `idx` and returns the shortest TTL of the lines.
+    #[inline(always)]
     fn check_reserve(
         &self,
         now_ms: u64,

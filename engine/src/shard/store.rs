@@ -317,7 +317,7 @@ impl Store {
 
     /// [`Store::insert`] of the reservation `make` builds (its id must be `id`), called only
     /// once the slot is known free, so the reservation is built where it is stored.
-    #[inline]
+    #[inline(always)]
     pub(super) fn insert_with(
         &mut self,
         shard: ShardId,

@@ -670,9 +670,18 @@ impl Shard {
         let before = s.available();
         s.reserved += qty;
         assert!(s.invariant_holds(), "{}: counts exceed stock", s.spec.sku);
-        // A claim already took the units off the gate; otherwise they go now.
-        let claims = if units == Units::Claimed { qty } else { 0 };
-        move_gate(s, before, i128::from(claims) - i128::from(qty), claims);
+        // `move_gate`'s delta check for this move, in `u64` (ADR 0057): available units
+        // fell by exactly `qty` (the gate's whole move, the claim's part included). A claim
+        // already took the units off the gate; otherwise they go now.
+        assert_eq!(
+            before.wrapping_sub(s.available()),
+            qty,
+            "{}: gate delta differs from available delta",
+            s.spec.sku
+        );
+        if units == Units::FromGates && qty > 0 {
+            s.gate.take(qty);
+        }
         if s.counts_usage() {
             self.add_usage(buyer, i, qty);
         }

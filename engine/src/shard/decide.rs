@@ -139,16 +139,6 @@ impl Shard {
                     debug_assert!(false, "command produced an inapplicable event: {e}");
                     return Err(super::bug(&e.to_string()));
                 }
-                let group = r.group();
-                let follow = group.map(|group| Decision {
-                    id,
-                    group,
-                    action: FollowAction::Confirm {
-                        order,
-                        payment_ref: payment_ref.clone(),
-                        at_ms: now_ms,
-                    },
-                });
                 let record = LogRecord {
                     shard,
                     seq: seq + 1,
@@ -171,6 +161,16 @@ impl Shard {
                     };
                     rest.confirm(r, order, payment_ref, now_ms);
                 }
+                // The parts follow with the reference the reservation now holds.
+                let follow = r.group().map(|group| Decision {
+                    id,
+                    group,
+                    action: FollowAction::Confirm {
+                        order,
+                        payment_ref: r.payment_ref.clone(),
+                        at_ms: now_ms,
+                    },
+                });
                 Ok(DecideOutcome {
                     id,
                     order: Some(order),

@@ -104,7 +104,6 @@ impl Shard {
         }
         let mut lines = std::mem::take(&mut self.spare_lines);
         lines.clear();
-        lines.reserve(n_lines);
         // Nothing changed a SKU since the check, so its price is the one checked.
         match cmd_lines.into_inner() {
             // One line, held inline (the common case): taken out of the `SmallVec` whole, so
@@ -122,6 +121,9 @@ impl Shard {
             // instructions for one line (callgrind). The SKU indexes by reference: zipping
             // the array by value copies it.
             Err(cmd_lines) => {
+                // (One line needs no room made: its push grows an empty buffer once, and
+                // the buffer is kept.)
+                lines.reserve(n_lines);
                 for ((sku, qty), &i) in cmd_lines.into_iter().zip(idx.iter()) {
                     let unit_price_cents = self.skus[i as usize].spec.price_cents;
                     lines.push(Line {
@@ -132,27 +134,27 @@ impl Shard {
                 }
             }
         }
-        let event = Event::Reserved {
-            id,
-            buyer,
-            lines,
-            expires_at_ms,
-            idempotency_key,
-            request_hash,
-            group,
-            at_ms: now_ms,
-        };
-        // Debug builds re-check the event in full with the replay check, as `emit` does.
-        #[cfg(debug_assertions)]
-        if let Err(e) = self.check(&event) {
-            debug_assert!(false, "command produced an inapplicable event: {e}");
-            return Err(super::bug(&e.to_string()));
-        }
+        // The event is built in its record (built apart and moved in, it was copied).
         let record = LogRecord {
             shard: self.id,
             seq: self.seq + 1,
-            event,
+            event: Event::Reserved {
+                id,
+                buyer,
+                lines,
+                expires_at_ms,
+                idempotency_key,
+                request_hash,
+                group,
+                at_ms: now_ms,
+            },
         };
+        // Debug builds re-check the event in full with the replay check, as `emit` does.
+        #[cfg(debug_assertions)]
+        if let Err(e) = self.check(&record.event) {
+            debug_assert!(false, "command produced an inapplicable event: {e}");
+            return Err(super::bug(&e.to_string()));
+        }
         sink.record(&record);
         self.seq = record.seq;
         // Applied here, from the record's fields, by replay's own apply of a `Reserved`
@@ -231,14 +233,19 @@ impl Shard {
         cmd: &ReserveCommand,
         idx: &mut [u32; MAX_LINES],
     ) -> Result<u64, CommandError> {
+        // The lines' slice, taken once: each `SmallVec` access tests whether it spilled
+        // (ADR 0057).
+        let lines = cmd.lines.as_slice();
         // The home part of a cross-shard reservation may hold no line (ADR 0003).
-        let empty_home = cmd.lines.is_empty() && cmd.group.is_some() && cmd.id.is_none();
+        let empty_home = lines.is_empty() && cmd.group.is_some() && cmd.id.is_none();
         // Lines are validated once: a command with held claims was planned by the caller
         // (`prepare_reserve`), which validated the request's lines before claiming them (the
         // claims are then matched to the lines one by one below; debug builds re-check the
         // event in full before applying it).
-        if !empty_home && !cmd.claims.is_held() {
-            match cmd.lines.as_slice() {
+        // Whether the caller claimed the units, tested once (a `SmallVec` test each time).
+        let held = cmd.claims.is_held();
+        if !empty_home && !held {
+            match lines {
                 // One line (the common case): only its quantity can be wrong.
                 [(sku, 0)] => return Err(zero_qty(sku)),
                 [_] => {}
@@ -260,7 +267,7 @@ impl Shard {
             }
         }
         let mut claims = cmd.claims.iter();
-        if cmd.claims.is_held() && cmd.claims.len() != cmd.lines.len() {
+        if held && cmd.claims.len() != lines.len() {
             return Err(bug("claims out of step with the lines"));
         }
         let mut min_ttl = u64::MAX;
@@ -268,7 +275,7 @@ impl Shard {
         // over the lines and prices (`None` = it overflowed); checked after the per-line
         // checks, which come first.
         let mut total_cents = Some(0u64);
-        for (i, (sku, qty)) in cmd.lines.iter().enumerate() {
+        for (i, (sku, qty)) in lines.iter().enumerate() {
             let Some(idx_of) = self.sku_idx(sku) else {
                 return Err(CommandError::SkuNotFound(sku.clone()));
             };

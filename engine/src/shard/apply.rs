@@ -424,7 +424,8 @@ impl Shard {
     /// Not inlined: a command's event goes through one call here (the dispatch inlined into
     /// every command's [`Shard::emit_with`] instead made the commands larger and cost +106
     /// instructions per reserve+confirm pair, ADR 0029 addendum 6); replay inlines the
-    /// dispatch ([`Shard::mutate_hinted`]).
+    /// dispatch ([`Shard::mutate_hinted`]). The two hot commands, reserve and confirm, apply
+    /// their event themselves, with the same apply functions (ADR 0057).
     #[inline(never)]
     pub(super) fn mutate(&mut self, event: Event, units: Units, skus: Option<&[u32]>) {
         self.mutate_hinted(event, units, skus, BuyerHint::Unknown);

@@ -151,16 +151,17 @@ impl Shard {
                 };
                 sink.record(&record);
                 self.seq = record.seq;
-                if let Event::Confirmed { payment_ref, .. } = record.event {
-                    let rest = ConfirmRest {
-                        shard,
-                        skus: &mut self.skus,
-                        buyers: &mut self.buyers,
-                        orders: &mut self.orders,
-                        next_order: &mut self.next_order,
-                    };
-                    rest.confirm(r, order, payment_ref, now_ms);
-                }
+                let Event::Confirmed { payment_ref, .. } = record.event else {
+                    unreachable!("a confirm logs a Confirmed")
+                };
+                let rest = ConfirmRest {
+                    shard,
+                    skus: &mut self.skus,
+                    buyers: &mut self.buyers,
+                    orders: &mut self.orders,
+                    next_order: &mut self.next_order,
+                };
+                rest.confirm(r, order, payment_ref, now_ms);
                 // The parts follow with the reference the reservation now holds.
                 let follow = r.group().map(|group| Decision {
                     id,

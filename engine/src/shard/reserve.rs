@@ -159,7 +159,7 @@ impl Shard {
         self.seq = record.seq;
         // Applied here, from the record's fields, by replay's own apply of a `Reserved`
         // (ADR 0057): not through `mutate`'s dispatch, which took the event whole.
-        if let Event::Reserved {
+        let Event::Reserved {
             id,
             buyer,
             lines,
@@ -169,23 +169,24 @@ impl Shard {
             group,
             at_ms,
         } = record.event
-        {
-            let buyer_handle = self.buyers.acquire(&buyer);
-            self.apply_reserved_inline(
-                Reserved {
-                    id,
-                    expires_at_ms,
-                    request_hash,
-                    at_ms,
-                    idempotency_key,
-                    group,
-                },
-                buyer_handle,
-                lines,
-                units,
-                Some(&idx[..n_lines]),
-            );
-        }
+        else {
+            unreachable!("a reserve logs a Reserved")
+        };
+        let buyer_handle = self.buyers.acquire(&buyer);
+        self.apply_reserved_inline(
+            Reserved {
+                id,
+                expires_at_ms,
+                request_hash,
+                at_ms,
+                idempotency_key,
+                group,
+            },
+            buyer_handle,
+            lines,
+            units,
+            Some(&idx[..n_lines]),
+        );
         Ok(ReserveOutcome {
             id,
             replayed: false,

@@ -18,6 +18,9 @@
 # Also per update, for the stream threads: CPU time from schedstat (ns), context switches,
 # syscalls (perf tracepoint; PERF_SYSCALLS=0 skips it), and UDP datagrams sent on the machine
 # (server packets + subscriber ACKs); SYSCALL_DETAIL=1 adds a line splitting the syscalls by kind.
+# With the loop driver the server logs its connections' transport totals when it stops; the
+# script prints them per update sent (whole run, not just the window): datagrams, packets, ACKs,
+# ACK_FREQUENCY / IMMEDIATE_ACK / PING frames, lost packets, MTU probes.
 # A_ENV / B_ENV (e.g. "RUST_LOG=warn") set environment
 # variables for the A / B server.
 # PERF_RECORD=DIR also samples the stream threads over the window (`perf record -e cpu-clock -g`,
@@ -168,6 +171,10 @@ block() {
     wait "$lgpid" || true
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    # The loop's transport totals over the server's life (logged at its end, ADR 0058): which
+    # frames the datagrams per update are made of.
+    sed -n 's/.*stream transport totals.*updates=\([0-9]*\) \(.*\)/\1 \2/p' "$dir/server.log" | tail -1 |
+        awk '$1 > 0 { printf "  transport per update (whole run):"; for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "connections") printf " %s %d", kv[1], kv[2]; else printf " %s %.3f", kv[1], kv[2] / $1 } print "" }'
     lat=$(python3 -c "
 import json,sys
 r=json.load(open('$dir/$tag.json'))

@@ -146,6 +146,11 @@ impl Conn {
         }
     }
 
+    /// quinn-proto's statistics of the connection.
+    pub(super) fn stats(&self) -> quinn_proto::ConnectionStats {
+        self.conn.stats()
+    }
+
     /// Passes an event from the endpoint (a datagram, new connection ids) to the connection.
     pub(super) fn handle_event(&mut self, event: quinn_proto::ConnectionEvent) {
         self.conn.handle_event(event);

@@ -16,6 +16,7 @@
 
 mod conn;
 mod socket;
+mod tally;
 mod timers;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use super::session::Shared;
 use super::StreamError;
 use conn::{Conn, Liveness};
 use socket::{Datagram, Received, UdpIo};
+use tally::Tally;
 use timers::Timers;
 
 /// Receive batches (`recvmmsg` calls) per turn of the loop before driving connections, so a
@@ -128,6 +130,7 @@ impl ProtoEndpoint {
             shared,
             run: Run::Serving,
             head: 0,
+            tally: Tally::default(),
         };
         let coalesce = recv_coalesce();
         let mut read_at = Instant::now();
@@ -203,6 +206,11 @@ impl ProtoEndpoint {
                 () = sleep_until(wake_at), if wake_at.is_some() => {}
             }
         }
+        for conn in lp.conns.iter().flatten() {
+            lp.tally.add(&conn.stats());
+        }
+        lp.tally
+            .log(lp.shared.stats.updates_sent.load(Ordering::Relaxed));
         if lp.io.dropped > 0 {
             tracing::warn!(
                 dropped = lp.io.dropped,
@@ -240,6 +248,8 @@ struct Loop {
     run: Run,
     /// The newest sequence number published, as of the last head notification.
     head: u64,
+    /// Transport statistics of the connections drained so far.
+    tally: Tally,
 }
 
 impl Loop {
@@ -277,7 +287,7 @@ impl Loop {
                 self.dispatch(now, d);
             }
             self.datagrams = datagrams;
-            if received == Received::Empty {
+            if matches!(received, Received::Empty | Received::Short(_)) {
                 break;
             }
         }
@@ -383,6 +393,7 @@ impl Loop {
                     self.timers.file(slot, &mut conn.timer, conn.due);
                 }
                 Liveness::Drained => {
+                    self.tally.add(&conn.stats());
                     self.timers.reschedule(slot, conn.timer, None);
                     self.conns[slot] = None;
                     self.live -= 1;

@@ -231,8 +231,11 @@ fn encode_control(ctrl: &mut Control, o: &Outgoing) -> usize {
 /// What a receive call found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Received {
-    /// This many buffers (each one or more datagrams) were read; there may be more.
+    /// This many buffers (each one or more datagrams) were read, a full batch: there may be more.
     Some(usize),
+    /// Fewer buffers than a batch holds were read: nothing more was waiting then, so the loop
+    /// need not ask again (saves the `recvmmsg` that would return `EAGAIN`, ADR 0058).
+    Short(usize),
     /// Nothing is waiting.
     Empty,
 }
@@ -374,7 +377,11 @@ impl UdpIo {
                 });
             }
         }
-        Ok(Received::Some(msgs))
+        if msgs < metas.len() {
+            Ok(Received::Short(msgs))
+        } else {
+            Ok(Received::Some(msgs))
+        }
     }
 
     /// Queues `contents` to be sent as `transmit` says: it joins the send batch, which goes

@@ -11,6 +11,7 @@
 use flashsale_protocol::event::Group;
 use flashsale_protocol::{BuyerId, ReleaseReason, ReservationId, SkuId};
 
+use super::chunked::ChunkedVec;
 use super::poslist::PosList;
 use super::{fast_map, FastMap, PartView, Shard};
 use crate::view::{OrderView, ReservationStatus};
@@ -68,8 +69,8 @@ struct BuyerEntries {
 pub(super) struct BuyerIndex {
     /// Handle of every buyer with a kept reservation.
     handles: FastMap<BuyerId, BuyerHandle>,
-    /// Entries by handle.
-    slots: Vec<BuyerEntries>,
+    /// Entries by handle, in chunks that growth never moves ([`ChunkedVec`], ADR 0059).
+    slots: ChunkedVec<BuyerEntries>,
     /// Free handles, reused before the vector grows.
     free: Vec<BuyerHandle>,
     /// Reservation entries in all.
@@ -82,7 +83,7 @@ impl Default for BuyerIndex {
     fn default() -> Self {
         BuyerIndex {
             handles: fast_map(),
-            slots: Vec::new(),
+            slots: ChunkedVec::default(),
             free: Vec::new(),
             reservations: 0,
             orders: 0,

@@ -23,6 +23,7 @@
 
 mod apply;
 mod buyers;
+mod chunked;
 mod decide;
 mod expire;
 mod invariants;

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, StreamBody};
+use http_body_util::StreamBody;
 use hyper::body::Frame;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
@@ -129,7 +129,7 @@ impl DashboardFeed {
             }
             None
         });
-        Some(StreamBody::new(frames).boxed_unsync())
+        Some(ResBody::stream(StreamBody::new(frames)))
     }
 }
 
@@ -137,6 +137,7 @@ impl DashboardFeed {
 mod tests {
     use super::*;
     use crate::dashboard::sample::{Inputs, Sampler};
+    use http_body_util::BodyExt as _;
 
     fn sample(n: u64) -> Sample {
         let inputs = Inputs {

@@ -215,6 +215,17 @@ impl<E: Inventory> App<E> {
 
     /// Answers one request from `peer`. Never fails: every error becomes a problem response.
     pub async fn handle<B: RequestBody>(&self, req: Request<B>, peer: IpAddr) -> Response<ResBody> {
+        self.handle_timed(req, peer).await.0
+    }
+
+    /// [`App::handle`], also returning when the answer was ready (the end of its latency):
+    /// the connection stamps its idle start with it instead of reading the clock again
+    /// (ADR 0061).
+    pub async fn handle_timed<B: RequestBody>(
+        &self,
+        req: Request<B>,
+        peer: IpAddr,
+    ) -> (Response<ResBody>, Instant) {
         let start = Instant::now();
         let (parts, body) = req.into_parts();
         let mut standby_lag = None;
@@ -251,7 +262,8 @@ impl<E: Inventory> App<E> {
         if let Some(lag) = standby_lag {
             cluster::mark_standby(res.headers_mut(), lag);
         }
-        let latency = start.elapsed();
+        let end = Instant::now();
+        let latency = end.saturating_duration_since(start);
         let status = res.status().as_u16();
         self.metrics.record(route, status, latency);
         tracing::debug!(
@@ -263,7 +275,7 @@ impl<E: Inventory> App<E> {
             %peer,
             "request"
         );
-        res
+        (res, end)
     }
 
     /// Runs the handler of `route`: probes first (no credentials, no limits), then the per-IP

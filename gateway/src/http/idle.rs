@@ -31,7 +31,10 @@ impl Activity {
     /// Counts a request as in flight until the returned guard is dropped.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(self.clone())
+        InFlight {
+            activity: self.clone(),
+            ended_at: None,
+        }
     }
 
     /// How long the connection has been idle at `now`; `None` while a request is in flight.
@@ -46,13 +49,28 @@ impl Activity {
 
 /// One request in flight; dropping it (answered, or abandoned) ends it.
 #[derive(Debug)]
-pub struct InFlight(Arc<Activity>);
+pub struct InFlight {
+    /// The connection's activity.
+    activity: Arc<Activity>,
+    /// When the request ended, if the caller knows it (else the clock is read at the drop).
+    ended_at: Option<Instant>,
+}
+
+impl InFlight {
+    /// Ends the request at `now` (a time the caller has already read, e.g. the end of the
+    /// request's latency: no second clock read, ADR 0061).
+    pub fn end_at(mut self, now: Instant) {
+        self.ended_at = Some(now);
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let a = &self.0;
+        let a = &self.activity;
+        let now = self.ended_at.unwrap_or_else(Instant::now);
         // Stamp first: whoever sees the count reach 0 also sees the fresh idle start.
-        let us = u64::try_from(a.opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let us =
+            u64::try_from(now.saturating_duration_since(a.opened).as_micros()).unwrap_or(u64::MAX);
         a.idle_since_us.fetch_max(us, Ordering::SeqCst);
         let before = a.in_flight.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(before > 0, "a request ended twice");
@@ -79,6 +97,24 @@ mod tests {
         assert!(
             idle.is_some_and(|d| d >= Duration::from_secs(1) && d < Duration::from_secs(2)),
             "{idle:?}"
+        );
+    }
+
+    #[test]
+    fn a_request_ended_at_a_given_time_is_idle_from_then() {
+        let opened = Instant::now();
+        let a = Activity::new(opened);
+        let ended = opened + Duration::from_secs(3);
+        a.begin().end_at(ended);
+        assert_eq!(
+            a.idle_for(ended + Duration::from_secs(2)),
+            Some(Duration::from_secs(2))
+        );
+        // An earlier end never moves the idle start back.
+        a.begin().end_at(opened + Duration::from_secs(1));
+        assert_eq!(
+            a.idle_for(ended + Duration::from_secs(2)),
+            Some(Duration::from_secs(2))
         );
     }
 }

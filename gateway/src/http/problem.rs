@@ -146,83 +146,108 @@ impl Problem {
 
     /// The HTTP response (security headers are added by the caller for every response).
     pub fn into_response(mut self) -> Response<super::app::ResBody> {
-        let (kind, retry_after_s, close) = (self.kind, self.retry_after_s, self.close);
         let allow = self.allow.take();
-        let mut res = Response::new(super::app::full(self.into_body()));
-        *res.status_mut() = status_of(kind);
-        let h = res.headers_mut();
-        h.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if let Some(s) = retry_after_s {
-            h.insert(RETRY_AFTER, HeaderValue::from(s));
-        }
-        if kind == ProblemKind::Unauthenticated {
-            h.insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"flashsale\""),
-            );
-        }
-        if let Some(allow) = allow.as_deref() {
-            if let Ok(v) = HeaderValue::from_str(allow) {
-                h.insert(ALLOW, v);
-            }
-        }
-        if close {
-            h.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        res
-    }
-
-    /// The JSON body as shared bytes. A sold-out problem equal (kind, detail, extension
-    /// members) to the last one this thread answered reuses that answer's bytes instead of
-    /// serializing again: during a sale's end every buyer of a SKU gets the same body
-    /// (ADR 0052). Other kinds are rendered each time.
-    fn into_body(self) -> Bytes {
-        if self.kind != ProblemKind::SoldOut {
-            return Bytes::from(self.body_bytes());
-        }
-        LAST_SOLD_OUT.with(|last| {
-            let Ok(mut last) = last.try_borrow_mut() else {
-                // Not reachable (rendering does not call back into here); stay correct.
-                return Bytes::from(self.body_bytes());
-            };
-            if let Some(hit) = last.as_ref().and_then(|l| l.body_of(&self)) {
-                return hit;
-            }
-            let body = Bytes::from(self.body_bytes());
-            *last = Some(RenderedProblem {
-                problem: self,
-                body: body.clone(),
-            });
-            body
-        })
+        let body = Bytes::from(self.body_bytes());
+        problem_response(
+            self.kind,
+            body,
+            self.retry_after_s,
+            allow.as_deref(),
+            self.close,
+        )
     }
 }
 
-/// A problem and the body rendered from it (see [`Problem::into_body`]).
-struct RenderedProblem {
-    /// The problem the body was rendered from.
-    problem: Problem,
-    /// Its body.
+/// A problem's response from its parts: `kind`'s status, the problem+json body `body`, and
+/// the headers the problem asks for (security headers are added by the caller for every
+/// response). Both [`Problem::into_response`] and [`sold_out_response`] build it here, so a
+/// reused sold-out answer cannot differ from a rendered one in anything but the rendering.
+fn problem_response(
+    kind: ProblemKind,
+    body: Bytes,
+    retry_after_s: Option<u64>,
+    allow: Option<&str>,
+    close: bool,
+) -> Response<super::app::ResBody> {
+    let mut res = Response::new(super::app::full(body));
+    *res.status_mut() = status_of(kind);
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if let Some(s) = retry_after_s {
+        h.insert(RETRY_AFTER, HeaderValue::from(s));
+    }
+    if kind == ProblemKind::Unauthenticated {
+        h.insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"flashsale\""),
+        );
+    }
+    if let Some(allow) = allow {
+        if let Ok(v) = HeaderValue::from_str(allow) {
+            h.insert(ALLOW, v);
+        }
+    }
+    if close {
+        h.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
+/// The `409 sold-out` answer for `sku` with `available` units left: the response of
+/// `Problem::from(CommandError::SoldOut { sku, available })`, byte for byte. During a sale's
+/// end every buyer of a SKU gets this same answer, so the body this thread rendered last is
+/// reused when the SKU and the count are the same: no detail string, no extension map, no
+/// serialization, no allocation for the body (ADR 0061; ADR 0052 kept the body too, but only
+/// after building the problem to compare it).
+pub fn sold_out_response(sku: &SkuId, available: u64) -> Response<super::app::ResBody> {
+    let body = LAST_SOLD_OUT.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            // Not reachable (rendering does not call back into here); stay correct.
+            return render_sold_out(sku, available);
+        };
+        if let Some(l) = last
+            .as_ref()
+            .filter(|l| l.available == available && l.sku == *sku)
+        {
+            return l.body.clone();
+        }
+        let body = render_sold_out(sku, available);
+        *last = Some(SoldOutBody {
+            sku: sku.clone(),
+            available,
+            body: body.clone(),
+        });
+        body
+    });
+    problem_response(ProblemKind::SoldOut, body, None, None, false)
+}
+
+/// The body of the sold-out problem of `sku` with `available` left, rendered.
+fn render_sold_out(sku: &SkuId, available: u64) -> Bytes {
+    let p = Problem::from(CommandError::SoldOut {
+        sku: sku.clone(),
+        available,
+    });
+    Bytes::from(p.body_bytes())
+}
+
+/// The last sold-out body a thread rendered, with what it was rendered from (see
+/// [`sold_out_response`]).
+struct SoldOutBody {
+    /// The SKU.
+    sku: SkuId,
+    /// Units left when it was refused.
+    available: u64,
+    /// The rendered body.
     body: Bytes,
 }
 
-impl RenderedProblem {
-    /// This body, if `p` renders to the same bytes: the members of the body (the kind gives
-    /// `type`, `title` and `status`) are equal. Headers are not part of the comparison; they
-    /// are set from `p` itself.
-    fn body_of(&self, p: &Problem) -> Option<Bytes> {
-        let q = &self.problem;
-        (q.kind == p.kind && q.detail == p.detail && q.extra == p.extra).then(|| self.body.clone())
-    }
-}
-
 thread_local! {
-    /// The last sold-out problem this thread rendered, with its body (see
-    /// [`Problem::into_body`]).
-    static LAST_SOLD_OUT: RefCell<Option<RenderedProblem>> = const { RefCell::new(None) };
+    /// The last sold-out body this thread rendered (see [`sold_out_response`]).
+    static LAST_SOLD_OUT: RefCell<Option<SoldOutBody>> = const { RefCell::new(None) };
 }
 
 /// Bytes reserved up front for a problem body (a sold-out body is ≈ 150).
@@ -514,45 +539,54 @@ mod tests {
     /// renders to; another SKU, another count, another detail or another extension member is
     /// rendered afresh, never answered with the previous body; headers come from the problem.
     #[test]
-    fn a_reused_sold_out_body_is_the_problems_own() {
-        let sold_out = |s: &str, available: u64| {
-            Problem::from(CommandError::SoldOut {
+    fn a_reused_sold_out_answer_is_the_problems_own() {
+        /// Status, headers and body of `res`.
+        fn parts(
+            res: Response<crate::http::app::ResBody>,
+        ) -> (u16, Vec<(String, Vec<u8>)>, Vec<u8>) {
+            let status = res.status().as_u16();
+            let headers = res
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect();
+            (status, headers, body_of(res))
+        }
+        // Repeats (reused), another SKU, another count, alternation, a longer SKU sharing a
+        // prefix: every answer equals the problem's own response, head and body.
+        let cases = [
+            ("tee", 0),
+            ("tee", 0),
+            ("mug", 0),
+            ("tee", 0),
+            ("tee", 2),
+            ("tee", 2),
+            ("tee", 0),
+            ("tee-shirt", 0),
+            ("tee", 0),
+        ];
+        for (s, available) in cases {
+            let want = Problem::from(CommandError::SoldOut {
                 sku: sku(s),
                 available,
             })
-        };
-        let mut other_detail = sold_out("tee", 0);
-        other_detail.detail.push('!');
-        let mut with_retry = sold_out("tee", 0);
-        with_retry.retry_after_s = Some(3);
-        let cases = [
-            sold_out("tee", 0),
-            sold_out("tee", 0),
-            sold_out("mug", 0),
-            sold_out("tee", 0),
-            sold_out("tee", 2),
-            other_detail,
-            sold_out("tee", 0).with("extra", 1),
-            with_retry,
-            sold_out("tee", 0),
-        ];
-        for p in cases {
-            let want = p.body_bytes();
-            let retry = p.retry_after_s;
-            let res = p.clone().into_response();
-            assert_eq!(res.status(), 409);
-            assert_eq!(
-                res.headers()
-                    .get(RETRY_AFTER)
-                    .map(|v| v.to_str().unwrap().to_owned()),
-                retry.map(|s| s.to_string()),
-                "{p:?}"
-            );
-            assert_eq!(body_of(res), want, "{p:?}");
+            .into_response();
+            let got = sold_out_response(&sku(s), available);
+            let got = parts(got);
+            assert_eq!(got.0, 409);
+            assert_eq!(got, parts(want), "{s} {available}");
         }
-        // Other kinds are rendered as before.
-        let p = Problem::not_found("no such thing").with("sku", "tee");
-        assert_eq!(body_of(p.clone().into_response()), p.body_bytes());
+        // A repeat sends the kept body itself (not rendered again).
+        let data = |res: Response<crate::http::app::ResBody>| {
+            use http_body_util::BodyExt as _;
+            let mut body = res.into_body();
+            let frame = futures::executor::block_on(body.frame()).unwrap().unwrap();
+            frame.into_data().unwrap()
+        };
+        let first = data(sold_out_response(&sku("tee"), 0));
+        let again = data(sold_out_response(&sku("tee"), 0));
+        assert_eq!(first, again);
+        assert_eq!(first.as_ptr(), again.as_ptr(), "the kept body is reused");
     }
 
     #[test]

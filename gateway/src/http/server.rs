@@ -15,9 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::CONTENT_TYPE;
 use hyper::service::{service_fn, Service};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -481,23 +479,20 @@ pub(super) fn counted_service<E: Inventory>(
         let conn = conn.clone();
         let in_flight = activity.begin();
         async move {
-            let res = conn.app.handle(req, conn.peer.ip()).await;
-            // A server-sent event stream is in flight until its body ends, not just until
-            // its head is ready: the idle check must not close its connection.
-            let streaming = res
-                .headers()
-                .get(CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            let (res, answered_at) = conn.app.handle_timed(req, conn.peer.ip()).await;
+            // A streamed body (server-sent events) is in flight until it ends, not just until
+            // its head is ready: the idle check must not close its connection. A whole body
+            // is sent at once (the body's kind tells, no header lookup: ADR 0061).
+            let streaming = matches!(res.body(), ResBody::Stream(_));
             let res = if streaming {
                 res.map(|body| {
-                    UntilDone {
+                    ResBody::stream(UntilDone {
                         body,
                         _in_flight: in_flight,
-                    }
-                    .boxed_unsync()
+                    })
                 })
             } else {
-                drop(in_flight);
+                in_flight.end_at(answered_at);
                 res
             };
             Ok::<_, Infallible>(res)

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
-use flashsale_engine::{ReservationView, ReserveRequest};
+use flashsale_engine::{CommandError, ReservationView, ReserveRequest};
 use flashsale_protocol::{BuyerId, IdempotencyKey, KeyOwner, ReservationId, ScopedKey};
 use flashsale_waiting_room::PassError;
 use hyper::header::{HeaderMap, HeaderValue, LOCATION};
@@ -18,7 +18,7 @@ use super::response::json;
 use super::{Answer, App, Caller};
 use crate::auth::Role;
 use crate::http::inventory::Inventory;
-use crate::http::problem::{Problem, ProblemKind};
+use crate::http::problem::{sold_out_response, Problem, ProblemKind};
 use crate::http::rate_limit::retry_after_s;
 use crate::http::wire::{
     parse_json, CancelBody, ConfirmBody, ExtendBody, ReservationOut, ReserveBody,
@@ -76,6 +76,11 @@ impl<E: Inventory> App<E> {
             (Some(g), Err(e), Some(q)) => {
                 q.hold_failed(g);
                 return Err(e.into());
+            }
+            // The answer of a sale's end, reused while the SKU and its count stay the same:
+            // the same response as the problem's (ADR 0061), answered as such here.
+            (_, Err(CommandError::SoldOut { sku, available }), _) => {
+                return Ok(sold_out_response(&sku, available));
             }
             (_, r, _) => r?,
         };

@@ -2,23 +2,78 @@
 //! headers every response carries (problems included).
 
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::http::problem::Problem;
 
-/// The response body type of every answer: a whole body ([`full`]) or, for server-sent
-/// events, a stream.
-pub type ResBody = UnsyncBoxBody<Bytes, Infallible>;
+/// The response body type of every answer: a whole body ([`full`]), kept inline (no box,
+/// ADR 0061: every answer but a stream is whole), or, for server-sent events, a stream.
+#[derive(Debug)]
+pub enum ResBody {
+    /// The whole body at once (or none: the default).
+    Whole(Full<Bytes>),
+    /// A body sent frame by frame as it is produced (server-sent events).
+    Stream(UnsyncBoxBody<Bytes, Infallible>),
+}
+
+impl ResBody {
+    /// A body streamed from `body`.
+    pub fn stream<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes, Error = Infallible> + Send + 'static,
+    {
+        ResBody::Stream(body.boxed_unsync())
+    }
+}
+
+impl Default for ResBody {
+    /// An empty body.
+    fn default() -> Self {
+        ResBody::Whole(Full::default())
+    }
+}
+
+impl Body for ResBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ResBody::Whole(b) => Pin::new(b).poll_frame(cx),
+            ResBody::Stream(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResBody::Whole(b) => b.is_end_stream(),
+            ResBody::Stream(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResBody::Whole(b) => b.size_hint(),
+            ResBody::Stream(b) => b.size_hint(),
+        }
+    }
+}
 
 /// A whole response body.
 pub fn full(bytes: impl Into<Bytes>) -> ResBody {
-    Full::new(bytes.into()).boxed_unsync()
+    ResBody::Whole(Full::new(bytes.into()))
 }
 
 /// The headers of every response: no sniffing, no caching, no framing, no referrers.

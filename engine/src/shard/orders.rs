@@ -158,10 +158,11 @@ mod tests {
         );
         assert_eq!(o.get(OrderId::compose(1, 1)), Some(ReservationId(0)));
         assert_eq!(o.len(), 5);
-        assert_eq!(o.iter().count(), 5);
         let mut all: Vec<_> = o.iter().collect();
         all.sort();
-        assert_eq!(all.len(), 4);
+        assert_eq!(all.len(), 5);
         assert!(all.contains(&(OrderId::compose(1, 3), r(8))));
+        assert!(all.contains(&(OrderId::compose(1, 1), ReservationId(0))));
+        assert!(!all.contains(&(OrderId::compose(1, 1), r(5))));
     }
 }

@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use flashsale_gateway::cli;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc as the process allocator (`--features mimalloc`, ADR 0042); glibc malloc otherwise.
+/// mimalloc as the process allocator, the default feature (ADR 0062); glibc malloc in a build
+/// with `--no-default-features` (ADR 0042).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

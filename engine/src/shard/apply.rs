@@ -334,7 +334,7 @@ impl Shard {
                 Some(r) if r.status != ReservationStatus::Held => {
                     inconsistent(format!("{id} is {}", r.status.as_str()))
                 }
-                Some(r) if *expires_at_ms < r.expires_at_ms || *extensions <= r.extensions => {
+                Some(r) if *expires_at_ms < r.expires_at_ms || *extensions <= r.extensions() => {
                     inconsistent(format!("{id} extended backwards"))
                 }
                 Some(_) => Ok(()),
@@ -535,6 +535,8 @@ impl Shard {
         } = fields;
         let compact = self.take_lines(buyer_handle, lines.lines(), units, skus);
         lines.done(self);
+        // A keyed reservation's key is stored once, shared by its slot and the key map.
+        let idempotency_key = idempotency_key.map(Arc::new);
         // The index entries first, from the fields; then the reservation is built in its
         // store slot (`insert_with`), not on the stack and moved there.
         self.index_reserved(
@@ -555,7 +557,6 @@ impl Shard {
             lines: compact,
             created_at_ms: at_ms,
             expires_at_ms,
-            extensions: 0,
             status: ReservationStatus::Held,
             release_reason: None,
             settled_at_ms: 0,
@@ -710,14 +711,14 @@ impl Shard {
         buyer_handle: BuyerHandle,
         created_at_ms: u64,
         expires_at_ms: u64,
-        idempotency_key: &Option<ScopedKey>,
+        idempotency_key: &Option<Arc<ScopedKey>>,
         group: &Option<Group>,
     ) {
         if id.shard() == self.id {
             self.next_reservation = self.next_reservation.max(id.counter() + 1);
             self.expiry.push(Reverse((expires_at_ms, id)));
             if let Some(key) = idempotency_key {
-                self.idempotency.insert(key.clone(), id);
+                self.idempotency.insert(Arc::clone(key), id);
             }
             self.buyers.add_reservation(buyer_handle, created_at_ms, id);
         } else if group.is_some() {
@@ -782,7 +783,7 @@ impl Shard {
             "{id}: extension of non-held"
         );
         r.expires_at_ms = expires_at_ms;
-        r.extensions = extensions;
+        r.set_extensions(extensions);
         // At most one key per extension: bounded by the reservation's `max_extensions`.
         if let Some(key) = key {
             r.add_extension_key(key);

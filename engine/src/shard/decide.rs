@@ -262,14 +262,14 @@ impl Shard {
             status => return Err(CommandError::InvalidState { id, status }),
         }
         let (max_extensions, ext_sku) = &cmd.max_extensions;
-        if r.extensions >= *max_extensions {
+        if r.extensions() >= *max_extensions {
             return Err(CommandError::HoldLimit {
                 sku: ext_sku.clone(),
                 limit: HoldLimit::MaxExtensions,
                 value: u64::from(*max_extensions),
                 detail: format!(
                     "{id} was extended {} times: the max_extensions of {ext_sku} is {max_extensions}",
-                    r.extensions
+                    r.extensions()
                 ),
             });
         }
@@ -290,7 +290,7 @@ impl Shard {
                 ),
             });
         }
-        let extensions = r.extensions + 1;
+        let extensions = r.extensions() + 1;
         let group = r.group();
         self.emit(
             Event::Extended {
@@ -330,7 +330,7 @@ impl Shard {
         sink: &mut impl EventSink,
     ) -> Result<bool, CommandError> {
         let extensions_now = match self.res(id) {
-            Some(r) if r.status == ReservationStatus::Held => r.extensions,
+            Some(r) if r.status == ReservationStatus::Held => r.extensions(),
             _ => return Ok(false),
         };
         let event = match action {

@@ -41,6 +41,7 @@ mod usage;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
 
 use flashsale_protocol::{Line, ReservationId, ScopedKey, ShardId, SkuId};
 
@@ -109,8 +110,9 @@ pub struct Shard {
     orders: orders::Orders,
     /// Home reservations and orders per buyer, newest first (for the storefront's lists).
     buyers: buyers::BuyerIndex,
-    /// Home reservations by idempotency key (successful ones only).
-    idempotency: FastMap<ScopedKey, ReservationId>,
+    /// Home reservations by idempotency key (successful ones only); the key is shared with
+    /// its reservation's slot ([`store::Reservation::idempotency_key`]).
+    idempotency: FastMap<Arc<ScopedKey>, ReservationId>,
     /// Units held or bought per `(buyer, SKU index)` of the SKUs with a per-buyer limit.
     usage: usage::Usage,
     /// Home reservations by expiry; entries of reservations no longer held are skipped lazily.

@@ -10,13 +10,20 @@ use super::{fast_map, FastMap};
 /// e.g. from a bad snapshot, it goes to the map instead of allocating a huge vector).
 const MAX_GAP: usize = 1 << 16;
 
+/// The dense range's mark for "no order with this counter": the id whose raw value is 0
+/// (shard 0, counter 0). A reservation with that id is never stored there
+/// ([`Orders::insert_other`] maps it), so an own entry is 8 bytes, not an `Option`'s 16
+/// (fresh memory per confirm; ADR 0060).
+const NONE: ReservationId = ReservationId(0);
+
 /// Orders by id: own ones dense, the rest mapped (see the module doc).
 #[derive(Debug)]
 pub(super) struct Orders {
     /// The owning shard.
     shard: ShardId,
-    /// `own[c - 1]` = the reservation of this shard's order with counter `c`.
-    own: Vec<Option<ReservationId>>,
+    /// `own[c - 1]` = the reservation of this shard's order with counter `c` ([`NONE`]: no
+    /// such order).
+    own: Vec<ReservationId>,
     /// Entries in `own`.
     own_len: usize,
     /// Orders of other shards, and own ones far beyond the dense range.
@@ -44,8 +51,10 @@ impl Orders {
 
     /// The reservation of an order.
     pub(super) fn get(&self, order: OrderId) -> Option<ReservationId> {
-        if let Some(Some(Some(id))) = self.slot(order).map(|i| self.own.get(i)) {
-            return Some(*id);
+        if let Some(Some(&id)) = self.slot(order).map(|i| self.own.get(i)) {
+            if id != NONE {
+                return Some(id);
+            }
         }
         self.other.get(&order).copied()
     }
@@ -57,8 +66,8 @@ impl Orders {
     /// ≈ 20 instructions per confirm when it stopped being inlined; ADR 0029 addendum 8).
     #[inline(always)]
     pub(super) fn insert(&mut self, order: OrderId, id: ReservationId) -> Option<ReservationId> {
-        if self.slot(order) == Some(self.own.len()) && self.other.is_empty() {
-            self.own.push(Some(id));
+        if self.slot(order) == Some(self.own.len()) && self.other.is_empty() && id != NONE {
+            self.own.push(id);
             self.own_len += 1;
             return None;
         }
@@ -66,19 +75,30 @@ impl Orders {
     }
 
     /// [`Orders::insert`] of anything but its common append: an own order within
-    /// [`MAX_GAP`] of the dense range (unless the map holds it), else into the map.
+    /// [`MAX_GAP`] of the dense range (unless the map holds it), else into the map; so is
+    /// a reservation id equal to [`NONE`].
     #[inline(never)]
     fn insert_other(&mut self, order: OrderId, id: ReservationId) -> Option<ReservationId> {
         if let Some(i) = self.slot(order) {
-            if i < self.own.len() + MAX_GAP && !self.other.contains_key(&order) {
+            if id != NONE && i < self.own.len() + MAX_GAP && !self.other.contains_key(&order) {
                 if i >= self.own.len() {
-                    self.own.resize(i + 1, None);
+                    self.own.resize(i + 1, NONE);
                 }
-                let old = self.own[i].replace(id);
-                if old.is_none() {
+                let old = std::mem::replace(&mut self.own[i], id);
+                if old == NONE {
                     self.own_len += 1;
+                    return None;
                 }
-                return old;
+                return Some(old);
+            }
+            if id == NONE {
+                // Out of the dense range, so the order must not be there too.
+                if let Some(old) = self.own.get_mut(i).filter(|old| **old != NONE) {
+                    let old = std::mem::replace(old, NONE);
+                    self.own_len -= 1;
+                    self.other.insert(order, id);
+                    return Some(old);
+                }
             }
         }
         self.other.insert(order, id)
@@ -102,7 +122,8 @@ impl Orders {
         self.own
             .iter()
             .enumerate()
-            .filter_map(move |(i, id)| id.map(|id| (OrderId::compose(shard, i as u64 + 1), id)))
+            .filter(|(_, id)| **id != NONE)
+            .map(move |(i, &id)| (OrderId::compose(shard, i as u64 + 1), id))
             .chain(self.other.iter().map(|(o, id)| (*o, *id)))
     }
 }
@@ -128,9 +149,20 @@ mod tests {
         assert_eq!(o.get(OrderId::compose(2, 1)), Some(r(9)));
         assert_eq!(o.get(OrderId::compose(1, 1 << 40)), Some(r(11)));
         assert_eq!(o.get(OrderId::compose(1, 0)), None);
+        // The reservation id whose raw value marks an empty entry is mapped, not lost.
+        assert_eq!(o.insert(OrderId::compose(1, 2), ReservationId(0)), None);
+        assert_eq!(o.get(OrderId::compose(1, 2)), Some(ReservationId(0)));
+        assert_eq!(
+            o.insert(OrderId::compose(1, 1), ReservationId(0)),
+            Some(r(5))
+        );
+        assert_eq!(o.get(OrderId::compose(1, 1)), Some(ReservationId(0)));
+        assert_eq!(o.len(), 5);
         let mut all: Vec<_> = o.iter().collect();
         all.sort();
-        assert_eq!(all.len(), 4);
+        assert_eq!(all.len(), 5);
         assert!(all.contains(&(OrderId::compose(1, 3), r(8))));
+        assert!(all.contains(&(OrderId::compose(1, 1), ReservationId(0))));
+        assert!(!all.contains(&(OrderId::compose(1, 1), r(5))));
     }
 }

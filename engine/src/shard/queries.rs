@@ -161,7 +161,7 @@ impl Shard {
                 expires_at_ms: r.expires_at_ms,
                 order: r.order(),
                 release_reason: r.release_reason,
-                extensions: r.extensions,
+                extensions: r.extensions(),
             },
             group: r.group(),
         }

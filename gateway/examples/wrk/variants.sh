@@ -5,7 +5,7 @@
 # each variant is compared with the baseline measured minutes apart at most (ADR 0038).
 # Usage: bash gateway/examples/wrk/variants.sh CONNECTIONS SECONDS ROUNDS 'NAME|ENV|FLAGS[|BINARY]'...
 #   e.g. 'default||' 'spin50||--shard-spin-us 50' 'tokio1|TOKIO_WORKER_THREADS=1|'
-#   'mimalloc|||target/alloc/flashsale-mimalloc' (BINARY: another build of `flashsale`, relative
+#   'glibc|||target/alloc/flashsale-glibc' (BINARY: another build of `flashsale`, e.g. --no-default-features; relative
 #   to the repository root; default target/release/flashsale; ADR 0042). A fifth field DATAROOT
 #   puts that variant's --data-dir under another directory, e.g. 'shm|||target/release/flashsale|/dev/shm'
 #   (a RAM file system, where fdatasync costs nothing: the durability latency taken out, ADR 0044).

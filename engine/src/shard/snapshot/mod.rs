@@ -215,13 +215,13 @@ impl Shard {
                 lines: self.full_lines(&r.lines),
                 created_at_ms: r.created_at_ms,
                 expires_at_ms: r.expires_at_ms,
-                extensions: r.extensions,
+                extensions: r.extensions(),
                 status: status_code(r.status),
                 release_reason: r.release_reason,
                 order: r.order(),
                 payment_ref: r.payment_ref.to_string(),
                 confirmed_at_ms: r.confirmed_at_ms(),
-                idempotency_key: r.idempotency_key.clone(),
+                idempotency_key: r.idempotency_key.as_deref().cloned(),
                 request_hash: r.request_hash,
                 group: r.group(),
                 released_at_ms: r.released_at_ms(),
@@ -322,9 +322,11 @@ impl Shard {
         ) {
             settled.push((r.released_at_ms, r.id));
         }
+        // Shared by the slot and the key map (ADR 0060).
+        let idempotency_key = r.idempotency_key.map(Arc::new);
         if home && r.release_reason != Some(ReleaseReason::Aborted) {
-            if let Some(key) = &r.idempotency_key {
-                if self.idempotency.insert(key.clone(), r.id).is_some() {
+            if let Some(key) = &idempotency_key {
+                if self.idempotency.insert(Arc::clone(key), r.id).is_some() {
                     return Err(bad(format!("idempotency key {key} twice")));
                 }
             }
@@ -348,15 +350,14 @@ impl Shard {
             lines,
             created_at_ms: r.created_at_ms,
             expires_at_ms: r.expires_at_ms,
-            extensions: r.extensions,
             status,
             release_reason: r.release_reason,
             settled_at_ms,
             order_id: r.order.unwrap_or(OrderId(0)),
             payment_ref: r.payment_ref.into(),
-            idempotency_key: r.idempotency_key,
+            idempotency_key,
             request_hash: r.request_hash,
-            rare: Rare::boxed(r.group, r.extension_keys),
+            rare: Rare::boxed(r.group, r.extension_keys, r.extensions),
         };
         if !self.reservations.insert(self.id, res) {
             return Err(bad("reservation twice".into()));

@@ -484,6 +484,40 @@ async fn a_stream_on_several_threads_delivers_every_update_in_order_to_every_sub
     }
 }
 
+/// A subscriber its program does not read for longer than the client's silence limit (three
+/// heartbeats plus 2 s: a busy process, a consumer working through many subscribers) gets the
+/// updates that arrived meanwhile: the client reads what is waiting before it calls the
+/// server silent. Before this, the late read was a `Timeout` and a reconnect.
+async fn a_subscriber_read_late_gets_what_arrived_meanwhile(driver: StreamDriver) {
+    let hub = StockHub::new(1024);
+    let server = TestServer::start(driver, hub.clone(), |_| {}).await;
+    feed(&hub, level("tee", 10, 0)).await;
+    let mut sub = server.subscriber(Subscription::All);
+    expect_connected(next_non_heartbeat(&mut sub).await, false);
+    expect_snapshot(next_non_heartbeat(&mut sub).await);
+    let mut fed = Vec::new();
+    for i in 1..=3u64 {
+        let seq = feed(&hub, level("tee", 10 - i, i)).await;
+        fed.push((seq, "tee".to_string(), 10 - i, i));
+    }
+    // The test server's heartbeat is 200 ms, so the silence limit is 2.6 s.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let mut got = Vec::new();
+    while got.len() < fed.len() {
+        got.push(expect_update(next_non_heartbeat(&mut sub).await));
+    }
+    assert_eq!(
+        got, fed,
+        "the waiting updates, without a reconnect in between"
+    );
+    let stats = stats_once(&server, |s| s.updates_sent == 3).await;
+    assert_eq!(
+        stats.accepted, 1,
+        "one connection: the client did not reconnect"
+    );
+    server.shutdown().await;
+}
+
 on_both_drivers!(
     snapshot_then_updates_in_order,
     filtered_subscription_sees_only_its_skus,
@@ -496,4 +530,5 @@ on_both_drivers!(
     shutdown_tells_clients_to_come_back,
     watch_command_runs_until_its_update_count,
     many_subscribers_each_get_every_update_in_order,
+    a_subscriber_read_late_gets_what_arrived_meanwhile,
 );

@@ -215,19 +215,24 @@ impl Session {
                     return Err(err);
                 }
             }
+            // Past the silence limit the wait is zero, but the read is still tried once
+            // (`timeout` polls its future before its deadline): a caller that comes back late
+            // (a busy process, a consumer working through many subscribers) finds what the
+            // server sent meanwhile instead of taking its own delay for the server's silence.
             let silent = self.last_heard.elapsed();
-            if silent >= self.silence_limit {
-                return Err(ClientError::Timeout("a frame or heartbeat from the server"));
-            }
             let wait = if silent >= self.probe_after {
                 PROBE_INTERVAL
             } else {
                 self.probe_after - silent
             }
-            .min(self.silence_limit - silent);
+            .min(self.silence_limit.saturating_sub(silent));
             // quinn's `read` is cancel-safe: a timeout loses no data.
             let Ok(read) = tokio::time::timeout(wait, self.recv.read(&mut self.buf)).await else {
-                if self.last_heard.elapsed() >= self.probe_after {
+                let silent = self.last_heard.elapsed();
+                if silent >= self.silence_limit {
+                    return Err(ClientError::Timeout("a frame or heartbeat from the server"));
+                }
+                if silent >= self.probe_after {
                     self.probe();
                 }
                 continue;

@@ -540,17 +540,29 @@ mod tests {
     /// rendered afresh, never answered with the previous body; headers come from the problem.
     #[test]
     fn a_reused_sold_out_answer_is_the_problems_own() {
+        /// What a client sees of a response.
+        #[derive(Debug, PartialEq)]
+        struct Seen {
+            /// The status code.
+            status: u16,
+            /// Every header, name and value bytes, in order.
+            headers: Vec<(String, Vec<u8>)>,
+            /// The body.
+            body: Vec<u8>,
+        }
         /// Status, headers and body of `res`.
-        fn parts(
-            res: Response<crate::http::app::ResBody>,
-        ) -> (u16, Vec<(String, Vec<u8>)>, Vec<u8>) {
+        fn parts(res: Response<crate::http::app::ResBody>) -> Seen {
             let status = res.status().as_u16();
             let headers = res
                 .headers()
                 .iter()
                 .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
                 .collect();
-            (status, headers, body_of(res))
+            Seen {
+                status,
+                headers,
+                body: body_of(res),
+            }
         }
         // Repeats (reused), another SKU, another count, alternation, a longer SKU sharing a
         // prefix: every answer equals the problem's own response, head and body.
@@ -573,7 +585,7 @@ mod tests {
             .into_response();
             let got = sold_out_response(&sku(s), available);
             let got = parts(got);
-            assert_eq!(got.0, 409);
+            assert_eq!(got.status, 409);
             assert_eq!(got, parts(want), "{s} {available}");
         }
         // A repeat sends the kept body itself (not rendered again).

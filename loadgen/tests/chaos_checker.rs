@@ -953,3 +953,37 @@ fn orders_not_read_to_the_last_page_leave_the_verdict_unknown() {
         r.unresolved
     );
 }
+
+/// [`load`] plus an extension of r3 by 3 s sent at 600 ms whose client gave up at 610 ms (no
+/// answer), and a read at [620, 640] ms showing the hold at `shown_ms`.
+fn an_unanswered_extension_then_a_read(shown_ms: u64) -> H {
+    let (mut h, mut e) = load();
+    h.op(600, 610, extend("r3", 3), timeout());
+    h.op(
+        620,
+        640,
+        get("r3"),
+        with_view(200, view("r3", "held", "u1", R3, shown_ms)),
+    );
+    e[2] = shown_ms;
+    read_back(&mut h, e);
+    h
+}
+
+#[test]
+fn an_extension_applied_after_its_client_gave_up_is_allowed() {
+    // The server applied it at 625 ms, after the client stopped waiting at 610 ms (a reset
+    // exchange is still served): 625 + 3000 is past the 610 + 3000 (+ 5) its answer's time
+    // allows, but within what a read completed at 640 ms can show.
+    let h = an_unanswered_extension_then_a_read(3_625);
+    let r = h.check();
+    assert_eq!(kinds(&r), vec![], "{:#?}", r.violations);
+    assert_ne!(r.verdict, Verdict::Invalid);
+}
+
+#[test]
+fn a_deadline_no_unanswered_extension_could_set_differs() {
+    // 3,700 ms: later than the read's completion (640 ms) plus the 3 s asked.
+    let h = an_unanswered_extension_then_a_read(3_700);
+    assert_finds(&h, Kind::ReadDiffers);
+}

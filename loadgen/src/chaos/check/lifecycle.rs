@@ -14,7 +14,7 @@
 
 use super::index::{effect, http, Effect, Ix, Res, State};
 use super::{Findings, Kind, CLOCK_TOLERANCE_MS, EXPIRY_SLACK_MS};
-use crate::chaos::history::{Call, Line};
+use crate::chaos::history::{Call, Line, Op};
 
 /// `[a×1, b×2]`.
 pub fn fmt_lines(lines: &[Line]) -> String {
@@ -51,15 +51,28 @@ pub struct Deadlines {
     /// Acknowledged extensions: (op index, the new `expires_at` in ms), by invocation.
     pub acked: Vec<(usize, u64)>,
     /// The latest deadline the history allows: an extension whose answer was lost may have
-    /// moved it up to what it asked.
+    /// moved it up to what it asked, counted from when the server applied it — which may be
+    /// after the client gave up on the answer (a reset exchange is still served), so a later
+    /// read that shows it is the bound (see [`Deadlines::of`]).
     pub upper_ms: u64,
+    /// The latest deadline by the answers alone: acknowledged extensions, and unanswered
+    /// ones counted from their answer's time.
+    answered_upper_ms: u64,
+    /// Extensions with an unknown outcome: (sent at µs, ttl in ms).
+    unknown: Vec<(u64, u64)>,
 }
 
 impl Deadlines {
-    /// The deadlines of `r`.
+    /// The deadlines of `r`. An extension with an unknown outcome moves the latest allowed
+    /// deadline to what it asked counted from its answer's time; a read may show one counted
+    /// from later, when the server applied it after the client stopped waiting: such a
+    /// deadline is allowed when an unknown extension sent before the read could have set it
+    /// by the read's completion (`complete + ttl`, with the clock tolerance).
     pub fn of(ix: &Ix<'_>, r: &Res<'_>) -> Deadlines {
         let mut acked = Vec::new();
         let mut upper_ms = r.expires_at_ms;
+        // Extensions with an unknown outcome: (sent at µs, ttl in ms).
+        let mut unknown: Vec<(u64, u64)> = Vec::new();
         for &i in &r.ops {
             let op = ix.ops[i];
             let Call::Extend { id, ttl_s } = &op.call else {
@@ -80,10 +93,37 @@ impl Deadlines {
                 _ => {
                     let asked = op.complete_us / 1000 + ttl_s * 1000 + CLOCK_TOLERANCE_MS;
                     upper_ms = upper_ms.max(asked);
+                    unknown.push((op.invoke_us, ttl_s.saturating_mul(1000)));
                 }
             }
         }
-        Deadlines { acked, upper_ms }
+        let mut dl = Deadlines {
+            acked,
+            upper_ms,
+            answered_upper_ms: upper_ms,
+            unknown,
+        };
+        if !dl.unknown.is_empty() {
+            for &i in &r.ops {
+                let op = ix.ops[i];
+                let Some(v) = http(op).and_then(|a| a.shows(r.id)) else {
+                    continue;
+                };
+                if v.expires_at_ms > dl.upper_ms && dl.unanswered_could_set(v.expires_at_ms, op) {
+                    dl.upper_ms = v.expires_at_ms;
+                }
+            }
+        }
+        dl
+    }
+
+    /// Whether an extension with an unknown outcome, sent before `seen_by` completed, could
+    /// have set `expires_at_ms` by then.
+    fn unanswered_could_set(&self, expires_at_ms: u64, seen_by: &Op) -> bool {
+        self.unknown.iter().any(|&(sent_us, ttl_ms)| {
+            sent_us <= seen_by.complete_us
+                && expires_at_ms <= seen_by.complete_us / 1000 + ttl_ms + CLOCK_TOLERANCE_MS
+        })
     }
 
     /// The deadline no expiry may come before: the latest acknowledged one.
@@ -103,11 +143,13 @@ impl Deadlines {
             .fold(r.expires_at_ms, u64::max)
     }
 
-    /// Whether a view may show `expires_at_ms`: the first one, or a later one extensions
-    /// may have set.
-    pub fn allows(&self, r: &Res<'_>, expires_at_ms: u64) -> bool {
+    /// Whether a view answered by `seen_by` may show `expires_at_ms`: the first one, or a
+    /// later one extensions may have set by the time `seen_by` completed.
+    pub fn allows(&self, r: &Res<'_>, expires_at_ms: u64, seen_by: &Op) -> bool {
         expires_at_ms == r.expires_at_ms
-            || (expires_at_ms > r.expires_at_ms && expires_at_ms <= self.upper_ms)
+            || (expires_at_ms > r.expires_at_ms
+                && (expires_at_ms <= self.answered_upper_ms
+                    || self.unanswered_could_set(expires_at_ms, seen_by)))
     }
 }
 
@@ -130,7 +172,7 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
         if v.lines != *lines || v.buyer != *buyer {
             wrong.push(i);
         }
-        if !dl.allows(r, v.expires_at_ms) {
+        if !dl.allows(r, v.expires_at_ms, op) {
             f.violation(
                 Kind::ReadDiffers,
                 format!(
@@ -194,7 +236,8 @@ fn check_one(ix: &Ix<'_>, r: &Res<'_>, f: &mut Findings) {
         let Some(v) = a.shows(r.id).filter(|_| a.status == 200) else {
             continue;
         };
-        let differs = v.lines != r.lines || v.buyer != r.buyer || !dl.allows(r, v.expires_at_ms);
+        let differs =
+            v.lines != r.lines || v.buyer != r.buyer || !dl.allows(r, v.expires_at_ms, op);
         if differs && !differs_reported {
             differs_reported = true;
             f.violation(

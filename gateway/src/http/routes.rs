@@ -318,7 +318,7 @@ pub enum Miss {
 pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Miss> {
     // The endpoint a sale's load hits (every buyer's reservation, and its sold-out answer)
     // is matched before the table is scanned (ADR 0061); the table gives the same match.
-    if *method == Method::POST && path == RESERVE_PATH {
+    if *method == Method::POST && path == RouteId::Reserve.spec().path {
         return Ok(Matched {
             route: RouteId::Reserve,
             param: None,
@@ -327,9 +327,6 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Miss> 
     }
     scan(method, path)
 }
-
-/// The path of [`RouteId::Reserve`].
-const RESERVE_PATH: &str = "/v1/reservations";
 
 /// Matches `method path` onto the table, route after route.
 fn scan<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Miss> {
@@ -395,7 +392,7 @@ mod tests {
     #[test]
     fn the_reserve_shortcut_is_the_tables_match() {
         let spec = ROUTES.iter().find(|r| r.id == RouteId::Reserve).unwrap();
-        assert_eq!((spec.method, spec.path), ("POST", RESERVE_PATH));
+        assert_eq!((spec.method, spec.path), ("POST", "/v1/reservations"));
         for (method, path) in [
             (Method::POST, "/v1/reservations"),
             (Method::GET, "/v1/reservations"),

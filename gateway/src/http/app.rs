@@ -133,6 +133,15 @@ pub struct App<E> {
     events: Option<Slot<flashsale_events::EventService>>,
 }
 
+/// A request's answer and when it was ready (the end of its latency, [`App::handle_timed`]).
+#[derive(Debug)]
+pub struct Answered {
+    /// The response.
+    pub response: Response<ResBody>,
+    /// When it was ready.
+    pub at: Instant,
+}
+
 impl<E: Inventory> App<E> {
     /// The API over `inventory` with `config`.
     pub fn new(inventory: E, config: ApiConfig) -> Self {
@@ -215,17 +224,13 @@ impl<E: Inventory> App<E> {
 
     /// Answers one request from `peer`. Never fails: every error becomes a problem response.
     pub async fn handle<B: RequestBody>(&self, req: Request<B>, peer: IpAddr) -> Response<ResBody> {
-        self.handle_timed(req, peer).await.0
+        self.handle_timed(req, peer).await.response
     }
 
     /// [`App::handle`], also returning when the answer was ready (the end of its latency):
     /// the connection stamps its idle start with it instead of reading the clock again
     /// (ADR 0061).
-    pub async fn handle_timed<B: RequestBody>(
-        &self,
-        req: Request<B>,
-        peer: IpAddr,
-    ) -> (Response<ResBody>, Instant) {
+    pub async fn handle_timed<B: RequestBody>(&self, req: Request<B>, peer: IpAddr) -> Answered {
         let start = Instant::now();
         let (parts, body) = req.into_parts();
         let mut standby_lag = None;
@@ -275,7 +280,10 @@ impl<E: Inventory> App<E> {
             %peer,
             "request"
         );
-        (res, end)
+        Answered {
+            response: res,
+            at: end,
+        }
     }
 
     /// Runs the handler of `route`: probes first (no credentials, no limits), then the per-IP

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::app::{App, ResBody};
+use super::app::{Answered, App, ResBody};
 use super::idle::{Activity, InFlight};
 use super::inventory::Inventory;
 use super::metrics::Metrics;
@@ -479,7 +479,7 @@ pub(super) fn counted_service<E: Inventory>(
         let conn = conn.clone();
         let in_flight = activity.begin();
         async move {
-            let (res, answered_at) = conn.app.handle_timed(req, conn.peer.ip()).await;
+            let Answered { response: res, at } = conn.app.handle_timed(req, conn.peer.ip()).await;
             // A streamed body (server-sent events) is in flight until it ends, not just until
             // its head is ready: the idle check must not close its connection. A whole body
             // is sent at once (the body's kind tells, no header lookup: ADR 0061).
@@ -492,7 +492,7 @@ pub(super) fn counted_service<E: Inventory>(
                     })
                 })
             } else {
-                in_flight.end_at(answered_at);
+                in_flight.end_at(at);
                 res
             };
             Ok::<_, Infallible>(res)

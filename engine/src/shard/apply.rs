@@ -45,8 +45,10 @@ pub(super) struct Reserved {
     pub(super) request_hash: u64,
     /// When it was reserved.
     pub(super) at_ms: u64,
-    /// The caller's key, on the home shard of a keyed request.
-    pub(super) idempotency_key: Option<ScopedKey>,
+    /// The caller's key, on the home shard of a keyed request, already shared
+    /// ([`Reservation::idempotency_key`]): an 8-byte pointer moved from the record to the
+    /// store, not the 48-byte key copied at every step (ADR 0063).
+    pub(super) idempotency_key: Option<Arc<ScopedKey>>,
     /// Which shards hold parts, for a cross-shard reservation.
     pub(super) group: Option<Group>,
 }
@@ -470,7 +472,7 @@ impl Shard {
                         expires_at_ms,
                         request_hash,
                         at_ms,
-                        idempotency_key,
+                        idempotency_key: idempotency_key.map(Arc::new),
                         group,
                     },
                     buyer_handle,
@@ -535,8 +537,6 @@ impl Shard {
         } = fields;
         let compact = self.take_lines(buyer_handle, lines.lines(), units, skus);
         lines.done(self);
-        // A keyed reservation's key is stored once, shared by its slot and the key map.
-        let idempotency_key = idempotency_key.map(Arc::new);
         // The index entries first, from the fields; then the reservation is built in its
         // store slot (`insert_with`), not on the stack and moved there.
         self.index_reserved(

@@ -16,6 +16,8 @@
 //! in between, by the same check and apply functions — a `Reserved`'s lines as compact lines
 //! of SKU indexes, with no `SkuId` handle or owned `Line` (tenth round).
 
+use std::sync::Arc;
+
 use flashsale_protocol::event::{
     ArchivedEvent, ArchivedLine, ArchivedLogRecord, ArchivedReleaseReason, Group,
 };
@@ -252,7 +254,7 @@ impl Shard {
                         expires_at_ms: expires_at_ms.to_native(),
                         request_hash: request_hash.to_native(),
                         at_ms: at_ms.to_native(),
-                        idempotency_key,
+                        idempotency_key: idempotency_key.map(Arc::new),
                         group,
                     },
                     buyer_handle,

@@ -1,6 +1,8 @@
 //! Holding stock: the reserve command, idempotency-key lookups, and the checks of a
 //! reservation's lines (shape, stock, sale window, per-buyer limit).
 
+use std::sync::Arc;
+
 use flashsale_protocol::event::Group;
 use flashsale_protocol::limits::MAX_MONEY_CENTS;
 use flashsale_protocol::{
@@ -82,15 +84,11 @@ impl Shard {
         let expires_at_ms = cmd
             .expires_at_ms
             .unwrap_or_else(|| now_ms.saturating_add(min_ttl));
-        let ReserveCommand {
-            buyer,
-            lines: cmd_lines,
-            idempotency_key,
-            request_hash,
-            group,
-            claims,
-            ..
-        } = cmd;
+        // Only the claims and the lines are taken out of the command here; its other fields
+        // move straight into the record below (bound to locals first, the 48-byte key was
+        // copied once more; ADR 0063).
+        let claims = cmd.claims;
+        let cmd_lines = cmd.lines;
         let units = if claims.is_held() {
             claims.consume();
             Units::Claimed
@@ -140,12 +138,12 @@ impl Shard {
             seq: self.seq + 1,
             event: Event::Reserved {
                 id,
-                buyer,
+                buyer: cmd.buyer,
                 lines,
                 expires_at_ms,
-                idempotency_key,
-                request_hash,
-                group,
+                idempotency_key: cmd.idempotency_key,
+                request_hash: cmd.request_hash,
+                group: cmd.group,
                 at_ms: now_ms,
             },
         };
@@ -179,7 +177,9 @@ impl Shard {
                 expires_at_ms,
                 request_hash,
                 at_ms,
-                idempotency_key,
+                // A keyed reservation's key is stored once, shared by its slot and the key
+                // map; wrapped here, so only its pointer moves on (ADR 0063).
+                idempotency_key: idempotency_key.map(Arc::new),
                 group,
             },
             buyer_handle,

@@ -162,20 +162,29 @@ impl Shard {
                     next_order: &mut self.next_order,
                 };
                 rest.confirm(r, order, payment_ref, now_ms);
+                // A reservation without a group (nearly all) answers without building a
+                // follow: its own return writes `None` alone, where one return of a `follow`
+                // built either way copied the whole `Option<Decision>` (ADR 0063).
+                let Some(group) = r.group() else {
+                    return Ok(DecideOutcome {
+                        id,
+                        order: Some(order),
+                        follow: None,
+                    });
+                };
                 // The parts follow with the reference the reservation now holds.
-                let follow = r.group().map(|group| Decision {
-                    id,
-                    group,
-                    action: FollowAction::Confirm {
-                        order,
-                        payment_ref: r.payment_ref.clone(),
-                        at_ms: now_ms,
-                    },
-                });
                 Ok(DecideOutcome {
                     id,
                     order: Some(order),
-                    follow,
+                    follow: Some(Decision {
+                        id,
+                        group,
+                        action: FollowAction::Confirm {
+                            order,
+                            payment_ref: r.payment_ref.clone(),
+                            at_ms: now_ms,
+                        },
+                    }),
                 })
             }
             ReservationStatus::Confirmed if r.payment_ref == payment_ref => Ok(DecideOutcome {

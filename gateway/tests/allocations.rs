@@ -43,19 +43,20 @@ const SHOP: &str = "alloc-shop";
 const ROUNDS: usize = 300;
 
 /// The most allocations one warm hot-item reservation (201) may make on the HTTP worker's
-/// thread (exact: 38 before ADR 0051's addendum, 15 after), and process-wide (the shard and
-/// the log included; glommio's reactor makes their share move by ±10 from run to run, so
-/// this bound is loose: 45–59 after ADR 0055, 57–67 before).
+/// thread (exact: 38 before ADR 0051's addendum, 15 after, 14 after ADR 0061, 8 after ADR
+/// 0064), and process-wide (the shard and the log included; glommio's reactor makes their
+/// share move by ±10 from run to run, so this bound is loose: 45–59 after ADR 0055, 57–67
+/// before).
 const RESERVE_BOUND: Counts = Counts {
-    thread: 15,
+    thread: 8,
     process: 110,
 };
 
 /// The same for a sold-out answer (409; refused at the SKU's gate, no shard hop: 22, then 15,
-/// then 5 once the answer is reused whole, ADR 0061; the process-wide bound leaves room for
-/// the other threads' background work).
+/// then 5 once the answer is reused whole, ADR 0061, then 4 with the SKU id shared, ADR 0064;
+/// the process-wide bound leaves room for the other threads' background work).
 const SOLD_OUT_BOUND: Counts = Counts {
-    thread: 5,
+    thread: 4,
     process: 10,
 };
 

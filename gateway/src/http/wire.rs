@@ -3,6 +3,7 @@
 //! in UTC; money is integer cents, exact (at most [`MAX_MONEY_CENTS`]) in every response.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use flashsale_engine::{OrderView, ReservationView, SkuView};
 use flashsale_protocol::limits::{
@@ -296,6 +297,69 @@ pub struct ReserveBody<'a> {
     #[serde(default)]
     pub ttl_s: Option<JsonInt>,
 }
+impl<'a> ReserveBody<'a> {
+    /// Parses a `POST /v1/reservations` body, as [`parse_json`] does. The body of a
+    /// one-line reservation written compactly in the order the contract lists its members
+    /// (`{"buyer":"…","lines":[{"sku":"…","qty":N}]}`, no escapes: what storefronts and the
+    /// load generators send) is read by a scan of its bytes; any other body, valid or not, by
+    /// `serde_json` (ADR 0064).
+    pub fn parse(body: &'a [u8]) -> Result<Self, Problem> {
+        match Self::compact(body) {
+            Some(parsed) => Ok(parsed),
+            None => parse_json(body),
+        }
+    }
+
+    /// The compact one-line body, if `body` is exactly that; `None` for anything else. What
+    /// it accepts, `serde_json` reads as the same value: strings hold no escape, no control
+    /// character and valid UTF-8; the quantity is a JSON integer without sign, fraction,
+    /// exponent or leading zero, of at most [`COMPACT_QTY_DIGITS`] digits.
+    fn compact(body: &'a [u8]) -> Option<Self> {
+        let rest = body.strip_prefix(b"{\"buyer\":\"")?;
+        let (buyer, rest) = plain_str(rest)?;
+        let rest = rest.strip_prefix(b",\"lines\":[{\"sku\":\"")?;
+        let (sku, rest) = plain_str(rest)?;
+        let rest = rest.strip_prefix(b",\"qty\":")?;
+        let digits = rest.strip_suffix(b"}]}")?;
+        if !(1..=COMPACT_QTY_DIGITS).contains(&digits.len())
+            || digits[0] == b'0'
+            || !digits.iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        let qty = digits
+            .iter()
+            .fold(0i128, |n, d| n * 10 + i128::from(d - b'0'));
+        let mut lines = LineBodies::new();
+        lines.push(LineBody {
+            sku: Cow::Borrowed(sku),
+            qty: JsonInt(qty),
+        });
+        Some(ReserveBody {
+            buyer: Some(Cow::Borrowed(buyer)),
+            lines,
+            ttl_s: None,
+        })
+    }
+}
+
+/// Most digits of a quantity [`ReserveBody::compact`] reads (a longer one is read by
+/// `serde_json`; every quantity above 1,000,000 is refused after parsing either way).
+const COMPACT_QTY_DIGITS: usize = 18;
+
+/// The text of a JSON string whose opening quote was just read, and what follows its closing
+/// quote; `None` if it holds an escape or a control character, is not UTF-8, or is not closed.
+fn plain_str(s: &[u8]) -> Option<(&str, &[u8])> {
+    let end = s
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    if s[end] != b'"' {
+        return None;
+    }
+    let text = std::str::from_utf8(&s[..end]).ok()?;
+    Some((text, &s[end + 1..]))
+}
+
 impl ReserveBody<'_> {
     /// Validates the lines: 1..=32 of them, no SKU twice, qty 1..=1,000,000.
     pub fn validated_lines(&self) -> Result<Vec<(SkuId, u32)>, Problem> {
@@ -312,8 +376,8 @@ impl ReserveBody<'_> {
         // without hashing or cloning every SKU into a set.
         let mut out: Vec<(SkuId, u32)> = Vec::with_capacity(self.lines.len());
         for (i, line) in self.lines.iter().enumerate() {
-            let sku = SkuId::new(&*line.sku)
-                .map_err(|e| Problem::invalid(format!("lines[{i}].sku: {e}")))?;
+            let sku =
+                sku_id(&line.sku).map_err(|e| Problem::invalid(format!("lines[{i}].sku: {e}")))?;
             let qty = in_range_of(|| format!("lines[{i}].qty"), line.qty, 1, MAX_LINE_QTY)?;
             let qty = u32::try_from(qty).map_err(|_| Problem::internal("line qty range"))?;
             if out.iter().any(|(taken, _)| *taken == sku) {
@@ -340,6 +404,29 @@ impl ReserveBody<'_> {
             .map(|b| BuyerId::new(b).map_err(|e| Problem::invalid(format!("buyer: {e}"))))
             .transpose()
     }
+}
+
+thread_local! {
+    /// The SKU id this thread validated last (see [`sku_id`]).
+    static LAST_SKU: RefCell<Option<SkuId>> = const { RefCell::new(None) };
+}
+
+/// `s` validated as a SKU id. The buyers of a hot item all name the same SKU: when `s` is the
+/// one this thread validated last, that id is shared (a reference count) instead of a new
+/// allocation per request (ADR 0064). An id's validity depends on its text alone.
+fn sku_id(s: &str) -> Result<SkuId, flashsale_protocol::IdError> {
+    LAST_SKU.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            // Not reachable (validating does not call back into here); stay correct.
+            return SkuId::new(s);
+        };
+        if let Some(id) = last.as_ref().filter(|id| id.as_str() == s) {
+            return Ok(id.clone());
+        }
+        let id = SkuId::new(s)?;
+        *last = Some(id.clone());
+        Ok(id)
+    })
 }
 
 /// `POST /v1/reservations/{id}/extend` body.
@@ -574,6 +661,116 @@ impl Serialize for ReservationOut<'_> {
         st.serialize_field("release_reason", &v.release_reason.map(release_reason_str))?;
         st.serialize_field("extensions", &v.extensions)?;
         st.end()
+    }
+}
+
+impl ReservationOut<'_> {
+    /// Writes the reservation's JSON into `out`: the bytes `serde_json` writes for this value
+    /// (and for [`ReservationJson`]), member by member with the names as constant bytes, the
+    /// ids, numbers and times as digits (ADR 0064). Strings that may need escaping (the buyer,
+    /// the SKUs) go through `serde_json`'s own string writer.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let v = self.view;
+        out.extend_from_slice(b"{\"id\":\"");
+        write_reservation_id(out, v.id);
+        out.extend_from_slice(b"\",\"status\":\"");
+        out.extend_from_slice(v.status.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"buyer\":");
+        write_json_str(out, v.buyer.as_str())?;
+        out.extend_from_slice(b",\"lines\":[");
+        for (i, l) in v.lines.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"sku\":");
+            write_json_str(out, l.sku.as_str())?;
+            out.extend_from_slice(b",\"qty\":");
+            write_u64(out, u64::from(l.qty));
+            out.extend_from_slice(b",\"unit_price_cents\":");
+            write_u64(out, l.unit_price_cents);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"total_cents\":");
+        write_u64(out, self.total_cents);
+        out.extend_from_slice(b",\"created_at\":");
+        write_json_time(out, v.created_at_ms)?;
+        out.extend_from_slice(b",\"expires_at\":");
+        write_json_time(out, v.expires_at_ms)?;
+        out.extend_from_slice(b",\"order_id\":");
+        match v.order {
+            Some(order) => {
+                out.extend_from_slice(b"\"ord_");
+                write_hex16(out, order.0);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"release_reason\":");
+        match v.release_reason {
+            Some(r) => {
+                out.push(b'"');
+                out.extend_from_slice(release_reason_str(r).as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"extensions\":");
+        write_u64(out, u64::from(v.extensions));
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// Writes `s` as a JSON string, escaped exactly as `serde_json` escapes it (it does it).
+fn write_json_str(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+    s.serialize(&mut serde_json::Serializer::new(out))
+}
+
+/// Writes `n` in decimal, as `serde_json` writes an integer.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Writes a reservation id as its `Display` does (`res_` and 16 hex digits), without the
+/// formatting machinery.
+pub fn write_reservation_id(out: &mut Vec<u8>, id: flashsale_protocol::ReservationId) {
+    out.extend_from_slice(b"res_");
+    write_hex16(out, id.0);
+}
+
+/// Writes the 16 lower-case hex digits of an opaque id's value (its `Display` after the
+/// prefix: `{:016x}`).
+fn write_hex16(out: &mut Vec<u8>, value: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    for (i, d) in digits.iter_mut().enumerate() {
+        let shift = 60 - 4 * i;
+        *d = HEX[((value >> shift) & 0xf) as usize];
+    }
+    out.extend_from_slice(&digits);
+}
+
+/// Writes Unix milliseconds as the JSON string [`TimeOut`] serializes.
+fn write_json_time(out: &mut Vec<u8>, ms: u64) -> Result<(), serde_json::Error> {
+    let mut buf = [0u8; TIME_LEN];
+    match write_time(ms, &mut buf) {
+        Some(text) => {
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+            Ok(())
+        }
+        None => write_json_str(out, &format_ms(ms)),
     }
 }
 
@@ -1107,6 +1304,12 @@ mod tests {
             let built = serde_json::to_string(&ReservationJson::try_from(v).unwrap()).unwrap();
             let written = serde_json::to_string(&ReservationOut::new(v).unwrap()).unwrap();
             assert_eq!(written, built);
+            let mut direct = Vec::new();
+            ReservationOut::new(v)
+                .unwrap()
+                .write_json(&mut direct)
+                .unwrap();
+            assert_eq!(String::from_utf8(direct).unwrap(), built, "write_json");
         }
         for lines in [
             vec![line("a", 1, MAX_MONEY_CENTS + 1)],
@@ -1121,6 +1324,124 @@ mod tests {
             assert_eq!((written.kind, &written.detail), (built.kind, &built.detail));
             assert_eq!(written.kind, ProblemKind::Internal);
         }
+    }
+
+    /// The compact reading of a reservation body is `serde_json`'s reading wherever it
+    /// applies: over strings with escapes, quotes, controls, non-ASCII and invalid UTF-8,
+    /// quantities in every notation, white space, other member orders and every truncation.
+    #[test]
+    fn compact_reservation_bodies_read_as_serde_json_reads_them() {
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        let strings: [&[u8]; 12] = [
+            b"b1",
+            b"",
+            b"hot",
+            b"a b",
+            b"caf\xc3\xa9",
+            b"\xc3",
+            b"\xff",
+            b"x\\\"y",
+            b"x\\u0041",
+            b"x\\",
+            b"x\ty",
+            b"x\x7fy",
+        ];
+        let qtys: [&[u8]; 14] = [
+            b"1",
+            b"0",
+            b"01",
+            b"7",
+            b"1000000",
+            b"1000001",
+            b"1.0",
+            b"-1",
+            b"1e3",
+            b"999999999999999999",
+            b"9999999999999999999",
+            b" 1",
+            b"1 ",
+            b"",
+        ];
+        for buyer in strings {
+            for sku in strings {
+                for qty in qtys {
+                    let mut b = br#"{"buyer":""#.to_vec();
+                    b.extend_from_slice(buyer);
+                    b.extend_from_slice(br#"","lines":[{"sku":""#);
+                    b.extend_from_slice(sku);
+                    b.extend_from_slice(br#"","qty":"#);
+                    b.extend_from_slice(qty);
+                    b.extend_from_slice(b"}]}");
+                    bodies.push(b);
+                }
+            }
+        }
+        let base: &[u8] = br#"{"buyer":"b123","lines":[{"sku":"hot","qty":1}]}"#;
+        for end in 0..base.len() {
+            bodies.push(base[..end].to_vec());
+            let mut extra = base.to_vec();
+            extra.insert(end, b' ');
+            bodies.push(extra);
+        }
+        for other in [
+            &br#"{"buyer":"b","lines":[{"sku":"hot","qty":1}]} "#[..],
+            br#"{"buyer":"b","lines":[{"sku":"hot","qty":1}]}x"#,
+            br#"{"buyer":"b","lines":[{"sku":"hot","qty":1}]}}"#,
+            br#"{"buyer":"b","lines":[{"sku":"hot","qty":1},{"sku":"b","qty":1}]}"#,
+            br#"{"buyer":"b","lines":[{"sku":"hot","qty":1}],"ttl_s":5}"#,
+            br#"{"lines":[{"sku":"hot","qty":1}],"buyer":"b"}"#,
+            br#"{"buyer":"b","lines":[{"qty":1,"sku":"hot"}]}"#,
+            br#"{"buyer":"b","lines":[{"sku":"hot","qty":1,"x":1}]}"#,
+            br#"{"buyer":"b","lines":[{"sku":"hot","qty":1}],"buyer":"c"}"#,
+            br#"{"buyer":"b","lines":[{"sku":"hot","qty":"1"}]}"#,
+        ] {
+            bodies.push(other.to_vec());
+        }
+        let mut compact = 0;
+        for b in &bodies {
+            let shown = String::from_utf8_lossy(b);
+            let general = parse_json::<ReserveBody>(b);
+            if let Some(fast) = ReserveBody::compact(b) {
+                compact += 1;
+                assert_eq!(
+                    Ok(&fast),
+                    general.as_ref().map_err(|e| &e.detail),
+                    "{shown}"
+                );
+            }
+            match (ReserveBody::parse(b), general) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{shown}"),
+                (Err(got), Err(want)) => {
+                    assert_eq!((got.kind, got.detail), (want.kind, want.detail), "{shown}")
+                }
+                (got, want) => panic!("{shown}: {got:?} against {want:?}"),
+            }
+        }
+        // The load generators' body is read compactly, and so are the plain variations.
+        assert!(ReserveBody::compact(base).is_some());
+        assert!(compact >= 4 * 4 * 3, "{compact} bodies read compactly");
+    }
+
+    /// A SKU id validated again shares the thread's last one; another SKU, or a bad one, is
+    /// validated as [`SkuId::new`] does.
+    #[test]
+    fn a_repeated_sku_shares_the_last_id() {
+        let hot = sku_id("hot").unwrap();
+        let again = sku_id("hot").unwrap();
+        assert_eq!(hot, again);
+        assert_eq!(hot.as_str().as_ptr(), again.as_str().as_ptr(), "shared");
+        let mug = sku_id("mug").unwrap();
+        assert_eq!(mug, SkuId::new("mug").unwrap());
+        assert_ne!(mug.as_str().as_ptr(), hot.as_str().as_ptr());
+        assert_eq!(sku_id("hot-x").unwrap().as_str(), "hot-x");
+        for bad in ["", "a/b", "h t", &"x".repeat(SkuId::MAX_LEN + 1)] {
+            assert_eq!(
+                sku_id(bad).unwrap_err(),
+                SkuId::new(bad).unwrap_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(sku_id("hot").unwrap(), hot);
     }
 
     /// A reservation's strings borrow the request body unless they hold an escape.

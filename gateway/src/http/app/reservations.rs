@@ -1,7 +1,6 @@
 //! The reservation endpoints: reserve (with an optional, caller-scoped `Idempotency-Key`),
 //! read, confirm (storefront or admin, after payment) and cancel.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -9,19 +8,20 @@ use bytes::Bytes;
 use flashsale_engine::{CommandError, ReservationView, ReserveRequest};
 use flashsale_protocol::{BuyerId, IdempotencyKey, KeyOwner, ReservationId, ScopedKey};
 use flashsale_waiting_room::PassError;
-use hyper::header::{HeaderMap, HeaderValue, LOCATION};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use hyper::StatusCode;
 
 use super::access::{check_owner, forbid_partner, require};
 use super::body::RequestBody;
-use super::response::json;
+use super::response::{encoded, json_bytes};
 use super::{Answer, App, Caller};
 use crate::auth::Role;
 use crate::http::inventory::Inventory;
 use crate::http::problem::{sold_out_response, Problem, ProblemKind};
 use crate::http::rate_limit::retry_after_s;
 use crate::http::wire::{
-    parse_json, CancelBody, ConfirmBody, ExtendBody, ReservationOut, ReserveBody,
+    parse_json, write_reservation_id, CancelBody, ConfirmBody, ExtendBody, ReservationOut,
+    ReserveBody,
 };
 
 impl<E: Inventory> App<E> {
@@ -35,7 +35,7 @@ impl<E: Inventory> App<E> {
         forbid_partner(caller)?;
         let idempotency_key = idempotency_key(headers)?;
         let raw = self.read_body(headers, body).await?;
-        let req: ReserveBody = parse_json(&raw)?;
+        let req = ReserveBody::parse(&raw)?;
         let lines = req.validated_lines()?;
         let ttl_ms = req.ttl_ms()?;
         let buyer = acting_buyer(caller, req.buyer()?)?;
@@ -124,7 +124,7 @@ impl<E: Inventory> App<E> {
         forbid_partner(caller)?;
         let view = self.inventory.reservation(id).await?;
         check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
-        json(StatusCode::OK, &ReservationOut::new(&view)?)
+        reservation_answer(StatusCode::OK, &view)
     }
 
     /// `POST /v1/reservations/{id}/confirm` `{payment_ref}`: storefronts and admins only.
@@ -153,7 +153,7 @@ impl<E: Inventory> App<E> {
                 tracing::warn!(error = %e, reservation = %id, "waiting room: pass not updated in the log yet");
             }
         }
-        json(StatusCode::OK, &ReservationOut::new(&view)?)
+        reservation_answer(StatusCode::OK, &view)
     }
 
     /// `POST /v1/reservations/{id}/cancel` with an empty body or `{}`.
@@ -182,7 +182,7 @@ impl<E: Inventory> App<E> {
                 tracing::warn!(error = %e, reservation = %id, "waiting room: pass not updated in the log yet");
             }
         }
-        json(StatusCode::OK, &ReservationOut::new(&view)?)
+        reservation_answer(StatusCode::OK, &view)
     }
 
     /// `POST /v1/reservations/{id}/extend` `{ttl_s}`: storefronts, admins, or its buyer.
@@ -207,7 +207,7 @@ impl<E: Inventory> App<E> {
             check_owner(caller, &view.buyer, || format!("unknown reservation {id}"))?;
         }
         let view = self.inventory.extend(id, ttl_ms, key).await?;
-        json(StatusCode::OK, &ReservationOut::new(&view)?)
+        reservation_answer(StatusCode::OK, &view)
     }
 }
 
@@ -218,23 +218,39 @@ const RESERVATIONS_PATH: &str = "/v1/reservations/";
 const ID_CHARS: usize = 20;
 
 /// `201 Created` with the reservation and its `Location`. The body is written straight from
-/// the view; the `Location` is written into one buffer of its exact size, which becomes the
-/// header's bytes as it is (no second copy).
+/// the view into a buffer of its exact size; the `Location` is written into one buffer of its
+/// exact size, which becomes the header's bytes as it is (no second copy); the header map is
+/// sized for every header the answer gets (ADR 0064).
 fn created(view: &ReservationView) -> Answer {
-    let mut res = json(StatusCode::CREATED, &ReservationOut::new(view)?)?;
-    let mut path = String::with_capacity(RESERVATIONS_PATH.len() + ID_CHARS);
-    path.push_str(RESERVATIONS_PATH);
-    // Writing into a String cannot fail.
-    let _ = write!(path, "{}", view.id);
+    let mut res = reservation_answer(StatusCode::CREATED, view)?;
+    let mut path = Vec::with_capacity(RESERVATIONS_PATH.len() + ID_CHARS);
+    path.extend_from_slice(RESERVATIONS_PATH.as_bytes());
+    write_reservation_id(&mut path, view.id);
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(path)) {
         res.headers_mut().insert(LOCATION, v);
     }
     Ok(res)
 }
 
+/// The reservation `view` as an `application/json` answer with `status`, written by
+/// [`ReservationOut::write_json`] (the bytes `serde_json` writes for it).
+fn reservation_answer(status: StatusCode, view: &ReservationView) -> Answer {
+    let out = ReservationOut::new(view)?;
+    let body = encoded(|buf| out.write_json(buf))
+        .map_err(|e| Problem::internal(format!("cannot encode the response: {e}")))?;
+    Ok(json_bytes(status, body))
+}
+
+/// `Idempotency-Key`, named once: a lookup by a `HeaderName` skips parsing the name per
+/// request (ADR 0064).
+static IDEMPOTENCY_KEY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// `Flashsale-Pass`, named once (see [`IDEMPOTENCY_KEY_HEADER`]).
+static PASS_HEADER: HeaderName = HeaderName::from_static("flashsale-pass");
+
 /// The `Flashsale-Pass` header, if sent (a value that is not text cannot be a pass).
 fn pass_header(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
-    match headers.get("flashsale-pass") {
+    match headers.get(&PASS_HEADER) {
         None => Ok(None),
         Some(v) => v
             .to_str()
@@ -245,7 +261,7 @@ fn pass_header(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
 
 /// The `Idempotency-Key` header, if sent (422 if it is not a valid key).
 pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Problem> {
-    let Some(v) = headers.get("idempotency-key") else {
+    let Some(v) = headers.get(&IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
     let s = v
@@ -289,4 +305,166 @@ pub(super) fn key_owner(caller: &Caller) -> Result<KeyOwner, Problem> {
 fn path_reservation(param: &str) -> Result<ReservationId, Problem> {
     ReservationId::parse(param)
         .map_err(|_| Problem::not_found(format!("unknown reservation {param}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::http::app::cluster::mark_standby;
+    use crate::http::app::response::add_security_headers;
+    use crate::http::app::{full, ResBody};
+    use flashsale_engine::ReservationStatus;
+    use flashsale_protocol::{Line, OrderId, ReleaseReason, SkuId};
+    use hyper::header::CONTENT_TYPE;
+    use hyper::Response;
+
+    /// What a client sees of a response.
+    #[derive(Debug, PartialEq)]
+    struct Seen {
+        /// The status code.
+        status: u16,
+        /// Every header, name and value bytes, in order (hyper writes them in this order).
+        headers: Vec<(String, Vec<u8>)>,
+        /// The body.
+        body: Vec<u8>,
+    }
+
+    /// Status, headers and body of `res`.
+    fn seen(res: Response<ResBody>) -> Seen {
+        use http_body_util::BodyExt as _;
+        let status = res.status().as_u16();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        let body = futures::executor::block_on(res.into_body().collect())
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Seen {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The answer as built before ADR 0064 (the general path): `serde_json` over
+    /// [`ReservationOut`], a map grown header by header, `Location` formatted.
+    fn general_answer(
+        status: StatusCode,
+        view: &ReservationView,
+        location: bool,
+    ) -> Response<ResBody> {
+        let body = serde_json::to_vec(&ReservationOut::new(view).unwrap()).unwrap();
+        let mut res = Response::new(full(body));
+        *res.status_mut() = status;
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if location {
+            let path = format!("/v1/reservations/{}", view.id);
+            res.headers_mut()
+                .insert(LOCATION, HeaderValue::from_str(&path).unwrap());
+        }
+        res
+    }
+
+    /// Views of every status, one and several lines, escaped buyers and extreme values.
+    fn views() -> Vec<ReservationView> {
+        let line = |sku: &str, qty, unit_price_cents| Line {
+            sku: SkuId::new(sku).unwrap(),
+            qty,
+            unit_price_cents,
+        };
+        let held = ReservationView {
+            id: ReservationId::compose(0, 1),
+            status: ReservationStatus::Held,
+            buyer: BuyerId::new("b123456789").unwrap(),
+            lines: vec![line("hot", 1, 1500)],
+            created_at_ms: 1_795_255_200_205,
+            expires_at_ms: 1_795_255_800_205,
+            order: None,
+            release_reason: None,
+            extensions: 0,
+        };
+        vec![
+            held.clone(),
+            ReservationView {
+                id: ReservationId(u64::MAX),
+                buyer: BuyerId::new(r#"q"u\o/te~"#).unwrap(),
+                lines: vec![line("a", 2, 0), line("B.c-d_9", 1_000_000, 19_999)],
+                ..held.clone()
+            },
+            ReservationView {
+                id: ReservationId(0),
+                status: ReservationStatus::Confirmed,
+                order: Some(OrderId(u64::MAX)),
+                extensions: u32::MAX,
+                created_at_ms: 0,
+                expires_at_ms: u64::MAX,
+                ..held.clone()
+            },
+            ReservationView {
+                status: ReservationStatus::Released,
+                release_reason: Some(ReleaseReason::Cancelled),
+                order: Some(OrderId::compose(3, 0xabc)),
+                ..held.clone()
+            },
+            ReservationView {
+                status: ReservationStatus::Expired,
+                release_reason: Some(ReleaseReason::Expired),
+                lines: vec![line("x", u32::MAX, 1)],
+                ..held
+            },
+        ]
+    }
+
+    /// The 201 of a reservation and every other reservation answer are, head and body, the
+    /// general path's bytes: status, each header in the same order, the body; also once the
+    /// security headers (every answer) and a standby's headers are added.
+    #[test]
+    fn reservation_answers_are_the_general_paths_bytes() {
+        for v in views() {
+            for (status, location) in [(StatusCode::CREATED, true), (StatusCode::OK, false)] {
+                let got = if location {
+                    created(&v).unwrap()
+                } else {
+                    reservation_answer(status, &v).unwrap()
+                };
+                let want = general_answer(status, &v, location);
+                let mut got_secured = if location {
+                    created(&v).unwrap()
+                } else {
+                    reservation_answer(status, &v).unwrap()
+                };
+                let mut want_secured = general_answer(status, &v, location);
+                add_security_headers(got_secured.headers_mut());
+                add_security_headers(want_secured.headers_mut());
+                let mut got_standby = created(&v).unwrap();
+                let mut want_standby = general_answer(StatusCode::CREATED, &v, true);
+                for h in [got_standby.headers_mut(), want_standby.headers_mut()] {
+                    add_security_headers(h);
+                    mark_standby(h, 7);
+                }
+                assert_eq!(seen(got), seen(want), "{v:?}");
+                assert_eq!(seen(got_secured), seen(want_secured), "{v:?}");
+                assert_eq!(seen(got_standby), seen(want_standby), "{v:?}");
+            }
+        }
+    }
+
+    /// A created answer's header map is sized for every header it gets: adding the security
+    /// headers and a standby's two does not grow it (no reallocation of its tables).
+    #[test]
+    fn a_created_answers_headers_fit_its_map() {
+        let v = &views()[0];
+        let mut res = created(v).unwrap();
+        let capacity = res.headers().capacity();
+        add_security_headers(res.headers_mut());
+        mark_standby(res.headers_mut(), 1);
+        assert_eq!(res.headers().len(), 9);
+        assert_eq!(res.headers().capacity(), capacity);
+    }
 }

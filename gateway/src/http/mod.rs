@@ -34,6 +34,8 @@ pub mod routes;
 pub mod server;
 mod shard_timer;
 pub mod stock_metrics;
+#[cfg(test)]
+mod test_support;
 pub mod wire;
 
 pub use app::{ApiConfig, App, Caller};

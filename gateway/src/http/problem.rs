@@ -525,45 +525,12 @@ mod tests {
         assert_eq!(body["title"], "Sold out");
     }
 
-    /// The answer's body bytes.
-    fn body_of(res: Response<crate::http::app::ResBody>) -> Vec<u8> {
-        use http_body_util::BodyExt as _;
-        let body = res.into_body();
-        futures::executor::block_on(body.collect())
-            .unwrap()
-            .to_bytes()
-            .to_vec()
-    }
-
     /// A sold-out answer reused from the thread's last one has the bytes its own problem
     /// renders to; another SKU, another count, another detail or another extension member is
     /// rendered afresh, never answered with the previous body; headers come from the problem.
     #[test]
     fn a_reused_sold_out_answer_is_the_problems_own() {
-        /// What a client sees of a response.
-        #[derive(Debug, PartialEq)]
-        struct Seen {
-            /// The status code.
-            status: u16,
-            /// Every header, name and value bytes, in order.
-            headers: Vec<(String, Vec<u8>)>,
-            /// The body.
-            body: Vec<u8>,
-        }
-        /// Status, headers and body of `res`.
-        fn parts(res: Response<crate::http::app::ResBody>) -> Seen {
-            let status = res.status().as_u16();
-            let headers = res
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
-                .collect();
-            Seen {
-                status,
-                headers,
-                body: body_of(res),
-            }
-        }
+        use crate::http::test_support::seen as parts;
         // Repeats (reused), another SKU, another count, alternation, a longer SKU sharing a
         // prefix: every answer equals the problem's own response, head and body.
         let cases = [

@@ -315,41 +315,11 @@ mod tests {
     use crate::http::app::cluster::mark_standby;
     use crate::http::app::response::add_security_headers;
     use crate::http::app::{full, ResBody};
+    use crate::http::test_support::seen;
     use flashsale_engine::ReservationStatus;
     use flashsale_protocol::{Line, OrderId, ReleaseReason, SkuId};
     use hyper::header::CONTENT_TYPE;
     use hyper::Response;
-
-    /// What a client sees of a response.
-    #[derive(Debug, PartialEq)]
-    struct Seen {
-        /// The status code.
-        status: u16,
-        /// Every header, name and value bytes, in order (hyper writes them in this order).
-        headers: Vec<(String, Vec<u8>)>,
-        /// The body.
-        body: Vec<u8>,
-    }
-
-    /// Status, headers and body of `res`.
-    fn seen(res: Response<ResBody>) -> Seen {
-        use http_body_util::BodyExt as _;
-        let status = res.status().as_u16();
-        let headers = res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
-            .collect();
-        let body = futures::executor::block_on(res.into_body().collect())
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        Seen {
-            status,
-            headers,
-            body,
-        }
-    }
 
     /// The answer as built before ADR 0064 (the general path): `serde_json` over
     /// [`ReservationOut`], a map grown header by header, `Location` formatted.

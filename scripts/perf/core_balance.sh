@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where the two cores go under the hot-item load (ADR 0065): one `flashsale serve`
-# (hot_server.sh, plus a SKU `gone` of stock 0), a 2 s warm-up, then `wrk -t2 -cCONNS -dSECS`
+# (hot_server.sh: SKUs `hot` and `gone`), a 2 s warm-up, then `wrk -t2 -cCONNS -dSECS`
 # on SKU (hot or gone) with gateway/examples/wrk/hot_item.lua. Prints the rate, the CPU of each
 # server thread that used at least 0.5 % of a core (name and thread id kept, so the shard that
 # owns the SKU shows apart from the other), wrk's own CPU, and each CPU's busy share
@@ -12,8 +12,6 @@ BIN=$1; SKU=$2; C=$3; D=$4
 [ "$C" -ge 1 ] && [ "$C" -le 20000 ] || { echo "CONNS must be 1..20000" >&2; exit 2; }
 set --
 source "$(dirname "$0")/hot_server.sh"
-curl -sf -X PUT http://127.0.0.1:8099/v1/skus/gone -H "authorization: Bearer a" \
-  -d '{"name":"Gone","price_cents":100,"stock":0}' > /dev/null
 LUA=$ROOT/gateway/examples/wrk/hot_item.lua
 TCK=$(getconf CLK_TCK)
 threads() { # "tid name ticks" per server thread

@@ -8,8 +8,6 @@
 set -euo pipefail
 BIN=$1; OUT=$2; shift 2
 source "$(dirname "$0")/hot_server.sh"
-curl -sf -X PUT http://127.0.0.1:8099/v1/skus/gone -H "authorization: Bearer a" \
-  -d '{"name":"Gone","price_cents":100,"stock":0}' > /dev/null
 LUA=$ROOT/gateway/examples/wrk/hot_item.lua
 TOKEN=s SKU=gone wrk -t2 -c256 -d10s -s "$LUA" http://127.0.0.1:8099 > "$TMP/wrk.out" 2>&1 &
 WRK_PID=$!

@@ -9,8 +9,6 @@ set -euo pipefail
 BIN=$1; SKU=$2; OUT=$3
 set --
 source "$(dirname "$0")/hot_server.sh"
-curl -sf -X PUT http://127.0.0.1:8099/v1/skus/gone -H "authorization: Bearer a" \
-  -d '{"name":"Gone","price_cents":100,"stock":0}' > /dev/null
 LUA=$ROOT/gateway/examples/wrk/hot_item.lua
 TOKEN=s SKU=$SKU wrk -t2 -c256 -d12s -s "$LUA" http://127.0.0.1:8099 > "$TMP/wrk.out" 2>&1 &
 WRK=$!
